@@ -1,0 +1,6 @@
+"""``python -m photonpack`` runs the CLI."""
+
+from photonpack.cli import main
+
+if __name__ == "__main__":
+    main()

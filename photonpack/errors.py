@@ -1,0 +1,136 @@
+"""The one exception tree of photonpack.
+
+Every error a user can cause is a :class:`PhotonpackError`. Its message is
+complete: what was expected, what was found, and what to do. The CLI turns it
+into that message and ``exit_code``, never into a traceback.
+
+::
+
+    PhotonpackError                      exit 1
+    ├── PhotonDefinitionError            a Photon subclass is declared wrongly
+    ├── PhotonSourceError                a photon cannot be found or imported
+    ├── LockError                        resolution or the lock file
+    │   ├── ResolutionError              conflicting / unknown requirements
+    │   ├── NoCompatibleWheelError       a package has no wheel for a target
+    │   ├── LockFileError                a malformed pylock file
+    │   └── StaleLockError               the lock does not match its inputs
+    ├── IndexError_                      a package index or download failed
+    ├── BuildError                       assembling an archive failed
+    ├── ArchiveError                     not a photon archive / unreadable
+    ├── IntegrityError                   exit 3: bytes differ from their digest
+    ├── StoreError                       $PHOTONPACK_HOME unusable
+    ├── EnvironmentError_                creating the photon's venv failed
+    ├── ServeError                       the server cannot start (port busy, ...)
+    ├── RegistryError                    an OCI registry refused or failed
+    └── ClientError                      an HTTP call from :class:`Client` failed
+
+Foreign exceptions (``OSError``, ``zstandard.ZstdError``, ``tarfile``,
+``subprocess``, ``urllib``) are translated into this tree at the boundary where
+they happen, with ``raise ... from``.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ArchiveError",
+    "BuildError",
+    "ClientError",
+    "EnvironmentError_",
+    "IndexError_",
+    "IntegrityError",
+    "LockError",
+    "LockFileError",
+    "NoCompatibleWheelError",
+    "PhotonDefinitionError",
+    "PhotonSourceError",
+    "PhotonpackError",
+    "RegistryError",
+    "ResolutionError",
+    "ServeError",
+    "StaleLockError",
+    "StoreError",
+]
+
+
+class PhotonpackError(Exception):
+    """Root of every error photonpack reports to a user."""
+
+    exit_code: int = 1
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class PhotonDefinitionError(PhotonpackError, TypeError):
+    """A Photon subclass declares an attribute or handler wrongly."""
+
+
+class PhotonSourceError(PhotonpackError):
+    """A photon's source cannot be found, parsed or imported."""
+
+
+class LockError(PhotonpackError):
+    """Locking failed or a lock file cannot be used."""
+
+
+class ResolutionError(LockError):
+    """The requirements cannot be resolved (conflict, unknown package)."""
+
+
+class NoCompatibleWheelError(LockError):
+    """A locked package has no wheel for one of the targets."""
+
+
+class LockFileError(LockError):
+    """A pylock file is malformed or not one of ours."""
+
+
+class StaleLockError(LockError):
+    """The lock file does not match the photon's current inputs."""
+
+
+class IndexError_(PhotonpackError):
+    """A package index is unreachable or served something unexpected."""
+
+
+class BuildError(PhotonpackError):
+    """An archive cannot be assembled."""
+
+
+class ArchiveError(PhotonpackError):
+    """A file is not a readable photon archive."""
+
+
+class IntegrityError(PhotonpackError):
+    """Bytes do not match the digest or size that vouches for them."""
+
+    exit_code = 3
+
+
+class StoreError(PhotonpackError):
+    """The local store ($PHOTONPACK_HOME) cannot be used."""
+
+
+class EnvironmentError_(PhotonpackError):
+    """A photon's virtual environment cannot be created."""
+
+
+class ServeError(PhotonpackError):
+    """A photon cannot be served."""
+
+
+class RegistryError(PhotonpackError):
+    """An OCI registry refused a request or cannot be reached."""
+
+
+class ClientError(PhotonpackError):
+    """A call made by :class:`photonpack.client.Client` failed."""
+
+    def __init__(self, message: str, *, status: int | None = None, detail: object = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.detail = detail

@@ -1,0 +1,4 @@
+"""The serving side: the photon's environment, the FastAPI app, the serve process.
+
+Kept import-light: importing ``photonpack.runtime`` never imports FastAPI.
+"""
