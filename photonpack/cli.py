@@ -8,7 +8,6 @@ or ``photonpack verify`` never import the serving stack.
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import click
@@ -43,4 +42,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()
