@@ -1,0 +1,144 @@
+"""Push / pull of a realistic photon through a local registry, against ORAS (oras-py).
+
+Run by hand from the repository root: ``.venv/bin/python bench/registry.py``.
+Needs Debian's ``docker-registry`` and the ``oras`` dev dependency.
+
+The photon has the wheel sizes of a typical serving stack (numpy, pydantic-core,
+uvloop, ... with incompressible payloads, so the zstd archive is as large as on
+a real build). Figures: cold push, warm re-push (nothing to upload), the push
+of a second photon that shares all wheels but one (bytes uploaded vs total),
+and pull (download + verify + rebuild of the byte-identical archive); ORAS
+pushes and pulls the same blobs as plain files in the same run.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import oras.client
+
+from photonpack.bundle import write_archive
+from photonpack.oci import RegistryClient
+from photonpack.reference import Reference, parse_reference
+from photonpack.registry import PushResult, pull_photon, push_archive, push_photon
+from tests.support.registry import StagedPhoton, stage_photon, start_registry
+
+T = TypeVar("T")
+
+# (project, version, payload KiB): roughly the wheels of fastapi + uvicorn[standard] + numpy.
+STACK = [
+    ("numpy", "2.1.0", 16_000),
+    ("pydantic-core", "2.23.0", 2_000),
+    ("uvloop", "0.21.0", 3_900),
+    ("httptools", "0.6.1", 340),
+    ("watchfiles", "0.24.0", 420),
+    ("websockets", "13.0", 160),
+    ("pydantic", "2.9.0", 430),
+    ("starlette", "0.38.0", 70),
+    ("fastapi", "0.115.0", 90),
+    ("uvicorn", "0.30.0", 60),
+    ("pyyaml", "6.0.2", 750),
+    ("anyio", "4.4.0", 90),
+]
+
+
+def _mib(n: int) -> str:
+    return f"{n / 2**20:.1f} MiB"
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory(prefix="pp-bench-registry-") as tmp:
+        root = Path(tmp)
+        registry = start_registry(root / "registry")
+        try:
+            run(root, registry.host)
+        finally:
+            registry.stop()
+
+
+def _archive(staged: StagedPhoton, path: Path) -> Path:
+    with path.open("wb") as out:
+        write_archive(out, staged.manifest, staged.blob_path)
+    return path
+
+
+def run(root: Path, host: str) -> None:
+    first = _photon(root / "a", None)
+    second = _photon(root / "b", "uvloop")
+    a = _archive(first, root / "a.photon")
+    b = _archive(second, root / "b.photon")
+    total = first.manifest.total_size
+    size = _mib(a.stat().st_size)
+    print(f"photon: {len(first.manifest.wheels)} wheels, {_mib(total)} payload, archive {size}")
+
+    def moved(result: PushResult) -> str:
+        share = 100 * result.uploaded_bytes / result.total_bytes
+        return (
+            f"uploaded {len(result.uploaded)}/{result.total_blobs} blobs, "
+            f"{_mib(result.uploaded_bytes)} of {_mib(result.total_bytes)} ({share:.1f}%)"
+        )
+
+    with RegistryClient(host) as client:
+        t_cold, cold = _timed(lambda: push_archive(a, _ref(host, "counter:a"), client=client))
+        t_warm, warm = _timed(lambda: push_archive(a, _ref(host, "counter:a"), client=client))
+        t_delta, delta = _timed(lambda: push_archive(b, _ref(host, "counter:b"), client=client))
+        t_blobs, _ = _timed(
+            lambda: push_photon(
+                first.manifest, first.blob_path, _ref(host, "blobs:a"), client=client
+            )
+        )
+        out = root / "pulled.photon"
+        t_pull, pulled = _timed(lambda: pull_photon(_ref(host, "counter:a"), out, client=client))
+    same = pulled.path.read_bytes() == a.read_bytes()
+
+    files = sorted(str(p) for p in first.blobs.iterdir())
+    oras_client = oras.client.OrasClient(hostname=host, insecure=True)
+    t_oras_push, _ = _timed(
+        lambda: oras_client.push(
+            files=files, target=f"{host}/bench/oras:a", disable_path_validation=True
+        )
+    )
+    t_oras_pull, _ = _timed(
+        lambda: oras_client.pull(target=f"{host}/bench/oras:a", outdir=str(root / "oras-out"))
+    )
+
+    print(f"push .photon cold    {t_cold:6.2f} s  {moved(cold)}  (includes verify+unpack)")
+    print(f"push .photon again   {t_warm:6.2f} s  {moved(warm)}")
+    print(f"push sibling photon  {t_delta:6.2f} s  {moved(delta)}")
+    print(f"push blobs only      {t_blobs:6.2f} s  (push_photon from unpacked blobs, new repo)")
+    print(f"pull to .photon      {t_pull:6.2f} s  byte-identical archive: {same}")
+    print(f"oras-py push         {t_oras_push:6.2f} s  same blobs as plain files")
+    print(f"oras-py pull         {t_oras_pull:6.2f} s")
+    print(
+        f"ratios photonpack/oras: push blobs {t_blobs / t_oras_push:.2f}x, "
+        f"push .photon {t_cold / t_oras_push:.2f}x, pull {t_pull / t_oras_pull:.2f}x "
+        "(photonpack pull also re-hashes every blob and rebuilds the zstd archive)"
+    )
+
+
+def _timed(func: Callable[[], T]) -> tuple[float, T]:
+    start = time.perf_counter()
+    value = func()
+    return time.perf_counter() - start, value
+
+
+def _ref(host: str, name: str) -> Reference:
+    return parse_reference(f"{host}/bench/{name}")
+
+
+def _photon(root: Path, changed: str | None) -> StagedPhoton:
+    """STACK as one photon; ``changed`` gets another version, hence other wheel bytes."""
+    wheels = [(p, v + (".post1" if p == changed else "")) for p, v, _ in STACK]
+    payloads = {p: kib * 1024 for p, _, kib in STACK}
+    return stage_photon(root, "counter", wheels, wheel_payload=payloads)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,607 @@
+"""A small client for the OCI distribution API: blobs, manifests, tags, auth.
+
+Standard library only (``http.client``): the registry protocol is a handful of
+plain HTTP calls, and every byte that comes back is re-hashed by the caller's
+side of this module, never taken on the registry's word (``Docker-Content-Digest``
+is ignored). Authentication follows the distribution spec: anonymous, HTTP
+Basic, or the Bearer token handshake announced by ``WWW-Authenticate``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import http.client
+import json
+import re
+import socket
+import ssl
+import urllib.parse
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+from photonpack.errors import IntegrityError, RegistryError
+
+__all__ = [
+    "OCI_MANIFEST",
+    "Credentials",
+    "ProgressFn",
+    "RegistryClient",
+    "Transfer",
+]
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+# Large blobs go up in chunks of this size; smaller ones in one PUT.
+CHUNK_SIZE = 8 * 1024 * 1024
+# The distribution spec lets registries refuse manifests over 4 MiB; we refuse
+# to read more than that, so a hostile registry cannot exhaust memory.
+MAX_MANIFEST_BYTES = 4 * 1024 * 1024
+_READ_SIZE = 1024 * 1024
+_LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+_CHALLENGE_RE = re.compile(r'(\w+)="([^"]*)"')
+
+
+@dataclass(frozen=True, kw_only=True)
+class Credentials:
+    """A registry login; the password never appears in ``repr`` or messages."""
+
+    username: str
+    password: str = field(repr=False)
+
+    def basic(self) -> str:
+        raw = f"{self.username}:{self.password}".encode()
+        return "Basic " + base64.b64encode(raw).decode("ascii")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Transfer:
+    """Progress of one blob: ``done`` of ``total`` bytes moved so far."""
+
+    digest: str
+    title: str
+    done: int
+    total: int
+
+
+ProgressFn = Callable[[Transfer], None]
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Response:
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+
+class RegistryClient:
+    """One registry host. Reuses one connection; authenticates on demand."""
+
+    def __init__(
+        self,
+        registry: str,
+        *,
+        credentials: Credentials | None = None,
+        insecure: bool = False,
+        timeout: float = 60.0,
+    ) -> None:
+        plain = urllib.parse.urlsplit("//" + registry).hostname in _LOCAL_HOSTS or insecure
+        self.registry = registry
+        self.scheme = "http" if plain else "https"
+        self._credentials = credentials
+        self._timeout = timeout
+        self._conn: http.client.HTTPConnection | None = None
+        self._tokens: dict[str, str] = {}
+        self._basic = False
+
+    # -- public API -----------------------------------------------------
+
+    def has_blob(self, repository: str, digest: str) -> bool:
+        """True if the registry holds ``digest`` in ``repository`` (HEAD)."""
+        response = self._request("HEAD", f"/v2/{repository}/blobs/{digest}", repository)
+        if response.status == 200:
+            return True
+        if response.status == 404:
+            return False
+        raise self._error(response, f"checking blob {digest} in {repository}")
+
+    def mount_blob(self, repository: str, digest: str, source: str) -> bool:
+        """Ask the registry to link ``digest`` from ``source`` repo; True if it did."""
+        query = urllib.parse.urlencode({"mount": digest, "from": source})
+        response = self._request(
+            "POST", f"/v2/{repository}/blobs/uploads/?{query}", repository, push=True
+        )
+        if response.status == 201:
+            return True
+        if response.status == 202:
+            self._cancel(response, repository)
+            return False
+        raise self._error(response, f"mounting blob {digest} from {source}")
+
+    def upload_blob(
+        self,
+        repository: str,
+        *,
+        digest: str,
+        size: int,
+        stream: BinaryIO,
+        title: str = "",
+        progress: ProgressFn | None = None,
+        chunk_size: int = CHUNK_SIZE,
+    ) -> None:
+        """Upload ``size`` bytes read from ``stream`` as ``digest``: one PUT, or chunks."""
+        response = self._request("POST", f"/v2/{repository}/blobs/uploads/", repository, push=True)
+        if response.status != 202:
+            raise self._error(response, f"starting the upload of {digest}")
+        location = self._location(response)
+        report = progress or (lambda _t: None)
+        report(Transfer(digest=digest, title=title, done=0, total=size))
+        done = 0
+        if size > chunk_size:
+            while done < size:
+                chunk = stream.read(min(chunk_size, size - done))
+                if not chunk:
+                    break
+                headers = {
+                    "Content-Type": "application/octet-stream",
+                    "Content-Range": f"{done}-{done + len(chunk) - 1}",
+                }
+                response = self._request(
+                    "PATCH", location, repository, push=True, body=chunk, headers=headers
+                )
+                if response.status != 202:
+                    raise self._error(response, f"uploading a chunk of {digest}")
+                location = self._location(response)
+                done += len(chunk)
+                report(Transfer(digest=digest, title=title, done=done, total=size))
+            body = b""
+        else:
+            body = stream.read(size + 1)
+            done = len(body)
+        if done != size:
+            raise IntegrityError(
+                f"blob {digest} ({title or 'no name'}) should be {size} bytes, read {done}: "
+                "the local file changed during the push; rebuild or re-verify it"
+            )
+        sep = "&" if "?" in location else "?"
+        response = self._request(
+            "PUT",
+            f"{location}{sep}digest={urllib.parse.quote(digest)}",
+            repository,
+            push=True,
+            body=body,
+            headers={"Content-Type": "application/octet-stream"},
+        )
+        if response.status != 201:
+            raise self._error(response, f"finishing the upload of {digest}")
+        report(Transfer(digest=digest, title=title, done=size, total=size))
+
+    def put_manifest(self, repository: str, reference: str, body: bytes, media_type: str) -> None:
+        """PUT a manifest under a tag or digest."""
+        response = self._request(
+            "PUT",
+            f"/v2/{repository}/manifests/{reference}",
+            repository,
+            push=True,
+            body=body,
+            headers={"Content-Type": media_type},
+        )
+        if response.status != 201:
+            raise self._error(response, f"pushing the manifest {repository}:{reference}")
+
+    def get_manifest(self, repository: str, reference: str) -> tuple[str, bytes]:
+        """GET a manifest by tag or digest: (media type, raw bytes); digests checked by caller."""
+        response = self._request(
+            "GET",
+            f"/v2/{repository}/manifests/{reference}",
+            repository,
+            headers={"Accept": OCI_MANIFEST},
+            limit=MAX_MANIFEST_BYTES,
+        )
+        if response.status == 404:
+            raise RegistryError(
+                f"{self.registry}/{repository} has no manifest {reference!r}: "
+                f"check the tag with `photonpack list --remote {self.registry}/{repository}`"
+            )
+        if response.status != 200:
+            raise self._error(response, f"fetching the manifest {repository}:{reference}")
+        media_type = response.headers.get("content-type", "").split(";")[0].strip()
+        return media_type, response.body
+
+    def list_tags(self, repository: str, *, page_size: int = 1000) -> list[str]:
+        """Every tag of ``repository``, following ``Link: <...>; rel="next"`` pages."""
+        tags: list[str] = []
+        path: str | None = f"/v2/{repository}/tags/list?n={page_size}"
+        while path:
+            response = self._request("GET", path, repository, limit=MAX_MANIFEST_BYTES)
+            if response.status == 404:
+                raise RegistryError(
+                    f"{self.registry}/{repository} does not exist: check the repository name"
+                )
+            if response.status != 200:
+                raise self._error(response, f"listing the tags of {repository}")
+            try:
+                page = json.loads(response.body)
+                tags += [str(t) for t in page.get("tags") or []]
+            except (ValueError, AttributeError, TypeError) as exc:
+                raise RegistryError(
+                    f"{self.registry} answered the tag list of {repository} with something "
+                    "that is not the JSON the distribution spec describes"
+                ) from exc
+            path = _next_link(response.headers.get("link", ""))
+        return sorted(set(tags))
+
+    def fetch_blob(
+        self,
+        repository: str,
+        *,
+        digest: str,
+        size: int,
+        out: BinaryIO,
+        title: str = "",
+        progress: ProgressFn | None = None,
+    ) -> None:
+        """Stream blob ``digest`` into ``out``, refusing more than ``size`` bytes or other bytes."""
+        report = progress or (lambda _t: None)
+        hasher = hashlib.sha256()
+        done = 0
+        with self._stream(f"/v2/{repository}/blobs/{digest}", repository, digest) as chunks:
+            report(Transfer(digest=digest, title=title, done=0, total=size))
+            for chunk in chunks(size + 1):
+                done += len(chunk)
+                if done > size:
+                    raise IntegrityError(
+                        f"{self.registry}/{repository} served more than the {size} bytes that "
+                        f"the manifest lists for {title or digest}; refusing it, nothing was kept"
+                    )
+                hasher.update(chunk)
+                out.write(chunk)
+                report(Transfer(digest=digest, title=title, done=done, total=size))
+        found = "sha256:" + hasher.hexdigest()
+        if done != size or found != digest:
+            raise IntegrityError(
+                f"{self.registry}/{repository} served {done} bytes hashing to {found} for "
+                f"{title or 'a blob'}, expected {size} bytes with {digest}; refusing it, "
+                "nothing was kept"
+            )
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def __enter__(self) -> RegistryClient:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    # -- HTTP -------------------------------------------------------------
+
+    def _connection(self) -> http.client.HTTPConnection:
+        if self._conn is None:
+            if self.scheme == "https":
+                self._conn = http.client.HTTPSConnection(
+                    self.registry, timeout=self._timeout, context=ssl.create_default_context()
+                )
+            else:
+                self._conn = http.client.HTTPConnection(self.registry, timeout=self._timeout)
+        return self._conn
+
+    def _send(
+        self, method: str, path: str, body: bytes | None, headers: Mapping[str, str]
+    ) -> http.client.HTTPResponse:
+        """One request on the kept connection; retried once on a fresh one if it went stale."""
+        for attempt in (1, 2):
+            conn = self._connection()
+            try:
+                conn.request(method, path, body=body, headers=dict(headers))
+                return conn.getresponse()
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as exc:
+                self.close()
+                if attempt == 2:
+                    raise self._unreachable(exc) from exc
+            except (OSError, http.client.HTTPException) as exc:
+                self.close()
+                raise self._unreachable(exc) from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _unreachable(self, exc: BaseException) -> RegistryError:
+        reason = exc.reason if isinstance(exc, ssl.SSLError) else (str(exc) or type(exc).__name__)
+        hint = ""
+        if isinstance(exc, ssl.SSLError) and self.scheme == "https":
+            hint = "; if it serves plain HTTP, pass --insecure"
+        if isinstance(exc, socket.timeout):
+            reason = "timed out"
+        return RegistryError(
+            f"cannot reach registry {self.scheme}://{self.registry}: {reason}{hint}"
+        )
+
+    def _path(self, target: str) -> str:
+        """A path on this registry from a Location header (relative or absolute URL)."""
+        if target.startswith("/"):
+            return target
+        parsed = urllib.parse.urlsplit(target)
+        if parsed.netloc and parsed.netloc != self.registry:
+            raise RegistryError(
+                f"{self.registry} redirected an upload to another host ({parsed.netloc}); "
+                "photonpack only uploads to the registry it was given"
+            )
+        return urllib.parse.urlunsplit(("", "", parsed.path, parsed.query, ""))
+
+    def _location(self, response: _Response) -> str:
+        location = response.headers.get("location")
+        if not location:
+            raise RegistryError(
+                f"{self.registry} accepted an upload without a Location header, "
+                "which the OCI distribution spec requires"
+            )
+        return self._path(location)
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        repository: str,
+        *,
+        push: bool = False,
+        body: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        limit: int = 64 * 1024,
+    ) -> _Response:
+        """A request with auth; the body is read fully, up to ``limit`` bytes."""
+        raw = self._authed(method, path, repository, push=push, body=body, headers=headers or {})
+        data = raw.read(limit + 1) if method != "HEAD" else b""
+        raw.read()
+        if len(data) > limit:
+            raise RegistryError(
+                f"{self.registry} answered {method} {path.partition('?')[0]} with more than "
+                f"{limit} bytes; refusing it"
+            )
+        return _response_with(raw, data)
+
+    def _authed(
+        self,
+        method: str,
+        path: str,
+        repository: str,
+        *,
+        push: bool,
+        body: bytes | None,
+        headers: Mapping[str, str],
+    ) -> http.client.HTTPResponse:
+        scope = f"repository:{repository}:{'pull,push' if push else 'pull'}"
+        sent = dict(headers)
+        if body is not None:
+            sent["Content-Length"] = str(len(body))
+        for attempt in (1, 2):
+            auth = self._auth_header(scope)
+            if auth:
+                sent["Authorization"] = auth
+            raw = self._send(method, path, body, sent)
+            if raw.status != 401 or attempt == 2:
+                return raw
+            challenge = raw.getheader("WWW-Authenticate", "")
+            raw.read()
+            self._login(challenge, scope)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _auth_header(self, scope: str) -> str | None:
+        if scope in self._tokens:
+            return "Bearer " + self._tokens[scope]
+        if self._basic and self._credentials is not None:
+            return self._credentials.basic()
+        return None
+
+    def _login(self, challenge: str, scope: str) -> None:
+        kind = challenge.split(" ", 1)[0].lower()
+        if kind == "basic":
+            if self._credentials is None or self._basic:
+                raise self._denied(401)
+            self._basic = True
+            return
+        if kind != "bearer":
+            raise RegistryError(
+                f"{self.registry} asks for an authentication scheme photonpack does not know "
+                f"({challenge.split(' ', 1)[0] or 'none'}); expected Basic or Bearer"
+            )
+        if scope in self._tokens:
+            raise self._denied(401)
+        params = dict(_CHALLENGE_RE.findall(challenge))
+        self._tokens[scope] = self._fetch_token(params, scope)
+
+    def _fetch_token(self, params: Mapping[str, str], scope: str) -> str:
+        realm = params.get("realm", "")
+        parsed = urllib.parse.urlsplit(realm)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            raise RegistryError(f"{self.registry} announced an unusable token realm {realm!r}")
+        if (
+            parsed.scheme == "http"
+            and parsed.hostname not in _LOCAL_HOSTS
+            and self.scheme != "http"
+        ):
+            raise RegistryError(
+                f"{self.registry} sends logins to a plain-HTTP token service ({parsed.netloc}); "
+                "refusing to send credentials without TLS"
+            )
+        query = [("service", params.get("service", self.registry)), ("scope", scope)]
+        if params.get("scope") and params["scope"] != scope:
+            query.append(("scope", params["scope"]))
+        if self._credentials is not None:
+            query.append(("account", self._credentials.username))
+        url_path = parsed.path or "/"
+        target = f"{url_path}?{parsed.query + '&' if parsed.query else ''}"
+        target += urllib.parse.urlencode(query)
+        conn_cls = (
+            http.client.HTTPSConnection if parsed.scheme == "https" else http.client.HTTPConnection
+        )
+        conn = conn_cls(parsed.netloc, timeout=self._timeout)
+        headers = {"Authorization": self._credentials.basic()} if self._credentials else {}
+        try:
+            conn.request("GET", target, headers=headers)
+            response = conn.getresponse()
+            body = response.read(MAX_MANIFEST_BYTES)
+        except (OSError, http.client.HTTPException) as exc:
+            raise RegistryError(
+                f"cannot reach the token service {parsed.scheme}://{parsed.netloc} of "
+                f"{self.registry}: {exc}"
+            ) from exc
+        finally:
+            conn.close()
+        if response.status in (401, 403):
+            raise self._denied(response.status)
+        try:
+            answer = json.loads(body)
+            token = answer.get("token") or answer.get("access_token")
+        except (ValueError, AttributeError) as exc:
+            token = None
+            if response.status == 200:
+                raise RegistryError(
+                    f"the token service of {self.registry} answered with something other than JSON"
+                ) from exc
+        if response.status != 200 or not isinstance(token, str) or not token:
+            raise RegistryError(
+                f"the token service of {self.registry} gave no token (HTTP {response.status})"
+            )
+        return token
+
+    def _denied(self, status: int) -> RegistryError:
+        if self._credentials is None:
+            return RegistryError(
+                f"{self.registry} requires a login (HTTP {status}): pass --username and "
+                "--password-stdin, or set PHOTONPACK_REGISTRY_USERNAME and "
+                "PHOTONPACK_REGISTRY_PASSWORD"
+            )
+        return RegistryError(
+            f"{self.registry} refused the login of {self._credentials.username!r} "
+            f"(HTTP {status}): check the username and password"
+        )
+
+    def _error(self, response: _Response, doing: str) -> RegistryError:
+        if response.status == 401:
+            return self._denied(401)
+        if response.status == 403:
+            who = f" {self._credentials.username!r}" if self._credentials else " anonymous users"
+            return RegistryError(
+                f"{self.registry} denied{who} access while {doing} (HTTP 403): "
+                "ask for push/pull rights on the repository"
+            )
+        detail = _error_detail(response.body)
+        return RegistryError(
+            f"{self.registry} failed while {doing}: HTTP {response.status}{detail}"
+        )
+
+    def _cancel(self, response: _Response, repository: str) -> None:
+        location = response.headers.get("location")
+        if location:
+            self._request("DELETE", self._path(location), repository, push=True)
+
+    def _stream(self, path: str, repository: str, digest: str) -> _BlobStream:
+        return _BlobStream(self, path, repository, digest)
+
+
+class _BlobStream:
+    """A GET whose body is read in bounded chunks; follows redirects to blob storage."""
+
+    def __init__(self, client: RegistryClient, path: str, repository: str, digest: str) -> None:
+        self._client = client
+        self._path = path
+        self._repository = repository
+        self._digest = digest
+        self._response: http.client.HTTPResponse | None = None
+        self._other: http.client.HTTPConnection | None = None
+
+    def __enter__(self) -> Callable[[int], Iterator[bytes]]:
+        client = self._client
+        response = client._authed(
+            "GET", self._path, self._repository, push=False, body=None, headers={}
+        )
+        for _ in range(5):
+            if response.status not in (301, 302, 303, 307, 308):
+                break
+            location = response.getheader("Location", "")
+            response.read()
+            response = self._follow(location)
+        self._response = response
+        if response.status == 404:
+            response.read()
+            raise RegistryError(
+                f"{client.registry}/{self._repository} has no blob {self._digest}: "
+                "the manifest refers to content the registry lost; push the photon again"
+            )
+        if response.status != 200:
+            body = response.read(64 * 1024)
+            raise client._error(_response_with(response, body), f"fetching blob {self._digest}")
+        return self._chunks
+
+    def _follow(self, location: str) -> http.client.HTTPResponse:
+        parsed = urllib.parse.urlsplit(location)
+        if not parsed.netloc:
+            return self._client._send("GET", location, None, {})
+        if parsed.scheme == "http" and self._client.scheme == "https":
+            raise RegistryError(
+                f"{self._client.registry} redirected a download to plain HTTP ({parsed.netloc}); "
+                "refusing it"
+            )
+        cls = (
+            http.client.HTTPSConnection if parsed.scheme == "https" else http.client.HTTPConnection
+        )
+        self._other = cls(parsed.netloc, timeout=60.0)
+        target = urllib.parse.urlunsplit(("", "", parsed.path or "/", parsed.query, ""))
+        try:
+            self._other.request("GET", target)
+            return self._other.getresponse()
+        except (OSError, http.client.HTTPException) as exc:
+            raise RegistryError(f"cannot reach blob storage {parsed.netloc}: {exc}") from exc
+
+    def _chunks(self, limit: int) -> Iterator[bytes]:
+        assert self._response is not None
+        length = self._response.getheader("Content-Length")
+        if length is not None and length.isdigit() and int(length) >= limit:
+            raise IntegrityError(
+                f"{self._client.registry}/{self._repository} announced {length} bytes for blob "
+                f"{self._digest}, more than the manifest lists; refusing it, nothing was kept"
+            )
+        read = 0
+        while read < limit:
+            try:
+                chunk = self._response.read(min(_READ_SIZE, limit - read))
+            except (OSError, http.client.HTTPException) as exc:
+                raise RegistryError(
+                    f"the download of {self._digest} from {self._client.registry} broke off: {exc}"
+                ) from exc
+            if not chunk:
+                return
+            read += len(chunk)
+            yield chunk
+
+    def __exit__(self, *exc: object) -> None:
+        if self._other is not None:
+            self._other.close()
+        # A body we did not read to the end leaves the connection unusable.
+        if self._response is not None and not self._response.isclosed():
+            self._client.close()
+
+
+def _response_with(raw: http.client.HTTPResponse, body: bytes) -> _Response:
+    return _Response(
+        status=raw.status, headers={k.lower(): v for k, v in raw.getheaders()}, body=body
+    )
+
+
+def _next_link(header: str) -> str | None:
+    match = re.search(r'<([^>]+)>\s*;\s*rel="?next"?', header)
+    if not match:
+        return None
+    target = match.group(1)
+    parsed = urllib.parse.urlsplit(target)
+    return urllib.parse.urlunsplit(("", "", parsed.path, parsed.query, ""))
+
+
+def _error_detail(body: bytes) -> str:
+    try:
+        errors = json.loads(body).get("errors") or []
+        first = errors[0]
+        return f" ({first.get('code', '')}: {first.get('message', '')})"
+    except (ValueError, AttributeError, IndexError, TypeError):
+        return ""

@@ -1,0 +1,372 @@
+"""Photons as OCI artifacts: push, pull and list through any OCI registry.
+
+The mapping (OCI image-spec 1.1, artifact guidance)::
+
+    OCI image manifest   artifactType  application/vnd.photonpack.photon.v1+json
+    ├── config           photon.json, canonical bytes, so config.digest == the photon digest
+    │                    mediaType application/vnd.photonpack.manifest.v1+json
+    └── layers           one per distinct blob, in the archive's order (sorted by sha256)
+                         mediaType application/vnd.photonpack.blob.v1, annotated with
+                         org.opencontainers.image.title = wheels/<file>, files/<path>
+                         or runtime/<path>, so ORAS pulls produce meaningful files
+
+The OCI manifest is a pure function of the photon manifest (no timestamps), so
+pushing the same photon twice yields the same manifest digest, and wheels that
+two photons share are stored once. Pull re-hashes every byte against the
+descriptors and rebuilds the byte-identical ``.photon`` with ``write_archive``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from photonpack.errors import IntegrityError, RegistryError
+from photonpack.manifest import Manifest, canonical_json
+from photonpack.oci import OCI_MANIFEST, ProgressFn, RegistryClient
+from photonpack.reference import Reference
+
+__all__ = [
+    "ARTIFACT_TYPE",
+    "CONFIG_MEDIA_TYPE",
+    "LAYER_MEDIA_TYPE",
+    "FetchedPhoton",
+    "PullResult",
+    "PushResult",
+    "RemoteTag",
+    "fetch_photon",
+    "list_remote",
+    "oci_manifest",
+    "pull_photon",
+    "push_archive",
+    "push_photon",
+]
+
+ARTIFACT_TYPE = "application/vnd.photonpack.photon.v1+json"
+CONFIG_MEDIA_TYPE = "application/vnd.photonpack.manifest.v1+json"
+LAYER_MEDIA_TYPE = "application/vnd.photonpack.blob.v1"
+TITLE = "org.opencontainers.image.title"
+# photon.json holds the served OpenAPI document; generous, yet bounded.
+MAX_CONFIG_BYTES = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True, kw_only=True)
+class PushResult:
+    """What ``push`` did: the manifest digest to pin, and what actually moved."""
+
+    reference: Reference
+    manifest_digest: str
+    photon_digest: str
+    uploaded: tuple[str, ...]
+    uploaded_bytes: int
+    total_blobs: int
+    total_bytes: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class FetchedPhoton:
+    """A photon downloaded and verified: every blob at ``blob_path(hex)``."""
+
+    manifest: Manifest
+    manifest_digest: str
+    blob_path: Callable[[str], Path]
+
+
+@dataclass(frozen=True, kw_only=True)
+class PullResult:
+    path: Path
+    manifest: Manifest
+    manifest_digest: str
+
+    @property
+    def photon_digest(self) -> str:
+        return self.manifest.digest
+
+
+@dataclass(frozen=True, kw_only=True)
+class RemoteTag:
+    tag: str
+    manifest_digest: str
+    photon_digest: str | None
+
+
+def _titles(manifest: Manifest) -> dict[str, str]:
+    """sha256 hex -> the one title its layer carries (wheels first, then files, runtime)."""
+    titles: dict[str, str] = {}
+    for wheel in manifest.wheels:
+        titles.setdefault(wheel.sha256, f"wheels/{wheel.filename}")
+    for entry in manifest.files:
+        titles.setdefault(entry.sha256, f"files/{entry.path}")
+    for entry in manifest.runtime:
+        titles.setdefault(entry.sha256, f"runtime/{entry.path}")
+    return titles
+
+
+def oci_manifest(manifest: Manifest) -> bytes:
+    """The OCI image manifest for ``manifest``: canonical JSON, the same bytes every time."""
+    titles = _titles(manifest)
+    config = manifest.to_bytes()
+    document = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "artifactType": ARTIFACT_TYPE,
+        "config": {
+            "mediaType": CONFIG_MEDIA_TYPE,
+            "digest": manifest.digest,
+            "size": len(config),
+        },
+        "layers": [
+            {
+                "mediaType": LAYER_MEDIA_TYPE,
+                "digest": f"sha256:{hex_}",
+                "size": size,
+                "annotations": {TITLE: titles[hex_]},
+            }
+            for hex_, size in manifest.blobs().items()
+        ],
+        "annotations": {TITLE: manifest.name},
+    }
+    return canonical_json(document)
+
+
+def _sha256(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def push_photon(
+    manifest: Manifest,
+    blob_path: Callable[[str], Path],
+    ref: Reference,
+    *,
+    client: RegistryClient,
+    progress: ProgressFn | None = None,
+) -> PushResult:
+    """Upload the blobs the registry lacks, then the manifest: a tag never points at less."""
+    body = oci_manifest(manifest)
+    manifest_digest = _sha256(body)
+    if ref.digest and ref.digest != manifest_digest:
+        raise RegistryError(
+            f"{ref} names digest {ref.digest}, but this photon's OCI manifest is "
+            f"{manifest_digest}; push by tag instead"
+        )
+    repo = ref.repository
+    config = manifest.to_bytes()
+    uploaded: list[str] = []
+    moved = 0
+    if not client.has_blob(repo, manifest.digest):
+        client.upload_blob(
+            repo,
+            digest=manifest.digest,
+            size=len(config),
+            stream=io.BytesIO(config),
+            title="photon.json",
+            progress=progress,
+        )
+        uploaded.append(manifest.digest)
+        moved += len(config)
+    titles = _titles(manifest)
+    for hex_, size in manifest.blobs().items():
+        digest = f"sha256:{hex_}"
+        if client.has_blob(repo, digest):
+            continue
+        with _open_blob(blob_path, hex_) as stream:
+            client.upload_blob(
+                repo, digest=digest, size=size, stream=stream, title=titles[hex_], progress=progress
+            )
+        uploaded.append(digest)
+        moved += size
+    client.put_manifest(repo, ref.tag or manifest_digest, body, OCI_MANIFEST)
+    return PushResult(
+        reference=ref,
+        manifest_digest=manifest_digest,
+        photon_digest=manifest.digest,
+        uploaded=tuple(uploaded),
+        uploaded_bytes=moved,
+        total_blobs=len(manifest.blobs()) + 1,
+        total_bytes=manifest.total_size + len(config),
+    )
+
+
+@contextlib.contextmanager
+def _open_blob(blob_path: Callable[[str], Path], hex_: str) -> Iterator[io.BufferedReader]:
+    path = blob_path(hex_)
+    try:
+        stream = path.open("rb")
+    except OSError as exc:
+        raise RegistryError(
+            f"cannot read blob sha256:{hex_} at {path} to push it: {exc.strerror}"
+        ) from exc
+    with stream:
+        yield stream
+
+
+def push_archive(
+    archive: Path,
+    ref: Reference,
+    *,
+    client: RegistryClient,
+    progress: ProgressFn | None = None,
+) -> PushResult:
+    """Verify ``archive`` while unpacking it to a temp dir, then push it."""
+    from photonpack.bundle import DirectorySink, unpack
+
+    with tempfile.TemporaryDirectory(prefix="photonpack-push-") as tmp:
+        manifest = unpack(archive, DirectorySink(Path(tmp)))
+        return push_photon(
+            manifest, lambda hex_: Path(tmp) / hex_, ref, client=client, progress=progress
+        )
+
+
+def _descriptor(value: object, where: str, ref: Reference) -> tuple[str, str, int]:
+    """(mediaType, digest, size) of a descriptor, or a RegistryError naming ``where``."""
+    if isinstance(value, dict):
+        media, digest, size = value.get("mediaType"), value.get("digest"), value.get("size")
+        if (
+            isinstance(media, str)
+            and isinstance(digest, str)
+            and isinstance(size, int)
+            and not isinstance(size, bool)
+            and size >= 0
+        ):
+            return media, digest, size
+    raise RegistryError(f"{ref}: the OCI manifest has a malformed descriptor at {where}")
+
+
+def _parse_oci(body: bytes, ref: Reference) -> tuple[dict[str, Any], list[Any]]:
+    try:
+        document = json.loads(body)
+    except ValueError as exc:
+        raise RegistryError(f"{ref}: the registry served a manifest that is not JSON") from exc
+    if not isinstance(document, dict):
+        raise RegistryError(f"{ref}: the registry served a manifest that is not a JSON object")
+    config = document.get("config")
+    layers = document.get("layers")
+    media = config.get("mediaType") if isinstance(config, dict) else None
+    if media != CONFIG_MEDIA_TYPE or not isinstance(layers, list):
+        kind = document.get("artifactType") or media or document.get("mediaType") or "unknown"
+        raise RegistryError(
+            f"{ref} is not a photon (its artifact type is {kind}); "
+            f"photonpack pulls artifacts of type {ARTIFACT_TYPE}"
+        )
+    return document, layers
+
+
+def fetch_photon(
+    ref: Reference,
+    directory: Path,
+    *,
+    client: RegistryClient,
+    progress: ProgressFn | None = None,
+) -> FetchedPhoton:
+    """Download the photon at ``ref`` into ``directory``; every byte checked before return."""
+    media_type, body = client.get_manifest(ref.repository, ref.reference)
+    manifest_digest = _sha256(body)
+    if ref.digest and manifest_digest != ref.digest:
+        raise IntegrityError(
+            f"{ref}: the registry served a manifest hashing to {manifest_digest}, "
+            f"not the {ref.digest} asked for; refusing it, nothing was kept"
+        )
+    if media_type and media_type != OCI_MANIFEST:
+        raise RegistryError(
+            f"{ref} is not a photon: the registry serves it as {media_type}, "
+            f"expected an OCI image manifest ({OCI_MANIFEST})"
+        )
+    document, layers = _parse_oci(body, ref)
+    _, config_digest, config_size = _descriptor(document["config"], "config", ref)
+    if config_size > MAX_CONFIG_BYTES:
+        raise RegistryError(
+            f"{ref}: photon.json is listed as {config_size} bytes, over the "
+            f"{MAX_CONFIG_BYTES}-byte limit; this is not a photon photonpack built"
+        )
+    config = io.BytesIO()
+    client.fetch_blob(
+        ref.repository, digest=config_digest, size=config_size, out=config, title="photon.json"
+    )
+    manifest = Manifest.from_bytes(config.getvalue())
+    if manifest.digest != config_digest:
+        raise IntegrityError(
+            f"{ref}: photon.json is not in canonical form (it hashes to {config_digest}, "
+            f"its canonical form to {manifest.digest}); refusing it"
+        )
+    listed: dict[str, int] = {}
+    for i, layer in enumerate(layers):
+        media, digest, size = _descriptor(layer, f"layers[{i}]", ref)
+        if media != LAYER_MEDIA_TYPE or not digest.startswith("sha256:"):
+            raise RegistryError(f"{ref}: layers[{i}] is not a photonpack blob ({media})")
+        listed[digest.removeprefix("sha256:")] = size
+    if listed != manifest.blobs():
+        raise IntegrityError(
+            f"{ref}: the OCI layers ({len(listed)} blobs) do not match the "
+            f"{len(manifest.blobs())} blobs photon.json lists; refusing it, nothing was kept"
+        )
+    titles = _titles(manifest)
+    for hex_, size in listed.items():
+        path = directory / hex_
+        with path.open("wb") as out:
+            client.fetch_blob(
+                ref.repository,
+                digest=f"sha256:{hex_}",
+                size=size,
+                out=out,
+                title=titles[hex_],
+                progress=progress,
+            )
+    return FetchedPhoton(
+        manifest=manifest, manifest_digest=manifest_digest, blob_path=lambda h: directory / h
+    )
+
+
+def pull_photon(
+    ref: Reference,
+    out: Path | None = None,
+    *,
+    client: RegistryClient,
+    progress: ProgressFn | None = None,
+) -> PullResult:
+    """Pull ``ref`` and write the byte-identical ``.photon`` to ``out`` (default ``<name>.photon``).
+
+    Nothing appears at the destination unless every byte matched its digest.
+    """
+    from photonpack.bundle import write_archive
+
+    parent = (out.parent if out else Path.cwd()).resolve()
+    try:
+        work = tempfile.TemporaryDirectory(prefix=".photonpack-pull-", dir=parent)
+    except OSError as exc:
+        raise RegistryError(f"cannot write into {parent}: {exc.strerror}") from exc
+    with work as tmp:
+        blobs = Path(tmp) / "blobs"
+        blobs.mkdir()
+        fetched = fetch_photon(ref, blobs, client=client, progress=progress)
+        target = out or parent / f"{fetched.manifest.name}.photon"
+        staged = Path(tmp) / "archive.photon"
+        with staged.open("wb") as handle:
+            write_archive(handle, fetched.manifest, fetched.blob_path)
+        try:
+            staged.replace(target)
+        except OSError as exc:
+            raise RegistryError(f"cannot write {target}: {exc.strerror}") from exc
+    return PullResult(
+        path=target, manifest=fetched.manifest, manifest_digest=fetched.manifest_digest
+    )
+
+
+def list_remote(repository: str, *, client: RegistryClient) -> list[RemoteTag]:
+    """Every tag of ``repository`` with the digest of its manifest (hashed here)."""
+    result: list[RemoteTag] = []
+    for tag in client.list_tags(repository):
+        _, body = client.get_manifest(repository, tag)
+        photon: str | None = None
+        with contextlib.suppress(ValueError, AttributeError, TypeError):
+            config = json.loads(body).get("config") or {}
+            if config.get("mediaType") == CONFIG_MEDIA_TYPE:
+                photon = str(config.get("digest"))
+        result.append(RemoteTag(tag=tag, manifest_digest=_sha256(body), photon_digest=photon))
+    return result
