@@ -9,6 +9,7 @@ or ``photonpack verify`` never import the serving stack.
 from __future__ import annotations
 
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import click
@@ -180,22 +181,50 @@ def pull(
     metavar="REPO",
     help="List the tags of a registry repository (host[:port]/repo) instead of the store.",
 )
+@click.option("--json", "as_json", is_flag=True, help="Print the list as JSON.")
 @_registry_options
-def list_(remote: str | None, username: str | None, password_stdin: bool, insecure: bool) -> None:
-    """List named photons in the local store, or with --remote the tags of a repository."""
+def list_(
+    remote: str | None, as_json: bool, username: str | None, password_stdin: bool, insecure: bool
+) -> None:
+    """List named photons in the local store (newest first), or the tags of a repository."""
+    import json
+
     if remote is None:
         from photonpack.store import Store
 
-        for ref in Store().list_refs():
-            click.echo(f"{ref.name}\t{ref.digest}")
+        refs = Store().list_refs()
+        if as_json:
+            click.echo(json.dumps([ref.to_dict() for ref in refs], indent=2, sort_keys=True))
+            return
+        rows = [(r.name, r.digest, _size(r.size), r.created) for r in refs]
+        _table(("NAME", "DIGEST", "SIZE", "CREATED"), rows)
         return
     from photonpack.reference import parse_repository
     from photonpack.registry import list_remote
 
     registry, repository = parse_repository(remote)
     with _registry_client(registry, username, password_stdin, insecure) as client:
-        for tag in list_remote(repository, client=client):
-            click.echo(f"{tag.tag}\t{tag.manifest_digest}\t{tag.photon_digest or '-'}")
+        tags = list_remote(repository, client=client)
+    if as_json:
+        found = [
+            {"tag": t.tag, "manifest_digest": t.manifest_digest, "photon_digest": t.photon_digest}
+            for t in tags
+        ]
+        click.echo(json.dumps(found, indent=2, sort_keys=True))
+        return
+    for tag in tags:
+        click.echo(f"{tag.tag}\t{tag.manifest_digest}\t{tag.photon_digest or '-'}")
+
+
+def _table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> None:
+    """Print aligned columns; an empty table prints nothing."""
+    if not rows:
+        return
+    widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
+    for row in (header, *rows):
+        click.echo(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        )
 
 
 # -- run: serve a photon -------------------------------------------------------
@@ -548,7 +577,7 @@ def lock_options_from(
 @click.option(
     "-P", "--upgrade-package", "upgrade_packages", multiple=True, help="Unpin one package."
 )
-@click.option("--check", is_flag=True, help="Exit 1 if the lock is missing or stale; write nothing.")
+@click.option("--check", is_flag=True, help="Exit 1 if the lock is missing or stale; no writes.")
 def lock(
     photon: str,
     name: str | None,
