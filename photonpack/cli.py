@@ -8,8 +8,8 @@ or ``photonpack verify`` never import the serving stack.
 
 from __future__ import annotations
 
-from pathlib import Path
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import click
