@@ -1,0 +1,98 @@
+"""Materialise a photon in the store: its environment and its working directory.
+
+Both are keyed by digests and built under ``tmp/``, then renamed into place
+with a ``.complete`` marker, under an OS file lock: a run killed at any point
+leaves nothing that a later run takes as valid, and two runs of the same
+archive at once install once.
+"""
+
+from __future__ import annotations
+
+import stat
+from collections.abc import Sequence
+from pathlib import Path
+
+from photonpack.manifest import FileEntry, Manifest
+from photonpack.runtime.install import create_environment, environment_digest, interpreter_id
+from photonpack.store import Store
+from photonpack.target import Target
+
+__all__ = ["ensure_environment", "ensure_workdir", "environment_python", "wheels_for_target"]
+
+
+def wheels_for_target(manifest: Manifest, target: Target) -> list[tuple[str, str]]:
+    """(sha256, filename) of the wheels the manifest lists for ``target``."""
+    name = str(target)
+    return [(w.sha256, w.filename) for w in manifest.wheels if name in w.targets]
+
+
+def environment_python(env: Path) -> Path:
+    """The interpreter of an installed environment."""
+    return env / "bin" / "python"
+
+
+def ensure_environment(
+    store: Store, *, wheels: Sequence[tuple[str, str]], runtime: Sequence[FileEntry]
+) -> tuple[Path, bool]:
+    """The environment for these wheels and runtime files; ``(path, created)``.
+
+    ``wheels`` are (sha256, filename) pairs whose blobs are already in the
+    store (verified when they entered it).
+    """
+    env_hex = environment_digest(
+        interpreter=interpreter_id(),
+        wheel_sha256s=[sha for sha, _ in wheels],
+        runtime_files={entry.path: entry.sha256 for entry in runtime},
+    )
+    final = store.env_path(env_hex)
+    if store.is_complete(final):
+        return final, False
+    with store.lock(f"env-{env_hex}"):
+        if store.is_complete(final):  # another run installed it while we waited
+            return final, False
+        with store.temp_dir("env-") as temp:
+            # Wheels are installed under their own filenames: installers read tags from them.
+            wheel_dir = temp / "wheels"
+            wheel_dir.mkdir()
+            paths = []
+            for sha, filename in wheels:
+                link = wheel_dir / filename
+                link.symlink_to(store.blob_path(sha))
+                paths.append(link)
+            env = temp / "env"
+            create_environment(
+                env,
+                wheels=paths,
+                runtime_files={entry.path: store.blob_path(entry.sha256) for entry in runtime},
+            )
+            store.publish_dir(env, final)
+    return final, True
+
+
+def ensure_workdir(store: Store, manifest: Manifest) -> Path:
+    """The photon's working directory, laid out from verified blobs (read-only files)."""
+    final = store.work_path(manifest.digest)
+    if store.is_complete(final):
+        return final
+    with store.lock(f"work-{manifest.digest.removeprefix('sha256:')}"):
+        if store.is_complete(final):
+            return final
+        with store.temp_dir("work-") as temp:
+            work = temp / "work"
+            work.mkdir()
+            for entry in manifest.files:
+                _place(store.blob_path(entry.sha256), work / entry.path, entry)
+            store.publish_dir(work, final)
+    return final
+
+
+def _place(blob: Path, target: Path, entry: FileEntry) -> None:
+    # A copy, not a link: a photon that writes to its files must not alter the store.
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with blob.open("rb") as src, target.open("wb") as out:
+        while chunk := src.read(1 << 20):
+            out.write(chunk)
+    mode = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
+    if entry.executable:
+        mode |= stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH
+    target.chmod(mode)

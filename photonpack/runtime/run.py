@@ -1,0 +1,145 @@
+"""``photonpack run ARCHIVE | -n NAME``: verify, install offline, serve.
+
+The archive is streamed once and every blob re-hashed before anything is
+installed; the environment comes only from the archive's own wheels; the
+photon is served by the environment's own interpreter, isolated (``-I``) from
+the host's site-packages, from its working directory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import subprocess
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import NoReturn
+
+from photonpack.errors import ServeError
+from photonpack.manifest import Manifest
+from photonpack.runtime.env import (
+    ensure_environment,
+    ensure_workdir,
+    environment_python,
+    wheels_for_target,
+)
+from photonpack.store import Store
+from photonpack.target import Target, host_compatible
+
+__all__ = [
+    "Prepared",
+    "ServeOptions",
+    "exec_serve",
+    "missing_system_dependencies",
+    "prepare",
+    "serve_command",
+]
+
+# Variables that would let the host's Python setup leak into the photon's interpreter.
+_HOST_PYTHON_VARS = ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "PYTHONUSERBASE", "VIRTUAL_ENV")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ServeOptions:
+    """How to serve: address, token, extra environment variables."""
+
+    host: str = "0.0.0.0"  # noqa: S104 - a served photon is meant to be reached, as in Lepton
+    port: int = 8080
+    token: str | None = None
+    env: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Prepared:
+    """A verified photon, ready to serve."""
+
+    manifest: Manifest
+    target: Target
+    environment: Path
+    workdir: Path
+    installed: bool  # False when an existing environment was reused
+
+
+def prepare(store: Store, manifest: Manifest, *, check_system: bool = True) -> Prepared:
+    """Install (or reuse) the environment and working directory of a stored photon.
+
+    ``manifest``'s blobs must already be in ``store`` (verified on entry).
+    """
+    targets = [Target.parse(text) for text in manifest.targets]
+    target = host_compatible(targets)
+    if target is None:
+        raise ServeError(
+            f"{manifest.name} ({manifest.digest}) has no wheels for this machine "
+            f"({Target.host()}); it was built for: {', '.join(manifest.targets)}. "
+            "Rebuild it with --target for this platform"
+        )
+    if check_system and (missing := missing_system_dependencies(manifest.photon.system_dependency)):
+        raise ServeError(
+            f"{manifest.name} needs system packages that are not installed: {', '.join(missing)}; "
+            f"install them with 'apt-get install -y {' '.join(missing)}', "
+            "or pass --skip-system-check to serve anyway"
+        )
+    env, installed = ensure_environment(
+        store, wheels=wheels_for_target(manifest, target), runtime=manifest.runtime
+    )
+    workdir = ensure_workdir(store, manifest)
+    return Prepared(
+        manifest=manifest, target=target, environment=env, workdir=workdir, installed=installed
+    )
+
+
+def missing_system_dependencies(packages: Sequence[str]) -> list[str]:
+    """The Debian packages among ``packages`` that dpkg does not report as installed.
+
+    On a system without dpkg nothing can be checked and nothing is reported.
+    """
+    if not packages or shutil.which("dpkg-query") is None:
+        return []
+    done = subprocess.run(
+        ["dpkg-query", "-W", "-f=${Package} ${db:Status-Abbrev}\n", *packages],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    installed = {
+        line.split()[0].split(":")[0]
+        for line in done.stdout.splitlines()
+        if len(line.split()) > 1 and line.split()[1].startswith("ii")
+    }
+    return [name for name in packages if name.split(":")[0] not in installed]
+
+
+def serve_command(
+    prepared: Prepared, options: ServeOptions, base_env: Mapping[str, str] | None = None
+) -> tuple[list[str], dict[str, str]]:
+    """The argv and environment that serve ``prepared`` (run from its working directory)."""
+    env = {
+        k: v
+        for k, v in (os.environ if base_env is None else base_env).items()
+        if k not in _HOST_PYTHON_VARS
+    }
+    env.update(options.env)
+    if options.token:
+        env["PHOTONPACK_TOKEN"] = options.token  # not in argv, where `ps` would show it
+    python = str(environment_python(prepared.environment))
+    argv = [
+        python,
+        "-I",
+        "-m",
+        "photonpack.runtime.serve",
+        "--entry",
+        prepared.manifest.entry,
+        "--host",
+        options.host,
+        "--port",
+        str(options.port),
+    ]
+    return argv, env
+
+
+def exec_serve(prepared: Prepared, options: ServeOptions) -> NoReturn:
+    """Replace this process with the photon's server, so signals reach it directly."""
+    argv, env = serve_command(prepared, options)
+    os.chdir(prepared.workdir)
+    os.execve(argv[0], argv, env)  # noqa: S606 - argv[0] is the verified environment's python

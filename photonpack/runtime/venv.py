@@ -1,0 +1,294 @@
+"""The photon's venv: interpreter facts, the environment digest, the venv itself, bytecode.
+
+The venv is relocatable by rename, so the store can build it in a temp
+directory and move it into place only when complete: ``bin/python`` links to
+the base interpreter by absolute path, ``pyvenv.cfg`` names only that
+interpreter, and no file mentions the directory it was built in (``.pyc`` files
+name their source relative to site-packages; the import system rewrites that
+to the real path when it loads them).
+
+Bytecode is compiled by the environment's own interpreter as *unchecked-hash*
+pycs: valid whatever the files' mtimes become, never re-validated against the
+source at import (the environment is immutable and its RECORD files hash every
+file, pycs included), so a warm start under ``PYTHONDONTWRITEBYTECODE=1``
+imports without compiling.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import inspect
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import IO, Any
+
+import packaging
+
+from photonpack.errors import EnvironmentError_
+
+__all__ = [
+    "ENVIRONMENT_LAYOUT",
+    "BytecodeCompiler",
+    "Interpreter",
+    "Scheme",
+    "create_venv",
+    "describe_interpreter",
+    "environment_digest",
+    "interpreter_id",
+]
+
+# Part of every environment digest: bump it when the installed layout changes,
+# so that environments built by an older photonpack are never reused.
+ENVIRONMENT_LAYOUT = 1
+_HEX = re.compile(r"^[0-9a-f]{64}$")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Interpreter:
+    """The facts about a base interpreter that an environment depends on."""
+
+    executable: Path  # the base interpreter, never a venv's python
+    id: str  # "cpython-3.11.7-x86_64-linux-gnu"
+    short_version: str  # "3.11"
+    site_packages: str  # "lib/python3.11/site-packages", relative to the venv
+    cache_tag: str  # "cpython-311"
+    tags: tuple[str, ...]  # supported wheel tags, best first
+
+
+@dataclass(frozen=True, kw_only=True)
+class Scheme:
+    """Where each wheel scheme lands inside the environment (absolute paths)."""
+
+    root: Path  # "data"
+    site_packages: Path  # "purelib" and "platlib": one directory in a venv
+    scripts: Path
+    headers: Path  # include/site/pythonX.Y; each distribution gets a subdirectory
+
+
+def _describe() -> dict[str, Any]:
+    # Self-contained: its source also runs inside other interpreters.
+    import platform
+    import sys
+    import sysconfig
+
+    from packaging.tags import sys_tags
+
+    multiarch = sysconfig.get_config_var("MULTIARCH") or sysconfig.get_platform().replace("-", "_")
+    short = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    threaded = "t" if sysconfig.get_config_var("Py_GIL_DISABLED") else ""
+    return {
+        "executable": getattr(sys, "_base_executable", None) or sys.executable,
+        "id": f"{sys.implementation.name}-{platform.python_version()}{sys.abiflags}-{multiarch}",
+        "short_version": short,
+        "site_packages": f"lib/python{short}{threaded}/site-packages",
+        "cache_tag": sys.implementation.cache_tag,
+        "tags": [str(tag) for tag in sys_tags()],
+    }
+
+
+def _host_executable() -> Path:
+    return Path(getattr(sys, "_base_executable", None) or sys.executable)
+
+
+def _probe(python: Path) -> dict[str, Any]:
+    script = (
+        "from __future__ import annotations\n"
+        + inspect.getsource(_describe)
+        + "import json, sys\nsys.path.insert(0, sys.argv[1])\nprint(json.dumps(_describe()))\n"
+    )
+    packaging_root = str(Path(packaging.__file__).parent.parent)
+    try:
+        out = subprocess.run(
+            [str(python), "-I", "-S", "-c", script, packaging_root],
+            capture_output=True, text=True, check=True, timeout=60,
+        )  # fmt: skip
+        facts: dict[str, Any] = json.loads(out.stdout)
+    except (OSError, ValueError, subprocess.SubprocessError) as exc:
+        stderr = getattr(exc, "stderr", None) or ""
+        reason = stderr.strip().splitlines()[-1] if stderr.strip() else str(exc)
+        raise EnvironmentError_(
+            f"cannot run the interpreter {python} ({reason}). Pass the path of a working "
+            "CPython 3 interpreter, or none to use the one running photonpack."
+        ) from exc
+    return facts
+
+
+@lru_cache(maxsize=8)
+def describe_interpreter(python: Path | None = None) -> Interpreter:
+    """What an environment built on ``python`` (default: this base interpreter) depends on."""
+    host = _host_executable()
+    same = python is None or os.path.realpath(python) == os.path.realpath(host)
+    facts = _describe() if same else _probe(python)  # type: ignore[arg-type]
+    if same:
+        facts["executable"] = str(host)
+    return Interpreter(
+        executable=Path(facts["executable"]), id=facts["id"],
+        short_version=facts["short_version"], site_packages=facts["site_packages"],
+        cache_tag=facts["cache_tag"], tags=tuple(facts["tags"]),
+    )  # fmt: skip
+
+
+def interpreter_id(python: Path | None = None) -> str:
+    """``<implementation>-<version><abiflags>-<multiarch>``: ``cpython-3.11.7-x86_64-linux-gnu``."""
+    return describe_interpreter(python).id
+
+
+def environment_digest(
+    *, interpreter: str, wheel_sha256s: Iterable[str], runtime_files: Mapping[str, str]
+) -> str:
+    """The hex key of the environment these wheels and runtime files make on ``interpreter``.
+
+    ``runtime_files`` maps each runtime file's path (relative to site-packages)
+    to its sha256: a file's place matters as much as its content. Order and
+    duplicates do not matter; the installer's layout version is included.
+    """
+    wheels = sorted(set(wheel_sha256s))
+    bad = [h for h in (*wheels, *runtime_files.values()) if not _HEX.match(h)]
+    if bad:
+        raise ValueError(f"not a lowercase sha256 hex digest: {bad[0]!r}")
+    lines = [f"photonpack-environment {ENVIRONMENT_LAYOUT}", f"interpreter {interpreter}"]
+    lines += [f"wheel {h}" for h in wheels]
+    lines += [f"runtime {h} {path}" for path, h in sorted(runtime_files.items())]
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+
+
+def create_venv(destination: Path, interpreter: Interpreter) -> Scheme:
+    """Write an empty venv (no pip) at ``destination``.
+
+    Written directly: ``python -m venv`` takes 50 ms and embeds the path in scripts.
+    """
+    site = destination / interpreter.site_packages
+    site.mkdir(parents=True)
+    (destination / "bin").mkdir()
+    if sys.maxsize > 2**32 and sys.platform != "darwin":
+        (destination / "lib64").symlink_to("lib")  # as venv does, for platlibdir=lib64
+    executable = interpreter.executable
+    (destination / "pyvenv.cfg").write_text(
+        f"home = {executable.parent}\n"
+        "include-system-site-packages = false\n"
+        f"version = {interpreter.id.split('-')[1]}\n"
+        f"executable = {os.path.realpath(executable)}\n"
+    )
+    (destination / "bin" / "python").symlink_to(executable)
+    for alias in ("python3", f"python{interpreter.short_version}"):
+        (destination / "bin" / alias).symlink_to("python")
+    return Scheme(
+        root=destination,
+        site_packages=site,
+        scripts=destination / "bin",
+        headers=destination / "include" / "site" / f"python{interpreter.short_version}",
+    )
+
+
+# What py_compile.compile(..., invalidation_mode=UNCHECKED_HASH) writes, with
+# fewer system calls: one mkdir per __pycache__, no temp file + rename (the
+# environment is not valid until complete anyway). The name in the code object
+# is relative to site-packages, so the pyc does not depend on the build path.
+_COMPILE_WORKER = """\
+import importlib.util, marshal, os, sys, warnings
+warnings.simplefilter("ignore")
+root, tag = sys.argv[1], sys.implementation.cache_tag
+head = importlib.util.MAGIC_NUMBER + (0b01).to_bytes(4, "little")
+made = set()
+for line in sys.stdin.buffer:
+    rel = os.fsdecode(line[:-1])
+    path = os.path.join(root, rel)
+    with open(path, "rb") as f:
+        source = f.read()
+    try:
+        code = compile(source, rel, "exec", dont_inherit=True)
+    except (SyntaxError, ValueError, UnicodeDecodeError):
+        continue  # not Python 3 source (templates, test data): pip skips these too
+    folder, name = os.path.split(path)
+    cache = os.path.join(folder, "__pycache__")
+    if cache not in made:
+        os.makedirs(cache, exist_ok=True)
+        made.add(cache)
+    data = head + importlib.util.source_hash(source) + marshal.dumps(code)
+    with open(os.path.join(cache, name[:-3] + "." + tag + ".pyc"), "xb") as f:
+        f.write(data)
+"""
+
+
+class BytecodeCompiler:
+    """Processes of the environment's python compiling site-packages files as they are fed.
+
+    A context manager: leaving it kills the workers that are still running.
+    """
+
+    def __init__(self, python: Path, site: Path, *, workers: int) -> None:
+        self._site = str(site)
+        self._stack = contextlib.ExitStack()
+        self._logs: list[IO[bytes]] = []
+        self._procs: list[subprocess.Popen[bytes]] = []
+        self._stack.callback(self._kill)
+        for _ in range(workers):
+            log = self._stack.enter_context(tempfile.TemporaryFile())  # noqa: SIM115 - it is
+            self._logs.append(log)
+            self._procs.append(
+                subprocess.Popen(
+                    [str(python), "-I", "-S", "-c", _COMPILE_WORKER, self._site],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.DEVNULL,
+                    stderr=log,
+                )
+            )
+        self._load = [0] * workers
+        self._seen: set[str] = set()
+
+    def __enter__(self) -> BytecodeCompiler:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stack.close()
+
+    def submit(self, files: Iterable[tuple[Path, int]]) -> None:
+        """Queue the ``.py`` files among ``(path, size)`` that lie in site-packages."""
+        if not self._procs:  # workers=0: bytecode is not wanted
+            return
+        prefix = self._site + os.sep
+        for path, size in files:
+            text = str(path)
+            if text.endswith(".py") and text.startswith(prefix) and text not in self._seen:
+                self._seen.add(text)  # a file shared by two wheels is listed by both
+                worker = self._load.index(min(self._load))
+                self._load[worker] += size + 2000  # a fixed cost per file, too
+                stdin = self._procs[worker].stdin
+                assert stdin is not None
+                stdin.write(os.fsencode(text[len(prefix) :]) + b"\n")
+        for proc in self._procs:
+            assert proc.stdin is not None
+            proc.stdin.flush()
+
+    def finish(self) -> None:
+        """Wait for every queued file; raise if a worker failed (disk full, ...)."""
+        for proc in self._procs:
+            assert proc.stdin is not None
+            proc.stdin.close()
+        for proc, log in zip(self._procs, self._logs, strict=True):
+            if proc.wait() != 0:
+                log.seek(0)
+                lines = log.read().decode(errors="replace").strip().splitlines()
+                raise EnvironmentError_(
+                    f"compiling bytecode in {self._site} failed: "
+                    f"{lines[-1] if lines else f'exit status {proc.returncode}'}. "
+                    "Check that the disk has free space, or set PHOTONPACK_HOME elsewhere."
+                )
+
+    def _kill(self) -> None:
+        for proc in self._procs:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+            if proc.stdin is not None and not proc.stdin.closed:
+                with contextlib.suppress(OSError):
+                    proc.stdin.close()

@@ -1,0 +1,127 @@
+"""The content-addressed store: verified blobs, manifests, refs, locks, clear errors."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from photonpack.errors import IntegrityError, PhotonpackError, StoreError
+from photonpack.store import Store, default_home, validate_name
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def test_default_home_follows_photonpack_home_then_xdg(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("PHOTONPACK_HOME", str(tmp_path / "home"))
+    assert default_home() == tmp_path / "home"
+    monkeypatch.delenv("PHOTONPACK_HOME")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    assert default_home() == tmp_path / "xdg" / "photonpack"
+
+
+def test_blob_enters_the_store_only_when_its_bytes_match(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    data = b"hello photon"
+    with store.blob_writer(_sha(data), len(data)) as out:
+        out.write(data)
+    assert store.blob_path(_sha(data)).read_bytes() == data
+    with (
+        pytest.raises(IntegrityError, match="expected 5 bytes"),
+        store.blob_writer(_sha(b"right"), 5) as out,
+    ):
+        out.write(b"wrong")
+    assert not store.has_blob(_sha(b"right"))
+    assert list((tmp_path / "tmp").iterdir()) == []
+
+
+def test_verify_blob_removes_a_corrupted_blob(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    source = tmp_path / "f"
+    source.write_bytes(b"abc")
+    path = store.add_blob_file(source, _sha(b"abc"), 3)
+    assert store.verify_blob(_sha(b"abc"), 3)
+    path.chmod(0o644)
+    path.write_bytes(b"abd")
+    assert not store.verify_blob(_sha(b"abc"), 3)
+    assert not path.exists()
+
+
+def test_refs_are_listed_newest_first_and_removed_by_name(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    store.set_ref("alpha", "sha256:" + "a" * 64, 10)
+    time.sleep(1.01)  # refs record whole seconds
+    store.set_ref("beta", "sha256:" + "b" * 64, 20)
+    assert [ref.name for ref in store.list_refs()] == ["beta", "alpha"]
+    assert store.remove_ref("alpha").digest == "sha256:" + "a" * 64
+    with pytest.raises(StoreError, match=r"no photon named 'alpha' .* \(known: beta\)"):
+        store.get_ref("alpha")
+
+
+@pytest.mark.parametrize("name", ["Counter", "1abc", "a_b", "a" * 33, ""])
+def test_bad_names_are_refused_with_the_rule(name: str) -> None:
+    with pytest.raises(PhotonpackError, match="lowercase letters, digits and hyphens"):
+        validate_name(name)
+
+
+def test_manifest_bytes_must_match_their_digest(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    data = b'{"name":"x"}'
+    digest = "sha256:" + _sha(data)
+    store.put_manifest(digest, data)
+    assert store.get_manifest_bytes(digest) == data
+    with pytest.raises(IntegrityError):
+        store.put_manifest("sha256:" + "0" * 64, data)
+
+
+def test_read_only_store_gives_a_clear_error(tmp_path: Path) -> None:
+    if os.geteuid() == 0:
+        # root ignores permission bits; a read-only bind mount would be needed.
+        readonly = Path("/proc/photonpack-store")
+    else:
+        readonly = tmp_path / "ro"
+        readonly.mkdir(mode=0o555)
+    store = Store(readonly)
+    with pytest.raises(StoreError, match=r"cannot .* in the store"):
+        store.set_ref("counter", "sha256:" + "a" * 64, 1)
+
+
+def test_lock_serialises_two_threads(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    inside: list[int] = []
+    overlap: list[bool] = []
+
+    def work() -> None:
+        with store.lock("k"):
+            inside.append(1)
+            overlap.append(len(inside) > 1)
+            time.sleep(0.05)
+            inside.pop()
+
+    threads = [threading.Thread(target=work) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert overlap == [False, False, False]
+
+
+def test_publish_dir_replaces_an_incomplete_leftover(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    final = store.env_path("c" * 64)
+    final.mkdir(parents=True)
+    (final / "half-written").write_text("x")
+    assert not store.is_complete(final)
+    with store.temp_dir("env-") as temp:
+        (temp / "ok").write_text("y")
+        store.publish_dir(temp, final)
+    assert store.is_complete(final)
+    assert sorted(p.name for p in final.iterdir()) == [".complete", "ok"]
