@@ -468,7 +468,8 @@ def diff_(ctx: click.Context, a: Path, b: Path, fmt: str, exit_code: bool) -> No
     import os
     import sys
 
-    from photonpack.diff import diff, load_side, render_markdown, render_text
+    from photonpack.diff import diff, load_side
+    from photonpack.diff_render import render_markdown, render_text
 
     result = diff(load_side(a), load_side(b))
     if fmt == "json":

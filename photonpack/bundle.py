@@ -1,0 +1,162 @@
+"""The archive format: (manifest, blobs) <-> one deterministic zstd-compressed tar.
+
+Layout: ``photon.json`` (the canonical manifest bytes) first, then one
+``blobs/sha256/<hex>`` member per distinct content, sorted by hex, then the two
+zero blocks that end a tar archive. Reading streams the file once with bounded
+memory and re-hashes every blob; nothing is handed to a sink before its bytes
+matched the manifest.
+"""
+
+import hashlib
+import os
+import tarfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO
+
+import zstandard
+
+from photonpack.errors import BuildError, IntegrityError
+from photonpack.manifest import Manifest
+from photonpack.scan import (
+    CHUNK_SIZE,
+    MANIFEST_MEMBER,
+    MAX_MANIFEST_SIZE,
+    MAX_WINDOW_SIZE,
+    Problem,
+    blob_member,
+    read_manifest,
+    unpack,
+)
+from photonpack.sinks import BlobSink, BlobWriter, DirectorySink, MemorySink, NullSink
+
+__all__ = [
+    "CHUNK_SIZE",
+    "MANIFEST_MEMBER",
+    "MAX_MANIFEST_SIZE",
+    "MAX_WINDOW_SIZE",
+    "BlobSink",
+    "BlobWriter",
+    "DirectorySink",
+    "MemorySink",
+    "NullSink",
+    "Problem",
+    "archive_mtime",
+    "blob_member",
+    "read_manifest",
+    "unpack",
+    "write_archive",
+]
+
+# --- Determinism: every byte of the file follows from the manifest and blobs. ---
+# mtime: SOURCE_DATE_EPOCH when set (reproducible-builds.org), else 1980-01-01,
+# the zip epoch wheels use; never the wall clock or the files' own mtimes.
+DEFAULT_MTIME = 315532800
+# Owner, group and mode are fixed so umask and the builder's uid never leak in.
+MEMBER_MODE = 0o644
+# Tar format: POSIX pax (tarfile.PAX_FORMAT). For our short names and sizes
+# under 8 GiB it writes plain ustar headers (no pax record at all); a blob over
+# 8 GiB gets a standard pax "size" record that every tar reads, where GNU
+# base-256 sizes would be an extension.
+# zstd level 3 is the library default: wheels are already deflated, so higher
+# levels cost build time for ~nothing. The window (4 MiB) bounds what a reader
+# must hold. The frame checksum makes any flipped byte fail even where no blob
+# hash covers it (tar headers, padding). With threads >= 1 zstd's output is
+# identical for any thread count (a test checks it), so we use the cores we have.
+ZSTD_LEVEL = 3
+ZSTD_WINDOW_LOG = 22
+ZSTD_THREADS = max(1, min(4, os.cpu_count() or 1))
+# Order and framing: photon.json, then blobs sorted by hex (so the same set of
+# contents always lands in the same order), the two zero blocks that end a tar,
+# no record padding, and all of it in one zstd frame with nothing after it.
+
+_BLOCK = tarfile.BLOCKSIZE
+
+
+def archive_mtime() -> int:
+    """The mtime stamped on every member: SOURCE_DATE_EPOCH or 1980-01-01."""
+    value = os.environ.get("SOURCE_DATE_EPOCH")
+    if value is None:
+        return DEFAULT_MTIME
+    if not value.isdigit():
+        raise BuildError(
+            f"SOURCE_DATE_EPOCH must be a whole number of seconds, found {value!r}; "
+            "unset it or set it to e.g. the last commit time (git log -1 --format=%ct)"
+        )
+    return int(value)
+
+
+# ---------------------------------------------------------------- writing
+
+
+def _header(name: str, size: int, mtime: int) -> bytes:
+    info = tarfile.TarInfo(name)
+    info.size = size
+    info.mtime = mtime
+    info.mode = MEMBER_MODE
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    info.type = tarfile.REGTYPE
+    return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "strict")
+
+
+def _padding(size: int) -> bytes:
+    return b"\0" * (-size % _BLOCK)
+
+
+def _zstd_compressor() -> zstandard.ZstdCompressor:
+    params = zstandard.ZstdCompressionParameters.from_level(
+        ZSTD_LEVEL,
+        window_log=ZSTD_WINDOW_LOG,
+        write_checksum=1,
+        write_content_size=0,
+        write_dict_id=0,
+        threads=ZSTD_THREADS,
+    )
+    return zstandard.ZstdCompressor(compression_params=params)
+
+
+def write_archive(
+    out: BinaryIO,
+    manifest: Manifest,
+    blob_path: Callable[[str], Path],
+    *,
+    mtime: int | None = None,
+) -> None:
+    """Write the archive of ``manifest`` to ``out``; ``blob_path(hex)`` locates each blob.
+
+    Every blob is re-hashed while it is copied: a file that changed since the
+    manifest was made raises IntegrityError and the output is unusable (the
+    caller writes to a temp file and renames it only on success).
+    """
+    stamp = archive_mtime() if mtime is None else mtime
+    data = manifest.to_bytes()
+    labels = manifest.blob_labels()
+    with _zstd_compressor().stream_writer(out, closefd=False) as zw:
+        zw.write(_header(MANIFEST_MEMBER, len(data), stamp) + data + _padding(len(data)))
+        for sha256, size in manifest.blobs().items():
+            zw.write(_header(blob_member(sha256), size, stamp))
+            _copy_blob(zw, blob_path(sha256), sha256, size, ", ".join(labels[sha256]))
+            zw.write(_padding(size))
+        zw.write(b"\0" * (2 * _BLOCK))
+
+
+def _copy_blob(zw: BinaryIO, path: Path, sha256: str, size: int, label: str) -> None:
+    digest = hashlib.sha256()
+    copied = 0
+    try:
+        with path.open("rb") as fh:
+            while chunk := fh.read(min(CHUNK_SIZE, size - copied + 1)):
+                copied += len(chunk)
+                if copied > size:
+                    break
+                digest.update(chunk)
+                zw.write(chunk)
+    except OSError as exc:
+        raise BuildError(f"cannot read {path} ({label}): {exc.strerror or exc}") from exc
+    if copied != size or digest.hexdigest() != sha256:
+        found = "more bytes" if copied > size else f"{copied} bytes, sha256 {digest.hexdigest()}"
+        raise IntegrityError(
+            f"{path} ({label}) changed after the manifest was made: expected {size} bytes, "
+            f"sha256 {sha256}, found {found}; build again"
+        )

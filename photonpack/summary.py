@@ -1,0 +1,121 @@
+"""``photonpack inspect``: what an archive holds, from its manifest alone (fast)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from photonpack.manifest import Manifest
+
+__all__ = ["human_size", "inspect_report", "render_inspect", "type_of"]
+
+
+def human_size(n: int) -> str:
+    """Decimal units, one decimal: ``866 B``, ``2.1 kB``, ``1.3 GB``."""
+    value = float(n)
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if value < 1000 or unit == "TB":
+            return f"{n} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def type_of(schema: Mapping[str, Any] | None) -> str:
+    """A short name for a JSON Schema: ``integer``, ``array[string]``, ``Item``, ``a | b``."""
+    schema = schema or {}
+    kind = schema.get("type")
+    if "$ref" in schema:
+        name = str(schema["$ref"]).rsplit("/", 1)[-1]
+    elif "anyOf" in schema or "oneOf" in schema:
+        name = " | ".join(type_of(s) for s in schema.get("anyOf", schema.get("oneOf")))
+    elif kind == "array":
+        name = f"array[{type_of(schema.get('items'))}]"
+    elif isinstance(kind, list):
+        name = " | ".join(str(k) for k in kind)
+    elif kind is not None:
+        name = str(kind)
+    else:
+        name = json.dumps(schema, sort_keys=True) if schema else "any"
+    return name
+
+
+def inspect_report(manifest: Manifest, *, archive_size: int | None = None) -> dict[str, Any]:
+    """The ``inspect --json`` document (documented, stable)."""
+    packages: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for w in manifest.wheels:
+        packages.setdefault((w.name, w.version), []).append(
+            {"filename": w.filename, "size": w.size, "targets": list(w.targets)}
+        )
+    return {
+        "name": manifest.name,
+        "digest": manifest.digest,
+        "entry": manifest.entry,
+        "targets": list(manifest.targets),
+        "image": manifest.photon.image,
+        "system_dependency": list(manifest.photon.system_dependency),
+        "requirement_dependency": list(manifest.photon.requirement_dependency),
+        "handlers": [
+            {
+                "name": h.name,
+                "method": h.method,
+                "path": h.path,
+                "parameters": [
+                    {"name": p.name, "type": type_of(p.schema), "required": p.required}
+                    for p in h.parameters
+                ],
+                "returns": type_of(h.returns) if h.returns is not None else None,
+            }
+            for h in manifest.handlers
+        ],
+        "packages": [
+            {"name": name, "version": version, "wheels": wheels}
+            for (name, version), wheels in sorted(packages.items())
+        ],
+        "files": [
+            {"path": f.path, "size": f.size, "executable": f.executable} for f in manifest.files
+        ],
+        "runtime": {
+            "files": len(manifest.runtime),
+            "size": sum(f.size for f in manifest.runtime),
+        },
+        "tools": dict(manifest.tools),
+        "total_size": manifest.total_size,
+        "archive_size": archive_size,
+    }
+
+
+def _signature(handler: dict[str, Any]) -> str:
+    params = ", ".join(
+        f"{p['name']}: {p['type']}" + ("" if p["required"] else " = ...")
+        for p in handler["parameters"]
+    )
+    returns = f" -> {handler['returns']}" if handler["returns"] else ""
+    return f"{handler['method']} {handler['path']}  {handler['name']}({params}){returns}"
+
+
+def render_inspect(report: dict[str, Any]) -> str:
+    """The terminal view of an ``inspect_report``."""
+    lines = [
+        f"{report['name']}  {report['digest']}",
+        f"entry     {report['entry']}",
+        f"targets   {', '.join(report['targets']) or '-'}",
+        f"image     {report['image'] or '-'}",
+        f"system    {', '.join(report['system_dependency']) or '-'}",
+        f"handlers ({len(report['handlers'])})",
+    ]
+    lines += [f"  {_signature(h)}" for h in report["handlers"]]
+    lines.append(f"packages ({len(report['packages'])})")
+    for p in report["packages"]:
+        size = human_size(sum(w["size"] for w in p["wheels"]))
+        lines.append(f"  {p['name']} {p['version']}  {size}")
+    lines.append(f"files ({len(report['files'])})")
+    lines += [f"  {f['path']}  {human_size(f['size'])}" for f in report["files"]]
+    runtime = report["runtime"]
+    noun = "file" if runtime["files"] == 1 else "files"
+    lines.append(f"runtime   {runtime['files']} {noun}, {human_size(runtime['size'])}")
+    size = f"size      {human_size(report['total_size'])} uncompressed"
+    if report["archive_size"] is not None:
+        size += f", {human_size(report['archive_size'])} archive"
+    lines.append(size)
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,178 @@
+"""``photonpack verify``: re-hash an archive offline and check lock <-> wheels <-> manifest.
+
+The archive is streamed once (``bundle.unpack`` into a sink that keeps only
+the lock file); every problem is collected, not just the first, so CI sees
+each offending member at once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from photonpack.bundle import MemorySink, NullSink, Problem, blob_member, read_manifest, unpack
+from photonpack.errors import IntegrityError, LockFileError
+from photonpack.manifest import Manifest
+
+__all__ = ["VerifyResult", "check_lock", "verify_archive"]
+
+if TYPE_CHECKING:
+    from photonpack.pylock import Lock
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class VerifyResult:
+    """What ``verify`` found: clean when ``problems`` is empty."""
+
+    path: Path
+    manifest: Manifest | None
+    problems: tuple[Problem, ...]
+    archive_size: int
+
+    @property
+    def ok(self) -> bool:
+        """No problem at all."""
+        return not self.problems
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``verify --json`` document (see docs: shape is stable)."""
+        m = self.manifest
+        return {
+            "path": str(self.path),
+            "ok": self.ok,
+            "name": m.name if m else None,
+            "digest": m.digest if m else None,
+            "archive_size": self.archive_size,
+            "blobs": len(m.blobs()) if m else None,
+            "payload_size": m.total_size if m else None,
+            "problems": [
+                {
+                    "member": p.member,
+                    "label": p.label,
+                    "expected": p.expected,
+                    "found": p.found,
+                    "message": str(p),
+                }
+                for p in self.problems
+            ],
+        }
+
+
+def verify_archive(path: Path) -> VerifyResult:
+    """Stream ``path`` once, re-hash every blob and check the lock against the wheels.
+
+    Integrity problems are returned, not raised; ArchiveError still means the
+    file is unreadable or not a photon archive at all.
+    """
+    problems: list[Problem] = []
+    try:
+        head: Manifest | None = read_manifest(path)
+    except IntegrityError:
+        head = None  # unpack below reports exactly what is wrong
+    lock_entry = head.file(head.lock) if head else None
+    sink = MemorySink({lock_entry.sha256}) if lock_entry else NullSink()
+    manifest: Manifest | None
+    try:
+        manifest = unpack(path, sink, on_problem=problems.append)
+    except IntegrityError:
+        manifest = head if not any(p.member == "photon.json" for p in problems) else None
+    if manifest is not None and lock_entry is not None and isinstance(sink, MemorySink):
+        lock_bytes = sink.blobs.get(lock_entry.sha256)
+        if lock_bytes is not None:  # else its blob was bad, and that is reported already
+            problems += _lock_problems(manifest, lock_entry.sha256, lock_bytes)
+    return VerifyResult(
+        path=path,
+        manifest=manifest,
+        problems=tuple(problems),
+        archive_size=path.stat().st_size,
+    )
+
+
+def _lock_problems(manifest: Manifest, lock_sha256: str, data: bytes) -> list[Problem]:
+    from photonpack.lock import parse_lock
+
+    member = blob_member(lock_sha256)
+    try:
+        lock = parse_lock(data.decode("utf-8"), path=Path(manifest.lock))
+    except (LockFileError, UnicodeDecodeError) as exc:
+        return [
+            Problem(
+                member=member,
+                label=manifest.lock,
+                expected="a valid photonpack pylock file",
+                found=str(exc),
+            )
+        ]
+    return check_lock(manifest, lock)
+
+
+def check_lock(manifest: Manifest, lock: Lock) -> list[Problem]:
+    """Every wheel the lock lists for each target is in the manifest, with the locked
+    sha256, size and version, for that target; and nothing else is."""
+    problems: list[Problem] = []
+    lock_entry = manifest.file(manifest.lock)
+    lock_member = blob_member(lock_entry.sha256) if lock_entry else manifest.lock
+    locked_targets = sorted(str(t) for t in lock.targets)
+    if locked_targets != list(manifest.targets):
+        problems.append(
+            Problem(
+                member="photon.json",
+                label="targets",
+                expected=f"the lock's targets {locked_targets}",
+                found=f"{list(manifest.targets)}",
+            )
+        )
+    by_filename = {w.filename: w for w in manifest.wheels}
+    for target in lock.targets:
+        name = str(target)
+        locked = {w.filename: w for w in lock.wheels_for(target)}
+        for filename, want in locked.items():
+            have = by_filename.get(filename)
+            label = f"wheel:{filename}"
+            if have is None:
+                problems.append(
+                    Problem(
+                        member=lock_member,
+                        label=label,
+                        expected=f"in the archive: the lock installs it on {name} "
+                        f"(sha256 {want.sha256}, {want.size} bytes)",
+                        found="not listed in photon.json (missing)",
+                    )
+                )
+                continue
+            member = blob_member(have.sha256)
+            if name not in have.targets:
+                problems.append(
+                    Problem(
+                        member=member,
+                        label=label,
+                        expected=f"listed for target {name}, where the lock installs it",
+                        found=f"targets {list(have.targets)}",
+                    )
+                )
+            for field, expected, found in (
+                ("sha256", want.sha256, have.sha256),
+                ("size", want.size, have.size),
+                ("version", want.version, have.version),
+            ):
+                if expected != found:
+                    problems.append(
+                        Problem(
+                            member=member,
+                            label=label,
+                            expected=f"the locked {field} {expected}",
+                            found=f"{field} {found}",
+                        )
+                    )
+        for wheel in manifest.wheels:
+            if name in wheel.targets and wheel.filename not in locked:
+                problems.append(
+                    Problem(
+                        member=blob_member(wheel.sha256),
+                        label=f"wheel:{wheel.filename}",
+                        expected=f"only wheels the lock installs on {name}",
+                        found="a wheel the lock does not list for that target (extra)",
+                    )
+                )
+    return list(dict.fromkeys(problems))

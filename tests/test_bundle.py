@@ -1,0 +1,455 @@
+"""The archive format: layout, determinism, streaming verification and its refusals."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tarfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import zstandard
+
+from photonpack import bundle
+from photonpack.bundle import (
+    DirectorySink,
+    MemorySink,
+    NullSink,
+    Problem,
+    blob_member,
+    read_manifest,
+    unpack,
+    write_archive,
+)
+from photonpack.errors import ArchiveError, BuildError, IntegrityError
+from tests.support.archives import (
+    Archive,
+    compress,
+    decompress,
+    make_archive,
+    member_data_offset,
+    members_of,
+    tar_member,
+    tar_stream,
+)
+
+
+def collect(path: Path) -> list[str]:
+    """Every problem ``unpack`` reports for ``path``, as text ([] when clean)."""
+    found: list[Problem] = []
+    try:
+        unpack(path, NullSink(), on_problem=found.append)
+    except IntegrityError:
+        assert found, "IntegrityError without a reported problem"
+    return [str(p) for p in found]
+
+
+def wheel_sha(archive: Archive) -> str:
+    return archive.manifest.wheels[0].sha256
+
+
+def write(tmp_path: Path, data: bytes, name: str = "x.photon") -> Path:
+    path = tmp_path / name
+    path.write_bytes(data)
+    return path
+
+
+# ---------------------------------------------------------------- layout
+
+
+def test_archive_holds_manifest_then_sorted_blobs(small_archive: Archive) -> None:
+    names = [name for name, _ in members_of(small_archive)]
+    manifest = small_archive.manifest
+    assert names == ["photon.json", *(blob_member(h) for h in manifest.blobs())]
+    assert members_of(small_archive)[0][1] == manifest.to_bytes()
+
+
+def test_members_are_plain_files_with_fixed_metadata(small_archive: Archive) -> None:
+    with tarfile.open(fileobj=io.BytesIO(decompress(small_archive.path)), mode="r:") as tf:
+        infos = tf.getmembers()
+    assert {(i.type, i.mode, i.uid, i.gid, i.uname, i.gname, i.mtime) for i in infos} == {
+        (tarfile.REGTYPE, 0o644, 0, 0, "", "", 315532800)
+    }
+    assert all(not i.pax_headers for i in infos)
+
+
+def test_archive_is_one_zstd_frame_with_checksum(small_archive: Archive) -> None:
+    data = small_archive.path.read_bytes()
+    params = zstandard.get_frame_parameters(data)
+    assert params.has_checksum
+    assert params.window_size <= bundle.MAX_WINDOW_SIZE
+
+
+def test_same_inputs_give_identical_bytes_across_dirs_umask_and_timezone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = make_archive(tmp_path / "one", extra_files={"data/w.bin": b"\x00\x01" * 5000})
+    old = os.umask(0o077)
+    monkeypatch.setenv("TZ", "Asia/Kolkata")
+    time.tzset()
+    try:
+        second = make_archive(
+            tmp_path / "two" / "deeper", extra_files={"data/w.bin": b"\x00\x01" * 5000}
+        )
+        os.utime(second.blobs / first.manifest.files[0].sha256, (1, 1))
+        again = tmp_path / "again.photon"
+        with again.open("wb") as out:
+            write_archive(out, second.manifest, second.blob_path)
+    finally:
+        os.umask(old)
+        monkeypatch.delenv("TZ")
+        time.tzset()
+    assert second.path.read_bytes() == first.path.read_bytes()
+    assert again.read_bytes() == first.path.read_bytes()
+
+
+def test_zstd_output_is_the_same_for_any_thread_count(
+    small_archive: Archive, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    outputs = set()
+    for threads in (1, 2, 4):
+        monkeypatch.setattr(bundle, "ZSTD_THREADS", threads)
+        out = io.BytesIO()
+        write_archive(out, small_archive.manifest, small_archive.blob_path)
+        outputs.add(out.getvalue())
+    assert outputs == {small_archive.path.read_bytes()}
+
+
+def test_source_date_epoch_sets_member_mtime(
+    small_archive: Archive, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    out = io.BytesIO()
+    write_archive(out, small_archive.manifest, small_archive.blob_path)
+    tar = zstandard.ZstdDecompressor().stream_reader(out.getvalue()).read()
+    with tarfile.open(fileobj=io.BytesIO(tar), mode="r:") as tf:
+        assert {i.mtime for i in tf.getmembers()} == {1700000000}
+
+
+def test_bad_source_date_epoch_is_a_build_error(
+    small_archive: Archive, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "yesterday")
+    with pytest.raises(BuildError) as caught:
+        write_archive(io.BytesIO(), small_archive.manifest, small_archive.blob_path)
+    assert caught.value.message == (
+        "SOURCE_DATE_EPOCH must be a whole number of seconds, found 'yesterday'; unset it or "
+        "set it to e.g. the last commit time (git log -1 --format=%ct)"
+    )
+
+
+def test_write_refuses_a_blob_that_changed_since_the_manifest(tmp_path: Path) -> None:
+    archive = make_archive(tmp_path, extra_files={"data/model.bin": b"weights"})
+    sha = hashlib.sha256(b"weights").hexdigest()
+    changed = tmp_path / "changed"
+    changed.write_bytes(b"weightz")
+    with pytest.raises(IntegrityError) as caught:
+        write_archive(
+            io.BytesIO(),
+            archive.manifest,
+            lambda h: changed if h == sha else archive.blob_path(h),
+        )
+    found = hashlib.sha256(b"weightz").hexdigest()
+    assert caught.value.message == (
+        f"{changed} (data/model.bin) changed after the manifest was made: expected 7 bytes, "
+        f"sha256 {sha}, found 7 bytes, sha256 {found}; build again"
+    )
+
+
+def test_write_reports_a_missing_blob_file_as_build_error(tmp_path: Path) -> None:
+    archive = make_archive(tmp_path)
+    with pytest.raises(BuildError) as caught:
+        write_archive(io.BytesIO(), archive.manifest, lambda h: tmp_path / "nowhere" / h)
+    assert "No such file or directory" in caught.value.message
+    assert caught.value.message.startswith(f"cannot read {tmp_path / 'nowhere'}/")
+
+
+# ---------------------------------------------------------------- reading
+
+
+def test_unpack_clean_archive_returns_its_manifest(small_archive: Archive) -> None:
+    assert unpack(small_archive.path, NullSink()) == small_archive.manifest
+    assert collect(small_archive.path) == []
+
+
+def test_unpack_hands_every_verified_blob_to_the_sink(
+    small_archive: Archive, tmp_path: Path
+) -> None:
+    sink = DirectorySink(tmp_path / "out")
+    unpack(small_archive.path, sink)
+    written = {p.name: p.read_bytes() for p in (tmp_path / "out").iterdir()}
+    assert set(written) == set(small_archive.manifest.blobs())
+    assert all(hashlib.sha256(data).hexdigest() == h for h, data in written.items())
+
+
+def test_memory_sink_keeps_only_the_wanted_blob(small_archive: Archive) -> None:
+    lock = small_archive.manifest.file(small_archive.manifest.lock)
+    assert lock is not None
+    sink = MemorySink({lock.sha256})
+    unpack(small_archive.path, sink)
+    assert sink.blobs == {lock.sha256: small_archive.lock_text.encode()}
+
+
+def test_read_manifest_reads_only_the_first_member(tmp_path: Path) -> None:
+    archive = make_archive(tmp_path, extra_files={"big.bin": os.urandom(4 * bundle.CHUNK_SIZE)})
+    half = write(tmp_path, archive.path.read_bytes()[: archive.path.stat().st_size // 2])
+    assert read_manifest(half) == archive.manifest
+    with pytest.raises(IntegrityError):
+        unpack(half, NullSink())
+
+
+# ---------------------------------------------------------------- refusals
+
+
+def _tampered_tar(archive: Archive, tmp_path: Path, name: str, offset: int = 0) -> Path:
+    tar = bytearray(decompress(archive.path))
+    tar[member_data_offset(bytes(tar), name) + offset] ^= 0x01
+    return write(tmp_path, compress(bytes(tar)))
+
+
+def test_unpack_rejects_flipped_byte_in_wheel_blob(small_archive: Archive, tmp_path: Path) -> None:
+    sha = wheel_sha(small_archive)
+    path = _tampered_tar(small_archive, tmp_path, blob_member(sha), 10)
+    problems = collect(path)
+    assert len(problems) == 1
+    assert problems[0].startswith(
+        f"blobs/sha256/{sha} (wheel:tinydep-1.0-py3-none-any.whl): expected sha256 {sha}, "
+        "found sha256 "
+    )
+    with pytest.raises(IntegrityError) as caught:
+        unpack(path, NullSink())
+    assert caught.value.exit_code == 3
+    assert caught.value.message == (
+        f"{path} failed verification (1 problem):\n  {problems[0]}\n"
+        "the archive was damaged or altered; fetch or build it again"
+    )
+
+
+def test_bad_blob_never_reaches_the_sink(small_archive: Archive, tmp_path: Path) -> None:
+    sha = wheel_sha(small_archive)
+    path = _tampered_tar(small_archive, tmp_path, blob_member(sha), 10)
+    out = tmp_path / "out"
+    with pytest.raises(IntegrityError):
+        unpack(path, DirectorySink(out))
+    before = {h for h in small_archive.manifest.blobs() if h < sha}
+    assert {p.name for p in out.iterdir()} == before  # the first problem stops unpacking
+    unpack(path, DirectorySink(out), on_problem=lambda p: None)
+    left = {p.name for p in out.iterdir()}
+    assert left == set(small_archive.manifest.blobs()) - {sha}
+
+
+def test_unpack_rejects_flipped_byte_in_extra_file(small_archive: Archive, tmp_path: Path) -> None:
+    entry = small_archive.manifest.file("data/model.bin")
+    assert entry is not None
+    path = _tampered_tar(small_archive, tmp_path, blob_member(entry.sha256))
+    [problem] = collect(path)
+    assert problem.startswith(f"blobs/sha256/{entry.sha256} (data/model.bin): expected sha256 ")
+
+
+def test_unpack_rejects_edited_manifest(small_archive: Archive, tmp_path: Path) -> None:
+    tar = bytearray(decompress(small_archive.path))
+    at = tar.index(b'"name":"counter"') + len(b'"name":"')
+    tar[at] = ord("k")  # still valid JSON: the lock file entry now points at nothing
+    problems = collect(write(tmp_path, compress(bytes(tar))))
+    assert problems == []  # a consistent manifest with another name is another photon...
+    tar[at] = ord("{")  # ...but a broken one is refused
+    [problem] = collect(write(tmp_path, compress(bytes(tar))))
+    assert problem.startswith(
+        "photon.json: expected a valid manifest, found invalid photon manifest"
+    )
+
+
+def test_unpack_rejects_non_canonical_manifest(small_archive: Archive, tmp_path: Path) -> None:
+    members = members_of(small_archive)
+    pretty = (members[0][0], members[0][1].replace(b'{"entry"', b'{ "entry"', 1))
+    path = write(tmp_path, compress(tar_stream([pretty, *members[1:]])))
+    assert collect(path) == [
+        "photon.json: expected canonical JSON (sorted keys, no spaces), "
+        "found another encoding of a manifest"
+    ]
+
+
+def test_unpack_rejects_flipped_compressed_byte(small_archive: Archive, tmp_path: Path) -> None:
+    data = bytearray(small_archive.path.read_bytes())
+    data[len(data) // 2] ^= 0x40
+    problems = collect(write(tmp_path, bytes(data)))
+    assert problems, "a flipped compressed byte must be refused"
+
+
+def test_unpack_rejects_truncated_archive(small_archive: Archive, tmp_path: Path) -> None:
+    data = small_archive.path.read_bytes()
+    assert collect(write(tmp_path, data[:-2])) == [
+        f"(zstd frame): expected a complete zstd frame with its checksum, found the file ends "
+        f"after {len(data) - 2} bytes, inside the frame (truncated)"
+    ]
+    half = len(data) // 2
+    problems = collect(write(tmp_path, data[:half]))
+    assert len(problems) == 2
+    assert problems[0].endswith("(truncated)")  # where the stream stopped...
+    assert problems[1] == (  # ...and why
+        "(zstd frame): expected a complete zstd frame with its checksum, found the file ends "
+        f"after {half} bytes, inside the frame (truncated)"
+    )
+
+
+def test_unpack_rejects_garbage_after_the_frame(small_archive: Archive, tmp_path: Path) -> None:
+    data = small_archive.path.read_bytes()
+    assert collect(write(tmp_path, data + b"garbage")) == [
+        f"(after the zstd frame): expected the end of the file at byte {len(data)}, "
+        "found 7 bytes of trailing data"
+    ]
+    second_frame = compress(b"more")
+    assert collect(write(tmp_path, data + second_frame)) == [
+        f"(after the zstd frame): expected the end of the file at byte {len(data)}, "
+        f"found {len(second_frame)} bytes of trailing data"
+    ]
+
+
+def test_unpack_rejects_data_after_the_tar_end(small_archive: Archive, tmp_path: Path) -> None:
+    tar = decompress(small_archive.path) + b"\0" * 512 + b"sneaky"
+    assert collect(write(tmp_path, compress(tar))) == [
+        "(end of archive): expected nothing after the end-of-archive blocks, "
+        "found 6 bytes of trailing data in the tar stream"
+    ]
+
+
+def test_unpack_accepts_zero_padding_after_the_tar_end(
+    small_archive: Archive, tmp_path: Path
+) -> None:
+    tar = decompress(small_archive.path) + b"\0" * 9216
+    assert collect(write(tmp_path, compress(tar))) == []
+
+
+def test_unpack_rejects_missing_and_unlisted_blobs(small_archive: Archive, tmp_path: Path) -> None:
+    members = members_of(small_archive)
+    sha = wheel_sha(small_archive)
+    kept = [m for m in members if m[0] != blob_member(sha)]
+    stranger = blob_member("f" * 64)
+    path = write(tmp_path, compress(tar_stream([*kept, (stranger, b"x")])))
+    size = small_archive.manifest.wheels[0].size
+    assert collect(path) == [
+        f"{stranger}: expected only blobs listed in photon.json, found an unlisted blob",
+        f"blobs/sha256/{sha} (wheel:tinydep-1.0-py3-none-any.whl): expected a member of "
+        f"{size} bytes, listed in photon.json, found no such member (missing)",
+    ]
+
+
+def test_unpack_rejects_duplicate_and_unsorted_members(
+    small_archive: Archive, tmp_path: Path
+) -> None:
+    members = members_of(small_archive)
+    dup = write(tmp_path, compress(tar_stream([*members, members[-1]])), "dup.photon")
+    assert collect(dup) == [f"{members[-1][0]}: expected each blob once, found a duplicate member"]
+    swapped = [members[0], members[2], members[1], *members[3:]]
+    path = write(tmp_path, compress(tar_stream(swapped)), "swap.photon")
+    assert collect(path) == [
+        f"{members[1][0]}: expected members sorted by name, after {members[2][0]}, found unsorted"
+    ]
+
+
+def test_unpack_rejects_symlink_and_odd_names(small_archive: Archive, tmp_path: Path) -> None:
+    members = members_of(small_archive)
+    tar = (
+        b"".join(tar_member(n, d) for n, d in members)
+        + tar_member("zz-link", kind=tarfile.SYMTYPE)
+        + tar_member("../../etc/passwd", b"root")
+        + b"\0" * 1024
+    )
+    assert collect(write(tmp_path, compress(tar))) == [
+        "zz-link: expected a regular file, found a symbolic link",
+        "../../etc/passwd: expected a member named blobs/sha256/<64 hex digits>, "
+        "found '../../etc/passwd'",
+    ]
+
+
+def test_unpack_rejects_wrong_size_member(small_archive: Archive, tmp_path: Path) -> None:
+    members = members_of(small_archive)
+    name, data = members[1]
+    label = ", ".join(small_archive.manifest.blob_labels()[name.rsplit("/", 1)[1]])
+    path = write(tmp_path, compress(tar_stream([members[0], (name, data + b"!"), *members[2:]])))
+    assert collect(path) == [
+        f"{name} ({label}): expected {len(data)} bytes, found {len(data) + 1} bytes"
+    ]
+
+
+def test_unpack_rejects_other_first_member(small_archive: Archive, tmp_path: Path) -> None:
+    members = members_of(small_archive)
+    path = write(tmp_path, compress(tar_stream([*members[1:], members[0]])))
+    assert collect(path) == [
+        f"{members[1][0]!r}: expected photon.json as the first member, found {members[1][0]!r}"
+    ]
+
+
+def test_unpack_rejects_window_over_the_cap(small_archive: Archive, tmp_path: Path) -> None:
+    params = zstandard.ZstdCompressionParameters.from_level(
+        3, window_log=25, write_checksum=1, write_content_size=0
+    )
+    out = io.BytesIO()
+    with zstandard.ZstdCompressor(compression_params=params).stream_writer(out, closefd=False) as w:
+        w.write(decompress(small_archive.path))
+    path = write(tmp_path, out.getvalue())
+    assert collect(path) == [
+        "(zstd frame): expected a window of at most 16777216 bytes, "
+        "found a window of 33554432 bytes"
+    ]
+    with pytest.raises(IntegrityError):
+        read_manifest(path)
+
+
+def test_file_that_is_not_zstd_is_an_archive_error(tmp_path: Path) -> None:
+    path = write(tmp_path, b"PK\x03\x04 a zip")
+    with pytest.raises(ArchiveError) as caught:
+        unpack(path, NullSink())
+    assert caught.value.exit_code == 1
+    assert caught.value.message == (
+        f"{path} is not a photon archive: it is not zstd-compressed "
+        "(first bytes 504b0304, expected 28b52ffd)"
+    )
+    with pytest.raises(ArchiveError):
+        read_manifest(path)
+
+
+def test_zstd_file_that_is_not_tar_is_an_archive_error(tmp_path: Path) -> None:
+    path = write(tmp_path, compress(b"hello, this is not a tar stream" * 40))
+    with pytest.raises(ArchiveError) as caught:
+        unpack(path, NullSink())
+    assert caught.value.message.startswith(
+        f"{path} is not a photon archive: zstd data, but not a tar stream ("
+    )
+
+
+def test_missing_file_is_an_archive_error(tmp_path: Path) -> None:
+    with pytest.raises(ArchiveError) as caught:
+        read_manifest(tmp_path / "nope.photon")
+    assert (
+        caught.value.message == f"cannot read {tmp_path / 'nope.photon'}: No such file or directory"
+    )
+
+
+def test_big_blob_streams_through_in_chunks(tmp_path: Path) -> None:
+    payload = os.urandom(3 * bundle.CHUNK_SIZE + 123)
+    archive = make_archive(tmp_path, extra_files={"big.bin": payload})
+    sink = MemorySink({hashlib.sha256(payload).hexdigest()})
+    unpack(archive.path, sink)
+    assert sink.blobs[hashlib.sha256(payload).hexdigest()] == payload
+
+
+@pytest.fixture
+def _no_threads_left() -> Iterator[None]:
+    import threading
+
+    before = threading.active_count()
+    yield
+    assert threading.active_count() == before
+
+
+@pytest.mark.usefixtures("_no_threads_left")
+def test_unpack_stops_its_hashing_thread_even_on_failure(
+    small_archive: Archive, tmp_path: Path
+) -> None:
+    data = small_archive.path.read_bytes()
+    with pytest.raises(IntegrityError):
+        unpack(write(tmp_path, data[: len(data) // 2]), NullSink())
