@@ -398,16 +398,38 @@ _ARCHIVE = click.Path(path_type=Path, dir_okay=False)
 
 
 @cli.command()
-@click.argument("archive", type=_ARCHIVE)
+@click.argument("archive", type=_ARCHIVE, required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option(
+    "--store", "check_store", is_flag=True, help="Re-hash the local store instead of an archive."
+)
+@click.option(
+    "--rebuild",
+    "rebuild_from",
+    metavar="SPEC",
+    help="Also rebuild from this source (file.py[:Class]) and its lock; exit 3 unless "
+    "the digest is identical.",
+)
 @click.pass_context
-def verify(ctx: click.Context, archive: Path, as_json: bool) -> None:
+def verify(
+    ctx: click.Context,
+    archive: Path | None,
+    as_json: bool,
+    check_store: bool,
+    rebuild_from: str | None,
+) -> None:
     """Re-hash ARCHIVE offline: exit 0 if clean, 3 on any integrity failure."""
     import json
 
     from photonpack.summary import human_size
     from photonpack.verify import verify_archive
 
+    if check_store:
+        if archive is not None or rebuild_from is not None:
+            raise PhotonpackError("verify --store takes no ARCHIVE and no --rebuild")
+        ctx.exit(_verify_store(as_json))
+    if archive is None:
+        raise PhotonpackError("verify needs an ARCHIVE (or --store)")
     result = verify_archive(archive)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
@@ -426,6 +448,49 @@ def verify(ctx: click.Context, archive: Path, as_json: bool) -> None:
         )
     if not result.ok:
         ctx.exit(3)
+    if rebuild_from is not None and result.manifest is not None:
+        ctx.exit(_verify_rebuild(result.manifest, rebuild_from))
+
+
+def _verify_store(as_json: bool) -> int:
+    import json
+
+    from photonpack.store import Store
+
+    store = Store()
+    problems = store.verify()
+    if as_json:
+        click.echo(json.dumps({"ok": not problems, "problems": problems}, indent=2))
+    for problem in [] if as_json else problems:
+        click.echo(f"FAIL {problem}")
+    if problems:
+        return 3
+    if not as_json:
+        click.echo(f"ok the store {store.root} is intact")
+    return 0
+
+
+def _verify_rebuild(built: Any, spec_text: str) -> int:
+    import tempfile
+
+    from photonpack.build import rebuild
+    from photonpack.diff import diff, side_from_manifest
+    from photonpack.diff_render import render_text
+    from photonpack.source import parse_spec
+
+    with tempfile.TemporaryDirectory(prefix="photonpack-rebuild-") as scratch:
+        again = rebuild(parse_spec(spec_text), built, Path(scratch) / "rebuilt.photon")
+    if again.digest == built.digest:
+        click.echo(f"reproducible: rebuilding {spec_text} gives {built.digest}")
+        return 0
+    changes = diff(side_from_manifest(built, "archive"), side_from_manifest(again, "rebuild"))
+    click.echo(render_text(changes))
+    click.echo(
+        f"error: not reproducible: the archive is {built.digest}, rebuilding {spec_text} "
+        f"gives {again.digest}",
+        err=True,
+    )
+    return 3
 
 
 @cli.command("inspect")

@@ -1,0 +1,382 @@
+"""Build a photon archive: lock → fetch → capture the handler contract → bundle.
+
+Everything the archive will hold enters the store first (verified), so that
+the archive is written from content-addressed blobs only and ``create`` has
+nothing left to copy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import stat
+import subprocess
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import photonpack
+from photonpack.__about__ import __version__
+from photonpack.bundle import write_archive
+from photonpack.declaration import Declaration, read_declaration
+from photonpack.errors import BuildError
+from photonpack.index import fetch_wheels
+from photonpack.lock import (
+    Lock,
+    LockOptions,
+    check_lock,
+    default_lock_path,
+    default_name,
+    lock_photon,
+    read_lock,
+)
+from photonpack.manifest import FileEntry, Manifest, WheelEntry
+from photonpack.runtime.env import ensure_environment, environment_python
+from photonpack.source import PhotonSpec
+from photonpack.store import Store, validate_name
+from photonpack.target import host_compatible
+
+__all__ = ["BuildOptions", "BuildResult", "build", "rebuild", "write_atomic"]
+
+_CHUNK = 1 << 20
+# Describing a photon imports the user's module; a hung import must not hang the build.
+_DESCRIBE_TIMEOUT_S = 300
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class BuildOptions:
+    """What ``photonpack build`` was asked for."""
+
+    name: str | None = None
+    output: Path | None = None
+    locked: bool = False
+    lock: LockOptions = dataclasses.field(default_factory=LockOptions)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class BuildResult:
+    """The archive written, its identity, and what the user should know."""
+
+    path: Path
+    manifest: Manifest
+    size: int
+    lock_changed: bool
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def digest(self) -> str:
+        return self.manifest.digest
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.manifest.name,
+            "digest": self.digest,
+            "path": str(self.path),
+            "size": self.size,
+            "targets": list(self.manifest.targets),
+            "warnings": list(self.warnings),
+        }
+
+
+def build(
+    spec: PhotonSpec,
+    options: BuildOptions,
+    *,
+    store: Store | None = None,
+    progress: Callable[[Any, int], None] | None = None,
+) -> BuildResult:
+    """Build ``spec`` into one deterministic ``.photon`` archive."""
+    store = store or Store()
+    declaration = read_declaration(spec)
+    name = validate_name(options.name or default_name(declaration.class_name))
+    lock_options = dataclasses.replace(options.lock, name=name)
+    lock_path = (
+        default_lock_path(spec, name) if lock_options.output is None else lock_options.output
+    )
+    if options.locked:
+        check_lock(spec, lock_options)
+        lock, lock_changed = read_lock(lock_path), False
+    else:
+        result = lock_photon(spec, lock_options)
+        lock, lock_changed = result.lock, result.changed
+
+    locked = lock.wheels()
+    fetch_wheels(locked, store.blob_dir, progress=progress)
+    wheels = _wheel_entries(lock)
+    files = _photon_files(spec, declaration, lock.path, store)
+    runtime = _runtime_files(store)
+    description, warnings = _describe(
+        spec, declaration, lock=lock, wheels=wheels, runtime=runtime, store=store
+    )
+    manifest = Manifest.from_dict(
+        {
+            "schema_version": 1,
+            "name": name,
+            "entry": _entry(spec, declaration),
+            "photon": description["photon"],
+            "handlers": description["handlers"],
+            "openapi": description["openapi"],
+            "targets": [str(target) for target in lock.targets],
+            "lock": lock.path.name,
+            "files": [entry.to_dict() for entry in files],
+            "runtime": [entry.to_dict() for entry in runtime],
+            "wheels": [entry.to_dict() for entry in wheels],
+            "tools": {"photonpack": __version__},
+        }
+    )
+    store.put_manifest(manifest.digest, manifest.to_bytes())
+    output = options.output or Path.cwd() / f"{name}.photon"
+    size = write_atomic(output, manifest, store)
+    return BuildResult(
+        path=output, manifest=manifest, size=size, lock_changed=lock_changed, warnings=warnings
+    )
+
+
+def rebuild(
+    spec: PhotonSpec, built: Manifest, output: Path, *, store: Store | None = None
+) -> Manifest:
+    """Build ``spec`` again from its committed lock, as ``built`` was, into ``output``.
+
+    The lock is used as it is (``--locked``, with the targets and index it
+    records), so any difference from ``built`` comes from the source, the
+    wheels or the tools, never from a fresh resolution.
+    """
+    lock = read_lock(default_lock_path(spec, built.name))
+    options = BuildOptions(
+        name=built.name,
+        output=output,
+        locked=True,
+        lock=LockOptions(name=built.name, targets=lock.inputs.targets, index=lock.inputs.index),
+    )
+    return build(spec, options, store=store).manifest
+
+
+def write_atomic(output: Path, manifest: Manifest, store: Store) -> int:
+    """Write the archive next to ``output`` and rename it into place; return its size.
+
+    A failure or Ctrl-C leaves no partial file and any previous file untouched.
+    """
+    output = output.absolute()
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        fd, temp_name = tempfile.mkstemp(prefix=f".{output.name}-", dir=output.parent)
+    except OSError as exc:
+        raise BuildError(f"cannot write {output}: {exc.strerror or exc}") from exc
+    temp = Path(temp_name)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            write_archive(out, manifest, store.blob_path)
+            out.flush()
+            os.fsync(out.fileno())
+        temp.chmod(0o644)
+        temp.replace(output)
+    except OSError as exc:
+        raise BuildError(f"cannot write {output}: {exc.strerror or exc}") from exc
+    finally:
+        temp.unlink(missing_ok=True)
+    return output.stat().st_size
+
+
+def _entry(spec: PhotonSpec, declaration: Declaration) -> str:
+    if spec.path is not None:
+        return f"{spec.path.name}:{declaration.class_name}"
+    return f"{spec.module}:{declaration.class_name}"
+
+
+def _wheel_entries(lock: Lock) -> list[WheelEntry]:
+    targets: dict[str, list[str]] = {}
+    by_sha = {}
+    for target in lock.targets:
+        for wheel in lock.wheels_for(target):
+            targets.setdefault(wheel.sha256, []).append(str(target))
+            by_sha[wheel.sha256] = wheel
+    return sorted(
+        (
+            WheelEntry(
+                filename=wheel.filename,
+                name=wheel.name,
+                version=wheel.version,
+                sha256=wheel.sha256,
+                size=wheel.size,
+                targets=tuple(sorted(targets[sha])),
+            )
+            for sha, wheel in by_sha.items()
+        ),
+        key=lambda entry: entry.filename,
+    )
+
+
+# -- files --------------------------------------------------------------------
+
+
+def _photon_files(
+    spec: PhotonSpec, declaration: Declaration, lock_path: Path, store: Store
+) -> list[FileEntry]:
+    """The photon's working directory: source, extra files and the lock, into the store."""
+    base = spec.directory.resolve()
+    chosen: dict[str, Path] = {}
+    for path in _source_files(spec):
+        chosen[path.relative_to(base).as_posix()] = path
+    for inside, local in declaration.extra_files:
+        for rel, path in _expand_extra(base, inside, local):
+            chosen[rel] = path
+    chosen[lock_path.name] = lock_path
+    return [_add_file(store, rel, path) for rel, path in sorted(chosen.items())]
+
+
+def _source_files(spec: PhotonSpec) -> list[Path]:
+    if spec.path is not None:
+        return [spec.path.resolve()]
+    assert spec.module is not None
+    top = spec.module.split(".")[0]
+    package = spec.root / top
+    if package.is_dir():
+        return sorted(p for p in package.rglob("*.py") if "__pycache__" not in p.parts)
+    return [spec.root / f"{top}.py"]
+
+
+def _expand_extra(base: Path, inside: str, local: str) -> Iterator[tuple[str, Path]]:
+    where = f"extra_files entry {inside!r}"
+    source = base / local
+    if source.is_symlink():
+        raise BuildError(f"{where}: {source} is a symbolic link; copy the file instead")
+    resolved = source.resolve()
+    if not resolved.is_relative_to(base):
+        raise BuildError(
+            f"{where}: {local!r} is outside the photon's directory {base}; "
+            "move the file next to the photon"
+        )
+    rel = PurePosixPath(inside)
+    if rel.is_absolute() or ".." in rel.parts or not rel.parts:
+        raise BuildError(f"{where}: the path inside the photon must be relative and stay inside it")
+    if not resolved.exists():
+        raise BuildError(f"{where}: {resolved} does not exist")
+    if not resolved.is_file() and not resolved.is_dir():
+        raise BuildError(f"{where}: {resolved} is not a regular file or a directory")
+    if resolved.is_file():
+        yield rel.as_posix(), resolved
+        return
+    for path in sorted(resolved.rglob("*")):
+        if path.is_symlink():
+            raise BuildError(f"{where}: {path} is a symbolic link; copy the file instead")
+        if "__pycache__" in path.parts or path.is_dir():
+            continue
+        if not path.is_file():
+            raise BuildError(f"{where}: {path} is not a regular file")
+        yield (rel / path.relative_to(resolved).as_posix()).as_posix(), path
+
+
+def _add_file(store: Store, rel: str, path: Path) -> FileEntry:
+    """Hash ``path`` while copying it into the store, so the archive holds what was hashed."""
+    try:
+        mode = path.stat().st_mode
+        with path.open("rb") as src:
+            data_hash, size = _copy_hashed(src, store)
+    except OSError as exc:
+        raise BuildError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    return FileEntry(path=rel, sha256=data_hash, size=size, executable=bool(mode & stat.S_IXUSR))
+
+
+def _copy_hashed(src: Any, store: Store) -> tuple[str, int]:
+    with store.temp_dir("file-") as temp:
+        copy = temp / "data"
+        digest = hashlib.sha256()
+        size = 0
+        with copy.open("wb") as out:
+            while chunk := src.read(_CHUNK):
+                digest.update(chunk)
+                out.write(chunk)
+                size += len(chunk)
+        store.add_blob_file(copy, digest.hexdigest(), size)
+    return digest.hexdigest(), size
+
+
+def _runtime_files(store: Store) -> list[FileEntry]:
+    """photonpack's own code, shipped so that the served behaviour is the one built."""
+    package = Path(photonpack.__file__).parent
+    entries = []
+    for path in sorted(package.rglob("*")):
+        if path.suffix not in (".py", ".typed") or "__pycache__" in path.parts:
+            continue
+        rel = "photonpack/" + path.relative_to(package).as_posix()
+        entry = _add_file(store, rel, path)
+        entries.append(dataclasses.replace(entry, executable=False))
+    return entries
+
+
+# -- the handler contract ---------------------------------------------------------
+
+
+def _describe(
+    spec: PhotonSpec,
+    declaration: Declaration,
+    *,
+    lock: Lock,
+    wheels: list[WheelEntry],
+    runtime: list[FileEntry],
+    store: Store,
+) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """Load the photon in an environment built from the lock and read its contract."""
+    host = host_compatible(lock.targets)
+    if host is None:
+        targets = ", ".join(str(t) for t in lock.targets)
+        warning = (
+            f"no target of the lock runs on this machine ({targets}); "
+            "the handler contract (handlers, OpenAPI) is not recorded"
+        )
+        return _declared_only(declaration), (warning,)
+    env, _ = ensure_environment(
+        store,
+        wheels=[(w.sha256, w.filename) for w in wheels if str(host) in w.targets],
+        runtime=runtime,
+    )
+    entry = _entry(spec, declaration)
+    command = [
+        str(environment_python(env)),
+        "-I",
+        "-m",
+        "photonpack.runtime.describe",
+        "--entry",
+        entry,
+    ]
+    try:
+        done = subprocess.run(
+            command,
+            cwd=spec.directory,
+            capture_output=True,
+            text=True,
+            timeout=_DESCRIBE_TIMEOUT_S,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise BuildError(
+            f"importing the photon {entry} did not finish in {_DESCRIBE_TIMEOUT_S} s"
+        ) from exc
+    if done.returncode != 0:
+        detail = done.stderr.strip().splitlines()
+        reason = detail[-1] if detail else f"exit code {done.returncode}"
+        reason = reason.removeprefix("error: ")
+        raise BuildError(f"the photon {entry} fails to load in its locked environment: {reason}")
+    try:
+        described: dict[str, Any] = json.loads(done.stdout)
+    except ValueError as exc:
+        raise BuildError(f"describing {entry} printed no JSON: {done.stdout[:200]!r}") from exc
+    return described, ()
+
+
+def _declared_only(declaration: Declaration) -> dict[str, Any]:
+    return {
+        "photon": {
+            "requirement_dependency": list(declaration.requirement_dependency),
+            "system_dependency": list(declaration.system_dependency),
+            "image": declaration.image,
+            "handler_max_concurrency": 1,
+            "handler_timeout": None,
+            "description": None,
+        },
+        "handlers": [],
+        "openapi": None,
+    }

@@ -1,0 +1,258 @@
+"""`photonpack build` / `create`: one deterministic, content-addressed archive."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from photonpack.cli import cli
+from tests.support.index import PackageIndex
+from tests.support.stack import write_photon
+
+
+def _build(index: PackageIndex, photon: Path, *args: str) -> dict[str, object]:
+    result = CliRunner().invoke(
+        cli,
+        ["build", "-m", str(photon), "--index-url", index.url, "--json", *args],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+    built: dict[str, object] = json.loads(result.stdout)
+    return built
+
+
+def test_build_writes_an_archive_with_manifest_and_blobs_only(
+    real_index: PackageIndex, tmp_path: Path
+) -> None:
+    photon = write_photon(tmp_path / "src")
+    out = tmp_path / "counter.photon"
+    built = _build(real_index, photon, "-o", str(out))
+    assert built["name"] == "counter"
+    assert str(built["digest"]).startswith("sha256:")
+    listing = subprocess.run(
+        ["tar", "--zstd", "-tvf", str(out)], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    names = [line.split()[-1] for line in listing]
+    assert names[0] == "photon.json"
+    assert all(name.startswith("blobs/sha256/") for name in names[1:])
+    assert names[1:] == sorted(names[1:])
+    assert all(line.startswith("-r--r--r--") or line.startswith("-rw-r--r--") for line in listing)
+
+
+def _copy_project(source: Path, destination: Path) -> Path:
+    import shutil
+
+    shutil.copytree(source, destination)
+    return destination
+
+
+def test_build_is_byte_identical_across_directories_umask_mtimes_and_timezones(
+    real_index: PackageIndex, tmp_path: Path
+) -> None:
+    import os
+    import sys
+
+    first = write_photon(tmp_path / "a" / "proj")
+    (first.parent / "data").mkdir()
+    (first.parent / "data" / "weights.bin").write_bytes(bytes(range(256)) * 64)
+    first.write_text(
+        first.read_text().replace(
+            'requirement_dependency = ["tinydep>=1.0"]',
+            'requirement_dependency = ["tinydep>=1.0"]\n    extra_files = ["data"]',
+        )
+    )
+    a = _build(real_index, first, "-o", str(tmp_path / "a.photon"))
+    second = _copy_project(first.parent, tmp_path / "elsewhere" / "deeper" / "proj")
+    for path in second.rglob("*"):
+        os.utime(path, (1_000_000, 1_000_000))
+    done = subprocess.run(
+        [
+            "sh",
+            "-c",
+            f"umask 077 && {sys.executable} -m photonpack build -m {second / 'counter.py'} "
+            f"--index-url {real_index.url} -o {tmp_path / 'b.photon'}",
+        ],
+        env={**os.environ, "TZ": "Asia/Kolkata"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[-1] == a["digest"]
+    assert (tmp_path / "a.photon").read_bytes() == (tmp_path / "b.photon").read_bytes()
+
+
+def test_extra_files_in_both_forms_land_in_the_manifest(
+    real_index: PackageIndex, tmp_path: Path
+) -> None:
+    from photonpack.bundle import read_manifest
+
+    src = tmp_path / "src"
+    (src / "assets" / "nested").mkdir(parents=True)
+    (src / "assets" / "a.txt").write_text("a")
+    (src / "assets" / "nested" / "b.txt").write_text("bb")
+    (src / "model.bin").write_bytes(b"\0" * 10)
+    tool = src / "tool.sh"
+    tool.write_text("#!/bin/sh\necho hi\n")
+    tool.chmod(0o755)
+    dict_photon = write_photon(
+        src,
+        "from photonpack import Photon\n"
+        "class D(Photon):\n"
+        "    extra_files = {'weights/model.bin': 'model.bin', 'bin/tool.sh': 'tool.sh'}\n",
+        name="d.py",
+    )
+    list_photon = write_photon(
+        src,
+        "from photonpack import Photon\nclass L(Photon):\n    extra_files = ['assets']\n",
+        name="l.py",
+    )
+    _build(real_index, dict_photon, "-o", str(tmp_path / "d.photon"))
+    _build(real_index, list_photon, "-o", str(tmp_path / "l.photon"))
+    d = read_manifest(tmp_path / "d.photon")
+    assert {(f.path, f.size, f.executable) for f in d.files} == {
+        ("bin/tool.sh", 18, True),
+        ("d.py", dict_photon.stat().st_size, False),
+        ("pylock.d.toml", (src / "pylock.d.toml").stat().st_size, False),
+        ("weights/model.bin", 10, False),
+    }
+    listed = read_manifest(tmp_path / "l.photon")
+    assert [f.path for f in listed.files] == [
+        "assets/a.txt",
+        "assets/nested/b.txt",
+        "l.py",
+        "pylock.l.toml",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ("['missing.txt']", "missing.txt does not exist"),
+        ("['../outside.txt']", "is outside the photon's directory"),
+        ("{'/abs': 'f.txt'}", "must be relative and stay inside it"),
+        ("['link.txt']", "is a symbolic link; copy the file instead"),
+        ("['fifo']", "is not a regular file"),
+    ],
+)
+def test_bad_extra_files_are_named_and_nothing_is_written(
+    real_index: PackageIndex, tmp_path: Path, extra: str, message: str
+) -> None:
+    import os
+
+    src = tmp_path / "proj"
+    src.mkdir()
+    (tmp_path / "outside.txt").write_text("x")
+    (src / "f.txt").write_text("f")
+    (src / "link.txt").symlink_to(src / "f.txt")
+    os.mkfifo(src / "fifo")
+    photon = write_photon(
+        src, f"from photonpack import Photon\nclass X(Photon):\n    extra_files = {extra}\n"
+    )
+    out = tmp_path / "x.photon"
+    out.write_bytes(b"previous build")
+    result = CliRunner().invoke(
+        cli, ["build", "-m", str(photon), "--index-url", real_index.url, "-o", str(out)]
+    )
+    assert result.exit_code == 1, result.output
+    assert message in result.stderr
+    assert "Traceback" not in result.output
+    assert out.read_bytes() == b"previous build"
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".x.photon")] == []
+
+
+def test_photon_that_fails_to_import_in_its_environment_is_a_clear_error(
+    real_index: PackageIndex, tmp_path: Path
+) -> None:
+    photon = write_photon(
+        tmp_path / "src",
+        "import jsonschema  # installed here, but not locked\n"
+        "from photonpack import Photon\n"
+        "class Broken(Photon):\n    pass\n",
+    )
+    result = CliRunner().invoke(
+        cli, ["build", "-m", str(photon), "--index-url", real_index.url, "-o", str(tmp_path / "b")]
+    )
+    assert result.exit_code == 1
+    assert "fails to load in its locked environment" in result.stderr
+    assert "jsonschema" in result.stderr
+    assert not (tmp_path / "b").exists()
+
+
+def test_tampered_wheel_from_the_index_is_refused(
+    package_index: PackageIndex, real_index: PackageIndex, tmp_path: Path
+) -> None:
+    photon = write_photon(tmp_path / "src")
+    # Lock against the honest index, then serve other bytes for one wheel.
+    _build(real_index, photon, "-o", str(tmp_path / "ok.photon"))
+    lock_text = (photon.parent / "pylock.counter.toml").read_text()
+    assert "tinydep-1.0-py3-none-any.whl" in lock_text or "tinydep-2.0" in lock_text
+    filename = "tinydep-2.0-py3-none-any.whl"
+    real_index.tamper(filename, b"evil bytes")
+    try:
+        home = tmp_path / "fresh-home"
+        result = CliRunner().invoke(
+            cli,
+            ["build", "-m", str(photon), "--index-url", real_index.url, "-o", str(tmp_path / "t")],
+            env={"PHOTONPACK_HOME": str(home)},
+        )
+    finally:
+        real_index.tamper(filename, (real_index.files_dir / filename).read_bytes())
+    assert result.exit_code == 3, result.output
+    assert filename in result.stderr
+    assert not (tmp_path / "t").exists()
+
+
+def test_locked_build_fails_on_a_stale_lock(real_index: PackageIndex, tmp_path: Path) -> None:
+    photon = write_photon(tmp_path / "src")
+    _build(real_index, photon, "-o", str(tmp_path / "a.photon"))
+    photon.write_text(photon.read_text().replace("tinydep>=1.0", "tinydep>=2.0"))
+    result = CliRunner().invoke(
+        cli, ["build", "-m", str(photon), "--index-url", real_index.url, "--locked"]
+    )
+    assert result.exit_code == 1
+    assert "pylock.counter.toml is stale" in result.stderr
+
+
+def test_bad_name_is_refused_with_the_rule(real_index: PackageIndex, tmp_path: Path) -> None:
+    photon = write_photon(tmp_path / "src")
+    result = CliRunner().invoke(
+        cli, ["create", "-n", "Bad_Name", "-m", str(photon), "--index-url", real_index.url]
+    )
+    assert result.exit_code == 1
+    assert "invalid photon name 'Bad_Name'" in result.stderr
+
+
+def test_every_built_manifest_validates_against_the_schema(
+    counter_archive: Path,
+) -> None:
+    import jsonschema
+
+    from photonpack.bundle import read_manifest
+
+    schema = json.loads((Path(__file__).parents[1] / "schema" / "photon.schema.json").read_text())
+    manifest = read_manifest(counter_archive)
+    jsonschema.Draft202012Validator(schema).validate(manifest.to_dict())
+    assert [h.path for h in manifest.handlers] == ["/add", "/sub"]
+    assert manifest.openapi is not None
+
+
+def test_verify_rebuild_proves_reproducibility_and_names_what_differs(
+    real_index: PackageIndex, tmp_path: Path
+) -> None:
+    photon = write_photon(tmp_path / "src")
+    out = tmp_path / "counter.photon"
+    built = _build(real_index, photon, "-o", str(out))
+    same = CliRunner().invoke(cli, ["verify", str(out), "--rebuild", str(photon)])
+    assert same.exit_code == 0, same.output
+    assert f"reproducible: rebuilding {photon} gives {built['digest']}" in same.stdout
+
+    photon.write_text(photon.read_text().replace("def sub(self, x: int)", "def sub(self, x: str)"))
+    changed = CliRunner().invoke(cli, ["verify", str(out), "--rebuild", str(photon)])
+    assert changed.exit_code == 3, changed.output
+    assert "not reproducible" in changed.stderr
+    assert "parameter x: integer -> string" in changed.stdout
