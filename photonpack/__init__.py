@@ -12,16 +12,47 @@ from typing import TYPE_CHECKING, Any
 from photonpack.__about__ import __version__
 
 if TYPE_CHECKING:
+    from photonpack.client import Client, local
     from photonpack.errors import PhotonpackError
+    from photonpack.photon import (
+        File,
+        HTTPException,
+        JPEGResponse,
+        Photon,
+        PNGResponse,
+        StreamingResponse,
+        WAVResponse,
+        handler,
+    )
 
 __all__ = [
+    "Client",
+    "File",
+    "HTTPException",
+    "JPEGResponse",
+    "PNGResponse",
+    "Photon",
     "PhotonpackError",
+    "StreamingResponse",
+    "WAVResponse",
     "__version__",
+    "handler",
+    "local",
 ]
 
 # name -> module that defines it; extended as the public API grows.
 _LAZY: dict[str, str] = {
     "PhotonpackError": "photonpack.errors",
+    "Client": "photonpack.client",
+    "local": "photonpack.client",
+    "File": "photonpack.photon",
+    "HTTPException": "photonpack.photon",
+    "JPEGResponse": "photonpack.photon",
+    "PNGResponse": "photonpack.photon",
+    "Photon": "photonpack.photon",
+    "StreamingResponse": "photonpack.photon",
+    "WAVResponse": "photonpack.photon",
+    "handler": "photonpack.photon",
 }
 
 

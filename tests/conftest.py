@@ -7,7 +7,13 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins: list[str] = []
+pytest_plugins: list[str] = [
+    "tests.support.archives",
+    "tests.support.index",
+    "tests.support.registry",
+    "tests.support.serving",
+    "tests.support.stack",
+]
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,428 @@
+"""The photon SDK: :class:`Photon`, :func:`handler` and the types handlers use.
+
+API-compatible with Lepton AI's ``leptonai.photon``: a photon written for it
+runs unchanged (see :mod:`photonpack.compat`). Declaring a photon is cheap;
+FastAPI is imported here only for the types users return or raise.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import difflib
+import functools
+import inspect
+import io
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import IO, Any, ClassVar, TypeVar, overload
+
+from fastapi import HTTPException
+from fastapi.responses import Response, StreamingResponse
+from pydantic import BaseModel, model_validator
+
+from photonpack.errors import PhotonDefinitionError
+
+__all__ = [
+    "File",
+    "FileParam",
+    "HTTPException",
+    "HandlerSpec",
+    "JPEGResponse",
+    "PNGResponse",
+    "Photon",
+    "StreamingResponse",
+    "WAVResponse",
+    "handler",
+    "handler_specs",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_HANDLER_ATTR = "__photon_handler__"
+_METHODS = ("POST", "GET")
+# Attributes whose misspellings are caught; a near miss is almost always a typo
+# that would otherwise silently drop a dependency.
+_DECLARED = (
+    "requirement_dependency",
+    "system_dependency",
+    "extra_files",
+    "image",
+    "handler_max_concurrency",
+    "handler_timeout",
+)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class HandlerSpec:
+    """How one method is exposed over HTTP."""
+
+    name: str
+    path: str  # always starts with "/"
+    method: str
+    func: Callable[..., Any]  # the undecorated function
+    example: Any = None
+    use_raw_args: bool = False
+    mount: bool = False
+
+    @property
+    def is_async(self) -> bool:
+        """Whether the handler is a coroutine function."""
+        return inspect.iscoroutinefunction(self.func)
+
+
+def _normalize_path(name: str, path: str | None) -> str:
+    raw = name if path is None else path
+    return "/" + raw.strip("/")
+
+
+def _make_handler(
+    func: Callable[..., Any],
+    *,
+    path: str | None,
+    method: str,
+    example: Any,
+    use_raw_args: bool,
+    mount: bool,
+) -> Callable[..., Any]:
+    method = method.upper()
+    if method not in _METHODS:
+        raise PhotonDefinitionError(
+            f"handler {func.__qualname__}: method must be one of {', '.join(_METHODS)}, "
+            f"got {method!r}"
+        )
+    spec = HandlerSpec(
+        name=func.__name__,
+        path=_normalize_path(func.__name__, path),
+        method=method,
+        func=func,
+        example=example,
+        use_raw_args=use_raw_args,
+        mount=mount,
+    )
+    wrapper: Callable[..., Any]
+    if inspect.iscoroutinefunction(func):
+
+        @functools.wraps(func)
+        async def async_wrapper(self: Photon, *args: Any, **kwargs: Any) -> Any:
+            self._photon_ensure_init()
+            return await func(self, *args, **kwargs)
+
+        wrapper = async_wrapper
+    else:
+
+        @functools.wraps(func)
+        def sync_wrapper(self: Photon, *args: Any, **kwargs: Any) -> Any:
+            self._photon_ensure_init()
+            return func(self, *args, **kwargs)
+
+        wrapper = sync_wrapper
+    setattr(wrapper, _HANDLER_ATTR, spec)
+    return wrapper
+
+
+@overload
+def handler(path: F, /) -> F: ...
+@overload
+def handler(
+    path: str | None = None,
+    *,
+    method: str = "POST",
+    example: Any = None,
+    use_raw_args: bool = False,
+    mount: bool = False,
+) -> Callable[[F], F]: ...
+def handler(
+    path: Any = None,
+    *,
+    method: str = "POST",
+    example: Any = None,
+    use_raw_args: bool = False,
+    mount: bool = False,
+) -> Any:
+    """Expose a photon method over HTTP: ``@handler``, ``@handler("name")``, ``@handler(path=...)``.
+
+    ``path`` defaults to the method name and may be nested (``"a/b"``) or
+    ``""`` for ``/``. ``method`` is ``"POST"`` (JSON body) or ``"GET"`` (query
+    and ``{path}`` parameters). ``use_raw_args`` hands the signature to FastAPI
+    as written; ``mount`` mounts the ASGI app or Photon the method returns.
+    """
+    if callable(path):
+        return _make_handler(
+            path, path=None, method="POST", example=None, use_raw_args=False, mount=False
+        )
+    if path is not None and not isinstance(path, str):
+        raise PhotonDefinitionError(
+            f"@handler(path) expects a string path such as 'predict', got {path!r}"
+        )
+
+    def decorate(func: F) -> F:
+        return _make_handler(
+            func, path=path, method=method, example=example, use_raw_args=use_raw_args, mount=mount
+        )  # type: ignore[return-value]
+
+    return decorate
+
+
+def _dedupe(items: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(items))
+
+
+def _check_str_list(cls: type, attr: str, value: Any) -> list[str]:
+    if isinstance(value, str) or not isinstance(value, list | tuple):
+        raise PhotonDefinitionError(
+            f"{cls.__name__}.{attr} must be a list of strings, got {value!r}; "
+            f'write {attr} = ["{value if isinstance(value, str) else "name"}"]'
+        )
+    for item in value:
+        if not isinstance(item, str) or not item.strip():
+            raise PhotonDefinitionError(
+                f"{cls.__name__}.{attr} must hold non-empty strings, found {item!r}"
+            )
+    return list(value)
+
+
+def _is_code(value: Any) -> bool:
+    return callable(value) or isinstance(value, staticmethod | classmethod | property)
+
+
+def _validate_declaration(cls: type[Photon]) -> None:
+    own = cls.__dict__
+    for attr, value in own.items():
+        # Only data attributes can be misspelled declarations; methods are the user's own.
+        if attr.startswith("_") or attr in _DECLARED or _is_code(value):
+            continue
+        close = difflib.get_close_matches(attr, _DECLARED, n=1, cutoff=0.85)
+        if close:
+            raise PhotonDefinitionError(
+                f"{cls.__name__}.{attr} is not a photon attribute; did you mean {close[0]}? "
+                "Rename it, or photonpack would silently ignore it"
+            )
+    for attr in ("requirement_dependency", "system_dependency"):
+        merged: list[str] = []
+        for base in cls.__bases__:
+            merged += getattr(base, attr, [])
+        if attr in own:
+            merged += _check_str_list(cls, attr, own[attr])
+        setattr(cls, attr, _dedupe(merged))
+    extra = own.get("extra_files")
+    if extra is not None and not (
+        (
+            isinstance(extra, Mapping)
+            and all(isinstance(k, str) and isinstance(v, str) for k, v in extra.items())
+        )
+        or (isinstance(extra, list | tuple) and all(isinstance(p, str) for p in extra))
+    ):
+        raise PhotonDefinitionError(
+            f"{cls.__name__}.extra_files must be a dict {{'path/in/photon': 'local/path'}} "
+            f"or a list of relative paths, got {extra!r}"
+        )
+    image = own.get("image")
+    if image is not None and not isinstance(image, str):
+        raise PhotonDefinitionError(
+            f"{cls.__name__}.image must be an image name such as 'python:3.11-slim', got {image!r}"
+        )
+    limit = own.get("handler_max_concurrency", 1)
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise PhotonDefinitionError(
+            f"{cls.__name__}.handler_max_concurrency must be a positive integer, got {limit!r}"
+        )
+    timeout = own.get("handler_timeout")
+    if timeout is not None and (
+        isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0
+    ):
+        raise PhotonDefinitionError(
+            f"{cls.__name__}.handler_timeout must be a positive number of seconds or None, "
+            f"got {timeout!r}"
+        )
+
+
+class Photon:
+    """Base class of a photon: declare dependencies, write ``init()`` and handlers.
+
+    ``init()`` runs once before the first handler call: lazily when a handler
+    is called in-process, eagerly before the port opens when served.
+    """
+
+    requirement_dependency: ClassVar[Sequence[str]] = []
+    system_dependency: ClassVar[Sequence[str]] = []
+    extra_files: ClassVar[Mapping[str, str] | Sequence[str]] = {}
+    image: ClassVar[str | None] = None
+    handler_max_concurrency: ClassVar[int] = 1
+    handler_timeout: ClassVar[float | None] = None
+
+    @overload
+    @staticmethod
+    def handler(path: F, /) -> F: ...
+    @overload
+    @staticmethod
+    def handler(
+        path: str | None = None,
+        *,
+        method: str = "POST",
+        example: Any = None,
+        use_raw_args: bool = False,
+        mount: bool = False,
+    ) -> Callable[[F], F]: ...
+    @staticmethod
+    def handler(path: Any = None, **options: Any) -> Any:
+        """The :func:`handler` decorator, as ``@Photon.handler``."""
+        return handler(path, **options)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _validate_declaration(cls)
+
+    def __init__(self, name: str | None = None, model: str | None = None) -> None:
+        self.name = name or type(self).__name__.lower()
+        if model is not None:  # Lepton's argument; unset, it would shadow a handler named model
+            self.model = model
+        self._photon_lock = threading.RLock()
+        self._photon_state = "new"  # "new" -> "initializing" -> "ready"
+        self._photon_init_thread: int | None = None
+
+    def init(self) -> None:
+        """Load models and other state; runs once before the first call."""
+
+    def _photon_ensure_init(self) -> None:
+        try:
+            state = self.__dict__["_photon_state"]
+        except KeyError:
+            raise PhotonDefinitionError(
+                f"{type(self).__name__}.__init__ does not call super().__init__(); "
+                "move the set-up into init(), which photonpack runs once before the first call"
+            ) from None
+        if state == "ready":
+            return
+        with self._photon_lock:
+            if self._photon_state == "ready":
+                return
+            if self._photon_init_thread == threading.get_ident():
+                return  # a handler called from inside init()
+            self._photon_state = "initializing"
+            self._photon_init_thread = threading.get_ident()
+            try:
+                self.init()
+            except BaseException:
+                self._photon_state = "new"
+                raise
+            finally:
+                self._photon_init_thread = None
+            self._photon_state = "ready"
+
+    def launch(
+        self,
+        host: str = "0.0.0.0",  # noqa: S104 - Lepton's default: a photon is a server
+        port: int = 8080,
+        *,
+        token: str | None = None,
+        log_level: str = "info",
+    ) -> None:
+        """Serve this photon with uvicorn until SIGTERM or Ctrl-C (``python photon.py``)."""
+        import os
+        import sys
+
+        from photonpack.runtime.serve import TOKEN_ENV, serve
+
+        token = token or os.environ.get(TOKEN_ENV) or None
+
+        def announce(url: str) -> None:
+            # launch() is a program's entry point, like the CLI: it tells its user where to go.
+            sys.stderr.write(f"photonpack: serving {self.name} on {url}\n")
+
+        serve(self, host=host, port=port, token=token, log_level=log_level, on_ready=announce)
+
+
+def handler_specs(cls: type[Photon]) -> list[HandlerSpec]:
+    """Every handler of ``cls``, inherited ones included, sorted by path.
+
+    A subclass handler of the same path wins over its parent's.
+    """
+    by_path: dict[str, HandlerSpec] = {}
+    for klass in reversed(cls.__mro__):
+        for value in vars(klass).values():
+            spec = getattr(value, _HANDLER_ATTR, None)
+            if isinstance(spec, HandlerSpec):
+                by_path[spec.path] = spec
+    return [by_path[path] for path in sorted(by_path)]
+
+
+class File(BaseModel):
+    """A binary input: accepts bytes, a file object, a ``data:`` URI or base64 text."""
+
+    content: bytes
+
+    @model_validator(mode="before")
+    @classmethod
+    def _coerce(cls, value: Any) -> Any:
+        return _file_fields(value)
+
+    def __init__(self, content: Any = None, /, **data: Any) -> None:
+        if content is not None:
+            data = _file_fields(content)
+        super().__init__(**data)
+
+    def get_content(self) -> bytes:
+        """The file's bytes."""
+        return self.content
+
+    def get_bytesio(self) -> io.BytesIO:
+        """The file's bytes as a fresh ``BytesIO``."""
+        return io.BytesIO(self.content)
+
+    def __repr__(self) -> str:
+        return f"File({len(self.content)} bytes)"
+
+
+FileParam = File  # Lepton's older name
+
+
+def _file_fields(value: Any) -> Any:
+    """The ``File`` fields for any accepted input; other values go to pydantic as they are."""
+    if isinstance(value, File):
+        return {"content": value.content}
+    if isinstance(value, bytes | bytearray | memoryview):
+        return {"content": bytes(value)}
+    if hasattr(value, "read"):
+        return {"content": value.read()}
+    if isinstance(value, str):
+        return {"content": _decode_text(value)}
+    if isinstance(value, dict) and isinstance(value.get("content"), str):
+        return {"content": _decode_text(value["content"])}
+    return value
+
+
+def _decode_text(text: str) -> bytes:
+    if text.startswith("data:"):
+        _, _, payload = text.partition(",")
+        return base64.b64decode(payload)
+    return base64.b64decode(text, validate=True)
+
+
+class _BinaryResponse(Response):
+    """A response whose content may be bytes or a readable file object (a ``BytesIO``)."""
+
+    def __init__(self, content: bytes | IO[bytes] | None = None, **kwargs: Any) -> None:
+        if content is not None and hasattr(content, "read"):
+            if hasattr(content, "seek"):
+                content.seek(0)
+            content = content.read()
+        super().__init__(content=content, **kwargs)
+
+
+class PNGResponse(_BinaryResponse):
+    """An ``image/png`` response."""
+
+    media_type = "image/png"
+
+
+class JPEGResponse(_BinaryResponse):
+    """An ``image/jpeg`` response."""
+
+    media_type = "image/jpeg"
+
+
+class WAVResponse(_BinaryResponse):
+    """An ``audio/wav`` response."""
+
+    media_type = "audio/wav"

@@ -1,0 +1,36 @@
+"""``python -m photonpack.runtime.describe --entry ENTRY``: the handler contract as JSON.
+
+The build step runs this inside the photon's own environment and records the
+output in the manifest. It imports the photon but never runs ``init()``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from photonpack.errors import PhotonpackError
+from photonpack.runtime.app import describe
+from photonpack.source import load_photon, parse_spec
+
+__all__ = ["main"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Print ``describe(photon)`` as JSON on stdout; returns the exit code."""
+    parser = argparse.ArgumentParser(prog="python -m photonpack.runtime.describe")
+    parser.add_argument("--entry", required=True, help="file.py[:Class] or pkg.module:Class")
+    args = parser.parse_args(argv)
+    try:
+        contract = describe(load_photon(parse_spec(args.entry)))
+    except PhotonpackError as exc:
+        sys.stderr.write(f"error: {exc.message}\n")
+        return exc.exit_code
+    sys.stdout.write(json.dumps(contract, sort_keys=True, ensure_ascii=False) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,226 @@
+"""Loading a photon from source: file.py, file.py:Class, pkg.module:Class, and clear errors."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from photonpack.errors import PhotonDefinitionError, PhotonSourceError
+from photonpack.source import load_photon, parse_spec
+
+ONE = """
+from photonpack import Photon
+
+class Echo(Photon):
+    @Photon.handler
+    def echo(self, text: str) -> str:
+        return text
+"""
+
+
+@pytest.fixture(autouse=True)
+def clean_modules() -> Iterator[None]:
+    """Photon modules loaded by a test do not leak into the next one."""
+    before = set(sys.modules)
+    path = list(sys.path)
+    yield
+    for name in set(sys.modules) - before:
+        if not name.startswith(("photonpack", "pydantic", "fastapi", "starlette", "anyio")):
+            del sys.modules[name]
+    sys.path[:] = path
+
+
+def write(directory: Path, name: str, text: str) -> Path:
+    path = directory / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def test_file_with_one_photon_loads_it(tmp_path: Path) -> None:
+    write(tmp_path, "echo.py", ONE)
+    cls: Any = load_photon(parse_spec("echo.py", root=tmp_path))
+    assert cls.__name__ == "Echo"
+    assert cls().echo(text="hi") == "hi"
+
+
+def test_string_spec_is_parsed_relative_to_cwd(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write(tmp_path, "echo.py", ONE)
+    monkeypatch.chdir(tmp_path)
+    assert load_photon("echo.py:Echo").__name__ == "Echo"
+
+
+def test_sibling_modules_import(tmp_path: Path) -> None:
+    write(tmp_path, "helper_mod_for_test.py", "VALUE = 41\n")
+    write(
+        tmp_path,
+        "uses.py",
+        """
+        from helper_mod_for_test import VALUE
+        from photonpack import Photon
+
+        class Uses(Photon):
+            @Photon.handler
+            def value(self) -> int:
+                return VALUE + 1
+        """,
+    )
+    cls: Any = load_photon(parse_spec("uses.py", root=tmp_path))
+    assert cls().value() == 42
+
+
+def test_module_spec_loads_from_a_package(tmp_path: Path) -> None:
+    write(tmp_path, "pkg_for_test/__init__.py", "")
+    write(tmp_path, "pkg_for_test/service.py", ONE)
+    cls = load_photon(parse_spec("pkg_for_test.service:Echo", root=tmp_path))
+    assert cls.__module__ == "pkg_for_test.service"
+
+
+def test_several_photons_need_a_name(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        "two.py",
+        ONE + "\nclass Other(Photon):\n    pass\n",
+    )
+    with pytest.raises(PhotonSourceError) as info:
+        load_photon(parse_spec("two.py", root=tmp_path))
+    assert str(info.value) == (
+        f"two.py defines several photons (Echo, Other); name one, e.g. {tmp_path}/two.py:Echo"
+    )
+    assert load_photon(parse_spec("two.py:Other", root=tmp_path)).__name__ == "Other"
+
+
+def test_imported_photons_are_not_counted(tmp_path: Path) -> None:
+    write(tmp_path, "base_for_test.py", ONE)
+    write(
+        tmp_path,
+        "child.py",
+        """
+        from base_for_test import Echo
+
+        class Loud(Echo):
+            pass
+        """,
+    )
+    assert load_photon(parse_spec("child.py", root=tmp_path)).__name__ == "Loud"
+
+
+def test_no_photon_is_an_error(tmp_path: Path) -> None:
+    write(tmp_path, "none.py", "x = 1\n")
+    with pytest.raises(PhotonSourceError) as info:
+        load_photon(parse_spec("none.py", root=tmp_path))
+    assert str(info.value) == (
+        "none.py defines no Photon subclass; write `class MyPhoton(Photon): ...` in it, "
+        "or name the class as file.py:Class"
+    )
+
+
+def test_named_class_that_is_missing_lists_the_photons(tmp_path: Path) -> None:
+    write(tmp_path, "echo.py", ONE)
+    with pytest.raises(PhotonSourceError) as info:
+        load_photon(parse_spec("echo.py:Nope", root=tmp_path))
+    assert str(info.value) == (
+        f"{tmp_path}/echo.py:Nope: Nope is not defined in echo.py; available photons: Echo"
+    )
+
+
+def test_syntax_error_shows_file_and_line(tmp_path: Path) -> None:
+    path = write(tmp_path, "broken.py", "from photonpack import Photon\n\ndef f(:\n    pass\n")
+    with pytest.raises(PhotonSourceError) as info:
+        load_photon(parse_spec("broken.py", root=tmp_path))
+    assert str(info.value) == f"{path}:3: syntax error: invalid syntax\n    def f(:"
+
+
+def test_missing_import_names_the_module_and_requirement_dependency(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "needs.py",
+        """
+        import numpy_not_installed_here
+        from photonpack import Photon
+        """,
+    )
+    with pytest.raises(PhotonSourceError) as info:
+        load_photon(parse_spec("needs.py", root=tmp_path))
+    assert str(info.value) == (
+        f"needs.py imports numpy_not_installed_here, which is not installed here ({path}:2); "
+        "add it to the photon's requirement_dependency and install it "
+        "(pip install numpy_not_installed_here)"
+    )
+
+
+def test_error_at_import_time_names_the_line(tmp_path: Path) -> None:
+    path = write(tmp_path, "raises.py", "x = 1\nraise RuntimeError('no model file')\n")
+    with pytest.raises(PhotonSourceError) as info:
+        load_photon(parse_spec("raises.py", root=tmp_path))
+    assert str(info.value) == (
+        f"importing raises.py failed ({path}:2): RuntimeError: no model file"
+    )
+
+
+def test_definition_errors_pass_through_unchanged(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        "typo.py",
+        """
+        from photonpack import Photon
+
+        class Typo(Photon):
+            requirement_dependencies = ["numpy"]
+        """,
+    )
+    with pytest.raises(PhotonDefinitionError, match="did you mean requirement_dependency"):
+        load_photon(parse_spec("typo.py", root=tmp_path))
+
+
+def test_missing_module_spec_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(PhotonSourceError) as info:
+        load_photon(parse_spec("nowhere_pkg.service:Echo", root=tmp_path))
+    assert str(info.value) == (
+        f"module nowhere_pkg.service cannot be found from {tmp_path}; "
+        "run from the directory that contains it, or pass file.py"
+    )
+
+
+LEPTON = """
+from leptonai.photon import Photon, handler, HTTPException, File, PNGResponse, StreamingResponse
+from leptonai import Photon as TopLevelPhoton
+from leptonai.client import Client, local
+from leptonai.photon.types import File as TypesFile
+
+assert Photon is TopLevelPhoton and File is TypesFile
+
+class Legacy(Photon):
+    @handler
+    def add(self, x: int) -> int:
+        return x + 1
+"""
+
+
+def test_lepton_imports_resolve_to_photonpack_when_leptonai_is_absent(tmp_path: Path) -> None:
+    import photonpack
+
+    write(tmp_path, "legacy.py", LEPTON)
+    cls: Any = load_photon(parse_spec("legacy.py", root=tmp_path))
+    assert issubclass(cls, photonpack.Photon)
+    assert cls().add(x=1) == 2
+    assert sys.modules["leptonai.client"].Client is photonpack.Client
+
+
+def test_unsupported_leptonai_module_says_what_the_shim_covers(tmp_path: Path) -> None:
+    path = write(tmp_path, "worker.py", "from leptonai.util import tool\n")
+    with pytest.raises(PhotonSourceError) as info:
+        load_photon(parse_spec("worker.py", root=tmp_path))
+    assert str(info.value) == (
+        f"worker.py imports leptonai.util ({path}:1), which photonpack does not provide: it "
+        "stands in only for leptonai's photon SDK (leptonai, leptonai.photon, "
+        "leptonai.photon.types, leptonai.client); install leptonai or import that name "
+        "from elsewhere"
+    )
