@@ -104,7 +104,7 @@ def build(
         lock, lock_changed = result.lock, result.changed
 
     locked = lock.wheels()
-    fetch_wheels(locked, store.blob_dir, progress=progress)
+    fetch_wheels(locked, store.blob_dir, progress=progress, index=lock_options.index)
     wheels = _wheel_entries(lock)
     files = _photon_files(spec, declaration, lock.path, store)
     runtime = _runtime_files(store)

@@ -13,7 +13,8 @@ into that message and ``exit_code``, never into a traceback.
     │   ├── ResolutionError              conflicting / unknown requirements
     │   ├── NoCompatibleWheelError       a package has no wheel for a target
     │   ├── LockFileError                a malformed pylock file
-    │   └── StaleLockError               the lock does not match its inputs
+    │   ├── StaleLockError               the lock does not match its inputs
+    │   └── TargetError                  a --target is misspelled or unsupported
     ├── IndexError_                      a package index or download failed
     ├── BuildError                       assembling an archive failed
     ├── ArchiveError                     not a photon archive / unreadable
@@ -49,6 +50,7 @@ __all__ = [
     "ServeError",
     "StaleLockError",
     "StoreError",
+    "TargetError",
 ]
 
 
@@ -91,6 +93,10 @@ class LockFileError(LockError):
 
 class StaleLockError(LockError):
     """The lock file does not match the photon's current inputs."""
+
+
+class TargetError(LockError):
+    """A target (interpreter-platform) is misspelled or names an unknown platform."""
 
 
 class IndexError_(PhotonpackError):

@@ -1,0 +1,213 @@
+"""What a photon declares, read from its source without running it.
+
+``requirement_dependency``, ``system_dependency``, ``extra_files`` and
+``image`` are class attributes that are almost always literals. Reading them
+with ``ast`` lets ``photonpack lock`` run where the photon's own imports
+(torch, numpy, ...) are not installed. Inheritance between Photon subclasses
+of the same file is followed; a photon may subclass ``photonpack.Photon`` or
+Lepton's ``leptonai.photon.Photon``. When a value is not a literal, or a base
+class lives in another module, the photon is imported instead
+(:func:`photonpack.source.load_photon`).
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import importlib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from photonpack.errors import PhotonDefinitionError, PhotonSourceError
+from photonpack.source import PhotonSpec
+
+__all__ = ["ATTRIBUTES", "Declaration", "read_declaration"]
+
+ATTRIBUTES = ("requirement_dependency", "system_dependency", "extra_files", "image")
+_PHOTON_BASES = {"Photon", "photonpack.Photon", "photon.Photon", "leptonai.photon.Photon"}
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Declaration:
+    """A photon's declared dependencies and files."""
+
+    class_name: str
+    requirement_dependency: tuple[str, ...] = ()
+    system_dependency: tuple[str, ...] = ()
+    extra_files: tuple[tuple[str, str], ...] = ()  # (path in photon, local path)
+    image: str | None = None
+
+
+class _NeedsImport(Exception):
+    """The source alone cannot answer: import the photon."""
+
+
+def read_declaration(spec: PhotonSpec) -> Declaration:
+    """The photon's declaration: statically when possible, else by importing it."""
+    path = _source_file(spec)
+    if path is not None:
+        try:
+            return _read_static(path, spec)
+        except _NeedsImport:
+            pass
+    return _read_imported(spec)
+
+
+def _source_file(spec: PhotonSpec) -> Path | None:
+    if spec.path is not None:
+        return spec.path
+    assert spec.module is not None
+    base = spec.root.joinpath(*spec.module.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _read_static(path: Path, spec: PhotonSpec) -> Declaration:
+    try:
+        tree = ast.parse(path.read_bytes(), filename=str(path))
+    except SyntaxError as exc:
+        raise PhotonSourceError(
+            f"{path}:{exc.lineno}: syntax error: {exc.msg}; fix the photon's source"
+        ) from exc
+    except OSError as exc:
+        raise PhotonSourceError(f"cannot read photon file {path}: {exc.strerror}") from exc
+    classes = {node.name: node for node in tree.body if isinstance(node, ast.ClassDef)}
+    photons = [name for name in classes if _is_photon(name, classes, set())]
+    cls = _choose(spec, path, classes, photons)
+    values: dict[str, Any] = {}
+    for node in _lineage(cls, classes):
+        for name, value in _assignments(node).items():
+            values.setdefault(name, value)
+    return _declaration(cls.name, values, where=f"{path.name}:{cls.name}")
+
+
+def _choose(
+    spec: PhotonSpec, path: Path, classes: Mapping[str, ast.ClassDef], photons: list[str]
+) -> ast.ClassDef:
+    if spec.class_name is not None:
+        if spec.class_name not in photons:
+            # Defined elsewhere (a re-export) or built dynamically: the import decides.
+            raise _NeedsImport
+        return classes[spec.class_name]
+    if len(photons) == 1:
+        return classes[photons[0]]
+    if not photons:
+        raise _NeedsImport
+    raise PhotonSourceError(
+        f"{path.name} defines several photons ({', '.join(photons)}); "
+        f"name one, e.g. {path.name}:{photons[0]}"
+    )
+
+
+def _dotted(node: ast.expr) -> str | None:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        parent = _dotted(node.value)
+        return f"{parent}.{node.attr}" if parent else None
+    return None
+
+
+def _is_photon(name: str, classes: Mapping[str, ast.ClassDef], seen: set[str]) -> bool:
+    if name in seen or name not in classes:
+        return False
+    seen.add(name)
+    for base in classes[name].bases:
+        dotted = _dotted(base) or ""
+        if dotted in _PHOTON_BASES or _is_photon(dotted, classes, seen):
+            return True
+    return False
+
+
+def _lineage(cls: ast.ClassDef, classes: Mapping[str, ast.ClassDef]) -> list[ast.ClassDef]:
+    """``cls`` and its in-file bases, nearest first (depth-first, left to right)."""
+    order: list[ast.ClassDef] = []
+    stack = [cls]
+    while stack:
+        node = stack.pop(0)
+        if node in order:
+            continue
+        order.append(node)
+        for base in node.bases:
+            dotted = _dotted(base) or ""
+            if dotted in classes:
+                stack.insert(0, classes[dotted])
+            elif dotted not in _PHOTON_BASES and dotted != "object":
+                # A base from another module may declare attributes we cannot see.
+                raise _NeedsImport
+    return order
+
+
+def _assignments(cls: ast.ClassDef) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for statement in cls.body:
+        if isinstance(statement, ast.Assign):
+            targets = [t.id for t in statement.targets if isinstance(t, ast.Name)]
+            value: ast.expr | None = statement.value
+        elif isinstance(statement, ast.AnnAssign) and isinstance(statement.target, ast.Name):
+            targets, value = [statement.target.id], statement.value
+        else:
+            continue
+        for name in targets:
+            if name in ATTRIBUTES and value is not None:
+                try:
+                    found[name] = ast.literal_eval(value)
+                except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+                    raise _NeedsImport from None
+    return found
+
+
+def _read_imported(spec: PhotonSpec) -> Declaration:
+    # Looked up at call time: source.load_photon pulls in the SDK, which locking avoids.
+    load_photon = importlib.import_module("photonpack.source").load_photon
+    cls = load_photon(spec)
+    values = {name: getattr(cls, name, None) for name in ATTRIBUTES}
+    return _declaration(cls.__name__, values, where=f"{spec}")
+
+
+def _declaration(class_name: str, values: Mapping[str, Any], *, where: str) -> Declaration:
+    return Declaration(
+        class_name=class_name,
+        requirement_dependency=_strings(
+            values.get("requirement_dependency"), where, "requirement_dependency"
+        ),
+        system_dependency=_strings(values.get("system_dependency"), where, "system_dependency"),
+        extra_files=_extra_files(values.get("extra_files"), where),
+        image=_image(values.get("image"), where),
+    )
+
+
+def _strings(value: Any, where: str, attribute: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        raise PhotonDefinitionError(
+            f"{where}: {attribute} must be a list of strings, got {value!r}"
+        )
+    return tuple(v.strip() for v in value if v.strip())
+
+
+def _extra_files(value: Any, where: str) -> tuple[tuple[str, str], ...]:
+    if value is None:
+        return ()
+    if isinstance(value, Mapping) and all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        return tuple((str(k), str(v)) for k, v in value.items())
+    if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+        return tuple((v, v) for v in value)
+    raise PhotonDefinitionError(
+        f"{where}: extra_files must be a list of paths or a dict "
+        f"{{path in photon: local path}}, got {value!r}"
+    )
+
+
+def _image(value: Any, where: str) -> str | None:
+    if value is None or isinstance(value, str):
+        return value or None
+    raise PhotonDefinitionError(f"{where}: image must be a string, got {value!r}")

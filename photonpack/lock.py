@@ -1,0 +1,310 @@
+"""Lock a photon: its requirements plus the serving stack, for each target, into pylock.
+
+``lock_photon`` reads the photon's declaration, and when the inputs digest
+recorded in an existing lock still matches, returns that lock without
+importing pip or touching the network. Otherwise it resolves
+(:mod:`photonpack.resolve`), picks for every package and target the best
+wheel the index offers, takes its digest and size from the index, and writes
+the file atomically. The file model lives in :mod:`photonpack.pylock`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import urllib.parse
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from photonpack.declaration import read_declaration
+from photonpack.errors import LockError, NoCompatibleWheelError, StaleLockError
+from photonpack.index import DistFile, IndexSettings
+from photonpack.pylock import (
+    Lock,
+    LockedPackage,
+    LockedWheel,
+    LockInputs,
+    fresh_lock,
+    parse_lock,
+    read_lock,
+)
+from photonpack.runtime.requirements import SERVING_REQUIREMENTS
+from photonpack.source import PhotonSpec
+from photonpack.target import Target
+
+if TYPE_CHECKING:
+    from photonpack.resolve import Pin, Resolution
+
+__all__ = [
+    "Lock",
+    "LockOptions",
+    "LockResult",
+    "LockedWheel",
+    "check_lock",
+    "default_lock_path",
+    "default_name",
+    "lock_inputs",
+    "lock_photon",
+    "parse_lock",
+    "read_lock",
+]
+
+_MARKER_KEYS = ("platform_machine", "python_version", "sys_platform")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class LockOptions:
+    """What ``photonpack lock`` was asked for. No targets means this machine."""
+
+    name: str | None = None
+    output: Path | None = None
+    targets: tuple[Target, ...] = ()
+    index: IndexSettings = dataclasses.field(default_factory=IndexSettings)
+    upgrade: bool = False
+    upgrade_packages: tuple[str, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class LockResult:
+    """The lock file, its content, and whether this call rewrote it."""
+
+    path: Path
+    lock: Lock
+    changed: bool
+
+
+def default_name(class_name: str) -> str:
+    """``CounterV2`` -> ``counter-v2``: the photon name when none is given."""
+    words = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "-", class_name).lower()
+    name = re.sub(r"[^a-z0-9-]+", "-", words).strip("-")[:32].rstrip("-")
+    return name if name[:1].isalpha() else f"photon-{name}"[:32].rstrip("-")
+
+
+def default_lock_path(spec: PhotonSpec, name: str) -> Path:
+    """``pylock.<name>.toml`` in the photon's directory."""
+    return spec.directory / f"pylock.{name}.toml"
+
+
+def lock_inputs(spec: PhotonSpec, options: LockOptions) -> tuple[Path, LockInputs]:
+    """The lock's path and everything it is computed from."""
+    declaration = read_declaration(spec)
+    name = options.name or default_name(declaration.class_name)
+    path = options.output or default_lock_path(spec, name)
+    inputs = LockInputs(
+        requirements=declaration.requirement_dependency,
+        serving_requirements=SERVING_REQUIREMENTS,
+        targets=tuple(dict.fromkeys(options.targets)) or (Target.host(),),
+        index=options.index,
+    )
+    return path, inputs
+
+
+def check_lock(spec: PhotonSpec, options: LockOptions) -> None:
+    """Raise :class:`StaleLockError` with a one-line reason unless the lock is fresh."""
+    path, inputs = lock_inputs(spec, options)
+    if not path.is_file():
+        raise StaleLockError(f"{path.name} does not exist; run photonpack lock")
+    lock = read_lock(path)
+    if lock.inputs_digest != inputs.digest():
+        raise StaleLockError(f"{path.name} is stale: {_what_changed(lock.inputs, inputs)}")
+
+
+def lock_photon(spec: PhotonSpec, options: LockOptions) -> LockResult:
+    """Write (or keep) the photon's lock; see the module docstring."""
+    path, inputs = lock_inputs(spec, options)
+    old = _read_text(path)
+    if old is not None and not (options.upgrade or options.upgrade_packages):
+        fresh = fresh_lock(old, path=path, digest=inputs.digest())
+        if fresh is not None:
+            return LockResult(path=path, lock=fresh, changed=False)
+    # A malformed previous lock is an error, not something to overwrite silently.
+    previous = parse_lock(old, path=path) if old is not None else None
+
+    from photonpack.resolve import resolve
+
+    resolution = resolve(
+        (*inputs.requirements, *inputs.serving_requirements),
+        inputs.targets,
+        inputs.index,
+        preferences=_preferences(previous, options),
+    )
+    lock = assemble(inputs, resolution, path=path)
+    text = lock.to_text()
+    lock = parse_lock(text, path=path)  # what we write must be what we read
+    if text != old:
+        _write_atomic(path, text)
+    return LockResult(path=path, lock=lock, changed=text != old)
+
+
+def _read_text(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LockError(f"cannot read lock file {path}: {exc}") from exc
+
+
+def _preferences(previous: Lock | None, options: LockOptions) -> dict[str, str]:
+    from packaging.utils import canonicalize_name
+
+    if previous is None or options.upgrade:
+        return {}
+    skip = {canonicalize_name(p) for p in options.upgrade_packages}
+    first = previous.targets[0] if previous.targets else None
+    pins: dict[str, str] = {}
+    for package in previous.packages:
+        if package.name not in skip and (first is None or package.applies_to(first)):
+            pins.setdefault(package.name, package.version)
+    return pins
+
+
+def _what_changed(old: LockInputs, new: LockInputs) -> str:
+    def delta(label: str, before: Sequence[str], after: Sequence[str]) -> str | None:
+        added = [x for x in after if x not in before]
+        removed = [x for x in before if x not in after]
+        if not added and not removed:
+            return None if list(before) == list(after) else f"{label} reordered"
+        parts = [
+            f"added {', '.join(added)}" if added else "",
+            f"removed {', '.join(removed)}" if removed else "",
+        ]
+        return f"{label} changed ({'; '.join(p for p in parts if p)})"
+
+    reasons = [
+        delta("requirement_dependency", old.requirements, new.requirements),
+        delta("serving requirements", old.serving_requirements, new.serving_requirements),
+        delta("targets", [str(t) for t in old.targets], [str(t) for t in new.targets]),
+        "index settings changed" if old.index.to_dict() != new.index.to_dict() else None,
+    ]
+    found = [r for r in reasons if r]
+    reason = "; ".join(found) if found else "it was written by another lock format"
+    return f"{reason}; run photonpack lock"
+
+
+def assemble(inputs: LockInputs, resolution: Resolution, *, path: Path) -> Lock:
+    """The lock of ``resolution``: one entry per (package, version) with the wheels targets need."""
+    from packaging.version import Version
+
+    chosen: dict[tuple[str, str], dict[Target, DistFile]] = {}
+    children: dict[tuple[str, str], set[str]] = {}
+    for target, pins in resolution.pins.items():
+        for pin in pins.values():
+            key = (pin.name, pin.version)
+            best = _best_wheel(pin, resolution.files[target].get(pin.name, []), target)
+            chosen.setdefault(key, {})[target] = best
+            kids = {other.name for other in pins.values() if pin.name in other.required_by}
+            children.setdefault(key, set()).update(kids)
+    complete = _measured({f.url: f for per in chosen.values() for f in per.values()})
+    packages = []
+    for (name, version), per_target in sorted(
+        chosen.items(), key=lambda i: (i[0][0], Version(i[0][1]))
+    ):
+        files = sorted({complete[f.url] for f in per_target.values()}, key=lambda f: f.filename)
+        packages.append(
+            LockedPackage(
+                name=name,
+                version=version,
+                marker=_marker(set(per_target), inputs.targets),
+                dependencies=tuple(sorted(children[(name, version)])),
+                wheels=tuple(_locked(name, version, f) for f in files),
+            )
+        )
+    return Lock(
+        path=path,
+        targets=inputs.targets,
+        packages=tuple(packages),
+        inputs=inputs,
+        inputs_digest=inputs.digest(),
+    )
+
+
+def _measured(files: dict[str, DistFile]) -> dict[str, DistFile]:
+    """Every file with its digest and size; the few the index did not describe are fetched."""
+    import concurrent.futures
+
+    from photonpack.index import measure
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        return dict(zip(files, pool.map(measure, files.values()), strict=True))
+
+
+def _best_wheel(pin: Pin, files: Sequence[DistFile], target: Target) -> DistFile:
+    from packaging.version import Version
+
+    if pin.url is not None:
+        return _direct_file(pin, target)
+    version = Version(pin.version)
+    ranked = [
+        (rank, f.filename, f)
+        for f in files
+        if f.is_wheel and (v := f.version()) is not None and Version(v) == version
+        if (rank := target.wheel_rank(f.filename)) is not None
+    ]
+    if not ranked:
+        tags = sorted(f.filename for f in files if f.is_wheel and f.version() == pin.version)
+        raise NoCompatibleWheelError(
+            f"{pin.name} {pin.version} has no wheel for target {target}; "
+            f"the index offers {', '.join(tags) or 'no wheels for this version'}"
+        )
+    return min(ranked, key=lambda item: item[:2])[2]
+
+
+def _direct_file(pin: Pin, target: Target) -> DistFile:
+    assert pin.url is not None
+    url, _, fragment = pin.url.partition("#")
+    filename = urllib.parse.unquote(urllib.parse.urlsplit(url).path.rpartition("/")[2])
+    if not filename.endswith(".whl") or not target.supports(filename):
+        raise NoCompatibleWheelError(
+            f"{pin.name} {pin.version} is required from {url}, which is not a wheel for "
+            f"target {target}; point the requirement at a wheel built for it"
+        )
+    algorithm, _, digest = fragment.partition("=")
+    return DistFile(
+        filename=filename,
+        url=url,
+        sha256=digest if algorithm == "sha256" else None,
+        size=None,
+    )
+
+
+def _locked(name: str, version: str, file: DistFile) -> LockedWheel:
+    assert file.sha256 is not None and file.size is not None
+    return LockedWheel(
+        name=name,
+        version=version,
+        filename=file.filename,
+        url=file.url,
+        size=file.size,
+        sha256=file.sha256,
+    )
+
+
+def _marker(needed_by: set[Target], targets: Sequence[Target]) -> str | None:
+    """The shortest marker that selects exactly ``needed_by`` among ``targets``."""
+    if needed_by >= set(targets):
+        return None
+    for key in _MARKER_KEYS:
+        values = sorted({t.environment()[key] for t in needed_by})
+        selected = {t for t in targets if t.environment()[key] in values}
+        if selected == needed_by:
+            return " or ".join(f'{key} == "{value}"' for value in values)
+    return " or ".join(f"({t.marker()})" for t in sorted(needed_by))
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    import tempfile
+
+    fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        Path(temp_name).replace(path)
+    except OSError as exc:
+        raise LockError(f"cannot write lock file {path}: {exc.strerror or exc}") from exc
+    finally:
+        Path(temp_name).unlink(missing_ok=True)
