@@ -586,10 +586,17 @@ def lock_index_options(func: Any) -> Any:
             click.option(
                 "--index-url",
                 envvar="PHOTONPACK_INDEX_URL",
+                metavar="URL",
                 help="Simple index (PEP 503/691) to lock from [default: PyPI; "
                 "$PHOTONPACK_INDEX_URL].",
             ),
-            click.option("--extra-index-url", "extra_index_urls", multiple=True, metavar="URL"),
+            click.option(
+                "--extra-index-url",
+                "extra_index_urls",
+                multiple=True,
+                metavar="URL",
+                help="Another index to search as well (repeatable).",
+            ),
             click.option(
                 "--find-links",
                 "find_links",
@@ -641,7 +648,12 @@ def lock_options_from(
 @lock_index_options
 @click.option("-U", "--upgrade", is_flag=True, help="Ignore existing pins.")
 @click.option(
-    "-P", "--upgrade-package", "upgrade_packages", multiple=True, help="Unpin one package."
+    "-P",
+    "--upgrade-package",
+    "upgrade_packages",
+    multiple=True,
+    metavar="NAME",
+    help="Unpin one package (repeatable).",
 )
 @click.option("--check", is_flag=True, help="Exit 1 if the lock is missing or stale; no writes.")
 def lock(
