@@ -1,4 +1,4 @@
-"""The console examples of docs/fragments/ci.md, run for real and compared line by line."""
+"""The console examples of the README's CI section, run for real and compared line by line."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ import pytest
 
 from tests.support.archives import DEFAULT_HANDLERS, handler, make_archive
 
-DOC = Path(__file__).parents[1] / "docs" / "fragments" / "ci.md"
-BLOCKS = re.findall(r"```console\n(.*?)```", DOC.read_text(), flags=re.DOTALL)
+README = (Path(__file__).parents[1] / "README.md").read_text()
+SECTION = README[README.index("### CI: `verify`") : README.index("### Sharing photons")]
+BLOCKS = re.findall(r"```console\n(.*?)```", SECTION, flags=re.DOTALL)
 
 
 def _short(match: re.Match[str]) -> str:
