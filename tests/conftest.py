@@ -10,6 +10,7 @@ import pytest
 pytest_plugins: list[str] = [
     "tests.support.archives",
     "tests.support.index",
+    "tests.support.modules",
     "tests.support.registry",
     "tests.support.serving",
     "tests.support.stack",

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,25 +9,9 @@ import pytest
 from photonpack.declaration import Declaration, read_declaration
 from photonpack.errors import PhotonDefinitionError, PhotonSourceError
 from photonpack.source import parse_spec
+from tests.support.modules import write
 
-
-@pytest.fixture(autouse=True)
-def clean_modules() -> Iterator[None]:
-    """Photon modules imported by a fallback do not leak into the next test."""
-    before = set(sys.modules)
-    path = list(sys.path)
-    yield
-    for name in set(sys.modules) - before:
-        if not name.startswith(("photonpack", "pydantic", "fastapi", "starlette", "anyio")):
-            del sys.modules[name]
-    sys.path[:] = path
-
-
-def write(directory: Path, name: str, text: str) -> Path:
-    path = directory / name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(textwrap.dedent(text))
-    return path
+pytestmark = pytest.mark.usefixtures("clean_modules")
 
 
 def test_literals_are_read_without_importing_the_photon(tmp_path: Path) -> None:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import sys
-import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +10,7 @@ import pytest
 
 from photonpack.errors import PhotonDefinitionError, PhotonSourceError
 from photonpack.source import load_photon, parse_spec
+from tests.support.modules import write
 
 ONE = """
 from photonpack import Photon
@@ -22,24 +21,7 @@ class Echo(Photon):
         return text
 """
 
-
-@pytest.fixture(autouse=True)
-def clean_modules() -> Iterator[None]:
-    """Photon modules loaded by a test do not leak into the next one."""
-    before = set(sys.modules)
-    path = list(sys.path)
-    yield
-    for name in set(sys.modules) - before:
-        if not name.startswith(("photonpack", "pydantic", "fastapi", "starlette", "anyio")):
-            del sys.modules[name]
-    sys.path[:] = path
-
-
-def write(directory: Path, name: str, text: str) -> Path:
-    path = directory / name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(textwrap.dedent(text))
-    return path
+pytestmark = pytest.mark.usefixtures("clean_modules")
 
 
 def test_file_with_one_photon_loads_it(tmp_path: Path) -> None:
