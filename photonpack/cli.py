@@ -123,23 +123,38 @@ def _size(n: int) -> str:
 
 
 @cli.command()
-@click.argument("archive", type=click.Path(path_type=Path, dir_okay=False))
-@click.argument("ref")
+@click.argument("args", nargs=-1, metavar="ARCHIVE REF | -n NAME REF")
+@click.option("-n", "--name", help="Push the photon of this name from the local store.")
 @_registry_options
 def push(
-    archive: Path, ref: str, username: str | None, password_stdin: bool, insecure: bool
+    args: tuple[str, ...],
+    name: str | None,
+    username: str | None,
+    password_stdin: bool,
+    insecure: bool,
 ) -> None:
-    """Upload ARCHIVE (a .photon) to REF (host[:port]/repo[:tag]) as an OCI artifact.
+    """Upload a .photon (or -n NAME from the store) to REF (host[:port]/repo[:tag]).
 
     Only the blobs the registry lacks are uploaded; the manifest goes last.
     Prints the OCI manifest digest.
     """
     from photonpack.reference import parse_reference
-    from photonpack.registry import push_archive
+    from photonpack.registry import push_archive, push_photon
 
-    reference = parse_reference(ref)
+    if len(args) != (1 if name else 2):
+        raise click.UsageError("push takes ARCHIVE REF, or -n NAME REF")
+    reference = parse_reference(args[-1])
     with _registry_client(reference.registry, username, password_stdin, insecure) as client:
-        result = push_archive(archive, reference, client=client, progress=_TransferBars())
+        if name is None:
+            result = push_archive(Path(args[0]), reference, client=client, progress=_TransferBars())
+        else:
+            from photonpack.store import Store
+
+            store = Store()
+            manifest = store.manifest(store.get_ref(name).digest)
+            result = push_photon(
+                manifest, store.blob_path, reference, client=client, progress=_TransferBars()
+            )
     click.echo(
         f"pushed {reference}: uploaded {len(result.uploaded)} of {result.total_blobs} blobs "
         f"({_size(result.uploaded_bytes)} of {_size(result.total_bytes)})",
@@ -363,14 +378,21 @@ def _stored_manifest(store: Any, archive: str | None, name: str | None) -> Any:
 
 
 def _pull_into_store(store: Any, ref_text: str) -> Any:
-    """`photonpack run REF`: fetch a photon from a registry, verified, into the store."""
+    """`photonpack run REF`: fetch a photon from a registry, verified, into the store.
+
+    Credentials come from $PHOTONPACK_REGISTRY_USERNAME / _PASSWORD, as for pull.
+    """
+    import os
+
     from photonpack.reference import parse_reference
     from photonpack.registry import fetch_photon
 
     ref = parse_reference(ref_text)
     with (
         store.temp_dir("pull-") as scratch,
-        _registry_client(ref.registry, None, False, False) as client,
+        _registry_client(
+            ref.registry, os.environ.get("PHOTONPACK_REGISTRY_USERNAME"), False, False
+        ) as client,
     ):
         fetched = fetch_photon(ref, scratch, client=client)
         manifest = fetched.manifest

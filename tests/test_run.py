@@ -20,6 +20,7 @@ from photonpack.cli import cli
 from photonpack.client import Client
 from photonpack.store import Store
 from tests.support.index import PackageIndex
+from tests.support.registry import Registry
 from tests.support.serving import Served
 from tests.support.stack import build_photon, write_photon
 
@@ -342,3 +343,26 @@ def test_healthz_is_reachable_over_plain_http(
     served = serve_photon(str(archive))
     with urllib.request.urlopen(f"{served.url}/healthz") as response:
         assert response.status == 200
+
+
+def test_created_photon_goes_through_a_registry_and_runs_by_ref_in_a_fresh_store(
+    real_index: PackageIndex,
+    registry: Registry,
+    tmp_path: Path,
+    serve_photon: Callable[..., Served],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    photon = write_photon(tmp_path / "src")
+    runner = CliRunner()
+    created = runner.invoke(
+        cli, ["create", "-n", "counter", "-m", str(photon), "--index-url", real_index.url]
+    )
+    assert created.exit_code == 0, created.output
+    ref = f"{registry.host}/team/counter:v1"
+    pushed = runner.invoke(cli, ["push", "-n", "counter", ref])
+    assert pushed.exit_code == 0, pushed.output
+
+    monkeypatch.setenv("PHOTONPACK_HOME", str(tmp_path / "fresh-home"))
+    served = serve_photon(ref)
+    assert Client(served.url).add(x=3) == 3
+    assert created.stdout.split()[-1] in served.stderr()  # the same photon digest

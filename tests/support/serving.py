@@ -59,11 +59,13 @@ def start_server(
 ) -> Served:
     """Start ``photonpack run -m SPEC --host 127.0.0.1 --port 0`` and wait for its ready line.
 
-    A ``spec`` that ends in ``.photon`` (or starts with ``-n``) is run as an
-    archive (or a stored name) instead of from source.
+    A ``spec`` that ends in ``.photon``, starts with ``-n`` or names a registry
+    (``host:port/repo:tag``) is run as an archive, a stored name or a REF
+    instead of from source.
     """
     what = spec.split(" ", 1) if spec.startswith("-n ") else [spec]
-    if not spec.endswith(".photon") and not spec.startswith("-n "):
+    is_ref = "/" in spec and not spec.endswith(".py") and ":" in spec.split("/", 1)[0]
+    if not spec.endswith(".photon") and not spec.startswith("-n ") and not is_ref:
         what = ["-m", spec]
     argv = [sys.executable, "-m", "photonpack", "run", *what, "--host", "127.0.0.1"]
     if "--port" not in args:
