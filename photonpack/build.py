@@ -14,9 +14,9 @@ import os
 import stat
 import subprocess
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, Protocol
 
 import photonpack
 from photonpack.__about__ import __version__
@@ -26,6 +26,7 @@ from photonpack.errors import BuildError
 from photonpack.index import fetch_wheels
 from photonpack.lock import (
     Lock,
+    LockedWheel,
     LockOptions,
     check_lock,
     default_lock_path,
@@ -39,11 +40,19 @@ from photonpack.source import PhotonSpec
 from photonpack.store import Store, validate_name
 from photonpack.target import host_compatible
 
-__all__ = ["BuildOptions", "BuildResult", "build", "rebuild", "write_atomic"]
+__all__ = ["BuildOptions", "BuildResult", "FetchProgress", "build", "rebuild", "write_atomic"]
 
 _CHUNK = 1 << 20
 # Describing a photon imports the user's module; a hung import must not hang the build.
 _DESCRIBE_TIMEOUT_S = 300
+
+
+class FetchProgress(Protocol):
+    """Told how many bytes of wheels a build downloads, then as they arrive."""
+
+    def start(self, total_bytes: int) -> None: ...
+
+    def advance(self, wheel: LockedWheel, received: int) -> None: ...
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -86,7 +95,7 @@ def build(
     options: BuildOptions,
     *,
     store: Store | None = None,
-    progress: Callable[[Any, int], None] | None = None,
+    progress: FetchProgress | None = None,
 ) -> BuildResult:
     """Build ``spec`` into one deterministic ``.photon`` archive."""
     store = store or Store()
@@ -104,7 +113,15 @@ def build(
         lock, lock_changed = result.lock, result.changed
 
     locked = lock.wheels()
-    fetch_wheels(locked, store.blob_dir, progress=progress, index=lock_options.index)
+    missing = [w for w in locked if not store.has_blob(w.sha256, w.size)]
+    if progress is not None and missing:
+        progress.start(sum(w.size for w in missing))
+    fetch_wheels(
+        locked,
+        store.blob_dir,
+        progress=progress.advance if progress is not None else None,
+        index=lock_options.index,
+    )
     wheels = _wheel_entries(lock)
     files = _photon_files(spec, declaration, lock.path, store)
     runtime = _runtime_files(store)

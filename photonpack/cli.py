@@ -759,28 +759,35 @@ def _do_build(
 
 
 class _DownloadProgress:
-    """A running count of bytes downloaded, drawn only on a terminal."""
+    """A progress bar of the wheels a build downloads, drawn only on a terminal."""
 
     def __init__(self, enabled: bool) -> None:
+        import threading
+
         self._enabled = enabled
-        self._received = 0
-        self._shown = 0.0
+        self._bar: Any = None
+        self._lock = threading.Lock()
 
-    def __enter__(self) -> Any:
-        return self._update if self._enabled else None
+    def __enter__(self) -> _DownloadProgress | None:
+        return self if self._enabled else None
 
-    def _update(self, _wheel: Any, received: int) -> None:
-        import time
+    def start(self, total_bytes: int) -> None:
+        import sys
 
-        self._received += received
-        now = time.monotonic()
-        if now - self._shown > 0.1:
-            self._shown = now
-            click.echo(f"\rdownloading wheels: {_size(self._received)}", nl=False, err=True)
+        self._bar = click.progressbar(
+            length=total_bytes, label="downloading wheels", file=sys.stderr
+        )
+        self._bar.__enter__()
+
+    def advance(self, _wheel: Any, received: int) -> None:
+        # Called from the download threads: one update at a time.
+        with self._lock:
+            if self._bar is not None:
+                self._bar.update(received)
 
     def __exit__(self, *exc: object) -> None:
-        if self._received:
-            click.echo(f"\rdownloaded wheels: {_size(self._received)}", err=True)
+        if self._bar is not None:
+            self._bar.__exit__(*exc)
 
 
 @cli.command()
