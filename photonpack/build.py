@@ -11,6 +11,8 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
+import shutil
 import stat
 import subprocess
 import tempfile
@@ -126,7 +128,7 @@ def build(
     files = _photon_files(spec, declaration, lock.path, store)
     runtime = _runtime_files(store)
     description, warnings = _describe(
-        spec, declaration, lock=lock, wheels=wheels, runtime=runtime, store=store
+        spec, declaration, lock=lock, wheels=wheels, files=files, runtime=runtime, store=store
     )
     manifest = Manifest.from_dict(
         {
@@ -333,10 +335,17 @@ def _describe(
     *,
     lock: Lock,
     wheels: list[WheelEntry],
+    files: list[FileEntry],
     runtime: list[FileEntry],
     store: Store,
 ) -> tuple[dict[str, Any], tuple[str, ...]]:
-    """Load the photon in an environment built from the lock and read its contract."""
+    """Load the photon as it will run, from its files in its locked environment.
+
+    The photon is loaded from a working directory laid out from the archive's
+    own files, not from its source directory, so a module the photon imports
+    but the archive lacks fails here rather than on the server. The result is
+    cached in the store by environment, entry and files.
+    """
     host = host_compatible(lock.targets)
     if host is None:
         targets = ", ".join(str(t) for t in lock.targets)
@@ -351,18 +360,33 @@ def _describe(
         runtime=runtime,
     )
     entry = _entry(spec, declaration)
-    command = [
-        str(environment_python(env)),
-        "-I",
-        "-m",
-        "photonpack.runtime.describe",
-        "--entry",
-        entry,
-    ]
+    key = hashlib.sha256(
+        json.dumps([env.name, entry, [(f.path, f.sha256) for f in files]]).encode()
+    ).hexdigest()
+    cached = store.root / "describe" / f"{key}.json"
+    if cached.is_file():
+        described: dict[str, Any] = json.loads(cached.read_bytes())
+        return described, ()
+    with store.temp_dir("describe-") as work:
+        for file in files:  # copies: a photon may write to its files even at import
+            (work / file.path).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(store.blob_path(file.sha256), work / file.path)
+        output = _run_describe(environment_python(env), entry, work, spec.directory)
+    try:
+        described = json.loads(output)
+    except ValueError as exc:
+        raise BuildError(f"describing {entry} printed no JSON: {output[:200]!r}") from exc
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    store.write_atomic(cached, output.encode())
+    return described, ()
+
+
+def _run_describe(python: Path, entry: str, work: Path, source_dir: Path) -> str:
+    command = [str(python), "-I", "-m", "photonpack.runtime.describe", "--entry", entry]
     try:
         done = subprocess.run(
             command,
-            cwd=spec.directory,
+            cwd=work,
             capture_output=True,
             text=True,
             timeout=_DESCRIBE_TIMEOUT_S,
@@ -376,12 +400,15 @@ def _describe(
         detail = done.stderr.strip().splitlines()
         reason = detail[-1] if detail else f"exit code {done.returncode}"
         reason = reason.removeprefix("error: ")
+        missing = re.search(r"imports ([\w.]+), which is not", reason)
+        top = missing.group(1).split(".")[0] if missing else None
+        if top and ((source_dir / f"{top}.py").is_file() or (source_dir / top).is_dir()):
+            reason = (
+                f"it imports {top}, which is next to it in {source_dir} but not in the "
+                f"archive; add {top!r} to extra_files so that it travels with the photon"
+            )
         raise BuildError(f"the photon {entry} fails to load in its locked environment: {reason}")
-    try:
-        described: dict[str, Any] = json.loads(done.stdout)
-    except ValueError as exc:
-        raise BuildError(f"describing {entry} printed no JSON: {done.stdout[:200]!r}") from exc
-    return described, ()
+    return done.stdout
 
 
 def _declared_only(declaration: Declaration) -> dict[str, Any]:

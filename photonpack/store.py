@@ -6,7 +6,11 @@ Layout (every name below the root is derived from content or a digest)::
     manifests/<hex>.json    canonical manifest bytes, by archive digest
     refs/<name>.json        {"name", "digest", "size", "created"}
     envs/<env-hex>/         installed environments; valid only with .complete inside
+    unpacked/<wheel-hex>-<interpreter>-v<layout>/
+                            one wheel installed and compiled, hard-linked into
+                            environments (read-only files); valid only with .complete
     work/<archive-hex>/     a photon's working directory; valid only with .complete
+    describe/<key>.json     handler contracts captured by build (key: env, entry, files)
     tmp/                    temp files and dirs, renamed into place when complete
     locks/                  OS file locks that serialise installs of one digest
 
@@ -18,7 +22,9 @@ worst an orphan in ``tmp/`` that nothing ever reads.
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import csv
 import dataclasses
 import datetime as dt
 import errno
@@ -42,6 +48,7 @@ __all__ = ["Ref", "Store", "StoreSink", "default_home", "validate_name"]
 
 _CHUNK = 1 << 20
 _HEX = re.compile(r"[0-9a-f]{64}")
+_UNPACKED = re.compile(r"[0-9a-f]{64}-[A-Za-z0-9._+-]+")
 # Lepton's rule for photon names, kept so that names move between the tools.
 _NAME = re.compile(r"[a-z][a-z0-9-]{0,31}")
 COMPLETE = ".complete"
@@ -128,6 +135,12 @@ class Store:
 
     def env_path(self, env_hex: str) -> Path:
         return self.root / "envs" / _hex_of(env_hex)
+
+    def unpacked_path(self, key: str) -> Path:
+        """``unpacked/<key>``: a wheel unpacked for one interpreter (``runtime/cache.py``)."""
+        if not _UNPACKED.fullmatch(key):
+            raise StoreError(f"invalid unpacked-wheel key {key!r}: expected <sha256 hex>-<name>")
+        return self.root / "unpacked" / key
 
     def work_path(self, digest: str) -> Path:
         return self.root / "work" / _hex_of(digest)
@@ -257,6 +270,28 @@ class Store:
                         "run the archive again to restore it"
                     )
             problems += self._verify_workdir(manifest)
+        # Unpacked wheels first: their files are shared with the environments.
+        problems += self._verify_installed("unpacked wheel", self.root / "unpacked")
+        problems += self._verify_installed("environment", self.root / "envs")
+        return problems
+
+    def _verify_installed(self, kind: str, parent: Path) -> list[str]:
+        """Re-hash every complete tree under ``parent`` against its RECORD files.
+
+        One that differs loses its ``.complete`` marker: the next run builds it
+        again from the verified blobs.
+        """
+        problems = []
+        for tree in sorted(parent.glob("*")) if parent.is_dir() else []:
+            if not self.is_complete(tree):
+                continue
+            problem = _check_records(tree)
+            if problem is not None:
+                (tree / COMPLETE).unlink(missing_ok=True)
+                problems.append(
+                    f"{kind} {tree.name}: {problem}; it was taken out of use and will be "
+                    "built again on the next run"
+                )
         return problems
 
     def _verify_workdir(self, manifest: Manifest) -> list[str]:
@@ -318,7 +353,7 @@ class Store:
             raise IntegrityError(f"manifest bytes do not match {digest}")
         path = self._dir("manifests") / f"{_hex_of(digest)}.json"
         if not path.exists():
-            self._write_atomic(path, data)
+            self.write_atomic(path, data)
 
     def get_manifest_bytes(self, digest: str) -> bytes:
         path = self.root / "manifests" / f"{_hex_of(digest)}.json"
@@ -335,7 +370,7 @@ class Store:
         created = dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
         ref = Ref(name=name, digest=digest, size=size, created=created)
         data = json.dumps(ref.to_dict(), indent=2, sort_keys=True).encode() + b"\n"
-        self._write_atomic(self._dir("refs") / f"{name}.json", data)
+        self.write_atomic(self._dir("refs") / f"{name}.json", data)
         return ref
 
     def get_ref(self, name: str) -> Ref:
@@ -367,7 +402,8 @@ class Store:
             (self.root / "refs" / f"{name}.json").unlink()
         return ref
 
-    def _write_atomic(self, path: Path, data: bytes) -> None:
+    def write_atomic(self, path: Path, data: bytes) -> None:
+        """Write ``data`` to ``path`` (in the store) through a temp file and a rename."""
         with _store_errors(self.root, f"write {path.name}"):
             fd, name = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
             try:
@@ -378,6 +414,40 @@ class Store:
                 Path(name).replace(path)
             finally:
                 Path(name).unlink(missing_ok=True)
+
+
+def _check_records(tree: Path) -> str | None:
+    """The first file under ``tree`` that differs from its RECORD row, described; or None."""
+    records = sorted(tree.glob("lib/python*/site-packages/*.dist-info/RECORD"))
+    for record in records:
+        site = record.parent.parent
+        try:
+            rows = list(csv.reader(record.read_text(encoding="utf-8").splitlines()))
+        except (OSError, UnicodeDecodeError, csv.Error) as exc:
+            return f"{record.relative_to(tree)} cannot be read ({exc})"
+        for row in rows:
+            if len(row) != 3 or not row[1]:
+                continue  # the RECORD's own row
+            path = Path(os.path.normpath(site / row[0]))
+            if not path.is_relative_to(tree):
+                return f"{record.relative_to(tree)} lists {row[0]}, outside {tree}"
+            algorithm, _, expected = row[1].partition("=")
+            try:
+                digest = hashlib.new(algorithm)
+                size = 0
+                with path.open("rb") as handle:
+                    while chunk := handle.read(_CHUNK):
+                        digest.update(chunk)
+                        size += len(chunk)
+            except (OSError, ValueError) as exc:
+                return f"{path.relative_to(tree)} cannot be read ({exc})"
+            found = base64.urlsafe_b64encode(digest.digest()).rstrip(b"=").decode()
+            if found != expected or str(size) != row[2]:
+                return (
+                    f"{path.relative_to(tree)} was altered (expected {algorithm} {expected}, "
+                    f"{row[2]} bytes; found {found}, {size} bytes)"
+                )
+    return None
 
 
 class _StoreBlobWriter:

@@ -256,3 +256,67 @@ def test_verify_rebuild_proves_reproducibility_and_names_what_differs(
     assert changed.exit_code == 3, changed.output
     assert "not reproducible" in changed.stderr
     assert "parameter x: integer -> string" in changed.stdout
+
+
+def test_a_sibling_module_not_in_extra_files_fails_the_build_not_the_server(
+    real_index: PackageIndex, tmp_path: Path
+) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "helpers.py").write_text("def double(x: int) -> int:\n    return 2 * x\n")
+    photon = write_photon(
+        src,
+        "from helpers import double\n"
+        "from photonpack import Photon\n"
+        "class Twice(Photon):\n"
+        "    @Photon.handler\n"
+        "    def twice(self, x: int) -> int:\n"
+        "        return double(x)\n",
+    )
+    result = CliRunner().invoke(cli, ["build", "-m", str(photon), "--index-url", real_index.url])
+    assert result.exit_code == 1
+    assert "it imports helpers, which is next to it in" in result.stderr
+    assert "add 'helpers' to extra_files so that it travels with the photon" in result.stderr
+
+    photon.write_text(
+        photon.read_text().replace(
+            "class Twice(Photon):\n", "class Twice(Photon):\n    extra_files = ['helpers.py']\n"
+        )
+    )
+    _build(real_index, photon, "-o", str(tmp_path / "twice.photon"))
+
+
+def test_a_photon_in_a_package_builds_with_the_package_sources(
+    real_index: PackageIndex, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from photonpack.bundle import read_manifest
+
+    root = tmp_path / "proj"
+    (root / "service").mkdir(parents=True)
+    (root / "service" / "__init__.py").write_text("")
+    (root / "service" / "maths.py").write_text("def square(x: int) -> int:\n    return x * x\n")
+    write_photon(
+        root / "service",
+        "from photonpack import Photon\n"
+        "from service.maths import square\n"
+        "class Square(Photon):\n"
+        "    @Photon.handler\n"
+        "    def square(self, x: int) -> int:\n"
+        "        return square(x)\n",
+        name="api.py",
+    )
+    monkeypatch.chdir(root)
+    result = CliRunner().invoke(
+        cli,
+        ["build", "-m", "service.api:Square", "--index-url", real_index.url, "-o", "sq.photon"],
+    )
+    assert result.exit_code == 0, result.output
+    manifest = read_manifest(root / "sq.photon")
+    assert manifest.entry == "service.api:Square"
+    assert [f.path for f in manifest.files] == [
+        "pylock.square.toml",
+        "service/__init__.py",
+        "service/api.py",
+        "service/maths.py",
+    ]
+    assert [h.path for h in manifest.handlers] == ["/square"]
