@@ -1,0 +1,186 @@
+"""``verify``, ``inspect``, ``diff``, ``sbom``: what CI runs on archives."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from photonpack.cli._app import cli
+from photonpack.errors import PhotonpackError
+
+# -- CI: verify / inspect / diff / sbom ------------------------------------
+
+_ARCHIVE = click.Path(path_type=Path, dir_okay=False)
+
+
+@cli.command()
+@click.argument("archive", type=_ARCHIVE, required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option(
+    "--store", "check_store", is_flag=True, help="Re-hash the local store instead of an archive."
+)
+@click.option(
+    "--rebuild",
+    "rebuild_from",
+    metavar="SPEC",
+    help="Also rebuild from this source (file.py[:Class]) and its lock; exit 3 unless "
+    "the digest is identical.",
+)
+@click.pass_context
+def verify(
+    ctx: click.Context,
+    archive: Path | None,
+    as_json: bool,
+    check_store: bool,
+    rebuild_from: str | None,
+) -> None:
+    """Re-hash ARCHIVE offline: exit 0 if clean, 3 on any integrity failure."""
+    import json
+
+    from photonpack.summary import human_size
+    from photonpack.verify import verify_archive
+
+    if check_store:
+        if archive is not None or rebuild_from is not None:
+            raise PhotonpackError("verify --store takes no ARCHIVE and no --rebuild")
+        ctx.exit(_verify_store(as_json))
+    if archive is None:
+        raise PhotonpackError("verify needs an ARCHIVE (or --store)")
+    result = verify_archive(archive)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
+    elif result.ok and result.manifest is not None:
+        m = result.manifest
+        verified = f"{len(m.blobs())} blobs, {human_size(m.total_size)} verified"
+        click.echo(f"ok {m.name} {m.digest} ({verified})")
+    else:
+        for problem in result.problems:
+            click.echo(f"FAIL {problem}")
+        count = len(result.problems)
+        click.echo(
+            f"error: {archive} failed verification ({count} problem{'s' * (count != 1)}); "
+            "the archive was damaged or altered: fetch or build it again",
+            err=True,
+        )
+    if not result.ok:
+        ctx.exit(3)
+    if rebuild_from is not None and result.manifest is not None:
+        ctx.exit(_verify_rebuild(result.manifest, rebuild_from))
+
+
+def _verify_store(as_json: bool) -> int:
+    import json
+
+    from photonpack.store import Store
+
+    store = Store()
+    problems = store.verify()
+    if as_json:
+        click.echo(json.dumps({"ok": not problems, "problems": problems}, indent=2))
+    for problem in [] if as_json else problems:
+        click.echo(f"FAIL {problem}")
+    if problems:
+        return 3
+    if not as_json:
+        click.echo(f"ok the store {store.root} is intact")
+    return 0
+
+
+def _verify_rebuild(built: Any, spec_text: str) -> int:
+    import tempfile
+
+    from photonpack.build import rebuild
+    from photonpack.diff import diff, side_from_manifest
+    from photonpack.diff_render import render_text
+    from photonpack.source import parse_spec
+
+    with tempfile.TemporaryDirectory(prefix="photonpack-rebuild-") as scratch:
+        again = rebuild(parse_spec(spec_text), built, Path(scratch) / "rebuilt.photon")
+    if again.digest == built.digest:
+        click.echo(f"reproducible: rebuilding {spec_text} gives {built.digest}")
+        return 0
+    changes = diff(side_from_manifest(built, "archive"), side_from_manifest(again, "rebuild"))
+    click.echo(render_text(changes))
+    click.echo(
+        f"error: not reproducible: the archive is {built.digest}, rebuilding {spec_text} "
+        f"gives {again.digest}",
+        err=True,
+    )
+    return 3
+
+
+@cli.command("inspect")
+@click.argument("archive", type=_ARCHIVE)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def inspect_(archive: Path, as_json: bool) -> None:
+    """Show what ARCHIVE holds, from its manifest alone (fast; not a verification)."""
+    import json
+
+    from photonpack.bundle import read_manifest
+    from photonpack.summary import inspect_report, render_inspect
+
+    report = inspect_report(read_manifest(archive), archive_size=archive.stat().st_size)
+    if as_json:
+        click.echo(json.dumps(report, indent=2, ensure_ascii=False))
+    else:
+        click.echo(render_inspect(report), nl=False)
+
+
+@cli.command("diff")
+@click.argument("a", type=_ARCHIVE)
+@click.argument("b", type=_ARCHIVE)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "markdown"]),
+    default="text",
+    show_default=True,
+    help="Output format.",
+)
+@click.option(
+    "--exit-code",
+    is_flag=True,
+    help="Exit 1 if A and B differ, 2 if a difference breaks the handler API.",
+)
+@click.pass_context
+def diff_(ctx: click.Context, a: Path, b: Path, fmt: str, exit_code: bool) -> None:
+    """Compare two archives (or two pylock .toml files): packages, hashes, API, files."""
+    import json
+    import os
+    import sys
+
+    from photonpack.diff import diff, load_side
+    from photonpack.diff_render import render_markdown, render_text
+
+    result = diff(load_side(a), load_side(b))
+    if fmt == "json":
+        click.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
+    elif fmt == "markdown":
+        click.echo(render_markdown(result), nl=False)
+    else:
+        colour = sys.stdout.isatty() and "NO_COLOR" not in os.environ
+        click.echo(render_text(result, colour=colour), nl=False, color=colour)
+    if exit_code:
+        ctx.exit(result.exit_code)
+
+
+@cli.command()
+@click.argument("archive", type=_ARCHIVE)
+@click.option(
+    "-o", "--output", type=click.Path(path_type=Path, dir_okay=False), help="Write to FILE."
+)
+def sbom(archive: Path, output: Path | None) -> None:
+    """Print a deterministic CycloneDX 1.6 JSON SBOM of ARCHIVE."""
+    from photonpack.bundle import read_manifest
+    from photonpack.sbom import sbom_bytes
+
+    data = sbom_bytes(read_manifest(archive))
+    if output is None:
+        click.echo(data.decode(), nl=False)
+        return
+    try:
+        output.write_bytes(data)
+    except OSError as exc:
+        raise PhotonpackError(f"cannot write {output}: {exc.strerror or exc}") from exc

@@ -1,0 +1,259 @@
+"""``lock``, ``build`` and ``create``: from a photon's source to an archive."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from photonpack.cli._app import _size, cli
+
+# -- lock ---------------------------------------------------------------------
+
+
+def lock_index_options(func: Any) -> Any:
+    """--target / --index-url / --extra-index-url / --find-links, shared by lock and build."""
+    for option in reversed(
+        [
+            click.option(
+                "--target",
+                "targets",
+                multiple=True,
+                metavar="TARGET",
+                help="Interpreter-platform to lock for, e.g. cp311-manylinux_2_28_x86_64 "
+                "(repeatable; default: this machine).",
+            ),
+            click.option(
+                "--index-url",
+                envvar="PHOTONPACK_INDEX_URL",
+                metavar="URL",
+                help="Simple index (PEP 503/691) to lock from [default: PyPI; "
+                "$PHOTONPACK_INDEX_URL].",
+            ),
+            click.option(
+                "--extra-index-url",
+                "extra_index_urls",
+                multiple=True,
+                metavar="URL",
+                help="Another index to search as well (repeatable).",
+            ),
+            click.option(
+                "--find-links",
+                "find_links",
+                multiple=True,
+                metavar="DIR_OR_URL",
+                help="A directory of wheels or an HTML page of links (repeatable).",
+            ),
+        ]
+    ):
+        func = option(func)
+    return func
+
+
+def lock_options_from(
+    *,
+    name: str | None,
+    output: Path | None,
+    targets: tuple[str, ...],
+    index_url: str | None,
+    extra_index_urls: tuple[str, ...],
+    find_links: tuple[str, ...],
+    upgrade: bool = False,
+    upgrade_packages: tuple[str, ...] = (),
+) -> Any:
+    """Build :class:`~photonpack.lock.LockOptions` from the shared command-line options."""
+    from photonpack.index import PYPI, IndexSettings
+    from photonpack.lock import LockOptions
+    from photonpack.target import Target
+
+    links = tuple(link if "://" in link else str(Path(link).resolve()) for link in find_links)
+    return LockOptions(
+        name=name,
+        output=output.resolve() if output else None,
+        targets=tuple(Target.parse(t) for t in targets),
+        index=IndexSettings(
+            index_url=index_url or PYPI, extra_index_urls=extra_index_urls, find_links=links
+        ),
+        upgrade=upgrade,
+        upgrade_packages=upgrade_packages,
+    )
+
+
+@cli.command()
+@click.option("-m", "--photon", "photon", required=True, help="file.py[:Class] or module:Class.")
+@click.option("-n", "--name", help="Photon name [default: from the class name].")
+@click.option(
+    "-o", "--output", type=click.Path(path_type=Path, dir_okay=False), help="Lock file to write."
+)
+@lock_index_options
+@click.option("-U", "--upgrade", is_flag=True, help="Ignore existing pins.")
+@click.option(
+    "-P",
+    "--upgrade-package",
+    "upgrade_packages",
+    multiple=True,
+    metavar="NAME",
+    help="Unpin one package (repeatable).",
+)
+@click.option("--check", is_flag=True, help="Exit 1 if the lock is missing or stale; no writes.")
+def lock(
+    photon: str,
+    name: str | None,
+    output: Path | None,
+    targets: tuple[str, ...],
+    index_url: str | None,
+    extra_index_urls: tuple[str, ...],
+    find_links: tuple[str, ...],
+    upgrade: bool,
+    upgrade_packages: tuple[str, ...],
+    check: bool,
+) -> None:
+    """Lock a photon's requirements and serving stack into pylock.<name>.toml."""
+    from photonpack.lock import check_lock, lock_inputs, lock_photon
+    from photonpack.source import parse_spec
+
+    spec = parse_spec(photon)
+    options = lock_options_from(
+        name=name,
+        output=output,
+        targets=targets,
+        index_url=index_url,
+        extra_index_urls=extra_index_urls,
+        find_links=find_links,
+        upgrade=upgrade,
+        upgrade_packages=upgrade_packages,
+    )
+    if check:
+        check_lock(spec, options)
+        click.echo(f"{lock_inputs(spec, options)[0].name} is up to date")
+        return
+    result = lock_photon(spec, options)
+    if not result.changed:
+        click.echo(f"{result.path.name} is up to date")
+        return
+    packages = len({p.name for p in result.lock.packages})
+    targets_text = ", ".join(str(t) for t in result.lock.targets)
+    click.echo(
+        f"locked {packages} packages, {len(result.lock.wheels())} wheels "
+        f"for {targets_text} -> {result.path}"
+    )
+
+
+# -- build / create / remove ----------------------------------------------------
+
+
+def _build_command(func: Any) -> Any:
+    """The options shared by build and create."""
+    func = lock_index_options(func)
+    func = click.option(
+        "--locked", is_flag=True, help="Fail if the lock is missing or stale instead of locking."
+    )(func)
+    func = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")(func)
+    func = click.option("-n", "--name", help="Photon name [default: from the class name].")(func)
+    return click.option(
+        "-m", "--photon", "photon", required=True, help="file.py[:Class] or module:Class."
+    )(func)
+
+
+def _do_build(
+    photon: str, name: str | None, output: Path | None, locked: bool, **index: Any
+) -> Any:
+    import sys
+
+    from photonpack.build import BuildOptions, build
+    from photonpack.source import parse_spec
+
+    options = BuildOptions(
+        name=name,
+        output=output.resolve() if output else None,
+        locked=locked,
+        lock=lock_options_from(name=name, output=None, **index),
+    )
+    with _DownloadProgress(sys.stderr.isatty()) as progress:
+        result = build(parse_spec(photon), options, progress=progress)
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    return result
+
+
+class _DownloadProgress:
+    """A progress bar of the wheels a build downloads, drawn only on a terminal."""
+
+    def __init__(self, enabled: bool) -> None:
+        import threading
+
+        self._enabled = enabled
+        self._bar: Any = None
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> _DownloadProgress | None:
+        return self if self._enabled else None
+
+    def start(self, total_bytes: int) -> None:
+        import sys
+
+        self._bar = click.progressbar(
+            length=total_bytes, label="downloading wheels", file=sys.stderr
+        )
+        self._bar.__enter__()
+
+    def advance(self, _wheel: Any, received: int) -> None:
+        # Called from the download threads: one update at a time.
+        with self._lock:
+            if self._bar is not None:
+                self._bar.update(received)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(*exc)
+
+
+@cli.command()
+@_build_command
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Archive to write [default: ./<name>.photon].",
+)
+def build(
+    photon: str, name: str | None, as_json: bool, locked: bool, output: Path | None, **index: Any
+) -> None:
+    """Build one deterministic, content-addressed .photon archive."""
+    import json
+
+    result = _do_build(photon, name, output, locked, **index)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2, sort_keys=True))
+        return
+    click.echo(f"built {result.path} ({_size(result.size)})")
+    click.echo(result.digest)
+
+
+@cli.command()
+@_build_command
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Also write the archive here.",
+)
+def create(
+    photon: str, name: str | None, as_json: bool, locked: bool, output: Path | None, **index: Any
+) -> None:
+    """Build a photon and record it in the local store under its name (see `list`)."""
+    import json
+    import tempfile
+
+    from photonpack.store import Store
+
+    with tempfile.TemporaryDirectory(prefix="photonpack-create-") as scratch:
+        target = output or Path(scratch) / "photon.photon"
+        result = _do_build(photon, name, target, locked, **index)
+        ref = Store().set_ref(result.manifest.name, result.digest, result.size)
+    if as_json:
+        click.echo(json.dumps({**result.to_dict(), **ref.to_dict()}, indent=2, sort_keys=True))
+        return
+    click.echo(f"created {ref.name} ({_size(ref.size)}); run it with: photonpack run -n {ref.name}")
+    click.echo(ref.digest)

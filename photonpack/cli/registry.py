@@ -1,0 +1,153 @@
+"""``push`` and ``pull``: photons through an OCI registry."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from photonpack.cli._app import _size, cli
+from photonpack.errors import PhotonpackError
+
+# -- registry: push / pull / list --remote ---------------------------------
+
+
+def _registry_options(func: Any) -> Any:
+    """--username / --password-stdin / --insecure, shared by the registry commands."""
+    func = click.option(
+        "--insecure",
+        is_flag=True,
+        help="Allow plain HTTP to a registry that is not on localhost.",
+    )(func)
+    func = click.option(
+        "--password-stdin",
+        is_flag=True,
+        help="Read the password from standard input (else $PHOTONPACK_REGISTRY_PASSWORD).",
+    )(func)
+    return click.option(
+        "--username",
+        "-u",
+        envvar="PHOTONPACK_REGISTRY_USERNAME",
+        help="Registry login (else $PHOTONPACK_REGISTRY_USERNAME; anonymous without).",
+    )(func)
+
+
+def _registry_client(
+    registry: str, username: str | None, password_stdin: bool, insecure: bool
+) -> Any:
+    import os
+    import sys
+
+    from photonpack.oci import Credentials, RegistryClient
+
+    password = os.environ.get("PHOTONPACK_REGISTRY_PASSWORD")
+    if password_stdin:
+        password = sys.stdin.read().rstrip("\r\n")
+    if username and not password:
+        raise PhotonpackError(
+            f"a login for {username!r} needs a password: pass --password-stdin or set "
+            "PHOTONPACK_REGISTRY_PASSWORD"
+        )
+    if password and not username:
+        raise PhotonpackError(
+            "a password was given without a username: pass --username or set "
+            "PHOTONPACK_REGISTRY_USERNAME"
+        )
+    credentials = None
+    if username and password:
+        credentials = Credentials(username=username, password=password)
+    return RegistryClient(registry, credentials=credentials, insecure=insecure)
+
+
+class _TransferBars:
+    """Progress bars on stderr for blobs of 1 MiB and more, only when it is a terminal."""
+
+    def __init__(self) -> None:
+        import sys
+
+        self.enabled = sys.stderr.isatty()
+        self.bars: dict[str, tuple[Any, int]] = {}
+        self.finished: set[str] = set()
+
+    def __call__(self, transfer: Any) -> None:
+        if not self.enabled or transfer.total < 1 << 20 or transfer.digest in self.finished:
+            return
+        bar, shown = self.bars.get(transfer.digest, (None, 0))
+        if bar is None:
+            bar = click.progressbar(length=transfer.total, label=transfer.title, file=None)
+            bar.__enter__()
+        bar.update(transfer.done - shown)
+        self.bars[transfer.digest] = (bar, transfer.done)
+        if transfer.done >= transfer.total:
+            bar.__exit__(None, None, None)
+            del self.bars[transfer.digest]
+            self.finished.add(transfer.digest)
+
+
+@cli.command()
+@click.argument("args", nargs=-1, metavar="ARCHIVE REF | -n NAME REF")
+@click.option("-n", "--name", help="Push the photon of this name from the local store.")
+@_registry_options
+def push(
+    args: tuple[str, ...],
+    name: str | None,
+    username: str | None,
+    password_stdin: bool,
+    insecure: bool,
+) -> None:
+    """Upload a .photon (or -n NAME from the store) to REF (host[:port]/repo[:tag]).
+
+    Only the blobs the registry lacks are uploaded; the manifest goes last.
+    Prints the OCI manifest digest.
+    """
+    from photonpack.reference import parse_reference
+    from photonpack.registry import push_archive, push_photon
+
+    if len(args) != (1 if name else 2):
+        raise click.UsageError("push takes ARCHIVE REF, or -n NAME REF")
+    reference = parse_reference(args[-1])
+    with _registry_client(reference.registry, username, password_stdin, insecure) as client:
+        if name is None:
+            result = push_archive(Path(args[0]), reference, client=client, progress=_TransferBars())
+        else:
+            from photonpack.store import Store
+
+            store = Store()
+            manifest = store.manifest(store.get_ref(name).digest)
+            result = push_photon(
+                manifest, store.blob_path, reference, client=client, progress=_TransferBars()
+            )
+    click.echo(
+        f"pushed {reference}: uploaded {len(result.uploaded)} of {result.total_blobs} blobs "
+        f"({_size(result.uploaded_bytes)} of {_size(result.total_bytes)})",
+        err=True,
+    )
+    click.echo(result.manifest_digest)
+
+
+@cli.command()
+@click.argument("ref")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Where to write the archive (default: <name>.photon in the current directory).",
+)
+@_registry_options
+def pull(
+    ref: str, output: Path | None, username: str | None, password_stdin: bool, insecure: bool
+) -> None:
+    """Download REF (host[:port]/repo:tag or repo@sha256:...) and rebuild its .photon.
+
+    Every byte is verified against its digest before the file is written.
+    Prints the photon digest (the one `build` printed).
+    """
+    from photonpack.reference import parse_reference
+    from photonpack.registry import pull_photon
+
+    reference = parse_reference(ref)
+    with _registry_client(reference.registry, username, password_stdin, insecure) as client:
+        result = pull_photon(reference, output, client=client, progress=_TransferBars())
+    click.echo(f"pulled {reference} to {result.path}", err=True)
+    click.echo(result.photon_digest)

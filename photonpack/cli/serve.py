@@ -1,0 +1,183 @@
+"""``run``: serve a photon from source, an archive, the store or a registry."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from photonpack.cli._app import cli
+from photonpack.cli.registry import _registry_client
+from photonpack.errors import PhotonpackError
+
+# -- run: serve a photon -------------------------------------------------------
+
+
+def _parse_env(pairs: tuple[str, ...]) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise PhotonpackError(f"--env expects KEY=VALUE, got {pair!r}")
+        env[key] = value
+    return env
+
+
+@cli.command()
+@click.argument("archive", required=False)
+@click.option("-n", "--name", help="Run the photon of this name from the local store.")
+@click.option(
+    "-m", "--module", metavar="SPEC", help="Serve from source: file.py[:Class] or pkg.module:Class."
+)
+@click.option(
+    "--host",
+    default="0.0.0.0",  # noqa: S104 - a served photon is meant to be reached, as in Lepton
+    show_default=True,
+    help="Address to listen on (as in Lepton).",
+)
+@click.option("--port", default=8080, show_default=True, type=int, help="Port (0: any free one).")
+@click.option("--token", help="Require 'Authorization: Bearer TOKEN' (else $PHOTONPACK_TOKEN).")
+@click.option(
+    "--env", "env_pairs", multiple=True, metavar="K=V", help="Set an environment variable."
+)
+@click.option(
+    "--skip-system-check",
+    is_flag=True,
+    help="Serve even if system_dependency packages are missing.",
+)
+def run(
+    archive: str | None,
+    name: str | None,
+    module: str | None,
+    host: str,
+    port: int,
+    token: str | None,
+    env_pairs: tuple[str, ...],
+    skip_system_check: bool,
+) -> None:
+    """Serve a photon: from source with -m SPEC, or from ARCHIVE / -n NAME.
+
+    From source it serves in the current environment (Lepton's `lep photon run
+    --local`), from the photon's directory, through the same entry point as an
+    archive (`python -m photonpack.runtime.serve`). SIGTERM or Ctrl-C drains
+    in-flight requests, then it exits 0.
+    """
+    import os
+
+    env = _parse_env(env_pairs)
+    if sum(x is not None for x in (archive, name, module)) != 1:
+        raise PhotonpackError(
+            "photonpack run needs exactly one photon: ARCHIVE, -n NAME, or -m file.py[:Class]"
+        )
+    if module is None:
+        _run_stored(
+            archive,
+            name,
+            host=host,
+            port=port,
+            token=token,
+            env=env,
+            check_system=not skip_system_check,
+        )
+        return
+    args, workdir = _source_serve_args(module, host, port)
+    shown = "localhost" if host in ("0.0.0.0", "::") else host  # noqa: S104 - display only
+    click.echo(
+        f"serving {module} on http://{shown}:{port}; call it with:\n\n"
+        "    from photonpack.client import Client, local\n"
+        f"    c = Client({'local()' if port == 8080 else f'local(port={port})'}"
+        f"{', token=...' if token or os.environ.get('PHOTONPACK_TOKEN') else ''})\n"
+        "    c.paths()\n",
+        err=True,
+    )
+    os.environ.update(env)
+    if token:
+        os.environ["PHOTONPACK_TOKEN"] = token  # not in argv, where `ps` would show it
+    os.chdir(workdir)
+    # The serve entry point itself, in this process: the same code path as an
+    # archive run, without paying for a second interpreter start-up.
+    from photonpack.runtime.serve import main as serve_main
+
+    code = serve_main(args)
+    if code:
+        raise SystemExit(code)
+
+
+def _run_stored(
+    archive: str | None,
+    name: str | None,
+    *,
+    host: str,
+    port: int,
+    token: str | None,
+    env: dict[str, str],
+    check_system: bool,
+) -> None:
+    """Verify, install offline and serve an archive, a stored name, or a registry REF."""
+    import time
+
+    from photonpack.runtime.run import ServeOptions, exec_serve, prepare
+    from photonpack.store import Store
+
+    store = Store()
+    started = time.monotonic()
+    manifest = _stored_manifest(store, archive, name)
+    prepared = prepare(store, manifest, check_system=check_system)
+    how = "installed" if prepared.installed else "reused"
+    click.echo(
+        f"verified {manifest.name} {manifest.digest}; environment {how} "
+        f"for {prepared.target} in {time.monotonic() - started:.1f} s",
+        err=True,
+    )
+    exec_serve(prepared, ServeOptions(host=host, port=port, token=token, env=env))
+
+
+def _stored_manifest(store: Any, archive: str | None, name: str | None) -> Any:
+    """The manifest of what to run, with all its blobs verified into ``store``."""
+    if name is not None:
+        return store.manifest(store.get_ref(name).digest)
+    assert archive is not None
+    path = Path(archive)
+    if path.exists() or archive.endswith(".photon") or "/" not in archive:
+        if not path.is_file():
+            raise PhotonpackError(f"{archive} does not exist; pass a .photon file")
+        return store.import_archive(path)
+    return _pull_into_store(store, archive)
+
+
+def _pull_into_store(store: Any, ref_text: str) -> Any:
+    """`photonpack run REF`: fetch a photon from a registry, verified, into the store.
+
+    Credentials come from $PHOTONPACK_REGISTRY_USERNAME / _PASSWORD, as for pull.
+    """
+    import os
+
+    from photonpack.reference import parse_reference
+    from photonpack.registry import fetch_photon
+
+    ref = parse_reference(ref_text)
+    with (
+        store.temp_dir("pull-") as scratch,
+        _registry_client(
+            ref.registry, os.environ.get("PHOTONPACK_REGISTRY_USERNAME"), False, False
+        ) as client,
+    ):
+        fetched = fetch_photon(ref, scratch, client=client)
+        manifest = fetched.manifest
+        for sha, size in manifest.blobs().items():
+            store.add_blob_file(fetched.blob_path(sha), sha, size)
+        store.put_manifest(manifest.digest, manifest.to_bytes())
+    return manifest
+
+
+def _source_serve_args(module: str, host: str, port: int) -> tuple[list[str], str]:
+    """The serve entry point's arguments for a photon from source, and its working directory."""
+    from photonpack.source import parse_spec
+
+    spec = parse_spec(module)
+    if spec.path is not None:
+        entry = spec.path.name + (f":{spec.class_name}" if spec.class_name else "")
+    else:
+        entry = f"{spec.module}:{spec.class_name}"
+    return ["--entry", entry, "--host", host, "--port", str(port)], str(spec.directory)

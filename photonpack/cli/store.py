@@ -1,0 +1,66 @@
+"""``list`` and ``remove``: the named photons of the local store (``list --remote``: a registry)."""
+
+from __future__ import annotations
+
+import click
+
+from photonpack.cli._app import _size, _table, cli
+from photonpack.cli.registry import _registry_client, _registry_options
+from photonpack.errors import PhotonpackError
+
+
+@cli.command("list")
+@click.option(
+    "--remote",
+    metavar="REPO",
+    help="List the tags of a registry repository (host[:port]/repo) instead of the store.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the list as JSON.")
+@_registry_options
+def list_(
+    remote: str | None, as_json: bool, username: str | None, password_stdin: bool, insecure: bool
+) -> None:
+    """List named photons in the local store (newest first), or the tags of a repository."""
+    import json
+
+    if remote is None:
+        from photonpack.store import Store
+
+        refs = Store().list_refs()
+        if as_json:
+            click.echo(json.dumps([ref.to_dict() for ref in refs], indent=2, sort_keys=True))
+            return
+        rows = [(r.name, r.digest, _size(r.size), r.created) for r in refs]
+        _table(("NAME", "DIGEST", "SIZE", "CREATED"), rows)
+        return
+    from photonpack.reference import parse_repository
+    from photonpack.registry import list_remote
+
+    registry, repository = parse_repository(remote)
+    with _registry_client(registry, username, password_stdin, insecure) as client:
+        tags = list_remote(repository, client=client)
+    if as_json:
+        found = [
+            {"tag": t.tag, "manifest_digest": t.manifest_digest, "photon_digest": t.photon_digest}
+            for t in tags
+        ]
+        click.echo(json.dumps(found, indent=2, sort_keys=True))
+        return
+    for tag in tags:
+        click.echo(f"{tag.tag}\t{tag.manifest_digest}\t{tag.photon_digest or '-'}")
+
+
+@cli.command()
+@click.option("-n", "--name", help="Name of the photon to remove from the local store.")
+@click.option("--all", "remove_all", is_flag=True, help="Remove every named photon.")
+def remove(name: str | None, remove_all: bool) -> None:
+    """Remove named photons from the local store."""
+    from photonpack.store import Store
+
+    if (name is None) == (not remove_all):
+        raise PhotonpackError("photonpack remove needs exactly one of -n NAME or --all")
+    store = Store()
+    refs = store.list_refs() if remove_all else [store.get_ref(name or "")]
+    for ref in refs:
+        store.remove_ref(ref.name)
+        click.echo(f"removed {ref.name} ({ref.digest})")
