@@ -175,15 +175,25 @@ class Store:
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
-    def publish_dir(self, temp: Path, final: Path) -> None:
-        """Mark ``temp`` complete and rename it to ``final`` (callers hold the lock)."""
+    def publish_dir(self, temp: Path, final: Path, *, sync: bool = True) -> None:
+        """Mark ``temp`` complete and rename it to ``final`` (callers hold the lock).
+
+        ``sync=False`` leaves the fsync of ``final``'s parent to the caller, who
+        publishes many directories into one parent and syncs it once.
+        """
         with _store_errors(self.root, f"install {final.name}"):
             (temp / COMPLETE).write_bytes(b"")
             final.parent.mkdir(parents=True, exist_ok=True)
             if final.exists():  # an incomplete leftover of a killed run
                 shutil.rmtree(final)
             temp.rename(final)
-            _fsync_dir(final.parent)
+            if sync:
+                _fsync_dir(final.parent)
+
+    @staticmethod
+    def sync_dir(path: Path) -> None:
+        """Make the renames into ``path`` durable."""
+        _fsync_dir(path)
 
     @staticmethod
     def is_complete(path: Path) -> bool:

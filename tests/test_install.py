@@ -199,6 +199,27 @@ def test_warm_import_uses_the_precompiled_bytecode(tmp_path: Path) -> None:
     assert (result.stdout, result.stderr) == ("1.0\n", "")
 
 
+def test_test_suites_inside_packages_get_no_pyc_but_still_import(tmp_path: Path) -> None:
+    files = {
+        "suite/__init__.py": "VERSION = '1.0'\n",
+        "suite/testing.py": "HELPER = True\n",
+        "suite/tests/__init__.py": "",
+        "suite/tests/test_it.py": "OK = 'yes'\n",
+        "suite/sub/test/check.py": "OK = 'also'\n",
+    }
+    wheel = build_wheel(tmp_path, "suite", "1.0", files=files)
+    env = tmp_path / "env"
+    create_environment(env, wheels=[wheel])
+    site = env / SITE
+    assert sorted(p.relative_to(site).as_posix() for p in site.rglob("*.pyc")) == [
+        f"suite/__pycache__/__init__.{TAG}.pyc", f"suite/__pycache__/testing.{TAG}.pyc",
+    ]  # fmt: skip
+    result = run_python(
+        env, "import suite.tests.test_it as t, suite.sub.test.check as c; print(t.OK, c.OK)"
+    )
+    assert (result.stdout, result.stderr) == ("yes also\n", "")
+
+
 def test_environment_without_bytecode_has_no_pyc(tmp_path: Path) -> None:
     wheel = build_wheel(tmp_path, "plain", "1.0")
     create_environment(tmp_path / "env", wheels=[wheel], compile_bytecode=False)

@@ -20,6 +20,7 @@ from photonpack.runtime.venv import (
     environment_digest,
     interpreter_id,
 )
+from photonpack.runtime.wheel import record_hash
 
 A, B, C = "a" * 64, "b" * 64, "c" * 64
 HOST = Path(getattr(sys, "_base_executable", sys.executable))
@@ -116,10 +117,10 @@ def test_compiler_reports_a_failing_worker(tmp_path: Path) -> None:
     source.write_text("X = 1\n")
     (scheme.site_packages / "__pycache__").write_text("a file where a directory must go")
     with (
-        BytecodeCompiler(tmp_path / "env" / "bin" / "python", scheme.site_packages, workers=1) as c,
+        BytecodeCompiler(tmp_path / "env" / "bin" / "python", workers=1) as c,
         pytest.raises(EnvironmentError_) as info,
     ):
-        c.submit([(source, 6)])
+        c.submit(scheme.site_packages, [(source, 6)])
         c.finish()
     assert str(info.value).startswith(f"compiling bytecode in {scheme.site_packages} failed: ")
     assert "NotADirectoryError" in str(info.value) or "FileExistsError" in str(info.value)
@@ -135,11 +136,14 @@ def test_compiler_skips_files_that_are_not_python_3(tmp_path: Path) -> None:
     bad.write_text("print 'python 2'\n")
     outside = tmp_path / "outside.py"
     outside.write_text("X = 1\n")
-    with BytecodeCompiler(
-        tmp_path / "env" / "bin" / "python", scheme.site_packages, workers=2
-    ) as c:
-        c.submit([(good, 6), (bad, 17), (outside, 6), (scheme.site_packages / "data.txt", 1)])
-        c.finish()
+    with BytecodeCompiler(tmp_path / "env" / "bin" / "python", workers=2) as c:
+        c.submit(
+            scheme.site_packages,
+            [(good, 6), (bad, 17), (outside, 6), (scheme.site_packages / "data.txt", 1)],
+        )
+        rows = c.finish()
     cache = scheme.site_packages / "__pycache__"
-    assert sorted(p.name for p in cache.iterdir()) == [f"good.{sys.implementation.cache_tag}.pyc"]
+    pyc = cache / f"good.{sys.implementation.cache_tag}.pyc"
+    assert sorted(cache.iterdir()) == [pyc]
+    assert rows == {pyc: (record_hash(pyc.read_bytes()), pyc.stat().st_size)}
     assert not (tmp_path / "__pycache__").exists()

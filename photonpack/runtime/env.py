@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from photonpack.manifest import FileEntry, Manifest
+from photonpack.runtime.cache import WheelCache
 from photonpack.runtime.install import create_environment, environment_digest, interpreter_id
 from photonpack.store import Store
 from photonpack.target import Target
@@ -37,7 +38,10 @@ def ensure_environment(
     """The environment for these wheels and runtime files; ``(path, created)``.
 
     ``wheels`` are (sha256, filename) pairs whose blobs are already in the
-    store (verified when they entered it).
+    store (verified when they entered it). Each wheel is unpacked and compiled
+    once into the store's ``unpacked/`` cache and hard-linked from there, so an
+    environment sharing wheels with an existing one is built in a fraction of
+    the time.
     """
     env_hex = environment_digest(
         interpreter=interpreter_id(),
@@ -51,19 +55,12 @@ def ensure_environment(
         if store.is_complete(final):  # another run installed it while we waited
             return final, False
         with store.temp_dir("env-") as temp:
-            # Wheels are installed under their own filenames: installers read tags from them.
-            wheel_dir = temp / "wheels"
-            wheel_dir.mkdir()
-            paths = []
-            for sha, filename in wheels:
-                link = wheel_dir / filename
-                link.symlink_to(store.blob_path(sha))
-                paths.append(link)
             env = temp / "env"
             create_environment(
                 env,
-                wheels=paths,
+                wheels={filename: store.blob_path(sha) for sha, filename in wheels},
                 runtime_files={entry.path: store.blob_path(entry.sha256) for entry in runtime},
+                cache=WheelCache(store),
             )
             store.publish_dir(env, final)
     return final, True

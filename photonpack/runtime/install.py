@@ -3,44 +3,48 @@
 :func:`create_environment` is the entry point: a new venv (see ``venv.py``),
 its wheels, photonpack's runtime files, bytecode, and RECORD files.
 
-Nothing a wheel says is trusted until checked: every member must be listed in
-its RECORD with a matching hash and size, nothing may be unlisted, and no path
-may leave its scheme directory. Files are streamed, hashed and written in one
-pass, in parallel (zlib and sha256 release the GIL); a wheel that lies is
-refused with :class:`IntegrityError` naming the wheel and the member, and the
-caller throws the half-built environment away.
+Nothing a wheel says is trusted until checked (``wheel.py``). Members are read
+from a memory map of the wheel, inflated in one call, hashed, and written with
+one ``write`` only once their hash matches RECORD; big wheels are split into
+chunks so that every core has work, and each ``.py`` file goes to the bytecode
+compiler as soon as it is on disk (zlib, sha256 and writes release the GIL;
+compilation runs in the environment's own interpreter processes).
 """
 
 from __future__ import annotations
 
-import base64
-import configparser
+import contextlib
 import csv
 import hashlib
 import io
+import mmap
 import os
-import re
 import shutil
-import stat
+import struct
 import zipfile
 import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
-from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
-
-from photonpack.errors import EnvironmentError_, IntegrityError
+from photonpack.errors import EnvironmentError_
 from photonpack.runtime.venv import (
     BytecodeCompiler,
     Interpreter,
     Scheme,
+    compile_pyc,
     create_venv,
     describe_interpreter,
     environment_digest,
     interpreter_id,
+    is_host,
 )
+from photonpack.runtime.wheel import Wheel, WheelFile, b64, corrupt, read_wheel, record_hash
+
+if TYPE_CHECKING:
+    from photonpack.runtime.cache import WheelCache
 
 __all__ = [
     "INSTALLER",
@@ -49,6 +53,7 @@ __all__ = [
     "WheelFile",
     "create_environment",
     "environment_digest",
+    "extract_wheels",
     "hash_file",
     "install_wheels",
     "interpreter_id",
@@ -62,38 +67,13 @@ INSTALLER = "photonpack"
 SCRIPT_SHEBANG = (
     '#!/bin/sh\n\'\'\'exec\' "$(dirname -- "$(realpath -- "$0")")/python" "$0" "$@"\n\' \'\'\'\n'
 )
-_CHUNK = 1 << 20
-_HASHES = frozenset({"sha256", "sha384", "sha512"})
-_SIGNATURES = frozenset({"RECORD.jws", "RECORD.p7s"})
-_DATA_SCHEMES = frozenset({"purelib", "platlib", "scripts", "headers", "data"})
-_DOTTED = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
-_ENTRY_POINT = re.compile(r"^(?P<module>[\w.]+)\s*:\s*(?P<attr>[\w.]+)\s*(\[[^\]]*\])?$")
-_SCRIPT_NAME = re.compile(r"^[\w.+-]+$")
+# A unit of extraction work: big wheels are cut into chunks of about this many
+# bytes (or files), so that one wheel with thousands of files is not the long pole.
+_CHUNK_BYTES = 4 << 20
+_CHUNK_FILES = 96
+_LOCAL_HEADER = struct.Struct("<4s22xHH")  # signature, ..., name length, extra length
 
-
-@dataclass(frozen=True, kw_only=True)
-class WheelFile:
-    """One member of a wheel, checked against RECORD, and where it goes."""
-
-    member: str
-    scheme: str  # "site" | "scripts" | "headers" | "data"
-    path: str  # POSIX path relative to the scheme directory
-    algorithm: str
-    digest: str  # urlsafe base64 without padding, as RECORD writes it
-    size: int
-    executable: bool
-
-
-@dataclass(frozen=True, kw_only=True)
-class Wheel:
-    """A wheel whose listing, RECORD and tags were checked, ready to extract."""
-
-    path: Path
-    filename: str
-    name: str
-    dist_info: str
-    files: tuple[WheelFile, ...]
-    scripts: tuple[tuple[str, str, str], ...]  # (script name, module, attribute)
+OnWritten = Callable[[Path, Sequence[tuple[Path, int]]], None]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -104,180 +84,6 @@ class InstalledDist:
     rows: tuple[tuple[Path, str, int], ...]  # (absolute path, "sha256=...", size)
 
 
-def _record_hash(data: bytes) -> str:
-    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=")
-    return "sha256=" + digest.decode()
-
-
-def _b64(digest: bytes) -> str:
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
-
-
-def _corrupt(filename: str, reason: str) -> IntegrityError:
-    return IntegrityError(
-        f"wheel {filename} cannot be trusted: {reason}. The archive that carries it was "
-        "built from a broken or tampered wheel; rebuild it from a clean package index."
-    )
-
-
-def _safe_parts(filename: str, member: str) -> tuple[str, ...]:
-    parts = tuple(member.split("/"))
-    unsafe = (
-        member.startswith("/")
-        or any(ch in member for ch in "\\\x00\n\r")
-        or any(part in ("", ".", "..") for part in parts)
-    )
-    if unsafe:
-        raise _corrupt(filename, f"member {member!r} is not a safe relative path")
-    return parts
-
-
-def _parse_record(filename: str, record_name: str, data: bytes) -> dict[str, tuple[str, str, int]]:
-    entries: dict[str, tuple[str, str, int]] = {}
-    try:
-        rows = list(csv.reader(io.StringIO(data.decode("utf-8"))))
-    except (UnicodeDecodeError, csv.Error) as exc:
-        raise _corrupt(filename, f"{record_name} is not a valid CSV file ({exc})") from exc
-    for number, row in enumerate(rows, start=1):
-        if not row:
-            continue
-        if len(row) != 3:
-            raise _corrupt(filename, f"{record_name} line {number} has {len(row)} fields, not 3")
-        path, hash_field, size = row
-        if path == record_name or PurePosixPath(path).name in _SIGNATURES:
-            continue
-        algorithm, _, digest = hash_field.partition("=")
-        if algorithm not in _HASHES or not digest or not size.isdigit():
-            raise _corrupt(filename, f"{record_name} lists {path} without a sha256 hash and size")
-        if path in entries:
-            raise _corrupt(filename, f"{record_name} lists {path} twice")
-        entries[path] = (algorithm, digest, int(size))
-    return entries
-
-
-def _dist_info(filename: str, name: str, members: Iterable[str]) -> str:
-    tops = {m.split("/", 1)[0] for m in members}
-    found = sorted(t for t in tops if t.endswith(".dist-info"))
-    if len(found) != 1:
-        raise _corrupt(filename, f"expected one .dist-info directory, found {found or 'none'}")
-    dist_name = found[0][: -len(".dist-info")].rpartition("-")[0]
-    if canonicalize_name(dist_name) != name:
-        raise _corrupt(filename, f"{found[0]} does not belong to the project {name}")
-    return found[0]
-
-
-def _place(filename: str, member: str, dist_info: str) -> tuple[str, str]:
-    parts = _safe_parts(filename, member)
-    data_dir = dist_info[: -len(".dist-info")] + ".data"
-    if parts[0] != data_dir:
-        return "site", member
-    if len(parts) < 3 or parts[1] not in _DATA_SCHEMES:
-        raise _corrupt(filename, f"member {member} is not in a known {data_dir} scheme")
-    scheme = {"purelib": "site", "platlib": "site"}.get(parts[1], parts[1])
-    return scheme, "/".join(parts[2:])
-
-
-def _entry_point_scripts(filename: str, text: str) -> tuple[tuple[str, str, str], ...]:
-    parser = configparser.ConfigParser(delimiters=("=",), interpolation=None)
-    parser.optionxform = str  # type: ignore[assignment,method-assign]
-    try:
-        parser.read_string(text)
-    except configparser.Error as exc:
-        raise _corrupt(filename, f"entry_points.txt is not valid ({exc})") from exc
-    scripts: list[tuple[str, str, str]] = []
-    for section in ("console_scripts", "gui_scripts"):
-        if not parser.has_section(section):
-            continue
-        for script, value in parser.items(section):
-            match = _ENTRY_POINT.match(value.strip())
-            valid = match and _DOTTED.match(match["module"]) and _DOTTED.match(match["attr"])
-            if not match or not valid or not _SCRIPT_NAME.match(script) or script in (".", ".."):
-                raise _corrupt(filename, f"entry point {script} = {value} is not valid")
-            scripts.append((script, match["module"], match["attr"]))
-    return tuple(sorted(scripts))
-
-
-def read_wheel(
-    path: Path, *, supported_tags: frozenset[str], interpreter: str, filename: str | None = None
-) -> Wheel:
-    """Open a wheel, check its tags, listing and RECORD, and return what to install.
-
-    ``filename`` is the wheel's name when ``path`` is not named like one (a store blob).
-    """
-    filename = filename or path.name
-    try:
-        name, _version, _build, tags = parse_wheel_filename(filename)
-    except InvalidWheelFilename as exc:
-        raise EnvironmentError_(f"{filename} is not a wheel file name ({exc})") from exc
-    if not any(str(tag) in supported_tags for tag in tags):
-        raise EnvironmentError_(
-            f"wheel {filename} is built for {', '.join(sorted(map(str, tags)))}, which "
-            f"{interpreter} cannot run. Build the photon for this machine's target "
-            "(photonpack targets name interpreter and platform, e.g. cp311-manylinux_2_28_x86_64)."
-        )
-    try:
-        with zipfile.ZipFile(path) as zf:
-            return _check_wheel(path, filename, name, zf)
-    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as exc:
-        raise _corrupt(filename, f"it is not a valid zip archive ({exc})") from exc
-
-
-def _check_wheel(path: Path, filename: str, name: str, zf: zipfile.ZipFile) -> Wheel:
-    infos = zf.infolist()
-    names = [info.filename for info in infos]
-    if len(set(names)) != len(names):
-        raise _corrupt(filename, "a member name appears twice in the zip directory")
-    dist_info = _dist_info(filename, name, names)
-    record_name = f"{dist_info}/RECORD"
-    if record_name not in names:
-        raise _corrupt(filename, f"{record_name} is missing")
-    record = _parse_record(filename, record_name, zf.read(record_name))
-    wheel_meta = zf.read(f"{dist_info}/WHEEL").decode("utf-8", "replace")
-    version = re.search(r"^Wheel-Version:\s*(\d+)\.", wheel_meta, re.MULTILINE)
-    if version is None or version[1] != "1":
-        raise _corrupt(filename, "its WHEEL file does not declare Wheel-Version 1.x")
-    files: list[WheelFile] = []
-    for info in infos:
-        mode = info.external_attr >> 16
-        member = info.filename
-        if info.is_dir() or member == record_name:
-            continue
-        _safe_parts(filename, member)
-        if stat.S_IFMT(mode) not in (0, stat.S_IFREG):  # symlinks, devices, ...
-            raise _corrupt(filename, f"member {member} is not a regular file")
-        if info.flag_bits & 0x1:
-            raise _corrupt(filename, f"member {member} is encrypted")
-        if member.startswith(f"{dist_info}/") and PurePosixPath(member).name in _SIGNATURES:
-            continue
-        if member not in record:
-            raise _corrupt(filename, f"member {member} is not listed in {record_name}")
-        algorithm, digest, size = record.pop(member)
-        if size != info.file_size:
-            raise _corrupt(
-                filename,
-                f"member {member} is {info.file_size} bytes but {record_name} says {size}",
-            )
-        scheme, rel = _place(filename, member, dist_info)
-        executable = bool(mode & 0o111) or scheme == "scripts"
-        files.append(
-            WheelFile(
-                member=member, scheme=scheme, path=rel, algorithm=algorithm,
-                digest=digest, size=size, executable=executable,
-            )
-        )  # fmt: skip
-    if record:
-        missing = sorted(record)[0]
-        raise _corrupt(filename, f"{record_name} lists {missing}, which the wheel does not hold")
-    entry_points = f"{dist_info}/entry_points.txt"
-    scripts: tuple[tuple[str, str, str], ...] = ()
-    if entry_points in names:
-        scripts = _entry_point_scripts(filename, zf.read(entry_points).decode("utf-8"))
-    return Wheel(
-        path=path, filename=filename, name=name, dist_info=dist_info,
-        files=tuple(files), scripts=scripts,
-    )  # fmt: skip
-
-
 def _target(scheme: Scheme, wheel: Wheel, file: WheelFile) -> Path:
     base = {
         "site": scheme.site_packages,
@@ -286,6 +92,14 @@ def _target(scheme: Scheme, wheel: Wheel, file: WheelFile) -> Path:
         "data": scheme.root,
     }[file.scheme]
     return base / file.path
+
+
+def conflict(first: str, second: str, path: Path) -> EnvironmentError_:
+    """Two wheels put different content at one path of the environment."""
+    return EnvironmentError_(
+        f"wheels {first} and {second} both install {path} with different content; a photon "
+        "cannot depend on both. Remove one of them from the requirements and lock again."
+    )
 
 
 def _claim(wheels: Sequence[Wheel], scheme: Scheme) -> list[set[str]]:
@@ -303,12 +117,7 @@ def _claim(wheels: Sequence[Wheel], scheme: Scheme) -> list[set[str]]:
             if owner[0] is wheel:
                 continue
             if content is None or owner[1] != content:
-                raise EnvironmentError_(
-                    f"wheels {owner[0].filename} and {wheel.filename} both install "
-                    f"{target.relative_to(scheme.root)} with different content; a photon "
-                    "cannot depend on both. Remove one of them from the requirements and lock "
-                    "again."
-                )
+                raise conflict(owner[0].filename, wheel.filename, target.relative_to(scheme.root))
             assert member is not None
             skip[index].add(member)
     return skip
@@ -326,15 +135,15 @@ def _script_text(module: str, attr: str) -> str:
     )
 
 
-def _write_new(path: Path, data: bytes | Iterable[bytes], executable: bool) -> None:
+def _write_new(path: Path, data: bytes, executable: bool, *, readonly: bool = False) -> None:
     # O_EXCL: never write through anything that is already there.
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
-    fd = os.open(path, flags, 0o755 if executable else 0o644)
+    mode = (0o755 if executable else 0o644) & (0o555 if readonly else 0o777)
+    fd = os.open(path, flags, mode)
     try:
-        for chunk in [data] if isinstance(data, bytes) else data:
-            view = memoryview(chunk)
-            while view:
-                view = view[os.write(fd, view) :]
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
     except OSError as exc:
         if exc.filename is None:  # os.write does not say which file
             raise OSError(exc.errno, exc.strerror, str(path)) from exc
@@ -343,112 +152,199 @@ def _write_new(path: Path, data: bytes | Iterable[bytes], executable: bool) -> N
         os.close(fd)
 
 
-def _extract_file(
-    zf: zipfile.ZipFile, wheel: Wheel, file: WheelFile, target: Path
-) -> tuple[Path, str, int]:
-    hasher = hashlib.new(file.algorithm)
-    if file.scheme == "scripts":
-        data = zf.read(file.member)
-        hasher.update(data)
-        if data.startswith(b"#!python"):
-            data = SCRIPT_SHEBANG.encode() + data.partition(b"\n")[2]
-        _check_digest(wheel, file, hasher.digest())
-        _write_new(target, data, executable=True)
-        return target, _record_hash(data), len(data)
-
-    def chunks() -> Iterable[bytes]:
-        with zf.open(file.member) as stream:
-            while chunk := stream.read(_CHUNK):
-                hasher.update(chunk)
-                yield chunk
-
-    _write_new(target, chunks(), file.executable)
-    _check_digest(wheel, file, hasher.digest())
-    return target, f"{file.algorithm}={file.digest}", file.size
-
-
-def _check_digest(wheel: Wheel, file: WheelFile, digest: bytes) -> None:
-    if _b64(digest) != file.digest:
-        raise _corrupt(
+def _member_data(wheel: Wheel, file: WheelFile, view: memoryview) -> bytes:
+    """The member's bytes, inflated from the mapped wheel and checked against RECORD."""
+    header = view[file.offset : file.offset + _LOCAL_HEADER.size]
+    if len(header) < _LOCAL_HEADER.size or _LOCAL_HEADER.unpack(header)[0] != b"PK\x03\x04":
+        raise corrupt(wheel.filename, f"member {file.member} has no valid local header")
+    _sig, name_length, extra_length = _LOCAL_HEADER.unpack(header)
+    start = file.offset + _LOCAL_HEADER.size + name_length + extra_length
+    raw = view[start : start + file.compressed_size]
+    if len(raw) != file.compressed_size:
+        raise corrupt(wheel.filename, f"member {file.member} is truncated")
+    if file.method == zipfile.ZIP_STORED:
+        data = bytes(raw)  # a copy: what is hashed is what is written
+    elif file.method == zipfile.ZIP_DEFLATED:
+        try:  # max_length bounds memory: a member may not inflate past its declared size
+            data = zlib.decompressobj(-zlib.MAX_WBITS).decompress(raw, file.size + 1)
+        except zlib.error as exc:
+            reason = f"member {file.member} is not valid deflate data"
+            raise corrupt(wheel.filename, reason) from exc
+    else:  # bzip2, lzma: rare in wheels, left to zipfile
+        with zipfile.ZipFile(wheel.path) as zf:
+            data = zf.read(file.member)
+    if len(data) != file.size:
+        raise corrupt(
             wheel.filename,
-            f"member {file.member} has {file.algorithm} {_b64(digest)}, "
+            f"member {file.member} holds {len(data)} bytes but RECORD says {file.size}",
+        )
+    digest = hashlib.new(file.algorithm, data).digest()
+    if b64(digest) != file.digest:
+        raise corrupt(
+            wheel.filename,
+            f"member {file.member} has {file.algorithm} {b64(digest)}, "
             f"but RECORD says {file.digest}",
         )
+    return data
 
 
-def _extract(wheel: Wheel, scheme: Scheme, skip: set[str]) -> InstalledDist:
+def _extract_chunk(
+    wheel: Wheel,
+    files: Sequence[WheelFile],
+    scheme: Scheme,
+    mapped: mmap.mmap,
+    skip: set[str],
+    *,
+    readonly: bool,
+) -> list[tuple[Path, str, int]]:
     rows: list[tuple[Path, str, int]] = []
     made: set[Path] = set()
-    try:
-        with zipfile.ZipFile(wheel.path) as zf:
-            for file in wheel.files:
-                target = _target(scheme, wheel, file)
-                if file.member in skip:
-                    rows.append((target, f"{file.algorithm}={file.digest}", file.size))
-                    continue
-                if target.parent not in made:
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    made.add(target.parent)
-                rows.append(_extract_file(zf, wheel, file, target))
-    except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
-        raise _corrupt(wheel.filename, f"it is not a valid zip archive ({exc})") from exc
+    with memoryview(mapped) as view:
+        for file in files:
+            target = _target(scheme, wheel, file)
+            if file.member in skip:
+                rows.append((target, f"{file.algorithm}={file.digest}", file.size))
+                continue
+            data = _member_data(wheel, file, view)
+            if target.parent not in made:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                made.add(target.parent)
+            if file.scheme == "scripts" and data.startswith(b"#!python"):
+                data = SCRIPT_SHEBANG.encode() + data.partition(b"\n")[2]
+                _write_new(target, data, executable=True, readonly=readonly)
+                rows.append((target, record_hash(data), len(data)))
+                continue
+            _write_new(target, data, file.executable, readonly=readonly)
+            rows.append((target, f"{file.algorithm}={file.digest}", file.size))
+    return rows
+
+
+def _chunks(files: Sequence[WheelFile]) -> list[Sequence[WheelFile]]:
+    chunks: list[Sequence[WheelFile]] = []
+    start = size = 0
+    for index, file in enumerate(files):
+        size += file.size
+        if size >= _CHUNK_BYTES or index + 1 - start >= _CHUNK_FILES:
+            chunks.append(files[start : index + 1])
+            start, size = index + 1, 0
+    if start < len(files):
+        chunks.append(files[start:])
+    return chunks
+
+
+def _finish(
+    wheel: Wheel, scheme: Scheme, rows: list[tuple[Path, str, int]], readonly: bool
+) -> InstalledDist:
     for script, module, attr in wheel.scripts:
         data = _script_text(module, attr).encode()
         scheme.scripts.mkdir(parents=True, exist_ok=True)
-        _write_new(scheme.scripts / script, data, executable=True)
-        rows.append((scheme.scripts / script, _record_hash(data), len(data)))
+        _write_new(scheme.scripts / script, data, executable=True, readonly=readonly)
+        rows.append((scheme.scripts / script, record_hash(data), len(data)))
     installer = scheme.site_packages / wheel.dist_info / "INSTALLER"
-    _write_new(installer, f"{INSTALLER}\n".encode(), executable=False)
-    rows.append((installer, _record_hash(f"{INSTALLER}\n".encode()), len(INSTALLER) + 1))
+    installer.parent.mkdir(parents=True, exist_ok=True)
+    _write_new(installer, f"{INSTALLER}\n".encode(), executable=False, readonly=readonly)
+    rows.append((installer, record_hash(f"{INSTALLER}\n".encode()), len(INSTALLER) + 1))
     return InstalledDist(wheel=wheel, rows=tuple(rows))
+
+
+def _map(wheel: Wheel) -> mmap.mmap:
+    with wheel.path.open("rb") as handle:
+        try:
+            return mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+        except ValueError as exc:  # an empty file
+            raise corrupt(wheel.filename, f"it is not a valid zip archive ({exc})") from exc
+
+
+def extract_wheels(
+    jobs: Sequence[tuple[Wheel, Scheme, set[str]]],
+    *,
+    on_written: OnWritten | None = None,
+    workers: int | None = None,
+    readonly: bool = False,
+) -> list[InstalledDist]:
+    """Extract checked wheels, each into its scheme, skipping the members named.
+
+    ``on_written(site_packages, [(path, size), ...])`` is called from worker
+    threads as files land, so byte-compilation starts before the last wheel
+    is out. ``readonly`` creates the files without write permission. Returns
+    the distributions in the order of ``jobs``.
+    """
+    workers = workers or min(8, 2 * (os.cpu_count() or 1))
+    # Biggest first, so that the long poles start early.
+    order = sorted(range(len(jobs)), key=lambda i: -sum(f.size for f in jobs[i][0].files))
+    maps: dict[int, mmap.mmap] = {}
+    futures: dict[int, list[Future[list[tuple[Path, str, int]]]]] = {}
+
+    def run(index: int, files: Sequence[WheelFile]) -> list[tuple[Path, str, int]]:
+        wheel, scheme, skip = jobs[index]
+        rows = _extract_chunk(wheel, files, scheme, maps[index], skip, readonly=readonly)
+        if on_written is not None:
+            on_written(scheme.site_packages, [(path, size) for path, _h, size in rows])
+        return rows
+
+    with contextlib.ExitStack() as stack:
+        pool = stack.enter_context(
+            ThreadPoolExecutor(max_workers=workers, thread_name_prefix="photonpack-wheel")
+        )
+        stack.callback(lambda: pool.shutdown(wait=True, cancel_futures=True))
+        for index in order:
+            wheel = jobs[index][0]
+            maps[index] = _map(wheel)
+            stack.callback(_close, maps[index])
+            futures[index] = [pool.submit(run, index, part) for part in _chunks(wheel.files)]
+        dists = []
+        for index, (wheel, scheme, _skip) in enumerate(jobs):
+            rows = [row for future in futures[index] for row in future.result()]
+            dists.append(_finish(wheel, scheme, rows, readonly))
+    return dists
+
+
+def _close(mapped: mmap.mmap) -> None:
+    with contextlib.suppress(BufferError):  # a view still alive after an error
+        mapped.close()
+
+
+def check_wheels(
+    wheels: Sequence[tuple[str, Path]], *, interpreter: Interpreter, workers: int | None = None
+) -> list[Wheel]:
+    """Read and check every wheel (in parallel), sorted by filename."""
+    tags = frozenset(interpreter.tags)
+    with ThreadPoolExecutor(max_workers=workers or min(8, 2 * (os.cpu_count() or 1))) as pool:
+        return list(
+            pool.map(
+                lambda w: read_wheel(
+                    w[1], filename=w[0], supported_tags=tags, interpreter=interpreter.id
+                ),
+                sorted(wheels),
+            )
+        )
 
 
 def install_wheels(
     wheels: Sequence[tuple[str, Path]],
     scheme: Scheme,
     *,
-    supported_tags: frozenset[str],
-    interpreter: str,
-    on_installed: Callable[[InstalledDist], None] | None = None,
+    interpreter: Interpreter,
+    on_written: OnWritten | None = None,
     workers: int | None = None,
 ) -> list[InstalledDist]:
     """Check every wheel, then extract them all in parallel into ``scheme``.
 
-    ``on_installed`` is called (from the calling thread) as each distribution
-    is complete, so byte-compilation can start before the last wheel is out.
     ``wheels`` pairs each wheel filename with the verified file that holds it.
     Returns the distributions sorted by wheel filename.
     """
-    workers = workers or min(8, 2 * (os.cpu_count() or 1))
-    ordered = sorted(wheels)
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="photonpack-wheel") as pool:
-        checked = list(
-            pool.map(
-                lambda w: read_wheel(
-                    w[1], filename=w[0], supported_tags=supported_tags, interpreter=interpreter
-                ),
-                ordered,
-            )
-        )
-        skips = _claim(checked, scheme)
-        # Biggest first, so the long poles start early.
-        order = sorted(range(len(checked)), key=lambda i: -sum(f.size for f in checked[i].files))
-        futures = {i: pool.submit(_extract, checked[i], scheme, skips[i]) for i in order}
-        done: list[InstalledDist] = []
-        try:
-            for i in order:
-                dist = futures[i].result()
-                if on_installed is not None:
-                    on_installed(dist)
-                done.append(dist)
-        except BaseException:
-            pool.shutdown(wait=True, cancel_futures=True)  # the environment is thrown away
-            raise
-    return sorted(done, key=lambda d: d.wheel.filename)
+    checked = check_wheels(wheels, interpreter=interpreter, workers=workers)
+    skips = _claim(checked, scheme)
+    jobs = [(wheel, scheme, skip) for wheel, skip in zip(checked, skips, strict=True)]
+    return extract_wheels(jobs, on_written=on_written, workers=workers)
 
 
 def write_record(
-    dist: InstalledDist, scheme: Scheme, *, extra: Mapping[Path, tuple[str, int]] = {}
+    dist: InstalledDist,
+    scheme: Scheme,
+    *,
+    extra: Mapping[Path, tuple[str, int]] = {},
+    readonly: bool = False,
 ) -> None:
     """Write the distribution's RECORD for the installed files (and ``extra``, e.g. .pyc)."""
     base = scheme.site_packages
@@ -459,13 +355,26 @@ def write_record(
     writer = csv.writer(out, lineterminator="\n")
     lines = sorted((os.path.relpath(path, base), digest, str(size)) for path, digest, size in rows)
     writer.writerows([*lines, (os.path.relpath(record, base), "", "")])
-    _write_new(record, out.getvalue().encode(), executable=False)
+    _write_new(record, out.getvalue().encode(), executable=False, readonly=readonly)
 
 
 def hash_file(path: Path) -> tuple[str, int]:
     """The RECORD hash and size of a file on disk."""
     data = path.read_bytes()
-    return _record_hash(data), len(data)
+    return record_hash(data), len(data)
+
+
+def pyc_rows(
+    dist: InstalledDist, site: Path, cache_tag: str, compiled: Mapping[Path, tuple[str, int]]
+) -> dict[Path, tuple[str, int]]:
+    """The RECORD rows of the pycs compiled from the distribution's sources."""
+    rows: dict[Path, tuple[str, int]] = {}
+    for path, _digest, _size in dist.rows:
+        if path.suffix == ".py":
+            pyc = path.parent / "__pycache__" / f"{path.stem}.{cache_tag}.pyc"
+            if pyc in compiled:
+                rows[pyc] = compiled[pyc]
+    return rows
 
 
 def _runtime_target(site: Path, relpath: str) -> Path:
@@ -477,11 +386,12 @@ def _runtime_target(site: Path, relpath: str) -> Path:
     return site.joinpath(*parts)
 
 
-def _place_runtime(site: Path, runtime_files: Mapping[str, Path], taken: set[Path]) -> list[Path]:
+def place_runtime(site: Path, runtime_files: Mapping[str, Path], taken: set[Path]) -> list[Path]:
+    """Copy photonpack's runtime files into site-packages; none may be a wheel's file."""
     placed = []
     for relpath, source in sorted(runtime_files.items()):
         target = _runtime_target(site, relpath)
-        if target in taken:
+        if target in taken or target.exists():
             raise EnvironmentError_(
                 f"runtime file {relpath} is also installed by a wheel of the photon; "
                 "remove photonpack from the photon's requirements and lock again."
@@ -492,14 +402,19 @@ def _place_runtime(site: Path, runtime_files: Mapping[str, Path], taken: set[Pat
     return placed
 
 
-def _pyc_rows(dist: InstalledDist, site: Path, cache_tag: str) -> dict[Path, tuple[str, int]]:
-    rows: dict[Path, tuple[str, int]] = {}
-    for path, _digest, _size in dist.rows:
-        if path.suffix == ".py" and path.is_relative_to(site):
-            pyc = path.parent / "__pycache__" / f"{path.stem}.{cache_tag}.pyc"
-            if pyc.exists():
-                rows[pyc] = hash_file(pyc)
-    return rows
+def compile_few(interpreter: Interpreter, site: Path, files: Iterable[Path]) -> None:
+    """Compile a handful of files: in this process when it runs the same interpreter."""
+    sources = [path for path in files if path.suffix == ".py"]
+    if not sources:
+        return
+    if is_host(interpreter):
+        made: set[bytes] = set()
+        for path in sources:
+            compile_pyc(os.fsencode(site), os.fsencode(path.relative_to(site)), made)
+        return
+    with BytecodeCompiler(interpreter.executable, workers=1) as compiler:
+        compiler.submit(site, [(path, 0) for path in sources])
+        compiler.finish()
 
 
 def _build(
@@ -512,18 +427,14 @@ def _build(
     scheme = create_venv(destination, interpreter)
     site = scheme.site_packages
     workers = max(1, os.cpu_count() or 1) if compile_bytecode else 0
-    with BytecodeCompiler(destination / "bin" / "python", site, workers=workers) as compiler:
-        dists = install_wheels(
-            wheels, scheme, supported_tags=frozenset(interpreter.tags), interpreter=interpreter.id,
-            on_installed=lambda d: compiler.submit((p, size) for p, _h, size in d.rows),
-        )  # fmt: skip
+    with BytecodeCompiler(interpreter.executable, workers=workers) as compiler:
+        dists = install_wheels(wheels, scheme, interpreter=interpreter, on_written=compiler.submit)
         taken = {path for dist in dists for path, _h, _s in dist.rows}
-        placed = _place_runtime(site, runtime_files, taken)
-        compiler.submit((path, path.stat().st_size) for path in placed)
-        compiler.finish()
-    with ThreadPoolExecutor(max_workers=min(8, 2 * (os.cpu_count() or 1))) as pool:
-        pycs = pool.map(lambda d: _pyc_rows(d, site, interpreter.cache_tag), dists)
-        list(pool.map(lambda d, extra: write_record(d, scheme, extra=extra), dists, pycs))
+        placed = place_runtime(site, runtime_files, taken)
+        compiler.submit(site, [(path, path.stat().st_size) for path in placed])
+        compiled = compiler.finish()
+    for dist in dists:
+        write_record(dist, scheme, extra=pyc_rows(dist, site, interpreter.cache_tag, compiled))
 
 
 def create_environment(
@@ -533,13 +444,16 @@ def create_environment(
     runtime_files: Mapping[str, Path] = {},
     python: Path | None = None,
     compile_bytecode: bool = True,
+    cache: WheelCache | None = None,
 ) -> None:
     """Build a complete, relocatable venv at ``destination``, which must not exist.
 
     ``wheels`` are verified files: paths named like wheels, or a mapping from
     wheel filename to file (a store blob). ``runtime_files`` maps a path
-    relative to site-packages to a verified file placed there. On any failure
-    nothing is left at ``destination``.
+    relative to site-packages to a verified file placed there. With ``cache``,
+    each wheel is unpacked (and compiled) once into the store and hard-linked
+    from there; bytecode is then always included. On any failure nothing is
+    left at ``destination``.
     """
     if os.path.lexists(destination):
         raise EnvironmentError_(
@@ -553,7 +467,10 @@ def create_environment(
             if isinstance(wheels, Mapping)
             else [(path.name, path) for path in wheels]
         )
-        _build(destination, interpreter, pairs, runtime_files, compile_bytecode)
+        if cache is None:
+            _build(destination, interpreter, pairs, runtime_files, compile_bytecode)
+        else:
+            cache.build(destination, interpreter, pairs, runtime_files)
     except BaseException as exc:
         shutil.rmtree(destination, ignore_errors=True)
         if isinstance(exc, OSError):

@@ -25,6 +25,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -37,13 +38,17 @@ from photonpack.errors import EnvironmentError_
 
 __all__ = [
     "ENVIRONMENT_LAYOUT",
+    "TEST_DIRECTORIES",
     "BytecodeCompiler",
     "Interpreter",
     "Scheme",
+    "compile_pyc",
     "create_venv",
     "describe_interpreter",
     "environment_digest",
     "interpreter_id",
+    "is_host",
+    "wants_bytecode",
 ]
 
 # Part of every environment digest: bump it when the installed layout changes,
@@ -189,61 +194,115 @@ def create_venv(destination: Path, interpreter: Interpreter) -> Scheme:
     )
 
 
-# What py_compile.compile(..., invalidation_mode=UNCHECKED_HASH) writes, with
-# fewer system calls: one mkdir per __pycache__, no temp file + rename (the
-# environment is not valid until complete anyway). The name in the code object
-# is relative to site-packages, so the pyc does not depend on the build path.
-_COMPILE_WORKER = """\
-import importlib.util, marshal, os, sys, warnings
-warnings.simplefilter("ignore")
-root, tag = sys.argv[1], sys.implementation.cache_tag
-head = importlib.util.MAGIC_NUMBER + (0b01).to_bytes(4, "little")
-made = set()
-for line in sys.stdin.buffer:
-    rel = os.fsdecode(line[:-1])
-    path = os.path.join(root, rel)
-    with open(path, "rb") as f:
-        source = f.read()
+def compile_pyc(site: bytes, rel: bytes, made: set[bytes]) -> bytes | None:
+    """Write the unchecked-hash pyc of ``site/rel``; return its RECORD row, or None.
+
+    What ``py_compile.compile(..., invalidation_mode=UNCHECKED_HASH)`` writes,
+    with fewer system calls: one mkdir per ``__pycache__`` (``made`` remembers
+    them), no temp file + rename (an environment is not valid until complete
+    anyway). The code object names its source relative to site-packages, so
+    the pyc does not depend on where it was built. The row is
+    ``pyc path NUL sha256 (RECORD form) NUL size``. Self-contained: its source
+    also runs in the environment's own interpreter.
+    """
+    import base64
+    import hashlib
+    import importlib.util
+    import marshal
+    import os
+    import sys
+
+    # Bytes paths and os functions: the worker handles each file with as little as possible.
+    path = os.path.join(site, rel)  # noqa: PTH118
+    fd = os.open(path, os.O_RDONLY)
     try:
-        code = compile(source, rel, "exec", dont_inherit=True)
+        source = b"".join(iter(lambda: os.read(fd, 1 << 20), b""))
+    finally:
+        os.close(fd)
+    try:
+        code = compile(source, os.fsdecode(rel), "exec", dont_inherit=True)
     except (SyntaxError, ValueError, UnicodeDecodeError):
-        continue  # not Python 3 source (templates, test data): pip skips these too
+        return None  # not Python 3 source (templates, test data): pip skips these too
     folder, name = os.path.split(path)
-    cache = os.path.join(folder, "__pycache__")
+    cache = os.path.join(folder, b"__pycache__")  # noqa: PTH118
     if cache not in made:
-        os.makedirs(cache, exist_ok=True)
+        os.makedirs(cache, exist_ok=True)  # noqa: PTH103
         made.add(cache)
+    head = importlib.util.MAGIC_NUMBER + (0b01).to_bytes(4, "little")
     data = head + importlib.util.source_hash(source) + marshal.dumps(code)
-    with open(os.path.join(cache, name[:-3] + "." + tag + ".pyc"), "xb") as f:
-        f.write(data)
+    pyc = os.path.join(cache, name[:-3] + f".{sys.implementation.cache_tag}.pyc".encode())  # noqa: PTH118
+    # Read-only: a pyc is never rewritten (the import system replaces, not writes).
+    fd = os.open(pyc, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
+    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=")
+    return pyc + b"\0sha256=" + digest + b"\0" + str(len(data)).encode()
+
+
+# Test suites that wheels ship inside their packages (numpy/_core/tests/...):
+# about 40% of the compile time of a typical serving stack, never imported by a
+# server. They stay importable, compiled on import like any module without a pyc.
+TEST_DIRECTORIES = frozenset({"tests", "test"})
+
+
+def wants_bytecode(relative: Path) -> bool:
+    """Whether a ``.py`` file at ``relative`` (to site-packages) gets a pyc at install."""
+    return not TEST_DIRECTORIES.intersection(relative.parts[:-1])
+
+
+# Each worker reads "site NUL relative-path" lines and writes one row per pyc to
+# its output file: the RECORD rows come back without hashing the pycs again.
+_COMPILE_WORKER = (
+    "from __future__ import annotations\n"
+    + inspect.getsource(compile_pyc)
+    + """
+import sys, warnings
+warnings.simplefilter("ignore")
+made = set()
+with open(sys.argv[1], "wb") as out:
+    for line in sys.stdin.buffer:
+        site, _, rel = line[:-1].partition(b"\\0")
+        row = compile_pyc(site, rel, made)
+        if row is not None:
+            out.write(row + b"\\n")
 """
+)
 
 
 class BytecodeCompiler:
     """Processes of the environment's python compiling site-packages files as they are fed.
 
-    A context manager: leaving it kills the workers that are still running.
+    Thread-safe; a context manager: leaving it kills the workers still running.
+    ``workers=0`` compiles nothing (bytecode is not wanted).
     """
 
-    def __init__(self, python: Path, site: Path, *, workers: int) -> None:
-        self._site = str(site)
+    def __init__(self, python: Path, *, workers: int) -> None:
         self._stack = contextlib.ExitStack()
         self._logs: list[IO[bytes]] = []
+        self._outputs: list[Path] = []
         self._procs: list[subprocess.Popen[bytes]] = []
         self._stack.callback(self._kill)
-        for _ in range(workers):
+        self._lock = threading.Lock()
+        folder = Path(self._stack.enter_context(tempfile.TemporaryDirectory(prefix="pyc-")))
+        for index in range(workers):
             log = self._stack.enter_context(tempfile.TemporaryFile())  # noqa: SIM115 - it is
             self._logs.append(log)
+            self._outputs.append(folder / f"rows-{index}")
             self._procs.append(
                 subprocess.Popen(
-                    [str(python), "-I", "-S", "-c", _COMPILE_WORKER, self._site],
+                    [str(python), "-I", "-S", "-c", _COMPILE_WORKER, str(self._outputs[-1])],
                     stdin=subprocess.PIPE,
                     stdout=subprocess.DEVNULL,
                     stderr=log,
                 )
             )
         self._load = [0] * workers
-        self._seen: set[str] = set()
+        self._seen: set[Path] = set()
+        self._sites: set[Path] = set()
 
     def __enter__(self) -> BytecodeCompiler:
         return self
@@ -251,38 +310,52 @@ class BytecodeCompiler:
     def __exit__(self, *exc_info: object) -> None:
         self._stack.close()
 
-    def submit(self, files: Iterable[tuple[Path, int]]) -> None:
-        """Queue the ``.py`` files among ``(path, size)`` that lie in site-packages."""
-        if not self._procs:  # workers=0: bytecode is not wanted
+    def submit(self, site: Path, files: Iterable[tuple[Path, int]]) -> None:
+        """Queue the ``.py`` files among ``(path, size)`` that lie in ``site``."""
+        if not self._procs:
             return
-        prefix = self._site + os.sep
-        for path, size in files:
-            text = str(path)
-            if text.endswith(".py") and text.startswith(prefix) and text not in self._seen:
-                self._seen.add(text)  # a file shared by two wheels is listed by both
+        with self._lock:
+            self._sites.add(site)
+            for path, size in files:
+                if path.suffix != ".py" or path in self._seen or not path.is_relative_to(site):
+                    continue
+                relative = path.relative_to(site)
+                rel = os.fsencode(relative)
+                if b"\n" in rel or not wants_bytecode(relative):
+                    continue
+                self._seen.add(path)  # a file shared by two wheels is listed by both
                 worker = self._load.index(min(self._load))
                 self._load[worker] += size + 2000  # a fixed cost per file, too
                 stdin = self._procs[worker].stdin
                 assert stdin is not None
-                stdin.write(os.fsencode(text[len(prefix) :]) + b"\n")
-        for proc in self._procs:
-            assert proc.stdin is not None
-            proc.stdin.flush()
+                stdin.write(os.fsencode(site) + b"\0" + rel + b"\n")
+            for proc in self._procs:
+                assert proc.stdin is not None
+                proc.stdin.flush()
 
-    def finish(self) -> None:
-        """Wait for every queued file; raise if a worker failed (disk full, ...)."""
+    def finish(self) -> dict[Path, tuple[str, int]]:
+        """Wait for every queued file; the pycs written, as path -> (RECORD hash, size).
+
+        Raises :class:`EnvironmentError_` if a worker failed (disk full, ...).
+        """
         for proc in self._procs:
             assert proc.stdin is not None
             proc.stdin.close()
-        for proc, log in zip(self._procs, self._logs, strict=True):
+        rows: dict[Path, tuple[str, int]] = {}
+        for proc, log, output in zip(self._procs, self._logs, self._outputs, strict=True):
             if proc.wait() != 0:
                 log.seek(0)
                 lines = log.read().decode(errors="replace").strip().splitlines()
+                where = ", ".join(str(site) for site in sorted(self._sites))
                 raise EnvironmentError_(
-                    f"compiling bytecode in {self._site} failed: "
+                    f"compiling bytecode in {where} failed: "
                     f"{lines[-1] if lines else f'exit status {proc.returncode}'}. "
                     "Check that the disk has free space, or set PHOTONPACK_HOME elsewhere."
                 )
+            for line in output.read_bytes().splitlines():
+                pyc, digest, size = line.split(b"\0")
+                rows[Path(os.fsdecode(pyc))] = (digest.decode(), int(size))
+        return rows
 
     def _kill(self) -> None:
         for proc in self._procs:
@@ -292,3 +365,8 @@ class BytecodeCompiler:
             if proc.stdin is not None and not proc.stdin.closed:
                 with contextlib.suppress(OSError):
                     proc.stdin.close()
+
+
+def is_host(interpreter: Interpreter) -> bool:
+    """Whether ``interpreter`` is the one running photonpack (so it can compile in-process)."""
+    return os.path.realpath(interpreter.executable) == os.path.realpath(_host_executable())
