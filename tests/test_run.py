@@ -366,3 +366,25 @@ def test_created_photon_goes_through_a_registry_and_runs_by_ref_in_a_fresh_store
     served = serve_photon(ref)
     assert Client(served.url).add(x=3) == 3
     assert created.stdout.split()[-1] in served.stderr()  # the same photon digest
+
+
+def test_a_blob_altered_in_the_store_is_caught_when_laid_out_and_restored_by_the_next_run(
+    archive: Path, serve_photon: Callable[..., Served], photonpack_home: Path
+) -> None:
+    from photonpack.bundle import read_manifest
+
+    served = serve_photon(str(archive))
+    served.stop()
+    source = next(f for f in read_manifest(archive).files if f.path == "counter.py")
+    blob = photonpack_home / "blobs" / "sha256" / source.sha256
+    blob.chmod(0o644)
+    blob.write_bytes(blob.read_bytes().replace(b"counter", b"COUNTER"))
+    shutil.rmtree(next((photonpack_home / "work").iterdir()))  # force a new layout
+
+    refused = _photonpack("run", str(archive), "--port", "0")
+    assert refused.returncode == 3, refused.stderr
+    assert "counter.py: the store's blob" in refused.stderr
+    assert "run the archive again to restore it" in refused.stderr
+
+    again = serve_photon(str(archive))
+    assert Client(again.url).add(x=2) == 2

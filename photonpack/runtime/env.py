@@ -8,10 +8,12 @@ archive at once install once.
 
 from __future__ import annotations
 
+import hashlib
 import stat
 from collections.abc import Sequence
 from pathlib import Path
 
+from photonpack.errors import IntegrityError
 from photonpack.manifest import FileEntry, Manifest
 from photonpack.runtime.cache import WheelCache
 from photonpack.runtime.install import create_environment, environment_digest, interpreter_id
@@ -84,11 +86,26 @@ def ensure_workdir(store: Store, manifest: Manifest) -> Path:
 
 
 def _place(blob: Path, target: Path, entry: FileEntry) -> None:
-    # A copy, not a link: a photon that writes to its files must not alter the store.
+    """Copy a blob to the working directory, re-hashing it on the way.
+
+    A copy, not a link: a photon that writes to its files must not alter the
+    store. The hash is checked again because the blob may have been altered
+    since it entered the store; a bad one is removed so that running the
+    archive again restores it.
+    """
     target.parent.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256()
     with blob.open("rb") as src, target.open("wb") as out:
         while chunk := src.read(1 << 20):
+            digest.update(chunk)
             out.write(chunk)
+    if digest.hexdigest() != entry.sha256:
+        blob.unlink(missing_ok=True)
+        raise IntegrityError(
+            f"{entry.path}: the store's blob sha256:{entry.sha256} was altered after it was "
+            f"verified (found sha256:{digest.hexdigest()}); it was removed: run the archive "
+            "again to restore it"
+        )
     mode = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
     if entry.executable:
         mode |= stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH
