@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -143,8 +144,19 @@ def lock(
 # -- build / create / remove ----------------------------------------------------
 
 
-def _build_command(func: Any) -> Any:
-    """The options shared by build and create."""
+def _build_command(output_help: str) -> Callable[[Any], Any]:
+    """The options shared by build and create (they differ in what -o means)."""
+
+    def decorate(func: Any) -> Any:
+        func = click.option(
+            "-o", "--output", type=click.Path(path_type=Path, dir_okay=False), help=output_help
+        )(func)
+        return _build_options(func)
+
+    return decorate
+
+
+def _build_options(func: Any) -> Any:
     func = lock_index_options(func)
     func = click.option(
         "--locked", is_flag=True, help="Fail if the lock is missing or stale instead of locking."
@@ -210,13 +222,7 @@ class _DownloadProgress:
 
 
 @cli.command()
-@_build_command
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="Archive to write [default: ./<name>.photon].",
-)
+@_build_command("Archive to write [default: ./<name>.photon].")
 def build(
     photon: str, name: str | None, as_json: bool, locked: bool, output: Path | None, **index: Any
 ) -> None:
@@ -232,13 +238,7 @@ def build(
 
 
 @cli.command()
-@_build_command
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="Also write the archive here.",
-)
+@_build_command("Also write the archive here.")
 def create(
     photon: str, name: str | None, as_json: bool, locked: bool, output: Path | None, **index: Any
 ) -> None:
