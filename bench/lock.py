@@ -10,84 +10,42 @@ all of them. uv is installed into a throwaway venv for this run only.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import statistics
 import subprocess
 import sys
 import sysconfig
 import tempfile
-import textwrap
-import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from photonpack.runtime.requirements import SERVING_REQUIREMENTS  # noqa: E402
-
-REQUIREMENTS = ["fastapi", "uvicorn", "numpy", "pydantic", "requests", "pillow", "scikit-learn"]
-BIN = Path(sys.executable).parent
-
-
-def clean_env(cache: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "UV_"))}
-    env["PIP_CONFIG_FILE"] = os.devnull
-    env["XDG_CACHE_HOME"] = str(cache)
-    env["UV_CACHE_DIR"] = str(cache / "uv")
-    env["UV_NO_CONFIG"] = "1"
-    # Installed packages have compiled bytecode; this checkout does not (and the machine may
-    # forbid writing it), so give every tool a bytecode cache outside the tree.
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
-    env["PYTHONPYCACHEPREFIX"] = str(cache.parent / "pycache")
-    env["PYTHONWARNINGS"] = "ignore"
-    env["PIP_CERT"] = os.environ.get("PIP_CERT", "")
-    if not env["PIP_CERT"]:
-        del env["PIP_CERT"]
-    return env
-
-
-def timed(argv: list[str], cwd: Path, env: dict[str, str]) -> float:
-    start = time.perf_counter()
-    done = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, check=False)
-    elapsed = time.perf_counter() - start
-    if done.returncode != 0:
-        raise SystemExit(f"{' '.join(argv)} failed:\n{done.stdout}\n{done.stderr}")
-    return elapsed
-
-
-def ensure_uv(work: Path) -> Path | None:
-    venv = work / "uv-venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    env = clean_env(work / "uv-install-cache")
-    done = subprocess.run(
-        [str(venv / "bin" / "pip"), "install", "--quiet", "uv"],
-        env=env,
-        capture_output=True,
-        check=False,
-    )
-    return venv / "bin" / "uv" if done.returncode == 0 else None
+from bench._common import (
+    BIN,
+    REPO,
+    REQUIREMENTS,
+    clean_env,
+    header,
+    timed,
+    tool_venv,
+    verdict,
+    write_photon,
+)
+from photonpack.runtime.requirements import SERVING_REQUIREMENTS
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=1, help="warm runs per tool (median)")
     args = parser.parse_args()
+    header("lock: photonpack lock vs pip-compile, pip lock, uv (issue 3)")
     work = Path(tempfile.mkdtemp(prefix="photonpack-bench-"))
     try:
         lines = [*REQUIREMENTS, *SERVING_REQUIREMENTS]
         (work / "requirements.in").write_text("\n".join(lines) + "\n")
-        (work / "svc.py").write_text(
-            textwrap.dedent(
-                f"""
-                from photonpack import Photon
-
-                class Svc(Photon):
-                    requirement_dependency = {REQUIREMENTS!r}
-                """
-            )
-        )
-        uv = ensure_uv(work)
+        write_photon(work)
+        uv_bin = tool_venv(work, "uv")
+        uv = uv_bin / "uv" if uv_bin else None
         # Bytecode for every tool first, as an installed package has it: "cold" below
         # means an empty download/HTTP cache, not compiling pip on the first run.
         site = Path(sysconfig.get_paths()["purelib"])
@@ -154,6 +112,15 @@ def main() -> None:
                     f"photonpack / {name:34s} cold {ours_cold / cold:5.2f}x   "
                     f"warm {ours_warm / warm:5.2f}x"
                 )
+        print()
+        targets = {"pip-compile --generate-hashes": 0.15, "pip lock": 1.2}
+        for name, limit in targets.items():
+            r = ours_cold / results[name][0]
+            print(f"cold lock / {name:30s} {r:5.2f}x  (target <= {limit}: {verdict(r <= limit)})")
+        noop_median = statistics.median(noop_times)
+        print(
+            f"no-op re-lock {noop_median:.3f} s  (target <= 0.15 s: {verdict(noop_median <= 0.15)})"
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -1,22 +1,27 @@
 """Push / pull of a realistic photon through a local registry, against ORAS (oras-py).
 
-Run by hand from the repository root: ``.venv/bin/python bench/registry.py``.
+Run by hand: ``.venv/bin/python bench/registry.py [--synthetic]``.
 Needs Debian's ``docker-registry`` and the ``oras`` dev dependency.
 
-The photon has the wheel sizes of a typical serving stack (numpy, pydantic-core,
-uvloop, ... with incompressible payloads, so the zstd archive is as large as on
-a real build). Figures: cold push, warm re-push (nothing to upload), the push
-of a second photon that shares all wheels but one (bytes uploaded vs total),
-and pull (download + verify + rebuild of the byte-identical archive); ORAS
-pushes and pulls the same blobs as plain files in the same run.
+By default the photon is the realistic one of the lock benchmark, built with
+real PyPI downloads; its sibling declares one more requirement (``six``), so
+it shares every wheel but that one (its source file and lock differ too).
+``--synthetic`` uses, offline, a staged photon with the wheel sizes of a
+typical serving stack (incompressible payloads) and a sibling with one wheel
+changed. Figures: cold push, warm re-push (nothing to upload), the push of the
+sibling (bytes uploaded vs total), and pull (download + verify + rebuild of
+the byte-identical archive); ORAS pushes and pulls the same blobs as plain
+files in the same run.
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
@@ -24,10 +29,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import oras.client
 
-from photonpack.bundle import write_archive
+from bench._common import REQUIREMENTS, header, photon_build
+from photonpack.bundle import read_manifest, write_archive
+from photonpack.manifest import Manifest
 from photonpack.oci import RegistryClient
 from photonpack.reference import Reference, parse_reference
 from photonpack.registry import PushResult, pull_photon, push_archive, push_photon
+from photonpack.store import Store
 from tests.support.registry import StagedPhoton, stage_photon, start_registry
 
 T = TypeVar("T")
@@ -53,27 +61,57 @@ def _mib(n: int) -> str:
     return f"{n / 2**20:.1f} MiB"
 
 
+@dataclass(frozen=True, kw_only=True)
+class Sample:
+    """One photon to move: its archive, manifest, and where each of its blobs is."""
+
+    archive: Path
+    manifest: Manifest
+    blob_path: Callable[[str], Path]
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--synthetic", action="store_true", help="staged wheels, no downloads")
+    args = parser.parse_args()
+    header("registry: push / pull through a local OCI registry vs oras-py (issue 7)")
     with tempfile.TemporaryDirectory(prefix="pp-bench-registry-") as tmp:
         root = Path(tmp)
+        samples = synthetic(root) if args.synthetic else realistic(root)
         registry = start_registry(root / "registry")
         try:
-            run(root, registry.host)
+            run(root, registry.host, *samples)
         finally:
             registry.stop()
 
 
-def _archive(staged: StagedPhoton, path: Path) -> Path:
-    with path.open("wb") as out:
-        write_archive(out, staged.manifest, staged.blob_path)
-    return path
+def realistic(root: Path) -> tuple[Sample, Sample]:
+    """The realistic photon and its one-wheel-more sibling, built with real downloads."""
+    built = []
+    for name, extra in (("svc", []), ("svc-b", ["six"])):
+        job = photon_build(root, name=name, requirements=[*REQUIREMENTS, *extra])
+        seconds = job.run()
+        print(f"built {job.archive.name} in {seconds:.1f} s", flush=True)
+        manifest = read_manifest(job.archive)
+        built.append(
+            Sample(archive=job.archive, manifest=manifest, blob_path=Store(job.home).blob_path)
+        )
+    return built[0], built[1]
 
 
-def run(root: Path, host: str) -> None:
-    first = _photon(root / "a", None)
-    second = _photon(root / "b", "uvloop")
-    a = _archive(first, root / "a.photon")
-    b = _archive(second, root / "b.photon")
+def synthetic(root: Path) -> tuple[Sample, Sample]:
+    samples = []
+    for label, changed in (("a", None), ("b", "uvloop")):
+        staged = _photon(root / label, changed)
+        path = root / f"{label}.photon"
+        with path.open("wb") as out:
+            write_archive(out, staged.manifest, staged.blob_path)
+        samples.append(Sample(archive=path, manifest=staged.manifest, blob_path=staged.blob_path))
+    return samples[0], samples[1]
+
+
+def run(root: Path, host: str, first: Sample, second: Sample) -> None:
+    a, b = first.archive, second.archive
     total = first.manifest.total_size
     size = _mib(a.stat().st_size)
     print(f"photon: {len(first.manifest.wheels)} wheels, {_mib(total)} payload, archive {size}")
@@ -98,7 +136,7 @@ def run(root: Path, host: str) -> None:
         t_pull, pulled = _timed(lambda: pull_photon(_ref(host, "counter:a"), out, client=client))
     same = pulled.path.read_bytes() == a.read_bytes()
 
-    files = sorted(str(p) for p in first.blobs.iterdir())
+    files = sorted(str(first.blob_path(hex_)) for hex_ in first.manifest.blobs())
     oras_client = oras.client.OrasClient(hostname=host, insecure=True)
     t_oras_push, _ = _timed(
         lambda: oras_client.push(

@@ -13,17 +13,19 @@ import argparse
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench._common import REPO as ROOT
+from bench._common import free_port, header, start_server, stop_server, verdict
+
 COUNTER = ROOT / "examples" / "counter"
 TOKEN = "bench-token"
 
@@ -70,13 +72,6 @@ wrk.headers["Content-Type"] = "application/json"
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def pin(core: int) -> list[str]:
     return ["taskset", "-c", str(core)] if shutil.which("taskset") and os.cpu_count() != 1 else []
 
@@ -120,25 +115,11 @@ def start(
             "auto",
         ]
         cwd = workdir
-    began = time.perf_counter()
-    process = subprocess.Popen(
-        [*pin(0), *argv], cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    url = f"http://127.0.0.1:{port}/healthz"
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=1) as response:
-                if response.status == 200:
-                    return process, time.perf_counter() - began
-        except OSError:
-            if process.poll() is not None:
-                raise SystemExit(f"{kind} server exited with {process.returncode}") from None
-            time.sleep(0.002)
+    return start_server([*pin(0), *argv], cwd=cwd, port=port, env=env)
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    process.wait(15)
+    stop_server(process)
 
 
 def wrk(
@@ -244,6 +225,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="load runs per server, best kept")
     parser.add_argument("--asgi-requests", type=int, default=2000, help="0 skips in-process runs")
     args = parser.parse_args()
+    header("serve: photonpack vs a hand-written FastAPI app under uvicorn (issue 2)")
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is needed: apt-get install -y wrk")
     auth = f'wrk.headers["Authorization"] = "Bearer {TOKEN}"'
@@ -280,7 +262,8 @@ def main() -> None:
                 r = results[kind]
                 print(f"{title:<26}{kind:<13}{r['rps']:>9.0f}{r['p50']:>9.2f}{r['p99']:>9.2f}")
             ratio = results["photonpack"]["rps"] / results["fastapi"]["rps"]
-            print(f"{'':<26}{'ratio':<13}{ratio:>9.2f}  (target >= 0.90)")
+            met = verdict(ratio >= 0.9)
+            print(f"{'':<26}{'ratio':<13}{ratio:>9.2f}  (target >= 0.90: {met})")
         startup: dict[str, list[float]] = {"photonpack": [], "fastapi": []}
         for i in range(args.startups):
             order = ["photonpack", "fastapi"] if i % 2 == 0 else ["fastapi", "photonpack"]
@@ -294,7 +277,9 @@ def main() -> None:
                 f"start-up to first 200, {kind:<11} median of {args.startups}: "
                 f"{median * 1000:.0f} ms"
             )
-        print(f"start-up ratio: {medians['photonpack'] / medians['fastapi']:.2f}  (target <= 1.20)")
+        startup_ratio = medians["photonpack"] / medians["fastapi"]
+        met = verdict(startup_ratio <= 1.2)
+        print(f"start-up ratio: {startup_ratio:.2f}  (target <= 1.20: {met})")
         if args.asgi_requests:
             in_process(workdir, args.asgi_requests)
 
