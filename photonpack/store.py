@@ -11,6 +11,7 @@ Layout (every name below the root is derived from content or a digest)::
                             environments (read-only files); valid only with .complete
     work/<archive-hex>/     a photon's working directory; valid only with .complete
     describe/<key>.json     handler contracts captured by build (key: env, entry, files)
+    archives/<hex>.json     archive files (by sha256 of their bytes) verified and imported
     tmp/                    temp files and dirs, renamed into place when complete
     locks/                  OS file locks that serialise installs of one digest
 
@@ -241,9 +242,42 @@ class Store:
         """
         from photonpack.bundle import unpack
 
+        # The same bytes, verified before, need not be unpacked again: hashing the
+        # compressed file is several times cheaper than decompressing and re-hashing
+        # every member, and it is what makes a warm start fast.
+        file_hex = self._hash_archive_file(path)
+        seen = self.root / "archives" / f"{file_hex}.json"
+        known = self._known_archive(seen)
+        if known is not None:
+            return known
         manifest = unpack(path, self.sink())
         self.put_manifest(manifest.digest, manifest.to_bytes())
+        self._dir("archives")
+        self.write_atomic(seen, json.dumps({"digest": manifest.digest}).encode() + b"\n")
         return manifest
+
+    def _hash_archive_file(self, path: Path) -> str:
+        from photonpack.errors import ArchiveError
+
+        digest = hashlib.sha256()
+        try:
+            with path.open("rb") as handle:
+                while chunk := handle.read(_CHUNK * 4):
+                    digest.update(chunk)
+        except OSError as exc:
+            raise ArchiveError(f"cannot read {path}: {exc.strerror or exc}") from exc
+        return digest.hexdigest()
+
+    def _known_archive(self, seen: Path) -> Manifest | None:
+        """The manifest of an archive file imported before, if all its blobs are still here."""
+        try:
+            digest = json.loads(seen.read_bytes())["digest"]
+            manifest = self.manifest(digest)
+        except (OSError, ValueError, KeyError, TypeError, PhotonpackError):
+            return None
+        if all(self.has_blob(sha, size) for sha, size in manifest.blobs().items()):
+            return manifest
+        return None
 
     def manifest(self, digest: str) -> Manifest:
         """The stored manifest of ``digest``, re-checked against it."""

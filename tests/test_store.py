@@ -125,3 +125,27 @@ def test_publish_dir_replaces_an_incomplete_leftover(tmp_path: Path) -> None:
         store.publish_dir(temp, final)
     assert store.is_complete(final)
     assert sorted(p.name for p in final.iterdir()) == [".complete", "ok"]
+
+
+def test_reimporting_the_same_archive_bytes_skips_unpacking_but_not_verification(
+    counter_archive: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    store = Store(tmp_path / "home")
+    first = store.import_archive(counter_archive)
+    [seen] = (tmp_path / "home" / "archives").iterdir()
+    assert seen.name == _sha(counter_archive.read_bytes()) + ".json"
+    assert store.import_archive(counter_archive) == first
+
+    truncated = tmp_path / "truncated.photon"
+    truncated.write_bytes(counter_archive.read_bytes()[:-1000])
+    with pytest.raises(IntegrityError):
+        store.import_archive(truncated)
+
+    # A blob missing from the store sends the known archive through a full import.
+    victim = next(iter(first.blobs()))
+    store.blob_path(victim).unlink()
+    copy = Path(shutil.copy(counter_archive, tmp_path / "copy.photon"))
+    assert store.import_archive(copy) == first
+    assert store.has_blob(victim)
