@@ -9,7 +9,6 @@ Basic, or the Bearer token handshake announced by ``WWW-Authenticate``.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import http.client
 import json
@@ -18,9 +17,10 @@ import socket
 import ssl
 import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import BinaryIO
 
+from photonpack.credentials import LOCAL_HOSTS, Credentials, fetch_token
 from photonpack.errors import IntegrityError, RegistryError
 
 __all__ = [
@@ -38,20 +38,7 @@ CHUNK_SIZE = 8 * 1024 * 1024
 # to read more than that, so a hostile registry cannot exhaust memory.
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 _READ_SIZE = 1024 * 1024
-_LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 _CHALLENGE_RE = re.compile(r'(\w+)="([^"]*)"')
-
-
-@dataclass(frozen=True, kw_only=True)
-class Credentials:
-    """A registry login; the password never appears in ``repr`` or messages."""
-
-    username: str
-    password: str = field(repr=False)
-
-    def basic(self) -> str:
-        raw = f"{self.username}:{self.password}".encode()
-        return "Basic " + base64.b64encode(raw).decode("ascii")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -85,7 +72,7 @@ class RegistryClient:
         insecure: bool = False,
         timeout: float = 60.0,
     ) -> None:
-        plain = urllib.parse.urlsplit("//" + registry).hostname in _LOCAL_HOSTS or insecure
+        plain = urllib.parse.urlsplit("//" + registry).hostname in LOCAL_HOSTS or insecure
         self.registry = registry
         self.scheme = "http" if plain else "https"
         self._credentials = credentials
@@ -411,59 +398,15 @@ class RegistryClient:
         self._tokens[scope] = self._fetch_token(params, scope)
 
     def _fetch_token(self, params: Mapping[str, str], scope: str) -> str:
-        realm = params.get("realm", "")
-        parsed = urllib.parse.urlsplit(realm)
-        if parsed.scheme not in ("http", "https") or not parsed.netloc:
-            raise RegistryError(f"{self.registry} announced an unusable token realm {realm!r}")
-        if (
-            parsed.scheme == "http"
-            and parsed.hostname not in _LOCAL_HOSTS
-            and self.scheme != "http"
-        ):
-            raise RegistryError(
-                f"{self.registry} sends logins to a plain-HTTP token service ({parsed.netloc}); "
-                "refusing to send credentials without TLS"
-            )
-        query = [("service", params.get("service", self.registry)), ("scope", scope)]
-        if params.get("scope") and params["scope"] != scope:
-            query.append(("scope", params["scope"]))
-        if self._credentials is not None:
-            query.append(("account", self._credentials.username))
-        url_path = parsed.path or "/"
-        target = f"{url_path}?{parsed.query + '&' if parsed.query else ''}"
-        target += urllib.parse.urlencode(query)
-        conn_cls = (
-            http.client.HTTPSConnection if parsed.scheme == "https" else http.client.HTTPConnection
+        return fetch_token(
+            registry=self.registry,
+            registry_scheme=self.scheme,
+            challenge=params,
+            scope=scope,
+            credentials=self._credentials,
+            timeout=self._timeout,
+            denied=self._denied,
         )
-        conn = conn_cls(parsed.netloc, timeout=self._timeout)
-        headers = {"Authorization": self._credentials.basic()} if self._credentials else {}
-        try:
-            conn.request("GET", target, headers=headers)
-            response = conn.getresponse()
-            body = response.read(MAX_MANIFEST_BYTES)
-        except (OSError, http.client.HTTPException) as exc:
-            raise RegistryError(
-                f"cannot reach the token service {parsed.scheme}://{parsed.netloc} of "
-                f"{self.registry}: {exc}"
-            ) from exc
-        finally:
-            conn.close()
-        if response.status in (401, 403):
-            raise self._denied(response.status)
-        try:
-            answer = json.loads(body)
-            token = answer.get("token") or answer.get("access_token")
-        except (ValueError, AttributeError) as exc:
-            token = None
-            if response.status == 200:
-                raise RegistryError(
-                    f"the token service of {self.registry} answered with something other than JSON"
-                ) from exc
-        if response.status != 200 or not isinstance(token, str) or not token:
-            raise RegistryError(
-                f"the token service of {self.registry} gave no token (HTTP {response.status})"
-            )
-        return token
 
     def _denied(self, status: int) -> RegistryError:
         if self._credentials is None:
