@@ -15,8 +15,7 @@ from pathlib import Path
 
 from photonpack.errors import IntegrityError
 from photonpack.manifest import FileEntry, Manifest
-from photonpack.runtime.cache import WheelCache
-from photonpack.runtime.install import create_environment, environment_digest, interpreter_id
+from photonpack.runtime.venv import environment_digest, interpreter_id
 from photonpack.store import Store
 from photonpack.target import Target
 
@@ -56,6 +55,10 @@ def ensure_environment(
     with store.lock(f"env-{env_hex}"):
         if store.is_complete(final):  # another run installed it while we waited
             return final, False
+        # Only a new environment needs the installer: a warm start does not import it.
+        from photonpack.runtime.cache import WheelCache
+        from photonpack.runtime.install import create_environment
+
         with store.temp_dir("env-") as temp:
             env = temp / "env"
             create_environment(
