@@ -336,14 +336,21 @@ class Photon:
 def handler_specs(cls: type[Photon]) -> list[HandlerSpec]:
     """Every handler of ``cls``, inherited ones included, sorted by path.
 
-    A subclass handler of the same path wins over its parent's.
+    A subclass handler of the same path wins over its parent's. A subclass
+    that overrides a handler method without the decorator keeps the parent's
+    route and serves its own method, as a Python override would.
     """
     by_path: dict[str, HandlerSpec] = {}
+    route_of: dict[str, str] = {}  # method name -> path of the handler it defines
     for klass in reversed(cls.__mro__):
-        for value in vars(klass).values():
+        for attr, value in vars(klass).items():
             spec = getattr(value, _HANDLER_ATTR, None)
             if isinstance(spec, HandlerSpec):
                 by_path[spec.path] = spec
+                route_of[attr] = spec.path
+            elif attr in route_of and callable(value):
+                path = route_of[attr]
+                by_path[path] = dataclasses.replace(by_path[path], func=value)
     return [by_path[path] for path in sorted(by_path)]
 
 

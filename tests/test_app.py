@@ -440,3 +440,20 @@ def test_describe_captures_the_contract_without_running_init() -> None:
     ]
     assert sorted(contract["openapi"]["paths"]) == ["/add", "/get/it"]
     assert json.dumps(describe(Counter), sort_keys=True) == json.dumps(contract, sort_keys=True)
+
+
+def test_an_undecorated_override_keeps_the_route_and_serves_the_subclass() -> None:
+    class Base(Photon):
+        @Photon.handler("greet")
+        def greet(self, name: str) -> str:
+            return f"hello {name}"
+
+    class Polite(Base):
+        def greet(self, name: str) -> str:  # no decorator: still the /greet handler
+            return f"good morning {name}"
+
+    client = TestClient(build_app(Polite()))
+    assert client.post("/greet", json={"name": "ada"}).json() == "good morning ada"
+    assert TestClient(build_app(Base())).post("/greet", json={"name": "ada"}).json() == (
+        "hello ada"
+    )
