@@ -44,7 +44,6 @@ from photonpack.target import host_compatible
 
 __all__ = ["BuildOptions", "BuildResult", "FetchProgress", "build", "rebuild", "write_atomic"]
 
-_CHUNK = 1 << 20
 # Describing a photon imports the user's module; a hung import must not hang the build.
 _DESCRIBE_TIMEOUT_S = 300
 
@@ -289,28 +288,14 @@ def _expand_extra(base: Path, inside: str, local: str) -> Iterator[tuple[str, Pa
 
 
 def _add_file(store: Store, rel: str, path: Path) -> FileEntry:
-    """Hash ``path`` while copying it into the store, so the archive holds what was hashed."""
+    """Copy ``path`` into the store, hashed on the way, so the archive holds what was hashed."""
     try:
         mode = path.stat().st_mode
         with path.open("rb") as src:
-            data_hash, size = _copy_hashed(src, store)
+            sha256, size = store.add_blob_stream(src)
     except OSError as exc:
         raise BuildError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    return FileEntry(path=rel, sha256=data_hash, size=size, executable=bool(mode & stat.S_IXUSR))
-
-
-def _copy_hashed(src: Any, store: Store) -> tuple[str, int]:
-    with store.temp_dir("file-") as temp:
-        copy = temp / "data"
-        digest = hashlib.sha256()
-        size = 0
-        with copy.open("wb") as out:
-            while chunk := src.read(_CHUNK):
-                digest.update(chunk)
-                out.write(chunk)
-                size += len(chunk)
-        store.add_blob_file(copy, digest.hexdigest(), size)
-    return digest.hexdigest(), size
+    return FileEntry(path=rel, sha256=sha256, size=size, executable=bool(mode & stat.S_IXUSR))
 
 
 def _runtime_files(store: Store) -> list[FileEntry]:

@@ -358,6 +358,47 @@ class Store:
         """A :class:`photonpack.bundle.BlobSink` that puts verified blobs into this store."""
         return StoreSink(self)
 
+    def add_blob_stream(self, source: IO[bytes]) -> tuple[str, int]:
+        """Copy ``source`` into the store in one pass; return its (sha256 hex, size).
+
+        The digest is taken from the bytes as they are written, so the blob is
+        exactly what it is named after, whatever happens to the source meanwhile.
+        """
+        parent = self._dir("tmp")
+        with _store_errors(self.root, "write a blob"):
+            fd, name = tempfile.mkstemp(prefix="blob-", dir=parent)
+        temp = Path(name)
+        digest = hashlib.sha256()
+        size = 0
+        try:
+            with _store_errors(self.root, "write a blob"), os.fdopen(fd, "wb") as out:
+                while chunk := source.read(_CHUNK):
+                    digest.update(chunk)
+                    out.write(chunk)
+                    size += len(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+            final = self.blob_path(digest.hexdigest())
+            with _store_errors(self.root, f"write blob {digest.hexdigest()}"):
+                final.parent.mkdir(parents=True, exist_ok=True)
+                temp.replace(final)  # also mends a same-named blob altered in place
+        finally:
+            temp.unlink(missing_ok=True)
+        return digest.hexdigest(), size
+
+    def adopt_blob(self, path: Path, sha256: str, size: int) -> Path:
+        """Move a file on the store's filesystem (e.g. under ``tmp/``) in as a blob.
+
+        Its bytes are checked first; a rename instead of a copy saves writing
+        them twice.
+        """
+        self._check_file(path, sha256, size)
+        final = self.blob_path(sha256)
+        with _store_errors(self.root, f"write blob {sha256}"):
+            final.parent.mkdir(parents=True, exist_ok=True)
+            path.replace(final)
+        return final
+
     def add_blob_file(self, source: Path, sha256: str, size: int) -> Path:
         """Copy ``source`` into the store (verified); return the blob's path."""
         if not self.has_blob(sha256, size):

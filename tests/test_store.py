@@ -149,3 +149,33 @@ def test_reimporting_the_same_archive_bytes_skips_unpacking_but_not_verification
     copy = Path(shutil.copy(counter_archive, tmp_path / "copy.photon"))
     assert store.import_archive(copy) == first
     assert store.has_blob(victim)
+
+
+def test_a_stream_becomes_the_blob_its_bytes_name_and_mends_an_altered_one(
+    tmp_path: Path,
+) -> None:
+    import io
+
+    store = Store(tmp_path)
+    sha, size = store.add_blob_stream(io.BytesIO(b"model weights"))
+    assert (sha, size) == (_sha(b"model weights"), 13)
+    blob = store.blob_path(sha)
+    blob.chmod(0o644)
+    blob.write_bytes(b"model weighTs")  # altered in place, same size
+    assert store.add_blob_stream(io.BytesIO(b"model weights")) == (sha, size)
+    assert blob.read_bytes() == b"model weights"
+    assert list((tmp_path / "tmp").iterdir()) == []
+
+
+def test_adopting_a_file_checks_it_and_moves_it_in(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    with store.temp_dir("pull-") as scratch:
+        good = scratch / "good"
+        good.write_bytes(b"abc")
+        assert store.adopt_blob(good, _sha(b"abc"), 3).read_bytes() == b"abc"
+        assert not good.exists()
+        bad = scratch / "bad"
+        bad.write_bytes(b"abd")
+        with pytest.raises(IntegrityError):
+            store.adopt_blob(bad, _sha(b"abc"), 3)
+    assert store.verify_blob(_sha(b"abc"), 3)

@@ -166,7 +166,7 @@ def _pull_into_store(store: Any, ref_text: str) -> Any:
         fetched = fetch_photon(ref, scratch, client=client)
         manifest = fetched.manifest
         for sha, size in manifest.blobs().items():
-            store.add_blob_file(fetched.blob_path(sha), sha, size)
+            store.adopt_blob(fetched.blob_path(sha), sha, size)
         store.put_manifest(manifest.digest, manifest.to_bytes())
     return manifest
 
