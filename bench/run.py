@@ -7,10 +7,14 @@ Without ``--wheels`` the realistic photon of the lock benchmark is built once
 the install set; without ``--uv``, uv is installed into a throwaway venv.
 
 Install section: a cold install of the same wheels into a fresh venv by
-photonpack (``create_environment``), by ``pip install --no-index --find-links
---require-hashes``, and by ``uv pip install --offline`` (cold and warm cache,
-with and without bytecode). Each install lands in a fresh directory and ends
-with ``sync``; the figure is the median of ``--repeat`` runs.
+photonpack as a first ``photonpack run`` does it (``ensure_environment`` in an
+empty store that holds the verified wheels), by ``pip install --no-index
+--find-links --require-hashes``, and by ``uv pip install --offline`` (cold and
+warm cache, with and without bytecode); plus photonpack building a second
+environment from wheels its store already holds. Each install lands in a
+fresh directory and ends with ``sync``; the figures are medians of
+``--repeat`` rounds, each round running every variant once in a rotated
+order.
 
 Warm start: ``photonpack run svc.photon`` (verify, reuse the environment,
 serve) against the same counter written by hand for FastAPI and started with
@@ -35,8 +39,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import importlib
-import inspect
 import os
 import shutil
 import statistics
@@ -46,7 +48,6 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -64,7 +65,10 @@ from bench._common import (
     tool_venv,
 )
 from bench.serve import HANDWRITTEN
+from photonpack.build import _runtime_files as runtime_files
 from photonpack.bundle import read_manifest
+from photonpack.manifest import FileEntry
+from photonpack.runtime.env import ensure_environment
 from photonpack.runtime.install import create_environment
 from photonpack.store import Store
 
@@ -78,16 +82,17 @@ QUIET = {
 }
 
 
-def timed(action: Callable[[Path], None], work: Path, repeat: int) -> float:
-    times = []
-    for i in range(repeat):
-        dest = work / f"run-{time.monotonic_ns()}-{i}"
-        start = time.perf_counter()
-        action(dest)
-        subprocess.run(["sync"], check=True)
-        times.append(time.perf_counter() - start)
-        shutil.rmtree(dest)
-    return statistics.median(times)
+def sync() -> None:
+    subprocess.run(["sync"], check=True)
+
+
+def timed(action: Callable[[], object]) -> float:
+    """Seconds for ``action`` and a ``sync`` after it (what it wrote is on disk)."""
+    sync()
+    start = time.perf_counter()
+    action()
+    sync()
+    return time.perf_counter() - start
 
 
 def requirements(wheels: list[Path], out: Path) -> Path:
@@ -112,95 +117,112 @@ def bench_install(wheel_dir: Path, uv: Path | None, repeat: int) -> dict[str, fl
     work = Path(tempfile.mkdtemp(prefix="pp-bench-", dir=wheel_dir.parent))
     req = requirements(wheels, work / "requirements.txt")
     flags = ["--no-index", "--find-links", str(wheel_dir), "-r", str(req)]
-    results: dict[str, float] = {}
 
-    def photonpack(dest: Path) -> None:
-        create_environment(dest, wheels=wheels)
+    def stocked_store(root: Path) -> tuple[Store, list[tuple[str, str]], list[FileEntry]]:
+        """A store holding the wheels and photonpack's runtime, as after verifying an archive."""
+        store = Store(root)
+        pairs = []
+        for wheel in wheels:
+            digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
+            store.add_blob_file(wheel, digest, wheel.stat().st_size)
+            pairs.append((digest, wheel.name))
+        return store, pairs, runtime_files(store)
 
-    def photonpack_nopyc(dest: Path) -> None:
-        create_environment(dest, wheels=wheels, compile_bytecode=False)
+    def photonpack_run(dest: Path) -> float:
+        """What a first ``photonpack run`` pays for its environment, in an empty store."""
+        store, pairs, runtime = stocked_store(dest / "store")
+        return timed(lambda: ensure_environment(store, wheels=pairs, runtime=runtime))
 
-    cache_type = wheel_cache_type()
+    shared, shared_pairs, shared_runtime = stocked_store(work / "shared-store")
+    ensure_environment(shared, wheels=shared_pairs, runtime=shared_runtime)
 
-    def photonpack_store(store_root: Path | None) -> Callable[[Path], None]:
-        """Install through the store's unpacked-wheel cache (``store_root`` None: a new one)."""
+    def photonpack_shared(dest: Path) -> float:
+        """Another photon with the same wheels (here: another runtime file) in that store."""
+        marker = dest.with_suffix(".py")
+        marker.write_text(f"MARKER = {dest.name!r}\n")
+        digest, size = hashlib.sha256(marker.read_bytes()).hexdigest(), marker.stat().st_size
+        shared.add_blob_file(marker, digest, size)
+        extra = FileEntry(path="photonpack/_marker.py", sha256=digest, size=size)
+        runtime = [*shared_runtime, extra]
+        return timed(lambda: ensure_environment(shared, wheels=shared_pairs, runtime=runtime))
 
-        def run(dest: Path) -> None:
-            dest.mkdir()
-            cache = cache_type(Store(store_root or dest / "store"))
-            create_environment(dest / "env", wheels=wheels, **{"cache": cache})
-
-        return run
-
-    def pip(dest: Path) -> None:
-        python = bare_venv(dest)
-        subprocess.run(
-            [sys.executable, "-m", "pip", "--python", str(python), "install", "-q",
-             "--require-hashes", "--no-deps", *flags],
-            check=True, env=QUIET,
-        )  # fmt: skip
-
-    def uv_install(cache: Path | None, compile_bytecode: bool) -> Callable[[Path], None]:
-        def run(dest: Path) -> None:
-            assert uv is not None
+    def pip(dest: Path) -> float:
+        def install() -> None:
             python = bare_venv(dest)
-            cache_dir = cache or dest / "uv-cache"
-            args = [str(uv), "pip", "install", "-q", "--offline", "--no-deps", "--python",
-                    str(python), "--cache-dir", str(cache_dir), *flags]  # fmt: skip
-            if compile_bytecode:
-                args.append("--compile-bytecode")
-            subprocess.run(args, check=True, env=QUIET)
+            subprocess.run(
+                [sys.executable, "-m", "pip", "--python", str(python), "install", "-q",
+                 "--require-hashes", "--no-deps", *flags],
+                check=True, env=QUIET,
+            )  # fmt: skip
+
+        return timed(install)
+
+    def uv_install(cache: Path | None, compile_bytecode: bool) -> Callable[[Path], float]:
+        def run(dest: Path) -> float:
+            assert uv is not None
+
+            def install() -> None:
+                python = bare_venv(dest)
+                cache_dir = cache or dest.with_name(dest.name + "-uv-cache")
+                args = [str(uv), "pip", "install", "-q", "--offline", "--no-deps", "--python",
+                        str(python), "--cache-dir", str(cache_dir), *flags]  # fmt: skip
+                if compile_bytecode:
+                    args.append("--compile-bytecode")
+                subprocess.run(args, check=True, env=QUIET)
+
+            return timed(install)
 
         return run
 
+    variants: dict[str, Callable[[Path], float]] = {
+        "venv --without-pip": lambda dest: timed(lambda: bare_venv(dest)),
+        "photonpack run, empty store": photonpack_run,
+        "photonpack, no store": lambda dest: timed(lambda: create_environment(dest, wheels=wheels)),
+        "photonpack, no bytecode": lambda dest: timed(
+            lambda: create_environment(dest, wheels=wheels, compile_bytecode=False)
+        ),
+        "photonpack, store has wheels": photonpack_shared,
+        "pip (bytecode)": pip,
+    }
+    if uv is not None:
+        warm = work / "uv-warm-cache"
+        uv_install(warm, False)(work / "prime")
+        variants |= {
+            "uv cold (bytecode)": uv_install(None, True),
+            "uv cold (no bytecode)": uv_install(None, False),
+            "uv warm (no bytecode)": uv_install(warm, False),
+            "uv warm (bytecode)": uv_install(warm, True),
+        }
+    samples: dict[str, list[float]] = {name: [] for name in variants}
     try:
-        results["venv --without-pip"] = timed(lambda d: (bare_venv(d), None)[1], work, repeat)
-        results["photonpack (bytecode)"] = timed(photonpack, work, repeat)
-        results["photonpack (no bytecode)"] = timed(photonpack_nopyc, work, repeat)
-        if cache_type is not None:
-            results["photonpack cold store cache"] = timed(photonpack_store(None), work, repeat)
-            shared = work / "shared-store"
-            photonpack_store(shared)(work / "prime-store")
-            results["photonpack warm store cache"] = timed(photonpack_store(shared), work, repeat)
-        results["pip (bytecode)"] = timed(pip, work, repeat)
-        if uv is not None:
-            results["uv cold (bytecode)"] = timed(uv_install(None, True), work, repeat)
-            results["uv cold (no bytecode)"] = timed(uv_install(None, False), work, repeat)
-            warm = work / "uv-warm-cache"
-            uv_install(warm, False)(work / "prime")
-            results["uv warm (no bytecode)"] = timed(uv_install(warm, False), work, repeat)
-            results["uv warm (bytecode)"] = timed(uv_install(warm, True), work, repeat)
+        # Rounds, each running every variant once in a rotated order: drift in the
+        # machine's load spreads over all of them. Removing a tree costs the disk time
+        # too (ext4 discards), so each is removed and synced outside the measurement.
+        for round_ in range(repeat):
+            names = list(variants)
+            names = names[round_ % len(names) :] + names[: round_ % len(names)]
+            for index, name in enumerate(names):
+                dest = work / f"run-{round_}-{index}"
+                samples[name].append(variants[name](dest))
+                for path in work.glob(f"run-{round_}-{index}*"):
+                    shutil.rmtree(path) if path.is_dir() else path.unlink()
+                sync()
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    results = {name: statistics.median(times) for name, times in samples.items()}
     pip_time = results["pip (bytecode)"]
+    print(f"  median of {repeat} rounds")
     for name, seconds in results.items():
-        print(f"  {name:28s} {seconds:7.3f} s   {seconds / pip_time:5.2f}x pip")
-    ours = results["photonpack (bytecode)"]
-    print(target("photonpack (bytecode) / pip", ours / pip_time, 0.35))
-    if "uv warm (no bytecode)" in results:
-        print(target("photonpack / uv cold (bytecode)", ours / results["uv cold (bytecode)"]))
-        # A new environment from wheels the store already holds: through the store's
-        # unpacked-wheel cache when this photonpack has one, else a plain install.
-        linked = results.get("photonpack warm store cache", ours)
-        print(target("store holds wheels / uv warm", linked / results["uv warm (no bytecode)"], 2))
-        print(target("photonpack / uv warm (bytecode)", ours / results["uv warm (bytecode)"]))
+        print(f"  {name:32s} {seconds:7.3f} s   {seconds / pip_time:5.2f}x pip")
+    ours = results["photonpack run, empty store"]
+    print(target("photonpack run (empty store) / pip", ours / pip_time, 0.35))
+    if uv is not None:
+        print(target("photonpack run / uv cold (bytecode)", ours / results["uv cold (bytecode)"]))
+        linked = results["photonpack, store has wheels"]
+        print(target("store has wheels / uv warm", linked / results["uv warm (no bytecode)"], 2))
+        print(target("photonpack run / uv warm (bytecode)", ours / results["uv warm (bytecode)"]))
     print(flush=True)
     return results
-
-
-def wheel_cache_type() -> Any:
-    """The store's unpacked-wheel cache class, or None in a photonpack without one.
-
-    Looked up by name: the cache is newer than this benchmark's install section,
-    which keeps measuring the plain install either way.
-    """
-    try:
-        module = importlib.import_module("photonpack.runtime.cache")
-    except ImportError:
-        return None
-    if "cache" not in inspect.signature(create_environment).parameters:
-        return None
-    return getattr(module, "WheelCache", None)
 
 
 def build_realistic(work: Path) -> tuple[Path, Path, dict[str, str]]:

@@ -6,9 +6,9 @@ Layout (every name below the root is derived from content or a digest)::
     manifests/<hex>.json    canonical manifest bytes, by archive digest
     refs/<name>.json        {"name", "digest", "size", "created"}
     envs/<env-hex>/         installed environments; valid only with .complete inside
-    unpacked/<wheel-hex>-<interpreter>-v<layout>/
-                            one wheel installed and compiled, hard-linked into
-                            environments (read-only files); valid only with .complete
+    installed/<wheel-hex>-<interpreter>-v<layout>
+                            which complete environment holds the wheel installed,
+                            to hard-link its files from (``runtime/cache.py``)
     work/<archive-hex>/     a photon's working directory; valid only with .complete
     describe/<key>.json     handler contracts captured by build (key: env, entry, files)
     archives/<hex>.json     archive files (by sha256 of their bytes) verified and imported
@@ -49,7 +49,7 @@ __all__ = ["Ref", "Store", "StoreSink", "default_home", "validate_name"]
 
 _CHUNK = 1 << 20
 _HEX = re.compile(r"[0-9a-f]{64}")
-_UNPACKED = re.compile(r"[0-9a-f]{64}-[A-Za-z0-9._+-]+")
+_INSTALLED = re.compile(r"[0-9a-f]{64}-[A-Za-z0-9._+-]+")
 # Lepton's rule for photon names, kept so that names move between the tools.
 _NAME = re.compile(r"[a-z][a-z0-9-]{0,31}")
 COMPLETE = ".complete"
@@ -137,11 +137,11 @@ class Store:
     def env_path(self, env_hex: str) -> Path:
         return self.root / "envs" / _hex_of(env_hex)
 
-    def unpacked_path(self, key: str) -> Path:
-        """``unpacked/<key>``: a wheel unpacked for one interpreter (``runtime/cache.py``)."""
-        if not _UNPACKED.fullmatch(key):
-            raise StoreError(f"invalid unpacked-wheel key {key!r}: expected <sha256 hex>-<name>")
-        return self.root / "unpacked" / key
+    def installed_path(self, key: str) -> Path:
+        """``installed/<key>``: which environment holds a wheel (``runtime/cache.py``)."""
+        if not _INSTALLED.fullmatch(key):
+            raise StoreError(f"invalid installed-wheel key {key!r}: expected <sha256 hex>-<name>")
+        return self.root / "installed" / key
 
     def work_path(self, digest: str) -> Path:
         return self.root / "work" / _hex_of(digest)
@@ -314,8 +314,6 @@ class Store:
                         "run the archive again to restore it"
                     )
             problems += self._verify_workdir(manifest)
-        # Unpacked wheels first: their files are shared with the environments.
-        problems += self._verify_installed("unpacked wheel", self.root / "unpacked")
         problems += self._verify_installed("environment", self.root / "envs")
         return problems
 
@@ -487,15 +485,20 @@ class Store:
             (self.root / "refs" / f"{name}.json").unlink()
         return ref
 
-    def write_atomic(self, path: Path, data: bytes) -> None:
-        """Write ``data`` to ``path`` (in the store) through a temp file and a rename."""
+    def write_atomic(self, path: Path, data: bytes, *, sync: bool = True) -> None:
+        """Write ``data`` to ``path`` (in the store) through a temp file and a rename.
+
+        ``sync=False`` skips the fsync, for files a crash may lose but not tear.
+        """
         with _store_errors(self.root, f"write {path.name}"):
+            path.parent.mkdir(parents=True, exist_ok=True)
             fd, name = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
             try:
                 with os.fdopen(fd, "wb") as out:
                     out.write(data)
-                    out.flush()
-                    os.fsync(out.fileno())
+                    if sync:
+                        out.flush()
+                        os.fsync(out.fileno())
                 Path(name).replace(path)
             finally:
                 Path(name).unlink(missing_ok=True)

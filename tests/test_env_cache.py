@@ -1,10 +1,11 @@
-"""The store's unpacked-wheel cache: environments share verified, compiled files by hard link."""
+"""The store's environments as a wheel cache: a wheel installed once is hard-linked after."""
 
 from __future__ import annotations
 
 import base64
 import csv
 import hashlib
+import json
 import marshal
 import os
 import shutil
@@ -19,6 +20,7 @@ from click.testing import CliRunner
 
 from photonpack.cli import cli
 from photonpack.errors import EnvironmentError_, IntegrityError
+from photonpack.manifest import FileEntry
 from photonpack.runtime.cache import WheelCache
 from photonpack.runtime.env import ensure_environment
 from photonpack.runtime.install import create_environment
@@ -67,37 +69,52 @@ def wheels(tmp_path: Path) -> dict[str, Path]:
     return {alpha.name: alpha, beta.name: beta}
 
 
-def entry_of(store: Store, wheel: Path) -> Path:
-    return store.root / "unpacked" / f"{sha256(wheel)}-{INTERPRETER}-v{ENVIRONMENT_LAYOUT}"
+def pointer_of(store: Store, wheel: Path) -> Path:
+    return store.root / "installed" / f"{sha256(wheel)}-{INTERPRETER}-v{ENVIRONMENT_LAYOUT}"
 
 
-def test_two_environments_share_the_unpacked_files_by_hard_link(
+def runtime_file(store: Store, text: str) -> FileEntry:
+    """A runtime file in the store: environments differ by it as photons of two versions do."""
+    data = text.encode()
+    source = store.root.parent / f"runtime-{hashlib.sha256(data).hexdigest()}.py"
+    source.write_bytes(data)
+    digest = hashlib.sha256(data).hexdigest()
+    store.add_blob_file(source, digest, len(data))
+    return FileEntry(path="photonpack/serving.py", sha256=digest, size=len(data))
+
+
+def environment(store: Store, wheels: list[Path], runtime: str = "") -> tuple[Path, bool]:
+    """``ensure_environment`` for wheels and one runtime file (its text picks the digest)."""
+    pairs = []
+    for wheel in wheels:
+        store.add_blob_file(wheel, sha256(wheel), wheel.stat().st_size)
+        pairs.append((sha256(wheel), wheel.name))
+    return ensure_environment(store, wheels=pairs, runtime=[runtime_file(store, runtime)])
+
+
+def test_a_second_environment_links_the_files_of_the_first(
     tmp_path: Path, wheels: dict[str, Path]
 ) -> None:
     store = Store(tmp_path / "store")
-    runtime = tmp_path / "serving.py"
-    runtime.write_text("SERVING = 'yes'\n")
-    for name in ("one", "two"):
-        create_environment(
-            tmp_path / name, wheels=wheels, runtime_files={"photonpack/serving.py": runtime},
-            cache=WheelCache(store),
-        )  # fmt: skip
-    entry = entry_of(store, wheels["alpha-1.0-py3-none-any.whl"])
-    assert sorted(p.name for p in (store.root / "unpacked").iterdir()) == sorted(
-        entry_of(store, w).name for w in wheels.values()
-    )
-    assert (entry / ".complete").is_file()
+    one, _ = environment(store, list(wheels.values()), "SERVING = 'one'\n")
+    two, _ = environment(store, list(wheels.values()), "SERVING = 'two'\n")
+    assert one != two
+    for wheel in wheels.values():
+        pointer = json.loads(pointer_of(store, wheel).read_text())
+        assert pointer["environment"] == one.name  # the first environment installed it
+    assert json.loads(pointer_of(store, wheels["alpha-1.0-py3-none-any.whl"]).read_text()) == {
+        "environment": one.name, "dist_info": "alpha-1.0.dist-info",
+    }  # fmt: skip
     shared = [f"{SITE}/alpha/__init__.py", f"{SITE}/alpha/__pycache__/__init__.{TAG}.pyc",
               "bin/alpha-cli", f"{SITE}/alpha-1.0.dist-info/RECORD"]  # fmt: skip
     for rel in shared:
-        inode = (entry / rel).stat().st_ino
-        assert (tmp_path / "one" / rel).stat().st_ino == inode, rel
-        assert (tmp_path / "two" / rel).stat().st_ino == inode, rel
-        assert stat.S_IMODE((entry / rel).stat().st_mode) & 0o222 == 0, rel  # read-only
-    for name in ("one", "two"):
-        env = tmp_path / name
+        assert (one / rel).stat().st_ino == (two / rel).stat().st_ino, rel
+        assert stat.S_IMODE((one / rel).stat().st_mode) & 0o222 == 0, rel  # read-only
+    serving = f"{SITE}/photonpack/serving.py"
+    assert (one / serving).stat().st_ino != (two / serving).stat().st_ino  # its own copy
+    for env, name in ((one, "one"), (two, "two")):
         done = run_python(env, "import alpha, beta, photonpack.serving as s; print(s.SERVING)")
-        assert (done.stdout, done.stderr) == ("yes\n", "")
+        assert (done.stdout, done.stderr) == (f"{name}\n", "")
         cli_run = subprocess.run(
             [str(env / "bin" / "alpha-cli")], capture_output=True, text=True, check=False
         )
@@ -105,57 +122,128 @@ def test_two_environments_share_the_unpacked_files_by_hard_link(
         assert (env / f"{SITE}/photonpack/__pycache__/serving.{TAG}.pyc").is_file()
         assert (env / f"{SITE}/alpha-1.0.dist-info/INSTALLER").read_text() == "photonpack\n"
         assert_records_match(env)
+    assert store.verify() == []
 
 
-def test_a_killed_cache_fill_is_not_taken_as_valid(tmp_path: Path, wheels: dict[str, Path]) -> None:
+def test_the_first_environment_is_installed_as_without_a_cache(
+    tmp_path: Path, wheels: dict[str, Path]
+) -> None:
     store = Store(tmp_path / "store")
-    # The fill is killed after every file is written, just before the entries are published.
+    env, created = environment(store, list(wheels.values()))
+    assert created
+    assert sorted(p.name for p in (store.root / "installed").iterdir()) == sorted(
+        pointer_of(store, w).name for w in wheels.values()
+    )
+    # Every file is the environment's own: one link, none in another tree of the store.
+    files = [p for p in env.rglob("*") if p.is_file() and not p.is_symlink()]
+    assert files and all(p.stat().st_nlink == 1 for p in files)
+    assert not (store.root / "unpacked").exists()
+
+
+def test_a_new_wheel_is_installed_next_to_linked_ones(
+    tmp_path: Path, wheels: dict[str, Path]
+) -> None:
+    store = Store(tmp_path / "store")
+    shared = {"ns/__init__.py": "# shared namespace\n"}
+    one = build_wheel(tmp_path, "one", "1.0", files={**shared, "ns/one.py": "X = 1\n"})
+    two = build_wheel(tmp_path, "two", "1.0", files={**shared, "ns/two.py": "X = 2\n"})
+    first, _ = environment(store, [one, wheels["beta-2.0-py3-none-any.whl"]])
+    second, created = environment(store, [one, two])
+    assert created
+    init = f"{SITE}/ns/__init__.py"
+    assert (second / init).stat().st_ino == (first / init).stat().st_ino  # linked, not rewritten
+    assert json.loads(pointer_of(store, two).read_text())["environment"] == second.name
+    assert json.loads(pointer_of(store, one).read_text())["environment"] == first.name
+    # The new wheel's RECORD lists the shared source and its (linked) pyc too.
+    record = (second / SITE / "two-1.0.dist-info" / "RECORD").read_text()
+    assert "ns/__init__.py," in record and f"ns/__pycache__/__init__.{TAG}.pyc," in record
+    result = run_python(second, "import ns.one, ns.two; print(ns.one.X + ns.two.X)")
+    assert (result.stdout, result.stderr) == ("3\n", "")
+    assert_records_match(second)
+    third, _ = environment(store, [one, two], "THIRD = 3\n")  # both linked now
+    assert (third / f"{SITE}/ns/two.py").stat().st_ino == (
+        second / f"{SITE}/ns/two.py"
+    ).stat().st_ino
+    assert_records_match(third)
+    assert store.verify() == []
+
+
+def test_a_new_wheel_that_conflicts_with_a_linked_one_is_refused(tmp_path: Path) -> None:
+    store = Store(tmp_path / "store")
+    one = build_wheel(tmp_path, "one", "1.0", files={"clash.py": "X = 1\n"})
+    two = build_wheel(tmp_path, "two", "1.0", files={"clash.py": "X = 2\n"})
+    environment(store, [one])
+    with pytest.raises(EnvironmentError_) as info:
+        environment(store, [one, two])
+    assert str(info.value) == (
+        f"wheels one-1.0-py3-none-any.whl and two-1.0-py3-none-any.whl both install "
+        f"{SITE}/clash.py with different content; a photon cannot depend on both. Remove one "
+        "of them from the requirements and lock again."
+    )
+    assert not pointer_of(store, two).exists()
+    assert [p.name for p in (store.root / "envs").iterdir()] and all(
+        store.is_complete(p) for p in (store.root / "envs").iterdir()
+    )
+
+
+def test_a_killed_build_leaves_no_pointer_and_a_bad_pointer_is_ignored(
+    tmp_path: Path, wheels: dict[str, Path]
+) -> None:
+    store = Store(tmp_path / "store")
+    pairs = []
+    for wheel in wheels.values():
+        store.add_blob_file(wheel, sha256(wheel), wheel.stat().st_size)
+        pairs.append(f"{sha256(wheel)}:{wheel.name}")
+    # The build is killed after every file is written, just before it is published.
     code = """
 import os, signal, sys
 from pathlib import Path
-from photonpack.runtime import cache
-from photonpack.runtime.install import create_environment
+from photonpack.runtime.env import ensure_environment
 from photonpack.store import Store
 Store.publish_dir = lambda *args, **kwargs: os.kill(os.getpid(), signal.SIGKILL)
-store = Store(Path(sys.argv[2]))
-create_environment(Path(sys.argv[1]), wheels=[Path(p) for p in sys.argv[3:]],
-                   cache=cache.WheelCache(store))
+pairs = [tuple(arg.split(":", 1)) for arg in sys.argv[2:]]
+ensure_environment(Store(Path(sys.argv[1])), wheels=pairs, runtime=[])
 """
-    argv = [sys.executable, "-c", code, str(tmp_path / "env"), str(store.root)]
-    argv += [str(w) for w in wheels.values()]
-    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(store.root), *pairs],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
     assert done.returncode == -9, done.stderr
-    unpacked = store.root / "unpacked"
-    assert not unpacked.exists() or not list(unpacked.iterdir())
-    assert [p.name.startswith("unpacked-") for p in (store.root / "tmp").iterdir()] == [True]
-    # A half-written entry at the final place (no .complete) is not trusted either.
-    entry = entry_of(store, wheels["beta-2.0-py3-none-any.whl"])
-    (entry / SITE / "beta").mkdir(parents=True)
-    (entry / SITE / "beta" / "__init__.py").write_text("VERSION = 'forged'\n")
+    installed = store.root / "installed"
+    assert not installed.exists() or not list(installed.iterdir())
+    assert not (store.root / "envs").exists() or not list((store.root / "envs").iterdir())
+    # A pointer to an environment that is not complete is not followed, nor a torn one.
+    beta, alpha = wheels["beta-2.0-py3-none-any.whl"], wheels["alpha-1.0-py3-none-any.whl"]
+    forged = store.root / "envs" / ("f" * 64)
+    (forged / SITE / "beta-2.0.dist-info").mkdir(parents=True)
+    (forged / SITE / "beta").mkdir()
+    (forged / SITE / "beta" / "__init__.py").write_text("VERSION = 'forged'\n")
+    (forged / SITE / "beta-2.0.dist-info" / "RECORD").write_text("beta/__init__.py,,\n")
+    installed.mkdir(exist_ok=True)
+    pointer_of(store, beta).write_text(
+        json.dumps({"environment": forged.name, "dist_info": "beta-2.0.dist-info"})
+    )
+    pointer_of(store, alpha).write_text('{"environment": "')
+    env, created = environment(store, [alpha, beta])
+    assert created
+    assert run_python(env, "import beta; print(beta.VERSION)").stdout == "2.0\n"
+    assert json.loads(pointer_of(store, beta).read_text())["environment"] == env.name
+    assert json.loads(pointer_of(store, alpha).read_text())["environment"] == env.name
+    assert_records_match(env)
 
-    create_environment(tmp_path / "env", wheels=list(wheels.values()), cache=WheelCache(store))
-    assert run_python(tmp_path / "env", "import beta; print(beta.VERSION)").stdout == "2.0\n"
-    assert (entry / ".complete").is_file()
-    assert_records_match(tmp_path / "env")
 
-
-def test_verify_store_takes_a_corrupted_entry_and_its_environments_out_of_use(
+def test_verify_store_takes_every_environment_sharing_a_corrupted_file_out_of_use(
     tmp_path: Path, wheels: dict[str, Path], photonpack_home: Path
 ) -> None:
     store = Store()
-    pairs = []
-    for filename, wheel in wheels.items():
-        store.add_blob_file(wheel, sha256(wheel), wheel.stat().st_size)
-        pairs.append((sha256(wheel), filename))
-    env, created = ensure_environment(store, wheels=pairs, runtime=[])
-    assert created
+    one, _ = environment(store, list(wheels.values()), "ONE = 1\n")
+    two, _ = environment(store, list(wheels.values()), "TWO = 2\n")
     assert store.verify() == []
 
-    entry = entry_of(store, wheels["beta-2.0-py3-none-any.whl"])
-    source = entry / SITE / "beta" / "__init__.py"
+    source = one / SITE / "beta" / "__init__.py"
     source.chmod(0o644)  # root ignores the mode anyway; what matters is verify
     source.write_text("VERSION = '6.6'\n")  # same size, other bytes: one inode, both trees
-    assert (env / SITE / "beta" / "__init__.py").read_text() == "VERSION = '6.6'\n"
+    assert (two / SITE / "beta" / "__init__.py").read_text() == "VERSION = '6.6'\n"
 
     result = CliRunner().invoke(cli, ["verify", "--store"])
     assert result.exit_code == 3
@@ -164,19 +252,20 @@ def test_verify_store_takes_a_corrupted_entry_and_its_environments_out_of_use(
         f"{SITE}/beta/__init__.py was altered (expected sha256 {good}, 16 bytes; found {bad}, "
         "16 bytes); it was taken out of use and will be built again on the next run"
     )
-    assert result.output.splitlines() == [
-        f"FAIL unpacked wheel {entry.name}: {altered}",
-        f"FAIL environment {env.name}: {altered}",
-    ]
-    assert not (entry / ".complete").exists() and not (env / ".complete").exists()
+    assert sorted(result.output.splitlines()) == sorted(
+        [f"FAIL environment {one.name}: {altered}", f"FAIL environment {two.name}: {altered}"]
+    )
+    assert not (one / ".complete").exists() and not (two / ".complete").exists()
 
-    again, created = ensure_environment(store, wheels=pairs, runtime=[])
-    assert (again, created) == (env, True)
-    assert run_python(again, "import beta; print(beta.VERSION)").stdout == "2.0\n"
+    # Rebuilt from the verified blobs: the pointers name environments out of use.
+    for env, runtime in ((two, "TWO = 2\n"), (one, "ONE = 1\n")):
+        again, created = environment(store, list(wheels.values()), runtime)
+        assert (again, created) == (env, True)
+        assert run_python(again, "import beta; print(beta.VERSION)").stdout == "2.0\n"
     assert store.verify() == []
 
 
-def test_environments_sharing_a_file_through_the_cache_link_it_once(tmp_path: Path) -> None:
+def test_environments_sharing_a_file_install_it_once(tmp_path: Path) -> None:
     shared = {"ns/__init__.py": "# shared namespace\n"}
     one = build_wheel(tmp_path, "one", "1.0", files={**shared, "ns/one.py": "X = 1\n"})
     two = build_wheel(tmp_path, "two", "1.0", files={**shared, "ns/two.py": "X = 2\n"})
@@ -206,40 +295,56 @@ def test_a_tampered_wheel_never_enters_the_cache(tmp_path: Path) -> None:
     wheel.write_bytes(wheel.read_bytes()[:-40])
     store = Store(tmp_path / "s")
     with pytest.raises(IntegrityError) as info:
-        create_environment(tmp_path / "env", wheels=[wheel], cache=WheelCache(store))
+        environment(store, [wheel])
     assert str(info.value) == (
         "wheel cut-1.0-py3-none-any.whl cannot be trusted: it is not a valid zip archive "
         "(File is not a zip file). The archive that carries it was built from a broken or "
         "tampered wheel; rebuild it from a clean package index."
     )
-    assert not (store.root / "unpacked").exists()
-    assert not (tmp_path / "env").exists()
+    assert not (store.root / "installed").exists()
+    assert not (store.root / "envs").exists() or not list((store.root / "envs").iterdir())
 
 
-def test_concurrent_environments_fill_a_shared_entry_once(
+def test_concurrent_environments_sharing_wheels_both_build(
     tmp_path: Path, wheels: dict[str, Path]
 ) -> None:
     store = Store(tmp_path / "store")
+    entries = [runtime_file(store, f"N = {n}\n") for n in (1, 2)]
+    pairs = []
+    for wheel in wheels.values():
+        store.add_blob_file(wheel, sha256(wheel), wheel.stat().st_size)
+        pairs.append(f"{sha256(wheel)}:{wheel.name}")
     code = """
 import sys
-import tempfile
 from pathlib import Path
-from photonpack.runtime.cache import WheelCache
-from photonpack.runtime.install import create_environment
+from photonpack.manifest import FileEntry
+from photonpack.runtime.env import ensure_environment
 from photonpack.store import Store
-store = Store(Path(sys.argv[2]))
-wheels = [Path(p) for p in sys.argv[3:]]
-create_environment(Path(sys.argv[1]), wheels=wheels, cache=WheelCache(store))
+runtime = [FileEntry(path="photonpack/serving.py", sha256=sys.argv[2], size=int(sys.argv[3]))]
+pairs = [tuple(arg.split(":", 1)) for arg in sys.argv[4:]]
+print(ensure_environment(Store(Path(sys.argv[1])), wheels=pairs, runtime=runtime)[0])
 """
-    paths = [str(w) for w in wheels.values()]
     procs = [
-        subprocess.Popen([sys.executable, "-c", code, str(tmp_path / env), str(store.root), *paths])
-        for env in ("a", "b")
+        subprocess.Popen(
+            [sys.executable, "-c", code, str(store.root), e.sha256, str(e.size), *pairs],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for e in entries
     ]
-    assert [p.wait(timeout=120) for p in procs] == [0, 0]
-    rel = f"{SITE}/beta/__init__.py"
-    assert (tmp_path / "a" / rel).stat().st_ino == (tmp_path / "b" / rel).stat().st_ino
-    assert len(list((store.root / "unpacked").iterdir())) == 2
+    outputs = [p.communicate(timeout=120)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0]
+    envs = [Path(out.strip()) for out in outputs]
+    assert envs[0] != envs[1]
+    for env, n in zip(envs, (1, 2), strict=True):
+        done = run_python(env, "import beta, photonpack.serving as s; print(beta.VERSION, s.N)")
+        assert done.stdout == f"2.0 {n}\n"
+        assert_records_match(env)
+    for wheel in wheels.values():  # whichever finished last, the pointer names one of them
+        assert json.loads(pointer_of(store, wheel).read_text())["environment"] in {
+            env.name for env in envs
+        }
+    assert store.verify() == []
 
 
 def test_ensure_environment_passes_store_blobs_without_hashing_them_again(
@@ -257,34 +362,35 @@ def test_ensure_environment_passes_store_blobs_without_hashing_them_again(
 def test_a_shared_source_whose_pycs_differ_keeps_one_pyc_and_a_true_record(
     tmp_path: Path,
 ) -> None:
-    # marshal output depends on the compiling process: two entries may hold different
-    # (equally valid) pycs of one shared source.
+    # marshal output depends on the compiling process: two environments may hold
+    # different (equally valid) pycs of one shared source.
     shared = {"ns/__init__.py": "# shared namespace\n"}
     one = build_wheel(tmp_path, "one", "1.0", files={**shared, "ns/one.py": "X = 1\n"})
     two = build_wheel(tmp_path, "two", "1.0", files={**shared, "ns/two.py": "X = 2\n"})
     store = Store(tmp_path / "s")
-    cache = WheelCache(store)
-    create_environment(tmp_path / "first", wheels=[one, two], cache=cache)
-    entry = entry_of(store, two)
+    first, _ = environment(store, [one])
+    second, _ = environment(store, [two])
     rel = f"ns/__pycache__/__init__.{TAG}.pyc"
-    pyc = entry / SITE / rel
+    pyc = second / SITE / rel
     other = pyc.read_bytes()[:16] + marshal.dumps(compile(shared["ns/__init__.py"], "x", "exec"))
     pyc.chmod(0o644)
     pyc.write_bytes(other)
-    record = entry / SITE / "two-1.0.dist-info" / "RECORD"
+    record = second / SITE / "two-1.0.dist-info" / "RECORD"
     record.chmod(0o644)
     text = record.read_text()
     row = next(line for line in text.splitlines() if line.startswith(rel + ","))
     record.write_text(text.replace(row, f"{rel},sha256={b64(other)},{len(other)}"))
+    assert store.verify() == []
 
-    create_environment(tmp_path / "env", wheels=[one, two], cache=cache)
-    env_pyc = tmp_path / "env" / SITE / rel
-    assert env_pyc.stat().st_ino == (entry_of(store, one) / SITE / rel).stat().st_ino
-    env_record = tmp_path / "env" / SITE / "two-1.0.dist-info" / "RECORD"
+    third, _ = environment(store, [one, two])
+    env_pyc = third / SITE / rel
+    assert env_pyc.stat().st_ino == (first / SITE / rel).stat().st_ino
+    env_record = third / SITE / "two-1.0.dist-info" / "RECORD"
     assert env_record.stat().st_ino != record.stat().st_ino  # rewritten, not linked
+    assert stat.S_IMODE(env_record.stat().st_mode) & 0o222 == 0
     assert f"{rel},sha256={b64(env_pyc.read_bytes())}," in env_record.read_text()
-    assert_records_match(tmp_path / "env")
-    result = run_python(tmp_path / "env", "import ns.one, ns.two; print(ns.one.X + ns.two.X)")
+    assert_records_match(third)
+    result = run_python(third, "import ns.one, ns.two; print(ns.one.X + ns.two.X)")
     assert (result.stdout, result.stderr) == ("3\n", "")
 
 
@@ -293,14 +399,12 @@ def test_an_environment_on_another_filesystem_gets_copies(
 ) -> None:
     # /dev/shm is a tmpfs: hard links from the store's filesystem fail there with EXDEV.
     store = Store(tmp_path / "store")
+    source, _ = environment(store, list(wheels.values()))
     other = Path(tempfile.mkdtemp(dir="/dev/shm"))
     try:
         create_environment(other / "env", wheels=wheels, cache=WheelCache(store))
         rel = f"{SITE}/beta/__init__.py"
-        copied, cached = (
-            other / "env" / rel,
-            entry_of(store, wheels["beta-2.0-py3-none-any.whl"]) / rel,
-        )
+        copied, cached = other / "env" / rel, source / rel
         assert copied.read_bytes() == cached.read_bytes()
         assert (copied.stat().st_dev, copied.stat().st_ino) != (
             cached.stat().st_dev,
@@ -314,24 +418,24 @@ def test_an_environment_on_another_filesystem_gets_copies(
         shutil.rmtree(other)
 
 
-def test_a_file_missing_from_an_entry_is_refused_until_verify_takes_it_out(
+def test_a_file_missing_from_a_source_environment_is_refused_until_verify_takes_it_out(
     tmp_path: Path, wheels: dict[str, Path], photonpack_home: Path
 ) -> None:
     store = Store()
-    create_environment(tmp_path / "one", wheels=wheels, cache=WheelCache(store))
-    entry = entry_of(store, wheels["beta-2.0-py3-none-any.whl"])
-    (entry / SITE / "beta" / "__init__.py").unlink()
+    one, _ = environment(store, list(wheels.values()), "ONE = 1\n")
+    (one / SITE / "beta" / "__init__.py").unlink()
     with pytest.raises(IntegrityError) as info:
-        create_environment(tmp_path / "two", wheels=wheels, cache=WheelCache(store))
+        environment(store, list(wheels.values()), "TWO = 2\n")
     assert str(info.value) == (
-        f"the unpacked wheel {entry / SITE / 'beta'} lacks __init__.py, which its RECORD lists; "
+        f"the environment {one} lacks {SITE}/beta/__init__.py, which its RECORD lists; "
         "run 'photonpack verify --store' to take it out of use, then run again"
     )
-    assert not (tmp_path / "two").exists()
+    assert [p.name for p in (store.root / "envs").iterdir()] == [one.name]
     result = CliRunner().invoke(cli, ["verify", "--store"])
     assert result.exit_code == 3
     assert result.output.startswith(
-        f"FAIL unpacked wheel {entry.name}: {SITE}/beta/__init__.py cannot be read ("
+        f"FAIL environment {one.name}: {SITE}/beta/__init__.py cannot be read ("
     )
-    create_environment(tmp_path / "two", wheels=wheels, cache=WheelCache(store))
-    assert run_python(tmp_path / "two", "import beta; print(beta.VERSION)").stdout == "2.0\n"
+    two, created = environment(store, list(wheels.values()), "TWO = 2\n")
+    assert created
+    assert run_python(two, "import beta; print(beta.VERSION)").stdout == "2.0\n"

@@ -39,8 +39,8 @@ def ensure_environment(
     """The environment for these wheels and runtime files; ``(path, created)``.
 
     ``wheels`` are (sha256, filename) pairs whose blobs are already in the
-    store (verified when they entered it). Each wheel is unpacked and compiled
-    once into the store's ``unpacked/`` cache and hard-linked from there, so an
+    store (verified when they entered it). A wheel that another environment
+    of the store holds is hard-linked from it (``cache.py``), so an
     environment sharing wheels with an existing one is built in a fraction of
     the time.
     """
@@ -59,15 +59,17 @@ def ensure_environment(
         from photonpack.runtime.cache import WheelCache
         from photonpack.runtime.install import create_environment
 
+        cache = WheelCache(store)
         with store.temp_dir("env-") as temp:
             env = temp / "env"
             create_environment(
                 env,
                 wheels={filename: store.blob_path(sha) for sha, filename in wheels},
                 runtime_files={entry.path: store.blob_path(entry.sha256) for entry in runtime},
-                cache=WheelCache(store),
+                cache=cache,
             )
             store.publish_dir(env, final)
+        cache.remember(final)
     return final, True
 
 

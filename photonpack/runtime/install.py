@@ -58,6 +58,7 @@ __all__ = [
     "install_wheels",
     "interpreter_id",
     "read_wheel",
+    "write_new",
     "write_record",
 ]
 
@@ -102,9 +103,18 @@ def conflict(first: str, second: str, path: Path) -> EnvironmentError_:
     )
 
 
-def _claim(wheels: Sequence[Wheel], scheme: Scheme) -> list[set[str]]:
-    """Which members each wheel skips: identical files shared by wheels are written once."""
-    owners: dict[Path, tuple[Wheel, tuple[str, str, int] | None]] = {}
+def _claim(
+    wheels: Sequence[Wheel], scheme: Scheme, taken: Mapping[Path, tuple[str, str, int, str]]
+) -> list[set[str]]:
+    """Which members each wheel skips: identical files shared by wheels are written once.
+
+    ``taken`` holds the files already in the environment (linked from the
+    store's cache), as path -> (algorithm, digest, size, wheel filename).
+    """
+    owners: dict[Path, tuple[str, tuple[str, str, int] | None]] = {
+        path: (wheel, (algorithm, digest, size))
+        for path, (algorithm, digest, size, wheel) in taken.items()
+    }
     skip: list[set[str]] = [set() for _ in wheels]
     for index, wheel in enumerate(wheels):
         targets: list[tuple[Path, str | None, tuple[str, str, int] | None]] = [
@@ -113,11 +123,11 @@ def _claim(wheels: Sequence[Wheel], scheme: Scheme) -> list[set[str]]:
         ]
         targets += [(scheme.scripts / script, None, None) for script, _m, _a in wheel.scripts]
         for target, member, content in targets:
-            owner = owners.setdefault(target, (wheel, content))
-            if owner[0] is wheel:
+            owner = owners.setdefault(target, (wheel.filename, content))
+            if owner[0] == wheel.filename:
                 continue
             if content is None or owner[1] != content:
-                raise conflict(owner[0].filename, wheel.filename, target.relative_to(scheme.root))
+                raise conflict(owner[0], wheel.filename, target.relative_to(scheme.root))
             assert member is not None
             skip[index].add(member)
     return skip
@@ -135,7 +145,7 @@ def _script_text(module: str, attr: str) -> str:
     )
 
 
-def _write_new(path: Path, data: bytes, executable: bool, *, readonly: bool = False) -> None:
+def write_new(path: Path, data: bytes, executable: bool, *, readonly: bool = False) -> None:
     # O_EXCL: never write through anything that is already there.
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
     mode = (0o755 if executable else 0o644) & (0o555 if readonly else 0o777)
@@ -211,10 +221,10 @@ def _extract_chunk(
                 made.add(target.parent)
             if file.scheme == "scripts" and data.startswith(b"#!python"):
                 data = SCRIPT_SHEBANG.encode() + data.partition(b"\n")[2]
-                _write_new(target, data, executable=True, readonly=readonly)
+                write_new(target, data, executable=True, readonly=readonly)
                 rows.append((target, record_hash(data), len(data)))
                 continue
-            _write_new(target, data, file.executable, readonly=readonly)
+            write_new(target, data, file.executable, readonly=readonly)
             rows.append((target, f"{file.algorithm}={file.digest}", file.size))
     return rows
 
@@ -238,11 +248,11 @@ def _finish(
     for script, module, attr in wheel.scripts:
         data = _script_text(module, attr).encode()
         scheme.scripts.mkdir(parents=True, exist_ok=True)
-        _write_new(scheme.scripts / script, data, executable=True, readonly=readonly)
+        write_new(scheme.scripts / script, data, executable=True, readonly=readonly)
         rows.append((scheme.scripts / script, record_hash(data), len(data)))
     installer = scheme.site_packages / wheel.dist_info / "INSTALLER"
     installer.parent.mkdir(parents=True, exist_ok=True)
-    _write_new(installer, f"{INSTALLER}\n".encode(), executable=False, readonly=readonly)
+    write_new(installer, f"{INSTALLER}\n".encode(), executable=False, readonly=readonly)
     rows.append((installer, record_hash(f"{INSTALLER}\n".encode()), len(INSTALLER) + 1))
     return InstalledDist(wheel=wheel, rows=tuple(rows))
 
@@ -278,8 +288,9 @@ def extract_wheels(
     def run(index: int, files: Sequence[WheelFile]) -> list[tuple[Path, str, int]]:
         wheel, scheme, skip = jobs[index]
         rows = _extract_chunk(wheel, files, scheme, maps[index], skip, readonly=readonly)
-        if on_written is not None:
-            on_written(scheme.site_packages, [(path, size) for path, _h, size in rows])
+        if on_written is not None:  # what this wheel wrote: a skipped file is another's
+            written = [(_target(scheme, wheel, f), f.size) for f in files if f.member not in skip]
+            on_written(scheme.site_packages, written)
         return rows
 
     with contextlib.ExitStack() as stack:
@@ -327,16 +338,19 @@ def install_wheels(
     interpreter: Interpreter,
     on_written: OnWritten | None = None,
     workers: int | None = None,
+    taken: Mapping[Path, tuple[str, str, int, str]] = {},
+    readonly: bool = False,
 ) -> list[InstalledDist]:
     """Check every wheel, then extract them all in parallel into ``scheme``.
 
-    ``wheels`` pairs each wheel filename with the verified file that holds it.
+    ``wheels`` pairs each wheel filename with the verified file that holds it;
+    ``taken`` lists the files already in the environment (see ``_claim``).
     Returns the distributions sorted by wheel filename.
     """
     checked = check_wheels(wheels, interpreter=interpreter, workers=workers)
-    skips = _claim(checked, scheme)
+    skips = _claim(checked, scheme, taken)
     jobs = [(wheel, scheme, skip) for wheel, skip in zip(checked, skips, strict=True)]
-    return extract_wheels(jobs, on_written=on_written, workers=workers)
+    return extract_wheels(jobs, on_written=on_written, workers=workers, readonly=readonly)
 
 
 def write_record(
@@ -355,7 +369,7 @@ def write_record(
     writer = csv.writer(out, lineterminator="\n")
     lines = sorted((os.path.relpath(path, base), digest, str(size)) for path, digest, size in rows)
     writer.writerows([*lines, (os.path.relpath(record, base), "", "")])
-    _write_new(record, out.getvalue().encode(), executable=False, readonly=readonly)
+    write_new(record, out.getvalue().encode(), executable=False, readonly=readonly)
 
 
 def hash_file(path: Path) -> tuple[str, int]:
@@ -422,19 +436,42 @@ def _build(
     interpreter: Interpreter,
     wheels: Sequence[tuple[str, Path]],
     runtime_files: Mapping[str, Path],
+    *,
     compile_bytecode: bool,
+    cache: WheelCache | None,
 ) -> None:
     scheme = create_venv(destination, interpreter)
     site = scheme.site_packages
-    workers = max(1, os.cpu_count() or 1) if compile_bytecode else 0
-    with BytecodeCompiler(interpreter.executable, workers=workers) as compiler:
-        dists = install_wheels(wheels, scheme, interpreter=interpreter, on_written=compiler.submit)
-        taken = {path for dist in dists for path, _h, _s in dist.rows}
-        placed = place_runtime(site, runtime_files, taken)
-        compiler.submit(site, [(path, path.stat().st_size) for path in placed])
-        compiled = compiler.finish()
+    fresh, linked = (wheels, {}) if cache is None else cache.link(wheels, scheme, interpreter)
+    readonly = cache is not None  # linked files are shared: none may be written through
+    dists: list[InstalledDist] = []
+    compiled: dict[Path, tuple[str, int]] = {}
+    if fresh:
+        workers = max(1, os.cpu_count() or 1) if compile_bytecode else 0
+        with BytecodeCompiler(interpreter.executable, workers=workers) as compiler:
+            dists = install_wheels(
+                fresh, scheme, interpreter=interpreter, on_written=compiler.submit,
+                taken=linked, readonly=readonly,
+            )  # fmt: skip
+            taken = set(linked) | {path for dist in dists for path, _h, _s in dist.rows}
+            placed = place_runtime(site, runtime_files, taken)
+            compiler.submit(site, [(path, path.stat().st_size) for path in placed])
+            compiled = compiler.finish()
+    else:  # everything linked: a few runtime files to compile, in this process if it can
+        placed = place_runtime(site, runtime_files, set(linked))
+        if compile_bytecode:
+            compile_few(interpreter, site, placed)
+    # A source skipped because a linked wheel put it there already has its pyc.
+    compiled |= {
+        path: (f"{algorithm}={digest}", size)
+        for path, (algorithm, digest, size, _wheel) in linked.items()
+        if path.suffix == ".pyc"
+    }
     for dist in dists:
-        write_record(dist, scheme, extra=pyc_rows(dist, site, interpreter.cache_tag, compiled))
+        extra = pyc_rows(dist, site, interpreter.cache_tag, compiled)
+        write_record(dist, scheme, extra=extra, readonly=readonly)
+    if cache is not None:
+        cache.installed(dists)
 
 
 def create_environment(
@@ -451,8 +488,9 @@ def create_environment(
     ``wheels`` are verified files: paths named like wheels, or a mapping from
     wheel filename to file (a store blob). ``runtime_files`` maps a path
     relative to site-packages to a verified file placed there. With ``cache``,
-    each wheel is unpacked (and compiled) once into the store and hard-linked
-    from there; bytecode is then always included. On any failure nothing is
+    the wheels an environment of the store already holds are hard-linked from
+    it and the others installed (see ``cache.py``); files are then read-only
+    and bytecode is always included. On any failure nothing is
     left at ``destination``.
     """
     if os.path.lexists(destination):
@@ -467,10 +505,10 @@ def create_environment(
             if isinstance(wheels, Mapping)
             else [(path.name, path) for path in wheels]
         )
-        if cache is None:
-            _build(destination, interpreter, pairs, runtime_files, compile_bytecode)
-        else:
-            cache.build(destination, interpreter, pairs, runtime_files)
+        _build(
+            destination, interpreter, pairs, runtime_files,
+            compile_bytecode=compile_bytecode or cache is not None, cache=cache,
+        )  # fmt: skip
     except BaseException as exc:
         shutil.rmtree(destination, ignore_errors=True)
         if isinstance(exc, OSError):
