@@ -131,9 +131,9 @@ def test_the_first_environment_is_installed_as_without_a_cache(
     store = Store(tmp_path / "store")
     env, created = environment(store, list(wheels.values()))
     assert created
-    assert sorted(p.name for p in (store.root / "installed").iterdir()) == sorted(
-        pointer_of(store, w).name for w in wheels.values()
-    )
+    pointers = sorted(p.name for p in (store.root / "installed").iterdir())
+    assert len(pointers) == len(wheels) + 1  # and one for the runtime files
+    assert {pointer_of(store, w).name for w in wheels.values()} < set(pointers)
     # Every file is the environment's own: one link, none in another tree of the store.
     files = [p for p in env.rglob("*") if p.is_file() and not p.is_symlink()]
     assert files and all(p.stat().st_nlink == 1 for p in files)
@@ -439,3 +439,49 @@ def test_a_file_missing_from_a_source_environment_is_refused_until_verify_takes_
     two, created = environment(store, list(wheels.values()), "TWO = 2\n")
     assert created
     assert run_python(two, "import beta; print(beta.VERSION)").stdout == "2.0\n"
+
+
+def test_runtime_files_are_a_recorded_distribution_verified_and_linked_like_a_wheel(
+    tmp_path: Path, wheels: dict[str, Path], photonpack_home: Path
+) -> None:
+    store = Store()
+    alpha, beta = wheels["alpha-1.0-py3-none-any.whl"], wheels["beta-2.0-py3-none-any.whl"]
+    one, _ = environment(store, [alpha], "SERVING = 1\n")
+    two, _ = environment(store, [beta], "SERVING = 1\n")  # other wheels, same runtime
+    serving, pyc = (
+        f"{SITE}/photonpack/serving.py",
+        f"{SITE}/photonpack/__pycache__/serving.{TAG}.pyc",
+    )
+    for rel in (serving, pyc, f"{SITE}/photonpack-0.dist-info/RECORD"):
+        assert (one / rel).stat().st_ino == (two / rel).stat().st_ino, rel
+    record = (one / SITE / "photonpack-0.dist-info" / "RECORD").read_text().splitlines()
+    assert [row.split(",")[0] for row in record] == [
+        "photonpack-0.dist-info/INSTALLER", "photonpack-0.dist-info/METADATA",
+        f"photonpack/__pycache__/serving.{TAG}.pyc", "photonpack/serving.py",
+        "photonpack-0.dist-info/RECORD",
+    ]  # fmt: skip
+    done = run_python(two, "import importlib.metadata as m; print(m.version('photonpack'))")
+    assert (done.stdout, done.stderr) == ("0\n", "")
+    assert_records_match(one)
+
+    (one / serving).chmod(0o644)
+    (one / serving).write_text("SERVING = 2\n")  # same size: only the hash tells
+    result = CliRunner().invoke(cli, ["verify", "--store"])
+    assert result.exit_code == 3
+    assert sorted(line.split(":")[0] for line in result.output.splitlines()) == sorted(
+        [f"FAIL environment {one.name}", f"FAIL environment {two.name}"]
+    )
+    assert f"{serving} was altered" in result.output
+
+
+def test_the_runtime_distribution_is_named_after_the_runtime_version(tmp_path: Path) -> None:
+    about = tmp_path / "about.py"
+    about.write_text('"""v"""\n\n__version__ = "1.2.3"\n')
+    create_environment(
+        tmp_path / "env", wheels=[], runtime_files={"photonpack/__about__.py": about}
+    )
+    done = run_python(
+        tmp_path / "env", "import importlib.metadata as m; print(m.version('photonpack'))"
+    )
+    assert (done.stdout, done.stderr) == ("1.2.3\n", "")
+    assert_records_match(tmp_path / "env")

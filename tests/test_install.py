@@ -155,9 +155,9 @@ def test_record_lists_every_installed_file_with_its_hash(built: Path) -> None:
     installed = {p.resolve() for p in built.rglob("*") if p.is_file() and not p.is_symlink()} - {
         built / "pyvenv.cfg"
     }
-    runtime = {site / "photonpack/serving.py", site / f"photonpack/__pycache__/serving.{TAG}.pyc"}
-    records = set(site.glob("*.dist-info/RECORD"))
-    assert installed - listed == runtime | records
+    # Every file is listed, photonpack's runtime files too (in photonpack-0.dist-info).
+    assert installed - listed == set(site.glob("*.dist-info/RECORD"))
+    assert site / "photonpack/serving.py" in listed
 
 
 def test_environment_works_after_rename_and_names_no_build_path(

@@ -388,3 +388,131 @@ def test_a_blob_altered_in_the_store_is_caught_when_laid_out_and_restored_by_the
 
     again = serve_photon(str(archive))
     assert Client(again.url).add(x=2) == 2
+
+
+# A driver run inside a private mount namespace (root, unshare(1)): the store is a
+# tmpfs of a chosen size that it can remount read-only or bigger, as an operator would.
+_STORE_DRIVER = """
+import json, os, subprocess, sys, time, urllib.request
+from pathlib import Path
+
+home, archive, size = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+home.mkdir(parents=True, exist_ok=True)
+subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(home)], check=True)
+env = {**os.environ, "PHOTONPACK_HOME": str(home)}
+results = {}
+
+
+def run(name):
+    done = subprocess.run([sys.executable, "-m", "photonpack", "run", archive, "--port", "0"],
+                          capture_output=True, text=True, env=env, timeout=300)
+    results[name] = {"code": done.returncode, "stderr": done.stderr}
+
+
+def serve(name, port):
+    proc = subprocess.Popen([sys.executable, "-m", "photonpack", "run", archive,
+                             "--host", "127.0.0.1", "--port", str(port)],
+                            stderr=subprocess.PIPE, text=True, env=env)
+    for _ in range(1200):
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz") as reply:
+                break
+        except OSError:
+            if proc.poll() is not None:
+                break
+            time.sleep(0.05)
+    answer = None
+    if proc.poll() is None:
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/add", data=b'{"x": 4}',
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request) as reply:
+            answer = json.load(reply)
+        proc.terminate()
+    code = proc.wait()
+    results[name] = {"code": code, "answer": answer, "stderr": proc.stderr.read()}
+
+
+def listing(folder, complete=False):
+    if not folder.is_dir():
+        return []
+    return sorted(p.name for p in folder.iterdir() if not complete or (p / ".complete").exists())
+
+
+for step in sys.argv[4:]:
+    kind, _, arg = step.partition("=")
+    if kind == "run":
+        run(arg)
+    elif kind == "serve":
+        serve(arg, 18940 + len(results))
+    elif kind == "remount":
+        subprocess.run(["mount", "-o", f"remount,{arg}", str(home)], check=True)
+    elif kind == "envs":
+        results[arg] = listing(home / "envs", complete=True)
+    elif kind == "tmp":
+        results[arg] = listing(home / "tmp")
+print(json.dumps(results))
+"""
+
+
+def _in_store_namespace(tmp_path: Path, archive: Path, size: str, *steps: str) -> dict[str, object]:
+    if shutil.which("unshare") is None or os.geteuid() != 0:
+        pytest.fail("this test needs root and unshare(1) (CI runs as root)")
+    tmp_path.mkdir(exist_ok=True)
+    driver = tmp_path / "store_driver.py"
+    driver.write_text(_STORE_DRIVER)
+    done = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "--",
+         sys.executable, str(driver), str(tmp_path / "home"), str(archive), size, *steps],
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    results: dict[str, object] = json.loads(done.stdout)
+    return results
+
+
+def test_a_full_store_is_a_clear_error_and_a_run_with_room_serves(
+    archive: Path, tmp_path: Path
+) -> None:
+    from photonpack.bundle import read_manifest
+
+    # Room for the verified blobs, not for the environment they unpack into.
+    room = read_manifest(archive).total_size + (4 << 20)
+    results = _in_store_namespace(
+        tmp_path, archive, f"{room // 1024}k",
+        "run=full", "envs=envs_after_full", "tmp=tmp_after_full", "remount=size=1g", "serve=roomy",
+    )  # fmt: skip
+    full = results["full"]
+    assert isinstance(full, dict)
+    assert full["code"] == 1, full["stderr"]
+    lines = full["stderr"].strip().splitlines()
+    assert "Traceback" not in full["stderr"]
+    assert "No space left on device" in lines[-1]
+    assert "Check that the disk has free space" in lines[-1]
+    assert results["envs_after_full"] == []  # nothing half-built is taken as valid
+    assert results["tmp_after_full"] == []  # and nothing is left behind
+    roomy = results["roomy"]
+    assert isinstance(roomy, dict)
+    assert (roomy["answer"], roomy["code"]) == (4, 0), roomy["stderr"]
+
+
+def test_a_read_only_store_serves_what_it_holds_and_refuses_the_rest_clearly(
+    archive: Path, tmp_path: Path
+) -> None:
+    results = _in_store_namespace(
+        tmp_path, archive, "1g", "serve=filled", "remount=ro", "serve=warm_read_only",
+        "remount=rw", "envs=envs", "remount=ro",
+    )  # fmt: skip
+    for name in ("filled", "warm_read_only"):
+        served = results[name]
+        assert isinstance(served, dict)
+        assert (served["answer"], served["code"]) == (4, 0), served["stderr"]
+    assert len(results["envs"]) == 1  # type: ignore[arg-type]
+
+    # An empty read-only store cannot take the archive in.
+    empty = _in_store_namespace(tmp_path / "empty", archive, "1g", "remount=ro", "run=cold")
+    cold = empty["cold"]
+    assert isinstance(cold, dict)
+    assert cold["code"] == 1, cold["stderr"]
+    assert "Traceback" not in cold["stderr"]
+    assert "Read-only file system" in cold["stderr"]
+    assert "PHOTONPACK_HOME" in cold["stderr"]

@@ -2,9 +2,11 @@
 
 A wheel installed into an environment contributes the same files to any
 environment on that interpreter: nothing in them names where they lie (see
-``venv.py``). So once an environment is complete in the store, the files of
-each of its wheels are reused by hard link instead of extracting and
-compiling that wheel again. ``installed/<wheel-hex>-<interpreter id>-v<layout>``
+``venv.py``). So do photonpack's runtime files, a distribution of their own
+(``photonpack-<version>.dist-info``), keyed by their paths and digests. So
+once an environment is complete in the store, the files of each of its
+wheels are reused by hard link instead of extracting and compiling that
+wheel again. ``installed/<wheel-hex>-<interpreter id>-v<layout>``
 points at one complete environment holding the wheel::
 
     {"environment": "<env hex>", "dist_info": "numpy-2.4.6.dist-info"}
@@ -43,7 +45,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from photonpack.errors import IntegrityError
-from photonpack.runtime.install import InstalledDist, conflict, write_new
+from photonpack.runtime.install import (
+    RUNTIME,
+    InstalledDist,
+    conflict,
+    runtime_dist_info,
+    write_new,
+)
 from photonpack.runtime.venv import ENVIRONMENT_LAYOUT, Interpreter, Scheme
 from photonpack.store import Store
 
@@ -106,12 +114,22 @@ class WheelCache:
         env = self.store.env_path(env_hex)
         return (env, dist_info) if self.store.is_complete(env) else None
 
-    def link(
-        self, wheels: Sequence[tuple[str, Path]], scheme: Scheme, interpreter: Interpreter
-    ) -> tuple[list[tuple[str, Path]], Linked]:
-        """Link the wheels a complete environment holds into ``scheme``.
+    def runtime_key(self, runtime_files: Mapping[str, Path], interpreter: Interpreter) -> str:
+        """The pointer's name for this set of runtime files (paths and contents)."""
+        lines = sorted(f"{rel} {self.digest_of(path)}\n" for rel, path in runtime_files.items())
+        return self.key(hashlib.sha256("".join(lines).encode()).hexdigest(), interpreter)
 
-        Returns the wheels still to install and the files linked.
+    def link(
+        self,
+        wheels: Sequence[tuple[str, Path]],
+        runtime_files: Mapping[str, Path],
+        scheme: Scheme,
+        interpreter: Interpreter,
+    ) -> tuple[list[tuple[str, Path]], bool, Linked]:
+        """Link the wheels (and runtime files) a complete environment holds into ``scheme``.
+
+        Returns the wheels still to install, whether the runtime files are
+        still to place, and the files linked.
         """
         sources: list[tuple[str, Path, str]] = []
         fresh: list[tuple[str, Path]] = []
@@ -123,11 +141,18 @@ class WheelCache:
                 fresh.append((filename, path))
             else:
                 sources.append((filename, *found))
-        return fresh, link_dists(sources, scheme.root, interpreter)
+        place = bool(runtime_files)
+        if runtime_files:
+            self._keys[RUNTIME] = self.runtime_key(runtime_files, interpreter)
+            found = self.source(self._keys[RUNTIME])
+            if found is not None and found[1] == runtime_dist_info(runtime_files):
+                sources.append((RUNTIME, *found))
+                place = False
+        return fresh, place, link_dists(sources, scheme.root, interpreter)
 
     def installed(self, dists: Sequence[InstalledDist]) -> None:
         """Note the distributions installed (not linked) into this environment."""
-        self._fresh += [(self._keys[d.wheel.filename], d.wheel.dist_info) for d in dists]
+        self._fresh += [(self._keys[dist.label], dist.dist_info) for dist in dists]
 
     def remember(self, environment: Path) -> None:
         """Point the wheels installed into ``environment`` (now complete, in the store) at it."""
@@ -176,7 +201,7 @@ def _link(env: Path, rel: str, target: Path) -> None:
 def link_dists(
     sources: Sequence[tuple[str, Path, str]], destination: Path, interpreter: Interpreter
 ) -> Linked:
-    """Hard-link each ``(wheel filename, environment, dist-info)``'s files into ``destination``.
+    """Hard-link each ``(wheel filename or RUNTIME, environment, dist-info)``'s files.
 
     A file two wheels share is linked once; different content at one path is a
     conflict, as in a plain install. The pyc of a shared source may differ

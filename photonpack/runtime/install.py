@@ -19,6 +19,7 @@ import hashlib
 import io
 import mmap
 import os
+import re
 import shutil
 import struct
 import zipfile
@@ -44,7 +45,7 @@ from photonpack.runtime.venv import (
 from photonpack.runtime.wheel import Wheel, WheelFile, b64, corrupt, read_wheel, record_hash
 
 if TYPE_CHECKING:
-    from photonpack.runtime.cache import WheelCache
+    from photonpack.runtime.cache import Linked, WheelCache
 
 __all__ = [
     "INSTALLER",
@@ -63,6 +64,10 @@ __all__ = [
 ]
 
 INSTALLER = "photonpack"
+# photonpack's runtime files form a distribution of the environment like a wheel's:
+# a dist-info with a RECORD (so that verify --store re-hashes them), linked like one.
+RUNTIME = "photonpack's runtime files"
+_VERSION = re.compile(rb'^__version__ = "([A-Za-z0-9.+!_-]+)"$', re.MULTILINE)
 # Scripts find the environment's python next to themselves, so an environment
 # built in a temp directory keeps working once renamed into place.
 SCRIPT_SHEBANG = (
@@ -81,7 +86,8 @@ OnWritten = Callable[[Path, Sequence[tuple[Path, int]]], None]
 class InstalledDist:
     """A distribution written into the environment; its RECORD is still to write."""
 
-    wheel: Wheel
+    label: str  # the wheel's filename, or RUNTIME
+    dist_info: str  # its .dist-info directory in site-packages
     rows: tuple[tuple[Path, str, int], ...]  # (absolute path, "sha256=...", size)
 
 
@@ -96,7 +102,13 @@ def _target(scheme: Scheme, wheel: Wheel, file: WheelFile) -> Path:
 
 
 def conflict(first: str, second: str, path: Path) -> EnvironmentError_:
-    """Two wheels put different content at one path of the environment."""
+    """Two wheels (or a wheel and the runtime files) put different content at one path."""
+    if RUNTIME in (first, second):
+        return EnvironmentError_(
+            f"{path} is both one of photonpack's runtime files and a file of wheel "
+            f"{second if first == RUNTIME else first}; remove photonpack from the photon's "
+            "requirements and lock again."
+        )
     return EnvironmentError_(
         f"wheels {first} and {second} both install {path} with different content; a photon "
         "cannot depend on both. Remove one of them from the requirements and lock again."
@@ -254,7 +266,7 @@ def _finish(
     installer.parent.mkdir(parents=True, exist_ok=True)
     write_new(installer, f"{INSTALLER}\n".encode(), executable=False, readonly=readonly)
     rows.append((installer, record_hash(f"{INSTALLER}\n".encode()), len(INSTALLER) + 1))
-    return InstalledDist(wheel=wheel, rows=tuple(rows))
+    return InstalledDist(label=wheel.filename, dist_info=wheel.dist_info, rows=tuple(rows))
 
 
 def _map(wheel: Wheel) -> mmap.mmap:
@@ -362,7 +374,7 @@ def write_record(
 ) -> None:
     """Write the distribution's RECORD for the installed files (and ``extra``, e.g. .pyc)."""
     base = scheme.site_packages
-    record = base / dist.wheel.dist_info / "RECORD"
+    record = base / dist.dist_info / "RECORD"
     rows = [(path, digest, size) for path, digest, size in dist.rows]
     rows += [(path, digest, size) for path, (digest, size) in extra.items()]
     out = io.StringIO()
@@ -400,10 +412,36 @@ def _runtime_target(site: Path, relpath: str) -> Path:
     return site.joinpath(*parts)
 
 
-def place_runtime(site: Path, runtime_files: Mapping[str, Path], taken: set[Path]) -> list[Path]:
-    """Copy photonpack's runtime files into site-packages; none may be a wheel's file."""
-    placed = []
-    for relpath, source in sorted(runtime_files.items()):
+def runtime_dist_info(runtime_files: Mapping[str, Path]) -> str:
+    """The dist-info of the runtime files: ``photonpack-<their version>.dist-info``."""
+    about = runtime_files.get("photonpack/__about__.py")
+    found = _VERSION.search(about.read_bytes()) if about is not None else None
+    return f"photonpack-{found.group(1).decode() if found else '0'}.dist-info"
+
+
+def place_runtime(
+    site: Path,
+    runtime_files: Mapping[str, Path],
+    taken: Iterable[Path],
+    *,
+    readonly: bool = False,
+) -> InstalledDist:
+    """Copy photonpack's runtime files into site-packages; none may be a wheel's file.
+
+    Returns them as a distribution (with ``METADATA`` and ``INSTALLER``) whose
+    RECORD is still to write.
+    """
+    taken = set(taken)
+    dist_info = runtime_dist_info(runtime_files)
+    name, _, version = dist_info.removesuffix(".dist-info").partition("-")
+    files = {relpath: source.read_bytes() for relpath, source in runtime_files.items()}
+    files[f"{dist_info}/METADATA"] = (
+        f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+        "Summary: photonpack's serving runtime, as shipped in the photon's archive\n"
+    ).encode()
+    files[f"{dist_info}/INSTALLER"] = f"{INSTALLER}\n".encode()
+    rows = []
+    for relpath, data in sorted(files.items()):
         target = _runtime_target(site, relpath)
         if target in taken or target.exists():
             raise EnvironmentError_(
@@ -411,24 +449,33 @@ def place_runtime(site: Path, runtime_files: Mapping[str, Path], taken: set[Path
                 "remove photonpack from the photon's requirements and lock again."
             )
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source, target)
-        placed.append(target)
-    return placed
+        write_new(target, data, executable=False, readonly=readonly)
+        rows.append((target, record_hash(data), len(data)))
+    return InstalledDist(label=RUNTIME, dist_info=dist_info, rows=tuple(rows))
 
 
-def compile_few(interpreter: Interpreter, site: Path, files: Iterable[Path]) -> None:
-    """Compile a handful of files: in this process when it runs the same interpreter."""
+def compile_few(
+    interpreter: Interpreter, site: Path, files: Iterable[Path]
+) -> dict[Path, tuple[str, int]]:
+    """Compile a handful of files (in this process when it runs the same interpreter).
+
+    Returns the pycs written, as ``BytecodeCompiler.finish`` does.
+    """
     sources = [path for path in files if path.suffix == ".py"]
     if not sources:
-        return
-    if is_host(interpreter):
-        made: set[bytes] = set()
-        for path in sources:
-            compile_pyc(os.fsencode(site), os.fsencode(path.relative_to(site)), made)
-        return
-    with BytecodeCompiler(interpreter.executable, workers=1) as compiler:
-        compiler.submit(site, [(path, 0) for path in sources])
-        compiler.finish()
+        return {}
+    if not is_host(interpreter):
+        with BytecodeCompiler(interpreter.executable, workers=1) as compiler:
+            compiler.submit(site, [(path, 0) for path in sources])
+            return compiler.finish()
+    made: set[bytes] = set()
+    compiled = {}
+    for path in sources:
+        row = compile_pyc(os.fsencode(site), os.fsencode(path.relative_to(site)), made)
+        if row is not None:
+            pyc, digest, size = row.split(b"\0")
+            compiled[Path(os.fsdecode(pyc))] = (digest.decode(), int(size))
+    return compiled
 
 
 def _build(
@@ -442,7 +489,11 @@ def _build(
 ) -> None:
     scheme = create_venv(destination, interpreter)
     site = scheme.site_packages
-    fresh, linked = (wheels, {}) if cache is None else cache.link(wheels, scheme, interpreter)
+    fresh: Sequence[tuple[str, Path]] = wheels
+    place = bool(runtime_files)
+    linked: Linked = {}
+    if cache is not None:
+        fresh, place, linked = cache.link(wheels, runtime_files, scheme, interpreter)
     readonly = cache is not None  # linked files are shared: none may be written through
     dists: list[InstalledDist] = []
     compiled: dict[Path, tuple[str, int]] = {}
@@ -453,14 +504,15 @@ def _build(
                 fresh, scheme, interpreter=interpreter, on_written=compiler.submit,
                 taken=linked, readonly=readonly,
             )  # fmt: skip
-            taken = set(linked) | {path for dist in dists for path, _h, _s in dist.rows}
-            placed = place_runtime(site, runtime_files, taken)
-            compiler.submit(site, [(path, path.stat().st_size) for path in placed])
+            if place:
+                taken = [*linked, *(path for dist in dists for path, _h, _s in dist.rows)]
+                dists.append(place_runtime(site, runtime_files, taken, readonly=readonly))
+                compiler.submit(site, [(path, size) for path, _h, size in dists[-1].rows])
             compiled = compiler.finish()
-    else:  # everything linked: a few runtime files to compile, in this process if it can
-        placed = place_runtime(site, runtime_files, set(linked))
+    elif place:  # every wheel linked: a few runtime files, compiled in this process if it can
+        dists.append(place_runtime(site, runtime_files, linked, readonly=readonly))
         if compile_bytecode:
-            compile_few(interpreter, site, placed)
+            compiled = compile_few(interpreter, site, [path for path, _h, _s in dists[-1].rows])
     # A source skipped because a linked wheel put it there already has its pyc.
     compiled |= {
         path: (f"{algorithm}={digest}", size)

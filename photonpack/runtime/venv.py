@@ -53,7 +53,7 @@ __all__ = [
 
 # Part of every environment digest: bump it when the installed layout changes,
 # so that environments built by an older photonpack are never reused.
-ENVIRONMENT_LAYOUT = 1
+ENVIRONMENT_LAYOUT = 2  # 2: runtime files recorded in photonpack-<version>.dist-info
 _HEX = re.compile(r"^[0-9a-f]{64}$")
 
 
