@@ -40,6 +40,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -86,12 +87,26 @@ def sync() -> None:
     subprocess.run(["sync"], check=True)
 
 
+# CPU seconds (user + system) of each timed action, this process and its children:
+# unlike wall time, hardly changed by other work on the machine.
+_cpu_spent: list[float] = []
+
+
+def _cpu() -> float:
+    me, children = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return me.ru_utime + me.ru_stime + children.ru_utime + children.ru_stime
+
+
 def timed(action: Callable[[], object]) -> float:
     """Seconds for ``action`` and a ``sync`` after it (what it wrote is on disk)."""
     sync()
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), _cpu()
     action()
     sync()
+    _cpu_spent.append(_cpu() - cpu)
     return time.perf_counter() - start
 
 
@@ -194,6 +209,8 @@ def bench_install(wheel_dir: Path, uv: Path | None, repeat: int) -> dict[str, fl
             "uv warm (bytecode)": uv_install(warm, True),
         }
     samples: dict[str, list[float]] = {name: [] for name in variants}
+    cpu: dict[str, list[float]] = {name: [] for name in variants}
+    _cpu_spent.clear()
     try:
         # Rounds, each running every variant once in a rotated order: drift in the
         # machine's load spreads over all of them. Removing a tree costs the disk time
@@ -204,16 +221,23 @@ def bench_install(wheel_dir: Path, uv: Path | None, repeat: int) -> dict[str, fl
             for index, name in enumerate(names):
                 dest = work / f"run-{round_}-{index}"
                 samples[name].append(variants[name](dest))
+                cpu[name].append(_cpu_spent.pop())
                 for path in work.glob(f"run-{round_}-{index}*"):
                     shutil.rmtree(path) if path.is_dir() else path.unlink()
                 sync()
+                time.sleep(2)  # the disk finishes the removal (ext4 discards) before the next
     finally:
         shutil.rmtree(work, ignore_errors=True)
     results = {name: statistics.median(times) for name, times in samples.items()}
     pip_time = results["pip (bytecode)"]
-    print(f"  median of {repeat} rounds")
+    pip_cpu = statistics.median(cpu["pip (bytecode)"])
+    print(f"  median of {repeat} rounds             wall             CPU (user + system)")
     for name, seconds in results.items():
-        print(f"  {name:32s} {seconds:7.3f} s   {seconds / pip_time:5.2f}x pip")
+        used = statistics.median(cpu[name])
+        print(
+            f"  {name:32s} {seconds:7.3f} s {seconds / pip_time:5.2f}x pip"
+            f"   {used:7.2f} s {used / pip_cpu:5.2f}x pip"
+        )
     ours = results["photonpack run, empty store"]
     print(target("photonpack run (empty store) / pip", ours / pip_time, 0.35))
     if uv is not None:
