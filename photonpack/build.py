@@ -117,12 +117,14 @@ def build(
     missing = [w for w in locked if not store.has_blob(w.sha256, w.size)]
     if progress is not None and missing:
         progress.start(sum(w.size for w in missing))
-    fetch_wheels(
-        locked,
-        store.blob_dir,
-        progress=progress.advance if progress is not None else None,
-        index=lock_options.index,
-    )
+    with store.temp_dir("fetch-") as partial:  # a killed download leaves only this behind
+        fetch_wheels(
+            locked,
+            store.blob_dir,
+            progress=progress.advance if progress is not None else None,
+            index=lock_options.index,
+            partial=partial,
+        )
     wheels = _wheel_entries(lock)
     files = _photon_files(spec, declaration, lock.path, store)
     runtime = _runtime_files(store)

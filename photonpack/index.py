@@ -364,12 +364,16 @@ def fetch_wheels(
     *,
     progress: Progress | None = None,
     index: IndexSettings | None = None,
+    partial: Path | None = None,
 ) -> dict[str, Path]:
     """Download ``wheels`` into ``cache/sha256/<hex>`` in parallel, each verified.
 
     Files already in the cache are re-hashed, not trusted. ``progress`` is
     called with each wheel and the bytes just received. Credentials of
     ``index`` URLs are sent to the same hosts (a lock never stores them).
+    Downloads in progress live in ``partial`` (on the cache's filesystem; the
+    cache directory itself by default) and are renamed into the cache once
+    verified, so that a killed download leaves nothing in the cache.
     Returns sha256 hex -> path. Raises :class:`IntegrityError` when bytes
     differ from the lock.
     """
@@ -380,7 +384,7 @@ def fetch_wheels(
     directory.mkdir(parents=True, exist_ok=True)
     with concurrent.futures.ThreadPoolExecutor(_WORKERS) as pool:
         futures = {
-            digest: pool.submit(_fetch_one, wheel, directory, progress, index)
+            digest: pool.submit(_fetch_one, wheel, directory, partial or directory, progress, index)
             for digest, wheel in sorted(unique.items())
         }
         return {digest: future.result() for digest, future in futures.items()}
@@ -403,7 +407,11 @@ def with_credentials(url: str, index: IndexSettings | None) -> str:
 
 
 def _fetch_one(
-    wheel: LockedWheel, directory: Path, progress: Progress | None, index: IndexSettings | None
+    wheel: LockedWheel,
+    directory: Path,
+    partial: Path,
+    progress: Progress | None,
+    index: IndexSettings | None,
 ) -> Path:
     import os
     import tempfile
@@ -411,7 +419,7 @@ def _fetch_one(
     final = directory / wheel.sha256
     if final.is_file() and _hash_file(final) == (wheel.sha256, wheel.size):
         return final
-    fd, temp_name = tempfile.mkstemp(dir=directory, prefix=".part-")
+    fd, temp_name = tempfile.mkstemp(dir=partial, prefix=".part-")
     temp = Path(temp_name)
     try:
         sha = hashlib.sha256()

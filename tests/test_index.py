@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import socket
 from pathlib import Path
 
@@ -105,6 +106,34 @@ def test_fetch_wheels_downloads_verifies_and_caches(
     downloads = len(package_index.requests)
     fetch_wheels([locked(package_index, wheel)], tmp_path / "cache")
     assert len(package_index.requests) == downloads  # served from the verified cache
+
+
+def test_a_download_in_progress_lies_outside_the_cache(
+    package_index: PackageIndex, tmp_path: Path
+) -> None:
+    from tests.support.wheels import build_wheel
+
+    data = {"alpha/data.bin": os.urandom(2_500_000)}  # incompressible: downloaded in 3 chunks
+    wheel = build_wheel(package_index.files_dir, "alpha", "1.0", files=data)
+    cache, partial = tmp_path / "cache", tmp_path / "partial"
+    partial.mkdir()
+    seen: list[tuple[list[str], list[str]]] = []
+
+    def look(_wheel: object, _received: int) -> None:  # mid-download: where are the bytes?
+        seen.append(
+            (
+                sorted(p.name for p in (cache / "sha256").iterdir()),
+                [p.name for p in partial.iterdir()],
+            )
+        )
+
+    got = fetch_wheels([locked(package_index, wheel)], cache, progress=look, partial=partial)
+    assert len(seen) > 1
+    assert all(in_cache == [] and len(parts) == 1 for in_cache, parts in seen)
+    assert seen[0][1][0].startswith(".part-")
+    assert [p.name for p in (cache / "sha256").iterdir()] == [sha256(wheel)]
+    assert got[sha256(wheel)].read_bytes() == wheel.read_bytes()
+    assert list(partial.iterdir()) == []
 
 
 def test_fetch_wheels_rejects_tampered_bytes(package_index: PackageIndex, tmp_path: Path) -> None:
