@@ -485,3 +485,27 @@ def test_the_runtime_distribution_is_named_after_the_runtime_version(tmp_path: P
     )
     assert (done.stdout, done.stderr) == ("1.2.3\n", "")
     assert_records_match(tmp_path / "env")
+
+
+def test_a_wheel_blob_altered_after_verification_is_refused_and_removed(
+    tmp_path: Path, wheels: dict[str, Path]
+) -> None:
+    store = Store(tmp_path / "store")
+    beta = wheels["beta-2.0-py3-none-any.whl"]
+    blob = store.add_blob_file(beta, sha256(beta), beta.stat().st_size)
+    data = bytearray(blob.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # same size, one byte off
+    blob.chmod(0o644)
+    blob.write_bytes(bytes(data))
+    found = hashlib.sha256(data).hexdigest()
+    with pytest.raises(IntegrityError) as info:
+        ensure_environment(store, wheels=[(sha256(beta), beta.name)], runtime=[])
+    assert str(info.value) == (
+        f"wheel {beta.name}: the store's blob sha256:{sha256(beta)} was altered after it was "
+        f"verified (found sha256:{found}); it was removed: run the archive again to restore it"
+    )
+    assert not blob.exists()
+    assert not (store.root / "envs").exists() or not list((store.root / "envs").iterdir())
+    env, created = environment(store, [beta])  # the blob back, from a verified copy
+    assert created
+    assert run_python(env, "import beta; print(beta.VERSION)").stdout == "2.0\n"
