@@ -509,3 +509,19 @@ def test_a_wheel_blob_altered_after_verification_is_refused_and_removed(
     env, created = environment(store, [beta])  # the blob back, from a verified copy
     assert created
     assert run_python(env, "import beta; print(beta.VERSION)").stdout == "2.0\n"
+
+
+def test_a_runtime_blob_altered_after_verification_is_refused_and_removed(
+    tmp_path: Path, wheels: dict[str, Path]
+) -> None:
+    store = Store(tmp_path / "store")
+    entry = runtime_file(store, "SERVING = 1\n")
+    blob = store.blob_path(entry.sha256)
+    blob.chmod(0o644)
+    blob.write_text("SERVING = 2\n")
+    with pytest.raises(IntegrityError) as info:
+        ensure_environment(store, wheels=[], runtime=[entry])
+    assert str(info.value).startswith(
+        f"runtime file photonpack/serving.py: the store's blob sha256:{entry.sha256} was altered"
+    )
+    assert not blob.exists()

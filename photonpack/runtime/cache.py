@@ -134,7 +134,6 @@ class WheelCache:
                 fresh.append((filename, path))
             else:
                 sources.append((filename, *found))
-        self._check_blobs(fresh)
         place = bool(runtime_files)
         if runtime_files:
             self._keys[RUNTIME] = self.runtime_key(runtime_files, interpreter)
@@ -142,22 +141,26 @@ class WheelCache:
             if found is not None and found[1] == runtime_dist_info(runtime_files):
                 sources.append((RUNTIME, *found))
                 place = False
+        about_to_copy = [(f"wheel {filename}", path) for filename, path in fresh]
+        if place:
+            about_to_copy += [(f"runtime file {rel}", path) for rel, path in runtime_files.items()]
+        self._check_blobs(about_to_copy)
         return fresh, place, link_dists(sources, scheme.root, interpreter)
 
-    def _check_blobs(self, wheels: Sequence[tuple[str, Path]]) -> None:
-        """Re-hash the store blobs about to be installed: nothing on disk is trusted.
+    def _check_blobs(self, files: Sequence[tuple[str, Path]]) -> None:
+        """Re-hash the store blobs about to be installed (``(what, path)``): trust nothing.
 
         A blob altered since it was verified is removed, so that running the
         archive again restores it. About 0.1 s for 80 MB of wheels, in parallel.
         """
-        blobs = [(f, path) for f, path in wheels if self._is_blob(path)]
+        blobs = [(what, path) for what, path in files if self._is_blob(path)]
         with ThreadPoolExecutor(max_workers=4) as pool:
             found = list(pool.map(lambda pair: _sha256(pair[1]), blobs))
-        for (filename, blob), digest in zip(blobs, found, strict=True):
+        for (what, blob), digest in zip(blobs, found, strict=True):
             if digest != blob.name:
                 blob.unlink(missing_ok=True)
                 raise IntegrityError(
-                    f"wheel {filename}: the store's blob sha256:{blob.name} was altered after "
+                    f"{what}: the store's blob sha256:{blob.name} was altered after "
                     f"it was verified (found sha256:{digest}); it was removed: run the archive "
                     "again to restore it"
                 )
