@@ -419,3 +419,12 @@ def test_truncated_wheel_is_refused(tmp_path: Path) -> None:
         f"(File is not a zip file). {TRUST}"
     )
     assert not (tmp_path / "env").exists()
+
+
+def test_sync_filesystem_flushes_or_says_which_path_failed(tmp_path: Path) -> None:
+    from photonpack.runtime.install import sync_filesystem
+
+    (tmp_path / "f").write_bytes(b"x")
+    sync_filesystem(tmp_path)  # syncfs(2) on Linux: no error on a real directory
+    with pytest.raises(FileNotFoundError):
+        sync_filesystem(tmp_path / "missing")

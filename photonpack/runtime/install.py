@@ -497,6 +497,7 @@ def _build(
     readonly = cache is not None  # linked files are shared: none may be written through
     dists: list[InstalledDist] = []
     compiled: dict[Path, tuple[str, int]] = {}
+    flushing: Future[None] | None = None
     if fresh:
         workers = max(1, os.cpu_count() or 1) if compile_bytecode else 0
         with BytecodeCompiler(interpreter.executable, workers=workers) as compiler:
@@ -504,6 +505,10 @@ def _build(
                 fresh, scheme, interpreter=interpreter, on_written=compiler.submit,
                 taken=linked, readonly=readonly,
             )  # fmt: skip
+            # The wheels' bytes go to disk while the last modules compile.
+            flusher = ThreadPoolExecutor(1, thread_name_prefix="photonpack-sync")
+            flushing = flusher.submit(sync_filesystem, destination)
+            flusher.shutdown(wait=False)
             if place:
                 taken = [*linked, *(path for dist in dists for path, _h, _s in dist.rows)]
                 dists.append(place_runtime(site, runtime_files, taken, readonly=readonly))
@@ -522,8 +527,28 @@ def _build(
     for dist in dists:
         extra = pyc_rows(dist, site, interpreter.cache_tag, compiled)
         write_record(dist, scheme, extra=extra, readonly=readonly)
+    if flushing is not None:  # durable before anyone marks it complete: a power cut
+        flushing.result()  # cannot leave a "complete" environment with empty files
+        sync_filesystem(destination)
     if cache is not None:
         cache.installed(dists)
+
+
+def sync_filesystem(path: Path) -> None:
+    """Flush the filesystem that holds ``path`` to disk (``syncfs``; ``sync`` without it)."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)  # the C library this process runs on
+    if not hasattr(libc, "syncfs"):
+        os.sync()
+        return
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        if libc.syncfs(fd) != 0:
+            error = ctypes.get_errno()
+            raise OSError(error, os.strerror(error), str(path))
+    finally:
+        os.close(fd)
 
 
 def create_environment(
