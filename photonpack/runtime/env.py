@@ -15,7 +15,7 @@ from pathlib import Path
 
 from photonpack.errors import IntegrityError
 from photonpack.manifest import FileEntry, Manifest
-from photonpack.runtime.venv import environment_digest, interpreter_id
+from photonpack.runtime.venv import environment_digest, interpreter_id, sync_filesystem
 from photonpack.store import Store
 from photonpack.target import Target
 
@@ -86,6 +86,8 @@ def ensure_workdir(store: Store, manifest: Manifest) -> Path:
             work.mkdir()
             for entry in manifest.files:
                 _place(store.blob_path(entry.sha256), work / entry.path, entry)
+            if manifest.files:  # on disk before it is marked complete
+                sync_filesystem(work)
             store.publish_dir(work, final)
     return final
 

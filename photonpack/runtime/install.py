@@ -41,6 +41,7 @@ from photonpack.runtime.venv import (
     environment_digest,
     interpreter_id,
     is_host,
+    sync_filesystem,
 )
 from photonpack.runtime.wheel import Wheel, WheelFile, b64, corrupt, read_wheel, record_hash
 
@@ -92,8 +93,9 @@ class InstalledDist:
 
 
 def _target(scheme: Scheme, wheel: Wheel, file: WheelFile) -> Path:
+    if file.scheme == "site":  # nearly every file: no dict, no extra path object
+        return scheme.site_packages / file.path
     base = {
-        "site": scheme.site_packages,
         "scripts": scheme.scripts,
         "headers": scheme.headers / wheel.name,
         "data": scheme.root,
@@ -301,7 +303,11 @@ def extract_wheels(
         wheel, scheme, skip = jobs[index]
         rows = _extract_chunk(wheel, files, scheme, maps[index], skip, readonly=readonly)
         if on_written is not None:  # what this wheel wrote: a skipped file is another's
-            written = [(_target(scheme, wheel, f), f.size) for f in files if f.member not in skip]
+            written = [
+                (path, size)
+                for file, (path, _digest, size) in zip(files, rows, strict=True)
+                if file.member not in skip
+            ]
             on_written(scheme.site_packages, written)
         return rows
 
@@ -377,10 +383,16 @@ def write_record(
     record = base / dist.dist_info / "RECORD"
     rows = [(path, digest, size) for path, digest, size in dist.rows]
     rows += [(path, digest, size) for path, (digest, size) in extra.items()]
+    prefix = f"{base}{os.sep}"
+
+    def relative(path: Path) -> str:  # os.path.relpath, fast for the usual case
+        text = str(path)
+        return text[len(prefix) :] if text.startswith(prefix) else os.path.relpath(text, base)
+
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    lines = sorted((os.path.relpath(path, base), digest, str(size)) for path, digest, size in rows)
-    writer.writerows([*lines, (os.path.relpath(record, base), "", "")])
+    lines = sorted((relative(path), digest, str(size)) for path, digest, size in rows)
+    writer.writerows([*lines, (relative(record), "", "")])
     write_new(record, out.getvalue().encode(), executable=False, readonly=readonly)
 
 
@@ -532,23 +544,6 @@ def _build(
         sync_filesystem(destination)
     if cache is not None:
         cache.installed(dists)
-
-
-def sync_filesystem(path: Path) -> None:
-    """Flush the filesystem that holds ``path`` to disk (``syncfs``; ``sync`` without it)."""
-    import ctypes
-
-    libc = ctypes.CDLL(None, use_errno=True)  # the C library this process runs on
-    if not hasattr(libc, "syncfs"):
-        os.sync()
-        return
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        if libc.syncfs(fd) != 0:
-            error = ctypes.get_errno()
-            raise OSError(error, os.strerror(error), str(path))
-    finally:
-        os.close(fd)
 
 
 def create_environment(

@@ -48,6 +48,7 @@ __all__ = [
     "environment_digest",
     "interpreter_id",
     "is_host",
+    "sync_filesystem",
     "wants_bytecode",
 ]
 
@@ -365,6 +366,23 @@ class BytecodeCompiler:
             if proc.stdin is not None and not proc.stdin.closed:
                 with contextlib.suppress(OSError):
                     proc.stdin.close()
+
+
+def sync_filesystem(path: Path) -> None:
+    """Flush the filesystem that holds ``path`` to disk (``syncfs``; ``sync`` without it)."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)  # the C library this process runs on
+    if not hasattr(libc, "syncfs"):
+        os.sync()
+        return
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        if libc.syncfs(fd) != 0:
+            error = ctypes.get_errno()
+            raise OSError(error, os.strerror(error), str(path))
+    finally:
+        os.close(fd)
 
 
 def is_host(interpreter: Interpreter) -> bool:
