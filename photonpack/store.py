@@ -513,8 +513,10 @@ def _check_records(tree: Path) -> str | None:
             rows = list(csv.reader(record.read_text(encoding="utf-8").splitlines()))
         except (OSError, UnicodeDecodeError, csv.Error) as exc:
             return f"{record.relative_to(tree)} cannot be read ({exc})"
-        for row in rows:
-            if len(row) != 3 or not row[1]:
+        for row in filter(None, rows):
+            if len(row) != 3:
+                return f"{record.relative_to(tree)} has a malformed row {row}"
+            if not row[1]:
                 continue  # the RECORD's own row
             path = Path(os.path.normpath(site / row[0]))
             if not path.is_relative_to(tree):

@@ -525,3 +525,41 @@ def test_a_runtime_blob_altered_after_verification_is_refused_and_removed(
         f"runtime file photonpack/serving.py: the store's blob sha256:{entry.sha256} was altered"
     )
     assert not blob.exists()
+
+
+def test_a_source_whose_dist_info_was_removed_is_not_linked_from(
+    tmp_path: Path, wheels: dict[str, Path], photonpack_home: Path
+) -> None:
+    store = Store()
+    one, _ = environment(store, list(wheels.values()), "ONE = 1\n")
+    shutil.rmtree(one / SITE / "beta-2.0.dist-info")  # verify --store cannot see this
+    assert store.verify() == []
+    two, created = environment(store, list(wheels.values()), "TWO = 2\n")
+    assert created
+    assert run_python(two, "import beta; print(beta.VERSION)").stdout == "2.0\n"
+    beta = wheels["beta-2.0-py3-none-any.whl"]
+    assert json.loads(pointer_of(store, beta).read_text())["environment"] == two.name
+    assert (two / SITE / "beta" / "__init__.py").stat().st_ino != (
+        one / SITE / "beta" / "__init__.py"
+    ).stat().st_ino  # installed afresh
+    assert_records_match(two)
+
+
+def test_a_malformed_record_row_is_found_by_verify_store_and_rebuilt(
+    tmp_path: Path, wheels: dict[str, Path], photonpack_home: Path
+) -> None:
+    store = Store()
+    one, _ = environment(store, list(wheels.values()), "ONE = 1\n")
+    record = one / SITE / "beta-2.0.dist-info" / "RECORD"
+    record.chmod(0o644)
+    record.write_text(record.read_text() + "beta/extra.py,sha256=x\n")
+    with pytest.raises(IntegrityError, match="malformed RECORD row"):
+        environment(store, list(wheels.values()), "TWO = 2\n")
+    result = CliRunner().invoke(cli, ["verify", "--store"])
+    assert result.exit_code == 3
+    assert result.output.startswith(
+        f"FAIL environment {one.name}: {SITE}/beta-2.0.dist-info/RECORD has a malformed row "
+    )
+    two, created = environment(store, list(wheels.values()), "TWO = 2\n")
+    assert created
+    assert_records_match(two)

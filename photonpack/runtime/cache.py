@@ -64,6 +64,7 @@ _DIST_INFO = re.compile(r"[A-Za-z0-9_.+!-]+\.dist-info")
 # not allowed: the file is copied instead.
 _NO_LINK = frozenset({errno.EXDEV, errno.EMLINK, errno.EPERM, errno.ENOTSUP})
 _LINK_BATCH = 256
+_TAKE_OUT = "; run 'photonpack verify --store' to take it out of use, then run again"
 
 # A file linked into the environment: path -> (algorithm, digest, size, wheel filename).
 Linked = dict[Path, tuple[str, str, int, str]]
@@ -90,7 +91,7 @@ class WheelCache:
         """The wheel's sha256: a store blob's name, else hashed from the file."""
         return wheel.name if self._is_blob(wheel) else _sha256(wheel)
 
-    def source(self, key: str) -> tuple[Path, str] | None:
+    def source(self, key: str, interpreter: Interpreter) -> tuple[Path, str] | None:
         """The complete environment and dist-info the pointer ``key`` names, or None."""
         try:
             pointer = json.loads(self.store.installed_path(key).read_bytes())
@@ -105,7 +106,12 @@ class WheelCache:
         ):
             return None
         env = self.store.env_path(env_hex)
-        return (env, dist_info) if self.store.is_complete(env) else None
+        if not self.store.is_complete(env):
+            return None
+        # A dist-info removed by hand would not show in verify --store (which reads the
+        # RECORDs there are): install afresh rather than fail on every run.
+        record = env / interpreter.site_packages / dist_info / "RECORD"
+        return (env, dist_info) if record.is_file() else None
 
     def runtime_key(self, runtime_files: Mapping[str, Path], interpreter: Interpreter) -> str:
         """The pointer's name for this set of runtime files (paths and contents)."""
@@ -129,7 +135,7 @@ class WheelCache:
         for filename, path in sorted(wheels):
             key = self.key(self.digest_of(path), interpreter)
             self._keys[filename] = key
-            found = self.source(key)
+            found = self.source(key, interpreter)
             if found is None:
                 fresh.append((filename, path))
             else:
@@ -137,7 +143,7 @@ class WheelCache:
         place = bool(runtime_files)
         if runtime_files:
             self._keys[RUNTIME] = self.runtime_key(runtime_files, interpreter)
-            found = self.source(self._keys[RUNTIME])
+            found = self.source(self._keys[RUNTIME], interpreter)
             if found is not None and found[1] == runtime_dist_info(runtime_files):
                 sources.append((RUNTIME, *found))
                 place = False
@@ -285,10 +291,10 @@ def _link_all(batch: Sequence[tuple[Path, str]], destination: Path) -> None:
 def _relative(env: Path, site: str, row: list[str]) -> str:
     """A RECORD row's path relative to the environment, refused if it leaves it."""
     if len(row) != 3 or (row[1] and not row[2].isdigit()):
-        raise IntegrityError(f"the environment {env} has a malformed RECORD row {row}")
+        raise IntegrityError(f"the environment {env} has a malformed RECORD row {row}{_TAKE_OUT}")
     rel = posixpath.normpath(posixpath.join(site, row[0]))
     if rel.startswith(("/", "../")) or rel == "..":
-        raise IntegrityError(f"the environment {env} lists {row[0]}, outside itself")
+        raise IntegrityError(f"the environment {env} lists {row[0]}, outside itself{_TAKE_OUT}")
     return rel
 
 
