@@ -563,3 +563,18 @@ def test_a_malformed_record_row_is_found_by_verify_store_and_rebuilt(
     two, created = environment(store, list(wheels.values()), "TWO = 2\n")
     assert created
     assert_records_match(two)
+
+
+def test_a_pointer_that_cannot_be_written_costs_a_reinstall_not_the_run(
+    tmp_path: Path, wheels: dict[str, Path]
+) -> None:
+    store = Store(tmp_path / "store")
+    store.root.mkdir()
+    (store.root / "installed").write_text("not a directory\n")  # every pointer write fails
+    one, created = environment(store, list(wheels.values()), "ONE = 1\n")
+    assert created and store.is_complete(one)
+    two, created = environment(store, list(wheels.values()), "TWO = 2\n")
+    assert created
+    rel = f"{SITE}/beta/__init__.py"
+    assert (one / rel).stat().st_ino != (two / rel).stat().st_ino  # nothing to link from
+    assert run_python(two, "import beta; print(beta.VERSION)").stdout == "2.0\n"

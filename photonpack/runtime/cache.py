@@ -31,6 +31,7 @@ that differ, which also stops its pointers from being followed.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import errno
 import hashlib
@@ -44,7 +45,7 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from photonpack.errors import IntegrityError
+from photonpack.errors import IntegrityError, StoreError
 from photonpack.runtime.install import (
     RUNTIME,
     InstalledDist,
@@ -187,9 +188,11 @@ class WheelCache:
             raise ValueError(f"{environment} is not a complete environment of {self.store.root}")
         for key, dist_info in self._fresh:
             pointer = {"environment": environment.name, "dist_info": dist_info}
-            # Not synced: a pointer lost in a crash only costs installing the wheel again.
             data = json.dumps(pointer, sort_keys=True).encode() + b"\n"
-            self.store.write_atomic(self.store.installed_path(key), data, sync=False)
+            # Not synced, and not an error if it cannot be written (the environment is
+            # complete): a pointer lost only costs installing the wheel again some day.
+            with contextlib.suppress(StoreError):
+                self.store.write_atomic(self.store.installed_path(key), data, sync=False)
         self._fresh = []
 
 
