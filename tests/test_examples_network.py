@@ -1,4 +1,4 @@
-"""examples/numpy_stats: locked from the public index, built, then served offline."""
+"""examples/numpy_stats: locked from the public index, built, then served with no network."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from photonpack.build import BuildOptions, build
 from photonpack.client import Client
 from photonpack.lock import read_lock
 from photonpack.source import parse_spec
+from tests.support.offline import serve_offline
 from tests.support.serving import Served
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "numpy_stats"
@@ -39,3 +40,19 @@ def test_numpy_example_builds_from_pypi_and_serves_from_its_archive(
         "max": 5.0,
     }
     assert client.version() == locked["numpy"]
+
+    # Issue 5's acceptance: the archive alone, a fresh store, no network namespace at all.
+    output = serve_offline(
+        result.path,
+        tmp_path / "airgap",
+        """
+        print(client.summary(values=[1.0, 2.0, 4.0, 5.0])["mean"], client.version())
+        print(curl("/summary", {"values": [2.0, 4.0]}))
+        print(curl("/version"))
+        """,
+    )
+    assert output.splitlines() == [
+        f"3.0 {locked['numpy']}",
+        '{"mean":3.0,"std":1.0,"min":2.0,"max":4.0}',
+        f'"{locked["numpy"]}"',
+    ]
