@@ -56,3 +56,14 @@ def test_console_example_runs_as_documented(docs_dir: Path, block: int) -> None:
     )
     actual = re.sub(r"sha256:([0-9a-f]{64})", _short, done.stdout)
     assert actual == expected
+
+
+def test_the_readme_has_each_heading_once() -> None:
+    # A section pasted twice by an edit reads fine in a diff and badly on the page.
+    headings, fenced = [], False
+    for line in README.splitlines():
+        fenced ^= line.startswith("```")
+        if not fenced and re.match(r"#{1,6} ", line):
+            headings.append(line)
+    assert len(headings) > 20
+    assert [h for h in headings if headings.count(h) > 1] == []
