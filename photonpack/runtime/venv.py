@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import inspect
 import json
 import os
 import re
@@ -106,6 +105,8 @@ def _host_executable() -> Path:
 
 
 def _probe(python: Path) -> dict[str, Any]:
+    import inspect
+
     script = (
         "from __future__ import annotations\n"
         + inspect.getsource(_describe)
@@ -257,10 +258,7 @@ def wants_bytecode(relative: Path) -> bool:
 
 # Each worker reads "site NUL relative-path" lines and writes one row per pyc to
 # its output file: the RECORD rows come back without hashing the pycs again.
-_COMPILE_WORKER = (
-    "from __future__ import annotations\n"
-    + inspect.getsource(compile_pyc)
-    + """
+_WORKER_LOOP = """
 import sys, warnings
 warnings.simplefilter("ignore")
 made = set()
@@ -271,7 +269,14 @@ with open(sys.argv[1], "wb") as out:
         if row is not None:
             out.write(row + b"\\n")
 """
-)
+
+
+@lru_cache(maxsize=1)
+def _compile_worker() -> str:
+    """The worker's source: built on first use, since a warm start never compiles."""
+    import inspect
+
+    return "from __future__ import annotations\n" + inspect.getsource(compile_pyc) + _WORKER_LOOP
 
 
 class BytecodeCompiler:
@@ -295,7 +300,7 @@ class BytecodeCompiler:
             self._outputs.append(folder / f"rows-{index}")
             self._procs.append(
                 subprocess.Popen(
-                    [str(python), "-I", "-S", "-c", _COMPILE_WORKER, str(self._outputs[-1])],
+                    [str(python), "-I", "-S", "-c", _compile_worker(), str(self._outputs[-1])],
                     stdin=subprocess.PIPE,
                     stdout=subprocess.DEVNULL,
                     stderr=log,
