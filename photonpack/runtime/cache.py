@@ -46,13 +46,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from photonpack.errors import IntegrityError, StoreError
-from photonpack.runtime.install import (
-    RUNTIME,
-    InstalledDist,
-    conflict,
-    runtime_dist_info,
-    write_new,
-)
+from photonpack.runtime.extract import InstalledDist, write_new
+from photonpack.runtime.install import RUNTIME, conflict, runtime_dist_info
 from photonpack.runtime.venv import ENVIRONMENT_LAYOUT, Interpreter, Scheme
 from photonpack.store import Store
 
