@@ -497,12 +497,11 @@ def test_a_wheel_blob_altered_after_verification_is_refused_and_removed(
     data[len(data) // 2] ^= 0xFF  # same size, one byte off
     blob.chmod(0o644)
     blob.write_bytes(bytes(data))
-    found = hashlib.sha256(data).hexdigest()
     with pytest.raises(IntegrityError) as info:
         ensure_environment(store, wheels=[(sha256(beta), beta.name)], runtime=[])
     assert str(info.value) == (
         f"wheel {beta.name}: the store's blob sha256:{sha256(beta)} was altered after it was "
-        f"verified (found sha256:{found}); it was removed: run the archive again to restore it"
+        "verified; it was removed: run the archive again to restore it"
     )
     assert not blob.exists()
     assert not (store.root / "envs").exists() or not list((store.root / "envs").iterdir())

@@ -152,19 +152,20 @@ class WheelCache:
     def _check_blobs(self, files: Sequence[tuple[str, Path]]) -> None:
         """Re-hash the store blobs about to be installed (``(what, path)``): trust nothing.
 
-        A blob altered since it was verified is removed, so that running the
-        archive again restores it. About 0.1 s for 80 MB of wheels, in parallel.
+        ``Store.verify_blob`` removes a blob altered since it was verified, so
+        that running the archive again restores it. About 0.1 s for 80 MB of
+        wheels, in parallel.
         """
         blobs = [(what, path) for what, path in files if self._is_blob(path)]
         with ThreadPoolExecutor(max_workers=4) as pool:
-            found = list(pool.map(lambda pair: _sha256(pair[1]), blobs))
-        for (what, blob), digest in zip(blobs, found, strict=True):
-            if digest != blob.name:
-                blob.unlink(missing_ok=True)
+            intact = list(
+                pool.map(lambda pair: self.store.verify_blob(pair[1].name, _size(pair[1])), blobs)
+            )
+        for (what, blob), ok in zip(blobs, intact, strict=True):
+            if not ok:
                 raise IntegrityError(
-                    f"{what}: the store's blob sha256:{blob.name} was altered after "
-                    f"it was verified (found sha256:{digest}); it was removed: run the archive "
-                    "again to restore it"
+                    f"{what}: the store's blob sha256:{blob.name} was altered after it was "
+                    "verified; it was removed: run the archive again to restore it"
                 )
 
     def _is_blob(self, path: Path) -> bool:
@@ -189,6 +190,13 @@ class WheelCache:
             with contextlib.suppress(StoreError):
                 self.store.write_atomic(self.store.installed_path(key), data, sync=False)
         self._fresh = []
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return -1  # verify_blob then reports it missing
 
 
 def _sha256(path: Path) -> str:
