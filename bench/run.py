@@ -125,11 +125,34 @@ def bare_venv(dest: Path) -> Path:
     return dest / "bin" / "python"
 
 
-def bench_install(wheel_dir: Path, uv: Path | None, repeat: int) -> dict[str, float]:
+# Creating a file on ext4 without a journal (this VM's disk) scans past the inodes
+# of its block group freed in the last 60 s, or 6 min while their table block is
+# dirty (fs/ext4/ialloc.c, recently_deleted): removing a 7,000-file tree and then
+# installing the next into the same place costs every installer ~1 ms per file,
+# 30x the usual. So no tree is removed until the run's end, and the cost of creating
+# files where the run works is printed before and after.
+PROBE_FILES = 2000
+
+
+def creation_cost(folder: Path) -> str:
+    """How long creating PROBE_FILES empty files in ``folder`` takes (kept until the end)."""
+    folder.mkdir()
+    start = time.perf_counter()
+    for index in range(PROBE_FILES):
+        (folder / str(index)).touch()
+    per_thousand = (time.perf_counter() - start) * 1000 / PROBE_FILES * 1000
+    verdict = "normal" if per_thousand < 100 else "SLOW: figures include the filesystem's cost"
+    return f"creating 1,000 files takes {per_thousand:.0f} ms ({verdict})"
+
+
+def bench_install(
+    wheel_dir: Path, uv: Path | None, repeat: int, workdir: Path | None = None
+) -> dict[str, float]:
     wheels = sorted(wheel_dir.glob("*.whl"))
     size = sum(w.stat().st_size for w in wheels)
     print(f"install: {len(wheels)} wheels, {size / 1e6:.1f} MB, python {BASE}")
-    work = Path(tempfile.mkdtemp(prefix="pp-bench-", dir=wheel_dir.parent))
+    work = Path(tempfile.mkdtemp(prefix="pp-bench-", dir=workdir or wheel_dir.parent))
+    print(f"  in {work}: {creation_cost(work / 'probe-start')}", flush=True)
     req = requirements(wheels, work / "requirements.txt")
     flags = ["--no-index", "--find-links", str(wheel_dir), "-r", str(req)]
 
@@ -152,7 +175,15 @@ def bench_install(wheel_dir: Path, uv: Path | None, repeat: int) -> dict[str, fl
     ensure_environment(shared, wheels=shared_pairs, runtime=shared_runtime)
 
     def photonpack_shared(dest: Path) -> float:
-        """Another photon with the same wheels (here: another runtime file) in that store."""
+        """A photon whose wheels two other photons (same photonpack) brought into the store."""
+        store, pairs, runtime = stocked_store(dest / "store")
+        half = len(pairs) // 2
+        ensure_environment(store, wheels=pairs[:half], runtime=runtime)
+        ensure_environment(store, wheels=pairs[half:], runtime=runtime)
+        return timed(lambda: ensure_environment(store, wheels=pairs, runtime=runtime))
+
+    def photonpack_new_runtime(dest: Path) -> float:
+        """The same wheels with other runtime files (another photonpack) in that store."""
         marker = dest.with_suffix(".py")
         marker.write_text(f"MARKER = {dest.name!r}\n")
         digest, size = hashlib.sha256(marker.read_bytes()).hexdigest(), marker.stat().st_size
@@ -197,6 +228,7 @@ def bench_install(wheel_dir: Path, uv: Path | None, repeat: int) -> dict[str, fl
             lambda: create_environment(dest, wheels=wheels, compile_bytecode=False)
         ),
         "photonpack, store has wheels": photonpack_shared,
+        "  same, new runtime files": photonpack_new_runtime,
         "pip (bytecode)": pip,
     }
     if uv is not None:
@@ -213,19 +245,16 @@ def bench_install(wheel_dir: Path, uv: Path | None, repeat: int) -> dict[str, fl
     _cpu_spent.clear()
     try:
         # Rounds, each running every variant once in a rotated order: drift in the
-        # machine's load spreads over all of them. Removing a tree costs the disk time
-        # too (ext4 discards), so each is removed and synced outside the measurement.
+        # machine's load spreads over all of them. Every tree stays until the end
+        # (see PROBE_FILES): about 2 GB of disk per round.
         for round_ in range(repeat):
             names = list(variants)
             names = names[round_ % len(names) :] + names[: round_ % len(names)]
             for index, name in enumerate(names):
-                dest = work / f"run-{round_}-{index}"
-                samples[name].append(variants[name](dest))
+                samples[name].append(variants[name](work / f"run-{round_}-{index}"))
                 cpu[name].append(_cpu_spent.pop())
-                for path in work.glob(f"run-{round_}-{index}*"):
-                    shutil.rmtree(path) if path.is_dir() else path.unlink()
-                sync()
-                time.sleep(2)  # the disk finishes the removal (ext4 discards) before the next
+                time.sleep(1)
+        print(f"  at the end: {creation_cost(work / 'probe-end')}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     results = {name: statistics.median(times) for name, times in samples.items()}
@@ -335,6 +364,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="runs per install/verify figure")
     parser.add_argument("--starts", type=int, default=7, help="start-up samples per server")
     parser.add_argument(
+        "--workdir", type=Path, help="where installs land [default: beside the wheels]"
+    )
+    parser.add_argument(
         "--only", choices=["install", "start", "verify"], action="append", help="sections to run"
     )
     args = parser.parse_args()
@@ -350,7 +382,7 @@ def main() -> None:
             uv = args.uv
             if uv is None and (tools := tool_venv(work, "uv")) is not None:
                 uv = tools / "uv"
-            bench_install(wheels, uv, args.repeat)
+            bench_install(wheels, uv, args.repeat, args.workdir)
         if "start" in sections:
             assert archive is not None and env is not None
             bench_start(archive, env, args.starts)
