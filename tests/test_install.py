@@ -8,6 +8,7 @@ import ensurepip
 import hashlib
 import os
 import stat
+import struct
 import subprocess
 import sys
 import zipfile
@@ -407,6 +408,53 @@ def test_untrustworthy_wheel_is_refused_naming_the_member(tmp_path: Path, case: 
     assert info.value.exit_code == 3
     assert not (tmp_path / "env").exists()
     assert not (tmp_path / "escape.py").exists()
+
+
+def _break_deflate(wheel: Path, member: str) -> None:
+    """Make the member's deflate stream start with a reserved block type (BTYPE 11)."""
+    with zipfile.ZipFile(wheel) as zf:
+        offset = zf.getinfo(member).header_offset
+    data = bytearray(wheel.read_bytes())
+    name_length, extra_length = struct.unpack("<HH", data[offset + 26 : offset + 30])
+    data[offset + 30 + name_length + extra_length] = 0xFF
+    wheel.write_bytes(data)
+
+
+# Members are inflated by zlib-ng where it is installed, else by the standard zlib
+# (an interpreter zlib-ng has no wheel for): both paths, each in a fresh interpreter.
+INFLATERS = {"zlib-ng": "", "zlib": "import sys\nsys.modules['zlib_ng'] = None\n"}
+INSTALL_BOTH = """
+import sys
+from pathlib import Path
+from photonpack.errors import IntegrityError
+from photonpack.runtime.install import create_environment
+create_environment(Path(sys.argv[1]), wheels=[Path(sys.argv[2])])
+try:
+    create_environment(Path(sys.argv[3]), wheels=[Path(sys.argv[4])])
+except IntegrityError as exc:
+    print(exc)
+print("zlib-ng" if sys.modules.get("zlib_ng") else "zlib")
+"""
+
+
+@pytest.mark.parametrize("inflater", sorted(INFLATERS))
+def test_each_inflater_installs_and_refuses_a_broken_deflate_stream(
+    tmp_path: Path, inflater: str
+) -> None:
+    good = build_wheel(tmp_path / "good", "plain", "1.0", files={"plain.py": "VERSION = '1.0'\n"})
+    bad = build_wheel(tmp_path / "bad", "plain", "1.0", files={"plain.py": "VERSION = '1.0'\n"})
+    _break_deflate(bad, "plain.py")
+    env, refused = tmp_path / "env", tmp_path / "refused"
+    result = subprocess.run(
+        [sys.executable, "-c", INFLATERS[inflater] + INSTALL_BOTH, env, good, refused, bad],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert result.stdout == (
+        "wheel plain-1.0-py3-none-any.whl cannot be trusted: member plain.py is not valid "
+        f"deflate data. {TRUST}\n{inflater}\n"
+    )
+    assert run_python(env, "import plain; print(plain.VERSION)").stdout == "1.0\n"
+    assert not refused.exists()
 
 
 def test_truncated_wheel_is_refused(tmp_path: Path) -> None:

@@ -4,7 +4,9 @@ Members are read from a memory map of the wheel, inflated in one call,
 hashed, and written with one ``write`` only once their hash matches RECORD;
 big wheels are split into chunks so that every core has work, and each file
 is reported as soon as it is on disk, so that bytecode compilation starts
-before the last wheel is out (zlib, sha256 and writes release the GIL).
+before the last wheel is out (inflating, sha256 and writes release the GIL).
+Members are inflated by zlib-ng where it is installed (every CPython):
+twice as fast as the zlib CPython links, on the install's critical path.
 ``install.py`` decides what to write (conflicts, shared files) and writes
 the RECORDs.
 """
@@ -49,6 +51,22 @@ _CHUNK_FILES = 96
 _LOCAL_HEADER = struct.Struct("<4s22xHH")  # signature, ..., name length, extra length
 
 OnWritten = Callable[[Path, Sequence[tuple[Path, int]]], None]
+
+try:
+    from zlib_ng import zlib_ng
+
+    def _inflate(raw: memoryview, limit: int) -> bytes:
+        """A raw deflate stream, inflated to at most ``limit`` bytes (zlib.error if bad)."""
+        try:
+            return zlib_ng.decompressobj(-zlib.MAX_WBITS).decompress(raw, limit)
+        except zlib_ng.error as exc:  # type: ignore[misc]  # its stub types it as an instance
+            raise zlib.error(str(exc)) from exc
+
+except ImportError:  # an interpreter zlib-ng has no wheel for: the standard zlib
+
+    def _inflate(raw: memoryview, limit: int) -> bytes:
+        """A raw deflate stream, inflated to at most ``limit`` bytes (zlib.error if bad)."""
+        return zlib.decompressobj(-zlib.MAX_WBITS).decompress(raw, limit)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -114,7 +132,7 @@ def _member_data(wheel: Wheel, file: WheelFile, view: memoryview) -> bytes:
         data = bytes(raw)  # a copy: what is hashed is what is written
     elif file.method == zipfile.ZIP_DEFLATED:
         try:  # max_length bounds memory: a member may not inflate past its declared size
-            data = zlib.decompressobj(-zlib.MAX_WBITS).decompress(raw, file.size + 1)
+            data = _inflate(raw, file.size + 1)
         except zlib.error as exc:
             reason = f"member {file.member} is not valid deflate data"
             raise corrupt(wheel.filename, reason) from exc
