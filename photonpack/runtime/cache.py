@@ -41,8 +41,8 @@ import os
 import posixpath
 import re
 import shutil
-from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 
 from photonpack.errors import IntegrityError, StoreError
@@ -62,8 +62,9 @@ _NO_LINK = frozenset({errno.EXDEV, errno.EMLINK, errno.EPERM, errno.ENOTSUP})
 _LINK_BATCH = 256
 _TAKE_OUT = "; run 'photonpack verify --store' to take it out of use, then run again"
 
-# A file linked into the environment: path -> (algorithm, digest, size, wheel filename).
-Linked = dict[Path, tuple[str, str, int, str]]
+# A file linked into the environment: its absolute path (a string: thousands of these are
+# made in a row) -> (algorithm, digest, size, wheel filename).
+Linked = dict[str, tuple[str, str, int, str]]
 
 
 class WheelCache:
@@ -114,17 +115,21 @@ class WheelCache:
         lines = sorted(f"{rel} {self.digest_of(path)}\n" for rel, path in runtime_files.items())
         return self.key(hashlib.sha256("".join(lines).encode()).hexdigest(), interpreter)
 
+    @contextlib.contextmanager
     def link(
         self,
         wheels: Sequence[tuple[str, Path]],
         runtime_files: Mapping[str, Path],
         scheme: Scheme,
         interpreter: Interpreter,
-    ) -> tuple[list[tuple[str, Path]], bool, Linked]:
+    ) -> Iterator[tuple[list[tuple[str, Path]], bool, Linked]]:
         """Link the wheels (and runtime files) a complete environment holds into ``scheme``.
 
-        Returns the wheels still to install, whether the runtime files are
-        still to place, and the files linked.
+        Gives the wheels still to install, whether the runtime files are still
+        to place, and the files linked (or being linked). The links are made in
+        background threads while the body installs the rest (the kernel does
+        most of that work); leaving waits for them and raises their first error,
+        unless the body failed.
         """
         sources: list[tuple[str, Path, str]] = []
         fresh: list[tuple[str, Path]] = []
@@ -147,7 +152,15 @@ class WheelCache:
         if place:
             about_to_copy += [(f"runtime file {rel}", path) for rel, path in runtime_files.items()]
         self._check_blobs(about_to_copy)
-        return fresh, place, link_dists(sources, scheme.root, interpreter)
+        owners, make_links = plan_links(sources, scheme.root, interpreter)
+        with ThreadPoolExecutor(1, thread_name_prefix="photonpack-link") as runner:
+            linking = runner.submit(make_links)
+            try:
+                yield fresh, place, owners
+            except BaseException:
+                wait([linking])  # nothing may still write into what the caller removes
+                raise
+            linking.result()
 
     def _check_blobs(self, files: Sequence[tuple[str, Path]]) -> None:
         """Re-hash the store blobs about to be installed (``(what, path)``): trust nothing.
@@ -219,12 +232,13 @@ def _record_rows(env: Path, site: str, dist_info: str) -> list[list[str]]:
         ) from exc
 
 
-def _link(env: Path, rel: str, target: Path) -> None:
-    source = env / rel
+def _link(env: str, rel: str, destination: str) -> None:
+    # Strings, not Paths: thousands of these run in a row, each a system call or two.
+    source, target = f"{env}/{rel}", f"{destination}/{rel}"
     try:
         os.link(source, target)
     except FileNotFoundError as exc:
-        if source.exists():
+        if os.path.exists(source):  # noqa: PTH110
             raise
         raise IntegrityError(
             f"the environment {env} lacks {rel}, which its RECORD lists; "
@@ -237,21 +251,23 @@ def _link(env: Path, rel: str, target: Path) -> None:
         shutil.copymode(source, target)
 
 
-def link_dists(
+def plan_links(
     sources: Sequence[tuple[str, Path, str]], destination: Path, interpreter: Interpreter
-) -> Linked:
-    """Hard-link each ``(wheel filename or RUNTIME, environment, dist-info)``'s files.
+) -> tuple[Linked, Callable[[], None]]:
+    """What hard-linking each ``(wheel filename or RUNTIME, environment, dist-info)`` gives.
 
-    A file two wheels share is linked once; different content at one path is a
-    conflict, as in a plain install. The pyc of a shared source may differ
-    byte for byte between environments (marshal output depends on the
-    compiling process): the first one is kept and the other RECORD is
-    rewritten to list it.
+    Returns the files it links, and the function that links them. A file two
+    wheels share is linked once; different content at one path is a conflict,
+    as in a plain install (raised here, before anything is linked). The pyc of
+    a shared source may differ byte for byte between environments (marshal
+    output depends on the compiling process): the first one is kept and the
+    other RECORD is rewritten to list it.
     """
     owners: Linked = {}
     links: list[tuple[Path, str]] = []  # (source environment, path relative to both)
     records: list[tuple[Path, list[list[str]], str]] = []  # RECORDs to rewrite
     site = interpreter.site_packages
+    root = os.fspath(destination)
     for filename, env, dist_info in sources:
         rows = _record_rows(env, site, dist_info)
         record = posixpath.join(site, dist_info, "RECORD")
@@ -262,12 +278,11 @@ def link_dists(
             if rel == record:
                 continue
             algorithm, _, digest = row[1].partition("=")
-            path = destination / rel
-            owner = owners.setdefault(path, (algorithm, digest, int(row[2]), filename))
+            owner = owners.setdefault(f"{root}/{rel}", (algorithm, digest, int(row[2]), filename))
             if owner[3] == filename:
                 links.append((env, rel))
             elif owner[:2] != (algorithm, digest):
-                if not _shared_pyc(owners, mine, destination, rel, filename):
+                if not _shared_pyc(owners, mine, root, rel, filename):
                     raise conflict(owner[3], filename, Path(rel))
                 row[1:] = [f"{owner[0]}={owner[1]}", str(owner[2])]
                 rewritten = True
@@ -275,23 +290,27 @@ def link_dists(
             records.append((destination / record, rows, posixpath.relpath(record, site)))
         else:
             links.append((env, record))
-    # Links and directories are cheap but many: a few threads keep the filesystem busy.
-    batches = [links[start : start + _LINK_BATCH] for start in range(0, len(links), _LINK_BATCH)]
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        list(pool.map(lambda batch: _link_all(batch, destination), batches))
-    for path, rows, name in records:
-        _write_record(path, rows, name=name)
-    return owners
+
+    def make_links() -> None:
+        # Links and directories are cheap but many: a few threads keep the filesystem busy.
+        batches = [links[at : at + _LINK_BATCH] for at in range(0, len(links), _LINK_BATCH)]
+        with ThreadPoolExecutor(max_workers=4, thread_name_prefix="photonpack-link") as pool:
+            list(pool.map(lambda batch: _link_all(batch, destination), batches))
+        for path, rows, name in records:
+            _write_record(path, rows, name=name)
+
+    return owners, make_links
 
 
 def _link_all(batch: Sequence[tuple[Path, str]], destination: Path) -> None:
     made: set[str] = set()
+    root = os.fspath(destination)
     for env, rel in batch:
         parent = posixpath.dirname(rel)
         if parent not in made:
-            (destination / parent).mkdir(parents=True, exist_ok=True)  # races with other batches
+            os.makedirs(f"{root}/{parent}", exist_ok=True)  # noqa: PTH103 - races with other batches
             made.add(parent)
-        _link(env, rel, destination / rel)
+        _link(os.fspath(env), rel, root)
 
 
 def _relative(env: Path, site: str, row: list[str]) -> str:
@@ -305,18 +324,14 @@ def _relative(env: Path, site: str, row: list[str]) -> str:
 
 
 def _shared_pyc(
-    owners: Mapping[Path, tuple[str, str, int, str]],
-    mine: Mapping[str, list[str]],
-    destination: Path,
-    rel: str,
-    wheel: str,
+    owners: Linked, mine: Mapping[str, list[str]], root: str, rel: str, wheel: str
 ) -> bool:
     """Whether ``rel`` is the pyc of a source that another wheel installs identically."""
     folder, name = posixpath.split(rel)
     if posixpath.basename(folder) != "__pycache__" or not name.endswith(".pyc"):
         return False
     source = posixpath.join(posixpath.dirname(folder), name.split(".", 1)[0] + ".py")
-    owner = owners.get(destination / source)
+    owner = owners.get(f"{root}/{source}")
     return (
         owner is not None
         and owner[3] != wheel

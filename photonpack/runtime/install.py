@@ -11,6 +11,7 @@ environment's own interpreter processes).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import os
@@ -81,14 +82,14 @@ def conflict(first: str, second: str, path: Path) -> EnvironmentError_:
 
 
 def _claim(
-    wheels: Sequence[Wheel], scheme: Scheme, taken: Mapping[Path, tuple[str, str, int, str]]
+    wheels: Sequence[Wheel], scheme: Scheme, taken: Mapping[str, tuple[str, str, int, str]]
 ) -> list[set[str]]:
     """Which members each wheel skips: identical files shared by wheels are written once.
 
     ``taken`` holds the files already in the environment (linked from the
-    store's cache), as path -> (algorithm, digest, size, wheel filename).
+    store's cache), as absolute path -> (algorithm, digest, size, wheel filename).
     """
-    owners: dict[Path, tuple[str, tuple[str, str, int] | None]] = {
+    owners: dict[str, tuple[str, tuple[str, str, int] | None]] = {
         path: (wheel, (algorithm, digest, size))
         for path, (algorithm, digest, size, wheel) in taken.items()
     }
@@ -100,7 +101,7 @@ def _claim(
         ]
         targets += [(scheme.scripts / script, None, None) for script, _m, _a in wheel.scripts]
         for target, member, content in targets:
-            owner = owners.setdefault(target, (wheel.filename, content))
+            owner = owners.setdefault(str(target), (wheel.filename, content))
             if owner[0] == wheel.filename:
                 continue
             if content is None or owner[1] != content:
@@ -133,7 +134,7 @@ def install_wheels(
     interpreter: Interpreter,
     on_written: OnWritten | None = None,
     workers: int | None = None,
-    taken: Mapping[Path, tuple[str, str, int, str]] = {},
+    taken: Mapping[str, tuple[str, str, int, str]] = {},
     readonly: bool = False,
 ) -> list[InstalledDist]:
     """Check every wheel, then extract them all in parallel into ``scheme``.
@@ -205,7 +206,7 @@ def runtime_dist_info(runtime_files: Mapping[str, Path]) -> str:
 def place_runtime(
     site: Path,
     runtime_files: Mapping[str, Path],
-    taken: Iterable[Path],
+    taken: Iterable[str],
     *,
     readonly: bool = False,
 ) -> InstalledDist:
@@ -226,7 +227,7 @@ def place_runtime(
     rows = []
     for relpath, data in sorted(files.items()):
         target = _runtime_target(site, relpath)
-        if target in taken or target.exists():
+        if str(target) in taken or target.exists():
             raise EnvironmentError_(
                 f"runtime file {relpath} is also installed by a wheel of the photon; "
                 "remove photonpack from the photon's requirements and lock again."
@@ -271,13 +272,52 @@ def _build(
     cache: WheelCache | None,
 ) -> None:
     scheme = create_venv(destination, interpreter)
-    site = scheme.site_packages
-    fresh: Sequence[tuple[str, Path]] = wheels
-    place = bool(runtime_files)
-    linked: Linked = {}
+    with contextlib.ExitStack() as stack:
+        fresh: Sequence[tuple[str, Path]] = wheels
+        place = bool(runtime_files)
+        linked: Linked = {}
+        if cache is not None:  # linked in the background while the rest is installed
+            linking = cache.link(wheels, runtime_files, scheme, interpreter)
+            fresh, place, linked = stack.enter_context(linking)
+        dists, compiled, flushing = _install(
+            scheme, interpreter, fresh, runtime_files if place else {},
+            compile_bytecode=compile_bytecode, linked=linked, readonly=cache is not None,
+        )  # fmt: skip
+    if fresh:  # a source skipped because a linked wheel put it there already has its pyc
+        compiled |= {
+            Path(path): (f"{algorithm}={digest}", size)
+            for path, (algorithm, digest, size, _wheel) in linked.items()
+            if path.endswith(".pyc")
+        }
+    for dist in dists:
+        extra = pyc_rows(dist, scheme.site_packages, interpreter.cache_tag, compiled)
+        write_record(dist, scheme, extra=extra, readonly=cache is not None)
+    # Durable before anyone marks it complete: a power cut cannot leave a "complete"
+    # environment with empty files or missing links.
+    if flushing is not None:
+        flushing.result()
+    sync_filesystem(destination)
     if cache is not None:
-        fresh, place, linked = cache.link(wheels, runtime_files, scheme, interpreter)
-    readonly = cache is not None  # linked files are shared: none may be written through
+        cache.installed(dists)
+
+
+def _install(
+    scheme: Scheme,
+    interpreter: Interpreter,
+    fresh: Sequence[tuple[str, Path]],
+    runtime_files: Mapping[str, Path],
+    *,
+    compile_bytecode: bool,
+    linked: Linked,
+    readonly: bool,
+) -> tuple[list[InstalledDist], dict[Path, tuple[str, int]], Future[None] | None]:
+    """Install the ``fresh`` wheels and place the runtime files, beside ``linked`` ones.
+
+    Returns the distributions written, the pycs compiled, and the flush of
+    the wheels' bytes to disk started once they are out.
+    """
+    site = scheme.site_packages
+    place = bool(runtime_files)
     dists: list[InstalledDist] = []
     compiled: dict[Path, tuple[str, int]] = {}
     flushing: Future[None] | None = None
@@ -290,10 +330,10 @@ def _build(
             )  # fmt: skip
             # The wheels' bytes go to disk while the last modules compile.
             flusher = ThreadPoolExecutor(1, thread_name_prefix="photonpack-sync")
-            flushing = flusher.submit(sync_filesystem, destination)
+            flushing = flusher.submit(sync_filesystem, scheme.root)
             flusher.shutdown(wait=False)
             if place:
-                taken = [*linked, *(path for dist in dists for path, _h, _s in dist.rows)]
+                taken = [*linked, *(str(path) for dist in dists for path, _h, _s in dist.rows)]
                 dists.append(place_runtime(site, runtime_files, taken, readonly=readonly))
                 compiler.submit(site, [(path, size) for path, _h, size in dists[-1].rows])
             compiled = compiler.finish()
@@ -301,20 +341,7 @@ def _build(
         dists.append(place_runtime(site, runtime_files, linked, readonly=readonly))
         if compile_bytecode:
             compiled = compile_few(interpreter, site, [path for path, _h, _s in dists[-1].rows])
-    # A source skipped because a linked wheel put it there already has its pyc.
-    compiled |= {
-        path: (f"{algorithm}={digest}", size)
-        for path, (algorithm, digest, size, _wheel) in linked.items()
-        if path.suffix == ".pyc"
-    }
-    for dist in dists:
-        extra = pyc_rows(dist, site, interpreter.cache_tag, compiled)
-        write_record(dist, scheme, extra=extra, readonly=readonly)
-    if flushing is not None:  # durable before anyone marks it complete: a power cut
-        flushing.result()  # cannot leave a "complete" environment with empty files
-        sync_filesystem(destination)
-    if cache is not None:
-        cache.installed(dists)
+    return dists, compiled, flushing
 
 
 def create_environment(
