@@ -10,11 +10,13 @@ Install section: a cold install of the same wheels into a fresh venv by
 photonpack as a first ``photonpack run`` does it (``ensure_environment`` in an
 empty store that holds the verified wheels), by ``pip install --no-index
 --find-links --require-hashes``, and by ``uv pip install --offline`` (cold and
-warm cache, with and without bytecode); plus photonpack building a second
-environment from wheels its store already holds. Each install lands in a
-fresh directory and ends with ``sync``; the figures are medians of
-``--repeat`` rounds, each round running every variant once in a rotated
-order.
+warm cache, with and without bytecode); plus photonpack building the
+environment of a photon whose wheels two other photons brought into the
+store (and of one with the same wheels but other runtime files). Each install
+lands in a fresh directory under ``--workdir`` and ends with ``sync``; no
+tree is removed before the run ends (see ``PROBE_FILES``); the figures are
+medians of ``--repeat`` rounds, each round running every variant once in a
+rotated order. The install section runs last.
 
 Warm start: ``photonpack run svc.photon`` (verify, reuse the environment,
 serve) against the same counter written by hand for FastAPI and started with
@@ -378,17 +380,19 @@ def main() -> None:
         if wheels is None or sections & {"start", "verify"}:
             archive, built_wheels, env = build_realistic(work)
             wheels = wheels or built_wheels
-        if "install" in sections:
-            uv = args.uv
-            if uv is None and (tools := tool_venv(work, "uv")) is not None:
-                uv = tools / "uv"
-            bench_install(wheels, uv, args.repeat, args.workdir)
+        # Install last: removing its trees (gigabytes) keeps the disk and a CPU busy
+        # for a while, which the start-up figures would pay for.
         if "start" in sections:
             assert archive is not None and env is not None
             bench_start(archive, env, args.starts)
         if "verify" in sections:
             assert archive is not None
             bench_verify(archive, args.repeat)
+        if "install" in sections:
+            uv = args.uv
+            if uv is None and (tools := tool_venv(work, "uv")) is not None:
+                uv = tools / "uv"
+            bench_install(wheels, uv, args.repeat, args.workdir)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
