@@ -191,15 +191,45 @@ def _host_platforms() -> Iterator[str]:
     yield from tags.platform_tags()
 
 
-def _host_platform() -> str:
-    # The common case, a 64-bit glibc Linux, without importing packaging.tags; it
-    # gives the same answer as the first manylinux tag of packaging.tags.platform_tags().
+def _glibc_host() -> tuple[int, int, str] | None:
+    """(glibc major, minor, machine) on a 64-bit glibc Linux of a common architecture."""
     glibc = os.confstr("CS_GNU_LIBC_VERSION") if hasattr(os, "confstr") else None
     machine = os.uname().machine if hasattr(os, "uname") else ""
     if sys.platform == "linux" and glibc and sys.maxsize > 2**32 and machine in _FAST_ARCHS:
         major, _, minor = glibc.partition(" ")[2].partition(".")
-        if major.isdigit() and minor.split(".")[0].isdigit():
-            return f"manylinux_{major}_{minor.split('.')[0]}_{machine}"
+        minor = minor.split(".")[0]
+        if major.isdigit() and minor.isdigit():
+            return int(major), int(minor), machine
+    return None
+
+
+def _fast_host_platforms() -> set[str] | None:
+    """``set(packaging.tags.platform_tags())`` on a 64-bit glibc Linux, without importing it.
+
+    What a warm ``photonpack run`` asks: packaging.tags (and the logging it pulls
+    in) costs ~20 ms. ``tests/test_target.py`` checks it against packaging.
+    """
+    host = _glibc_host()
+    if host is None or host[0] != 2:
+        return None
+    _major, minor, machine = host
+    oldest = 5 if machine == "x86_64" else 17  # manylinux1 / manylinux2014
+    platforms = {f"linux_{machine}"}
+    platforms |= {f"manylinux_2_{m}_{machine}" for m in range(oldest, minor + 1)}
+    platforms |= {
+        f"{legacy}_{machine}"
+        for legacy, (_two, version) in _LEGACY_MANYLINUX.items()
+        if oldest <= version <= minor
+    }
+    return platforms
+
+
+def _host_platform() -> str:
+    # The common case, a 64-bit glibc Linux, without importing packaging.tags; it
+    # gives the same answer as the first manylinux tag of packaging.tags.platform_tags().
+    host = _glibc_host()
+    if host is not None:
+        return f"manylinux_{host[0]}_{host[1]}_{host[2]}"
     platforms = list(_host_platforms())
     # ``linux_<arch>`` is the tag of locally built wheels; indexes serve manylinux ones.
     portable = [p for p in platforms if not p.startswith("linux_")]
@@ -209,7 +239,7 @@ def _host_platform() -> str:
 def host_compatible(targets: Iterable[Target]) -> Target | None:
     """The first of ``targets`` that this interpreter on this machine can run."""
     host = Target.host()
-    platforms = set(_host_platforms())
+    platforms = _fast_host_platforms() or set(_host_platforms())
     for target in targets:
         if target.interpreter == host.interpreter and target.platform in platforms:
             return target

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import sys
+
 import pytest
 from packaging import tags
 
-from photonpack.target import Target, TargetError, host_compatible
+from photonpack.target import Target, TargetError, _fast_host_platforms, host_compatible
 
 X86 = Target.parse("cp311-manylinux_2_28_x86_64")
 ARM = Target.parse("cp312-manylinux_2_28_aarch64")
@@ -84,6 +87,14 @@ def test_wheel_rank_prefers_the_most_specific_wheel() -> None:
 def test_host_uses_the_first_portable_platform_tag_of_packaging() -> None:
     expected = next(p for p in tags.platform_tags() if not p.startswith("linux_"))
     assert Target.host().platform == expected
+
+
+def test_platforms_known_without_packaging_are_packagings() -> None:
+    # The warm start's fast path: a 64-bit glibc Linux (this machine and CI); None elsewhere.
+    glibc_linux = sys.platform == "linux" and os.confstr("CS_GNU_LIBC_VERSION") is not None
+    common = os.uname().machine in {"x86_64", "aarch64"} and sys.maxsize > 2**32
+    expected = set(tags.platform_tags()) if glibc_linux and common else None
+    assert _fast_host_platforms() == expected
 
 
 def test_host_compatible_picks_the_target_this_machine_runs() -> None:

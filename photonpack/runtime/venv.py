@@ -79,20 +79,28 @@ class Scheme:
     headers: Path  # include/site/pythonX.Y; each distribution gets a subdirectory
 
 
-def _describe() -> dict[str, Any]:
-    # Self-contained: its source also runs inside other interpreters.
+def _identity() -> str:
+    # Self-contained, as _describe: "cpython-3.11.7-x86_64-linux-gnu".
     import platform
+    import sys
+    import sysconfig
+
+    multiarch = sysconfig.get_config_var("MULTIARCH") or sysconfig.get_platform().replace("-", "_")
+    return f"{sys.implementation.name}-{platform.python_version()}{sys.abiflags}-{multiarch}"
+
+
+def _describe() -> dict[str, Any]:
+    # Self-contained but for _identity: their source also runs inside other interpreters.
     import sys
     import sysconfig
 
     from packaging.tags import sys_tags
 
-    multiarch = sysconfig.get_config_var("MULTIARCH") or sysconfig.get_platform().replace("-", "_")
     short = f"{sys.version_info[0]}.{sys.version_info[1]}"
     threaded = "t" if sysconfig.get_config_var("Py_GIL_DISABLED") else ""
     return {
         "executable": getattr(sys, "_base_executable", None) or sys.executable,
-        "id": f"{sys.implementation.name}-{platform.python_version()}{sys.abiflags}-{multiarch}",
+        "id": _identity(),
         "short_version": short,
         "site_packages": f"lib/python{short}{threaded}/site-packages",
         "cache_tag": sys.implementation.cache_tag,
@@ -109,6 +117,7 @@ def _probe(python: Path) -> dict[str, Any]:
 
     script = (
         "from __future__ import annotations\n"
+        + inspect.getsource(_identity)
         + inspect.getsource(_describe)
         + "import json, sys\nsys.path.insert(0, sys.argv[1])\nprint(json.dumps(_describe()))\n"
     )
@@ -145,8 +154,16 @@ def describe_interpreter(python: Path | None = None) -> Interpreter:
 
 
 def interpreter_id(python: Path | None = None) -> str:
-    """``<implementation>-<version><abiflags>-<multiarch>``: ``cpython-3.11.7-x86_64-linux-gnu``."""
-    return describe_interpreter(python).id
+    """``<implementation>-<version><abiflags>-<multiarch>``: ``cpython-3.11.7-x86_64-linux-gnu``.
+
+    For this interpreter (a warm start's question) without listing its wheel tags.
+    """
+    return _host_identity() if python is None else describe_interpreter(python).id
+
+
+@lru_cache(maxsize=1)
+def _host_identity() -> str:
+    return _identity()
 
 
 def environment_digest(
