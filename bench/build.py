@@ -20,7 +20,6 @@ archive size <= 1.0x the sum of the wheel sizes; warm build time <= pex's.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import shutil
 import statistics
 import sys
@@ -40,6 +39,7 @@ from bench._common import (
     verdict,
 )
 from photonpack.bundle import read_manifest
+from photonpack.digests import sha256_file
 from photonpack.manifest import Manifest
 
 
@@ -49,14 +49,6 @@ class Figure:
     cold: float
     warm: float
     size: int
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def changed_entries(a: Manifest, b: Manifest) -> list[tuple[str, str, str]]:
@@ -83,9 +75,9 @@ def bench_photonpack(work: Path, rounds: int) -> tuple[Figure, Path]:
     job = photon_build(work)
     argv, project, env, out = job.argv, job.cwd, job.env, job.archive
     cold = timed(argv, project, env)
-    first, first_manifest = sha256_file(out), read_manifest(out)
+    first, first_manifest = sha256_file(out)[0], read_manifest(out)
     warm = warm_median(argv, project, env, rounds)
-    if sha256_file(out) != first:
+    if sha256_file(out)[0] != first:
         # photonpack ships its own source: an edit to the checkout between two builds
         # changes the archive, legitimately. Anything else is a determinism bug.
         print(f"   WARNING: the warm build's bytes differ from the cold one's: {first}")

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from photonpack.digests import sha256_file
 from photonpack.errors import IndexError_, IntegrityError
 
 if TYPE_CHECKING:
@@ -308,18 +309,8 @@ def _local_find_links(locations: Sequence[str], wanted: set[str]) -> dict[str, l
 
 def _local_file(path: Path) -> DistFile:
     # A plain directory publishes no digests: hash the files here, they are local.
-    digest, size = _hash_file(path)
+    digest, size = sha256_file(path)
     return DistFile(filename=path.name, url=path.resolve().as_uri(), sha256=digest, size=size)
-
-
-def _hash_file(path: Path) -> tuple[str, int]:
-    sha = hashlib.sha256()
-    size = 0
-    with path.open("rb") as stream:
-        while chunk := stream.read(_CHUNK):
-            sha.update(chunk)
-            size += len(chunk)
-    return sha.hexdigest(), size
 
 
 def head_size(url: str) -> int:
@@ -417,7 +408,7 @@ def _fetch_one(
     import tempfile
 
     final = directory / wheel.sha256
-    if final.is_file() and _hash_file(final) == (wheel.sha256, wheel.size):
+    if final.is_file() and sha256_file(final) == (wheel.sha256, wheel.size):
         return final
     fd, temp_name = tempfile.mkstemp(dir=partial, prefix=".part-")
     temp = Path(temp_name)

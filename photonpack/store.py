@@ -40,6 +40,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
+from photonpack.digests import sha256_file
 from photonpack.errors import IntegrityError, PhotonpackError, StoreError
 
 if TYPE_CHECKING:
@@ -259,14 +260,10 @@ class Store:
     def _hash_archive_file(self, path: Path) -> str:
         from photonpack.errors import ArchiveError
 
-        digest = hashlib.sha256()
         try:
-            with path.open("rb") as handle:
-                while chunk := handle.read(_CHUNK * 4):
-                    digest.update(chunk)
+            return sha256_file(path)[0]
         except OSError as exc:
             raise ArchiveError(f"cannot read {path}: {exc.strerror or exc}") from exc
-        return digest.hexdigest()
 
     def _known_archive(self, seen: Path) -> Manifest | None:
         """The manifest of an archive file imported before, if all its blobs are still here."""
@@ -405,16 +402,11 @@ class Store:
         return self.blob_path(sha256)
 
     def _check_file(self, path: Path, sha256: str, size: int) -> None:
-        digest = hashlib.sha256()
-        actual = 0
-        with path.open("rb") as handle:
-            while chunk := handle.read(_CHUNK):
-                digest.update(chunk)
-                actual += len(chunk)
-        if actual != size or digest.hexdigest() != _hex_of(sha256):
+        found, actual = sha256_file(path)
+        if actual != size or found != _hex_of(sha256):
             raise IntegrityError(
                 f"blob sha256:{_hex_of(sha256)}: expected {size} bytes with that digest, "
-                f"found {actual} bytes with sha256:{digest.hexdigest()}"
+                f"found {actual} bytes with sha256:{found}"
             )
 
     def verify_blob(self, sha256: str, size: int) -> bool:

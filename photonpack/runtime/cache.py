@@ -35,7 +35,6 @@ import contextlib
 import csv
 import errno
 import hashlib
-import io
 import json
 import os
 import posixpath
@@ -45,16 +44,16 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 
+from photonpack.digests import sha256_file
 from photonpack.errors import IntegrityError, StoreError
-from photonpack.runtime.extract import InstalledDist, write_new
-from photonpack.runtime.install import RUNTIME, conflict, runtime_dist_info
+from photonpack.runtime.extract import InstalledDist
+from photonpack.runtime.install import RUNTIME, conflict, runtime_dist_info, write_record_file
 from photonpack.runtime.venv import ENVIRONMENT_LAYOUT, Interpreter, Scheme
 from photonpack.store import Store
 
 __all__ = ["Linked", "WheelCache"]
 
-_HEX = frozenset("0123456789abcdef")
-_ENV_HEX = re.compile(r"[0-9a-f]{64}")
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 _DIST_INFO = re.compile(r"[A-Za-z0-9_.+!-]+\.dist-info")
 # Linking fails across filesystems, past the link limit, or where links are
 # not allowed: the file is copied instead.
@@ -86,7 +85,7 @@ class WheelCache:
 
     def digest_of(self, wheel: Path) -> str:
         """The wheel's sha256: a store blob's name, else hashed from the file."""
-        return wheel.name if self._is_blob(wheel) else _sha256(wheel)
+        return wheel.name if self._is_blob(wheel) else sha256_file(wheel)[0]
 
     def source(self, key: str, interpreter: Interpreter) -> tuple[Path, str] | None:
         """The complete environment and dist-info the pointer ``key`` names, or None."""
@@ -98,7 +97,7 @@ class WheelCache:
         if not (
             isinstance(env_hex, str)
             and isinstance(dist_info, str)
-            and _ENV_HEX.fullmatch(env_hex)
+            and _SHA256_HEX.fullmatch(env_hex)
             and _DIST_INFO.fullmatch(dist_info)
         ):
             return None
@@ -182,8 +181,8 @@ class WheelCache:
                 )
 
     def _is_blob(self, path: Path) -> bool:
-        blobs = self.store.root / "blobs" / "sha256"
-        return path.parent == blobs and len(path.name) == 64 and _HEX.issuperset(path.name)
+        name = path.name
+        return _SHA256_HEX.fullmatch(name) is not None and path == self.store.blob_path(name)
 
     def installed(self, dists: Sequence[InstalledDist]) -> None:
         """Note the distributions installed (not linked) into this environment."""
@@ -210,14 +209,6 @@ def _size(path: Path) -> int:
         return path.stat().st_size
     except FileNotFoundError:
         return -1  # verify_blob then reports it missing
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _record_rows(env: Path, site: str, dist_info: str) -> list[list[str]]:
@@ -297,7 +288,9 @@ def plan_links(
         with ThreadPoolExecutor(max_workers=4, thread_name_prefix="photonpack-link") as pool:
             list(pool.map(lambda batch: _link_all(batch, destination), batches))
         for path, rows, name in records:
-            _write_record(path, rows, name=name)
+            write_record_file(
+                path, (row for row in rows if row[0] != name), name=name, readonly=True
+            )
 
     return owners, make_links
 
@@ -338,10 +331,3 @@ def _shared_pyc(
         and source in mine
         and mine[source][1] == f"{owner[0]}={owner[1]}"
     )
-
-
-def _write_record(path: Path, rows: list[list[str]], *, name: str) -> None:
-    lines = sorted(tuple(row) for row in rows if row[0] != name)
-    out = io.StringIO()
-    csv.writer(out, lineterminator="\n").writerows([*lines, (name, "", "")])
-    write_new(path, out.getvalue().encode(), executable=False, readonly=True)

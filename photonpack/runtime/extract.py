@@ -32,6 +32,7 @@ __all__ = [
     "INSTALLER",
     "SCRIPT_SHEBANG",
     "InstalledDist",
+    "Job",
     "OnWritten",
     "extract_wheels",
     "target_path",
@@ -67,6 +68,16 @@ except ImportError:  # an interpreter zlib-ng has no wheel for: the standard zli
     def _inflate(raw: memoryview, limit: int) -> bytes:
         """A raw deflate stream, inflated to at most ``limit`` bytes (zlib.error if bad)."""
         return zlib.decompressobj(-zlib.MAX_WBITS).decompress(raw, limit)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Job:
+    """A checked wheel to extract into ``scheme``."""
+
+    wheel: Wheel
+    scheme: Scheme
+    targets: Sequence[Path]  # where each of ``wheel.files`` goes
+    skip: set[str]  # members already there (another wheel's identical file)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -155,19 +166,14 @@ def _member_data(wheel: Wheel, file: WheelFile, view: memoryview) -> bytes:
 
 
 def _extract_chunk(
-    wheel: Wheel,
-    files: Sequence[WheelFile],
-    scheme: Scheme,
-    mapped: mmap.mmap,
-    skip: set[str],
-    *,
-    readonly: bool,
+    job: Job, start: int, stop: int, mapped: mmap.mmap, *, readonly: bool
 ) -> list[tuple[Path, str, int]]:
+    """Write the job's files ``start:stop``; their RECORD rows."""
+    wheel, skip = job.wheel, job.skip
     rows: list[tuple[Path, str, int]] = []
     made: set[Path] = set()
     with memoryview(mapped) as view:
-        for file in files:
-            target = target_path(scheme, wheel, file)
+        for file, target in zip(wheel.files[start:stop], job.targets[start:stop], strict=True):
             if file.member in skip:
                 rows.append((target, f"{file.algorithm}={file.digest}", file.size))
                 continue
@@ -185,16 +191,17 @@ def _extract_chunk(
     return rows
 
 
-def _chunks(files: Sequence[WheelFile]) -> list[Sequence[WheelFile]]:
-    chunks: list[Sequence[WheelFile]] = []
+def _chunks(files: Sequence[WheelFile]) -> list[tuple[int, int]]:
+    """``(start, stop)`` of each chunk of ``files``."""
+    chunks: list[tuple[int, int]] = []
     start = size = 0
     for index, file in enumerate(files):
         size += file.size
         if size >= _CHUNK_BYTES or index + 1 - start >= _CHUNK_FILES:
-            chunks.append(files[start : index + 1])
+            chunks.append((start, index + 1))
             start, size = index + 1, 0
     if start < len(files):
-        chunks.append(files[start:])
+        chunks.append((start, len(files)))
     return chunks
 
 
@@ -222,7 +229,7 @@ def _map(wheel: Wheel) -> mmap.mmap:
 
 
 def extract_wheels(
-    jobs: Sequence[tuple[Wheel, Scheme, set[str]]],
+    jobs: Sequence[Job],
     *,
     on_written: OnWritten | None = None,
     workers: int | None = None,
@@ -237,20 +244,21 @@ def extract_wheels(
     """
     workers = workers or min(8, 2 * (os.cpu_count() or 1))
     # Biggest first, so that the long poles start early.
-    order = sorted(range(len(jobs)), key=lambda i: -sum(f.size for f in jobs[i][0].files))
+    order = sorted(range(len(jobs)), key=lambda i: -sum(f.size for f in jobs[i].wheel.files))
     maps: dict[int, mmap.mmap] = {}
     futures: dict[int, list[Future[list[tuple[Path, str, int]]]]] = {}
 
-    def run(index: int, files: Sequence[WheelFile]) -> list[tuple[Path, str, int]]:
-        wheel, scheme, skip = jobs[index]
-        rows = _extract_chunk(wheel, files, scheme, maps[index], skip, readonly=readonly)
+    def run(index: int, start: int, stop: int) -> list[tuple[Path, str, int]]:
+        job = jobs[index]
+        rows = _extract_chunk(job, start, stop, maps[index], readonly=readonly)
         if on_written is not None:  # what this wheel wrote: a skipped file is another's
+            files = job.wheel.files[start:stop]
             written = [
                 (path, size)
                 for file, (path, _digest, size) in zip(files, rows, strict=True)
-                if file.member not in skip
+                if file.member not in job.skip
             ]
-            on_written(scheme.site_packages, written)
+            on_written(job.scheme.site_packages, written)
         return rows
 
     with contextlib.ExitStack() as stack:
@@ -259,14 +267,15 @@ def extract_wheels(
         )
         stack.callback(lambda: pool.shutdown(wait=True, cancel_futures=True))
         for index in order:
-            wheel = jobs[index][0]
+            wheel = jobs[index].wheel
             maps[index] = _map(wheel)
             stack.callback(_close, maps[index])
-            futures[index] = [pool.submit(run, index, part) for part in _chunks(wheel.files)]
+            chunks = _chunks(wheel.files)
+            futures[index] = [pool.submit(run, index, *chunk) for chunk in chunks]
         dists = []
-        for index, (wheel, scheme, _skip) in enumerate(jobs):
+        for index, job in enumerate(jobs):
             rows = [row for future in futures[index] for row in future.result()]
-            dists.append(_finish(wheel, scheme, rows, readonly))
+            dists.append(_finish(job.wheel, job.scheme, rows, readonly))
     return dists
 
 

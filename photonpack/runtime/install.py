@@ -26,6 +26,7 @@ from photonpack.errors import EnvironmentError_
 from photonpack.runtime.extract import (
     INSTALLER,
     InstalledDist,
+    Job,
     OnWritten,
     extract_wheels,
     target_path,
@@ -41,6 +42,7 @@ from photonpack.runtime.venv import (
     environment_digest,
     interpreter_id,
     is_host,
+    pyc_entry,
     sync_filesystem,
 )
 from photonpack.runtime.wheel import Wheel, read_wheel, record_hash
@@ -59,6 +61,7 @@ __all__ = [
     "place_runtime",
     "runtime_dist_info",
     "write_record",
+    "write_record_file",
 ]
 
 # photonpack's runtime files form a distribution of the environment like a wheel's:
@@ -83,8 +86,10 @@ def conflict(first: str, second: str, path: Path) -> EnvironmentError_:
 
 def _claim(
     wheels: Sequence[Wheel], scheme: Scheme, taken: Mapping[str, tuple[str, str, int, str]]
-) -> list[set[str]]:
-    """Which members each wheel skips: identical files shared by wheels are written once.
+) -> list[Job]:
+    """Each wheel's extraction job: where its files go, and the members it skips.
+
+    Identical files shared by wheels are written once.
 
     ``taken`` holds the files already in the environment (linked from the
     store's cache), as absolute path -> (algorithm, digest, size, wheel filename).
@@ -93,22 +98,25 @@ def _claim(
         path: (wheel, (algorithm, digest, size))
         for path, (algorithm, digest, size, wheel) in taken.items()
     }
-    skip: list[set[str]] = [set() for _ in wheels]
-    for index, wheel in enumerate(wheels):
-        targets: list[tuple[Path, str | None, tuple[str, str, int] | None]] = [
-            (target_path(scheme, wheel, f), f.member, (f.algorithm, f.digest, f.size))
-            for f in wheel.files
+    jobs = []
+    for wheel in wheels:
+        paths = [target_path(scheme, wheel, f) for f in wheel.files]
+        claims: list[tuple[Path, str | None, tuple[str, str, int] | None]] = [
+            (path, f.member, (f.algorithm, f.digest, f.size))
+            for path, f in zip(paths, wheel.files, strict=True)
         ]
-        targets += [(scheme.scripts / script, None, None) for script, _m, _a in wheel.scripts]
-        for target, member, content in targets:
+        claims += [(scheme.scripts / script, None, None) for script, _m, _a in wheel.scripts]
+        skip: set[str] = set()
+        for target, member, content in claims:
             owner = owners.setdefault(str(target), (wheel.filename, content))
             if owner[0] == wheel.filename:
                 continue
             if content is None or owner[1] != content:
                 raise conflict(owner[0], wheel.filename, target.relative_to(scheme.root))
             assert member is not None
-            skip[index].add(member)
-    return skip
+            skip.add(member)
+        jobs.append(Job(wheel=wheel, scheme=scheme, targets=paths, skip=skip))
+    return jobs
 
 
 def check_wheels(
@@ -144,8 +152,7 @@ def install_wheels(
     Returns the distributions sorted by wheel filename.
     """
     checked = check_wheels(wheels, interpreter=interpreter, workers=workers)
-    skips = _claim(checked, scheme, taken)
-    jobs = [(wheel, scheme, skip) for wheel, skip in zip(checked, skips, strict=True)]
+    jobs = _claim(checked, scheme, taken)
     return extract_wheels(jobs, on_written=on_written, workers=workers, readonly=readonly)
 
 
@@ -167,10 +174,16 @@ def write_record(
         text = str(path)
         return text[len(prefix) :] if text.startswith(prefix) else os.path.relpath(text, base)
 
+    lines = [(relative(path), digest, str(size)) for path, digest, size in rows]
+    write_record_file(record, lines, name=relative(record), readonly=readonly)
+
+
+def write_record_file(
+    record: Path, lines: Iterable[Sequence[str]], *, name: str, readonly: bool
+) -> None:
+    """Write a RECORD at ``record``: the ``lines`` sorted, then its own row (``name``)."""
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    lines = sorted((relative(path), digest, str(size)) for path, digest, size in rows)
-    writer.writerows([*lines, (relative(record), "", "")])
+    csv.writer(out, lineterminator="\n").writerows([*sorted(map(tuple, lines)), (name, "", "")])
     write_new(record, out.getvalue().encode(), executable=False, readonly=readonly)
 
 
@@ -257,8 +270,8 @@ def compile_few(
     for path in sources:
         row = compile_pyc(os.fsencode(site), os.fsencode(path.relative_to(site)), made)
         if row is not None:
-            pyc, digest, size = row.split(b"\0")
-            compiled[Path(os.fsdecode(pyc))] = (digest.decode(), int(size))
+            pyc, entry = pyc_entry(row)
+            compiled[pyc] = entry
     return compiled
 
 

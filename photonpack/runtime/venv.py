@@ -47,6 +47,7 @@ __all__ = [
     "environment_digest",
     "interpreter_id",
     "is_host",
+    "pyc_entry",
     "sync_filesystem",
     "wants_bytecode",
 ]
@@ -296,6 +297,12 @@ def _compile_worker() -> str:
     return "from __future__ import annotations\n" + inspect.getsource(compile_pyc) + _WORKER_LOOP
 
 
+def pyc_entry(row: bytes) -> tuple[Path, tuple[str, int]]:
+    """A row of :func:`compile_pyc` as ``(pyc path, (RECORD hash, size))``."""
+    pyc, digest, size = row.split(b"\0")
+    return Path(os.fsdecode(pyc)), (digest.decode(), int(size))
+
+
 class BytecodeCompiler:
     """Processes of the environment's python compiling site-packages files as they are fed.
 
@@ -376,8 +383,8 @@ class BytecodeCompiler:
                     "Check that the disk has free space, or set PHOTONPACK_HOME elsewhere."
                 )
             for line in output.read_bytes().splitlines():
-                pyc, digest, size = line.split(b"\0")
-                rows[Path(os.fsdecode(pyc))] = (digest.decode(), int(size))
+                pyc, entry = pyc_entry(line)
+                rows[pyc] = entry
         return rows
 
     def _kill(self) -> None:
