@@ -38,9 +38,9 @@ from bench._common import (
     tool_venv,
     verdict,
 )
-from photonpack.bundle import read_manifest
-from photonpack.digests import sha256_file
-from photonpack.manifest import Manifest
+from photonpack._digest import sha256_file
+from photonpack.archive import read_manifest
+from photonpack.archive.manifest import Manifest
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -31,7 +31,7 @@ from bench._common import (
     verdict,
     write_photon,
 )
-from photonpack.runtime.requirements import SERVING_REQUIREMENTS
+from photonpack.serving.requirements import SERVING_REQUIREMENTS
 
 
 def main() -> None:

@@ -30,10 +30,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import oras.client
 
 from bench._common import REQUIREMENTS, header, photon_build
-from photonpack.bundle import read_manifest, write_archive
-from photonpack.manifest import Manifest
-from photonpack.oci import RegistryClient
-from photonpack.reference import Reference, parse_reference
+from photonpack.archive import read_manifest, write_archive
+from photonpack.archive.manifest import Manifest
+from photonpack.oci.client import RegistryClient
+from photonpack.oci.reference import Reference, parse_reference
 from photonpack.registry import PushResult, pull_photon, push_archive, push_photon
 from photonpack.store import Store
 from tests.support.registry import StagedPhoton, stage_photon, start_registry

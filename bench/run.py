@@ -68,11 +68,11 @@ from bench._common import (
     tool_venv,
 )
 from bench.serve import HANDWRITTEN
-from photonpack.build import _runtime_files as runtime_files
-from photonpack.bundle import read_manifest
-from photonpack.manifest import FileEntry
-from photonpack.runtime.env import ensure_environment
-from photonpack.runtime.install import create_environment
+from photonpack.archive import read_manifest
+from photonpack.archive.manifest import FileEntry
+from photonpack.build import runtime_entries as runtime_files
+from photonpack.install.environment import ensure_environment
+from photonpack.install.installer import create_environment
 from photonpack.store import Store
 
 BASE = Path(getattr(sys, "_base_executable", sys.executable))

@@ -190,8 +190,8 @@ def in_process(workdir: Path, n: int) -> None:
     import importlib
 
     sys.path[:0] = [str(workdir), str(COUNTER)]
-    from photonpack.runtime.app import build_app
-    from photonpack.source import load_photon
+    from photonpack.serving.app import build_app
+    from photonpack.serving.source import load_photon
 
     auth = [(b"authorization", f"Bearer {TOKEN}".encode())]
     print(f"in-process ASGI, {n} requests per run, best of 5 (no sockets, no load generator)")

@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._common import REPO as ROOT
 from bench._common import header, verdict
-from photonpack.bundle import read_manifest
+from photonpack.archive import read_manifest
 from tests.support.archives import make_archive
 
 PYTHON = sys.executable
@@ -100,7 +100,7 @@ assert result.ok, result.problems
 
 SINGLE_THREAD = """
 import hashlib
-from photonpack import scan
+from photonpack.archive import reader as scan
 
 class Inline:
     def __init__(self): self._h = hashlib.sha256()

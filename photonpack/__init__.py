@@ -1,6 +1,6 @@
 """photonpack: reproducible, verifiable, offline-deployable Python photons.
 
-The public names are resolved lazily so that ``import photonpack.lock`` (and
+The public names are resolved lazily so that ``import photonpack.lock.lockfile`` (and
 the commands built on it) never pay for importing FastAPI or uvicorn.
 """
 
@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Any
 from photonpack.__about__ import __version__
 
 if TYPE_CHECKING:
-    from photonpack.client import Client, local
-    from photonpack.errors import PhotonpackError
-    from photonpack.photon import (
+    from photonpack.serving.client import Client, local
+    from photonpack.serving.errors import PhotonpackError
+    from photonpack.serving.photon import (
         File,
         HTTPException,
         JPEGResponse,
@@ -42,17 +42,17 @@ __all__ = [
 
 # name -> module that defines it; extended as the public API grows.
 _LAZY: dict[str, str] = {
-    "PhotonpackError": "photonpack.errors",
-    "Client": "photonpack.client",
-    "local": "photonpack.client",
-    "File": "photonpack.photon",
-    "HTTPException": "photonpack.photon",
-    "JPEGResponse": "photonpack.photon",
-    "PNGResponse": "photonpack.photon",
-    "Photon": "photonpack.photon",
-    "StreamingResponse": "photonpack.photon",
-    "WAVResponse": "photonpack.photon",
-    "handler": "photonpack.photon",
+    "PhotonpackError": "photonpack.serving.errors",
+    "Client": "photonpack.serving.client",
+    "local": "photonpack.serving.client",
+    "File": "photonpack.serving.photon",
+    "HTTPException": "photonpack.serving.photon",
+    "JPEGResponse": "photonpack.serving.photon",
+    "PNGResponse": "photonpack.serving.photon",
+    "Photon": "photonpack.serving.photon",
+    "StreamingResponse": "photonpack.serving.photon",
+    "WAVResponse": "photonpack.serving.photon",
+    "handler": "photonpack.serving.photon",
 }
 
 

@@ -22,11 +22,13 @@ from typing import Any, Protocol
 
 import photonpack
 from photonpack.__about__ import __version__
-from photonpack.bundle import write_archive
-from photonpack.declaration import Declaration, read_declaration
+from photonpack.archive import write_archive
+from photonpack.archive.manifest import FileEntry, Manifest, WheelEntry
 from photonpack.errors import BuildError
-from photonpack.index import fetch_wheels
-from photonpack.lock import (
+from photonpack.install.environment import ensure_environment, environment_python
+from photonpack.lock.declaration import Declaration, read_declaration
+from photonpack.lock.index import fetch_wheels
+from photonpack.lock.lockfile import (
     Lock,
     LockedWheel,
     LockOptions,
@@ -36,13 +38,21 @@ from photonpack.lock import (
     lock_photon,
     read_lock,
 )
-from photonpack.manifest import FileEntry, Manifest, WheelEntry
-from photonpack.runtime.env import ensure_environment, environment_python
-from photonpack.source import PhotonSpec
+from photonpack.lock.target import host_compatible
+from photonpack.serving.source import PhotonSpec
 from photonpack.store import Store, validate_name
-from photonpack.target import host_compatible
 
-__all__ = ["BuildOptions", "BuildResult", "FetchProgress", "build", "rebuild", "write_atomic"]
+__all__ = [
+    "SERVING_DISTRIBUTION",
+    "BuildOptions",
+    "BuildResult",
+    "FetchProgress",
+    "build",
+    "rebuild",
+    "runtime_entries",
+    "serving_files",
+    "write_atomic",
+]
 
 # Describing a photon imports the user's module; a hung import must not hang the build.
 _DESCRIBE_TIMEOUT_S = 300
@@ -127,7 +137,7 @@ def build(
         )
     wheels = _wheel_entries(lock)
     files = _photon_files(spec, declaration, lock.path, store)
-    runtime = _runtime_files(store)
+    runtime = runtime_entries(store)
     description, warnings = _describe(
         spec, declaration, lock=lock, wheels=wheels, files=files, runtime=runtime, store=store
     )
@@ -300,17 +310,35 @@ def _add_file(store: Store, rel: str, path: Path) -> FileEntry:
     return FileEntry(path=rel, sha256=sha256, size=size, executable=bool(mode & stat.S_IXUSR))
 
 
-def _runtime_files(store: Store) -> list[FileEntry]:
-    """photonpack's own code, shipped so that the served behaviour is the one built."""
+# What travels in every archive: the serving package and the facade that imports it.
+# Nothing else of photonpack does, so a change to the packaging side (the CLI,
+# the lock, the store) leaves every archive byte-identical.
+SERVING_DISTRIBUTION = ("__init__.py", "__about__.py", "py.typed", "serving")
+
+
+def serving_files() -> list[tuple[str, Path]]:
+    """The files of photonpack that run inside a photon's environment, sorted by path.
+
+    Each is ``(path relative to site-packages, file on this machine)``.
+    """
     package = Path(photonpack.__file__).parent
-    entries = []
-    for path in sorted(package.rglob("*")):
-        if path.suffix not in (".py", ".typed") or "__pycache__" in path.parts:
-            continue
-        rel = "photonpack/" + path.relative_to(package).as_posix()
-        entry = _add_file(store, rel, path)
-        entries.append(dataclasses.replace(entry, executable=False))
-    return entries
+    found: list[tuple[str, Path]] = []
+    for name in SERVING_DISTRIBUTION:
+        top = package / name
+        paths = sorted(top.rglob("*")) if top.is_dir() else [top]
+        for path in paths:
+            if path.suffix not in (".py", ".typed") or "__pycache__" in path.parts:
+                continue
+            found.append(("photonpack/" + path.relative_to(package).as_posix(), path))
+    return sorted(found)
+
+
+def runtime_entries(store: Store) -> list[FileEntry]:
+    """The serving files, copied into ``store``: the manifest's ``runtime`` entries."""
+    return [
+        dataclasses.replace(_add_file(store, rel, path), executable=False)
+        for rel, path in serving_files()
+    ]
 
 
 # -- the handler contract ---------------------------------------------------------
@@ -369,7 +397,7 @@ def _describe(
 
 
 def _run_describe(python: Path, entry: str, work: Path, source_dir: Path) -> str:
-    command = [str(python), "-I", "-m", "photonpack.runtime.describe", "--entry", entry]
+    command = [str(python), "-I", "-m", "photonpack.serving.describe", "--entry", entry]
     try:
         done = subprocess.run(
             command,

@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 from packaging.version import InvalidVersion, Version
 
-from photonpack.manifest import FileEntry, Handler, Manifest, Parameter, WheelEntry
+from photonpack.archive.manifest import FileEntry, Handler, Manifest, Parameter, WheelEntry
 from photonpack.summary import type_of
 
 if TYPE_CHECKING:
-    from photonpack.pylock import Lock
+    from photonpack.lock.pylock import Lock
 
 __all__ = [
     "DIFF_FORMAT_VERSION",
@@ -97,10 +97,10 @@ def side_from_lock(lock: Lock, label: str) -> Side:
 def load_side(path: Path) -> Side:
     """Read one side from disk: a ``.toml`` lock file, else an archive (its manifest only)."""
     if path.suffix == ".toml":
-        from photonpack.lock import read_lock
+        from photonpack.lock.lockfile import read_lock
 
         return side_from_lock(read_lock(path), str(path))
-    from photonpack.bundle import read_manifest
+    from photonpack.archive import read_manifest
 
     return side_from_manifest(read_manifest(path), str(path))
 

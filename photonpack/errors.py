@@ -15,12 +15,12 @@ into that message and ``exit_code``, never into a traceback.
     │   ├── LockFileError                a malformed pylock file
     │   ├── StaleLockError               the lock does not match its inputs
     │   └── TargetError                  a --target is misspelled or unsupported
-    ├── IndexError_                      a package index or download failed
+    ├── PackageIndexError                      a package index or download failed
     ├── BuildError                       assembling an archive failed
     ├── ArchiveError                     not a photon archive / unreadable
     ├── IntegrityError                   exit 3: bytes differ from their digest
     ├── StoreError                       $PHOTONPACK_HOME unusable
-    ├── EnvironmentError_                creating the photon's venv failed
+    ├── InstallError                creating the photon's venv failed
     ├── ServeError                       the server cannot start (port busy, ...)
     ├── RegistryError                    an OCI registry refused or failed
     └── ClientError                      an HTTP call from :class:`Client` failed
@@ -32,16 +32,24 @@ they happen, with ``raise ... from``.
 
 from __future__ import annotations
 
+from photonpack.serving.errors import (
+    ClientError,
+    PhotonDefinitionError,
+    PhotonpackError,
+    PhotonSourceError,
+    ServeError,
+)
+
 __all__ = [
     "ArchiveError",
     "BuildError",
     "ClientError",
-    "EnvironmentError_",
-    "IndexError_",
+    "InstallError",
     "IntegrityError",
     "LockError",
     "LockFileError",
     "NoCompatibleWheelError",
+    "PackageIndexError",
     "PhotonDefinitionError",
     "PhotonSourceError",
     "PhotonpackError",
@@ -52,27 +60,6 @@ __all__ = [
     "StoreError",
     "TargetError",
 ]
-
-
-class PhotonpackError(Exception):
-    """Root of every error photonpack reports to a user."""
-
-    exit_code: int = 1
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-    def __str__(self) -> str:
-        return self.message
-
-
-class PhotonDefinitionError(PhotonpackError, TypeError):
-    """A Photon subclass declares an attribute or handler wrongly."""
-
-
-class PhotonSourceError(PhotonpackError):
-    """A photon's source cannot be found, parsed or imported."""
 
 
 class LockError(PhotonpackError):
@@ -99,7 +86,7 @@ class TargetError(LockError):
     """A target (interpreter-platform) is misspelled or names an unknown platform."""
 
 
-class IndexError_(PhotonpackError):
+class PackageIndexError(PhotonpackError):
     """A package index is unreachable or served something unexpected."""
 
 
@@ -121,22 +108,9 @@ class StoreError(PhotonpackError):
     """The local store ($PHOTONPACK_HOME) cannot be used."""
 
 
-class EnvironmentError_(PhotonpackError):
+class InstallError(PhotonpackError):
     """A photon's virtual environment cannot be created."""
-
-
-class ServeError(PhotonpackError):
-    """A photon cannot be served."""
 
 
 class RegistryError(PhotonpackError):
     """An OCI registry refused a request or cannot be reached."""
-
-
-class ClientError(PhotonpackError):
-    """A call made by :class:`photonpack.client.Client` failed."""
-
-    def __init__(self, message: str, *, status: int | None = None, detail: object = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.detail = detail

@@ -2,9 +2,9 @@
 
 The mapping (OCI image-spec 1.1, artifact guidance)::
 
-    OCI image manifest   artifactType  application/vnd.photonpack.photon.v1+json
+    OCI image manifest   artifactType  application/vnd.photonpack.serving.photon.v1+json
     ├── config           photon.json, canonical bytes, so config.digest == the photon digest
-    │                    mediaType application/vnd.photonpack.manifest.v1+json
+    │                    mediaType application/vnd.photonpack.archive.manifest.v1+json
     └── layers           one per distinct blob, in the archive's order (sorted by sha256)
                          mediaType application/vnd.photonpack.blob.v1, annotated with
                          org.opencontainers.image.title = wheels/<file>, files/<path>
@@ -28,10 +28,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from photonpack.archive.manifest import Manifest, canonical_json
 from photonpack.errors import IntegrityError, RegistryError
-from photonpack.manifest import Manifest, canonical_json
-from photonpack.oci import OCI_MANIFEST, ProgressFn, RegistryClient
-from photonpack.reference import Reference
+from photonpack.oci.client import OCI_MANIFEST, ProgressFn, RegistryClient
+from photonpack.oci.reference import Reference
 
 __all__ = [
     "ARTIFACT_TYPE",
@@ -49,8 +49,8 @@ __all__ = [
     "push_photon",
 ]
 
-ARTIFACT_TYPE = "application/vnd.photonpack.photon.v1+json"
-CONFIG_MEDIA_TYPE = "application/vnd.photonpack.manifest.v1+json"
+ARTIFACT_TYPE = "application/vnd.photonpack.serving.photon.v1+json"
+CONFIG_MEDIA_TYPE = "application/vnd.photonpack.archive.manifest.v1+json"
 LAYER_MEDIA_TYPE = "application/vnd.photonpack.blob.v1"
 TITLE = "org.opencontainers.image.title"
 # photon.json holds the served OpenAPI document; generous, yet bounded.
@@ -215,7 +215,7 @@ def push_archive(
     progress: ProgressFn | None = None,
 ) -> PushResult:
     """Verify ``archive`` while unpacking it to a temp dir, then push it."""
-    from photonpack.bundle import DirectorySink, unpack
+    from photonpack.archive import DirectorySink, unpack
 
     with tempfile.TemporaryDirectory(prefix="photonpack-push-") as tmp:
         manifest = unpack(archive, DirectorySink(Path(tmp)))
@@ -334,7 +334,7 @@ def pull_photon(
 
     Nothing appears at the destination unless every byte matched its digest.
     """
-    from photonpack.bundle import write_archive
+    from photonpack.archive import write_archive
 
     parent = (out.parent if out else Path.cwd()).resolve()
     try:

@@ -11,7 +11,7 @@ import json
 import uuid
 from typing import Any
 
-from photonpack.manifest import FileEntry, Manifest, WheelEntry
+from photonpack.archive.manifest import FileEntry, Manifest, WheelEntry
 
 __all__ = ["SBOM_NAMESPACE", "purl", "sbom", "sbom_bytes"]
 

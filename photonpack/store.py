@@ -40,11 +40,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
-from photonpack.digests import sha256_file
+from photonpack._digest import sha256_file
 from photonpack.errors import IntegrityError, PhotonpackError, StoreError
 
 if TYPE_CHECKING:
-    from photonpack.manifest import Manifest
+    from photonpack.archive.manifest import Manifest
 
 __all__ = ["Ref", "Store", "StoreSink", "default_home", "validate_name"]
 
@@ -241,7 +241,7 @@ class Store:
         Nothing from the archive is visible in the store unless it matched its
         digest; an archive with any problem raises before its manifest is kept.
         """
-        from photonpack.bundle import unpack
+        from photonpack.archive import unpack
 
         # The same bytes, verified before, need not be unpacked again: hashing the
         # compressed file is several times cheaper than decompressing and re-hashing
@@ -278,7 +278,7 @@ class Store:
 
     def manifest(self, digest: str) -> Manifest:
         """The stored manifest of ``digest``, re-checked against it."""
-        from photonpack.manifest import Manifest
+        from photonpack.archive.manifest import Manifest
 
         return Manifest.from_bytes(self.get_manifest_bytes(digest))
 
@@ -350,7 +350,7 @@ class Store:
         return []
 
     def sink(self) -> StoreSink:
-        """A :class:`photonpack.bundle.BlobSink` that puts verified blobs into this store."""
+        """A :class:`photonpack.archive.BlobSink` that puts verified blobs into this store."""
         return StoreSink(self)
 
     def add_blob_stream(self, source: IO[bytes]) -> tuple[str, int]:

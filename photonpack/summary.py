@@ -6,7 +6,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from photonpack.manifest import Manifest
+from photonpack.archive.manifest import Manifest
 
 __all__ = ["human_size", "inspect_report", "render_inspect", "type_of"]
 

@@ -11,14 +11,14 @@ import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from photonpack.bundle import MemorySink, NullSink, Problem, blob_member, read_manifest, unpack
+from photonpack.archive import MemorySink, NullSink, Problem, blob_member, read_manifest, unpack
+from photonpack.archive.manifest import Manifest
 from photonpack.errors import IntegrityError, LockFileError
-from photonpack.manifest import Manifest
 
 __all__ = ["VerifyResult", "check_lock", "verify_archive"]
 
 if TYPE_CHECKING:
-    from photonpack.pylock import Lock
+    from photonpack.lock.pylock import Lock
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -90,7 +90,7 @@ def verify_archive(path: Path) -> VerifyResult:
 
 
 def _lock_problems(manifest: Manifest, lock_sha256: str, data: bytes) -> list[Problem]:
-    from photonpack.lock import parse_lock
+    from photonpack.lock.lockfile import parse_lock
 
     member = blob_member(lock_sha256)
     try:

@@ -26,7 +26,7 @@ from photonpack import (
     StreamingResponse,
     WAVResponse,
 )
-from photonpack.runtime.app import build_app, describe
+from photonpack.serving.app import build_app, describe
 
 
 class Pair(BaseModel):

@@ -89,7 +89,7 @@ def test_build_is_byte_identical_across_directories_umask_mtimes_and_timezones(
 def test_extra_files_in_both_forms_land_in_the_manifest(
     real_index: PackageIndex, tmp_path: Path
 ) -> None:
-    from photonpack.bundle import read_manifest
+    from photonpack.archive import read_manifest
 
     src = tmp_path / "src"
     (src / "assets" / "nested").mkdir(parents=True)
@@ -232,7 +232,7 @@ def test_every_built_manifest_validates_against_the_schema(
 ) -> None:
     import jsonschema
 
-    from photonpack.bundle import read_manifest
+    from photonpack.archive import read_manifest
 
     schema = json.loads((Path(__file__).parents[1] / "schema" / "photon.schema.json").read_text())
     manifest = read_manifest(counter_archive)
@@ -289,7 +289,7 @@ def test_a_sibling_module_not_in_extra_files_fails_the_build_not_the_server(
 def test_a_photon_in_a_package_builds_with_the_package_sources(
     real_index: PackageIndex, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from photonpack.bundle import read_manifest
+    from photonpack.archive import read_manifest
 
     root = tmp_path / "proj"
     (root / "service").mkdir(parents=True)

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import zstandard
 
-from photonpack import bundle
-from photonpack.bundle import (
+from photonpack import archive as bundle
+from photonpack.archive import (
     DirectorySink,
     MemorySink,
     NullSink,

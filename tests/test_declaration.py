@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from photonpack.declaration import Declaration, read_declaration
 from photonpack.errors import PhotonDefinitionError, PhotonSourceError
-from photonpack.source import parse_spec
+from photonpack.lock.declaration import Declaration, read_declaration
+from photonpack.serving.source import parse_spec
 from tests.support.modules import write
 
 pytestmark = pytest.mark.usefixtures("clean_modules")

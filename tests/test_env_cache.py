@@ -18,13 +18,13 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from photonpack.archive.manifest import FileEntry
 from photonpack.cli import cli
-from photonpack.errors import EnvironmentError_, IntegrityError
-from photonpack.manifest import FileEntry
-from photonpack.runtime.cache import WheelCache
-from photonpack.runtime.env import ensure_environment
-from photonpack.runtime.install import create_environment
-from photonpack.runtime.venv import ENVIRONMENT_LAYOUT, describe_interpreter
+from photonpack.errors import InstallError, IntegrityError
+from photonpack.install.cache import WheelCache
+from photonpack.install.environment import ensure_environment
+from photonpack.install.installer import create_environment
+from photonpack.install.venv import ENVIRONMENT_LAYOUT, describe_interpreter
 from photonpack.store import Store
 from tests.support.wheels import build_wheel
 
@@ -173,7 +173,7 @@ def test_a_new_wheel_that_conflicts_with_a_linked_one_is_refused(tmp_path: Path)
     one = build_wheel(tmp_path, "one", "1.0", files={"clash.py": "X = 1\n"})
     two = build_wheel(tmp_path, "two", "1.0", files={"clash.py": "X = 2\n"})
     environment(store, [one])
-    with pytest.raises(EnvironmentError_) as info:
+    with pytest.raises(InstallError) as info:
         environment(store, [one, two])
     assert str(info.value) == (
         f"wheels one-1.0-py3-none-any.whl and two-1.0-py3-none-any.whl both install "
@@ -198,7 +198,7 @@ def test_a_killed_build_leaves_no_pointer_and_a_bad_pointer_is_ignored(
     code = """
 import os, signal, sys
 from pathlib import Path
-from photonpack.runtime.env import ensure_environment
+from photonpack.install.environment import ensure_environment
 from photonpack.store import Store
 Store.publish_dir = lambda *args, **kwargs: os.kill(os.getpid(), signal.SIGKILL)
 pairs = [tuple(arg.split(":", 1)) for arg in sys.argv[2:]]
@@ -278,7 +278,7 @@ def test_environments_sharing_a_file_install_it_once(tmp_path: Path) -> None:
 def test_conflicting_wheels_are_refused_through_the_cache_too(tmp_path: Path) -> None:
     one = build_wheel(tmp_path, "one", "1.0", files={"clash.py": "X = 1\n"})
     two = build_wheel(tmp_path, "two", "1.0", files={"clash.py": "X = 2\n"})
-    with pytest.raises(EnvironmentError_) as info:
+    with pytest.raises(InstallError) as info:
         create_environment(
             tmp_path / "env", wheels=[two, one], cache=WheelCache(Store(tmp_path / "s"))
         )
@@ -317,8 +317,8 @@ def test_concurrent_environments_sharing_wheels_both_build(
     code = """
 import sys
 from pathlib import Path
-from photonpack.manifest import FileEntry
-from photonpack.runtime.env import ensure_environment
+from photonpack.archive.manifest import FileEntry
+from photonpack.install.environment import ensure_environment
 from photonpack.store import Store
 runtime = [FileEntry(path="photonpack/serving.py", sha256=sys.argv[2], size=int(sys.argv[3]))]
 pairs = [tuple(arg.split(":", 1)) for arg in sys.argv[4:]]

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from photonpack.runtime.app import describe
-from photonpack.source import load_photon, parse_spec
+from photonpack.serving.app import describe
+from photonpack.serving.source import load_photon, parse_spec
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 SERVED_BY = {

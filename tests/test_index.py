@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from photonpack.errors import IndexError_, IntegrityError
-from photonpack.index import IndexSettings, fetch_wheels, list_files, measure, redact_url
-from photonpack.pylock import LockedWheel
+from photonpack.errors import IntegrityError, PackageIndexError
+from photonpack.lock.index import IndexSettings, fetch_wheels, list_files, measure, redact_url
+from photonpack.lock.pylock import LockedWheel
 from tests.support.index import PackageIndex
 
 
@@ -73,7 +73,7 @@ def test_unreachable_index_names_the_url_and_the_options(tmp_path: Path) -> None
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    with pytest.raises(IndexError_) as info:
+    with pytest.raises(PackageIndexError) as info:
         list_files(
             ["alpha"], IndexSettings(index_url=f"http://user:secret@127.0.0.1:{port}/simple")
         )

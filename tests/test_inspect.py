@@ -8,7 +8,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from photonpack import bundle
+from photonpack import archive as bundle
 from photonpack.cli import cli
 from tests.support.archives import Archive, handler, make_archive
 

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from photonpack.errors import EnvironmentError_, IntegrityError
-from photonpack.runtime.install import create_environment, interpreter_id
+from photonpack.errors import InstallError, IntegrityError
+from photonpack.install.installer import create_environment, interpreter_id
 from tests.support.wheels import build_wheel
 
 SITE = f"lib/python{sys.version_info[0]}.{sys.version_info[1]}/site-packages"
@@ -256,7 +256,7 @@ def test_identical_file_shared_by_two_wheels_is_installed_once(tmp_path: Path) -
 def test_wheels_installing_different_content_at_one_path_are_refused(tmp_path: Path) -> None:
     one = build_wheel(tmp_path, "one", "1.0", files={"clash.py": "X = 1\n"})
     two = build_wheel(tmp_path, "two", "1.0", files={"clash.py": "X = 2\n"})
-    with pytest.raises(EnvironmentError_) as info:
+    with pytest.raises(InstallError) as info:
         create_environment(tmp_path / "env", wheels=[two, one])
     assert str(info.value) == (
         f"wheels one-1.0-py3-none-any.whl and two-1.0-py3-none-any.whl both install "
@@ -268,7 +268,7 @@ def test_wheels_installing_different_content_at_one_path_are_refused(tmp_path: P
 
 def test_existing_destination_is_refused(tmp_path: Path) -> None:
     (tmp_path / "env").mkdir()
-    with pytest.raises(EnvironmentError_) as info:
+    with pytest.raises(InstallError) as info:
         create_environment(tmp_path / "env", wheels=[])
     assert str(info.value) == (
         f"cannot create an environment at {tmp_path / 'env'}: something is already there. "
@@ -278,7 +278,7 @@ def test_existing_destination_is_refused(tmp_path: Path) -> None:
 
 def test_unwritable_destination_is_an_environment_error(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("not a directory")
-    with pytest.raises(EnvironmentError_) as info:
+    with pytest.raises(InstallError) as info:
         create_environment(tmp_path / "file" / "env", wheels=[])
     assert str(info.value) == (
         f"cannot create the environment at {tmp_path / 'file' / 'env'}: Not a directory "
@@ -293,7 +293,7 @@ def test_full_disk_is_an_environment_error_and_leaves_nothing(tmp_path: Path) ->
     code = f"""
 import resource, signal
 from pathlib import Path
-from photonpack.runtime.install import create_environment
+from photonpack.install.installer import create_environment
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))
 try:
@@ -305,7 +305,7 @@ except Exception as exc:
         [sys.executable, "-c", code], capture_output=True, text=True, check=False
     )
     assert result.stdout == (
-        f"EnvironmentError_ cannot create the environment at {tmp_path / 'env'}: File too large "
+        f"InstallError cannot create the environment at {tmp_path / 'env'}: File too large "
         f"({tmp_path / 'env' / SITE / 'big/blob.bin'}). Check that the disk has free space and "
         "the directory is writable, or set PHOTONPACK_HOME to another place.\n"
     )
@@ -314,7 +314,7 @@ except Exception as exc:
 
 def test_runtime_file_outside_site_packages_is_refused(tmp_path: Path) -> None:
     (tmp_path / "f.py").write_text("")
-    with pytest.raises(EnvironmentError_) as info:
+    with pytest.raises(InstallError) as info:
         create_environment(
             tmp_path / "env", wheels=[], runtime_files={"../x.py": tmp_path / "f.py"}
         )
@@ -326,7 +326,7 @@ def test_runtime_file_outside_site_packages_is_refused(tmp_path: Path) -> None:
 
 def test_incompatible_wheel_is_refused_naming_its_tags(tmp_path: Path) -> None:
     wheel = build_wheel(tmp_path, "native", "1.0", tag="cp27-cp27m-win_amd64")
-    with pytest.raises(EnvironmentError_) as info:
+    with pytest.raises(InstallError) as info:
         create_environment(tmp_path / "env", wheels=[wheel])
     assert str(info.value) == (
         f"wheel native-1.0-cp27-cp27m-win_amd64.whl is built for cp27-cp27m-win_amd64, which "
@@ -427,7 +427,7 @@ INSTALL_BOTH = """
 import sys
 from pathlib import Path
 from photonpack.errors import IntegrityError
-from photonpack.runtime.install import create_environment
+from photonpack.install.installer import create_environment
 create_environment(Path(sys.argv[1]), wheels=[Path(sys.argv[2])])
 try:
     create_environment(Path(sys.argv[3]), wheels=[Path(sys.argv[4])])
@@ -470,7 +470,7 @@ def test_truncated_wheel_is_refused(tmp_path: Path) -> None:
 
 
 def test_sync_filesystem_flushes_or_says_which_path_failed(tmp_path: Path) -> None:
-    from photonpack.runtime.venv import sync_filesystem
+    from photonpack.install.venv import sync_filesystem
 
     (tmp_path / "f").write_bytes(b"x")
     sync_filesystem(tmp_path)  # syncfs(2) on Linux: no error on a real directory

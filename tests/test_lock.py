@@ -17,18 +17,18 @@ import pytest
 from packaging.pylock import Pylock
 
 from photonpack.errors import (
-    IndexError_,
     IntegrityError,
     LockFileError,
     NoCompatibleWheelError,
+    PackageIndexError,
     ResolutionError,
     StaleLockError,
 )
-from photonpack.index import IndexSettings, fetch_wheels
-from photonpack.lock import LockOptions, check_lock, lock_photon, read_lock
-from photonpack.pylock import load_toml
-from photonpack.source import PhotonSpec, parse_spec
-from photonpack.target import Target
+from photonpack.lock.index import IndexSettings, fetch_wheels
+from photonpack.lock.lockfile import LockOptions, check_lock, lock_photon, read_lock
+from photonpack.lock.pylock import load_toml
+from photonpack.lock.target import Target
+from photonpack.serving.source import PhotonSpec, parse_spec
 from tests.support.index import PackageIndex, add_serving_stack
 
 X86_311 = Target.parse("cp311-manylinux_2_28_x86_64")
@@ -287,7 +287,7 @@ def test_unreachable_index_names_url(tmp_path: Path) -> None:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     settings = IndexSettings(index_url=f"http://127.0.0.1:{port}/simple")
-    with pytest.raises(IndexError_) as info:
+    with pytest.raises(PackageIndexError) as info:
         lock_photon(photon(tmp_path, "alpha"), LockOptions(index=settings, targets=(X86_311,)))
     assert f"package index http://127.0.0.1:{port}/simple/" in str(info.value)
     assert "pass --index-url URL, or --find-links DIR" in str(info.value)
@@ -408,10 +408,10 @@ def test_private_index_credentials_are_used_but_not_written(tmp_path: Path) -> N
         beta = next(w for w in result.lock.wheels() if w.name == "beta")
         got = fetch_wheels([beta], tmp_path / "cache", index=settings)
         assert got[beta.sha256].read_bytes() == wheel.read_bytes()
-        with pytest.raises(IndexError_, match=r"HTTP 401"):
+        with pytest.raises(PackageIndexError, match=r"HTTP 401"):
             fetch_wheels([beta], tmp_path / "other-cache")
         anonymous = LockOptions(index=IndexSettings(index_url=private.url), targets=(X86_311,))
-        with pytest.raises(IndexError_) as refused:
+        with pytest.raises(PackageIndexError) as refused:
             lock_photon(photon(tmp_path / "anon", "beta"), anonymous)
         assert str(refused.value) == (
             f"package index {private.url}/beta/ refused access (HTTP 401); give credentials "

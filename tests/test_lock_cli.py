@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from photonpack.cli import cli
-from photonpack.lock import read_lock
+from photonpack.lock.lockfile import read_lock
 from tests.support.index import PackageIndex, add_serving_stack
 
 TARGET = "cp311-manylinux_2_28_x86_64"

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from photonpack.lock import LockOptions, lock_photon
-from photonpack.source import parse_spec
-from photonpack.target import Target
+from photonpack.lock.lockfile import LockOptions, lock_photon
+from photonpack.lock.target import Target
+from photonpack.serving.source import parse_spec
 
 pytestmark = pytest.mark.network
 

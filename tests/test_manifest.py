@@ -12,8 +12,8 @@ from typing import Any
 import jsonschema
 import pytest
 
+from photonpack.archive.manifest import Manifest, canonical_json
 from photonpack.errors import ArchiveError
-from photonpack.manifest import Manifest, canonical_json
 from tests.support.archives import Archive
 
 SCHEMA = json.loads((Path(__file__).parents[1] / "schema" / "photon.schema.json").read_text())

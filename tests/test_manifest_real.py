@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from photonpack.bundle import read_manifest
+from photonpack.archive import read_manifest
 from photonpack.sbom import sbom
 from photonpack.verify import verify_archive
 from tests.test_manifest import validate_schema

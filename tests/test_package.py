@@ -33,7 +33,7 @@ def test_unknown_attribute_is_an_attribute_error() -> None:
 
 def test_packaging_side_does_not_import_the_serving_stack() -> None:
     code = (
-        "import sys, photonpack, photonpack.cli, photonpack.source, photonpack.errors;"
+        "import sys, photonpack, photonpack.cli, photonpack.serving.source, photonpack.errors;"
         "bad = [m for m in ('fastapi', 'uvicorn', 'starlette', 'pydantic') if m in sys.modules];"
         "print(','.join(bad))"
     )

@@ -11,7 +11,7 @@ import pytest
 
 from photonpack import File, Photon, handler
 from photonpack.errors import PhotonDefinitionError
-from photonpack.photon import handler_specs
+from photonpack.serving.photon import handler_specs
 
 
 class Counter(Photon):

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from photonpack.errors import IntegrityError, RegistryError
-from photonpack.oci import OCI_MANIFEST, RegistryClient, Transfer
-from photonpack.reference import Reference, parse_reference
+from photonpack.oci.client import OCI_MANIFEST, RegistryClient, Transfer
+from photonpack.oci.reference import Reference, parse_reference
 from photonpack.registry import (
     ARTIFACT_TYPE,
     CONFIG_MEDIA_TYPE,

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from photonpack.bundle import NullSink, unpack, write_archive
+from photonpack.archive import NullSink, unpack, write_archive
 from photonpack.cli import cli
 from tests.support.registry import (
     PASSWORD,

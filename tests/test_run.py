@@ -17,7 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 from photonpack.cli import cli
-from photonpack.client import Client
+from photonpack.serving.client import Client
 from photonpack.store import Store
 from tests.support.index import PackageIndex
 from tests.support.offline import serve_offline
@@ -125,10 +125,10 @@ def test_run_refuses_an_archive_for_another_platform(
         tmp_path / "src", "from photonpack import Photon\nclass Arm(Photon):\n    pass\n"
     )
     from photonpack.build import BuildOptions, build
-    from photonpack.index import IndexSettings
-    from photonpack.lock import LockOptions
-    from photonpack.source import parse_spec
-    from photonpack.target import Target
+    from photonpack.lock.index import IndexSettings
+    from photonpack.lock.lockfile import LockOptions
+    from photonpack.lock.target import Target
+    from photonpack.serving.source import parse_spec
 
     target = Target.parse("cp311-manylinux_2_28_aarch64")
     result = build(
@@ -351,7 +351,7 @@ def test_created_photon_goes_through_a_registry_and_runs_by_ref_in_a_fresh_store
 def test_a_blob_altered_in_the_store_is_caught_when_laid_out_and_restored_by_the_next_run(
     archive: Path, serve_photon: Callable[..., Served], photonpack_home: Path
 ) -> None:
-    from photonpack.bundle import read_manifest
+    from photonpack.archive import read_manifest
 
     served = serve_photon(str(archive))
     served.stop()
@@ -453,7 +453,7 @@ def _in_store_namespace(tmp_path: Path, archive: Path, size: str, *steps: str) -
 def test_a_full_store_is_a_clear_error_and_a_run_with_room_serves(
     archive: Path, tmp_path: Path
 ) -> None:
-    from photonpack.bundle import read_manifest
+    from photonpack.archive import read_manifest
 
     # Room for the verified blobs, not for the environment they unpack into.
     room = read_manifest(archive).total_size + (4 << 20)

@@ -17,8 +17,8 @@ import pytest
 from click.testing import CliRunner
 
 from photonpack.cli import cli
-from photonpack.client import Client
 from photonpack.errors import ClientError
+from photonpack.serving.client import Client
 from tests.support.serving import Served
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -66,7 +66,7 @@ def test_cli_prints_the_url_and_a_client_snippet(serve_photon: Callable[..., Ser
     served = serve_photon(str(EXAMPLES / "counter" / "counter.py:Counter"), args=("--port", "0"))
     assert served.stderr().startswith(
         f"serving {EXAMPLES}/counter/counter.py:Counter on http://127.0.0.1:0; call it with:\n\n"
-        "    from photonpack.client import Client, local\n"
+        "    from photonpack.serving.client import Client, local\n"
         "    c = Client(local(port=0))\n"
         "    c.paths()\n"
     )
@@ -186,7 +186,7 @@ def test_failing_init_is_a_clear_error(tmp_path: Path) -> None:
         """,
     )
     done = subprocess.run(
-        [sys.executable, "-m", "photonpack.runtime.serve", "--entry", "broken.py", "--port", "0"],
+        [sys.executable, "-m", "photonpack.serving.serve", "--entry", "broken.py", "--port", "0"],
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -215,7 +215,7 @@ def test_token_from_option_and_environment(serve_photon: Callable[..., Served]) 
 
 def test_describe_entry_prints_the_contract_as_json() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "photonpack.runtime.describe", "--entry", "counter.py"],
+        [sys.executable, "-m", "photonpack.serving.describe", "--entry", "counter.py"],
         cwd=EXAMPLES / "lepton_counter",
         capture_output=True,
         text=True,
@@ -285,11 +285,11 @@ def test_run_rejects_bad_arguments(args: list[str], message: str) -> None:
 
 def test_serve_entry_imports_only_the_serving_stack() -> None:
     code = (
-        "import sys, photonpack.runtime.serve, photonpack.runtime.describe;"
-        "from photonpack.source import load_photon;"
+        "import sys, photonpack.serving.serve, photonpack.serving.describe;"
+        "from photonpack.serving.source import load_photon;"
         f"load_photon({str(EXAMPLES / 'lepton_counter' / 'counter.py')!r});"
         # click is not listed: uvicorn itself imports it (it is in the locked environment).
-        "bad = [m for m in ('photonpack.cli', 'photonpack.lock', 'photonpack.bundle',"
+        "bad = [m for m in ('photonpack.cli', 'photonpack.lock.lockfile', 'photonpack.archive',"
         " 'zstandard', 'pip', 'piptools', 'packaging', 'tomli_w') if m in sys.modules];"
         "print(','.join(bad))"
     )
@@ -299,7 +299,7 @@ def test_serve_entry_imports_only_the_serving_stack() -> None:
 
 def test_client_imports_neither_fastapi_nor_httpx() -> None:
     code = (
-        "import sys, photonpack.client;"
+        "import sys, photonpack.serving.client;"
         "bad = [m for m in ('fastapi', 'starlette', 'pydantic', 'uvicorn', 'httpx', 'click')"
         " if m in sys.modules];"
         "print(','.join(bad))"

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from photonpack.errors import PhotonDefinitionError, PhotonSourceError
-from photonpack.source import load_photon, parse_spec
+from photonpack.serving.source import load_photon, parse_spec
 from tests.support.modules import write
 
 ONE = """

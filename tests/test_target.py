@@ -8,7 +8,7 @@ import sys
 import pytest
 from packaging import tags
 
-from photonpack.target import Target, TargetError, _fast_host_platforms, host_compatible
+from photonpack.lock.target import Target, TargetError, _fast_host_platforms, host_compatible
 
 X86 = Target.parse("cp311-manylinux_2_28_x86_64")
 ARM = Target.parse("cp312-manylinux_2_28_aarch64")

@@ -11,16 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from photonpack.errors import EnvironmentError_
-from photonpack.runtime import venv
-from photonpack.runtime.venv import (
+from photonpack.errors import InstallError
+from photonpack.install import venv
+from photonpack.install.venv import (
     BytecodeCompiler,
     create_venv,
     describe_interpreter,
     environment_digest,
     interpreter_id,
 )
-from photonpack.runtime.wheel import record_hash
+from photonpack.install.wheel import record_hash
 
 A, B, C = "a" * 64, "b" * 64, "c" * 64
 HOST = Path(getattr(sys, "_base_executable", sys.executable))
@@ -51,7 +51,7 @@ def test_interpreter_facts_describe_the_base_interpreter_not_this_venv() -> None
 
 
 def test_missing_interpreter_is_an_environment_error(tmp_path: Path) -> None:
-    with pytest.raises(EnvironmentError_) as info:
+    with pytest.raises(InstallError) as info:
         describe_interpreter(tmp_path / "python9")
     assert str(info.value).startswith(f"cannot run the interpreter {tmp_path / 'python9'} (")
     assert str(info.value).endswith(
@@ -118,7 +118,7 @@ def test_compiler_reports_a_failing_worker(tmp_path: Path) -> None:
     (scheme.site_packages / "__pycache__").write_text("a file where a directory must go")
     with (
         BytecodeCompiler(tmp_path / "env" / "bin" / "python", workers=1) as c,
-        pytest.raises(EnvironmentError_) as info,
+        pytest.raises(InstallError) as info,
     ):
         c.submit(scheme.site_packages, [(source, 6)])
         c.finish()

@@ -10,10 +10,10 @@ from pathlib import Path
 
 from click.testing import CliRunner, Result
 
-from photonpack.bundle import Problem, blob_member, write_archive
+from photonpack.archive import Problem, blob_member, write_archive
+from photonpack.archive.manifest import Manifest
 from photonpack.cli import cli
-from photonpack.manifest import Manifest
-from photonpack.pylock import parse_lock
+from photonpack.lock.pylock import parse_lock
 from photonpack.verify import check_lock, verify_archive
 from tests.support.archives import (
     Archive,

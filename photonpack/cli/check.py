@@ -94,7 +94,7 @@ def _verify_rebuild(built: Any, spec_text: str) -> int:
     from photonpack.build import rebuild
     from photonpack.diff import diff, side_from_manifest
     from photonpack.diff_render import render_text
-    from photonpack.source import parse_spec
+    from photonpack.serving.source import parse_spec
 
     with tempfile.TemporaryDirectory(prefix="photonpack-rebuild-") as scratch:
         again = rebuild(parse_spec(spec_text), built, Path(scratch) / "rebuilt.photon")
@@ -118,7 +118,7 @@ def inspect_(archive: Path, as_json: bool) -> None:
     """Show what ARCHIVE holds, from its manifest alone (fast; not a verification)."""
     import json
 
-    from photonpack.bundle import read_manifest
+    from photonpack.archive import read_manifest
     from photonpack.summary import inspect_report, render_inspect
 
     report = inspect_report(read_manifest(archive), archive_size=archive.stat().st_size)
@@ -173,7 +173,7 @@ def diff_(ctx: click.Context, a: Path, b: Path, fmt: str, exit_code: bool) -> No
 )
 def sbom(archive: Path, output: Path | None) -> None:
     """Print a deterministic CycloneDX 1.6 JSON SBOM of ARCHIVE."""
-    from photonpack.bundle import read_manifest
+    from photonpack.archive import read_manifest
     from photonpack.sbom import sbom_bytes
 
     data = sbom_bytes(read_manifest(archive))

@@ -63,10 +63,10 @@ def lock_options_from(
     upgrade: bool = False,
     upgrade_packages: tuple[str, ...] = (),
 ) -> Any:
-    """Build :class:`~photonpack.lock.LockOptions` from the shared command-line options."""
-    from photonpack.index import PYPI, IndexSettings
-    from photonpack.lock import LockOptions
-    from photonpack.target import Target
+    """Build :class:`~photonpack.lock.lockfile.LockOptions` from the shared command-line options."""
+    from photonpack.lock.index import PYPI, IndexSettings
+    from photonpack.lock.lockfile import LockOptions
+    from photonpack.lock.target import Target
 
     links = tuple(link if "://" in link else str(Path(link).resolve()) for link in find_links)
     return LockOptions(
@@ -111,8 +111,8 @@ def lock(
     check: bool,
 ) -> None:
     """Lock a photon's requirements and serving stack into pylock.<name>.toml."""
-    from photonpack.lock import check_lock, lock_inputs, lock_photon
-    from photonpack.source import parse_spec
+    from photonpack.lock.lockfile import check_lock, lock_inputs, lock_photon
+    from photonpack.serving.source import parse_spec
 
     spec = parse_spec(photon)
     options = lock_options_from(
@@ -174,7 +174,7 @@ def _do_build(
     import sys
 
     from photonpack.build import BuildOptions, build
-    from photonpack.source import parse_spec
+    from photonpack.serving.source import parse_spec
 
     options = BuildOptions(
         name=name,

@@ -39,7 +39,7 @@ def _registry_client(
     import os
     import sys
 
-    from photonpack.oci import Credentials, RegistryClient
+    from photonpack.oci.client import Credentials, RegistryClient
 
     password = os.environ.get("PHOTONPACK_REGISTRY_PASSWORD")
     if password_stdin:
@@ -101,7 +101,7 @@ def push(
     Only the blobs the registry lacks are uploaded; the manifest goes last.
     Prints the OCI manifest digest.
     """
-    from photonpack.reference import parse_reference
+    from photonpack.oci.reference import parse_reference
     from photonpack.registry import push_archive, push_photon
 
     if len(args) != (1 if name else 2):
@@ -143,7 +143,7 @@ def pull(
     Every byte is verified against its digest before the file is written.
     Prints the photon digest (the one `build` printed).
     """
-    from photonpack.reference import parse_reference
+    from photonpack.oci.reference import parse_reference
     from photonpack.registry import pull_photon
 
     reference = parse_reference(ref)

@@ -60,7 +60,7 @@ def run(
 
     From source it serves in the current environment (Lepton's `lep photon run
     --local`), from the photon's directory, through the same entry point as an
-    archive (`python -m photonpack.runtime.serve`). SIGTERM or Ctrl-C drains
+    archive (`python -m photonpack.serving.serve`). SIGTERM or Ctrl-C drains
     in-flight requests, then it exits 0.
     """
     import os
@@ -85,7 +85,7 @@ def run(
     shown = "localhost" if host in ("0.0.0.0", "::") else host  # noqa: S104 - display only
     click.echo(
         f"serving {module} on http://{shown}:{port}; call it with:\n\n"
-        "    from photonpack.client import Client, local\n"
+        "    from photonpack.serving.client import Client, local\n"
         f"    c = Client({'local()' if port == 8080 else f'local(port={port})'}"
         f"{', token=...' if token or os.environ.get('PHOTONPACK_TOKEN') else ''})\n"
         "    c.paths()\n",
@@ -97,7 +97,7 @@ def run(
     os.chdir(workdir)
     # The serve entry point itself, in this process: the same code path as an
     # archive run, without paying for a second interpreter start-up.
-    from photonpack.runtime.serve import main as serve_main
+    from photonpack.serving.serve import main as serve_main
 
     code = serve_main(args)
     if code:
@@ -117,7 +117,7 @@ def _run_stored(
     """Verify, install offline and serve an archive, a stored name, or a registry REF."""
     import time
 
-    from photonpack.runtime.run import ServeOptions, exec_serve, prepare
+    from photonpack.launch import ServeOptions, exec_serve, prepare
     from photonpack.store import Store
 
     store = Store()
@@ -153,7 +153,7 @@ def _pull_into_store(store: Any, ref_text: str) -> Any:
     """
     import os
 
-    from photonpack.reference import parse_reference
+    from photonpack.oci.reference import parse_reference
     from photonpack.registry import fetch_photon
 
     ref = parse_reference(ref_text)
@@ -173,7 +173,7 @@ def _pull_into_store(store: Any, ref_text: str) -> Any:
 
 def _source_serve_args(module: str, host: str, port: int) -> tuple[list[str], str]:
     """The serve entry point's arguments for a photon from source, and its working directory."""
-    from photonpack.source import parse_spec
+    from photonpack.serving.source import parse_spec
 
     spec = parse_spec(module)
     if spec.path is not None:

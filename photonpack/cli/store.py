@@ -33,7 +33,7 @@ def list_(
         rows = [(r.name, r.digest, _size(r.size), r.created) for r in refs]
         _table(("NAME", "DIGEST", "SIZE", "CREATED"), rows)
         return
-    from photonpack.reference import parse_repository
+    from photonpack.oci.reference import parse_repository
     from photonpack.registry import list_remote
 
     registry, repository = parse_repository(remote)

@@ -19,11 +19,11 @@ from typing import Any
 import pytest
 import zstandard
 
-from photonpack.bundle import write_archive
-from photonpack.index import IndexSettings
-from photonpack.manifest import FileEntry, Manifest, WheelEntry
-from photonpack.pylock import Lock, LockedPackage, LockedWheel, LockInputs
-from photonpack.target import Target
+from photonpack.archive import write_archive
+from photonpack.archive.manifest import FileEntry, Manifest, WheelEntry
+from photonpack.lock.index import IndexSettings
+from photonpack.lock.pylock import Lock, LockedPackage, LockedWheel, LockInputs
+from photonpack.lock.target import Target
 from tests.support.wheels import build_wheel
 
 __all__ = [

@@ -27,7 +27,7 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name, parse_sdist_filename, parse_wheel_filename
 
-from photonpack.runtime.requirements import SERVING_REQUIREMENTS
+from photonpack.serving.requirements import SERVING_REQUIREMENTS
 from tests.support.wheels import build_wheel
 
 __all__ = ["PackageIndex", "add_serving_stack", "package_index", "serving_index"]

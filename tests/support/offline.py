@@ -4,7 +4,7 @@
 ``$PHOTONPACK_HOME`` at an empty store there, and runs a driver inside
 ``unshare --net`` (a network namespace with only loopback, brought up by
 the driver): it starts ``photonpack run``, waits for ``/healthz``, runs the
-caller's Python snippet (``client`` is a ``photonpack.client.Client``,
+caller's Python snippet (``client`` is a ``photonpack.serving.client.Client``,
 ``curl(path, json=None)`` returns curl's output) and prints what it prints.
 """
 
@@ -23,7 +23,7 @@ __all__ = ["serve_offline"]
 
 _DRIVER = """
 import json, subprocess, sys, time, urllib.request
-from photonpack.client import Client
+from photonpack.serving.client import Client
 
 PORT = {port}
 url = f"http://127.0.0.1:{{PORT}}"

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from photonpack.manifest import Manifest
+from photonpack.archive.manifest import Manifest
 from tests.support.wheels import build_wheel
 
 __all__ = [

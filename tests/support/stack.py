@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 
 from photonpack.build import BuildOptions, BuildResult, build
-from photonpack.index import IndexSettings
-from photonpack.lock import LockOptions
-from photonpack.runtime.requirements import SERVING_REQUIREMENTS
-from photonpack.source import parse_spec
+from photonpack.lock.index import IndexSettings
+from photonpack.lock.lockfile import LockOptions
+from photonpack.serving.requirements import SERVING_REQUIREMENTS
+from photonpack.serving.source import parse_spec
 from photonpack.store import Store
 from tests.support.index import PackageIndex
 from tests.support.repack import closure, repack

@@ -11,10 +11,10 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
 
-from photonpack.errors import PhotonpackError, PhotonSourceError
+from photonpack.serving.errors import PhotonpackError, PhotonSourceError
 
 if TYPE_CHECKING:
-    from photonpack.photon import Photon
+    from photonpack.serving.photon import Photon
 
 __all__ = ["PhotonSpec", "failure_location", "load_photon", "parse_spec"]
 
@@ -84,8 +84,8 @@ def load_photon(spec: PhotonSpec | str) -> type[Photon]:
     load unchanged. The photon's directory goes first on ``sys.path`` so that
     its sibling modules import.
     """
-    from photonpack.compat import install_leptonai_shim
-    from photonpack.photon import Photon
+    from photonpack.serving.lepton import install_leptonai_shim
+    from photonpack.serving.photon import Photon
 
     if isinstance(spec, str):
         spec = parse_spec(spec)

@@ -13,11 +13,11 @@ import stat
 from collections.abc import Sequence
 from pathlib import Path
 
+from photonpack.archive.manifest import FileEntry, Manifest
 from photonpack.errors import IntegrityError
-from photonpack.manifest import FileEntry, Manifest
-from photonpack.runtime.venv import environment_digest, interpreter_id, sync_filesystem
+from photonpack.install.venv import environment_digest, interpreter_id, sync_filesystem
+from photonpack.lock.target import Target
 from photonpack.store import Store
-from photonpack.target import Target
 
 __all__ = ["ensure_environment", "ensure_workdir", "environment_python", "wheels_for_target"]
 
@@ -56,8 +56,8 @@ def ensure_environment(
         if store.is_complete(final):  # another run installed it while we waited
             return final, False
         # Only a new environment needs the installer: a warm start does not import it.
-        from photonpack.runtime.cache import WheelCache
-        from photonpack.runtime.install import create_environment
+        from photonpack.install.cache import WheelCache
+        from photonpack.install.installer import create_environment
 
         cache = WheelCache(store)
         with store.temp_dir("env-") as temp:

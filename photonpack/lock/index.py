@@ -6,7 +6,7 @@ a lock takes each wheel's digest from the index instead of downloading every
 file to hash it. Every byte that is downloaded is checked against that digest.
 
 While resolving, digests and sizes come from the pages pip already parsed
-(:mod:`photonpack.resolve`); :func:`list_files` serves the error messages
+(:mod:`photonpack.lock.resolve`); :func:`list_files` serves the error messages
 (which versions and wheel tags exist) and tests. Standard library only
 (urllib): ``photonpack build`` fetches wheels without importing pip. The
 transport is a small callable, so a test or a caller may substitute one.
@@ -21,13 +21,13 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from photonpack.digests import sha256_file
-from photonpack.errors import IndexError_, IntegrityError
+from photonpack._digest import sha256_file
+from photonpack.errors import IntegrityError, PackageIndexError
 
 if TYPE_CHECKING:
     import urllib.request
 
-    from photonpack.pylock import LockedWheel
+    from photonpack.lock.pylock import LockedWheel
 
 # urllib.request (ssl, http.client, email) and packaging are imported where they are
 # used: photonpack lock on an up-to-date lock reads IndexSettings only, and must start fast.
@@ -191,7 +191,7 @@ def _page_files(url: str, transport: Transport) -> list[DistFile]:
         if exc.code == 404:
             return []
         if exc.code in (401, 403):
-            raise IndexError_(
+            raise PackageIndexError(
                 f"package index {redact_url(url)} refused access (HTTP {exc.code}); "
                 "give credentials in the URL: --index-url https://USER:PASSWORD@host/simple"
             ) from exc
@@ -210,8 +210,8 @@ def _file_url_page(url: str) -> list[DistFile]:
     return []
 
 
-def _unreachable(url: str, reason: str) -> IndexError_:
-    return IndexError_(
+def _unreachable(url: str, reason: str) -> PackageIndexError:
+    return PackageIndexError(
         f"package index {redact_url(url)} is unreachable: {reason}; "
         "for an internal mirror pass --index-url URL, or --find-links DIR for a directory of wheels"
     )
@@ -296,7 +296,7 @@ def _local_find_links(locations: Sequence[str], wanted: set[str]) -> dict[str, l
             continue
         directory = Path(location)
         if not directory.is_dir():
-            raise IndexError_(
+            raise PackageIndexError(
                 f"find-links directory {location} does not exist; "
                 "pass --find-links with a directory of wheels or an index URL"
             )
@@ -325,7 +325,7 @@ def head_size(url: str) -> int:
     except (OSError, ValueError) as exc:
         raise _unreachable(url, str(exc)) from exc
     if length is None or not length.isdigit():
-        raise IndexError_(
+        raise PackageIndexError(
             f"{redact_url(url)} has no Content-Length and its index publishes no size; "
             "use an index that serves PEP 691 JSON, or --find-links with a local directory"
         )
@@ -456,14 +456,14 @@ def _stream(url: str) -> Iterator[bytes]:
                 while chunk := stream.read(_CHUNK):
                     yield chunk
         except OSError as exc:
-            raise IndexError_(f"cannot read wheel {path}: {exc.strerror or exc}") from exc
+            raise PackageIndexError(f"cannot read wheel {path}: {exc.strerror or exc}") from exc
         return
     try:
         with urllib.request.urlopen(_request(url, {}), timeout=_TIMEOUT) as response:  # noqa: S310
             while chunk := response.read(_CHUNK):
                 yield chunk
     except urllib.error.HTTPError as exc:
-        raise IndexError_(
+        raise PackageIndexError(
             f"downloading {redact_url(url)} failed: HTTP {exc.code} {exc.reason}; "
             "check that the index still serves the locked file"
         ) from exc

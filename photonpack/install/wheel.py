@@ -25,7 +25,7 @@ from pathlib import Path, PurePosixPath
 
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 
-from photonpack.errors import EnvironmentError_, IntegrityError
+from photonpack.errors import InstallError, IntegrityError
 
 __all__ = ["Wheel", "WheelFile", "b64", "corrupt", "read_wheel", "record_hash"]
 
@@ -169,9 +169,9 @@ def read_wheel(
     try:
         name, _version, _build, tags = parse_wheel_filename(filename)
     except InvalidWheelFilename as exc:
-        raise EnvironmentError_(f"{filename} is not a wheel file name ({exc})") from exc
+        raise InstallError(f"{filename} is not a wheel file name ({exc})") from exc
     if not any(str(tag) in supported_tags for tag in tags):
-        raise EnvironmentError_(
+        raise InstallError(
             f"wheel {filename} is built for {', '.join(sorted(map(str, tags)))}, which "
             f"{interpreter} cannot run. Build the photon for this machine's target "
             "(photonpack targets name interpreter and platform, e.g. cp311-manylinux_2_28_x86_64)."

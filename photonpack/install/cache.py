@@ -44,11 +44,11 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 
-from photonpack.digests import sha256_file
+from photonpack._digest import sha256_file
 from photonpack.errors import IntegrityError, StoreError
-from photonpack.runtime.extract import InstalledDist
-from photonpack.runtime.install import RUNTIME, conflict, runtime_dist_info, write_record_file
-from photonpack.runtime.venv import ENVIRONMENT_LAYOUT, Interpreter, Scheme
+from photonpack.install.extract import InstalledDist
+from photonpack.install.installer import RUNTIME, conflict, runtime_dist_info, write_record_file
+from photonpack.install.venv import ENVIRONMENT_LAYOUT, Interpreter, Scheme
 from photonpack.store import Store
 
 __all__ = ["Linked", "WheelCache"]

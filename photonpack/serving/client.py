@@ -18,7 +18,7 @@ import urllib.parse
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from photonpack.errors import ClientError
+from photonpack.serving.errors import ClientError
 
 __all__ = ["Client", "local"]
 

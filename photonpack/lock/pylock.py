@@ -24,8 +24,8 @@ if sys.version_info >= (3, 11):
     import tomllib
 else:
     import tomli as tomllib
-from photonpack.index import IndexSettings
-from photonpack.target import Target, TargetError
+from photonpack.lock.index import IndexSettings
+from photonpack.lock.target import Target, TargetError
 
 __all__ = [
     "LOCK_FORMAT",
@@ -230,7 +230,7 @@ def _from_dict(data: Mapping[str, Any], path: Path) -> Lock:
         raise where.error("tool.photonpack", "is missing: the file was not written by photonpack")
     if tool.get("lock-format") != LOCK_FORMAT:
         raise where.error(
-            "tool.photonpack.lock-format",
+            "tool.photonpack.lock.lockfile-format",
             f"is {tool.get('lock-format')!r}, this photonpack reads format {LOCK_FORMAT}",
         )
     try:

@@ -21,9 +21,9 @@ from typing import BinaryIO
 
 import zstandard
 
+from photonpack.archive.manifest import Manifest
+from photonpack.archive.sinks import BlobSink, NullSink
 from photonpack.errors import ArchiveError, IntegrityError
-from photonpack.manifest import Manifest
-from photonpack.sinks import BlobSink, NullSink
 
 __all__ = [
     "CHUNK_SIZE",

@@ -3,9 +3,9 @@
 ``lock_photon`` reads the photon's declaration, and when the inputs digest
 recorded in an existing lock still matches, returns that lock without
 importing pip or touching the network. Otherwise it resolves
-(:mod:`photonpack.resolve`), picks for every package and target the best
+(:mod:`photonpack.lock.resolve`), picks for every package and target the best
 wheel the index offers, takes its digest and size from the index, and writes
-the file atomically. The file model lives in :mod:`photonpack.pylock`.
+the file atomically. The file model lives in :mod:`photonpack.lock.pylock`.
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from photonpack.declaration import read_declaration
 from photonpack.errors import LockError, NoCompatibleWheelError, StaleLockError
-from photonpack.index import DistFile, IndexSettings
-from photonpack.pylock import (
+from photonpack.lock.declaration import read_declaration
+from photonpack.lock.index import DistFile, IndexSettings
+from photonpack.lock.pylock import (
     Lock,
     LockedPackage,
     LockedWheel,
@@ -30,12 +30,12 @@ from photonpack.pylock import (
     parse_lock,
     read_lock,
 )
-from photonpack.runtime.requirements import SERVING_REQUIREMENTS
-from photonpack.source import PhotonSpec
-from photonpack.target import Target
+from photonpack.lock.target import Target
+from photonpack.serving.requirements import SERVING_REQUIREMENTS
+from photonpack.serving.source import PhotonSpec
 
 if TYPE_CHECKING:
-    from photonpack.resolve import Pin, Resolution
+    from photonpack.lock.resolve import Pin, Resolution
 
 __all__ = [
     "Lock",
@@ -122,7 +122,7 @@ def lock_photon(spec: PhotonSpec, options: LockOptions) -> LockResult:
     # A malformed previous lock is an error, not something to overwrite silently.
     previous = parse_lock(old, path=path) if old is not None else None
 
-    from photonpack.resolve import resolve
+    from photonpack.lock.resolve import resolve
 
     resolution = resolve(
         (*inputs.requirements, *inputs.serving_requirements),
@@ -225,7 +225,7 @@ def _measured(files: dict[str, DistFile]) -> dict[str, DistFile]:
     """Every file with its digest and size; the few the index did not describe are fetched."""
     import concurrent.futures
 
-    from photonpack.index import measure
+    from photonpack.lock.index import measure
 
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         return dict(zip(files, pool.map(measure, files.values()), strict=True))

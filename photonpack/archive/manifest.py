@@ -206,7 +206,7 @@ class Parameter:
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Handler:
-    """One served handler, as ``photonpack.runtime.app.describe`` reports it."""
+    """One served handler, as ``photonpack.serving.app.describe`` reports it."""
 
     name: str
     path: str

@@ -22,8 +22,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
-from photonpack.errors import EnvironmentError_
-from photonpack.runtime.extract import (
+from photonpack.errors import InstallError
+from photonpack.install.extract import (
     INSTALLER,
     InstalledDist,
     Job,
@@ -32,7 +32,7 @@ from photonpack.runtime.extract import (
     target_path,
     write_new,
 )
-from photonpack.runtime.venv import (
+from photonpack.install.venv import (
     BytecodeCompiler,
     Interpreter,
     Scheme,
@@ -45,10 +45,10 @@ from photonpack.runtime.venv import (
     pyc_entry,
     sync_filesystem,
 )
-from photonpack.runtime.wheel import Wheel, read_wheel, record_hash
+from photonpack.install.wheel import Wheel, read_wheel, record_hash
 
 if TYPE_CHECKING:
-    from photonpack.runtime.cache import Linked, WheelCache
+    from photonpack.install.cache import Linked, WheelCache
 
 __all__ = [
     "RUNTIME",
@@ -70,15 +70,15 @@ RUNTIME = "photonpack's runtime files"
 _VERSION = re.compile(rb'^__version__ = "([A-Za-z0-9.+!_-]+)"$', re.MULTILINE)
 
 
-def conflict(first: str, second: str, path: Path) -> EnvironmentError_:
+def conflict(first: str, second: str, path: Path) -> InstallError:
     """Two wheels (or a wheel and the runtime files) put different content at one path."""
     if RUNTIME in (first, second):
-        return EnvironmentError_(
+        return InstallError(
             f"{path} is both one of photonpack's runtime files and a file of wheel "
             f"{second if first == RUNTIME else first}; remove photonpack from the photon's "
             "requirements and lock again."
         )
-    return EnvironmentError_(
+    return InstallError(
         f"wheels {first} and {second} both install {path} with different content; a photon "
         "cannot depend on both. Remove one of them from the requirements and lock again."
     )
@@ -203,7 +203,7 @@ def pyc_rows(
 def _runtime_target(site: Path, relpath: str) -> Path:
     parts = PurePosixPath(relpath).parts
     if relpath.startswith("/") or not parts or any(p in ("..", ".") for p in parts):
-        raise EnvironmentError_(
+        raise InstallError(
             f"runtime file path {relpath!r} is not a relative path inside site-packages"
         )
     return site.joinpath(*parts)
@@ -241,7 +241,7 @@ def place_runtime(
     for relpath, data in sorted(files.items()):
         target = _runtime_target(site, relpath)
         if str(target) in taken or target.exists():
-            raise EnvironmentError_(
+            raise InstallError(
                 f"runtime file {relpath} is also installed by a wheel of the photon; "
                 "remove photonpack from the photon's requirements and lock again."
             )
@@ -377,7 +377,7 @@ def create_environment(
     left at ``destination``.
     """
     if os.path.lexists(destination):
-        raise EnvironmentError_(
+        raise InstallError(
             f"cannot create an environment at {destination}: something is already there. "
             "Environments are always built fresh; remove it or pick another path."
         )
@@ -396,7 +396,7 @@ def create_environment(
         shutil.rmtree(destination, ignore_errors=True)
         if isinstance(exc, OSError):
             where = exc.filename or destination
-            raise EnvironmentError_(
+            raise InstallError(
                 f"cannot create the environment at {destination}: {exc.strerror or exc} "
                 f"({where}). Check that the disk has free space and the directory is "
                 "writable, or set PHOTONPACK_HOME to another place."

@@ -20,8 +20,8 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from photonpack.credentials import LOCAL_HOSTS, Credentials, fetch_token
 from photonpack.errors import IntegrityError, RegistryError
+from photonpack.oci.credentials import LOCAL_HOSTS, Credentials, fetch_token
 
 __all__ = [
     "OCI_MANIFEST",

@@ -16,9 +16,8 @@ from typing import BinaryIO
 
 import zstandard
 
-from photonpack.errors import BuildError, IntegrityError
-from photonpack.manifest import Manifest
-from photonpack.scan import (
+from photonpack.archive.manifest import Manifest
+from photonpack.archive.reader import (
     CHUNK_SIZE,
     MANIFEST_MEMBER,
     MAX_MANIFEST_SIZE,
@@ -28,7 +27,8 @@ from photonpack.scan import (
     read_manifest,
     unpack,
 )
-from photonpack.sinks import BlobSink, BlobWriter, DirectorySink, MemorySink, NullSink
+from photonpack.archive.sinks import BlobSink, BlobWriter, DirectorySink, MemorySink, NullSink
+from photonpack.errors import BuildError, IntegrityError
 
 __all__ = [
     "CHUNK_SIZE",

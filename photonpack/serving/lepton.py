@@ -18,13 +18,13 @@ __all__ = ["install_leptonai_shim"]
 
 # leptonai module -> photonpack modules whose public names it re-exports.
 _ALIASES: dict[str, tuple[str, ...]] = {
-    "leptonai": ("photonpack.photon", "photonpack.client"),
-    "leptonai.photon": ("photonpack.photon",),
-    "leptonai.photon.photon": ("photonpack.photon",),
-    "leptonai.photon.types": ("photonpack.photon",),
-    "leptonai.photon.types.file": ("photonpack.photon",),
-    "leptonai.photon.types.responses": ("photonpack.photon",),
-    "leptonai.client": ("photonpack.client",),
+    "leptonai": ("photonpack.serving.photon", "photonpack.serving.client"),
+    "leptonai.photon": ("photonpack.serving.photon",),
+    "leptonai.photon.photon": ("photonpack.serving.photon",),
+    "leptonai.photon.types": ("photonpack.serving.photon",),
+    "leptonai.photon.types.file": ("photonpack.serving.photon",),
+    "leptonai.photon.types.responses": ("photonpack.serving.photon",),
+    "leptonai.client": ("photonpack.serving.client",),
 }
 
 

@@ -1,7 +1,7 @@
 """The photon SDK: :class:`Photon`, :func:`handler` and the types handlers use.
 
 API-compatible with Lepton AI's ``leptonai.photon``: a photon written for it
-runs unchanged (see :mod:`photonpack.compat`). Declaring a photon is cheap;
+runs unchanged (see :mod:`photonpack.serving.lepton`). Declaring a photon is cheap;
 FastAPI is imported here only for the types users return or raise.
 """
 
@@ -21,7 +21,7 @@ from fastapi import HTTPException
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, model_validator
 
-from photonpack.errors import PhotonDefinitionError
+from photonpack.serving.errors import PhotonDefinitionError
 
 __all__ = [
     "File",
@@ -322,7 +322,7 @@ class Photon:
         import os
         import sys
 
-        from photonpack.runtime.serve import TOKEN_ENV, serve
+        from photonpack.serving.serve import TOKEN_ENV, serve
 
         token = token or os.environ.get(TOKEN_ENV) or None
 

@@ -33,7 +33,7 @@ from typing import IO, Any
 
 import packaging
 
-from photonpack.errors import EnvironmentError_
+from photonpack.errors import InstallError
 
 __all__ = [
     "ENVIRONMENT_LAYOUT",
@@ -132,7 +132,7 @@ def _probe(python: Path) -> dict[str, Any]:
     except (OSError, ValueError, subprocess.SubprocessError) as exc:
         stderr = getattr(exc, "stderr", None) or ""
         reason = stderr.strip().splitlines()[-1] if stderr.strip() else str(exc)
-        raise EnvironmentError_(
+        raise InstallError(
             f"cannot run the interpreter {python} ({reason}). Pass the path of a working "
             "CPython 3 interpreter, or none to use the one running photonpack."
         ) from exc
@@ -366,7 +366,7 @@ class BytecodeCompiler:
     def finish(self) -> dict[Path, tuple[str, int]]:
         """Wait for every queued file; the pycs written, as path -> (RECORD hash, size).
 
-        Raises :class:`EnvironmentError_` if a worker failed (disk full, ...).
+        Raises :class:`InstallError` if a worker failed (disk full, ...).
         """
         for proc in self._procs:
             assert proc.stdin is not None
@@ -377,7 +377,7 @@ class BytecodeCompiler:
                 log.seek(0)
                 lines = log.read().decode(errors="replace").strip().splitlines()
                 where = ", ".join(str(site) for site in sorted(self._sites))
-                raise EnvironmentError_(
+                raise InstallError(
                     f"compiling bytecode in {where} failed: "
                     f"{lines[-1] if lines else f'exit status {proc.returncode}'}. "
                     "Check that the disk has free space, or set PHOTONPACK_HOME elsewhere."

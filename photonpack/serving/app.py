@@ -28,8 +28,8 @@ from pydantic import BaseModel, ConfigDict, TypeAdapter, create_model
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from photonpack.__about__ import __version__
-from photonpack.errors import PhotonDefinitionError
-from photonpack.photon import HandlerSpec, Photon, handler_specs
+from photonpack.serving.errors import PhotonDefinitionError
+from photonpack.serving.photon import HandlerSpec, Photon, handler_specs
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "build_app", "describe"]
 

@@ -1,4 +1,4 @@
-"""``python -m photonpack.runtime.describe --entry ENTRY``: the handler contract as JSON.
+"""``python -m photonpack.serving.describe --entry ENTRY``: the handler contract as JSON.
 
 The build step runs this inside the photon's own environment and records the
 output in the manifest. It imports the photon but never runs ``init()``.
@@ -11,16 +11,16 @@ import json
 import sys
 from collections.abc import Sequence
 
-from photonpack.errors import PhotonpackError
-from photonpack.runtime.app import describe
-from photonpack.source import load_photon, parse_spec
+from photonpack.serving.app import describe
+from photonpack.serving.errors import PhotonpackError
+from photonpack.serving.source import load_photon, parse_spec
 
 __all__ = ["main"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Print ``describe(photon)`` as JSON on stdout; returns the exit code."""
-    parser = argparse.ArgumentParser(prog="python -m photonpack.runtime.describe")
+    parser = argparse.ArgumentParser(prog="python -m photonpack.serving.describe")
     parser.add_argument("--entry", required=True, help="file.py[:Class] or pkg.module:Class")
     args = parser.parse_args(argv)
     try:

@@ -16,16 +16,16 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import NoReturn
 
+from photonpack.archive.manifest import Manifest
 from photonpack.errors import ServeError
-from photonpack.manifest import Manifest
-from photonpack.runtime.env import (
+from photonpack.install.environment import (
     ensure_environment,
     ensure_workdir,
     environment_python,
     wheels_for_target,
 )
+from photonpack.lock.target import Target, host_compatible
 from photonpack.store import Store
-from photonpack.target import Target, host_compatible
 
 __all__ = [
     "Prepared",
@@ -127,7 +127,7 @@ def serve_command(
         python,
         "-I",
         "-m",
-        "photonpack.runtime.serve",
+        "photonpack.serving.serve",
         "--entry",
         prepared.manifest.entry,
         "--host",

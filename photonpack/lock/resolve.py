@@ -23,7 +23,7 @@ pip's configuration files and ``PIP_*`` variables are ignored while resolving
 settings only, never on the machine that made it. Only the CA bundle is kept,
 since it changes how to reach an index, not what it serves.
 
-This module imports pip; ``photonpack.lock`` imports it only when it must
+This module imports pip; ``photonpack.lock.lockfile`` imports it only when it must
 resolve, so an up-to-date ``photonpack lock`` never pays for it.
 """
 
@@ -41,9 +41,14 @@ from typing import Any
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from photonpack.errors import IndexError_, IntegrityError, NoCompatibleWheelError, ResolutionError
-from photonpack.index import DistFile, IndexSettings, list_files, redact_url
-from photonpack.target import Target
+from photonpack.errors import (
+    IntegrityError,
+    NoCompatibleWheelError,
+    PackageIndexError,
+    ResolutionError,
+)
+from photonpack.lock.index import DistFile, IndexSettings, list_files, redact_url
+from photonpack.lock.target import Target
 
 __all__ = ["Pin", "Resolution", "resolve"]
 
@@ -288,7 +293,7 @@ def _resolve_one(
                 "or tampered with; nothing was written"
             ) from exc
         except NetworkConnectionError as exc:
-            raise IndexError_(
+            raise PackageIndexError(
                 f"a package index failed while locking for {target}: {exc}; check the network, "
                 "or pass --index-url/--find-links for an internal mirror"
             ) from exc

@@ -1,6 +1,6 @@
 """The serve entry point: load a photon, run ``init()``, then serve it with uvicorn.
 
-``python -m photonpack.runtime.serve --entry ENTRY --host H --port P [--token T]
+``python -m photonpack.serving.serve --entry ENTRY --host H --port P [--token T]
 [--max-body-bytes N]`` is the contract with ``photonpack run``, both from source
 and from an archive. ``init()`` runs before the port opens; once it is open the
 line ``photonpack: serving NAME on http://H:P`` goes to stderr. SIGTERM drains
@@ -24,12 +24,12 @@ from typing import TYPE_CHECKING
 
 import uvicorn
 
-from photonpack.errors import PhotonpackError, ServeError
-from photonpack.runtime.app import DEFAULT_MAX_BODY_BYTES, build_app
-from photonpack.source import failure_location, load_photon, parse_spec
+from photonpack.serving.app import DEFAULT_MAX_BODY_BYTES, build_app
+from photonpack.serving.errors import PhotonpackError, ServeError
+from photonpack.serving.source import failure_location, load_photon, parse_spec
 
 if TYPE_CHECKING:
-    from photonpack.photon import Photon
+    from photonpack.serving.photon import Photon
 
 __all__ = ["main", "serve"]
 
@@ -118,7 +118,7 @@ def serve(
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m photonpack.runtime.serve", description="Serve one photon."
+        prog="python -m photonpack.serving.serve", description="Serve one photon."
     )
     parser.add_argument("--entry", required=True, help="file.py[:Class] or pkg.module:Class")
     parser.add_argument("--host", default="127.0.0.1")

@@ -7,7 +7,7 @@ with ``ast`` lets ``photonpack lock`` run where the photon's own imports
 of the same file is followed; a photon may subclass ``photonpack.Photon`` or
 Lepton's ``leptonai.photon.Photon``. When a value is not a literal, or a base
 class lives in another module, the photon is imported instead
-(:func:`photonpack.source.load_photon`).
+(:func:`photonpack.serving.source.load_photon`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from photonpack.errors import PhotonDefinitionError, PhotonSourceError
-from photonpack.source import PhotonSpec
+from photonpack.serving.source import PhotonSpec
 
 __all__ = ["ATTRIBUTES", "Declaration", "read_declaration"]
 
@@ -162,7 +162,7 @@ def _assignments(cls: ast.ClassDef) -> dict[str, Any]:
 
 def _read_imported(spec: PhotonSpec) -> Declaration:
     # Looked up at call time: source.load_photon pulls in the SDK, which locking avoids.
-    load_photon = importlib.import_module("photonpack.source").load_photon
+    load_photon = importlib.import_module("photonpack.serving.source").load_photon
     cls = load_photon(spec)
     values = {name: getattr(cls, name, None) for name in ATTRIBUTES}
     return _declaration(cls.__name__, values, where=f"{spec}")

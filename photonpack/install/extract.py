@@ -25,8 +25,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from photonpack.runtime.venv import Scheme
-from photonpack.runtime.wheel import Wheel, WheelFile, b64, corrupt, record_hash
+from photonpack.install.venv import Scheme
+from photonpack.install.wheel import Wheel, WheelFile, b64, corrupt, record_hash
 
 __all__ = [
     "INSTALLER",
