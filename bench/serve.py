@@ -191,7 +191,7 @@ def in_process(workdir: Path, n: int) -> None:
 
     sys.path[:0] = [str(workdir), str(COUNTER)]
     from photonpack.serving.app import build_app
-    from photonpack.serving.source import load_photon
+    from photonpack.serving.loader import load_photon
 
     auth = [(b"authorization", f"Bearer {TOKEN}".encode())]
     print(f"in-process ASGI, {n} requests per run, best of 5 (no sockets, no load generator)")

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from photonpack.serving.app import describe
-from photonpack.serving.source import load_photon, parse_spec
+from photonpack.serving.loader import load_photon
+from photonpack.serving.source import parse_spec
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 SERVED_BY = {

@@ -286,7 +286,7 @@ def test_run_rejects_bad_arguments(args: list[str], message: str) -> None:
 def test_serve_entry_imports_only_the_serving_stack() -> None:
     code = (
         "import sys, photonpack.serving.serve, photonpack.serving.describe;"
-        "from photonpack.serving.source import load_photon;"
+        "from photonpack.serving.loader import load_photon;"
         f"load_photon({str(EXAMPLES / 'lepton_counter' / 'counter.py')!r});"
         # click is not listed: uvicorn itself imports it (it is in the locked environment).
         "bad = [m for m in ('photonpack.cli', 'photonpack.lock.lockfile', 'photonpack.archive',"

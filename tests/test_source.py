@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from photonpack.errors import PhotonDefinitionError, PhotonSourceError
-from photonpack.serving.source import load_photon, parse_spec
+from photonpack.serving.loader import load_photon
+from photonpack.serving.source import parse_spec
 from tests.support.modules import write
 
 ONE = """

@@ -162,7 +162,7 @@ def _assignments(cls: ast.ClassDef) -> dict[str, Any]:
 
 def _read_imported(spec: PhotonSpec) -> Declaration:
     # Looked up at call time: source.load_photon pulls in the SDK, which locking avoids.
-    load_photon = importlib.import_module("photonpack.serving.source").load_photon
+    load_photon = importlib.import_module("photonpack.serving.loader").load_photon
     cls = load_photon(spec)
     values = {name: getattr(cls, name, None) for name in ATTRIBUTES}
     return _declaration(cls.__name__, values, where=f"{spec}")

@@ -19,15 +19,13 @@ import hashlib
 import urllib.parse
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from photonpack._digest import sha256_file
 from photonpack.errors import IntegrityError, PackageIndexError
 
 if TYPE_CHECKING:
     import urllib.request
-
-    from photonpack.lock.pylock import LockedWheel
 
 # urllib.request (ssl, http.client, email) and packaging are imported where they are
 # used: photonpack lock on an up-to-date lock reads IndexSettings only, and must start fast.
@@ -346,14 +344,27 @@ def measure(file: DistFile) -> DistFile:
     return dataclasses.replace(file, sha256=sha.hexdigest(), size=size)
 
 
-Progress = Callable[["LockedWheel", int], None]
+class LockedFile(Protocol):
+    """A file the lock pins: what ``fetch_wheels`` needs of a locked wheel."""
+
+    @property
+    def filename(self) -> str: ...
+    @property
+    def url(self) -> str: ...
+    @property
+    def size(self) -> int: ...
+    @property
+    def sha256(self) -> str: ...
+
+
+W = TypeVar("W", bound=LockedFile)
 
 
 def fetch_wheels(
-    wheels: Sequence[LockedWheel],
+    wheels: Sequence[W],
     cache: Path,
     *,
-    progress: Progress | None = None,
+    progress: Callable[[W, int], None] | None = None,
     index: IndexSettings | None = None,
     partial: Path | None = None,
 ) -> dict[str, Path]:
@@ -398,10 +409,10 @@ def with_credentials(url: str, index: IndexSettings | None) -> str:
 
 
 def _fetch_one(
-    wheel: LockedWheel,
+    wheel: W,
     directory: Path,
     partial: Path,
-    progress: Progress | None,
+    progress: Callable[[W, int], None] | None,
     index: IndexSettings | None,
 ) -> Path:
     import os

@@ -13,7 +13,8 @@ from collections.abc import Sequence
 
 from photonpack.serving.app import describe
 from photonpack.serving.errors import PhotonpackError
-from photonpack.serving.source import load_photon, parse_spec
+from photonpack.serving.loader import load_photon
+from photonpack.serving.source import parse_spec
 
 __all__ = ["main"]
 

@@ -26,7 +26,8 @@ import uvicorn
 
 from photonpack.serving.app import DEFAULT_MAX_BODY_BYTES, build_app
 from photonpack.serving.errors import PhotonpackError, ServeError
-from photonpack.serving.source import failure_location, load_photon, parse_spec
+from photonpack.serving.loader import failure_location, load_photon
+from photonpack.serving.source import parse_spec
 
 if TYPE_CHECKING:
     from photonpack.serving.photon import Photon
