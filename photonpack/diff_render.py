@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from photonpack._units import format_size
 from photonpack.diff import Diff
-from photonpack.summary import human_size
 
 __all__ = ["render_markdown", "render_text"]
 
@@ -14,12 +14,8 @@ __all__ = ["render_markdown", "render_text"]
 _COLOURS = {"red": "31", "green": "32", "yellow": "33", "bold": "1", "dim": "2"}
 
 
-def _size(n: int) -> str:
-    return f"-{human_size(-n)}" if n < 0 else human_size(n)
-
-
 def _delta(n: int) -> str:
-    return f"+{_size(n)}" if n >= 0 else _size(n)
+    return format_size(n, signed=True)
 
 
 def _list_change(old: Any, new: Any) -> str:
@@ -79,9 +75,10 @@ def _file_lines(d: Diff) -> list[tuple[str, str]]:
         sign = {"added": "+", "removed": "-", "changed": "~"}[f.kind]
         where = f"runtime:{f.path}" if f.runtime else f.path
         if f.kind == "changed":
-            sizes = f"{_size(f.old_size or 0)} -> {_size(f.new_size or 0)} ({_delta(f.delta)})"
+            old, new = format_size(f.old_size or 0), format_size(f.new_size or 0)
+            sizes = f"{old} -> {new} ({_delta(f.delta)})"
         else:
-            sizes = _size((f.new_size if f.kind == "added" else f.old_size) or 0)
+            sizes = format_size((f.new_size if f.kind == "added" else f.old_size) or 0)
         out.append(("yellow", f"  {sign} {where} {sizes}"))
     if d.attributes:
         out.append(("bold", "attributes:"))
@@ -105,7 +102,9 @@ def render_text(d: Diff, *, colour: bool = False) -> str:
         lines.append(paint("red", "BREAKING: clients of the old handlers may fail"))
     sections = _package_lines(d) + _coverage_lines(d) + _api_lines(d) + _file_lines(d)
     lines += [paint(c, t) for c, t in sections]
-    lines.append(f"size: {_size(d.a.size)} -> {_size(d.b.size)} ({_delta(d.b.size - d.a.size)})")
+    lines.append(
+        f"size: {format_size(d.a.size)} -> {format_size(d.b.size)} ({_delta(d.b.size - d.a.size)})"
+    )
     return "\n".join(lines) + "\n"
 
 
@@ -153,14 +152,14 @@ def render_markdown(d: Diff) -> str:
         out += ["| File | Change | Old size | New size | Delta |", "|---|---|---:|---:|---:|"]
         for f in d.files:
             where = f"runtime:{f.path}" if f.runtime else f.path
-            old = _size(f.old_size) if f.old_size is not None else ""
-            new = _size(f.new_size) if f.new_size is not None else ""
+            old = format_size(f.old_size) if f.old_size is not None else ""
+            new = format_size(f.new_size) if f.new_size is not None else ""
             out.append(f"| `{_md(where)}` | {f.kind} | {old} | {new} | {_delta(f.delta)} |")
         out.append("")
     if d.attributes:
         out += ["| Attribute | Change |", "|---|---|"]
         out += [f"| `{a.field}` | {_md(_list_change(a.old, a.new))} |" for a in d.attributes]
         out.append("")
-    total = f"{_size(d.a.size)} → {_size(d.b.size)} ({_delta(d.b.size - d.a.size)})"
+    total = f"{format_size(d.a.size)} → {format_size(d.b.size)} ({_delta(d.b.size - d.a.size)})"
     out += [f"**Total size:** {total}", ""]
     return "\n".join(out)

@@ -6,7 +6,9 @@ into that message and ``exit_code``, never into a traceback.
 
 ::
 
-    PhotonpackError                      exit 1
+    PhotonpackError                      exit 1 (photonpack.serving.errors: the root
+    │                                    travels with the serving package)
+    ├── UsageError                       exit 2: the command line is wrong
     ├── PhotonDefinitionError            a Photon subclass is declared wrongly
     ├── PhotonSourceError                a photon cannot be found or imported
     ├── LockError                        resolution or the lock file
@@ -15,15 +17,19 @@ into that message and ``exit_code``, never into a traceback.
     │   ├── LockFileError                a malformed pylock file
     │   ├── StaleLockError               the lock does not match its inputs
     │   └── TargetError                  a --target is misspelled or unsupported
-    ├── PackageIndexError                      a package index or download failed
+    ├── PackageIndexError                a package index or download failed
     ├── BuildError                       assembling an archive failed
     ├── ArchiveError                     not a photon archive / unreadable
     ├── IntegrityError                   exit 3: bytes differ from their digest
     ├── StoreError                       $PHOTONPACK_HOME unusable
-    ├── InstallError                creating the photon's venv failed
+    ├── InstallError                     creating the photon's environment failed
     ├── ServeError                       the server cannot start (port busy, ...)
     ├── RegistryError                    an OCI registry refused or failed
     └── ClientError                      an HTTP call from :class:`Client` failed
+
+Any other exception reaching the CLI is a bug: it prints one line
+(``error: internal error: ...``) and exits 1; ``--debug`` or
+``PHOTONPACK_DEBUG=1`` shows its traceback.
 
 Foreign exceptions (``OSError``, ``zstandard.ZstdError``, ``tarfile``,
 ``subprocess``, ``urllib``) are translated into this tree at the boundary where
@@ -59,6 +65,7 @@ __all__ = [
     "StaleLockError",
     "StoreError",
     "TargetError",
+    "UsageError",
 ]
 
 
@@ -114,3 +121,9 @@ class InstallError(PhotonpackError):
 
 class RegistryError(PhotonpackError):
     """An OCI registry refused a request or cannot be reached."""
+
+
+class UsageError(PhotonpackError):
+    """The command line is wrong: a missing argument, options that exclude each other."""
+
+    exit_code = 2

@@ -6,19 +6,10 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from photonpack._units import format_size
 from photonpack.archive.manifest import Manifest
 
-__all__ = ["human_size", "inspect_report", "render_inspect", "type_of"]
-
-
-def human_size(n: int) -> str:
-    """Decimal units, one decimal: ``866 B``, ``2.1 kB``, ``1.3 GB``."""
-    value = float(n)
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if value < 1000 or unit == "TB":
-            return f"{n} B" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    raise AssertionError("unreachable")  # pragma: no cover
+__all__ = ["inspect_report", "render_inspect", "type_of"]
 
 
 def type_of(schema: Mapping[str, Any] | None) -> str:
@@ -107,15 +98,15 @@ def render_inspect(report: dict[str, Any]) -> str:
     lines += [f"  {_signature(h)}" for h in report["handlers"]]
     lines.append(f"packages ({len(report['packages'])})")
     for p in report["packages"]:
-        size = human_size(sum(w["size"] for w in p["wheels"]))
+        size = format_size(sum(w["size"] for w in p["wheels"]))
         lines.append(f"  {p['name']} {p['version']}  {size}")
     lines.append(f"files ({len(report['files'])})")
-    lines += [f"  {f['path']}  {human_size(f['size'])}" for f in report["files"]]
+    lines += [f"  {f['path']}  {format_size(f['size'])}" for f in report["files"]]
     runtime = report["runtime"]
     noun = "file" if runtime["files"] == 1 else "files"
-    lines.append(f"runtime   {runtime['files']} {noun}, {human_size(runtime['size'])}")
-    size = f"size      {human_size(report['total_size'])} uncompressed"
+    lines.append(f"runtime   {runtime['files']} {noun}, {format_size(runtime['size'])}")
+    size = f"size      {format_size(report['total_size'])} uncompressed"
     if report["archive_size"] is not None:
-        size += f", {human_size(report['archive_size'])} archive"
+        size += f", {format_size(report['archive_size'])} archive"
     lines.append(size)
     return "\n".join(lines) + "\n"

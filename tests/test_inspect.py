@@ -9,6 +9,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from photonpack import archive as bundle
+from photonpack._units import format_size
 from photonpack.cli import cli
 from tests.support.archives import Archive, handler, make_archive
 
@@ -18,7 +19,7 @@ def test_inspect_shows_name_digest_handlers_packages_files(small_archive: Archiv
     result = CliRunner().invoke(cli, ["inspect", str(small_archive.path)])
     assert result.exit_code == 0
     sizes = {f.path: f.size for f in m.files}
-    archive_kb = small_archive.path.stat().st_size / 1000
+    archive_size = small_archive.path.stat().st_size
     assert result.stdout == (
         f"counter  {m.digest}\n"
         "entry     counter.py:Counter\n"
@@ -35,7 +36,7 @@ def test_inspect_shows_name_digest_handlers_packages_files(small_archive: Archiv
         "  data/model.bin  700 B\n"
         f"  pylock.counter.toml  {sizes['pylock.counter.toml']} B\n"
         "runtime   1 file, 10 B\n"
-        f"size      {m.total_size / 1000:.1f} kB uncompressed, {archive_kb:.1f} kB archive\n"
+        f"size      {format_size(m.total_size)} uncompressed, {format_size(archive_size)} archive\n"
     )
 
 

@@ -187,7 +187,7 @@ def test_missing_tag_and_unreachable_registry_are_one_line_errors(
 
 def test_password_without_username_is_refused(archives: tuple[Path, Path]) -> None:
     result = _run("push", str(archives[0]), "localhost:1/x:v1", "--password-stdin", stdin="pw\n")
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # a usage error
     assert result.stderr == (
         "error: a password was given without a username: pass --username or set "
         "PHOTONPACK_REGISTRY_USERNAME\n"

@@ -280,7 +280,7 @@ ONE_PHOTON = (
 )
 def test_run_rejects_bad_arguments(args: list[str], message: str) -> None:
     result = CliRunner().invoke(cli, ["run", *args])
-    assert (result.exit_code, result.output) == (1, message)
+    assert (result.exit_code, result.output) == (2, message)
 
 
 def test_serve_entry_imports_only_the_serving_stack() -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from click.testing import CliRunner, Result
 
+from photonpack._units import format_size
 from photonpack.archive import Problem, blob_member, write_archive
 from photonpack.archive.manifest import Manifest
 from photonpack.cli import cli
@@ -42,7 +43,7 @@ def test_verify_clean_archive_exits_0(small_archive: Archive) -> None:
     m = small_archive.manifest
     assert result.exit_code == 0
     assert result.stdout == (
-        f"ok counter {m.digest} ({len(m.blobs())} blobs, {m.total_size / 1000:.1f} kB verified)\n"
+        f"ok counter {m.digest} ({len(m.blobs())} blobs, {format_size(m.total_size)} verified)\n"
     )
 
 

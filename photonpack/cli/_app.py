@@ -1,6 +1,6 @@
 """The ``photonpack`` command group and what its commands share.
 
-This package is the only code that prints, and ``_Group.invoke`` is the only
+This package is the only code that prints, and ``_Group.main`` is the only
 place where a :class:`~photonpack.errors.PhotonpackError` becomes a message and
 an exit code. Library modules are imported inside each command so that
 ``photonpack lock`` or ``photonpack verify`` never import the serving stack.
@@ -8,6 +8,9 @@ an exit code. Library modules are imported inside each command so that
 
 from __future__ import annotations
 
+import os
+import sys
+import traceback
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,34 +19,80 @@ import click
 from photonpack.__about__ import __version__
 from photonpack.errors import PhotonpackError
 
+DEBUG_ENV = "PHOTONPACK_DEBUG"
+
 
 class _Group(click.Group):
-    """A click group that turns photonpack errors into one line and an exit code."""
+    """The one place where an exception becomes a line on stderr and an exit code.
 
-    def invoke(self, ctx: click.Context) -> Any:
+    ``PhotonpackError``: its message and ``exit_code``. Any usage error (click's
+    or ours): ``error: ...`` and exit 2. Anything else is a bug: one line, exit
+    1, and the traceback only with ``--debug`` or ``PHOTONPACK_DEBUG=1``.
+    """
+
+    debug = False
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        self.debug = os.environ.get(DEBUG_ENV, "") not in ("", "0")
         try:
-            return super().invoke(ctx)
+            result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.exceptions.Exit as exc:  # --help, --version, ctx.exit(code)
+            sys.exit(exc.exit_code)
+        except click.UsageError as exc:
+            command = exc.ctx.command_path if exc.ctx is not None else "photonpack"
+            click.echo(f"error: {exc.format_message()} (see '{command} --help')", err=True)
+            sys.exit(2)
+        except click.ClickException as exc:
+            click.echo(f"error: {exc.format_message()}", err=True)
+            sys.exit(exc.exit_code)
         except PhotonpackError as exc:
             click.echo(f"error: {exc.message}", err=True)
-            ctx.exit(exc.exit_code)
-        except KeyboardInterrupt:
+            sys.exit(exc.exit_code)
+        except (KeyboardInterrupt, click.exceptions.Abort):
             click.echo("interrupted", err=True)
-            ctx.exit(130)
+            sys.exit(130)
+        except Exception as exc:  # noqa: BLE001 - the boundary: a bug, said in one line
+            if self.debug:
+                traceback.print_exc()
+            else:
+                click.echo(
+                    f"error: internal error: {type(exc).__name__}: {exc} (a bug in photonpack; "
+                    f"run again with --debug or {DEBUG_ENV}=1 for the traceback, and report it)",
+                    err=True,
+                )
+            sys.exit(1)
+        # Without standalone mode click returns ctx.exit(code)'s code instead of exiting.
+        code = result if isinstance(result, int) else 0
+        if standalone_mode:
+            sys.exit(code)
+        return result
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="photonpack")
-def cli() -> None:
-    """Lock, build, verify and serve reproducible Python photons."""
+@click.option(
+    "--debug",
+    is_flag=True,
+    help=f"Show the traceback of an internal error (also: {DEBUG_ENV}=1).",
+)
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """Lock, build, verify and serve reproducible Python photons.
 
-
-def _size(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "KiB", "MiB"):
-        if size < 1024:
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} GiB"
+    \b
+    Environment:
+      PHOTONPACK_HOME   the local store (default: $XDG_DATA_HOME/photonpack)
+      PHOTONPACK_DEBUG  1: show the traceback of an internal error
+    """
+    if debug and isinstance(ctx.command, _Group):
+        ctx.command.debug = True
 
 
 def _table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from photonpack.cli._app import cli
-from photonpack.errors import PhotonpackError
+from photonpack.errors import PhotonpackError, UsageError
 
 # -- CI: verify / inspect / diff / sbom ------------------------------------
 
@@ -39,21 +39,21 @@ def verify(
     """Re-hash ARCHIVE offline: exit 0 if clean, 3 on any integrity failure."""
     import json
 
-    from photonpack.summary import human_size
+    from photonpack._units import format_size
     from photonpack.verify import verify_archive
 
     if check_store:
         if archive is not None or rebuild_from is not None:
-            raise PhotonpackError("verify --store takes no ARCHIVE and no --rebuild")
+            raise UsageError("verify --store takes no ARCHIVE and no --rebuild")
         ctx.exit(_verify_store(as_json))
     if archive is None:
-        raise PhotonpackError("verify needs an ARCHIVE (or --store)")
+        raise UsageError("verify needs an ARCHIVE (or --store)")
     result = verify_archive(archive)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
     elif result.ok and result.manifest is not None:
         m = result.manifest
-        verified = f"{len(m.blobs())} blobs, {human_size(m.total_size)} verified"
+        verified = f"{len(m.blobs())} blobs, {format_size(m.total_size)} verified"
         click.echo(f"ok {m.name} {m.digest} ({verified})")
     else:
         for problem in result.problems:

@@ -8,7 +8,8 @@ from typing import Any
 
 import click
 
-from photonpack.cli._app import _size, cli
+from photonpack._units import format_size
+from photonpack.cli._app import cli
 
 # -- lock ---------------------------------------------------------------------
 
@@ -233,7 +234,7 @@ def build(
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2, sort_keys=True))
         return
-    click.echo(f"built {result.path} ({_size(result.size)})")
+    click.echo(f"built {result.path} ({format_size(result.size)})")
     click.echo(result.digest)
 
 
@@ -255,5 +256,7 @@ def create(
     if as_json:
         click.echo(json.dumps({**result.to_dict(), **ref.to_dict()}, indent=2, sort_keys=True))
         return
-    click.echo(f"created {ref.name} ({_size(ref.size)}); run it with: photonpack run -n {ref.name}")
+    click.echo(
+        f"created {ref.name} ({format_size(ref.size)}); run it with: photonpack run -n {ref.name}"
+    )
     click.echo(ref.digest)

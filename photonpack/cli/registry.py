@@ -7,8 +7,9 @@ from typing import Any
 
 import click
 
-from photonpack.cli._app import _size, cli
-from photonpack.errors import PhotonpackError
+from photonpack._units import format_size
+from photonpack.cli._app import cli
+from photonpack.errors import UsageError
 
 # -- registry: push / pull / list --remote ---------------------------------
 
@@ -45,12 +46,12 @@ def _registry_client(
     if password_stdin:
         password = sys.stdin.read().rstrip("\r\n")
     if username and not password:
-        raise PhotonpackError(
+        raise UsageError(
             f"a login for {username!r} needs a password: pass --password-stdin or set "
             "PHOTONPACK_REGISTRY_PASSWORD"
         )
     if password and not username:
-        raise PhotonpackError(
+        raise UsageError(
             "a password was given without a username: pass --username or set "
             "PHOTONPACK_REGISTRY_USERNAME"
         )
@@ -120,7 +121,7 @@ def push(
             )
     click.echo(
         f"pushed {reference}: uploaded {len(result.uploaded)} of {result.total_blobs} blobs "
-        f"({_size(result.uploaded_bytes)} of {_size(result.total_bytes)})",
+        f"({format_size(result.uploaded_bytes)} of {format_size(result.total_bytes)})",
         err=True,
     )
     click.echo(result.manifest_digest)

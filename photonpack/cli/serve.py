@@ -9,7 +9,7 @@ import click
 
 from photonpack.cli._app import cli
 from photonpack.cli.registry import _registry_client
-from photonpack.errors import PhotonpackError
+from photonpack.errors import PhotonpackError, UsageError
 
 # -- run: serve a photon -------------------------------------------------------
 
@@ -19,7 +19,7 @@ def _parse_env(pairs: tuple[str, ...]) -> dict[str, str]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise PhotonpackError(f"--env expects KEY=VALUE, got {pair!r}")
+            raise UsageError(f"--env expects KEY=VALUE, got {pair!r}")
         env[key] = value
     return env
 
@@ -36,7 +36,13 @@ def _parse_env(pairs: tuple[str, ...]) -> dict[str, str]:
     show_default=True,
     help="Address to listen on (as in Lepton).",
 )
-@click.option("--port", default=8080, show_default=True, type=int, help="Port (0: any free one).")
+@click.option(
+    "--port",
+    default=8080,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port (0: any free one).",
+)
 @click.option("--token", help="Require 'Authorization: Bearer TOKEN' (else $PHOTONPACK_TOKEN).")
 @click.option(
     "--env", "env_pairs", multiple=True, metavar="K=V", help="Set an environment variable."
@@ -67,7 +73,7 @@ def run(
 
     env = _parse_env(env_pairs)
     if sum(x is not None for x in (archive, name, module)) != 1:
-        raise PhotonpackError(
+        raise UsageError(
             "photonpack run needs exactly one photon: ARCHIVE, -n NAME, or -m file.py[:Class]"
         )
     if module is None:

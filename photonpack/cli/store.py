@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import click
 
-from photonpack.cli._app import _size, _table, cli
+from photonpack._units import format_size
+from photonpack.cli._app import _table, cli
 from photonpack.cli.registry import _registry_client, _registry_options
-from photonpack.errors import PhotonpackError
+from photonpack.errors import UsageError
 
 
 @cli.command("list")
@@ -30,7 +31,7 @@ def list_(
         if as_json:
             click.echo(json.dumps([ref.to_dict() for ref in refs], indent=2, sort_keys=True))
             return
-        rows = [(r.name, r.digest, _size(r.size), r.created) for r in refs]
+        rows = [(r.name, r.digest, format_size(r.size), r.created) for r in refs]
         _table(("NAME", "DIGEST", "SIZE", "CREATED"), rows)
         return
     from photonpack.oci.reference import parse_repository
@@ -58,7 +59,7 @@ def remove(name: str | None, remove_all: bool) -> None:
     from photonpack.store import Store
 
     if (name is None) == (not remove_all):
-        raise PhotonpackError("photonpack remove needs exactly one of -n NAME or --all")
+        raise UsageError("photonpack remove needs exactly one of -n NAME or --all")
     store = Store()
     refs = store.list_refs() if remove_all else [store.get_ref(name or "")]
     for ref in refs:
