@@ -10,18 +10,17 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 import re
 import shutil
 import stat
 import subprocess
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
 import photonpack
 from photonpack.__about__ import __version__
+from photonpack._fs import atomic_write
 from photonpack.archive import write_archive
 from photonpack.archive.manifest import FileEntry, Manifest, WheelEntry
 from photonpack.errors import BuildError
@@ -188,26 +187,20 @@ def write_atomic(output: Path, manifest: Manifest, store: Store) -> int:
     """Write the archive next to ``output`` and rename it into place; return its size.
 
     A failure or Ctrl-C leaves no partial file and any previous file untouched.
+    A directory that does not exist is an error, as for ``cp``.
     """
     output = output.absolute()
+    if not output.parent.is_dir():
+        raise BuildError(
+            f"cannot write {output}: the directory {output.parent} does not exist; create it "
+            "or choose another -o"
+        )
     try:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        fd, temp_name = tempfile.mkstemp(prefix=f".{output.name}-", dir=output.parent)
-    except OSError as exc:
-        raise BuildError(f"cannot write {output}: {exc.strerror or exc}") from exc
-    temp = Path(temp_name)
-    try:
-        with os.fdopen(fd, "wb") as out:
+        with atomic_write(output) as out:
             write_archive(out, manifest, store.blob_path)
-            out.flush()
-            os.fsync(out.fileno())
-        temp.chmod(0o644)
-        temp.replace(output)
+        return output.stat().st_size
     except OSError as exc:
         raise BuildError(f"cannot write {output}: {exc.strerror or exc}") from exc
-    finally:
-        temp.unlink(missing_ok=True)
-    return output.stat().st_size
 
 
 def _entry(spec: PhotonSpec, declaration: Declaration) -> str:

@@ -23,14 +23,11 @@ worst an orphan in ``tmp/`` that nothing ever reads.
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import csv
 import dataclasses
 import datetime as dt
 import errno
 import fcntl
-import hashlib
 import json
 import os
 import re
@@ -40,16 +37,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
-from photonpack._digest import sha256_file
+from photonpack._digest import CHUNK_SIZE, Digest, copy_hashed, is_sha256_hex, sha256_file
+from photonpack._fs import AtomicFile, fsync_dir, publish_dir, write_atomic
 from photonpack.errors import IntegrityError, PhotonpackError, StoreError
 
 if TYPE_CHECKING:
     from photonpack.archive.manifest import Manifest
 
-__all__ = ["Ref", "Store", "StoreSink", "default_home", "validate_name"]
+__all__ = ["COMPLETE", "BlobWriter", "Ref", "Store", "StoreSink", "default_home", "validate_name"]
 
-_CHUNK = 1 << 20
-_HEX = re.compile(r"[0-9a-f]{64}")
 _INSTALLED = re.compile(r"[0-9a-f]{64}-[A-Za-z0-9._+-]+")
 # Lepton's rule for photon names, kept so that names move between the tools.
 _NAME = re.compile(r"[a-z][a-z0-9-]{0,31}")
@@ -87,20 +83,19 @@ class Ref:
         return dataclasses.asdict(self)
 
 
-def _hex_of(digest: str) -> str:
-    hex_ = digest.removeprefix("sha256:")
-    if not _HEX.fullmatch(hex_):
-        raise StoreError(f"invalid digest {digest!r}: expected sha256:<64 hex digits>")
-    return hex_
+def _hex(sha256: str) -> str:
+    """A blob's or an environment's name: 64 hex digits, no prefix."""
+    if not is_sha256_hex(sha256):
+        raise StoreError(f"invalid blob name {sha256!r}: expected 64 lowercase hex digits")
+    return sha256
 
 
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+def _digest(digest: str) -> Digest:
+    """An archive's identity: ``sha256:<64 hex digits>``."""
+    try:
+        return Digest(digest)
+    except ValueError as exc:
+        raise StoreError(str(exc)) from None
 
 
 @contextlib.contextmanager
@@ -125,10 +120,17 @@ class Store:
     def __init__(self, root: Path | None = None) -> None:
         self.root = (root or default_home()).absolute()
 
+    def check_root(self) -> None:
+        """Raise :class:`StoreError` unless the root is a directory (or does not exist yet)."""
+        if self.root.exists() and not self.root.is_dir():
+            raise StoreError(
+                f"the store {self.root} is not a directory; set PHOTONPACK_HOME to a directory"
+            )
+
     # -- paths -----------------------------------------------------------
 
     def blob_path(self, sha256: str) -> Path:
-        return self.root / "blobs" / "sha256" / _hex_of(sha256)
+        return self.root / "blobs" / "sha256" / _hex(sha256)
 
     @property
     def blob_dir(self) -> Path:
@@ -136,7 +138,7 @@ class Store:
         return self.root / "blobs"
 
     def env_path(self, env_hex: str) -> Path:
-        return self.root / "envs" / _hex_of(env_hex)
+        return self.root / "envs" / _hex(env_hex)
 
     def installed_path(self, key: str) -> Path:
         """``installed/<key>``: which environment holds a wheel (``runtime/cache.py``)."""
@@ -145,7 +147,7 @@ class Store:
         return self.root / "installed" / key
 
     def work_path(self, digest: str) -> Path:
-        return self.root / "work" / _hex_of(digest)
+        return self.root / "work" / _digest(digest).hex
 
     def _dir(self, *parts: str) -> Path:
         path = self.root.joinpath(*parts)
@@ -184,18 +186,12 @@ class Store:
         publishes many directories into one parent and syncs it once.
         """
         with _store_errors(self.root, f"install {final.name}"):
-            (temp / COMPLETE).write_bytes(b"")
-            final.parent.mkdir(parents=True, exist_ok=True)
-            if final.exists():  # an incomplete leftover of a killed run
-                shutil.rmtree(final)
-            temp.rename(final)
-            if sync:
-                _fsync_dir(final.parent)
+            publish_dir(temp, final, marker=COMPLETE, sync=sync)
 
     @staticmethod
     def sync_dir(path: Path) -> None:
         """Make the renames into ``path`` durable."""
-        _fsync_dir(path)
+        fsync_dir(path)
 
     @staticmethod
     def is_complete(path: Path) -> bool:
@@ -218,22 +214,17 @@ class Store:
         The hash is checked here, whatever the caller verified, so that nothing
         unverified can ever be found under ``blobs/``.
         """
-        final = self.blob_path(sha256)
-        parent = self._dir("tmp")
-        with _store_errors(self.root, f"write blob {sha256}"):
-            fd, name = tempfile.mkstemp(prefix="blob-", dir=parent)
-        temp = Path(name)
+        writer = self.open_blob(sha256, size)
         try:
-            with _store_errors(self.root, f"write blob {sha256}"), os.fdopen(fd, "wb") as out:
-                yield out
-                out.flush()
-                os.fsync(out.fileno())
-            self._check_file(temp, sha256, size)
-            with _store_errors(self.root, f"write blob {sha256}"):
-                final.parent.mkdir(parents=True, exist_ok=True)
-                temp.replace(final)
-        finally:
-            temp.unlink(missing_ok=True)
+            yield writer.file
+        except BaseException:
+            writer.abort()
+            raise
+        writer.commit()
+
+    def open_blob(self, sha256: str, size: int) -> BlobWriter:
+        """A :class:`BlobWriter` for one blob: ``commit()`` checks it, then renames it in."""
+        return BlobWriter(self, _hex(sha256), size)
 
     def import_archive(self, path: Path) -> Manifest:
         """Stream ``path`` once, verifying every blob, into the store; return its manifest.
@@ -292,6 +283,8 @@ class Store:
     def verify(self) -> list[str]:
         """Re-hash every blob and laid-out file the store's manifests list.
 
+        Environments are checked by :func:`photonpack.install.audit.audit_environments`.
+
         A corrupt blob is removed (the next import of its archive restores it);
         a working directory whose files differ loses its ``.complete`` marker
         (the next run lays it out again). Returns one line per problem found.
@@ -311,26 +304,6 @@ class Store:
                         "run the archive again to restore it"
                     )
             problems += self._verify_workdir(manifest)
-        problems += self._verify_installed("environment", self.root / "envs")
-        return problems
-
-    def _verify_installed(self, kind: str, parent: Path) -> list[str]:
-        """Re-hash every complete tree under ``parent`` against its RECORD files.
-
-        One that differs loses its ``.complete`` marker: the next run builds it
-        again from the verified blobs.
-        """
-        problems = []
-        for tree in sorted(parent.glob("*")) if parent.is_dir() else []:
-            if not self.is_complete(tree):
-                continue
-            problem = _check_records(tree)
-            if problem is not None:
-                (tree / COMPLETE).unlink(missing_ok=True)
-                problems.append(
-                    f"{kind} {tree.name}: {problem}; it was taken out of use and will be "
-                    "built again on the next run"
-                )
         return problems
 
     def _verify_workdir(self, manifest: Manifest) -> list[str]:
@@ -359,27 +332,16 @@ class Store:
         The digest is taken from the bytes as they are written, so the blob is
         exactly what it is named after, whatever happens to the source meanwhile.
         """
-        parent = self._dir("tmp")
         with _store_errors(self.root, "write a blob"):
-            fd, name = tempfile.mkstemp(prefix="blob-", dir=parent)
-        temp = Path(name)
-        digest = hashlib.sha256()
-        size = 0
-        try:
-            with _store_errors(self.root, "write a blob"), os.fdopen(fd, "wb") as out:
-                while chunk := source.read(_CHUNK):
-                    digest.update(chunk)
-                    out.write(chunk)
-                    size += len(chunk)
-                out.flush()
-                os.fsync(out.fileno())
-            final = self.blob_path(digest.hexdigest())
-            with _store_errors(self.root, f"write blob {digest.hexdigest()}"):
-                final.parent.mkdir(parents=True, exist_ok=True)
-                temp.replace(final)  # also mends a same-named blob altered in place
-        finally:
-            temp.unlink(missing_ok=True)
-        return digest.hexdigest(), size
+            atomic = AtomicFile(self.blob_dir / "sha256" / "new", temp_dir=self._dir("tmp"))
+            try:
+                sha256, size = copy_hashed(source, atomic.file)
+            except BaseException:
+                atomic.abort()
+                raise
+            # Also mends a same-named blob altered in place.
+            atomic.commit(target=self.blob_path(sha256), sync_dir=False)
+        return sha256, size
 
     def adopt_blob(self, path: Path, sha256: str, size: int) -> Path:
         """Move a file on the store's filesystem (e.g. under ``tmp/``) in as a blob.
@@ -398,14 +360,14 @@ class Store:
         """Copy ``source`` into the store (verified); return the blob's path."""
         if not self.has_blob(sha256, size):
             with self.blob_writer(sha256, size) as out, source.open("rb") as src:
-                shutil.copyfileobj(src, out, _CHUNK)
+                shutil.copyfileobj(src, out, CHUNK_SIZE)
         return self.blob_path(sha256)
 
     def _check_file(self, path: Path, sha256: str, size: int) -> None:
         found, actual = sha256_file(path)
-        if actual != size or found != _hex_of(sha256):
+        if actual != size or found != _hex(sha256):
             raise IntegrityError(
-                f"blob sha256:{_hex_of(sha256)}: expected {size} bytes with that digest, "
+                f"blob sha256:{sha256}: expected {size} bytes with that digest, "
                 f"found {actual} bytes with sha256:{found}"
             )
 
@@ -424,19 +386,19 @@ class Store:
     # -- manifests and refs ---------------------------------------------
 
     def put_manifest(self, digest: str, data: bytes) -> None:
-        if "sha256:" + hashlib.sha256(data).hexdigest() != digest:
+        if Digest.of_bytes(data) != _digest(digest):
             raise IntegrityError(f"manifest bytes do not match {digest}")
-        path = self._dir("manifests") / f"{_hex_of(digest)}.json"
+        path = self._dir("manifests") / f"{_digest(digest).hex}.json"
         if not path.exists():
             self.write_atomic(path, data)
 
     def get_manifest_bytes(self, digest: str) -> bytes:
-        path = self.root / "manifests" / f"{_hex_of(digest)}.json"
+        path = self.root / "manifests" / f"{_digest(digest).hex}.json"
         try:
             data = path.read_bytes()
         except FileNotFoundError:
             raise StoreError(f"{digest} is not in the store {self.root}") from None
-        if "sha256:" + hashlib.sha256(data).hexdigest() != digest:
+        if Digest.of_bytes(data) != digest:
             raise IntegrityError(f"the stored manifest {path} does not match {digest}")
         return data
 
@@ -480,78 +442,56 @@ class Store:
     def write_atomic(self, path: Path, data: bytes, *, sync: bool = True) -> None:
         """Write ``data`` to ``path`` (in the store) through a temp file and a rename.
 
-        ``sync=False`` skips the fsync, for files a crash may lose but not tear.
+        ``sync=False`` skips the fsyncs, for files a crash may lose but not tear.
         """
         with _store_errors(self.root, f"write {path.name}"):
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd, name = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-            try:
-                with os.fdopen(fd, "wb") as out:
-                    out.write(data)
-                    if sync:
-                        out.flush()
-                        os.fsync(out.fileno())
-                Path(name).replace(path)
-            finally:
-                Path(name).unlink(missing_ok=True)
+            write_atomic(path, data, sync=sync)
 
 
-def _check_records(tree: Path) -> str | None:
-    """The first file under ``tree`` that differs from its RECORD row, described; or None."""
-    records = sorted(tree.glob("lib/python*/site-packages/*.dist-info/RECORD"))
-    for record in records:
-        site = record.parent.parent
-        try:
-            rows = list(csv.reader(record.read_text(encoding="utf-8").splitlines()))
-        except (OSError, UnicodeDecodeError, csv.Error) as exc:
-            return f"{record.relative_to(tree)} cannot be read ({exc})"
-        for row in filter(None, rows):
-            if len(row) != 3:
-                return f"{record.relative_to(tree)} has a malformed row {row}"
-            if not row[1]:
-                continue  # the RECORD's own row
-            path = Path(os.path.normpath(site / row[0]))
-            if not path.is_relative_to(tree):
-                return f"{record.relative_to(tree)} lists {row[0]}, outside {tree}"
-            algorithm, _, expected = row[1].partition("=")
-            try:
-                digest = hashlib.new(algorithm)
-                size = 0
-                with path.open("rb") as handle:
-                    while chunk := handle.read(_CHUNK):
-                        digest.update(chunk)
-                        size += len(chunk)
-            except (OSError, ValueError) as exc:
-                return f"{path.relative_to(tree)} cannot be read ({exc})"
-            found = base64.urlsafe_b64encode(digest.digest()).rstrip(b"=").decode()
-            if found != expected or str(size) != row[2]:
-                return (
-                    f"{path.relative_to(tree)} was altered (expected {algorithm} {expected}, "
-                    f"{row[2]} bytes; found {found}, {size} bytes)"
-                )
-    return None
+class _AlreadyStored(Exception):
+    """The blob being committed is already in the store: nothing to rename."""
 
 
-class _StoreBlobWriter:
-    """Receives one blob from ``bundle.unpack``; renamed into place on ``commit``."""
+class BlobWriter:
+    """One blob on its way into the store: a temp file under ``tmp/``.
+
+    ``commit`` re-hashes it and renames it into place; a blob that another
+    process put there meanwhile is kept and the copy discarded. The store's
+    own failures (a full disk) are :class:`StoreError` naming the store.
+    """
 
     def __init__(self, store: Store, sha256: str, size: int) -> None:
-        self._context = store.blob_writer(sha256, size)
-        self._out = self._context.__enter__()
+        self._store, self._sha256, self._size = store, sha256, size
+        with _store_errors(store.root, f"write blob {sha256}"):
+            self._atomic = AtomicFile(store.blob_path(sha256), temp_dir=store._dir("tmp"))
+
+    @property
+    def file(self) -> IO[bytes]:
+        return self._atomic.file
 
     def write(self, data: bytes | memoryview) -> object:
-        return self._out.write(data)
+        with _store_errors(self._store.root, f"write blob {self._sha256}"):
+            return self._atomic.write(data)
 
     def commit(self) -> None:
-        self._context.__exit__(None, None, None)
+        try:
+            with _store_errors(self._store.root, f"write blob {self._sha256}"):
+                self._atomic.commit(check=self._check, sync_dir=False)
+        except _AlreadyStored:
+            pass  # the temp file is gone; the blob another run stored stays
+
+    def _check(self, temp: Path) -> None:
+        self._store._check_file(temp, self._sha256, self._size)
+        if self._store.has_blob(self._sha256, self._size):  # a concurrent run was first
+            raise _AlreadyStored
 
     def abort(self) -> None:
-        with contextlib.suppress(Exception):
-            self._context.__exit__(IntegrityError, IntegrityError("aborted"), None)
+        self._atomic.abort()
 
 
 class StoreSink:
-    """Where ``bundle.unpack`` puts the blobs of an archive being imported."""
+    """Where ``archive.unpack`` puts the blobs of an archive being imported."""
 
     def __init__(self, store: Store) -> None:
         self._store = store
@@ -559,5 +499,5 @@ class StoreSink:
     def has(self, sha256: str) -> bool:
         return self._store.has_blob(sha256)
 
-    def open(self, sha256: str, size: int) -> _StoreBlobWriter:
-        return _StoreBlobWriter(self._store, sha256, size)
+    def open(self, sha256: str, size: int) -> BlobWriter:
+        return self._store.open_blob(sha256, size)

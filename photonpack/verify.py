@@ -15,10 +15,11 @@ from photonpack.archive import MemorySink, NullSink, Problem, blob_member, read_
 from photonpack.archive.manifest import Manifest
 from photonpack.errors import IntegrityError, LockFileError
 
-__all__ = ["VerifyResult", "check_lock", "verify_archive"]
+__all__ = ["VerifyResult", "check_lock", "verify_archive", "verify_store"]
 
 if TYPE_CHECKING:
     from photonpack.lock.pylock import Lock
+    from photonpack.store import Store
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -176,3 +177,15 @@ def check_lock(manifest: Manifest, lock: Lock) -> list[Problem]:
                     )
                 )
     return list(dict.fromkeys(problems))
+
+
+def verify_store(store: Store) -> list[str]:
+    """``verify --store``: re-hash every blob, working directory and environment of ``store``.
+
+    What is found corrupt is taken out of use (see :meth:`Store.verify` and
+    :func:`~photonpack.install.audit.audit_environments`). One line per problem.
+    """
+    from photonpack.install.audit import audit_environments
+
+    store.check_root()
+    return store.verify() + audit_environments(store)

@@ -26,6 +26,7 @@ from photonpack.install.environment import ensure_environment
 from photonpack.install.installer import create_environment
 from photonpack.install.venv import ENVIRONMENT_LAYOUT, describe_interpreter
 from photonpack.store import Store
+from photonpack.verify import verify_store
 from tests.support.wheels import build_wheel
 
 SITE = f"lib/python{sys.version_info[0]}.{sys.version_info[1]}/site-packages"
@@ -122,7 +123,7 @@ def test_a_second_environment_links_the_files_of_the_first(
         assert (env / f"{SITE}/photonpack/__pycache__/serving.{TAG}.pyc").is_file()
         assert (env / f"{SITE}/alpha-1.0.dist-info/INSTALLER").read_text() == "photonpack\n"
         assert_records_match(env)
-    assert store.verify() == []
+    assert verify_store(store) == []
 
 
 def test_the_first_environment_is_installed_as_without_a_cache(
@@ -165,7 +166,7 @@ def test_a_new_wheel_is_installed_next_to_linked_ones(
         second / f"{SITE}/ns/two.py"
     ).stat().st_ino
     assert_records_match(third)
-    assert store.verify() == []
+    assert verify_store(store) == []
 
 
 def test_a_new_wheel_that_conflicts_with_a_linked_one_is_refused(tmp_path: Path) -> None:
@@ -238,7 +239,7 @@ def test_verify_store_takes_every_environment_sharing_a_corrupted_file_out_of_us
     store = Store()
     one, _ = environment(store, list(wheels.values()), "ONE = 1\n")
     two, _ = environment(store, list(wheels.values()), "TWO = 2\n")
-    assert store.verify() == []
+    assert verify_store(store) == []
 
     source = one / SITE / "beta" / "__init__.py"
     source.chmod(0o644)  # root ignores the mode anyway; what matters is verify
@@ -262,7 +263,7 @@ def test_verify_store_takes_every_environment_sharing_a_corrupted_file_out_of_us
         again, created = environment(store, list(wheels.values()), runtime)
         assert (again, created) == (env, True)
         assert run_python(again, "import beta; print(beta.VERSION)").stdout == "2.0\n"
-    assert store.verify() == []
+    assert verify_store(store) == []
 
 
 def test_environments_sharing_a_file_install_it_once(tmp_path: Path) -> None:
@@ -344,7 +345,7 @@ print(ensure_environment(Store(Path(sys.argv[1])), wheels=pairs, runtime=runtime
         assert json.loads(pointer_of(store, wheel).read_text())["environment"] in {
             env.name for env in envs
         }
-    assert store.verify() == []
+    assert verify_store(store) == []
 
 
 def test_ensure_environment_passes_store_blobs_without_hashing_them_again(
@@ -380,7 +381,7 @@ def test_a_shared_source_whose_pycs_differ_keeps_one_pyc_and_a_true_record(
     text = record.read_text()
     row = next(line for line in text.splitlines() if line.startswith(rel + ","))
     record.write_text(text.replace(row, f"{rel},sha256={b64(other)},{len(other)}"))
-    assert store.verify() == []
+    assert verify_store(store) == []
 
     third, _ = environment(store, [one, two])
     env_pyc = third / SITE / rel
@@ -532,7 +533,7 @@ def test_a_source_whose_dist_info_was_removed_is_not_linked_from(
     store = Store()
     one, _ = environment(store, list(wheels.values()), "ONE = 1\n")
     shutil.rmtree(one / SITE / "beta-2.0.dist-info")  # verify --store cannot see this
-    assert store.verify() == []
+    assert verify_store(store) == []
     two, created = environment(store, list(wheels.values()), "TWO = 2\n")
     assert created
     assert run_python(two, "import beta; print(beta.VERSION)").stdout == "2.0\n"

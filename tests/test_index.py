@@ -130,7 +130,7 @@ def test_a_download_in_progress_lies_outside_the_cache(
     got = fetch_wheels([locked(package_index, wheel)], cache, progress=look, partial=partial)
     assert len(seen) > 1
     assert all(in_cache == [] and len(parts) == 1 for in_cache, parts in seen)
-    assert seen[0][1][0].startswith(".part-")
+    assert seen[0][1][0].startswith(f".{sha256(wheel)}-")  # a temp file named for its blob
     assert [p.name for p in (cache / "sha256").iterdir()] == [sha256(wheel)]
     assert got[sha256(wheel)].read_bytes() == wheel.read_bytes()
     assert list(partial.iterdir()) == []

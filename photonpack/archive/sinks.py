@@ -6,10 +6,10 @@ end: ``commit`` only after the sha256 and size matched, ``abort`` otherwise.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Protocol
+
+from photonpack._fs import AtomicFile
 
 __all__ = ["BlobSink", "BlobWriter", "DirectorySink", "MemorySink", "NullSink"]
 
@@ -20,7 +20,7 @@ class BlobWriter(Protocol):
     def write(self, data: bytes | memoryview) -> object:
         """Take the next chunk."""
 
-    def commit(self) -> None:
+    def commit(self) -> object:
         """The blob matched its digest and size: make it visible."""
 
     def abort(self) -> None:
@@ -80,27 +80,6 @@ class MemorySink:
         return _MemoryWriter(self, sha256)
 
 
-class _FileWriter:
-    def __init__(self, target: Path) -> None:
-        self._target = target
-        fd, name = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".part")
-        self._tmp = Path(name)
-        self._fh = os.fdopen(fd, "wb")
-
-    def write(self, data: bytes | memoryview) -> object:
-        return self._fh.write(data)
-
-    def commit(self) -> None:
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
-        self._fh.close()
-        self._tmp.replace(self._target)
-
-    def abort(self) -> None:
-        self._fh.close()
-        self._tmp.unlink(missing_ok=True)
-
-
 class DirectorySink:
     """Writes each blob to ``root/<hex>`` (temp file, fsync, rename after the hash matched)."""
 
@@ -113,5 +92,5 @@ class DirectorySink:
         return (self.root / sha256).is_file()
 
     def open(self, sha256: str, size: int) -> BlobWriter:
-        """A temp file beside the final name."""
-        return _FileWriter(self.root / sha256)
+        """A temp file beside the final name (hashed by ``unpack`` before ``commit``)."""
+        return AtomicFile(self.root / sha256)

@@ -74,9 +74,10 @@ def _verify_store(as_json: bool) -> int:
     import json
 
     from photonpack.store import Store
+    from photonpack.verify import verify_store
 
     store = Store()
-    problems = store.verify()
+    problems = verify_store(store)
     if as_json:
         click.echo(json.dumps({"ok": not problems, "problems": problems}, indent=2))
     for problem in [] if as_json else problems:

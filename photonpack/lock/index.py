@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from photonpack._digest import sha256_file
+from photonpack._fs import AtomicFile
 from photonpack.errors import IntegrityError, PackageIndexError
 
 if TYPE_CHECKING:
@@ -415,26 +416,13 @@ def _fetch_one(
     progress: Callable[[W, int], None] | None,
     index: IndexSettings | None,
 ) -> Path:
-    import os
-    import tempfile
-
     final = directory / wheel.sha256
     if final.is_file() and sha256_file(final) == (wheel.sha256, wheel.size):
         return final
-    fd, temp_name = tempfile.mkstemp(dir=partial, prefix=".part-")
-    temp = Path(temp_name)
-    try:
-        sha = hashlib.sha256()
-        size = 0
-        with os.fdopen(fd, "wb") as out:
-            for chunk in _stream(with_credentials(wheel.url, index)):
-                sha.update(chunk)
-                size += len(chunk)
-                if size > wheel.size:
-                    break
-                out.write(chunk)
-                if progress is not None:
-                    progress(wheel, len(chunk))
+    sha = hashlib.sha256()
+    size = 0
+
+    def check(_temp: Path) -> None:
         if (sha.hexdigest(), size) != (wheel.sha256, wheel.size):
             raise IntegrityError(
                 f"{wheel.filename} from {redact_url(wheel.url)} does not match the lock: "
@@ -444,10 +432,21 @@ def _fetch_one(
                 "the index serves different bytes than when the lock was made: "
                 "re-lock only if you trust the new file"
             )
-        temp.replace(final)
-        return final
-    finally:
-        temp.unlink(missing_ok=True)
+
+    atomic = AtomicFile(final, temp_dir=partial)
+    try:
+        for chunk in _stream(with_credentials(wheel.url, index)):
+            sha.update(chunk)
+            size += len(chunk)
+            if size > wheel.size:
+                break
+            atomic.write(chunk)
+            if progress is not None:
+                progress(wheel, len(chunk))
+    except BaseException:
+        atomic.abort()
+        raise
+    return atomic.commit(check=check, sync_dir=False)
 
 
 def _file_path(url: str) -> Path:

@@ -11,13 +11,13 @@ the file atomically. The file model lives in :mod:`photonpack.lock.pylock`.
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
 import urllib.parse
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from photonpack._fs import write_atomic
 from photonpack.errors import LockError, NoCompatibleWheelError, StaleLockError
 from photonpack.lock.declaration import read_declaration
 from photonpack.lock.index import DistFile, IndexSettings
@@ -295,16 +295,7 @@ def _marker(needed_by: set[Target], targets: Sequence[Target]) -> str | None:
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    import tempfile
-
-    fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        Path(temp_name).replace(path)
+        write_atomic(path, text.encode("utf-8"))
     except OSError as exc:
         raise LockError(f"cannot write lock file {path}: {exc.strerror or exc}") from exc
-    finally:
-        Path(temp_name).unlink(missing_ok=True)
