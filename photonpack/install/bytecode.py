@@ -4,8 +4,9 @@ Unchecked-hash pycs are valid whatever the files' mtimes become and are never
 re-validated against the source at import (the environment is immutable and
 its RECORD files hash every file, pycs included), so a warm start under
 ``PYTHONDONTWRITEBYTECODE=1`` imports without compiling. A pyc names its
-source relative to site-packages, so it does not depend on where the
-environment was built. :class:`BytecodeCompiler` runs worker processes of the
+source relative to site-packages (the import system rewrites that to the real
+path when it loads it), so it does not depend on where the environment was
+built. :class:`BytecodeCompiler` runs worker processes of the
 environment's python; :func:`compile_pyc` is also called in-process when that
 python is the one running photonpack.
 """
