@@ -24,7 +24,8 @@ from photonpack.errors import InstallError, IntegrityError
 from photonpack.install.cache import WheelCache
 from photonpack.install.environment import ensure_environment
 from photonpack.install.installer import create_environment
-from photonpack.install.venv import ENVIRONMENT_LAYOUT, describe_interpreter
+from photonpack.install.interpreter import describe_interpreter
+from photonpack.install.venv import ENVIRONMENT_LAYOUT
 from photonpack.store import Store
 from photonpack.verify import verify_store
 from tests.support.wheels import build_wheel

@@ -48,7 +48,8 @@ from photonpack._digest import sha256_file
 from photonpack.errors import IntegrityError, StoreError
 from photonpack.install.extract import InstalledDist
 from photonpack.install.installer import RUNTIME, conflict, runtime_dist_info, write_record_file
-from photonpack.install.venv import ENVIRONMENT_LAYOUT, Interpreter, Scheme
+from photonpack.install.interpreter import Interpreter
+from photonpack.install.venv import ENVIRONMENT_LAYOUT, Scheme
 from photonpack.store import Store
 
 __all__ = ["Linked", "WheelCache"]

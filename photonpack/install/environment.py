@@ -15,7 +15,8 @@ from pathlib import Path
 
 from photonpack.archive.manifest import FileEntry, Manifest
 from photonpack.errors import IntegrityError
-from photonpack.install.venv import environment_digest, interpreter_id, sync_filesystem
+from photonpack.install.interpreter import interpreter_id
+from photonpack.install.venv import environment_digest, sync_filesystem
 from photonpack.lock.target import Target
 from photonpack.store import Store
 

@@ -23,6 +23,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from photonpack.errors import InstallError
+from photonpack.install.bytecode import BytecodeCompiler, compile_pyc, pyc_entry
 from photonpack.install.extract import (
     INSTALLER,
     InstalledDist,
@@ -32,19 +33,13 @@ from photonpack.install.extract import (
     target_path,
     write_new,
 )
-from photonpack.install.venv import (
-    BytecodeCompiler,
+from photonpack.install.interpreter import (
     Interpreter,
-    Scheme,
-    compile_pyc,
-    create_venv,
     describe_interpreter,
-    environment_digest,
     interpreter_id,
     is_host,
-    pyc_entry,
-    sync_filesystem,
 )
+from photonpack.install.venv import Scheme, create_venv, environment_digest, sync_filesystem
 from photonpack.install.wheel import Wheel, read_wheel, record_hash
 
 if TYPE_CHECKING:

@@ -1,10 +1,11 @@
-"""A small client for the OCI distribution API: blobs, manifests, tags, auth.
+"""A small client for the OCI distribution API: blobs, manifests, tags.
 
 Standard library only (``http.client``): the registry protocol is a handful of
 plain HTTP calls, and every byte that comes back is re-hashed by the caller's
 side of this module, never taken on the registry's word (``Docker-Content-Digest``
 is ignored). Authentication follows the distribution spec: anonymous, HTTP
-Basic, or the Bearer token handshake announced by ``WWW-Authenticate``.
+Basic, or the Bearer token handshake announced by ``WWW-Authenticate``
+(``auth.py``); blob downloads stream through ``blobstream.py``.
 """
 
 from __future__ import annotations
@@ -16,12 +17,14 @@ import re
 import socket
 import ssl
 import urllib.parse
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import BinaryIO
 
 from photonpack.errors import IntegrityError, RegistryError
-from photonpack.oci.credentials import LOCAL_HOSTS, Credentials, fetch_token
+from photonpack.oci.auth import Auth
+from photonpack.oci.blobstream import BlobStream
+from photonpack.oci.credentials import LOCAL_HOSTS, Credentials
 
 __all__ = [
     "OCI_MANIFEST",
@@ -37,8 +40,6 @@ CHUNK_SIZE = 8 * 1024 * 1024
 # The distribution spec lets registries refuse manifests over 4 MiB; we refuse
 # to read more than that, so a hostile registry cannot exhaust memory.
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
-_READ_SIZE = 1024 * 1024
-_CHALLENGE_RE = re.compile(r'(\w+)="([^"]*)"')
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -75,11 +76,11 @@ class RegistryClient:
         plain = urllib.parse.urlsplit("//" + registry).hostname in LOCAL_HOSTS or insecure
         self.registry = registry
         self.scheme = "http" if plain else "https"
-        self._credentials = credentials
         self._timeout = timeout
         self._conn: http.client.HTTPConnection | None = None
-        self._tokens: dict[str, str] = {}
-        self._basic = False
+        self._auth = Auth(
+            registry=registry, scheme=self.scheme, credentials=credentials, timeout=timeout
+        )
 
     # -- public API -----------------------------------------------------
 
@@ -362,7 +363,7 @@ class RegistryClient:
         if body is not None:
             sent["Content-Length"] = str(len(body))
         for attempt in (1, 2):
-            auth = self._auth_header(scope)
+            auth = self._auth.header(scope)
             if auth:
                 sent["Authorization"] = auth
             raw = self._send(method, path, body, sent)
@@ -370,61 +371,15 @@ class RegistryClient:
                 return raw
             challenge = raw.getheader("WWW-Authenticate", "")
             raw.read()
-            self._login(challenge, scope)
+            self._auth.login(challenge, scope)
         raise AssertionError("unreachable")  # pragma: no cover
-
-    def _auth_header(self, scope: str) -> str | None:
-        if scope in self._tokens:
-            return "Bearer " + self._tokens[scope]
-        if self._basic and self._credentials is not None:
-            return self._credentials.basic()
-        return None
-
-    def _login(self, challenge: str, scope: str) -> None:
-        kind = challenge.split(" ", 1)[0].lower()
-        if kind == "basic":
-            if self._credentials is None or self._basic:
-                raise self._denied(401)
-            self._basic = True
-            return
-        if kind != "bearer":
-            raise RegistryError(
-                f"{self.registry} asks for an authentication scheme photonpack does not know "
-                f"({challenge.split(' ', 1)[0] or 'none'}); expected Basic or Bearer"
-            )
-        if scope in self._tokens:
-            raise self._denied(401)
-        params = dict(_CHALLENGE_RE.findall(challenge))
-        self._tokens[scope] = self._fetch_token(params, scope)
-
-    def _fetch_token(self, params: Mapping[str, str], scope: str) -> str:
-        return fetch_token(
-            registry=self.registry,
-            registry_scheme=self.scheme,
-            challenge=params,
-            scope=scope,
-            credentials=self._credentials,
-            timeout=self._timeout,
-            denied=self._denied,
-        )
-
-    def _denied(self, status: int) -> RegistryError:
-        if self._credentials is None:
-            return RegistryError(
-                f"{self.registry} requires a login (HTTP {status}): pass --username and "
-                "--password-stdin, or set PHOTONPACK_REGISTRY_USERNAME and "
-                "PHOTONPACK_REGISTRY_PASSWORD"
-            )
-        return RegistryError(
-            f"{self.registry} refused the login of {self._credentials.username!r} "
-            f"(HTTP {status}): check the username and password"
-        )
 
     def _error(self, response: _Response, doing: str) -> RegistryError:
         if response.status == 401:
-            return self._denied(401)
+            return self._auth.denied(401)
         if response.status == 403:
-            who = f" {self._credentials.username!r}" if self._credentials else " anonymous users"
+            credentials = self._auth.credentials
+            who = f" {credentials.username!r}" if credentials else " anonymous users"
             return RegistryError(
                 f"{self.registry} denied{who} access while {doing} (HTTP 403): "
                 "ask for push/pull rights on the repository"
@@ -439,91 +394,19 @@ class RegistryClient:
         if location:
             self._request("DELETE", self._path(location), repository, push=True)
 
-    def _stream(self, path: str, repository: str, digest: str) -> _BlobStream:
-        return _BlobStream(self, path, repository, digest)
-
-
-class _BlobStream:
-    """A GET whose body is read in bounded chunks; follows redirects to blob storage."""
-
-    def __init__(self, client: RegistryClient, path: str, repository: str, digest: str) -> None:
-        self._client = client
-        self._path = path
-        self._repository = repository
-        self._digest = digest
-        self._response: http.client.HTTPResponse | None = None
-        self._other: http.client.HTTPConnection | None = None
-
-    def __enter__(self) -> Callable[[int], Iterator[bytes]]:
-        client = self._client
-        response = client._authed(
-            "GET", self._path, self._repository, push=False, body=None, headers={}
+    def _stream(self, path: str, repository: str, digest: str) -> BlobStream:
+        return BlobStream(
+            self.registry,
+            repository,
+            digest,
+            secure=self.scheme == "https",
+            start=lambda: self._authed("GET", path, repository, push=False, body=None, headers={}),
+            send=lambda location: self._send("GET", location, None, {}),
+            refuse=lambda response, body: self._error(
+                _response_with(response, body), f"fetching blob {digest}"
+            ),
+            close=self.close,
         )
-        for _ in range(5):
-            if response.status not in (301, 302, 303, 307, 308):
-                break
-            location = response.getheader("Location", "")
-            response.read()
-            response = self._follow(location)
-        self._response = response
-        if response.status == 404:
-            response.read()
-            raise RegistryError(
-                f"{client.registry}/{self._repository} has no blob {self._digest}: "
-                "the manifest refers to content the registry lost; push the photon again"
-            )
-        if response.status != 200:
-            body = response.read(64 * 1024)
-            raise client._error(_response_with(response, body), f"fetching blob {self._digest}")
-        return self._chunks
-
-    def _follow(self, location: str) -> http.client.HTTPResponse:
-        parsed = urllib.parse.urlsplit(location)
-        if not parsed.netloc:
-            return self._client._send("GET", location, None, {})
-        if parsed.scheme == "http" and self._client.scheme == "https":
-            raise RegistryError(
-                f"{self._client.registry} redirected a download to plain HTTP ({parsed.netloc}); "
-                "refusing it"
-            )
-        cls = (
-            http.client.HTTPSConnection if parsed.scheme == "https" else http.client.HTTPConnection
-        )
-        self._other = cls(parsed.netloc, timeout=60.0)
-        target = urllib.parse.urlunsplit(("", "", parsed.path or "/", parsed.query, ""))
-        try:
-            self._other.request("GET", target)
-            return self._other.getresponse()
-        except (OSError, http.client.HTTPException) as exc:
-            raise RegistryError(f"cannot reach blob storage {parsed.netloc}: {exc}") from exc
-
-    def _chunks(self, limit: int) -> Iterator[bytes]:
-        assert self._response is not None
-        length = self._response.getheader("Content-Length")
-        if length is not None and length.isdigit() and int(length) >= limit:
-            raise IntegrityError(
-                f"{self._client.registry}/{self._repository} announced {length} bytes for blob "
-                f"{self._digest}, more than the manifest lists; refusing it, nothing was kept"
-            )
-        read = 0
-        while read < limit:
-            try:
-                chunk = self._response.read(min(_READ_SIZE, limit - read))
-            except (OSError, http.client.HTTPException) as exc:
-                raise RegistryError(
-                    f"the download of {self._digest} from {self._client.registry} broke off: {exc}"
-                ) from exc
-            if not chunk:
-                return
-            read += len(chunk)
-            yield chunk
-
-    def __exit__(self, *exc: object) -> None:
-        if self._other is not None:
-            self._other.close()
-        # A body we did not read to the end leaves the connection unusable.
-        if self._response is not None and not self._response.isclosed():
-            self._client.close()
 
 
 def _response_with(raw: http.client.HTTPResponse, body: bytes) -> _Response:

@@ -1,0 +1,235 @@
+"""The entries of a manifest: the photon's attributes, its handlers, its files and wheels.
+
+Each is a frozen, keyword-only dataclass with ``from_dict`` (validated, naming
+the exact location of a fault) and ``to_dict`` (the JSON-ready form that
+``schema/photon.schema.json`` describes). ``manifest.py`` assembles them into
+a :class:`~photonpack.archive.manifest.Manifest` and re-exports them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import Any
+
+from photonpack.archive.validation import (
+    Invalid,
+    array,
+    boolean,
+    integer,
+    json_object,
+    kind,
+    obj,
+    optional_string,
+    relative_path,
+    sorted_unique,
+    string,
+    unique,
+)
+
+__all__ = [
+    "SHA256_HEX",
+    "TARGET",
+    "FileEntry",
+    "Handler",
+    "Parameter",
+    "PhotonAttributes",
+    "WheelEntry",
+]
+
+SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+TARGET = re.compile(r"[A-Za-z0-9_.]+-[A-Za-z0-9_.]+")
+_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class PhotonAttributes:
+    """The photon's declared class attributes, as recorded at build time."""
+
+    requirement_dependency: tuple[str, ...] = ()
+    system_dependency: tuple[str, ...] = ()
+    image: str | None = None
+    handler_max_concurrency: int = 1
+    handler_timeout: float | None = None
+    description: str | None = None
+
+    @classmethod
+    def from_dict(cls, data: object, where: str = "photon") -> PhotonAttributes:
+        """Validate and build from the manifest's ``photon`` object."""
+        keys = ("requirement_dependency", "system_dependency", "image")
+        d = obj(data, where, keys, ("handler_max_concurrency", "handler_timeout", "description"))
+        timeout = d.get("handler_timeout")
+        if timeout is not None and (
+            isinstance(timeout, bool) or not isinstance(timeout, int | float)
+        ):
+            raise Invalid(f"{where}.handler_timeout", f"expected a number, found {kind(timeout)}")
+        return cls(
+            requirement_dependency=array(
+                d["requirement_dependency"], f"{where}.requirement_dependency", string
+            ),
+            system_dependency=array(d["system_dependency"], f"{where}.system_dependency", string),
+            image=optional_string(d["image"], f"{where}.image"),
+            handler_max_concurrency=integer(
+                d.get("handler_max_concurrency", 1), f"{where}.handler_max_concurrency", 1
+            ),
+            handler_timeout=timeout,
+            description=optional_string(d.get("description"), f"{where}.description"),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-ready dict form."""
+        return {
+            "requirement_dependency": list(self.requirement_dependency),
+            "system_dependency": list(self.system_dependency),
+            "image": self.image,
+            "handler_max_concurrency": self.handler_max_concurrency,
+            "handler_timeout": self.handler_timeout,
+            "description": self.description,
+        }
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Parameter:
+    """One handler parameter: its name, whether it is required and its JSON Schema."""
+
+    name: str
+    required: bool
+    schema: dict[str, Any]
+
+    @classmethod
+    def from_dict(cls, data: object, where: str) -> Parameter:
+        """Validate and build from a ``handlers[i].parameters[j]`` object."""
+        d = obj(data, where, ("name", "required", "schema"))
+        return cls(
+            name=string(d["name"], f"{where}.name"),
+            required=boolean(d["required"], f"{where}.required"),
+            schema=json_object(d["schema"], f"{where}.schema"),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-ready dict form."""
+        return {"name": self.name, "required": self.required, "schema": self.schema}
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Handler:
+    """One served handler, as ``photonpack.serving.app.describe`` reports it."""
+
+    name: str
+    path: str
+    method: str
+    mount: bool = False
+    description: str | None = None
+    parameters: tuple[Parameter, ...] = ()
+    returns: dict[str, Any] | None = None
+
+    @classmethod
+    def from_dict(cls, data: object, where: str) -> Handler:
+        """Validate and build from a ``handlers[i]`` object."""
+        keys = ("name", "path", "method", "parameters")
+        d = obj(data, where, keys, ("mount", "description", "returns"))
+        method = string(d["method"], f"{where}.method")
+        if method not in _METHODS:
+            raise Invalid(
+                f"{where}.method", f"expected one of {sorted(_METHODS)}, found {method!r}"
+            )
+        path = string(d["path"], f"{where}.path")
+        if not path.startswith("/"):
+            raise Invalid(f"{where}.path", f"expected a URL path starting with '/', found {path!r}")
+        parameters = array(d["parameters"], f"{where}.parameters", Parameter.from_dict)
+        unique([p.name for p in parameters], f"{where}.parameters", "parameter")
+        returns = d.get("returns")
+        return cls(
+            name=string(d["name"], f"{where}.name"),
+            path=path,
+            method=method,
+            mount=boolean(d.get("mount", False), f"{where}.mount"),
+            description=optional_string(d.get("description"), f"{where}.description"),
+            parameters=parameters,
+            returns=None if returns is None else json_object(returns, f"{where}.returns"),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-ready dict form."""
+        return {
+            "name": self.name,
+            "path": self.path,
+            "method": self.method,
+            "mount": self.mount,
+            "description": self.description,
+            "parameters": [p.to_dict() for p in self.parameters],
+            "returns": self.returns,
+        }
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class FileEntry:
+    """A file of the photon's working directory (or of photonpack's runtime)."""
+
+    path: str
+    sha256: str
+    size: int
+    executable: bool = False
+
+    @classmethod
+    def from_dict(cls, data: object, where: str) -> FileEntry:
+        """Validate and build from a ``files[i]`` or ``runtime[i]`` object."""
+        d = obj(data, where, ("path", "sha256", "size", "executable"))
+        return cls(
+            path=relative_path(d["path"], f"{where}.path"),
+            sha256=string(d["sha256"], f"{where}.sha256", SHA256_HEX),
+            size=integer(d["size"], f"{where}.size"),
+            executable=boolean(d["executable"], f"{where}.executable"),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-ready dict form."""
+        return {
+            "path": self.path,
+            "sha256": self.sha256,
+            "size": self.size,
+            "executable": self.executable,
+        }
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class WheelEntry:
+    """A locked wheel the archive carries, with the targets that install it."""
+
+    filename: str
+    name: str
+    version: str
+    sha256: str
+    size: int
+    targets: tuple[str, ...]
+
+    @classmethod
+    def from_dict(cls, data: object, where: str) -> WheelEntry:
+        """Validate and build from a ``wheels[i]`` object."""
+        d = obj(data, where, ("filename", "name", "version", "sha256", "size", "targets"))
+        filename = string(d["filename"], f"{where}.filename")
+        if not filename.endswith(".whl") or "/" in filename:
+            raise Invalid(f"{where}.filename", f"{filename!r} is not a wheel filename")
+        targets = array(d["targets"], f"{where}.targets", lambda v, w: string(v, w, TARGET))
+        if not targets:
+            raise Invalid(f"{where}.targets", "expected at least one target, found none")
+        sorted_unique(targets, f"{where}.targets", "target")
+        return cls(
+            filename=filename,
+            name=string(d["name"], f"{where}.name"),
+            version=string(d["version"], f"{where}.version"),
+            sha256=string(d["sha256"], f"{where}.sha256", SHA256_HEX),
+            size=integer(d["size"], f"{where}.size"),
+            targets=targets,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-ready dict form."""
+        return {
+            "filename": self.filename,
+            "name": self.name,
+            "version": self.version,
+            "sha256": self.sha256,
+            "size": self.size,
+            "targets": list(self.targets),
+        }
