@@ -37,7 +37,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
-from photonpack._digest import CHUNK_SIZE, Digest, copy_hashed, is_sha256_hex, sha256_file
+from photonpack._digest import (
+    CHUNK_SIZE,
+    SHA256_HEX,
+    Digest,
+    copy_hashed,
+    is_sha256_hex,
+    sha256_file,
+)
 from photonpack._fs import AtomicFile, fsync_dir, publish_dir, write_atomic
 from photonpack.errors import IntegrityError, PhotonpackError, StoreError
 
@@ -46,7 +53,7 @@ if TYPE_CHECKING:
 
 __all__ = ["COMPLETE", "BlobWriter", "Ref", "Store", "StoreSink", "default_home", "validate_name"]
 
-_INSTALLED = re.compile(r"[0-9a-f]{64}-[A-Za-z0-9._+-]+")
+_INSTALLED = re.compile(SHA256_HEX.pattern + r"-[A-Za-z0-9._+-]+")
 # Lepton's rule for photon names, kept so that names move between the tools.
 _NAME = re.compile(r"[a-z][a-z0-9-]{0,31}")
 COMPLETE = ".complete"

@@ -10,8 +10,8 @@ import pytest
 from photonpack.errors import InstallError
 from photonpack.install.bytecode import BytecodeCompiler
 from photonpack.install.interpreter import describe_interpreter
+from photonpack.install.record import record_hash
 from photonpack.install.venv import create_venv
-from photonpack.install.wheel import record_hash
 
 
 def test_compiler_reports_a_failing_worker(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ import dataclasses
 import re
 from typing import Any
 
+from photonpack._digest import SHA256_HEX
 from photonpack.archive.validation import (
     Invalid,
     array,
@@ -28,7 +29,6 @@ from photonpack.archive.validation import (
 )
 
 __all__ = [
-    "SHA256_HEX",
     "TARGET",
     "FileEntry",
     "Handler",
@@ -37,7 +37,6 @@ __all__ = [
     "WheelEntry",
 ]
 
-SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 TARGET = re.compile(r"[A-Za-z0-9_.]+-[A-Za-z0-9_.]+")
 _METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
 

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
+from photonpack._digest import SHA256_HEX
 from photonpack.archive.limits import (
     CHUNK_SIZE,
     HASH_QUEUE_DEPTH,
@@ -53,7 +54,7 @@ __all__ = [
 ]
 
 MANIFEST_MEMBER = "photon.json"
-_BLOB_NAME = re.compile(r"blobs/sha256/([0-9a-f]{64})")
+_BLOB_NAME = re.compile(f"blobs/sha256/({SHA256_HEX.pattern})")
 
 
 def blob_member(sha256: str) -> str:

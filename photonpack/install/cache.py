@@ -32,7 +32,6 @@ that differ, which also stops its pointers from being followed.
 from __future__ import annotations
 
 import contextlib
-import csv
 import errno
 import hashlib
 import json
@@ -44,27 +43,24 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 
-from photonpack._digest import sha256_file
+from photonpack._digest import is_sha256_hex, sha256_file
 from photonpack.errors import IntegrityError, StoreError
-from photonpack.install.extract import InstalledDist
-from photonpack.install.installer import RUNTIME, conflict, runtime_dist_info, write_record_file
+from photonpack.install.extract import InstalledDist, write_new
 from photonpack.install.interpreter import Interpreter
+from photonpack.install.owners import RUNTIME, Linked, Owner, conflict
+from photonpack.install.record import RecordError, RecordRow, format_record, read_record
+from photonpack.install.serving_dist import runtime_dist_info
 from photonpack.install.venv import ENVIRONMENT_LAYOUT, Scheme
 from photonpack.store import Store
 
-__all__ = ["Linked", "WheelCache"]
+__all__ = ["WheelCache"]
 
-_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 _DIST_INFO = re.compile(r"[A-Za-z0-9_.+!-]+\.dist-info")
 # Linking fails across filesystems, past the link limit, or where links are
 # not allowed: the file is copied instead.
 _NO_LINK = frozenset({errno.EXDEV, errno.EMLINK, errno.EPERM, errno.ENOTSUP})
 _LINK_BATCH = 256
 _TAKE_OUT = "; run 'photonpack verify --store' to take it out of use, then run again"
-
-# A file linked into the environment: its absolute path (a string: thousands of these are
-# made in a row) -> (algorithm, digest, size, wheel filename).
-Linked = dict[str, tuple[str, str, int, str]]
 
 
 class WheelCache:
@@ -98,7 +94,7 @@ class WheelCache:
         if not (
             isinstance(env_hex, str)
             and isinstance(dist_info, str)
-            and _SHA256_HEX.fullmatch(env_hex)
+            and is_sha256_hex(env_hex)
             and _DIST_INFO.fullmatch(dist_info)
         ):
             return None
@@ -183,7 +179,7 @@ class WheelCache:
 
     def _is_blob(self, path: Path) -> bool:
         name = path.name
-        return _SHA256_HEX.fullmatch(name) is not None and path == self.store.blob_path(name)
+        return is_sha256_hex(name) and path == self.store.blob_path(name)
 
     def installed(self, dists: Sequence[InstalledDist]) -> None:
         """Note the distributions installed (not linked) into this environment."""
@@ -212,15 +208,18 @@ def _size(path: Path) -> int:
         return -1  # verify_blob then reports it missing
 
 
-def _record_rows(env: Path, site: str, dist_info: str) -> list[list[str]]:
+def _record_rows(env: Path, site: str, dist_info: str) -> list[RecordRow]:
     record = env / site / dist_info / "RECORD"
     try:
-        with record.open(newline="", encoding="utf-8") as handle:
-            return [row for row in csv.reader(handle) if row]
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        return read_record(record)
+    except OSError as exc:
         raise IntegrityError(
-            f"the environment {env} cannot give {dist_info}: its RECORD cannot be read ({exc}); "
-            "run 'photonpack verify --store' to take it out of use, then run again"
+            f"the environment {env} cannot give {dist_info}: its RECORD cannot be read "
+            f"({exc.strerror or exc}){_TAKE_OUT}"
+        ) from exc
+    except RecordError as exc:
+        raise IntegrityError(
+            f"the environment {env} has a malformed RECORD row in {dist_info} ({exc}){_TAKE_OUT}"
         ) from exc
 
 
@@ -257,26 +256,29 @@ def plan_links(
     """
     owners: Linked = {}
     links: list[tuple[Path, str]] = []  # (source environment, path relative to both)
-    records: list[tuple[Path, list[list[str]], str]] = []  # RECORDs to rewrite
+    records: list[tuple[Path, list[RecordRow], str]] = []  # RECORDs to rewrite
     site = interpreter.site_packages
     root = os.fspath(destination)
     for filename, env, dist_info in sources:
         rows = _record_rows(env, site, dist_info)
         record = posixpath.join(site, dist_info, "RECORD")
-        mine = {_relative(env, site, row): row for row in rows}
+        mine = {_relative(env, site, row): at for at, row in enumerate(rows)}
+        hashes = {rel: rows[at].hash for rel, at in mine.items()}
         rewritten = False
         # Sources before pycs, so that a conflict names the source.
-        for rel, row in sorted(mine.items(), key=lambda item: item[0].endswith(".pyc")):
-            if rel == record:
+        for rel, at in sorted(mine.items(), key=lambda item: item[0].endswith(".pyc")):
+            row = rows[at]
+            if rel == record or row.size is None:
                 continue
-            algorithm, _, digest = row[1].partition("=")
-            owner = owners.setdefault(f"{root}/{rel}", (algorithm, digest, int(row[2]), filename))
-            if owner[3] == filename:
+            owner = owners.setdefault(
+                f"{root}/{rel}", Owner(row.algorithm, row.digest, row.size, filename)
+            )
+            if owner.dist == filename:
                 links.append((env, rel))
-            elif owner[:2] != (algorithm, digest):
-                if not _shared_pyc(owners, mine, root, rel, filename):
-                    raise conflict(owner[3], filename, Path(rel))
-                row[1:] = [f"{owner[0]}={owner[1]}", str(owner[2])]
+            elif (owner.algorithm, owner.digest) != (row.algorithm, row.digest):
+                if not _shared_pyc(owners, hashes, root, rel, filename):
+                    raise conflict(owner.dist, filename, Path(rel))
+                rows[at] = row._replace(hash=f"{owner.algorithm}={owner.digest}", size=owner.size)
                 rewritten = True
         if rewritten:
             records.append((destination / record, rows, posixpath.relpath(record, site)))
@@ -289,9 +291,8 @@ def plan_links(
         with ThreadPoolExecutor(max_workers=4, thread_name_prefix="photonpack-link") as pool:
             list(pool.map(lambda batch: _link_all(batch, destination), batches))
         for path, rows, name in records:
-            write_record_file(
-                path, (row for row in rows if row[0] != name), name=name, readonly=True
-            )
+            data = format_record((row for row in rows if row.path != name), own_path=name)
+            write_new(path, data, executable=False, readonly=True)
 
     return owners, make_links
 
@@ -307,19 +308,17 @@ def _link_all(batch: Sequence[tuple[Path, str]], destination: Path) -> None:
         _link(os.fspath(env), rel, root)
 
 
-def _relative(env: Path, site: str, row: list[str]) -> str:
+def _relative(env: Path, site: str, row: RecordRow) -> str:
     """A RECORD row's path relative to the environment, refused if it leaves it."""
-    if len(row) != 3 or (row[1] and not row[2].isdigit()):
+    if row.hash and row.size is None:
         raise IntegrityError(f"the environment {env} has a malformed RECORD row {row}{_TAKE_OUT}")
-    rel = posixpath.normpath(posixpath.join(site, row[0]))
+    rel = posixpath.normpath(posixpath.join(site, row.path))
     if rel.startswith(("/", "../")) or rel == "..":
-        raise IntegrityError(f"the environment {env} lists {row[0]}, outside itself{_TAKE_OUT}")
+        raise IntegrityError(f"the environment {env} lists {row.path}, outside itself{_TAKE_OUT}")
     return rel
 
 
-def _shared_pyc(
-    owners: Linked, mine: Mapping[str, list[str]], root: str, rel: str, wheel: str
-) -> bool:
+def _shared_pyc(owners: Linked, hashes: Mapping[str, str], root: str, rel: str, wheel: str) -> bool:
     """Whether ``rel`` is the pyc of a source that another wheel installs identically."""
     folder, name = posixpath.split(rel)
     if posixpath.basename(folder) != "__pycache__" or not name.endswith(".pyc"):
@@ -328,7 +327,6 @@ def _shared_pyc(
     owner = owners.get(f"{root}/{source}")
     return (
         owner is not None
-        and owner[3] != wheel
-        and source in mine
-        and mine[source][1] == f"{owner[0]}={owner[1]}"
+        and owner.dist != wheel
+        and hashes.get(source) == f"{owner.algorithm}={owner.digest}"
     )

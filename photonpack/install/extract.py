@@ -25,8 +25,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from photonpack.install.record import b64, record_hash
 from photonpack.install.venv import Scheme
-from photonpack.install.wheel import Wheel, WheelFile, b64, corrupt, record_hash
+from photonpack.install.wheel import Wheel, WheelFile, corrupt
 
 __all__ = [
     "INSTALLER",

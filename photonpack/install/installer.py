@@ -12,20 +12,16 @@ environment's own interpreter processes).
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
 import os
-import re
 import shutil
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from photonpack.errors import InstallError
 from photonpack.install.bytecode import BytecodeCompiler, compile_pyc, pyc_entry
 from photonpack.install.extract import (
-    INSTALLER,
     InstalledDist,
     Job,
     OnWritten,
@@ -39,55 +35,32 @@ from photonpack.install.interpreter import (
     interpreter_id,
     is_host,
 )
+from photonpack.install.owners import Linked, Owner, conflict
+from photonpack.install.record import RecordRow, format_record
+from photonpack.install.serving_dist import place_runtime
 from photonpack.install.venv import Scheme, create_venv, environment_digest, sync_filesystem
-from photonpack.install.wheel import Wheel, read_wheel, record_hash
+from photonpack.install.wheel import Wheel, read_wheel
 
 if TYPE_CHECKING:
-    from photonpack.install.cache import Linked, WheelCache
+    from photonpack.install.cache import WheelCache
 
 __all__ = [
-    "RUNTIME",
     "check_wheels",
-    "conflict",
     "create_environment",
     "environment_digest",
     "install_wheels",
     "interpreter_id",
-    "place_runtime",
-    "runtime_dist_info",
     "write_record",
-    "write_record_file",
 ]
 
-# photonpack's runtime files form a distribution of the environment like a wheel's:
-# a dist-info with a RECORD (so that verify --store re-hashes them), linked like one.
-RUNTIME = "photonpack's runtime files"
-_VERSION = re.compile(rb'^__version__ = "([A-Za-z0-9.+!_-]+)"$', re.MULTILINE)
 
-
-def conflict(first: str, second: str, path: Path) -> InstallError:
-    """Two wheels (or a wheel and the runtime files) put different content at one path."""
-    if RUNTIME in (first, second):
-        return InstallError(
-            f"{path} is both one of photonpack's runtime files and a file of wheel "
-            f"{second if first == RUNTIME else first}; remove photonpack from the photon's "
-            "requirements and lock again."
-        )
-    return InstallError(
-        f"wheels {first} and {second} both install {path} with different content; a photon "
-        "cannot depend on both. Remove one of them from the requirements and lock again."
-    )
-
-
-def _claim(
-    wheels: Sequence[Wheel], scheme: Scheme, taken: Mapping[str, tuple[str, str, int, str]]
-) -> list[Job]:
+def _claim(wheels: Sequence[Wheel], scheme: Scheme, taken: Mapping[str, Owner]) -> list[Job]:
     """Each wheel's extraction job: where its files go, and the members it skips.
 
     Identical files shared by wheels are written once.
 
     ``taken`` holds the files already in the environment (linked from the
-    store's cache), as absolute path -> (algorithm, digest, size, wheel filename).
+    store's cache), as absolute path -> its owner.
     """
     owners: dict[str, tuple[str, tuple[str, str, int] | None]] = {
         path: (wheel, (algorithm, digest, size))
@@ -137,7 +110,7 @@ def install_wheels(
     interpreter: Interpreter,
     on_written: OnWritten | None = None,
     workers: int | None = None,
-    taken: Mapping[str, tuple[str, str, int, str]] = {},
+    taken: Mapping[str, Owner] = {},
     readonly: bool = False,
 ) -> list[InstalledDist]:
     """Check every wheel, then extract them all in parallel into ``scheme``.
@@ -169,17 +142,9 @@ def write_record(
         text = str(path)
         return text[len(prefix) :] if text.startswith(prefix) else os.path.relpath(text, base)
 
-    lines = [(relative(path), digest, str(size)) for path, digest, size in rows]
-    write_record_file(record, lines, name=relative(record), readonly=readonly)
-
-
-def write_record_file(
-    record: Path, lines: Iterable[Sequence[str]], *, name: str, readonly: bool
-) -> None:
-    """Write a RECORD at ``record``: the ``lines`` sorted, then its own row (``name``)."""
-    out = io.StringIO()
-    csv.writer(out, lineterminator="\n").writerows([*sorted(map(tuple, lines)), (name, "", "")])
-    write_new(record, out.getvalue().encode(), executable=False, readonly=readonly)
+    lines = [RecordRow(relative(path), digest, size) for path, digest, size in rows]
+    data = format_record(lines, own_path=relative(record))
+    write_new(record, data, executable=False, readonly=readonly)
 
 
 def pyc_rows(
@@ -193,57 +158,6 @@ def pyc_rows(
             if pyc in compiled:
                 rows[pyc] = compiled[pyc]
     return rows
-
-
-def _runtime_target(site: Path, relpath: str) -> Path:
-    parts = PurePosixPath(relpath).parts
-    if relpath.startswith("/") or not parts or any(p in ("..", ".") for p in parts):
-        raise InstallError(
-            f"runtime file path {relpath!r} is not a relative path inside site-packages"
-        )
-    return site.joinpath(*parts)
-
-
-def runtime_dist_info(runtime_files: Mapping[str, Path]) -> str:
-    """The dist-info of the runtime files: ``photonpack-<their version>.dist-info``."""
-    about = runtime_files.get("photonpack/__about__.py")
-    found = _VERSION.search(about.read_bytes()) if about is not None else None
-    return f"photonpack-{found.group(1).decode() if found else '0'}.dist-info"
-
-
-def place_runtime(
-    site: Path,
-    runtime_files: Mapping[str, Path],
-    taken: Iterable[str],
-    *,
-    readonly: bool = False,
-) -> InstalledDist:
-    """Copy photonpack's runtime files into site-packages; none may be a wheel's file.
-
-    Returns them as a distribution (with ``METADATA`` and ``INSTALLER``) whose
-    RECORD is still to write.
-    """
-    taken = set(taken)
-    dist_info = runtime_dist_info(runtime_files)
-    name, _, version = dist_info.removesuffix(".dist-info").partition("-")
-    files = {relpath: source.read_bytes() for relpath, source in runtime_files.items()}
-    files[f"{dist_info}/METADATA"] = (
-        f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
-        "Summary: photonpack's serving runtime, as shipped in the photon's archive\n"
-    ).encode()
-    files[f"{dist_info}/INSTALLER"] = f"{INSTALLER}\n".encode()
-    rows = []
-    for relpath, data in sorted(files.items()):
-        target = _runtime_target(site, relpath)
-        if str(target) in taken or target.exists():
-            raise InstallError(
-                f"runtime file {relpath} is also installed by a wheel of the photon; "
-                "remove photonpack from the photon's requirements and lock again."
-            )
-        target.parent.mkdir(parents=True, exist_ok=True)
-        write_new(target, data, executable=False, readonly=readonly)
-        rows.append((target, record_hash(data), len(data)))
-    return InstalledDist(label=RUNTIME, dist_info=dist_info, rows=tuple(rows))
 
 
 def compile_few(

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from photonpack._digest import is_sha256_hex
 from photonpack.install.interpreter import Interpreter
 
 __all__ = ["ENVIRONMENT_LAYOUT", "Scheme", "create_venv", "environment_digest", "sync_filesystem"]
@@ -26,7 +26,6 @@ __all__ = ["ENVIRONMENT_LAYOUT", "Scheme", "create_venv", "environment_digest", 
 # Part of every environment digest: bump it when the installed layout changes,
 # so that environments built by an older photonpack are never reused.
 ENVIRONMENT_LAYOUT = 2  # 2: runtime files recorded in photonpack-<version>.dist-info
-_HEX = re.compile(r"^[0-9a-f]{64}$")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -49,7 +48,7 @@ def environment_digest(
     duplicates do not matter; the installer's layout version is included.
     """
     wheels = sorted(set(wheel_sha256s))
-    bad = [h for h in (*wheels, *runtime_files.values()) if not _HEX.match(h)]
+    bad = [h for h in (*wheels, *runtime_files.values()) if not is_sha256_hex(h)]
     if bad:
         raise ValueError(f"not a lowercase sha256 hex digest: {bad[0]!r}")
     lines = [f"photonpack-environment {ENVIRONMENT_LAYOUT}", f"interpreter {interpreter}"]

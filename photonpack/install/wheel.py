@@ -10,11 +10,7 @@ naming the wheel and the member.
 
 from __future__ import annotations
 
-import base64
 import configparser
-import csv
-import hashlib
-import io
 import re
 import stat
 import zipfile
@@ -26,8 +22,9 @@ from pathlib import Path, PurePosixPath
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 
 from photonpack.errors import InstallError, IntegrityError
+from photonpack.install.record import RecordError, parse_record
 
-__all__ = ["Wheel", "WheelFile", "b64", "corrupt", "read_wheel", "record_hash"]
+__all__ = ["Wheel", "WheelFile", "corrupt", "read_wheel"]
 
 _HASHES = frozenset({"sha256", "sha384", "sha512"})
 _SIGNATURES = frozenset({"RECORD.jws", "RECORD.p7s"})
@@ -65,15 +62,6 @@ class Wheel:
     scripts: tuple[tuple[str, str, str], ...]  # (script name, module, attribute)
 
 
-def record_hash(data: bytes) -> str:
-    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=")
-    return "sha256=" + digest.decode()
-
-
-def b64(digest: bytes) -> str:
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
-
-
 def corrupt(filename: str, reason: str) -> IntegrityError:
     return IntegrityError(
         f"wheel {filename} cannot be trusted: {reason}. The archive that carries it was "
@@ -94,25 +82,22 @@ def _safe_parts(filename: str, member: str) -> tuple[str, ...]:
 
 
 def _parse_record(filename: str, record_name: str, data: bytes) -> dict[str, tuple[str, str, int]]:
-    entries: dict[str, tuple[str, str, int]] = {}
     try:
-        rows = list(csv.reader(io.StringIO(data.decode("utf-8"))))
-    except (UnicodeDecodeError, csv.Error) as exc:
-        raise corrupt(filename, f"{record_name} is not a valid CSV file ({exc})") from exc
-    for number, row in enumerate(rows, start=1):
-        if not row:
+        rows = parse_record(data)
+    except RecordError as exc:
+        where = f" line {exc.line}" if exc.line else ""
+        raise corrupt(filename, f"{record_name}{where}: {exc.problem}") from exc
+    entries: dict[str, tuple[str, str, int]] = {}
+    for row in rows:
+        if row.path == record_name or PurePosixPath(row.path).name in _SIGNATURES:
             continue
-        if len(row) != 3:
-            raise corrupt(filename, f"{record_name} line {number} has {len(row)} fields, not 3")
-        path, hash_field, size = row
-        if path == record_name or PurePosixPath(path).name in _SIGNATURES:
-            continue
-        algorithm, _, digest = hash_field.partition("=")
-        if algorithm not in _HASHES or not digest or not size.isdigit():
-            raise corrupt(filename, f"{record_name} lists {path} without a sha256 hash and size")
-        if path in entries:
-            raise corrupt(filename, f"{record_name} lists {path} twice")
-        entries[path] = (algorithm, digest, int(size))
+        if row.algorithm not in _HASHES or not row.digest or row.size is None:
+            raise corrupt(
+                filename, f"{record_name} lists {row.path} without a sha256 hash and size"
+            )
+        if row.path in entries:
+            raise corrupt(filename, f"{record_name} lists {row.path} twice")
+        entries[row.path] = (row.algorithm, row.digest, row.size)
     return entries
 
 

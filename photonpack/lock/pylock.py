@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import re
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -24,6 +23,7 @@ if sys.version_info >= (3, 11):
     import tomllib
 else:
     import tomli as tomllib
+from photonpack._digest import is_sha256_hex
 from photonpack.lock.index import IndexSettings
 from photonpack.lock.target import Target, TargetError
 
@@ -41,7 +41,6 @@ __all__ = [
 # Part of every inputs digest: bump it when the same inputs must give a different file.
 LOCK_FORMAT = 1
 _CREATED_BY = "photonpack"
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -267,7 +266,7 @@ def _package(entry: Mapping[str, Any], at: str, where: _Where) -> LockedPackage:
     wheels = []
     for j, wheel in enumerate(entry["wheels"]):
         sha256 = str(wheel.get("hashes", {}).get("sha256", ""))
-        if not _SHA256.match(sha256):
+        if not is_sha256_hex(sha256):
             raise where.error(f"{at}.wheels[{j}].hashes.sha256", "is missing or not 64 hex digits")
         if not isinstance(wheel.get("size"), int) or "url" not in wheel:
             raise where.error(f"{at}.wheels[{j}]", "needs a url and an integer size")

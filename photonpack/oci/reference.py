@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from photonpack._digest import Digest
 from photonpack.errors import RegistryError
 
 __all__ = ["Reference", "parse_reference", "parse_repository"]
@@ -19,7 +20,6 @@ _REPO_RE = re.compile(
     r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$"
 )
 _TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
-_DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -70,7 +70,7 @@ def parse_reference(text: str) -> Reference:
     digest: str | None = None
     if "@" in rest:
         rest, _, digest = rest.partition("@")
-        if not _DIGEST_RE.match(digest):
+        if not _is_digest(digest):
             raise RegistryError(
                 f"invalid digest {digest!r} in {text!r}: expected sha256: and 64 hex digits"
             )
@@ -98,3 +98,11 @@ def parse_repository(text: str) -> tuple[str, str]:
         )
     _check_repository(repository, text)
     return registry, repository
+
+
+def _is_digest(text: str) -> bool:
+    try:
+        Digest(text)
+    except ValueError:
+        return False
+    return True
