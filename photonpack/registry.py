@@ -24,7 +24,7 @@ import io
 import json
 import tempfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from photonpack.archive.manifest import Manifest, canonical_json
 from photonpack.errors import IntegrityError, RegistryError
 from photonpack.oci.client import OCI_MANIFEST, ProgressFn, RegistryClient
 from photonpack.oci.reference import Reference
+from photonpack.verify import enforce_policy
 
 __all__ = [
     "ARTIFACT_TYPE",
@@ -77,6 +78,7 @@ class FetchedPhoton:
     manifest: Manifest
     manifest_digest: str
     blob_path: Callable[[str], Path]
+    local: set[str] = field(default_factory=set)  # blobs taken from ``known``, not downloaded
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -264,8 +266,14 @@ def fetch_photon(
     *,
     client: RegistryClient,
     progress: ProgressFn | None = None,
+    known: Callable[[str, int], Path | None] | None = None,
 ) -> FetchedPhoton:
-    """Download the photon at ``ref`` into ``directory``; every byte checked before return."""
+    """Download the photon at ``ref`` into ``directory``; every byte checked before return.
+
+    ``known(sha256_hex, size)`` may name a verified local copy of a blob (the
+    store's), which is then not downloaded. The photon must pass the admission
+    policy (:func:`photonpack.verify.enforce_policy`), as ``verify`` applies it.
+    """
     media_type, body = client.get_manifest(ref.repository, ref.reference)
     manifest_digest = _sha256(body)
     if ref.digest and manifest_digest != ref.digest:
@@ -307,7 +315,11 @@ def fetch_photon(
             f"{len(manifest.blobs())} blobs photon.json lists; refusing it, nothing was kept"
         )
     titles = _titles(manifest)
+    local: dict[str, Path] = {}
     for hex_, size in listed.items():
+        if known is not None and (have := known(hex_, size)) is not None:
+            local[hex_] = have
+            continue
         path = directory / hex_
         with path.open("wb") as out:
             client.fetch_blob(
@@ -318,8 +330,13 @@ def fetch_photon(
                 title=titles[hex_],
                 progress=progress,
             )
+
+    def blob_path(hex_: str) -> Path:
+        return local.get(hex_) or directory / hex_
+
+    enforce_policy(manifest, lambda hex_: blob_path(hex_).read_bytes(), str(ref))
     return FetchedPhoton(
-        manifest=manifest, manifest_digest=manifest_digest, blob_path=lambda h: directory / h
+        manifest=manifest, manifest_digest=manifest_digest, blob_path=blob_path, local=set(local)
     )
 
 

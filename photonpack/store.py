@@ -33,7 +33,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
@@ -233,11 +233,15 @@ class Store:
         """A :class:`BlobWriter` for one blob: ``commit()`` checks it, then renames it in."""
         return BlobWriter(self, _hex(sha256), size)
 
-    def import_archive(self, path: Path) -> Manifest:
+    def import_archive(
+        self, path: Path, *, check: Callable[[Manifest], None] | None = None
+    ) -> Manifest:
         """Stream ``path`` once, verifying every blob, into the store; return its manifest.
 
         Nothing from the archive is visible in the store unless it matched its
         digest; an archive with any problem raises before its manifest is kept.
+        ``check(manifest)`` runs once its blobs are in, before the manifest is
+        kept; an archive file imported (and checked) before is not read again.
         """
         from photonpack.archive import unpack
 
@@ -246,13 +250,16 @@ class Store:
         # every member, and it is what makes a warm start fast.
         file_hex = self._hash_archive_file(path)
         seen = self.root / "archives" / f"{file_hex}.json"
-        known = self._known_archive(seen)
+        known = self._known_archive(seen, checked=check is not None)
         if known is not None:
             return known
         manifest = unpack(path, self.sink())
+        if check is not None:
+            check(manifest)
         self.put_manifest(manifest.digest, manifest.to_bytes())
         self._dir("archives")
-        self.write_atomic(seen, json.dumps({"digest": manifest.digest}).encode() + b"\n")
+        record = {"digest": manifest.digest, "checked": check is not None}
+        self.write_atomic(seen, json.dumps(record).encode() + b"\n")
         return manifest
 
     def _hash_archive_file(self, path: Path) -> str:
@@ -263,12 +270,15 @@ class Store:
         except OSError as exc:
             raise ArchiveError(f"cannot read {path}: {exc.strerror or exc}") from exc
 
-    def _known_archive(self, seen: Path) -> Manifest | None:
-        """The manifest of an archive file imported before, if all its blobs are still here."""
+    def _known_archive(self, seen: Path, *, checked: bool) -> Manifest | None:
+        """The manifest of an archive file imported (and ``checked``) before, if all its
+        blobs are still here."""
         try:
-            digest = json.loads(seen.read_bytes())["digest"]
-            manifest = self.manifest(digest)
-        except (OSError, ValueError, KeyError, TypeError, PhotonpackError):
+            record = json.loads(seen.read_bytes())
+            if checked and record.get("checked") is not True:
+                return None
+            manifest = self.manifest(record["digest"])
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, PhotonpackError):
             return None
         if all(self.has_blob(sha, size) for sha, size in manifest.blobs().items()):
             return manifest

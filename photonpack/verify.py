@@ -8,14 +8,22 @@ each offending member at once.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from photonpack.archive import MemorySink, NullSink, Problem, blob_member, read_manifest, unpack
+from photonpack.archive import MemorySink, Problem, blob_member, read_manifest, unpack
 from photonpack.archive.manifest import Manifest
 from photonpack.errors import IntegrityError, LockFileError
 
-__all__ = ["VerifyResult", "check_lock", "verify_archive", "verify_store"]
+__all__ = [
+    "VerifyResult",
+    "check_lock",
+    "enforce_policy",
+    "policy_problems",
+    "verify_archive",
+    "verify_store",
+]
 
 if TYPE_CHECKING:
     from photonpack.lock.pylock import Lock
@@ -60,11 +68,12 @@ class VerifyResult:
         }
 
 
-def verify_archive(path: Path) -> VerifyResult:
+def verify_archive(path: Path, *, expected: str | None = None) -> VerifyResult:
     """Stream ``path`` once, re-hash every blob and check the lock against the wheels.
 
     Integrity problems are returned, not raised; ArchiveError still means the
-    file is unreadable or not a photon archive at all.
+    file is unreadable or not a photon archive at all. ``expected`` pins the
+    archive's digest (``--digest``): another photon is a problem too.
     """
     problems: list[Problem] = []
     try:
@@ -72,16 +81,24 @@ def verify_archive(path: Path) -> VerifyResult:
     except IntegrityError:
         head = None  # unpack below reports exactly what is wrong
     lock_entry = head.file(head.lock) if head else None
-    sink = MemorySink({lock_entry.sha256}) if lock_entry else NullSink()
+    sink = MemorySink({lock_entry.sha256} if lock_entry else set())
     manifest: Manifest | None
     try:
         manifest = unpack(path, sink, on_problem=problems.append)
     except IntegrityError:
         manifest = head if not any(p.member == "photon.json" for p in problems) else None
-    if manifest is not None and lock_entry is not None and isinstance(sink, MemorySink):
-        lock_bytes = sink.blobs.get(lock_entry.sha256)
-        if lock_bytes is not None:  # else its blob was bad, and that is reported already
-            problems += _lock_problems(manifest, lock_entry.sha256, lock_bytes)
+    lock_read = lock_entry is None or lock_entry.sha256 in sink.blobs
+    if manifest is not None and lock_read:  # else its blob was bad: reported already
+        problems += policy_problems(manifest, sink.blobs.__getitem__)
+    if expected is not None and manifest is not None and manifest.digest != expected:
+        problems.append(
+            Problem(
+                member="photon.json",
+                label="digest",
+                expected=f"the photon {expected} (--digest)",
+                found=f"the photon {manifest.digest}",
+            )
+        )
     return VerifyResult(
         path=path,
         manifest=manifest,
@@ -106,6 +123,38 @@ def _lock_problems(manifest: Manifest, lock_sha256: str, data: bytes) -> list[Pr
             )
         ]
     return check_lock(manifest, lock)
+
+
+def policy_problems(manifest: Manifest, read_blob: Callable[[str], bytes]) -> list[Problem]:
+    """What ``verify`` checks beyond the hashes, for a photon whose blobs were verified.
+
+    ``read_blob(sha256_hex)`` returns a verified blob's bytes (only small ones
+    are asked for: the lock). This is the one admission policy: ``verify``,
+    ``run``, ``push``, ``pull`` and everything built on them apply it.
+    """
+    lock_entry = manifest.file(manifest.lock)
+    if lock_entry is None:
+        return [
+            Problem(
+                member="photon.json",
+                label="lock",
+                expected=f"the lock file {manifest.lock} among the photon's files",
+                found="not listed (missing)",
+            )
+        ]
+    return _lock_problems(manifest, lock_entry.sha256, read_blob(lock_entry.sha256))
+
+
+def enforce_policy(manifest: Manifest, read_blob: Callable[[str], bytes], what: str) -> None:
+    """Raise :class:`IntegrityError` listing every :func:`policy_problems` finding."""
+    problems = policy_problems(manifest, read_blob)
+    if problems:
+        lines = "\n".join(f"  {p}" for p in problems)
+        noun = "problem" if len(problems) == 1 else "problems"
+        raise IntegrityError(
+            f"{what} failed verification ({len(problems)} {noun}):\n{lines}\n"
+            "the photon was damaged or altered; nothing of it was kept: fetch or build it again"
+        )
 
 
 def check_lock(manifest: Manifest, lock: Lock) -> list[Problem]:

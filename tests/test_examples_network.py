@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from photonpack import Client
 from photonpack.build import BuildOptions, build
 from photonpack.lock.lockfile import read_lock
-from photonpack.serving.client import Client
 from photonpack.serving.source import parse_spec
 from tests.support.offline import serve_offline
 from tests.support.serving import Served

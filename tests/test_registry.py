@@ -94,9 +94,13 @@ def test_second_photon_uploads_only_new_blobs(
             first.manifest, first.blob_path, _ref(registry, "dedup/counter", "v1"), client=client
         )
     assert len(one.uploaded) == one.total_blobs == 8  # photon.json + 7 blobs
-    source = next("sha256:" + f.sha256 for f in second.manifest.files if f.path == "counter.py")
+    changed = [  # the source, and the lock that pins the other delta
+        "sha256:" + f.sha256
+        for f in second.manifest.files
+        if f.path in ("counter.py", "pylock.counter.toml")
+    ]
     assert sorted(two.uploaded) == sorted(
-        [second.manifest.digest, _wheel_digest(second, "delta"), source]
+        [second.manifest.digest, _wheel_digest(second, "delta"), *changed]
     )
     assert again.uploaded == ()
     assert again.uploaded_bytes == 0

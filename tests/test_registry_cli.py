@@ -62,7 +62,9 @@ def test_push_pull_by_tag_and_digest_reproduces_the_archive(
 
     again = _run("push", str(second), f"{ref}:v2")
     assert again.exit_code == 0
-    assert again.stderr.startswith(f"pushed {ref}:v2: uploaded 3 of 8 blobs (")
+    assert again.stderr.startswith(
+        f"pushed {ref}:v2: uploaded 4 of 8 blobs ("
+    )  # photon.json, source, lock, delta
 
     out = tmp_path / "by-tag.photon"
     pulled = _run("pull", f"{ref}:v1", "-o", str(out))

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from photonpack import Client
 from photonpack.cli import cli
-from photonpack.serving.client import Client
 from photonpack.store import Store
 from tests.support.index import PackageIndex
 from tests.support.offline import serve_offline

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from photonpack import Client
 from photonpack.cli import cli
 from photonpack.errors import ClientError
-from photonpack.serving.client import Client
 from tests.support.serving import Served
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -66,7 +66,7 @@ def test_cli_prints_the_url_and_a_client_snippet(serve_photon: Callable[..., Ser
     served = serve_photon(str(EXAMPLES / "counter" / "counter.py:Counter"), args=("--port", "0"))
     assert served.stderr().startswith(
         f"serving {EXAMPLES}/counter/counter.py:Counter on http://127.0.0.1:0; call it with:\n\n"
-        "    from photonpack.serving.client import Client, local\n"
+        "    from photonpack import Client, local\n"
         "    c = Client(local(port=0))\n"
         "    c.paths()\n"
     )

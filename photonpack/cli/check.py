@@ -28,6 +28,11 @@ _ARCHIVE = click.Path(path_type=Path, dir_okay=False)
     help="Also rebuild from this source (file.py[:Class]) and its lock; exit 3 unless "
     "the digest is identical.",
 )
+@click.option(
+    "--digest",
+    metavar="sha256:HEX",
+    help="Also require the archive to be this photon (exit 3 otherwise).",
+)
 @click.pass_context
 def verify(
     ctx: click.Context,
@@ -35,20 +40,23 @@ def verify(
     as_json: bool,
     check_store: bool,
     rebuild_from: str | None,
+    digest: str | None,
 ) -> None:
     """Re-hash ARCHIVE offline: exit 0 if clean, 3 on any integrity failure."""
     import json
 
     from photonpack._units import format_size
+    from photonpack.admit import parse_expected
     from photonpack.verify import verify_archive
 
+    expected = parse_expected(digest)
     if check_store:
-        if archive is not None or rebuild_from is not None:
-            raise UsageError("verify --store takes no ARCHIVE and no --rebuild")
+        if archive is not None or rebuild_from is not None or digest is not None:
+            raise UsageError("verify --store takes no ARCHIVE, --rebuild or --digest")
         ctx.exit(_verify_store(as_json))
     if archive is None:
         raise UsageError("verify needs an ARCHIVE (or --store)")
-    result = verify_archive(archive)
+    result = verify_archive(archive, expected=expected)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
     elif result.ok and result.manifest is not None:

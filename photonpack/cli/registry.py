@@ -14,6 +14,25 @@ from photonpack.errors import UsageError
 # -- registry: push / pull / list --remote ---------------------------------
 
 
+def admit_photon(store: Any, source: str | None, name: str | None, digest: str | None) -> Any:
+    """ARCHIVE, REF or -n NAME, admitted into ``store`` (see photonpack.admit)."""
+    import os
+
+    from photonpack.admit import admit, admit_name, parse_expected
+
+    expected = parse_expected(digest)
+    if name is not None:
+        return admit_name(name, store, expected=expected)
+    assert source is not None
+    username = os.environ.get("PHOTONPACK_REGISTRY_USERNAME")
+    return admit(
+        source,
+        store,
+        expected=expected,
+        clients=lambda registry: _registry_client(registry, username, False, False),
+    )
+
+
 def _registry_options(func: Any) -> Any:
     """--username / --password-stdin / --insecure, shared by the registry commands."""
     func = click.option(
@@ -89,10 +108,16 @@ class _TransferBars:
 @cli.command()
 @click.argument("args", nargs=-1, metavar="ARCHIVE REF | -n NAME REF")
 @click.option("-n", "--name", help="Push the photon of this name from the local store.")
+@click.option(
+    "--digest",
+    metavar="sha256:HEX",
+    help="Push only if the photon is this digest (as build printed it).",
+)
 @_registry_options
 def push(
     args: tuple[str, ...],
     name: str | None,
+    digest: str | None,
     username: str | None,
     password_stdin: bool,
     insecure: bool,
@@ -102,23 +127,23 @@ def push(
     Only the blobs the registry lacks are uploaded; the manifest goes last.
     Prints the OCI manifest digest.
     """
+    from photonpack.admit import is_archive_path
     from photonpack.oci.reference import parse_reference
-    from photonpack.registry import push_archive, push_photon
+    from photonpack.registry import push_photon
+    from photonpack.store import Store
 
     if len(args) != (1 if name else 2):
         raise click.UsageError("push takes ARCHIVE REF, or -n NAME REF")
     reference = parse_reference(args[-1])
+    store = Store()
+    source = None if name else args[0]
+    if source is not None and not is_archive_path(source):
+        raise UsageError(f"{source} is not a .photon file; push takes ARCHIVE REF, or -n NAME REF")
+    manifest = admit_photon(store, source, name, digest)
     with _registry_client(reference.registry, username, password_stdin, insecure) as client:
-        if name is None:
-            result = push_archive(Path(args[0]), reference, client=client, progress=_TransferBars())
-        else:
-            from photonpack.store import Store
-
-            store = Store()
-            manifest = store.manifest(store.get_ref(name).digest)
-            result = push_photon(
-                manifest, store.blob_path, reference, client=client, progress=_TransferBars()
-            )
+        result = push_photon(
+            manifest, store.blob_path, reference, client=client, progress=_TransferBars()
+        )
     click.echo(
         f"pushed {reference}: uploaded {len(result.uploaded)} of {result.total_blobs} blobs "
         f"({format_size(result.uploaded_bytes)} of {format_size(result.total_bytes)})",

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
-
 import click
 
 from photonpack.cli._app import cli
-from photonpack.cli.registry import _registry_client
-from photonpack.errors import PhotonpackError, UsageError
+from photonpack.errors import UsageError
 
 # -- run: serve a photon -------------------------------------------------------
 
@@ -48,6 +44,11 @@ def _parse_env(pairs: tuple[str, ...]) -> dict[str, str]:
     "--env", "env_pairs", multiple=True, metavar="K=V", help="Set an environment variable."
 )
 @click.option(
+    "--digest",
+    metavar="sha256:HEX",
+    help="Serve only if the photon is this digest (as build printed it).",
+)
+@click.option(
     "--skip-system-check",
     is_flag=True,
     help="Serve even if system_dependency packages are missing.",
@@ -60,6 +61,7 @@ def run(
     port: int,
     token: str | None,
     env_pairs: tuple[str, ...],
+    digest: str | None,
     skip_system_check: bool,
 ) -> None:
     """Serve a photon: from source with -m SPEC, or from ARCHIVE / -n NAME.
@@ -76,10 +78,13 @@ def run(
         raise UsageError(
             "photonpack run needs exactly one photon: ARCHIVE, -n NAME, or -m file.py[:Class]"
         )
+    if module is not None and digest is not None:
+        raise UsageError("--digest pins an archive, a stored name or a REF; -m serves source")
     if module is None:
         _run_stored(
             archive,
             name,
+            digest=digest,
             host=host,
             port=port,
             token=token,
@@ -91,7 +96,7 @@ def run(
     shown = "localhost" if host in ("0.0.0.0", "::") else host  # noqa: S104 - display only
     click.echo(
         f"serving {module} on http://{shown}:{port}; call it with:\n\n"
-        "    from photonpack.serving.client import Client, local\n"
+        "    from photonpack import Client, local\n"
         f"    c = Client({'local()' if port == 8080 else f'local(port={port})'}"
         f"{', token=...' if token or os.environ.get('PHOTONPACK_TOKEN') else ''})\n"
         "    c.paths()\n",
@@ -114,6 +119,7 @@ def _run_stored(
     archive: str | None,
     name: str | None,
     *,
+    digest: str | None,
     host: str,
     port: int,
     token: str | None,
@@ -123,12 +129,13 @@ def _run_stored(
     """Verify, install offline and serve an archive, a stored name, or a registry REF."""
     import time
 
+    from photonpack.cli.registry import admit_photon
     from photonpack.launch import ServeOptions, exec_serve, prepare
     from photonpack.store import Store
 
     store = Store()
     started = time.monotonic()
-    manifest = _stored_manifest(store, archive, name)
+    manifest = admit_photon(store, archive, name, digest)
     prepared = prepare(store, manifest, check_system=check_system)
     how = "installed" if prepared.installed else "reused"
     click.echo(
@@ -137,44 +144,6 @@ def _run_stored(
         err=True,
     )
     exec_serve(prepared, ServeOptions(host=host, port=port, token=token, env=env))
-
-
-def _stored_manifest(store: Any, archive: str | None, name: str | None) -> Any:
-    """The manifest of what to run, with all its blobs verified into ``store``."""
-    if name is not None:
-        return store.manifest(store.get_ref(name).digest)
-    assert archive is not None
-    path = Path(archive)
-    if path.exists() or archive.endswith(".photon") or "/" not in archive:
-        if not path.is_file():
-            raise PhotonpackError(f"{archive} does not exist; pass a .photon file")
-        return store.import_archive(path)
-    return _pull_into_store(store, archive)
-
-
-def _pull_into_store(store: Any, ref_text: str) -> Any:
-    """`photonpack run REF`: fetch a photon from a registry, verified, into the store.
-
-    Credentials come from $PHOTONPACK_REGISTRY_USERNAME / _PASSWORD, as for pull.
-    """
-    import os
-
-    from photonpack.oci.reference import parse_reference
-    from photonpack.registry import fetch_photon
-
-    ref = parse_reference(ref_text)
-    with (
-        store.temp_dir("pull-") as scratch,
-        _registry_client(
-            ref.registry, os.environ.get("PHOTONPACK_REGISTRY_USERNAME"), False, False
-        ) as client,
-    ):
-        fetched = fetch_photon(ref, scratch, client=client)
-        manifest = fetched.manifest
-        for sha, size in manifest.blobs().items():
-            store.adopt_blob(fetched.blob_path(sha), sha, size)
-        store.put_manifest(manifest.digest, manifest.to_bytes())
-    return manifest
 
 
 def _source_serve_args(module: str, host: str, port: int) -> tuple[list[str], str]:

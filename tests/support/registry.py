@@ -27,6 +27,7 @@ from pathlib import Path
 import pytest
 
 from photonpack.archive.manifest import Manifest
+from tests.support.archives import make_lock
 from tests.support.wheels import build_wheel
 
 __all__ = [
@@ -344,6 +345,7 @@ def stage_photon(
 
     target = "cp311-manylinux_2_28_x86_64"
     wheel_entries = []
+    wheel_paths = []
     for project, version in sorted(wheels):
         files: dict[str, str | bytes] = {f"{project}/__init__.py": f"VERSION = {version!r}\n"}
         extra = wheel_payload if isinstance(wheel_payload, int) else wheel_payload[project]
@@ -351,11 +353,13 @@ def stage_photon(
             seed = f"{project}-{version}".encode()
             files[f"{project}/data.bin"] = _h.shake_256(seed).digest(extra)
         path = build_wheel(directory / "wheels", project, version, files=files)
+        wheel_paths.append(path)
         wheel_entries.append(
             {"filename": path.name, "name": project, "version": version, "targets": [target]}
             | add(path.read_bytes())
         )
     lock = f"pylock.{name}.toml"
+    lock_text = make_lock(wheel_paths, [target], Path(lock)).to_text()
     source_text = (
         source or f"from photonpack import Photon\n\nclass C(Photon):\n    pass  # {name}\n"
     )
@@ -375,7 +379,7 @@ def stage_photon(
         "files": sorted(
             [
                 {"path": f"{name}.py", "executable": False} | add(source_text.encode()),
-                {"path": lock, "executable": False} | add(f"# lock of {name}\n".encode()),
+                {"path": lock, "executable": False} | add(lock_text.encode()),
             ],
             key=lambda f: str(f["path"]),
         ),
