@@ -11,7 +11,7 @@ import pytest
 
 from photonpack import File, Photon, handler
 from photonpack.errors import PhotonDefinitionError
-from photonpack.serving.photon import handler_specs
+from photonpack.serving.photon import PhotonDefinitionWarning, handler_specs
 
 
 class Counter(Photon):
@@ -229,16 +229,17 @@ def test_declared_attributes_are_validated(attribute: str, value: object, messag
     assert str(info.value) == message
 
 
-def test_misspelled_attribute_is_an_error_naming_the_right_one() -> None:
-    with pytest.raises(PhotonDefinitionError) as info:
+def test_misspelled_attribute_warns_naming_the_right_one_and_the_photon_loads() -> None:
+    with pytest.warns(PhotonDefinitionWarning) as record:
 
         class Bad(Photon):
             system_dependencies = ["ffmpeg"]
 
-    assert str(info.value) == (
+    assert [str(w.message) for w in record] == [
         "Bad.system_dependencies is not a photon attribute; did you mean system_dependency? "
-        "Rename it, or photonpack would silently ignore it"
-    )
+        "photonpack ignores it, as Lepton did; rename it to declare it"
+    ]
+    assert (record[0].filename, list(Bad.system_dependency)) == (__file__, [])
 
 
 def test_valid_declarations_are_accepted() -> None:

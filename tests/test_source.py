@@ -10,7 +10,8 @@ import pytest
 
 from photonpack.errors import PhotonDefinitionError, PhotonSourceError
 from photonpack.serving.loader import load_photon
-from photonpack.serving.source import parse_spec
+from photonpack.serving.photon import PhotonDefinitionWarning
+from photonpack.serving.source import PhotonSpec, parse_spec
 from tests.support.modules import write
 
 ONE = """
@@ -151,16 +152,32 @@ def test_error_at_import_time_names_the_line(tmp_path: Path) -> None:
 def test_definition_errors_pass_through_unchanged(tmp_path: Path) -> None:
     write(
         tmp_path,
-        "typo.py",
+        "bad.py",
         """
         from photonpack import Photon
 
-        class Typo(Photon):
-            requirement_dependencies = ["numpy"]
+        class Bad(Photon):
+            requirement_dependency = "numpy"
         """,
     )
-    with pytest.raises(PhotonDefinitionError, match="did you mean requirement_dependency"):
-        load_photon(parse_spec("typo.py", root=tmp_path))
+    with pytest.raises(PhotonDefinitionError, match="must be a list of strings"):
+        load_photon(parse_spec("bad.py", root=tmp_path))
+
+
+def test_misspelt_declaration_warns_and_the_photon_loads(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "typo.py",
+        """
+        from leptonai.photon import Photon
+
+        class Typo(Photon):
+            system_dependencies = ["ffmpeg"]
+        """,
+    )
+    with pytest.warns(PhotonDefinitionWarning, match="did you mean system_dependency") as record:
+        cls = load_photon(parse_spec("typo.py", root=tmp_path))
+    assert (cls.__name__, record[0].filename, record[0].lineno) == ("Typo", str(path), 4)
 
 
 def test_missing_module_spec_is_an_error(tmp_path: Path) -> None:
@@ -207,3 +224,49 @@ def test_unsupported_leptonai_module_says_what_the_shim_covers(tmp_path: Path) -
         "leptonai.photon.types, leptonai.client); install leptonai or import that name "
         "from elsewhere"
     )
+
+
+def test_lepton_spec_forms_name_the_same_photons(tmp_path: Path) -> None:
+    write(tmp_path, "echo.py", ONE)
+    write(tmp_path, "pkg_lepton_forms/__init__.py", "")
+    write(tmp_path, "pkg_lepton_forms/service.py", ONE)
+    file_spec = PhotonSpec(path=tmp_path / "echo.py", class_name="Echo", root=tmp_path)
+    module_spec = PhotonSpec(module="pkg_lepton_forms.service", class_name="Echo", root=tmp_path)
+    assert parse_spec("py:echo.py:Echo", root=tmp_path) == file_spec
+    assert parse_spec("py:echo.py", root=tmp_path) == PhotonSpec(
+        path=tmp_path / "echo.py", root=tmp_path
+    )
+    assert parse_spec("pkg_lepton_forms.service.Echo", root=tmp_path) == module_spec
+    assert parse_spec("py:pkg_lepton_forms.service.Echo", root=tmp_path) == module_spec
+    assert load_photon(module_spec).__module__ == "pkg_lepton_forms.service"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "hf:sshleifer/tiny-gpt2@5f91d94",
+            "photon 'hf:sshleifer/tiny-gpt2@5f91d94' is one of Lepton's hf: photons (a Hugging "
+            "Face pipeline that Lepton assembled), a type photonpack does not support: write a "
+            "Photon subclass that loads the model in init() and pass its file.py",
+        ),
+        (
+            "vllm:meta-llama/Llama-2-7b",
+            "photon 'vllm:meta-llama/Llama-2-7b' is one of Lepton's vllm: photons (a vLLM server "
+            "that Lepton assembled), a type photonpack does not support: write a Photon subclass "
+            "that loads the model in init() and pass its file.py",
+        ),
+        (
+            "py:https://github.com/leptonai/examples.git:counter.py:Counter",
+            "photon 'py:https://github.com/leptonai/examples.git:counter.py:Counter' names a git "
+            "repository (Lepton's py:URL:path form), which photonpack does not fetch: clone it "
+            "and pass the path of the photon's file.py",
+        ),
+    ],
+)
+def test_lepton_photon_types_photonpack_lacks_are_named(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    with pytest.raises(PhotonSourceError) as info:
+        parse_spec(text, root=tmp_path)
+    assert str(info.value) == message

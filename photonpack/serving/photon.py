@@ -14,6 +14,7 @@ import functools
 import inspect
 import io
 import threading
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import IO, Any, ClassVar, TypeVar, overload
 
@@ -25,12 +26,12 @@ from photonpack.serving.errors import PhotonDefinitionError
 
 __all__ = [
     "File",
-    "FileParam",
     "HTTPException",
     "HandlerSpec",
     "JPEGResponse",
     "PNGResponse",
     "Photon",
+    "PhotonDefinitionWarning",
     "StreamingResponse",
     "WAVResponse",
     "handler",
@@ -51,6 +52,10 @@ _DECLARED = (
     "handler_max_concurrency",
     "handler_timeout",
 )
+
+
+class PhotonDefinitionWarning(UserWarning):
+    """A photon declares something photonpack ignores, such as a misspelt attribute."""
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -194,9 +199,12 @@ def _validate_declaration(cls: type[Photon]) -> None:
             continue
         close = difflib.get_close_matches(attr, _DECLARED, n=1, cutoff=0.85)
         if close:
-            raise PhotonDefinitionError(
+            # Lepton ignored such a typo silently and real photons carry one: they must load.
+            warnings.warn(
                 f"{cls.__name__}.{attr} is not a photon attribute; did you mean {close[0]}? "
-                "Rename it, or photonpack would silently ignore it"
+                "photonpack ignores it, as Lepton did; rename it to declare it",
+                PhotonDefinitionWarning,
+                stacklevel=3,  # the class statement: here <- __init_subclass__ <- class body
             )
     for attr in ("requirement_dependency", "system_dependency"):
         merged: list[str] = []
@@ -379,9 +387,6 @@ class File(BaseModel):
 
     def __repr__(self) -> str:
         return f"File({len(self.content)} bytes)"
-
-
-FileParam = File  # Lepton's older name
 
 
 def _file_fields(value: Any) -> Any:
