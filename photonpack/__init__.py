@@ -13,7 +13,12 @@ from photonpack.__about__ import __version__
 
 if TYPE_CHECKING:
     from photonpack.serving.client import Client, local
-    from photonpack.serving.errors import PhotonpackError
+    from photonpack.serving.client_errors import (
+        ClientConnectionError,
+        ClientHTTPError,
+        ClientTimeoutError,
+    )
+    from photonpack.serving.errors import ClientError, PhotonpackError
     from photonpack.serving.photon import (
         File,
         HTTPException,
@@ -27,6 +32,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Client",
+    "ClientConnectionError",
+    "ClientError",
+    "ClientHTTPError",
+    "ClientTimeoutError",
     "File",
     "HTTPException",
     "JPEGResponse",
@@ -43,6 +52,10 @@ __all__ = [
 # name -> module that defines it; extended as the public API grows.
 _LAZY: dict[str, str] = {
     "PhotonpackError": "photonpack.serving.errors",
+    "ClientError": "photonpack.serving.errors",
+    "ClientConnectionError": "photonpack.serving.client_errors",
+    "ClientHTTPError": "photonpack.serving.client_errors",
+    "ClientTimeoutError": "photonpack.serving.client_errors",
     "Client": "photonpack.serving.client",
     "local": "photonpack.serving.client",
     "File": "photonpack.serving.photon",
