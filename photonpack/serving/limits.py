@@ -83,28 +83,41 @@ def protocol_class(limits: ConnectionLimits) -> type[asyncio.Protocol]:
 class _LimitedProtocol(HttpToolsProtocol):
     limits: ClassVar[ConnectionLimits]
 
-    _deadline: asyncio.TimerHandle | None = None
     _in_head = True  # reading a request head (or waiting for one), not a body
     _head_seen = 0  # bytes parsed since the current head began to be awaited
+    # One timer per connection, moved lazily: arming and disarming only set
+    # _deadline_at, so a request costs no timer of its own.
+    _deadline_at: float | None = None
+    _timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._arm(self.limits.idle_timeout)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
+        self._deadline_at = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        view = memoryview(data)
+        if not self._in_head:
+            super().data_received(data)
+            return
         limit = self.limits.max_head_bytes
+        if self._head_seen + len(data) <= limit:
+            self._head_seen += len(data)
+            super().data_received(data)
+            return
+        # Parse no more of a head than the limit allows: httptools would
+        # otherwise gather a header of any length in memory.
+        view = memoryview(data)
         while view and self._in_head:
             room = limit - self._head_seen
             if room <= 0:
                 self._refuse_head()
                 return
-            # Parse no more of a head than the limit allows: httptools would
-            # otherwise gather a header of any length in memory.
             piece, view = view[:room], view[room:]
             self._head_seen += len(piece)
             super().data_received(piece)  # type: ignore[arg-type]
@@ -119,7 +132,7 @@ class _LimitedProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._in_head = False
-        self._disarm()
+        self._deadline_at = None
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
@@ -129,25 +142,29 @@ class _LimitedProtocol(HttpToolsProtocol):
     def on_response_complete(self) -> None:
         pipelined = bool(self.pipeline)
         super().on_response_complete()
-        if not pipelined and self._deadline is None and not self.transport.is_closing():
+        if not pipelined and self._deadline_at is None and not self.transport.is_closing():
             self._arm(self.limits.idle_timeout)
 
     def _arm(self, seconds: float) -> None:
-        self._disarm()
-        self._deadline = self.loop.call_later(seconds, self._expire)
+        self._deadline_at = at = self.loop.time() + seconds
+        if self._timer is not None and self._timer.when() <= at:
+            return  # it fires first and moves itself on to the deadline
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = self.loop.call_at(at, self._check)
 
-    def _disarm(self) -> None:
-        if self._deadline is not None:
-            self._deadline.cancel()
-            self._deadline = None
-
-    def _expire(self) -> None:
-        self._deadline = None
-        if not self.transport.is_closing():
+    def _check(self) -> None:
+        self._timer = None
+        at = self._deadline_at
+        if at is None:
+            return
+        if self.loop.time() < at:
+            self._timer = self.loop.call_at(at, self._check)
+        elif not self.transport.is_closing():
             self.transport.close()
 
     def _refuse_head(self) -> None:
-        self._disarm()
+        self._deadline_at = None
         if self.cycle is None or self.cycle.response_complete:  # no answer under way
             limit = self.limits.max_head_bytes
             body = json.dumps(
