@@ -7,7 +7,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -457,3 +457,90 @@ def test_an_undecorated_override_keeps_the_route_and_serves_the_subclass() -> No
     assert TestClient(build_app(Base())).post("/greet", json={"name": "ada"}).json() == (
         "hello ada"
     )
+
+
+def test_a_long_input_is_echoed_cut_in_the_422(client: TestClient) -> None:
+    long = "7" * (10 * 1024 * 1024)
+    r = client.post("/add", json={"x": long + "x"})
+    assert r.status_code == 422
+    assert len(r.content) < 2000
+    assert r.json()["detail"][0]["input"] == "7" * 1000 + "... (cut: 10485761 characters)"
+    missing = client.post("/add", json={"y": long}).json()["detail"][0]  # the whole body echoed
+    assert missing["input"] == '{"y": "' + "7" * 993 + "... (cut: 10485769 characters)"
+    short = client.post("/add", json={"x": "three"}).json()["detail"][0]
+    assert short["input"] == "three"
+
+
+class Unencodable(Photon):
+    @Photon.handler
+    def thing(self) -> object:
+        return object()
+
+    @Photon.handler
+    def not_a_number(self) -> float:
+        return float("nan")
+
+    @Photon.handler(mount=True)
+    def broken(self) -> Callable[..., Awaitable[None]]:
+        async def app(scope: object, receive: object, send: object) -> None:
+            raise RuntimeError("broken inside")
+
+        return app
+
+
+def test_a_return_value_that_is_not_json_gives_the_json_500(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    client = TestClient(build_app(Unencodable()), raise_server_exceptions=False)
+    with caplog.at_level(logging.ERROR, logger="photonpack"):
+        r = client.post("/thing")
+    assert (r.status_code, r.json()) == (
+        500,
+        {
+            "error": "thing returned 'object', which cannot be encoded as JSON; "
+            "return JSON data, a pydantic model or a Response"
+        },
+    )
+    assert caplog.records[-1].getMessage() == "handler thing returned a value that is not JSON"
+    nan = client.post("/not_a_number")
+    assert (nan.status_code, nan.json()["error"]) == (
+        500,
+        "not_a_number returned 'float', which cannot be encoded as JSON; "
+        "return JSON data, a pydantic model or a Response",
+    )
+
+
+def test_an_error_outside_any_handler_gives_a_json_500() -> None:
+    client = TestClient(build_app(Unencodable()), raise_server_exceptions=False)
+    r = client.get("/broken/anything")
+    assert (r.status_code, r.json()) == (500, {"error": "internal error: RuntimeError"})
+
+
+class Hanging(Photon):
+    handler_timeout = 0.2
+
+    def init(self) -> None:
+        self.release = threading.Event()
+
+    @Photon.handler
+    def hang(self) -> str:
+        self.release.wait()
+        return "released"
+
+
+def test_timed_out_sync_calls_keep_their_slot_until_their_thread_returns() -> None:
+    photon = Hanging()
+    app = build_app(photon)
+
+    async def drive() -> list[int]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+            first = await asyncio.gather(*(c.post("/hang") for _ in range(10)))
+            threads = {t.name for t in threading.enumerate() if t.name.startswith("photon-hang-")}
+            assert threads == {"photon-hang-1"}  # one thread: the other nine waited for its slot
+            photon.release.set()
+            await asyncio.sleep(0.1)
+            second = await c.post("/hang")  # the slot is free again
+        return [r.status_code for r in first] + [second.status_code]
+
+    assert asyncio.run(drive()) == [504] * 10 + [200]

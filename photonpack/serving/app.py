@@ -8,18 +8,13 @@ with a JSON ``{"error": ...}`` body; the traceback goes to the server log.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import hmac
 import inspect
 import json
 import logging
 import typing
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Callable
 from typing import Any
 
-import anyio
-import anyio.to_thread
 from fastapi import Body, FastAPI, Path, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
@@ -28,20 +23,19 @@ from pydantic import BaseModel, ConfigDict, TypeAdapter, create_model
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from photonpack.__about__ import __version__
+from photonpack.serving.calls import caller
 from photonpack.serving.errors import PhotonDefinitionError
+from photonpack.serving.guard import Guard
 from photonpack.serving.photon import HandlerSpec, Photon, handler_specs
 
-__all__ = ["DEFAULT_MAX_BODY_BYTES", "build_app", "describe"]
+__all__ = ["DEFAULT_MAX_BODY_BYTES", "MAX_ECHO_CHARS", "build_app", "describe"]
 
 DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024
+# A 422 shows the input it refused up to this many characters (of its JSON):
+# enough to see the mistake, never the whole of a large body sent back.
+MAX_ECHO_CHARS = 1000
 
 logger = logging.getLogger("photonpack")
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 def build_app(
@@ -66,6 +60,7 @@ def build_app(
     )
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Exception, _server_error)
     specs = handler_specs(cls)
     for spec in specs:
         if spec.mount:
@@ -76,7 +71,7 @@ def build_app(
     if not any(s.path == "/healthz" and s.method == "GET" for s in specs):
         app.add_api_route("/healthz", _healthz, methods=["GET"], include_in_schema=False)
     if token is not None or max_body_bytes is not None:
-        app.add_middleware(_Guard, token=token, max_body_bytes=max_body_bytes)
+        app.add_middleware(Guard, token=token, max_body_bytes=max_body_bytes)
     return app
 
 
@@ -169,74 +164,10 @@ def _parameters(
     return params, hints
 
 
-class _Gate:
-    """The per-handler concurrency cap, one limiter per event loop."""
-
-    def __init__(self, limit: int) -> None:
-        self._limit = limit
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._limiter: anyio.CapacityLimiter | None = None
-
-    def limiter(self) -> anyio.CapacityLimiter:
-        loop = asyncio.get_running_loop()
-        if self._limiter is None or loop is not self._loop:
-            self._loop, self._limiter = loop, anyio.CapacityLimiter(self._limit)
-        return self._limiter
-
-
-def _caller(photon: Photon, spec: HandlerSpec) -> Callable[[dict[str, Any]], Awaitable[Response]]:
-    """Call the handler under the photon's concurrency cap and timeout; map the outcome."""
-    cls = type(photon)
-    func = spec.func.__get__(photon)  # undecorated: init() already ran
-    gate = _Gate(cls.handler_max_concurrency)
-    timeout = cls.handler_timeout
-    is_async = spec.is_async
-
-    async def invoke(kwargs: dict[str, Any]) -> Any:
-        if is_async:
-            return await func(**kwargs)
-        return await anyio.to_thread.run_sync(
-            lambda: func(**kwargs), abandon_on_cancel=timeout is not None
-        )
-
-    async def call(kwargs: dict[str, Any]) -> Response:
-        try:
-            async with gate.limiter():
-                if timeout is None:
-                    result = await invoke(kwargs)
-                else:
-                    with anyio.fail_after(timeout):
-                        result = await invoke(kwargs)
-        except StarletteHTTPException as exc:
-            return JSONResponse({"error": exc.detail}, exc.status_code, headers=exc.headers)
-        except TimeoutError:
-            return JSONResponse(
-                {"error": f"{spec.name} did not finish within {timeout} s (handler_timeout)"},
-                504,
-            )
-        except Exception as exc:
-            logger.exception("handler %s failed", spec.name)
-            return JSONResponse({"error": f"{type(exc).__name__}: {exc}"}, 500)
-        return _to_response(result)
-
-    return call
-
-
-def _to_response(result: Any) -> Response:
-    if isinstance(result, Response):
-        return result
-    if result is None:
-        return Response(status_code=204)
-    if type(result) in (int, float, str, bool):  # the common case, without the encoder
-        body = json.dumps(result, ensure_ascii=False, allow_nan=False)
-        return Response(body.encode(), media_type="application/json")
-    return JSONResponse(jsonable_encoder(result))
-
-
 def _add_route(app: FastAPI, photon: Photon, spec: HandlerSpec) -> None:
     cls = type(photon)
     params, hints = _parameters(cls, spec)
-    call = _caller(photon, spec)
+    call = caller(photon, spec)
     endpoint_params: list[inspect.Parameter]
     if spec.use_raw_args:
         endpoint_params = [p.replace(annotation=hints.get(p.name, p.annotation)) for p in params]
@@ -344,7 +275,11 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
-    errors = jsonable_encoder(exc.errors())
+    errors = [
+        {**error, "input": _echo(error["input"])} if "input" in error else error
+        for error in exc.errors()
+    ]
+    errors = jsonable_encoder(errors)
     parts = []
     for error in errors:
         loc = ".".join(str(x) for x in error.get("loc", ()) if x != "body")
@@ -352,94 +287,15 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
     return JSONResponse({"error": "invalid request: " + "; ".join(parts), "detail": errors}, 422)
 
 
-class _BodyTooLarge(Exception):
-    pass
+def _echo(value: Any) -> Any:
+    """``value`` as a 422 shows it: in full when short, else its first characters, marked cut."""
+    encoded = jsonable_encoder(value)
+    text = encoded if isinstance(encoded, str) else json.dumps(encoded, ensure_ascii=False)
+    if len(text) <= MAX_ECHO_CHARS:
+        return encoded
+    return f"{text[:MAX_ECHO_CHARS]}... (cut: {len(text)} characters)"
 
 
-class _Guard:
-    """Bearer-token auth and the request body limit, as plain ASGI (no per-request task)."""
-
-    def __init__(self, app: ASGIApp, *, token: str | None, max_body_bytes: int | None) -> None:
-        self.app = app
-        self.token = f"Bearer {token}".encode() if token is not None else None
-        self.max_body = max_body_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        auth = length = None
-        chunked = False
-        for name, value in scope["headers"]:
-            if name == b"authorization":
-                auth = value
-            elif name == b"content-length":
-                length = value
-            elif name == b"transfer-encoding":
-                chunked = True
-        if (
-            self.token is not None
-            and scope["path"] != "/healthz"
-            and not hmac.compare_digest(auth or b"", self.token)
-        ):
-            await _reply(
-                send,
-                401,
-                "missing or wrong bearer token: send 'Authorization: Bearer <token>'",
-                [(b"www-authenticate", b"Bearer")],
-            )
-            return
-        limit = self.max_body
-        if limit is not None and length is not None and length.isdigit() and int(length) > limit:
-            await _reply(send, 413, f"request body is larger than the limit of {limit} bytes")
-            return
-        if limit is None or not chunked:
-            # Without Transfer-Encoding the server reads at most Content-Length
-            # bytes (none without it), so only a chunked body needs counting.
-            await self.app(scope, receive, send)
-            return
-        await self._limited(scope, receive, send, limit)
-
-    async def _limited(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
-        received = 0
-        rejected = started = False
-
-        async def counting_receive() -> Message:
-            nonlocal received, rejected
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    rejected = True
-                    raise _BodyTooLarge
-            return message
-
-        async def guarded_send(message: Message) -> None:
-            nonlocal started
-            if rejected:
-                return  # the app's answer to a truncated body is replaced by 413
-            started = True
-            await send(message)
-
-        with contextlib.suppress(_BodyTooLarge):
-            await self.app(scope, counting_receive, guarded_send)
-        if rejected and not started:
-            await _reply(send, 413, f"request body is larger than the limit of {limit} bytes")
-
-
-async def _reply(
-    send: Send, status: int, error: str, headers: list[tuple[bytes, bytes]] | None = None
-) -> None:
-    body = json.dumps({"error": error}).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                *(headers or []),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+async def _server_error(request: Request, exc: Exception) -> Response:
+    # Starlette logs the traceback; the client gets the JSON shape of every other error.
+    return JSONResponse({"error": f"internal error: {type(exc).__name__}"}, 500)

@@ -51,6 +51,8 @@ _DECLARED = (
     "image",
     "handler_max_concurrency",
     "handler_timeout",
+    "timeout_graceful_shutdown",  # read by serving.shutdown (Lepton's attribute)
+    "incoming_traffic_grace_period",  # read by serving.shutdown (Lepton's attribute)
 )
 
 

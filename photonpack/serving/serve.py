@@ -1,32 +1,35 @@
 """The serve entry point: load a photon, run ``init()``, then serve it with uvicorn.
 
 ``python -m photonpack.serving.serve --entry ENTRY --host H --port P [--token T]
-[--max-body-bytes N]`` is the contract with ``photonpack run``, both from source
-and from an archive. ``init()`` runs before the port opens; once it is open the
-line ``photonpack: serving NAME on http://H:P`` goes to stderr. SIGTERM drains
-in-flight requests, then the process exits 0. This module imports only the
-photon, source and runtime modules and the serving stack.
+[--max-body-bytes N] [--max-head-bytes N] [--head-timeout S] [--idle-timeout S]``
+is the contract with ``photonpack run``, both from source and from an archive.
+``init()`` runs before the port opens; once it is open the line ``photonpack:
+serving NAME on http://H:P`` goes to stderr. SIGTERM drains in-flight requests
+within a bounded time (:mod:`photonpack.serving.shutdown`), then the process
+exits 0. Connections are held to :mod:`photonpack.serving.limits`. This module
+imports only the serving package and the serving stack.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
+import dataclasses
 import errno
 import logging
+import math
 import os
-import signal
 import socket
 import sys
-import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import uvicorn
 
 from photonpack.serving.app import DEFAULT_MAX_BODY_BYTES, build_app
 from photonpack.serving.errors import PhotonpackError, ServeError
+from photonpack.serving.limits import ENVIRONMENT, ConnectionLimits, protocol_class
 from photonpack.serving.loader import failure_location, load_photon
+from photonpack.serving.shutdown import PhotonServer, ShutdownPolicy, exit_now, lingering_threads
 from photonpack.serving.source import parse_spec
 
 if TYPE_CHECKING:
@@ -35,34 +38,6 @@ if TYPE_CHECKING:
 __all__ = ["main", "serve"]
 
 TOKEN_ENV = "PHOTONPACK_TOKEN"  # noqa: S105 - a variable name, not a secret
-
-
-class _Server(uvicorn.Server):
-    """uvicorn, announcing readiness, and exiting 0 after a signal-driven drain."""
-
-    def __init__(self, config: uvicorn.Config, on_ready: Callable[[], None]) -> None:
-        super().__init__(config)
-        self._on_ready = on_ready
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets=sockets)
-        if self.started:
-            self._on_ready()
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        # uvicorn re-raises the captured signal after shutdown, which would end
-        # the process with -SIGTERM; a drained photon exits 0 instead.
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-        signals = (signal.SIGINT, signal.SIGTERM)
-        original = {sig: signal.signal(sig, self.handle_exit) for sig in signals}
-        try:
-            yield
-        finally:
-            for sig, previous in original.items():
-                signal.signal(sig, previous)
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -90,10 +65,17 @@ def serve(
     port: int = 8080,
     token: str | None = None,
     max_body_bytes: int | None = DEFAULT_MAX_BODY_BYTES,
+    limits: ConnectionLimits | None = None,
     log_level: str = "info",
     on_ready: Callable[[str], None] | None = None,
 ) -> None:
-    """Serve ``photon`` until SIGTERM/SIGINT; ``on_ready(url)`` once the port is open."""
+    """Serve ``photon`` until SIGTERM/SIGINT; ``on_ready(url)`` once the port is open.
+
+    ``limits`` defaults to :meth:`ConnectionLimits.from_environment`; the
+    shutdown periods come from the photon's class (:class:`ShutdownPolicy`).
+    """
+    limits = limits or ConnectionLimits.from_environment()
+    policy = ShutdownPolicy.of(type(photon))
     sock = _bind(host, port)
     try:
         try:
@@ -107,12 +89,21 @@ def serve(
             ) from exc
         app = build_app(photon, token=token, max_body_bytes=max_body_bytes, init=False)
         config = uvicorn.Config(
-            app, log_level=log_level, access_log=False, loop="auto", http="auto"
+            app,
+            log_level=log_level,
+            access_log=False,
+            loop="auto",
+            http=protocol_class(limits),
+            # uvicorn takes whole seconds; its keep-alive timer never fires
+            # before ours (limits), nor does its drain end before the policy's.
+            timeout_keep_alive=math.ceil(limits.idle_timeout),
+            timeout_graceful_shutdown=math.ceil(policy.timeout_graceful_shutdown),
         )
         bound_port = sock.getsockname()[1]
         url = f"http://{host}:{bound_port}" if ":" not in host else f"http://[{host}]:{bound_port}"
-        server = _Server(config, lambda: on_ready(url) if on_ready else None)
+        server = PhotonServer(config, policy, lambda: on_ready(url) if on_ready else None)
         server.run(sockets=[sock])
+        server.finished()
     finally:
         sock.close()
 
@@ -126,6 +117,28 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, default=8080, help="0 picks a free port")
     parser.add_argument("--token", default=None, help=f"bearer token (default: ${TOKEN_ENV})")
     parser.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES)
+    defaults = ConnectionLimits()
+    parser.add_argument(
+        "--max-head-bytes",
+        type=int,
+        default=None,
+        help=f"request line + headers; 431 past it (default {defaults.max_head_bytes}, "
+        f"${ENVIRONMENT['max_head_bytes']})",
+    )
+    parser.add_argument(
+        "--head-timeout",
+        type=float,
+        default=None,
+        help=f"seconds for a whole request head to arrive (default {defaults.head_timeout}, "
+        f"${ENVIRONMENT['head_timeout']})",
+    )
+    parser.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=None,
+        help=f"seconds a connection may wait without a request (default "
+        f"{defaults.idle_timeout}, ${ENVIRONMENT['idle_timeout']})",
+    )
     parser.add_argument("--log-level", default="info")
     return parser
 
@@ -158,6 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             port=args.port,
             token=token,
             max_body_bytes=args.max_body_bytes if args.max_body_bytes > 0 else None,
+            limits=_limits(args),
             log_level=args.log_level,
             on_ready=announce,
         )
@@ -166,7 +180,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+    if lingering_threads():
+        # Threads a handler left running would keep the interpreter waiting
+        # for them at exit; the server is done, so nothing is lost.
+        exit_now(0)
     return 0
+
+
+def _limits(args: argparse.Namespace) -> ConnectionLimits:
+    """The options given, over the environment, over the defaults."""
+    limits = ConnectionLimits.from_environment()
+    given = {name: getattr(args, name) for name in ENVIRONMENT if getattr(args, name) is not None}
+    return dataclasses.replace(limits, **given)
 
 
 if __name__ == "__main__":
