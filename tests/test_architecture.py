@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import grimp
 import pytest
 
 import photonpack
@@ -16,6 +17,21 @@ from tests.support.index import PackageIndex
 from tests.support.stack import write_photon
 
 PACKAGE = Path(photonpack.__file__).parent
+
+
+def test_no_import_cycle_anywhere_in_photonpack() -> None:
+    # Every import that runs, at the top of a module or inside a function. Annotations
+    # under TYPE_CHECKING (the app naming the Photon type it serves) do not load anything.
+    graph = grimp.build_graph("photonpack", exclude_type_checking_imports=True)
+    cycles = sorted(
+        {
+            tuple(sorted((module, imported)))
+            for module in graph.modules
+            for imported in graph.find_modules_directly_imported_by(module)
+            if graph.find_shortest_chain(importer=imported, imported=module) is not None
+        }
+    )
+    assert cycles == []
 
 
 def test_the_facade_is_the_public_api() -> None:

@@ -13,7 +13,7 @@ import json
 import logging
 import typing
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import Body, FastAPI, Path, Query, Request
 from fastapi.encoders import jsonable_encoder
@@ -26,7 +26,10 @@ from photonpack.__about__ import __version__
 from photonpack.serving.calls import caller
 from photonpack.serving.errors import PhotonDefinitionError
 from photonpack.serving.guard import Guard
-from photonpack.serving.photon import HandlerSpec, Photon, handler_specs
+from photonpack.serving.handler import HandlerSpec, handler_specs, is_photon
+
+if TYPE_CHECKING:
+    from photonpack.serving.photon import Photon
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "MAX_ECHO_CHARS", "build_app", "describe"]
 
@@ -256,7 +259,7 @@ def _response_model(annotation: Any) -> Any:
 
 def _mounted(photon: Photon, spec: HandlerSpec) -> Any:
     target = spec.func(photon)
-    if isinstance(target, Photon):
+    if is_photon(target):
         return build_app(target, max_body_bytes=None)
     if not callable(target):
         raise PhotonDefinitionError(

@@ -21,14 +21,17 @@ import logging
 import queue
 import threading
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from photonpack.serving.photon import HandlerSpec, Photon
+from photonpack.serving.handler import HandlerSpec
+
+if TYPE_CHECKING:
+    from photonpack.serving.photon import Photon
 
 __all__ = ["Slots", "caller"]
 

@@ -7,12 +7,16 @@ the whole of it is drawn and documented.
 
 from __future__ import annotations
 
+import traceback
+from pathlib import Path
+
 __all__ = [
     "ClientError",
     "PhotonDefinitionError",
     "PhotonSourceError",
     "PhotonpackError",
     "ServeError",
+    "failure_location",
 ]
 
 
@@ -48,3 +52,12 @@ class ClientError(PhotonpackError):
         super().__init__(message)
         self.status = status
         self.detail = detail
+
+
+def failure_location(exc: BaseException) -> str:
+    """``file:line`` of the innermost frame of ``exc`` outside photonpack: the user's code."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    ours = str(Path(__file__).parent)  # the serving package
+    user = [f for f in frames if "<frozen" not in f.filename and not f.filename.startswith(ours)]
+    frame = (user or frames)[-1] if frames else None
+    return f"{frame.filename}:{frame.lineno}" if frame else "unknown location"

@@ -9,18 +9,17 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
-import traceback
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
 
-from photonpack.serving.errors import PhotonpackError, PhotonSourceError
+from photonpack.serving.errors import PhotonpackError, PhotonSourceError, failure_location
 from photonpack.serving.source import PhotonSpec, parse_spec
 
 if TYPE_CHECKING:
     from photonpack.serving.photon import Photon
 
-__all__ = ["failure_location", "load_photon"]
+__all__ = ["failure_location", "load_photon"]  # failure_location: re-exported from errors
 
 
 def load_photon(spec: PhotonSpec | str) -> type[Photon]:
@@ -119,15 +118,6 @@ def _import(spec: PhotonSpec) -> ModuleType:
             f"importing {_where(spec)} failed ({failure_location(exc)}): "
             f"{type(exc).__name__}: {exc}"
         ) from exc
-
-
-def failure_location(exc: BaseException) -> str:
-    """``file:line`` of the innermost frame of ``exc`` outside photonpack: the user's code."""
-    frames = traceback.extract_tb(exc.__traceback__)
-    ours = str(Path(__file__).parent)
-    user = [f for f in frames if "<frozen" not in f.filename and not f.filename.startswith(ours)]
-    frame = (user or frames)[-1] if frames else None
-    return f"{frame.filename}:{frame.lineno}" if frame else "unknown location"
 
 
 def _import_file(path: Path) -> ModuleType:

@@ -8,21 +8,19 @@ FastAPI is imported here only for the types users return or raise.
 from __future__ import annotations
 
 import base64
-import dataclasses
 import difflib
-import functools
-import inspect
 import io
 import threading
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import IO, Any, ClassVar, TypeVar, overload
+from typing import IO, Any, ClassVar, overload
 
 from fastapi import HTTPException
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, model_validator
 
 from photonpack.serving.errors import PhotonDefinitionError
+from photonpack.serving.handler import F, HandlerSpec, handler, handler_specs
 
 __all__ = [
     "File",
@@ -38,10 +36,6 @@ __all__ = [
     "handler_specs",
 ]
 
-F = TypeVar("F", bound=Callable[..., Any])
-
-_HANDLER_ATTR = "__photon_handler__"
-_METHODS = ("POST", "GET")
 # Attributes whose misspellings are caught; a near miss is almost always a typo
 # that would otherwise silently drop a dependency.
 _DECLARED = (
@@ -58,117 +52,6 @@ _DECLARED = (
 
 class PhotonDefinitionWarning(UserWarning):
     """A photon declares something photonpack ignores, such as a misspelt attribute."""
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class HandlerSpec:
-    """How one method is exposed over HTTP."""
-
-    name: str
-    path: str  # always starts with "/"
-    method: str
-    func: Callable[..., Any]  # the undecorated function
-    example: Any = None
-    use_raw_args: bool = False
-    mount: bool = False
-
-    @property
-    def is_async(self) -> bool:
-        """Whether the handler is a coroutine function."""
-        return inspect.iscoroutinefunction(self.func)
-
-
-def _normalize_path(name: str, path: str | None) -> str:
-    raw = name if path is None else path
-    return "/" + raw.strip("/")
-
-
-def _make_handler(
-    func: Callable[..., Any],
-    *,
-    path: str | None,
-    method: str,
-    example: Any,
-    use_raw_args: bool,
-    mount: bool,
-) -> Callable[..., Any]:
-    method = method.upper()
-    if method not in _METHODS:
-        raise PhotonDefinitionError(
-            f"handler {func.__qualname__}: method must be one of {', '.join(_METHODS)}, "
-            f"got {method!r}"
-        )
-    spec = HandlerSpec(
-        name=func.__name__,
-        path=_normalize_path(func.__name__, path),
-        method=method,
-        func=func,
-        example=example,
-        use_raw_args=use_raw_args,
-        mount=mount,
-    )
-    wrapper: Callable[..., Any]
-    if inspect.iscoroutinefunction(func):
-
-        @functools.wraps(func)
-        async def async_wrapper(self: Photon, *args: Any, **kwargs: Any) -> Any:
-            self._photon_ensure_init()
-            return await func(self, *args, **kwargs)
-
-        wrapper = async_wrapper
-    else:
-
-        @functools.wraps(func)
-        def sync_wrapper(self: Photon, *args: Any, **kwargs: Any) -> Any:
-            self._photon_ensure_init()
-            return func(self, *args, **kwargs)
-
-        wrapper = sync_wrapper
-    setattr(wrapper, _HANDLER_ATTR, spec)
-    return wrapper
-
-
-@overload
-def handler(path: F, /) -> F: ...
-@overload
-def handler(
-    path: str | None = None,
-    *,
-    method: str = "POST",
-    example: Any = None,
-    use_raw_args: bool = False,
-    mount: bool = False,
-) -> Callable[[F], F]: ...
-def handler(
-    path: Any = None,
-    *,
-    method: str = "POST",
-    example: Any = None,
-    use_raw_args: bool = False,
-    mount: bool = False,
-) -> Any:
-    """Expose a photon method over HTTP: ``@handler``, ``@handler("name")``, ``@handler(path=...)``.
-
-    ``path`` defaults to the method name and may be nested (``"a/b"``) or
-    ``""`` for ``/``. ``method`` is ``"POST"`` (JSON body) or ``"GET"`` (query
-    and ``{path}`` parameters). ``use_raw_args`` hands the signature to FastAPI
-    as written; ``mount`` mounts the ASGI app or Photon the method returns.
-    """
-    if callable(path):
-        return _make_handler(
-            path, path=None, method="POST", example=None, use_raw_args=False, mount=False
-        )
-    if path is not None and not isinstance(path, str):
-        raise PhotonDefinitionError(
-            f"@handler(path) expects a string path such as 'predict', got {path!r}"
-        )
-
-    def decorate(func: F) -> F:
-        return _make_handler(
-            func, path=path, method=method, example=example, use_raw_args=use_raw_args, mount=mount
-        )  # type: ignore[return-value]
-
-    return decorate
 
 
 def _dedupe(items: Iterable[str]) -> list[str]:
@@ -260,6 +143,7 @@ class Photon:
     image: ClassVar[str | None] = None
     handler_max_concurrency: ClassVar[int] = 1
     handler_timeout: ClassVar[float | None] = None
+    __photonpack_photon__: ClassVar[bool] = True  # handler.is_photon: a photon to the server
 
     @overload
     @staticmethod
@@ -332,7 +216,7 @@ class Photon:
         import os
         import sys
 
-        from photonpack.serving.serve import TOKEN_ENV, serve
+        from photonpack.serving.server import TOKEN_ENV, serve
 
         token = token or os.environ.get(TOKEN_ENV) or None
 
@@ -341,27 +225,6 @@ class Photon:
             sys.stderr.write(f"photonpack: serving {self.name} on {url}\n")
 
         serve(self, host=host, port=port, token=token, log_level=log_level, on_ready=announce)
-
-
-def handler_specs(cls: type[Photon]) -> list[HandlerSpec]:
-    """Every handler of ``cls``, inherited ones included, sorted by path.
-
-    A subclass handler of the same path wins over its parent's. A subclass
-    that overrides a handler method without the decorator keeps the parent's
-    route and serves its own method, as a Python override would.
-    """
-    by_path: dict[str, HandlerSpec] = {}
-    route_of: dict[str, str] = {}  # method name -> path of the handler it defines
-    for klass in reversed(cls.__mro__):
-        for attr, value in vars(klass).items():
-            spec = getattr(value, _HANDLER_ATTR, None)
-            if isinstance(spec, HandlerSpec):
-                by_path[spec.path] = spec
-                route_of[attr] = spec.path
-            elif attr in route_of and callable(value):
-                path = route_of[attr]
-                by_path[path] = dataclasses.replace(by_path[path], func=value)
-    return [by_path[path] for path in sorted(by_path)]
 
 
 class File(BaseModel):

@@ -24,11 +24,14 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import uvicorn
 
 from photonpack.serving.errors import PhotonDefinitionError
-from photonpack.serving.photon import Photon
+
+if TYPE_CHECKING:
+    from photonpack.serving.photon import Photon
 
 __all__ = [
     "DEFAULT_TIMEOUT_GRACEFUL_SHUTDOWN",
