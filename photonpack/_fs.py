@@ -36,13 +36,22 @@ class AtomicFile:
 
     ``temp_dir`` must be on the final name's filesystem (default: its
     directory); the store keeps temporary files apart from its blobs so that a
-    killed run leaves nothing that looks like one.
+    killed run leaves nothing that looks like one, and names them with
+    ``prefix`` (its owner's pid) so that they can be collected.
     """
 
-    def __init__(self, path: Path, *, temp_dir: Path | None = None, mode: int = 0o644) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        temp_dir: Path | None = None,
+        prefix: str | None = None,
+        mode: int = 0o644,
+    ) -> None:
         self.path = path
         self._mode = mode
-        fd, name = tempfile.mkstemp(prefix=f".{path.name}-", dir=temp_dir or path.parent)
+        prefix = prefix if prefix is not None else f".{path.name}-"
+        fd, name = tempfile.mkstemp(prefix=prefix, dir=temp_dir or path.parent)
         self.temp = Path(name)
         self.file: BinaryIO = os.fdopen(fd, "wb")
 

@@ -91,7 +91,7 @@ def admit_archive(path: Path, store: Store, *, expected: Digest | None = None) -
 
 def admit_name(name: str, store: Store, *, expected: Digest | None = None) -> Manifest:
     """A photon the store already holds under ``name`` (admitted when it was created)."""
-    manifest = store.manifest(store.get_ref(name).digest)
+    manifest = store.manifest(store.refs.get(name).digest)
     if expected is not None:
         _expect(manifest.digest, expected, f"the photon named {name}")
     return manifest

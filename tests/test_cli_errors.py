@@ -54,7 +54,7 @@ def _break_list(monkeypatch: pytest.MonkeyPatch) -> None:
     def broken(self: object) -> list[object]:
         raise ZeroDivisionError("division by zero")
 
-    monkeypatch.setattr("photonpack.store.Store.list_refs", broken)
+    monkeypatch.setattr("photonpack.store.refs.Refs.all", broken)
 
 
 def test_an_unexpected_exception_prints_one_line_and_exits_1(

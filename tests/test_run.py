@@ -258,7 +258,7 @@ def test_sigkill_during_install_leaves_nothing_taken_as_valid(
     tmp = photonpack_home / "tmp"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:  # kill it while an environment is being built
-        if tmp.is_dir() and any(p.name.startswith("env-") for p in tmp.iterdir()):
+        if tmp.is_dir() and any(p.name.startswith(f"{process.pid}-env-") for p in tmp.iterdir()):
             break
         time.sleep(0.01)
     process.send_signal(signal.SIGKILL)
@@ -266,8 +266,11 @@ def test_sigkill_during_install_leaves_nothing_taken_as_valid(
     envs = photonpack_home / "envs"
     assert not envs.exists() or not any((e / ".complete").exists() for e in envs.iterdir())
 
+    assert any(p.name.startswith(f"{process.pid}-") for p in tmp.iterdir())  # its leftovers
+
     served = serve_photon(str(archive))
     assert Client(served.url).add(x=4) == 4
+    assert not any(p.name.startswith(f"{process.pid}-") for p in tmp.iterdir())  # collected
 
 
 def test_verify_store_detects_a_corrupted_blob_and_run_repairs_it(

@@ -57,13 +57,13 @@ def test_verify_blob_removes_a_corrupted_blob(tmp_path: Path) -> None:
 
 def test_refs_are_listed_newest_first_and_removed_by_name(tmp_path: Path) -> None:
     store = Store(tmp_path)
-    store.set_ref("alpha", "sha256:" + "a" * 64, 10)
+    store.refs.put("alpha", "sha256:" + "a" * 64, 10)
     time.sleep(1.01)  # refs record whole seconds
-    store.set_ref("beta", "sha256:" + "b" * 64, 20)
-    assert [ref.name for ref in store.list_refs()] == ["beta", "alpha"]
-    assert store.remove_ref("alpha").digest == "sha256:" + "a" * 64
+    store.refs.put("beta", "sha256:" + "b" * 64, 20)
+    assert [ref.name for ref in store.refs.all()] == ["beta", "alpha"]
+    assert store.refs.remove("alpha").digest == "sha256:" + "a" * 64
     with pytest.raises(StoreError, match=r"no photon named 'alpha' .* \(known: beta\)"):
-        store.get_ref("alpha")
+        store.refs.get("alpha")
 
 
 @pytest.mark.parametrize("name", ["Counter", "1abc", "a_b", "a" * 33, ""])
@@ -91,7 +91,7 @@ def test_read_only_store_gives_a_clear_error(tmp_path: Path) -> None:
         readonly.mkdir(mode=0o555)
     store = Store(readonly)
     with pytest.raises(StoreError, match=r"cannot .* in the store"):
-        store.set_ref("counter", "sha256:" + "a" * 64, 1)
+        store.refs.put("counter", "sha256:" + "a" * 64, 1)
 
 
 def test_lock_serialises_two_threads(tmp_path: Path) -> None:

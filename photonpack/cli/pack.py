@@ -252,7 +252,7 @@ def create(
     with tempfile.TemporaryDirectory(prefix="photonpack-create-") as scratch:
         target = output or Path(scratch) / "photon.photon"
         result = _do_build(photon, name, target, locked, **index)
-        ref = Store().set_ref(result.manifest.name, result.digest, result.size)
+        ref = Store().refs.put(result.manifest.name, result.digest, result.size)
     if as_json:
         click.echo(json.dumps({**result.to_dict(), **ref.to_dict()}, indent=2, sort_keys=True))
         return

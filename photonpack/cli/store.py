@@ -27,7 +27,7 @@ def list_(
     if remote is None:
         from photonpack.store import Store
 
-        refs = Store().list_refs()
+        refs = Store().refs.all()
         if as_json:
             click.echo(json.dumps([ref.to_dict() for ref in refs], indent=2, sort_keys=True))
             return
@@ -61,7 +61,7 @@ def remove(name: str | None, remove_all: bool) -> None:
     if (name is None) == (not remove_all):
         raise UsageError("photonpack remove needs exactly one of -n NAME or --all")
     store = Store()
-    refs = store.list_refs() if remove_all else [store.get_ref(name or "")]
+    refs = store.refs.all() if remove_all else [store.refs.get(name or "")]
     for ref in refs:
-        store.remove_ref(ref.name)
+        store.refs.remove(ref.name)
         click.echo(f"removed {ref.name} ({ref.digest})")
