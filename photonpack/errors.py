@@ -23,6 +23,7 @@ into that message and ``exit_code``, never into a traceback.
     ├── InstallError                creating the photon's venv failed
     ├── ServeError                       the server cannot start (port busy, ...)
     ├── RegistryError                    an OCI registry refused or failed
+    ├── ImageError                       a container image cannot be made or written
     └── ClientError                      an HTTP call from :class:`Client` failed
 
 Foreign exceptions (``OSError``, ``zstandard.ZstdError``, ``tarfile``,
@@ -44,6 +45,7 @@ __all__ = [
     "ArchiveError",
     "BuildError",
     "ClientError",
+    "ImageError",
     "InstallError",
     "IntegrityError",
     "LockError",
@@ -114,3 +116,7 @@ class InstallError(PhotonpackError):
 
 class RegistryError(PhotonpackError):
     """An OCI registry refused a request or cannot be reached."""
+
+
+class ImageError(PhotonpackError):
+    """A container image cannot be made from a photon, or cannot be written."""
