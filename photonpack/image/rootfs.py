@@ -63,7 +63,9 @@ class RootFS:
             current = "/".join([*done, part])
             node = self.nodes.get(current)
             if node is None:
-                return None
+                if not parts:
+                    return None
+                node = Node(kind="dir")  # a tar may leave out the directories it fills
             if node.kind == "symlink":
                 hops += 1
                 if hops > 40:
@@ -238,33 +240,40 @@ def _wanted(name: str) -> bool:
     )
 
 
-def _read_layer(fs: RootFS, blob: Blob, diff_id: str, where: str) -> None:
-    lower = set(fs.nodes)
-    try:
-        with blob.open() as raw:
-            hashing = _Hashing(raw)
-            inflating = _Inflating(hashing, _compression(blob.media_type))
-            stream = io.BufferedReader(inflating, _CHUNK)
-            with tarfile.open(fileobj=stream, mode="r|") as tar:
-                _apply(fs, tar, lower)
-            while stream.read(_CHUNK):  # the tar's trailing blocks are part of its digest
-                pass
-    except OSError as exc:
-        raise ImageError(
-            f"cannot read layer {blob.digest} of {where} ({exc.strerror or exc}); "
-            "copy the base image again"
-        ) from exc
-    except (tarfile.TarError, zlib.error, EOFError) as exc:
-        raise IntegrityError(
-            f"layer {blob.digest} of {where} is not a readable tar ({exc}); "
-            "the base image is damaged, copy it again"
-        ) from exc
+def _check_blob(hashing: _Hashing, blob: Blob, where: str) -> None:
     found = "sha256:" + hashing.hash.hexdigest()
     if hashing.count != blob.size or found != blob.digest:
         raise IntegrityError(
             f"layer of {where}: expected {blob.size} bytes with {blob.digest}, found "
             f"{hashing.count} bytes with {found}; the base image was altered, copy it again"
         )
+
+
+def _read_layer(fs: RootFS, blob: Blob, diff_id: str, where: str) -> None:
+    lower = set(fs.nodes)
+    with blob.open() as raw:
+        hashing = _Hashing(raw)
+        inflating = _Inflating(hashing, _compression(blob.media_type))
+        stream = io.BufferedReader(inflating, _CHUNK)
+        try:
+            with tarfile.open(fileobj=stream, mode="r|") as tar:
+                _apply(fs, tar, lower)
+            while stream.read(_CHUNK):  # the tar's trailing blocks are part of its digest
+                pass
+        except OSError as exc:
+            raise ImageError(
+                f"cannot read layer {blob.digest} of {where} ({exc.strerror or exc}); "
+                "copy the base image again"
+            ) from exc
+        except (tarfile.TarError, zlib.error, EOFError) as exc:
+            while hashing.read(_CHUNK):  # altered bytes are the likelier cause: say so
+                pass
+            _check_blob(hashing, blob, where)
+            raise IntegrityError(
+                f"layer {blob.digest} of {where} is not a readable tar ({exc}); "
+                "the base image is damaged, copy it again"
+            ) from exc
+    _check_blob(hashing, blob, where)
     tar_digest = "sha256:" + inflating.hash.hexdigest()
     if tar_digest != diff_id:
         raise IntegrityError(
