@@ -22,7 +22,7 @@ from click.testing import CliRunner, Result
 from photonpack.archive import write_archive
 from photonpack.cli import cli
 from tests.support.images import image_layers, write_base
-from tests.support.registry import Registry, StagedPhoton, stage_photon
+from tests.support.registry import Registry, StagedPhoton, free_port, stage_photon
 
 BIG = 11 * 1024 * 1024  # over the 10 MiB at which a wheel gets its own layer
 
@@ -288,4 +288,55 @@ def test_no_output_is_a_usage_error(photons: tuple[Path, Path], base: Path) -> N
     assert result.stderr == (
         "error: photonpack image needs somewhere to put the image: --push REF, -o FILE.tar "
         "or --oci-layout DIR\n"
+    )
+
+
+def _upload_layout(layout: Path, registry: Registry, repository: str, tag: str) -> str:
+    """Push an OCI layout's image with photonpack's registry client; its manifest digest."""
+    from photonpack.oci.client import RegistryClient
+
+    blobs = layout / "blobs" / "sha256"
+    entry = json.loads((layout / "index.json").read_text())["manifests"][0]
+    manifest = (blobs / entry["digest"][7:]).read_bytes()
+    descriptors = json.loads(manifest)
+    with RegistryClient(registry.host) as client:
+        for desc in [descriptors["config"], *descriptors["layers"]]:
+            with (blobs / desc["digest"][7:]).open("rb") as stream:
+                client.upload_blob(
+                    repository, digest=desc["digest"], size=desc["size"], stream=stream
+                )
+        client.put_manifest(repository, tag, manifest, entry["mediaType"])
+    return str(entry["digest"])
+
+
+def test_a_registry_base_is_pulled_by_digest_and_its_layers_mounted_on_push(
+    photons: tuple[Path, Path], base: Path, registry: Registry
+) -> None:
+    base_digest = _upload_layout(base, registry, "bases/tiny", "1")
+    result = _run(
+        "image", str(photons[0]), "--base", f"{registry.host}/bases/tiny:1",
+        "--push", f"{registry.host}/img/mounted:v1", "--json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["base"]["digest"] == base_digest
+    assert result.stderr.splitlines()[0] == f"base {registry.host}/bases/tiny:1 {base_digest}"
+    base_layer = json.loads((base / "blobs" / "sha256" / base_digest[7:]).read_text())["layers"][0][
+        "digest"
+    ]
+    assert report["push"]["mounted"] == [base_layer]
+    assert base_layer not in report["push"]["uploaded"]
+
+
+def test_an_unreachable_base_registry_suggests_an_oci_layout(photons: tuple[Path, Path]) -> None:
+    port = free_port()
+    result = _run(
+        "image", str(photons[0]), "--base", f"127.0.0.1:{port}/bases/gone:1", "-o", "x.tar"
+    )
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"error: cannot pull the base 127.0.0.1:{port}/bases/gone:1: cannot reach registry "
+        f"http://127.0.0.1:{port}: [Errno 111] Connection refused; on a machine without that "
+        "registry, copy the base beforehand (skopeo copy docker://... oci:DIR) and pass "
+        "--base oci:DIR\n"
     )
