@@ -99,7 +99,7 @@ def test_layers_are_normalised_and_split_by_wheel(
     assert len(layers) == 5  # setup, bigdep, the small wheels, runtime, the photon's files
     for media_type, data in layers:
         assert media_type == "application/vnd.oci.image.layer.v1.tar+gzip"
-        assert data[:10] == b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03"  # no mtime, no name
+        assert data[:10] == b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x04\x03"  # no mtime, no name
         members = list(_members(data))
         assert [m.name.rstrip("/") for m in members] == sorted(m.name.rstrip("/") for m in members)
         for member in members:

@@ -9,7 +9,8 @@ user who builds changes a byte:
 - owners are numeric (root, or the photon's user) with empty user and group names;
 - modes are 0755 for directories and executables, 0644 for other files, 0777 for links;
 - no xattrs, no devices, no hard links; PAX headers only for long or non-ASCII names;
-- gzip uses the standard library's zlib at level 6 with a fixed header (mtime 0, no name).
+- gzip uses the standard library's zlib at ``GZIP_LEVEL`` with a fixed header
+  (mtime 0, no name, OS "unix").
 """
 
 from __future__ import annotations
@@ -38,8 +39,10 @@ LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
 DIR_MODE = 0o755
 EXEC_MODE = 0o755
 FILE_MODE = 0o644
-# zlib's own default level: what podman and docker use, so sizes compare fairly.
-GZIP_LEVEL = 6
+# Level 1, not zlib's default 6: on a photon's stack (numpy, scipy, ...) it compresses
+# 3.4x faster for 13 % more bytes, and compressing is half of an image build's time.
+# Changing it changes every image digest.
+GZIP_LEVEL = 1
 _GZIP_WBITS = 31  # a gzip wrapper; zlib writes mtime 0, no file name, OS "unix"
 _CHUNK = 1 << 20
 
