@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import platform
+import shutil
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -25,6 +26,8 @@ from tests.support.images import DebianBase, Podman
 from tests.support.registry import Registry, free_port
 
 pytestmark = [pytest.mark.containers, pytest.mark.slow]
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "numpy_stats"
 
 
 @dataclass(frozen=True)
@@ -127,4 +130,43 @@ def test_loaded_docker_archive_serves_without_a_network(
     )
     answer = podman("exec", container, "python", "-I", "-c", calls)
     assert answer.stdout == "3 8 6\n"
+    assert _stop_with_sigterm(podman, container) == 0
+
+
+@pytest.mark.network
+def test_numpy_example_image_on_a_docker_archive_base_answers_its_handler(
+    podman: Podman, debian_base: DebianBase, tmp_path: Path, container: str
+) -> None:
+    from photonpack.build import BuildOptions, build
+    from photonpack.serving.source import parse_spec
+
+    if not platform.python_version().startswith("3.11."):
+        pytest.skip("the Debian 12 base has CPython 3.11: run the tests with a Python 3.11")
+    project = Path(shutil.copytree(EXAMPLE, tmp_path / "numpy_stats"))
+    archive = build(
+        parse_spec(str(project / "stats.py")), BuildOptions(output=tmp_path / "s.photon")
+    )
+    result = CliRunner().invoke(
+        cli,
+        ["image", str(archive.path), "--base", f"docker-archive:{debian_base.docker_archive}",
+         "-o", str(tmp_path / "stats.tar"), "--json"],
+        catch_exceptions=False,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    podman("load", "-i", str(tmp_path / "stats.tar"))
+    history = podman(
+        "history", "--no-trunc", "--format", "{{.CreatedBy}}", "localhost/stats:latest"
+    )
+    assert any(
+        line.startswith("photonpack image: wheel numpy-") for line in history.stdout.splitlines()
+    )
+    podman(
+        "run", "-d", "--name", container, "--read-only", "--network=none", "localhost/stats:latest"
+    )
+    podman.wait_for_line(container, "photonpack: serving stats on http://0.0.0.0:8080")
+    calls = (
+        "from photonpack.serving.client import Client; c = Client('http://127.0.0.1:8080'); "
+        "print(c.summary(values=[1.0, 2.0, 4.0, 5.0])['mean'])"
+    )
+    assert podman("exec", container, "python", "-I", "-c", calls).stdout == "3.0\n"
     assert _stop_with_sigterm(podman, container) == 0

@@ -30,10 +30,11 @@ __all__ = ["DebianBase", "Podman", "debian_base", "podman", "write_base"]
 
 PASSWD = "root:x:0:0:root:/root:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"
 GROUP = "root:x:0:\nnogroup:x:65534:\n"
+# libstdc++6: manylinux wheels (numpy) count on the system's, as python:3.X-slim has it.
 MMDEBSTRAP = (
     "mmdebstrap",
     "--variant=essential",
-    "--include=python3-minimal,python3-venv",
+    "--include=python3-minimal,python3-venv,libstdc++6",
     "--format=tar",
     "bookworm",
 )
