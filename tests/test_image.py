@@ -340,3 +340,18 @@ def test_an_unreachable_base_registry_suggests_an_oci_layout(photons: tuple[Path
         "registry, copy the base beforehand (skopeo copy docker://... oci:DIR) and pass "
         "--base oci:DIR\n"
     )
+
+
+def test_the_photons_image_attribute_is_the_default_base(tmp_path: Path) -> None:
+    staged = stage_photon(tmp_path, "lep", [("alpha", "1.0")])
+    photon = dataclasses.replace(staged.manifest.photon, image="lepton:photon-py3.11-runner")
+    manifest = dataclasses.replace(staged.manifest, photon=photon)
+    archive = _archive(StagedPhoton(manifest=manifest, blobs=staged.blobs), tmp_path / "l.photon")
+    result = _run("image", str(archive), "-o", str(tmp_path / "x.tar"))
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "error: cannot pull the base lepton:photon-py3.11-runner: expected a reference like "
+        "localhost:5000/team/counter:v1, found 'lepton:photon-py3.11-runner': name the registry "
+        "host first; on a machine without that registry, copy the base beforehand (skopeo copy "
+        "docker://... oci:DIR) and pass --base oci:DIR\n"
+    )

@@ -29,9 +29,9 @@ def _epoch() -> int:
 def _architecture(targets: tuple[str, ...]) -> str:
     """The OCI architecture of the archive's first Linux target (the host's without one)."""
     for target in targets:
-        arch = target.rsplit("_", 1)[-1] if "x86_64" not in target else "x86_64"
-        if "linux" in target and arch in _ARCHITECTURES:
-            return _ARCHITECTURES[arch]
+        for arch, oci in _ARCHITECTURES.items():
+            if "linux" in target and target.endswith(f"_{arch}"):
+                return oci
     return _ARCHITECTURES.get(os.uname().machine, os.uname().machine)
 
 

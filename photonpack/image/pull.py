@@ -125,8 +125,8 @@ def open_base(
         return read_oci_layout(directory, tag=tag, architecture=architecture)
     if spec.startswith("docker-archive:"):
         return read_docker_archive(Path(spec.removeprefix("docker-archive:")))
-    ref = parse_reference(spec)
     try:
+        ref = parse_reference(spec)
         with client_for(api_host(ref.registry)) as client:
             return pull_base(ref, client=client, store=store, architecture=architecture)
     except RegistryError as exc:
