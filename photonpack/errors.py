@@ -25,6 +25,7 @@ into that message and ``exit_code``, never into a traceback.
     ├── InstallError                     creating the photon's environment failed
     ├── ServeError                       the server cannot start (port busy, ...)
     ├── RegistryError                    an OCI registry refused or failed
+    ├── ImageError                       a container image cannot be made or written
     └── ClientError                      an HTTP call from :class:`Client` failed
 
 Any other exception reaching the CLI is a bug: it prints one line
@@ -50,6 +51,7 @@ __all__ = [
     "ArchiveError",
     "BuildError",
     "ClientError",
+    "ImageError",
     "InstallError",
     "IntegrityError",
     "LockError",
@@ -127,3 +129,7 @@ class UsageError(PhotonpackError):
     """The command line is wrong: a missing argument, options that exclude each other."""
 
     exit_code = 2
+
+
+class ImageError(PhotonpackError):
+    """A container image cannot be made from a photon, or cannot be written."""

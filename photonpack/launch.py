@@ -33,6 +33,7 @@ __all__ = [
     "exec_serve",
     "missing_system_dependencies",
     "prepare",
+    "serve_argv",
     "serve_command",
 ]
 
@@ -123,19 +124,13 @@ def serve_command(
     if options.token:
         env["PHOTONPACK_TOKEN"] = options.token  # not in argv, where `ps` would show it
     python = str(environment_python(prepared.environment))
-    argv = [
-        python,
-        "-I",
-        "-m",
-        "photonpack.serving.serve",
-        "--entry",
-        prepared.manifest.entry,
-        "--host",
-        options.host,
-        "--port",
-        str(options.port),
-    ]
-    return argv, env
+    return serve_argv(python, prepared.manifest.entry, options.host, options.port), env
+
+
+def serve_argv(python: str, entry: str, host: str, port: int) -> list[str]:
+    """The serve entry point run by ``python``: what ``run`` executes and an image's Entrypoint."""
+    module = ["-I", "-m", "photonpack.serving.serve"]
+    return [python, *module, "--entry", entry, "--host", host, "--port", str(port)]
 
 
 def exec_serve(prepared: Prepared, options: ServeOptions) -> NoReturn:

@@ -9,6 +9,7 @@ import pytest
 
 pytest_plugins: list[str] = [
     "tests.support.archives",
+    "tests.support.images",
     "tests.support.index",
     "tests.support.modules",
     "tests.support.registry",

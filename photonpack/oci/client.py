@@ -177,13 +177,18 @@ class RegistryClient:
         if response.status != 201:
             raise self._error(response, f"pushing the manifest {repository}:{reference}")
 
-    def get_manifest(self, repository: str, reference: str) -> tuple[str, bytes]:
-        """GET a manifest by tag or digest: (media type, raw bytes); digests checked by caller."""
+    def get_manifest(
+        self, repository: str, reference: str, *, accept: str = OCI_MANIFEST
+    ) -> tuple[str, bytes]:
+        """GET a manifest by tag or digest: (media type, raw bytes); digests checked by caller.
+
+        ``accept`` lists the media types wanted (comma-separated), e.g. image indexes too.
+        """
         response = self._request(
             "GET",
             f"/v2/{repository}/manifests/{reference}",
             repository,
-            headers={"Accept": OCI_MANIFEST},
+            headers={"Accept": accept},
             limit=MAX_MANIFEST_BYTES,
         )
         if response.status == 404:

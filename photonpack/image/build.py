@@ -1,0 +1,174 @@
+"""A photon and a base image -> an OCI image, without a daemon, without pip, offline.
+
+The base is read and checked first (``checks.py``): nothing is written for a
+base that cannot run the photon. Then the environment is installed into a
+staging directory from the archive's verified wheels, split into layers
+(``layering.py``), and each layer written deterministically (``layer.py``) in
+parallel. The result is the config, the manifest and the blobs; the writers
+(``output.py``) put them in an OCI layout, a docker-archive or a registry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from photonpack.archive.manifest import Manifest
+from photonpack.errors import ImageError, IntegrityError
+from photonpack.image.base import CONFIG_TYPE, BaseImage, Blob, canonical
+from photonpack.image.checks import BasePython, base_facts, match_target, missing_packages
+from photonpack.image.config import LABEL_PREFIX, image_config, image_manifest
+from photonpack.image.environment import bytecode_python, image_interpreter, stage
+from photonpack.image.layer import LayerFile, write_layer
+from photonpack.image.layering import PlannedLayer, plan_layers
+from photonpack.image.rootfs import read_rootfs
+from photonpack.image.users import lepton_user
+from photonpack.install.environment import wheels_for_target
+from photonpack.lock.target import Target
+from photonpack.store import Store
+
+__all__ = ["Image", "ImageOptions", "build_image"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ImageOptions:
+    """``epoch``: the mtime and ``created`` of everything (``SOURCE_DATE_EPOCH``)."""
+
+    epoch: int = 0
+    check_system: bool = True
+
+
+@dataclass(frozen=True, kw_only=True)
+class Image:
+    """A built image: its manifest and config bytes and every blob, base layers first."""
+
+    photon: Manifest
+    base: BaseImage
+    target: Target  # the archive's target that the image runs
+    python: BasePython
+    manifest: bytes
+    digest: str  # the manifest's: the image's identity
+    config: Blob
+    layers: tuple[Blob, ...]
+    diff_ids: tuple[str, ...]
+    tar_sizes: tuple[int, ...]  # each layer's uncompressed size
+    added: int  # how many layers the image adds to the base's
+    warnings: tuple[str, ...]
+
+    @property
+    def size(self) -> int:
+        """Bytes of every blob: what a registry holds for it."""
+        return len(self.manifest) + self.config.size + sum(b.size for b in self.layers)
+
+
+def _verified_blobs(store: Store, manifest: Manifest) -> None:
+    """Re-hash the photon's blobs in the store: they may have changed since they entered it."""
+    for sha, size in manifest.blobs().items():
+        if not store.verify_blob(sha, size):
+            raise IntegrityError(
+                f"blob sha256:{sha} of {manifest.name} ({manifest.digest}) is missing from the "
+                "store or was altered after it was verified; import the archive again"
+            )
+
+
+def _write(plan: list[PlannedLayer], folder: Path, epoch: int) -> list[LayerFile]:
+    folder.mkdir()
+    with ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1)) as pool:
+        return list(
+            pool.map(
+                lambda item: write_layer(
+                    item[1].entries, folder / f"{item[0]:03d}.tar.gz", mtime=epoch
+                ),
+                enumerate(plan),
+            )
+        )
+
+
+def build_image(
+    store: Store, manifest: Manifest, base: BaseImage, work: Path, options: ImageOptions
+) -> Image:
+    """Build the image of ``manifest`` (its blobs in ``store``) on ``base`` under ``work``.
+
+    ``work`` must be an empty directory; the blobs of the image stay there.
+    """
+    fs = read_rootfs(base)
+    facts = base_facts(fs, base.config)
+    python, own, target = match_target(facts, manifest.targets, base=base.name)
+    if options.check_system:
+        missing = missing_packages(facts, manifest.photon.system_dependency, base=base.name)
+        if missing:
+            raise ImageError(
+                f"base {base.name} lacks the system packages {manifest.name} needs: "
+                f"{', '.join(missing)} (checked its {facts.package_db} database); choose a "
+                "base that has them, or build one (FROM the base, apt-get install them)"
+            )
+    _verified_blobs(store, manifest)
+    compiler = bytecode_python(python)
+    warnings = []
+    if compiler is None:
+        bytecode = f"none: this machine's Python is not {python.short_version}"
+        warnings.append(
+            f"no bytecode in the image: the base has Python {python.version} and photonpack runs "
+            f"on {sys.version_info[0]}.{sys.version_info[1]}; the photon will start slower. "
+            f"Run photonpack image with Python {python.short_version} to include it"
+        )
+    else:
+        bytecode = f"cpython-3{python.minor}"
+    staged = stage(
+        work / "env",
+        image_interpreter(python, own, facts),
+        wheels=[(name, store.blob_path(sha)) for sha, name in wheels_for_target(manifest, target)],
+        runtime_files={entry.path: store.blob_path(entry.sha256) for entry in manifest.runtime},
+        compiler=compiler,
+    )
+    user = lepton_user(fs)
+    plan = plan_layers(staged, user, [(e, store.blob_path(e.sha256)) for e in manifest.files])
+    written = _write(plan, work / "layers", options.epoch)
+    config = image_config(
+        manifest,
+        base,
+        diff_ids=[layer.diff_id for layer in written],
+        history=[layer.title for layer in plan],
+        uid=user.uid,
+        gid=user.gid,
+        epoch=options.epoch,
+        bytecode=bytecode,
+    )
+    config_bytes = canonical(config)
+    config_digest = "sha256:" + hashlib.sha256(config_bytes).hexdigest()
+    config_path = work / "config.json"
+    config_path.write_bytes(config_bytes)
+    ours = [
+        Blob(media_type=layer.media_type, digest=layer.digest, size=layer.size, path=layer.path)
+        for layer in written
+    ]
+    layers = (*base.layers, *ours)
+    annotations = {
+        "org.opencontainers.image.base.digest": base.digest,
+        f"{LABEL_PREFIX}.photon.digest": manifest.digest,
+    }
+    manifest_bytes = canonical(
+        image_manifest(
+            (config_digest, len(config_bytes)), [b.descriptor() for b in layers], annotations
+        )
+    )
+    return Image(
+        photon=manifest,
+        base=base,
+        target=target,
+        python=python,
+        manifest=manifest_bytes,
+        digest="sha256:" + hashlib.sha256(manifest_bytes).hexdigest(),
+        config=Blob(
+            media_type=CONFIG_TYPE, digest=config_digest, size=len(config_bytes), path=config_path
+        ),
+        layers=layers,
+        diff_ids=(*base.diff_ids, *(layer.diff_id for layer in written)),
+        tar_sizes=(*fs.uncompressed_sizes, *(layer.tar_size for layer in written)),
+        added=len(written),
+        warnings=tuple(warnings),
+    )

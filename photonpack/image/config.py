@@ -1,0 +1,108 @@
+"""The image's config and manifest: pure functions of the photon, the base and the layers.
+
+The config keeps the base's (its environment, history, labels) and sets how
+the photon runs: as ``lepton`` (numerically, so that an orchestrator can check
+``runAsNonRoot``), in ``/home/lepton``, the serve entry point on port 8080,
+stopped with SIGTERM (the server drains and exits 0). The token is never
+baked in: the server reads ``PHOTONPACK_TOKEN`` from the container's
+environment. ``created`` is ``SOURCE_DATE_EPOCH`` (0 unless set) so that the
+image's digest does not depend on when it was built.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from photonpack.archive.manifest import Manifest
+from photonpack.image.base import CONFIG_TYPE, OCI_MANIFEST, BaseImage
+from photonpack.image.environment import ENV_PATH
+from photonpack.image.users import HOME
+from photonpack.launch import serve_argv
+
+__all__ = ["PORT", "image_config", "image_manifest", "labels", "timestamp"]
+
+PORT = 8080
+_DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+LABEL_PREFIX = "dev.photonpack"
+
+
+def timestamp(epoch: int) -> str:
+    """RFC 3339 UTC, as OCI wants: ``1970-01-01T00:00:00Z``."""
+    moment = datetime.datetime.fromtimestamp(epoch, tz=datetime.timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def labels(manifest: Manifest, base: BaseImage, *, epoch: int, bytecode: str) -> dict[str, str]:
+    """The photon's name, digest and description, and the ``org.opencontainers.image.*`` keys."""
+    found = {
+        "org.opencontainers.image.title": manifest.name,
+        "org.opencontainers.image.created": timestamp(epoch),
+        "org.opencontainers.image.base.digest": base.digest,
+        f"{LABEL_PREFIX}.photon.name": manifest.name,
+        f"{LABEL_PREFIX}.photon.digest": manifest.digest,
+        f"{LABEL_PREFIX}.photon.entry": manifest.entry,
+        f"{LABEL_PREFIX}.image.bytecode": bytecode,
+    }
+    if manifest.photon.description:
+        found["org.opencontainers.image.description"] = manifest.photon.description
+        found[f"{LABEL_PREFIX}.photon.description"] = manifest.photon.description
+    return found
+
+
+def _env(base_env: Sequence[str]) -> list[str]:
+    env = [item for item in base_env if not item.startswith("PATH=")]
+    path = next((item[5:] for item in base_env if item.startswith("PATH=")), _DEFAULT_PATH)
+    return [f"PATH=/{ENV_PATH}/bin:{path}", *env]
+
+
+def image_config(
+    manifest: Manifest,
+    base: BaseImage,
+    *,
+    diff_ids: Sequence[str],
+    history: Sequence[str],
+    uid: int,
+    gid: int,
+    epoch: int,
+    bytecode: str,
+) -> dict[str, Any]:
+    """The OCI image config; ``diff_ids`` and ``history`` are the layers added to the base's."""
+    base_config: Mapping[str, Any] = base.config.get("config") or {}
+    created = timestamp(epoch)
+    run = {
+        "User": f"{uid}:{gid}",
+        "WorkingDir": f"/{HOME}",
+        "Entrypoint": serve_argv(f"/{ENV_PATH}/bin/python", manifest.entry, "0.0.0.0", PORT),  # noqa: S104
+        "Env": _env(list(base_config.get("Env") or [])),
+        "ExposedPorts": {f"{PORT}/tcp": {}},
+        "StopSignal": "SIGTERM",
+        "Labels": {
+            **(base_config.get("Labels") or {}),
+            **labels(manifest, base, epoch=epoch, bytecode=bytecode),
+        },
+    }
+    base_history = list(base.config.get("history") or [])
+    return {
+        "architecture": base.config.get("architecture", "amd64"),
+        "os": base.config.get("os", "linux"),
+        **({"variant": base.config["variant"]} if base.config.get("variant") else {}),
+        "created": created,
+        "config": run,
+        "rootfs": {"type": "layers", "diff_ids": [*base.diff_ids, *diff_ids]},
+        "history": [*base_history, *({"created": created, "created_by": h} for h in history)],
+    }
+
+
+def image_manifest(
+    config: tuple[str, int], layers: Sequence[Mapping[str, Any]], annotations: Mapping[str, str]
+) -> dict[str, Any]:
+    """The OCI image manifest: the config's (digest, size), the layer descriptors."""
+    return {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": CONFIG_TYPE, "digest": config[0], "size": config[1]},
+        "layers": [dict(layer) for layer in layers],
+        "annotations": dict(annotations),
+    }

@@ -1,0 +1,162 @@
+"""Deterministic layers: the same entries give the same tar and the same gzip bytes.
+
+A layer is a tar of image paths (no leading ``/``), each entry's parents
+included, sorted by path. Everything a tar records besides names and content
+is fixed, so neither the build directory, the umask, the build time nor the
+user who builds changes a byte:
+
+- mtimes are ``SOURCE_DATE_EPOCH`` (0 unless set), for files, directories and links;
+- owners are numeric (root, or the photon's user) with empty user and group names;
+- modes are 0755 for directories and executables, 0644 for other files, 0777 for links;
+- no xattrs, no devices, no hard links; PAX headers only for long or non-ASCII names;
+- gzip uses the standard library's zlib at ``GZIP_LEVEL`` with a fixed header
+  (mtime 0, no name, OS "unix").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import tarfile
+import zlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import BinaryIO, Literal
+
+__all__ = [
+    "DIR_MODE",
+    "EXEC_MODE",
+    "FILE_MODE",
+    "GZIP_LEVEL",
+    "LAYER_GZIP",
+    "Entry",
+    "LayerFile",
+    "write_layer",
+]
+
+LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
+DIR_MODE = 0o755
+EXEC_MODE = 0o755
+FILE_MODE = 0o644
+# Level 1, not zlib's default 6: on a photon's stack (numpy, scipy, ...) it compresses
+# 3.4x faster for 13 % more bytes, and compressing is half of an image build's time.
+# Changing it changes every image digest.
+GZIP_LEVEL = 1
+_GZIP_WBITS = 31  # a gzip wrapper; zlib writes mtime 0, no file name, OS "unix"
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True, kw_only=True)
+class Entry:
+    """One path of a layer: a file (from disk or bytes), a directory, or a symlink."""
+
+    path: str  # in the image, without a leading "/": "opt/photon/env/pyvenv.cfg"
+    kind: Literal["file", "dir", "symlink"] = "file"
+    source: Path | bytes | None = None  # a file's content
+    target: str = ""  # a symlink's target
+    executable: bool = False
+    uid: int = 0
+    gid: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class LayerFile:
+    """A written layer: its gzip file, its digest and size, and its tar's digest and size."""
+
+    path: Path
+    digest: str  # "sha256:..." of the gzip bytes
+    size: int
+    diff_id: str  # "sha256:..." of the tar
+    tar_size: int
+    media_type: str = LAYER_GZIP
+
+
+class _Sink(io.RawIOBase):
+    """Hash the tar, compress it, hash and write the gzip: one pass, bounded memory."""
+
+    def __init__(self, out: BinaryIO) -> None:
+        self._out = out
+        self._compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, _GZIP_WBITS)
+        self.tar_hash = hashlib.sha256()
+        self.gz_hash = hashlib.sha256()
+        self.tar_size = 0
+        self.gz_size = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:  # type: ignore[override]
+        self.tar_hash.update(data)
+        self.tar_size += len(data)
+        self._emit(self._compressor.compress(data))
+        return len(data)
+
+    def finish(self) -> None:
+        self._emit(self._compressor.flush())
+
+    def _emit(self, data: bytes) -> None:
+        if data:
+            self.gz_hash.update(data)
+            self.gz_size += len(data)
+            self._out.write(data)
+
+
+def _with_parents(entries: Iterable[Entry]) -> list[Entry]:
+    """The entries plus a directory entry for every parent they lack, sorted by path."""
+    by_path: dict[str, Entry] = {}
+    for entry in entries:
+        path = str(PurePosixPath(entry.path))
+        if path.startswith(("/", "..")) or path in ("", "."):
+            raise ValueError(f"layer path {entry.path!r} is not relative to the image root")
+        by_path[path] = entry
+    for path in list(by_path):
+        for parent in PurePosixPath(path).parents:
+            if str(parent) != "." and str(parent) not in by_path:
+                by_path[str(parent)] = Entry(path=str(parent), kind="dir")
+    return [by_path[path] for path in sorted(by_path)]
+
+
+def _info(entry: Entry, mtime: int) -> tuple[tarfile.TarInfo, BinaryIO | None]:
+    info = tarfile.TarInfo(entry.path if entry.kind != "dir" else entry.path + "/")
+    info.mtime = mtime
+    info.uid, info.gid = entry.uid, entry.gid
+    info.uname = info.gname = ""
+    if entry.kind == "dir":
+        info.type, info.mode = tarfile.DIRTYPE, DIR_MODE
+        return info, None
+    if entry.kind == "symlink":
+        info.type, info.mode, info.linkname = tarfile.SYMTYPE, 0o777, entry.target
+        return info, None
+    info.mode = EXEC_MODE if entry.executable else FILE_MODE
+    if isinstance(entry.source, bytes):
+        info.size = len(entry.source)
+        return info, io.BytesIO(entry.source)
+    assert entry.source is not None, entry.path
+    handle = entry.source.open("rb")
+    info.size = entry.source.stat().st_size
+    return info, handle
+
+
+def write_layer(entries: Iterable[Entry], out: Path, *, mtime: int = 0) -> LayerFile:
+    """Write the entries (and their parents) as a gzip-compressed tar at ``out``."""
+    with out.open("wb") as handle:
+        sink = _Sink(handle)
+        with tarfile.open(
+            fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT, bufsize=_CHUNK
+        ) as tar:
+            for entry in _with_parents(entries):
+                info, content = _info(entry, mtime)
+                try:
+                    tar.addfile(info, content)
+                finally:
+                    if content is not None:
+                        content.close()
+        sink.finish()
+    return LayerFile(
+        path=out,
+        digest="sha256:" + sink.gz_hash.hexdigest(),
+        size=sink.gz_size,
+        diff_id="sha256:" + sink.tar_hash.hexdigest(),
+        tar_size=sink.tar_size,
+    )

@@ -1,0 +1,172 @@
+"""Images of a real photon, run for real: podman (rootful, runc, vfs), a local registry.
+
+One image is built per module, on the Debian 12 base the session builds with
+mmdebstrap (CPython 3.11.2, glibc 2.36), and pushed to the local
+``docker-registry`` and written as a docker-archive at once. Few tests: vfs
+copies every layer for every container.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import shutil
+import subprocess
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from photonpack.cli import cli
+from photonpack.serving.client import Client
+from tests.support.images import DebianBase, Podman
+from tests.support.registry import Registry, free_port
+
+pytestmark = [pytest.mark.containers, pytest.mark.slow]
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "numpy_stats"
+
+
+@dataclass(frozen=True)
+class Built:
+    reference: str
+    digest: str
+    archive: Path
+
+
+@pytest.fixture(scope="module")
+def built(
+    counter_archive: Path,
+    debian_base: DebianBase,
+    registry: Registry,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Built:
+    if not platform.python_version().startswith("3.11."):
+        pytest.skip("the Debian 12 base has CPython 3.11: run the tests with a Python 3.11")
+    out = tmp_path_factory.mktemp("counter-image") / "counter.tar"
+    reference = f"{registry.host}/images/counter:v1"
+    result = CliRunner().invoke(
+        cli,
+        ["image", str(counter_archive), "--base", f"oci:{debian_base.oci}:bookworm",
+         "--push", reference, "-o", str(out), "--json"],
+        catch_exceptions=False,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    return Built(reference=reference, digest=json.loads(result.stdout)["digest"], archive=out)
+
+
+@pytest.fixture
+def container(podman: Podman) -> Iterator[str]:
+    name = f"photonpack-test-{uuid.uuid4().hex[:12]}"
+    yield name
+    podman("rm", "-f", "-t", "0", name, check=False)
+
+
+def _stop_with_sigterm(podman: Podman, name: str) -> int:
+    podman("kill", "--signal", "TERM", name)
+    return int(podman("wait", name, timeout=30).stdout.strip())
+
+
+def test_pushed_image_serves_as_lepton_read_only_and_exits_0_on_sigterm(
+    podman: Podman, built: Built, container: str
+) -> None:
+    podman("pull", "-q", "--tls-verify=false", built.reference)
+    port = free_port()
+    podman(
+        "run", "-d", "--name", container, "--read-only", "--network=host",
+        built.reference, "--port", str(port),
+    )  # fmt: skip
+    podman.wait_for_line(container, f"photonpack: serving counter on http://0.0.0.0:{port}")
+    client = Client(f"http://127.0.0.1:{port}")
+    assert (client.add(x=3), client.add(x=5)) == (3, 8)
+    curl = subprocess.run(
+        ["curl", "-sS", "-X", "POST", "-H", "Content-Type: application/json",
+         "-d", '{"x": 2}', f"http://127.0.0.1:{port}/sub"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert curl.stdout == "6"
+    assert podman("exec", container, "id", "-un").stdout == "lepton\n"
+    assert podman("exec", container, "pwd").stdout == "/home/lepton\n"
+    assert _stop_with_sigterm(podman, container) == 0
+
+    remote = json.loads(
+        podman.tool("skopeo", "inspect", "--tls-verify=false", f"docker://{built.reference}").stdout
+    )
+    assert remote["Digest"] == built.digest
+    assert remote["Labels"]["dev.photonpack.photon.name"] == "counter"
+    config = json.loads(
+        podman.tool(
+            "skopeo", "inspect", "--config", "--tls-verify=false", f"docker://{built.reference}"
+        ).stdout
+    )
+    assert config["config"]["User"] == "1000:1000"
+    assert config["config"]["WorkingDir"] == "/home/lepton"
+    assert config["config"]["StopSignal"] == "SIGTERM"
+    assert config["rootfs"]["type"] == "layers"
+    assert len(config["rootfs"]["diff_ids"]) == len(config["history"])
+
+
+def test_loaded_docker_archive_serves_without_a_network(
+    podman: Podman, built: Built, container: str
+) -> None:
+    loaded = podman("load", "-i", str(built.archive))
+    assert "Loaded image: localhost/counter:latest" in loaded.stdout
+    podman(
+        "run",
+        "-d",
+        "--name",
+        container,
+        "--read-only",
+        "--network=none",
+        "localhost/counter:latest",
+    )
+    podman.wait_for_line(container, "photonpack: serving counter on http://0.0.0.0:8080")
+    calls = (
+        "from photonpack.serving.client import Client; c = Client('http://127.0.0.1:8080'); "
+        "print(c.add(x=3), c.add(x=5), c.sub(x=2))"
+    )
+    answer = podman("exec", container, "python", "-I", "-c", calls)
+    assert answer.stdout == "3 8 6\n"
+    assert _stop_with_sigterm(podman, container) == 0
+
+
+@pytest.mark.network
+def test_numpy_example_image_on_a_docker_archive_base_answers_its_handler(
+    podman: Podman, debian_base: DebianBase, tmp_path: Path, container: str
+) -> None:
+    from photonpack.build import BuildOptions, build
+    from photonpack.serving.source import parse_spec
+
+    if not platform.python_version().startswith("3.11."):
+        pytest.skip("the Debian 12 base has CPython 3.11: run the tests with a Python 3.11")
+    project = Path(shutil.copytree(EXAMPLE, tmp_path / "numpy_stats"))
+    archive = build(
+        parse_spec(str(project / "stats.py")), BuildOptions(output=tmp_path / "s.photon")
+    )
+    result = CliRunner().invoke(
+        cli,
+        ["image", str(archive.path), "--base", f"docker-archive:{debian_base.docker_archive}",
+         "-o", str(tmp_path / "stats.tar"), "--json"],
+        catch_exceptions=False,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    podman("load", "-i", str(tmp_path / "stats.tar"))
+    history = podman(
+        "history", "--no-trunc", "--format", "{{.CreatedBy}}", "localhost/stats:latest"
+    )
+    assert any(
+        line.startswith("photonpack image: wheel numpy-") for line in history.stdout.splitlines()
+    )
+    podman(
+        "run", "-d", "--name", container, "--read-only", "--network=none", "localhost/stats:latest"
+    )
+    podman.wait_for_line(container, "photonpack: serving stats on http://0.0.0.0:8080")
+    calls = (
+        "from photonpack.serving.client import Client; c = Client('http://127.0.0.1:8080'); "
+        "print(c.summary(values=[1.0, 2.0, 4.0, 5.0])['mean'])"
+    )
+    assert podman("exec", container, "python", "-I", "-c", calls).stdout == "3.0\n"
+    assert _stop_with_sigterm(podman, container) == 0
