@@ -10,6 +10,7 @@ re-exports the public names.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import queue
@@ -166,7 +167,8 @@ class _Scan:
         data = stream.exact(info.size)
         if len(data) < info.size:
             raise Fatal(_short(MANIFEST_MEMBER, info.size, len(data)))
-        stream.skip(-info.size % BLOCK)
+        if (padding := stream.padding(-info.size % BLOCK)) is not None:
+            raise Fatal(padding)
         try:
             manifest = Manifest.from_bytes(data)
         except ArchiveError as exc:
@@ -288,7 +290,7 @@ class _Scan:
             found = hasher.hexdigest()
             if got < info.size:
                 raise Fatal(_short(info.name, info.size, got, label))
-            stream.skip(-info.size % BLOCK)
+            padding = stream.padding(-info.size % BLOCK)
         except BaseException:
             if writer is not None:
                 writer.abort()
@@ -306,6 +308,8 @@ class _Scan:
             )
         elif writer is not None:
             writer.commit()
+        if padding is not None:
+            self.report(dataclasses.replace(padding, label=label))
 
 
 def _short(member: str, size: int, got: int, label: str = "") -> Problem:

@@ -112,6 +112,17 @@ class Stream:
         """Discard ``size`` bytes; returns how many were there."""
         return sum(len(c) for c in self.chunks(size))
 
+    def padding(self, size: int) -> Problem | None:
+        """Read the ``size`` bytes padding a member to a block: they must be zeros."""
+        data = self.exact(size)
+        if nonzero := len(data) - data.count(0):
+            return Problem(
+                member=self.member,
+                expected="zero bytes padding the member to a 512-byte block",
+                found=f"{nonzero} other bytes",
+            )
+        return None
+
     def end_problem(self) -> Problem | None:
         """After the first end-of-archive block: the second one, then at most the zero
         padding tar writes (``MAX_END_PADDING``), then the end of the stream."""
