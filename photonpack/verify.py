@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from photonpack.archive import MemorySink, Problem, blob_member, read_manifest, unpack
 from photonpack.archive.manifest import Manifest
+from photonpack.archive.problem import integrity_error
 from photonpack.errors import IntegrityError, LockFileError
 
 __all__ = [
@@ -149,11 +150,8 @@ def enforce_policy(manifest: Manifest, read_blob: Callable[[str], bytes], what: 
     """Raise :class:`IntegrityError` listing every :func:`policy_problems` finding."""
     problems = policy_problems(manifest, read_blob)
     if problems:
-        lines = "\n".join(f"  {p}" for p in problems)
-        noun = "problem" if len(problems) == 1 else "problems"
-        raise IntegrityError(
-            f"{what} failed verification ({len(problems)} {noun}):\n{lines}\n"
-            "the photon was damaged or altered; nothing of it was kept: fetch or build it again"
+        raise integrity_error(
+            what, problems, "the photon was damaged or altered; nothing of it was kept"
         )
 
 

@@ -30,7 +30,7 @@ from photonpack.archive.limits import (
     max_ratio,
 )
 from photonpack.archive.manifest import Manifest
-from photonpack.archive.problem import Fatal, Problem
+from photonpack.archive.problem import Fatal, Problem, integrity_error
 from photonpack.archive.sinks import BlobSink, NullSink
 from photonpack.archive.tarstream import (
     BLOCK,
@@ -67,11 +67,8 @@ def blob_member(sha256: str) -> str:
 
 
 def _integrity_error(path: Path, problems: list[Problem]) -> IntegrityError:
-    lines = "\n".join(f"  {p}" for p in problems)
-    noun = "problem" if len(problems) == 1 else "problems"
-    return IntegrityError(
-        f"{path} failed verification ({len(problems)} {noun}):\n{lines}\n"
-        "the archive was damaged or altered; fetch or build it again"
+    return integrity_error(
+        str(path), problems, "the archive was damaged or altered: fetch or build it again"
     )
 
 
