@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import io
 import os
 import queue
 import re
@@ -19,7 +20,7 @@ import tarfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from photonpack._digest import SHA256_HEX
 from photonpack.archive.limits import (
@@ -108,12 +109,44 @@ class _Hasher:
         self._thread.join()
 
 
+class _ArchiveFile(io.BufferedReader):
+    """The archive's file: a read error, at any offset, is an ArchiveError naming it.
+
+    The read boundary: every consumer (verify, inspect, sbom, diff, push, the
+    store) reads through here, so an I/O error mid-stream is one message.
+    """
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(io.FileIO(path, "rb"))
+        self.path = path
+
+    def read(self, size: int | None = -1) -> bytes:
+        try:
+            return super().read(size)
+        except OSError as exc:
+            raise _unreadable(self.path, exc) from exc
+
+    def readinto(self, buffer: Any) -> int:
+        try:
+            return super().readinto(buffer)
+        except OSError as exc:
+            raise _unreadable(self.path, exc) from exc
+
+
+def _unreadable(path: Path, exc: OSError) -> ArchiveError:
+    return ArchiveError(f"cannot read {path}: {exc.strerror or exc}")
+
+
 def _open(path: Path) -> tuple[BinaryIO, int]:
     try:
-        fh = path.open("rb")
+        fh = _ArchiveFile(path)
+    except OSError as exc:
+        raise _unreadable(path, exc) from exc
+    try:
         return fh, os.fstat(fh.fileno()).st_size
     except OSError as exc:
-        raise ArchiveError(f"cannot read {path}: {exc.strerror or exc}") from exc
+        fh.close()
+        raise _unreadable(path, exc) from exc
 
 
 class _Scan:
