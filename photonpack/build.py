@@ -27,7 +27,7 @@ from photonpack.archive.manifest import FileEntry, Manifest, WheelEntry
 from photonpack.errors import BuildError
 from photonpack.install.environment import ensure_environment, environment_python
 from photonpack.lock.declaration import Declaration, read_declaration
-from photonpack.lock.index import fetch_wheels
+from photonpack.lock.download import fetch_wheels
 from photonpack.lock.lockfile import (
     Lock,
     LockedWheel,

@@ -24,7 +24,8 @@ from photonpack.errors import (
     ResolutionError,
     StaleLockError,
 )
-from photonpack.lock.index import IndexSettings, fetch_wheels
+from photonpack.lock.download import fetch_wheels
+from photonpack.lock.index import IndexSettings
 from photonpack.lock.lockfile import LockOptions, check_lock, lock_photon, read_lock
 from photonpack.lock.pylock import load_toml
 from photonpack.lock.target import Target
