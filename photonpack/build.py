@@ -26,6 +26,8 @@ from photonpack.archive import write_archive
 from photonpack.archive.manifest import FileEntry, Manifest, WheelEntry
 from photonpack.errors import BuildError
 from photonpack.install.environment import ensure_environment, environment_python
+from photonpack.install.wheel import inspect_wheel
+from photonpack.lock.closure import check_closure
 from photonpack.lock.declaration import Declaration, read_declaration
 from photonpack.lock.download import fetch_wheels
 from photonpack.lock.lockfile import (
@@ -129,13 +131,23 @@ def build(
     if progress is not None and missing:
         progress.start(sum(w.size for w in missing))
     with store.temp_dir("fetch-") as partial:  # a killed download leaves only this behind
-        fetch_wheels(
+        fetched = fetch_wheels(
             locked,
             store.blob_dir,
             progress=progress.advance if progress is not None else None,
             index=lock_options.index,
             partial=partial,
         )
+
+    inspected: dict[str, tuple[str, ...]] = {}
+
+    def requires_dist(wheel: LockedWheel) -> tuple[str, ...]:
+        if wheel.sha256 not in inspected:
+            checked = inspect_wheel(fetched[wheel.sha256], filename=wheel.filename)
+            inspected[wheel.sha256] = checked.metadata.requires_dist
+        return inspected[wheel.sha256]
+
+    check_closure(lock, requires_dist=requires_dist)  # what the wheels need, locked too
     wheels = _wheel_entries(lock)
     files = _photon_files(spec, declaration, lock.path, store)
     runtime = runtime_entries(store)

@@ -333,7 +333,7 @@ def fetch_photon(
     def blob_path(hex_: str) -> Path:
         return local.get(hex_) or directory / hex_
 
-    enforce_policy(manifest, lambda hex_: blob_path(hex_).read_bytes(), str(ref))
+    enforce_policy(manifest, blob_path, str(ref))
     return FetchedPhoton(
         manifest=manifest, manifest_digest=manifest_digest, blob_path=blob_path, local=set(local)
     )
