@@ -23,7 +23,7 @@ import hashlib
 import io
 import json
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,6 +69,7 @@ class PushResult:
     uploaded_bytes: int
     total_blobs: int
     total_bytes: int
+    mounted: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -149,8 +150,13 @@ def push_photon(
     *,
     client: RegistryClient,
     progress: ProgressFn | None = None,
+    mount_from: Sequence[str] = (),
 ) -> PushResult:
-    """Upload the blobs the registry lacks, then the manifest: a tag never points at less."""
+    """Upload the blobs the registry lacks, then the manifest: a tag never points at less.
+
+    A missing blob is first mounted from the repositories of ``mount_from`` on the
+    same registry, in order; only a blob none of them holds is uploaded.
+    """
     body = oci_manifest(manifest)
     manifest_digest = _sha256(body)
     if ref.digest and ref.digest != manifest_digest:
@@ -161,8 +167,18 @@ def push_photon(
     repo = ref.repository
     config = manifest.to_bytes()
     uploaded: list[str] = []
+    mounted: list[str] = []
     moved = 0
-    if not client.has_blob(repo, manifest.digest):
+    sources = [source for source in dict.fromkeys(mount_from) if source != repo]
+
+    def mount(digest: str) -> bool:
+        for source in sources:
+            if client.mount_blob(repo, digest, source):
+                mounted.append(digest)
+                return True
+        return False
+
+    if not client.has_blob(repo, manifest.digest) and not mount(manifest.digest):
         client.upload_blob(
             repo,
             digest=manifest.digest,
@@ -176,7 +192,7 @@ def push_photon(
     titles = _titles(manifest)
     for hex_, size in manifest.blobs().items():
         digest = f"sha256:{hex_}"
-        if client.has_blob(repo, digest):
+        if client.has_blob(repo, digest) or mount(digest):
             continue
         with _open_blob(blob_path, hex_) as stream:
             client.upload_blob(
@@ -190,6 +206,7 @@ def push_photon(
         manifest_digest=manifest_digest,
         photon_digest=manifest.digest,
         uploaded=tuple(uploaded),
+        mounted=tuple(mounted),
         uploaded_bytes=moved,
         total_blobs=len(manifest.blobs()) + 1,
         total_bytes=manifest.total_size + len(config),
@@ -215,6 +232,7 @@ def push_archive(
     *,
     client: RegistryClient,
     progress: ProgressFn | None = None,
+    mount_from: Sequence[str] = (),
 ) -> PushResult:
     """Verify ``archive`` while unpacking it to a temp dir, then push it."""
     from photonpack.archive import DirectorySink, unpack
@@ -222,7 +240,12 @@ def push_archive(
     with tempfile.TemporaryDirectory(prefix="photonpack-push-") as tmp:
         manifest = unpack(archive, DirectorySink(Path(tmp)))
         return push_photon(
-            manifest, lambda hex_: Path(tmp) / hex_, ref, client=client, progress=progress
+            manifest,
+            lambda hex_: Path(tmp) / hex_,
+            ref,
+            client=client,
+            progress=progress,
+            mount_from=mount_from,
         )
 
 
