@@ -32,17 +32,22 @@ from photonpack.archive.manifest import Manifest, canonical_json
 from photonpack.errors import IntegrityError, RegistryError
 from photonpack.oci.client import OCI_MANIFEST, ProgressFn, RegistryClient
 from photonpack.oci.reference import Reference
+from photonpack.oci.referrers import Attached, attach
 from photonpack.verify import enforce_policy
 
 __all__ = [
     "ARTIFACT_TYPE",
     "CONFIG_MEDIA_TYPE",
     "LAYER_MEDIA_TYPE",
+    "SBOM_ARTIFACT_TYPE",
     "FetchedPhoton",
     "PullResult",
     "PushResult",
+    "RemoteManifest",
     "RemoteTag",
+    "attach_sbom",
     "fetch_photon",
+    "fetch_remote_manifest",
     "list_remote",
     "oci_manifest",
     "pull_photon",
@@ -297,37 +302,10 @@ def fetch_photon(
     store's), which is then not downloaded. The photon must pass the admission
     policy (:func:`photonpack.verify.enforce_policy`), as ``verify`` applies it.
     """
-    media_type, body = client.get_manifest(ref.repository, ref.reference)
-    manifest_digest = _sha256(body)
-    if ref.digest and manifest_digest != ref.digest:
-        raise IntegrityError(
-            f"{ref}: the registry served a manifest hashing to {manifest_digest}, "
-            f"not the {ref.digest} asked for; refusing it, nothing was kept"
-        )
-    if media_type and media_type != OCI_MANIFEST:
-        raise RegistryError(
-            f"{ref} is not a photon: the registry serves it as {media_type}, "
-            f"expected an OCI image manifest ({OCI_MANIFEST})"
-        )
-    document, layers = _parse_oci(body, ref)
-    _, config_digest, config_size = _descriptor(document["config"], "config", ref)
-    if config_size > MAX_CONFIG_BYTES:
-        raise RegistryError(
-            f"{ref}: photon.json is listed as {config_size} bytes, over the "
-            f"{MAX_CONFIG_BYTES}-byte limit; this is not a photon photonpack built"
-        )
-    config = io.BytesIO()
-    client.fetch_blob(
-        ref.repository, digest=config_digest, size=config_size, out=config, title="photon.json"
-    )
-    manifest = Manifest.from_bytes(config.getvalue())
-    if manifest.digest != config_digest:
-        raise IntegrityError(
-            f"{ref}: photon.json is not in canonical form (it hashes to {config_digest}, "
-            f"its canonical form to {manifest.digest}); refusing it"
-        )
+    remote = fetch_remote_manifest(ref, client=client)
+    manifest, manifest_digest = remote.manifest, remote.manifest_digest
     listed: dict[str, int] = {}
-    for i, layer in enumerate(layers):
+    for i, layer in enumerate(remote.layers):
         media, digest, size = _descriptor(layer, f"layers[{i}]", ref)
         if media != LAYER_MEDIA_TYPE or not digest.startswith("sha256:"):
             raise RegistryError(f"{ref}: layers[{i}] is not a photonpack blob ({media})")
@@ -360,6 +338,79 @@ def fetch_photon(
     enforce_policy(manifest, lambda hex_: blob_path(hex_).read_bytes(), str(ref))
     return FetchedPhoton(
         manifest=manifest, manifest_digest=manifest_digest, blob_path=blob_path, local=set(local)
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class RemoteManifest:
+    """A photon's OCI manifest and its photon.json, fetched and checked, without its blobs."""
+
+    manifest: Manifest
+    manifest_digest: str
+    manifest_size: int
+    layers: list[Any]
+
+
+def fetch_remote_manifest(ref: Reference, *, client: RegistryClient) -> RemoteManifest:
+    """The OCI manifest at ``ref`` and the photon.json it names, both re-hashed (fast)."""
+    media_type, body = client.get_manifest(ref.repository, ref.reference)
+    manifest_digest = _sha256(body)
+    if ref.digest and manifest_digest != ref.digest:
+        raise IntegrityError(
+            f"{ref}: the registry served a manifest hashing to {manifest_digest}, "
+            f"not the {ref.digest} asked for; refusing it, nothing was kept"
+        )
+    if media_type and media_type != OCI_MANIFEST:
+        raise RegistryError(
+            f"{ref} is not a photon: the registry serves it as {media_type}, "
+            f"expected an OCI image manifest ({OCI_MANIFEST})"
+        )
+    document, layers = _parse_oci(body, ref)
+    _, config_digest, config_size = _descriptor(document["config"], "config", ref)
+    if config_size > MAX_CONFIG_BYTES:
+        raise RegistryError(
+            f"{ref}: photon.json is listed as {config_size} bytes, over the "
+            f"{MAX_CONFIG_BYTES}-byte limit; this is not a photon photonpack built"
+        )
+    config = io.BytesIO()
+    client.fetch_blob(
+        ref.repository, digest=config_digest, size=config_size, out=config, title="photon.json"
+    )
+    manifest = Manifest.from_bytes(config.getvalue())
+    if manifest.digest != config_digest:
+        raise IntegrityError(
+            f"{ref}: photon.json is not in canonical form (it hashes to {config_digest}, "
+            f"its canonical form to {manifest.digest}); refusing it"
+        )
+    return RemoteManifest(
+        manifest=manifest,
+        manifest_digest=manifest_digest,
+        manifest_size=len(body),
+        layers=layers,
+    )
+
+
+SBOM_ARTIFACT_TYPE = "application/vnd.cyclonedx+json"
+
+
+def attach_sbom(
+    manifest: Manifest,
+    blob_path: Callable[[str], Path],
+    pushed: PushResult,
+    *,
+    client: RegistryClient,
+) -> Attached:
+    """Attach the photon's CycloneDX SBOM to its pushed OCI manifest, as a referrer."""
+    from photonpack.sbom import sbom_bytes
+
+    return attach(
+        client,
+        pushed.reference.repository,
+        subject=pushed.manifest_digest,
+        subject_size=len(oci_manifest(manifest)),
+        artifact_type=SBOM_ARTIFACT_TYPE,
+        data=sbom_bytes(manifest),
+        title=f"{manifest.name}.cdx.json",
     )
 
 

@@ -121,16 +121,27 @@ def _verify_rebuild(built: Any, spec_text: str) -> int:
 
 
 @cli.command("inspect")
-@click.argument("archive", type=_ARCHIVE)
+@click.argument("archive", metavar="ARCHIVE | REF")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def inspect_(archive: Path, as_json: bool) -> None:
-    """Show what ARCHIVE holds, from its manifest alone (fast; not a verification)."""
+def inspect_(archive: str, as_json: bool) -> None:
+    """Show what ARCHIVE (or the photon at registry REF) holds, from its manifest alone.
+
+    Fast, and not a verification. For a REF, the artifacts attached to it
+    (referrers, such as its SBOM) are listed too; logins come from the auth files.
+    """
     import json
 
+    from photonpack.admit import is_archive_path
     from photonpack.archive import read_manifest
     from photonpack.summary import inspect_report, render_inspect
 
-    report = inspect_report(read_manifest(archive), archive_size=archive.stat().st_size)
+    if is_archive_path(archive):
+        path = Path(archive)
+        report = inspect_report(read_manifest(path), archive_size=path.stat().st_size)
+    else:
+        from photonpack.cli.registry import inspect_remote
+
+        report = inspect_remote(archive)
     if as_json:
         click.echo(json.dumps(report, indent=2, ensure_ascii=False))
     else:

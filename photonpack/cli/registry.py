@@ -119,6 +119,43 @@ def _recent_repositories(store: Any) -> Any:
     return RecentRepositories(store.root / "oci" / "repositories.json")
 
 
+def _fetch_referrers(
+    client: Any, repository: str, referrers: list[Any], directory: Path
+) -> dict[str, list[Path]]:
+    """Each referrer's files into ``directory`` (named by their title's last part)."""
+    from photonpack.oci.referrers import fetch_referrer
+
+    written: dict[str, list[Path]] = {}
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        for referrer in referrers:
+            for title, data in fetch_referrer(client, repository, referrer):
+                path = directory / (Path(title).name or referrer.digest.replace(":", "-"))
+                path.write_bytes(data)
+                written.setdefault(referrer.digest, []).append(path)
+    except OSError as exc:
+        raise UsageError(f"cannot write the referrers into {directory}: {exc.strerror}") from exc
+    return written
+
+
+def inspect_remote(ref: str) -> dict[str, Any]:
+    """The ``inspect`` report of the photon at ``ref``, with its referrers (blobs not fetched)."""
+    from photonpack.oci.reference import parse_reference
+    from photonpack.oci.referrers import list_referrers
+    from photonpack.registry import fetch_remote_manifest
+    from photonpack.summary import inspect_report
+
+    reference = parse_reference(ref)
+    with _client(reference.registry, None, False) as client:
+        remote = fetch_remote_manifest(reference, client=client)
+        referrers = list_referrers(client, reference.repository, remote.manifest_digest)
+    return inspect_report(remote.manifest) | {
+        "reference": str(reference),
+        "manifest_digest": remote.manifest_digest,
+        "referrers": [referrer.to_dict() for referrer in referrers],
+    }
+
+
 class _TransferBars:
     """Progress bars on stderr for blobs of 1 MiB and more, only when it is a terminal."""
 
@@ -160,12 +197,19 @@ class _TransferBars:
     help="A repository of the same registry to link shared blobs from instead of uploading "
     "them (repeatable; the repositories photonpack used lately are tried too).",
 )
+@click.option(
+    "--sbom",
+    "with_sbom",
+    is_flag=True,
+    help="Also attach the photon's SBOM (CycloneDX JSON) as an OCI 1.1 referrer of it.",
+)
 @_registry_options
 def push(
     args: tuple[str, ...],
     name: str | None,
     digest: str | None,
     mount_from: tuple[str, ...],
+    with_sbom: bool,
     username: str | None,
     password_stdin: bool,
     insecure: bool,
@@ -178,7 +222,7 @@ def push(
     """
     from photonpack.admit import is_archive_path
     from photonpack.oci.reference import parse_reference
-    from photonpack.registry import push_photon
+    from photonpack.registry import attach_sbom, push_photon
     from photonpack.store import Store
 
     if len(args) != (1 if name else 2):
@@ -200,6 +244,9 @@ def push(
             progress=_TransferBars(),
             mount_from=sources,
         )
+        attached = (
+            attach_sbom(manifest, store.blob_path, result, client=client) if with_sbom else None
+        )
     recent.add(reference.registry, reference.repository)
     mounted = f", mounted {len(result.mounted)}" if result.mounted else ""
     click.echo(
@@ -207,6 +254,12 @@ def push(
         f"({format_size(result.uploaded_bytes)} of {format_size(result.total_bytes)}){mounted}",
         err=True,
     )
+    if attached is not None:
+        click.echo(
+            f"attached the SBOM ({attached.referrer.artifact_type}) as "
+            f"{attached.referrer.digest}, indexed by the {attached.indexed_by}",
+            err=True,
+        )
     click.echo(result.manifest_digest)
 
 
@@ -218,22 +271,44 @@ def push(
     type=click.Path(path_type=Path, dir_okay=False),
     help="Where to write the archive (default: <name>.photon in the current directory).",
 )
+@click.option(
+    "--referrers",
+    "referrers_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Also fetch the artifacts attached to REF (its SBOM, ...) into this directory.",
+)
 @_registry_options
 def pull(
-    ref: str, output: Path | None, username: str | None, password_stdin: bool, insecure: bool
+    ref: str,
+    output: Path | None,
+    referrers_dir: Path | None,
+    username: str | None,
+    password_stdin: bool,
+    insecure: bool,
 ) -> None:
     """Download REF (host[:port]/repo:tag or repo@sha256:...) and rebuild its .photon.
 
     Every byte is verified against its digest before the file is written.
+    The artifacts attached to it (referrers) are listed, and fetched with --referrers.
     Prints the photon digest (the one `build` printed).
     """
     from photonpack.oci.reference import parse_reference
+    from photonpack.oci.referrers import list_referrers
     from photonpack.registry import pull_photon
     from photonpack.store import Store
 
     reference = parse_reference(ref)
     with _registry_client(reference.registry, username, password_stdin, insecure) as client:
         result = pull_photon(reference, output, client=client, progress=_TransferBars())
+        referrers = list_referrers(client, reference.repository, result.manifest_digest)
+        fetched = (
+            _fetch_referrers(client, reference.repository, referrers, referrers_dir)
+            if referrers_dir is not None
+            else {}
+        )
     _recent_repositories(Store()).add(reference.registry, reference.repository)
     click.echo(f"pulled {reference} to {result.path}", err=True)
+    for referrer in referrers:
+        into = "".join(f" -> {path}" for path in fetched.get(referrer.digest, []))
+        click.echo(f"referrer {referrer.artifact_type} {referrer.digest}{into}", err=True)
     click.echo(result.photon_digest)

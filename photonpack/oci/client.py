@@ -32,6 +32,7 @@ from photonpack.oci.credentials import LOCAL_HOSTS, Credentials
 from photonpack.oci.transport import Transport, open_connection
 
 __all__ = [
+    "OCI_INDEX",
     "OCI_MANIFEST",
     "Credentials",
     "ProgressFn",
@@ -40,6 +41,7 @@ __all__ = [
 ]
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 # Large blobs go up in chunks of this size; smaller ones in one PUT.
 CHUNK_SIZE = 8 * 1024 * 1024
 # The distribution spec lets registries refuse manifests over 4 MiB; we refuse
@@ -186,8 +188,10 @@ class RegistryClient:
             raise self._error(response, f"finishing the upload of {digest}")
         report(Transfer(digest=digest, title=title, done=size, total=size))
 
-    def put_manifest(self, repository: str, reference: str, body: bytes, media_type: str) -> None:
-        """PUT a manifest under a tag or digest."""
+    def put_manifest(
+        self, repository: str, reference: str, body: bytes, media_type: str
+    ) -> Mapping[str, str]:
+        """PUT a manifest under a tag or digest; the answer's headers (lower-case names)."""
         response = self._request(
             "PUT",
             f"/v2/{repository}/manifests/{reference}",
@@ -198,6 +202,41 @@ class RegistryClient:
         )
         if response.status != 201:
             raise self._error(response, f"pushing the manifest {repository}:{reference}")
+        return response.headers
+
+    def find_manifest(
+        self, repository: str, reference: str, *, accept: str = OCI_MANIFEST
+    ) -> tuple[str, bytes] | None:
+        """Like :meth:`get_manifest`, but None when the registry has no such manifest."""
+        response = self._request(
+            "GET",
+            f"/v2/{repository}/manifests/{reference}",
+            repository,
+            headers={"Accept": accept},
+            limit=MAX_MANIFEST_BYTES,
+        )
+        if response.status == 404:
+            return None
+        if response.status != 200:
+            raise self._error(response, f"fetching the manifest {repository}:{reference}")
+        return response.headers.get("content-type", "").split(";")[0].strip(), response.body
+
+    def get_referrers(self, repository: str, digest: str) -> bytes | None:
+        """The referrers API's image index for ``digest``; None if the registry lacks the API."""
+        response = self._request(
+            "GET",
+            f"/v2/{repository}/referrers/{digest}",
+            repository,
+            headers={"Accept": OCI_INDEX},
+            limit=MAX_MANIFEST_BYTES,
+        )
+        if response.status == 200 and response.headers.get("content-type", "").startswith(
+            OCI_INDEX
+        ):
+            return response.body
+        if response.status in (200, 400, 404, 405):
+            return None
+        raise self._error(response, f"listing the referrers of {digest}")
 
     def get_manifest(
         self, repository: str, reference: str, *, accept: str = OCI_MANIFEST
