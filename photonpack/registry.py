@@ -39,7 +39,6 @@ __all__ = [
     "ARTIFACT_TYPE",
     "CONFIG_MEDIA_TYPE",
     "LAYER_MEDIA_TYPE",
-    "SBOM_ARTIFACT_TYPE",
     "FetchedPhoton",
     "PullResult",
     "PushResult",
@@ -390,27 +389,25 @@ def fetch_remote_manifest(ref: Reference, *, client: RegistryClient) -> RemoteMa
     )
 
 
-SBOM_ARTIFACT_TYPE = "application/vnd.cyclonedx+json"
-
-
 def attach_sbom(
     manifest: Manifest,
     blob_path: Callable[[str], Path],
     pushed: PushResult,
     *,
     client: RegistryClient,
+    fmt: str = "cyclonedx",
 ) -> Attached:
-    """Attach the photon's CycloneDX SBOM to its pushed OCI manifest, as a referrer."""
-    from photonpack.sbom import sbom_bytes
+    """Attach the photon's SBOM (``cyclonedx`` or ``spdx``) to its manifest, as a referrer."""
+    from photonpack.sbom.document import MEDIA_TYPES, SUFFIXES, photon_sbom
 
     return attach(
         client,
         pushed.reference.repository,
         subject=pushed.manifest_digest,
         subject_size=len(oci_manifest(manifest)),
-        artifact_type=SBOM_ARTIFACT_TYPE,
-        data=sbom_bytes(manifest),
-        title=f"{manifest.name}.cdx.json",
+        artifact_type=MEDIA_TYPES[fmt],
+        data=photon_sbom(manifest, blob_path, fmt),
+        title=f"{manifest.name}{SUFFIXES[fmt]}",
     )
 
 

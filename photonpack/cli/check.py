@@ -191,12 +191,20 @@ def diff_(ctx: click.Context, a: Path, b: Path, fmt: str, exit_code: bool) -> No
 @click.option(
     "-o", "--output", type=click.Path(path_type=Path, dir_okay=False), help="Write to FILE."
 )
-def sbom(archive: Path, output: Path | None) -> None:
-    """Print a deterministic CycloneDX 1.6 JSON SBOM of ARCHIVE."""
-    from photonpack.archive import read_manifest
-    from photonpack.sbom import sbom_bytes
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["cyclonedx", "spdx"]),
+    default="cyclonedx",
+    show_default=True,
+    help="CycloneDX 1.6 JSON or SPDX 2.3 JSON.",
+)
+def sbom(archive: Path, output: Path | None, fmt: str) -> None:
+    """Print a deterministic SBOM of ARCHIVE: its wheels, their dependency graph (from the
+    lock) and licenses (from each wheel's METADATA), and its files."""
+    from photonpack.sbom.document import archive_sbom
 
-    data = sbom_bytes(read_manifest(archive))
+    data = archive_sbom(archive, fmt)
     if output is None:
         click.echo(data.decode(), nl=False)
         return

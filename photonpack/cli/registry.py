@@ -201,7 +201,14 @@ class _TransferBars:
     "--sbom",
     "with_sbom",
     is_flag=True,
-    help="Also attach the photon's SBOM (CycloneDX JSON) as an OCI 1.1 referrer of it.",
+    help="Also attach the photon's SBOM as an OCI 1.1 referrer of it.",
+)
+@click.option(
+    "--sbom-format",
+    type=click.Choice(["cyclonedx", "spdx"]),
+    default="cyclonedx",
+    show_default=True,
+    help="The format of the SBOM --sbom attaches.",
 )
 @_registry_options
 def push(
@@ -210,6 +217,7 @@ def push(
     digest: str | None,
     mount_from: tuple[str, ...],
     with_sbom: bool,
+    sbom_format: str,
     username: str | None,
     password_stdin: bool,
     insecure: bool,
@@ -245,7 +253,9 @@ def push(
             mount_from=sources,
         )
         attached = (
-            attach_sbom(manifest, store.blob_path, result, client=client) if with_sbom else None
+            attach_sbom(manifest, store.blob_path, result, client=client, fmt=sbom_format)
+            if with_sbom
+            else None
         )
     recent.add(reference.registry, reference.repository)
     mounted = f", mounted {len(result.mounted)}" if result.mounted else ""
