@@ -119,8 +119,8 @@ def test_docker_config_with_a_wrong_password_is_refused_by_name(
     denied = _run("push", str(archive), f"{auth_registry.host}/auth-file/wrong:v1")
     assert denied.exit_code == 1
     assert denied.stderr == (
-        f"error: {auth_registry.host} refused the login of 'tester' (HTTP 401): "
-        "check the username and password\n"
+        f"error: {auth_registry.host} refused the login of 'tester' kept in the auth files "
+        f"(HTTP 401): run `photonpack login {auth_registry.host}` again\n"
     )
 
 

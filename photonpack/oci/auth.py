@@ -37,6 +37,7 @@ class Auth:
         self.scheme = scheme
         self._credentials = credentials
         self._lookup = lookup
+        self._from_files = False
         self._transport = transport
         self._tokens: dict[str, str] = {}
         self._basic = False
@@ -47,6 +48,7 @@ class Auth:
         if self._credentials is None and self._lookup is not None:
             lookup, self._lookup = self._lookup, None
             self._credentials = lookup()
+            self._from_files = self._credentials is not None
         return self._credentials
 
     def header(self, scope: str) -> str | None:
@@ -93,6 +95,11 @@ class Auth:
                 f"{self.registry} requires a login (HTTP {status}): run "
                 f"`photonpack login {self.registry}`, pass --username and --password-stdin, "
                 "or set PHOTONPACK_REGISTRY_USERNAME and PHOTONPACK_REGISTRY_PASSWORD"
+            )
+        if self._from_files:
+            return RegistryError(
+                f"{self.registry} refused the login of {self.credentials.username!r} kept in "
+                f"the auth files (HTTP {status}): run `photonpack login {self.registry}` again"
             )
         return RegistryError(
             f"{self.registry} refused the login of {self.credentials.username!r} "
