@@ -116,3 +116,33 @@ def test_pull_of_a_photon_without_referrers_lists_none(registry: Registry, archi
     assert pulled.exit_code == 0
     assert pulled.stderr == f"pulled {ref} to {out}\n"
     assert json.loads(_run("inspect", ref, "--json").stdout)["referrers"] == []
+
+
+def test_an_spdx_sbom_attached_on_a_private_registry_is_listed_with_the_auth_file_login(
+    auth_registry: Registry, archive: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import base64
+
+    from tests.support.registry import PASSWORD, USERNAME
+
+    login = base64.b64encode(f"{USERNAME}:{PASSWORD}".encode()).decode()
+    auth_file = tmp_path / "auth.json"
+    auth_file.write_text(json.dumps({"auths": {auth_registry.host: {"auth": login}}}))
+    monkeypatch.setenv("REGISTRY_AUTH_FILE", str(auth_file))
+    ref = f"{auth_registry.host}/referrers/private:v1"
+
+    pushed = _run("push", str(archive), ref, "--sbom", "--sbom-format", "spdx")
+    assert pushed.exit_code == 0, pushed.output
+    assert "attached the SBOM (application/spdx+json) as sha256:" in pushed.stderr
+    report = json.loads(_run("inspect", ref, "--json").stdout)
+    assert [(r["artifact_type"], r["annotations"]) for r in report["referrers"]] == [
+        ("application/spdx+json", {"org.opencontainers.image.title": "attested.spdx.json"})
+    ]
+    into = tmp_path / "attached"
+    pulled = _run("pull", ref, "-o", str(tmp_path / "p.photon"), "--referrers", str(into))
+    assert pulled.exit_code == 0, pulled.output
+    spdx = json.loads((into / "attested.spdx.json").read_text())
+    assert spdx["spdxVersion"] == "SPDX-2.3"
+    assert (into / "attested.spdx.json").read_bytes() == _run(
+        "sbom", str(archive), "--format", "spdx"
+    ).stdout_bytes
