@@ -23,7 +23,7 @@ import hashlib
 import io
 import json
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ from photonpack.archive.manifest import Manifest, canonical_json
 from photonpack.errors import IntegrityError, RegistryError
 from photonpack.oci.client import OCI_MANIFEST, ProgressFn, RegistryClient
 from photonpack.oci.reference import Reference
+from photonpack.oci.referrers import Attached, attach
 from photonpack.verify import enforce_policy
 
 __all__ = [
@@ -42,8 +43,11 @@ __all__ = [
     "FetchedPhoton",
     "PullResult",
     "PushResult",
+    "RemoteManifest",
     "RemoteTag",
+    "attach_sbom",
     "fetch_photon",
+    "fetch_remote_manifest",
     "list_remote",
     "oci_manifest",
     "pull_photon",
@@ -70,6 +74,7 @@ class PushResult:
     uploaded_bytes: int
     total_blobs: int
     total_bytes: int
+    mounted: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -150,8 +155,13 @@ def push_photon(
     *,
     client: RegistryClient,
     progress: ProgressFn | None = None,
+    mount_from: Sequence[str] = (),
 ) -> PushResult:
-    """Upload the blobs the registry lacks, then the manifest: a tag never points at less."""
+    """Upload the blobs the registry lacks, then the manifest: a tag never points at less.
+
+    A missing blob is first mounted from the repositories of ``mount_from`` on the
+    same registry, in order; only a blob none of them holds is uploaded.
+    """
     body = oci_manifest(manifest)
     manifest_digest = _sha256(body)
     if ref.digest and ref.digest != manifest_digest:
@@ -162,8 +172,18 @@ def push_photon(
     repo = ref.repository
     config = manifest.to_bytes()
     uploaded: list[str] = []
+    mounted: list[str] = []
     moved = 0
-    if not client.has_blob(repo, manifest.digest):
+    sources = [source for source in dict.fromkeys(mount_from) if source != repo]
+
+    def mount(digest: str) -> bool:
+        for source in sources:
+            if client.mount_blob(repo, digest, source):
+                mounted.append(digest)
+                return True
+        return False
+
+    if not client.has_blob(repo, manifest.digest) and not mount(manifest.digest):
         client.upload_blob(
             repo,
             digest=manifest.digest,
@@ -177,7 +197,7 @@ def push_photon(
     titles = _titles(manifest)
     for hex_, size in manifest.blobs().items():
         digest = f"sha256:{hex_}"
-        if client.has_blob(repo, digest):
+        if client.has_blob(repo, digest) or mount(digest):
             continue
         with _open_blob(blob_path, hex_) as stream:
             client.upload_blob(
@@ -191,6 +211,7 @@ def push_photon(
         manifest_digest=manifest_digest,
         photon_digest=manifest.digest,
         uploaded=tuple(uploaded),
+        mounted=tuple(mounted),
         uploaded_bytes=moved,
         total_blobs=len(manifest.blobs()) + 1,
         total_bytes=manifest.total_size + len(config),
@@ -216,6 +237,7 @@ def push_archive(
     *,
     client: RegistryClient,
     progress: ProgressFn | None = None,
+    mount_from: Sequence[str] = (),
 ) -> PushResult:
     """Verify ``archive`` while unpacking it to a temp dir, then push it."""
     from photonpack.archive import DirectorySink, unpack
@@ -223,7 +245,12 @@ def push_archive(
     with tempfile.TemporaryDirectory(prefix="photonpack-push-") as tmp:
         manifest = unpack(archive, DirectorySink(Path(tmp)))
         return push_photon(
-            manifest, lambda hex_: Path(tmp) / hex_, ref, client=client, progress=progress
+            manifest,
+            lambda hex_: Path(tmp) / hex_,
+            ref,
+            client=client,
+            progress=progress,
+            mount_from=mount_from,
         )
 
 
@@ -273,37 +300,10 @@ def fetch_photon(
     store's), which is then not downloaded. The photon must pass the admission
     policy (:func:`photonpack.verify.enforce_policy`), as ``verify`` applies it.
     """
-    media_type, body = client.get_manifest(ref.repository, ref.reference)
-    manifest_digest = _sha256(body)
-    if ref.digest and manifest_digest != ref.digest:
-        raise IntegrityError(
-            f"{ref}: the registry served a manifest hashing to {manifest_digest}, "
-            f"not the {ref.digest} asked for; refusing it, nothing was kept"
-        )
-    if media_type and media_type != OCI_MANIFEST:
-        raise RegistryError(
-            f"{ref} is not a photon: the registry serves it as {media_type}, "
-            f"expected an OCI image manifest ({OCI_MANIFEST})"
-        )
-    document, layers = _parse_oci(body, ref)
-    _, config_digest, config_size = _descriptor(document["config"], "config", ref)
-    if config_size > MAX_CONFIG_BYTES:
-        raise RegistryError(
-            f"{ref}: photon.json is listed as {config_size} bytes, over the "
-            f"{MAX_CONFIG_BYTES}-byte limit; this is not a photon photonpack built"
-        )
-    config = io.BytesIO()
-    client.fetch_blob(
-        ref.repository, digest=config_digest, size=config_size, out=config, title="photon.json"
-    )
-    manifest = Manifest.from_bytes(config.getvalue())
-    if manifest.digest != config_digest:
-        raise IntegrityError(
-            f"{ref}: photon.json is not in canonical form (it hashes to {config_digest}, "
-            f"its canonical form to {manifest.digest}); refusing it"
-        )
+    remote = fetch_remote_manifest(ref, client=client)
+    manifest, manifest_digest = remote.manifest, remote.manifest_digest
     listed: dict[str, int] = {}
-    for i, layer in enumerate(layers):
+    for i, layer in enumerate(remote.layers):
         media, digest, size = _descriptor(layer, f"layers[{i}]", ref)
         if media != LAYER_MEDIA_TYPE or not digest.startswith("sha256:"):
             raise RegistryError(f"{ref}: layers[{i}] is not a photonpack blob ({media})")
@@ -336,6 +336,77 @@ def fetch_photon(
     enforce_policy(manifest, blob_path, str(ref))
     return FetchedPhoton(
         manifest=manifest, manifest_digest=manifest_digest, blob_path=blob_path, local=set(local)
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class RemoteManifest:
+    """A photon's OCI manifest and its photon.json, fetched and checked, without its blobs."""
+
+    manifest: Manifest
+    manifest_digest: str
+    manifest_size: int
+    layers: list[Any]
+
+
+def fetch_remote_manifest(ref: Reference, *, client: RegistryClient) -> RemoteManifest:
+    """The OCI manifest at ``ref`` and the photon.json it names, both re-hashed (fast)."""
+    media_type, body = client.get_manifest(ref.repository, ref.reference)
+    manifest_digest = _sha256(body)
+    if ref.digest and manifest_digest != ref.digest:
+        raise IntegrityError(
+            f"{ref}: the registry served a manifest hashing to {manifest_digest}, "
+            f"not the {ref.digest} asked for; refusing it, nothing was kept"
+        )
+    if media_type and media_type != OCI_MANIFEST:
+        raise RegistryError(
+            f"{ref} is not a photon: the registry serves it as {media_type}, "
+            f"expected an OCI image manifest ({OCI_MANIFEST})"
+        )
+    document, layers = _parse_oci(body, ref)
+    _, config_digest, config_size = _descriptor(document["config"], "config", ref)
+    if config_size > MAX_CONFIG_BYTES:
+        raise RegistryError(
+            f"{ref}: photon.json is listed as {config_size} bytes, over the "
+            f"{MAX_CONFIG_BYTES}-byte limit; this is not a photon photonpack built"
+        )
+    config = io.BytesIO()
+    client.fetch_blob(
+        ref.repository, digest=config_digest, size=config_size, out=config, title="photon.json"
+    )
+    manifest = Manifest.from_bytes(config.getvalue())
+    if manifest.digest != config_digest:
+        raise IntegrityError(
+            f"{ref}: photon.json is not in canonical form (it hashes to {config_digest}, "
+            f"its canonical form to {manifest.digest}); refusing it"
+        )
+    return RemoteManifest(
+        manifest=manifest,
+        manifest_digest=manifest_digest,
+        manifest_size=len(body),
+        layers=layers,
+    )
+
+
+def attach_sbom(
+    manifest: Manifest,
+    blob_path: Callable[[str], Path],
+    pushed: PushResult,
+    *,
+    client: RegistryClient,
+    fmt: str = "cyclonedx",
+) -> Attached:
+    """Attach the photon's SBOM (``cyclonedx`` or ``spdx``) to its manifest, as a referrer."""
+    from photonpack.sbom.document import MEDIA_TYPES, SUFFIXES, photon_sbom
+
+    return attach(
+        client,
+        pushed.reference.repository,
+        subject=pushed.manifest_digest,
+        subject_size=len(oci_manifest(manifest)),
+        artifact_type=MEDIA_TYPES[fmt],
+        data=photon_sbom(manifest, blob_path, fmt),
+        title=f"{manifest.name}{SUFFIXES[fmt]}",
     )
 
 

@@ -11,6 +11,8 @@ from photonpack.archive.manifest import Manifest
 
 __all__ = ["inspect_report", "render_inspect", "type_of"]
 
+_TITLE = "org.opencontainers.image.title"
+
 
 def type_of(schema: Mapping[str, Any] | None) -> str:
     """A short name for a JSON Schema: ``integer``, ``array[string]``, ``Item``, ``a | b``."""
@@ -109,4 +111,12 @@ def render_inspect(report: dict[str, Any]) -> str:
     if report["archive_size"] is not None:
         size += f", {format_size(report['archive_size'])} archive"
     lines.append(size)
+    if "referrers" in report:
+        lines.append(f"reference {report['reference']}  {report['manifest_digest']}")
+        lines.append(f"referrers ({len(report['referrers'])})")
+        lines += [
+            f"  {r['artifact_type']}  {r['digest']}  {format_size(r['size'])}"
+            + (f"  {r['annotations'][_TITLE]}" if _TITLE in r["annotations"] else "")
+            for r in report["referrers"]
+        ]
     return "\n".join(lines) + "\n"

@@ -159,8 +159,9 @@ def test_basic_auth_required_wrong_and_right(auth_registry: Registry) -> None:
     with pytest.raises(RegistryError) as info:
         RegistryClient(auth_registry.host).has_blob("auth/x", _digest(data))
     assert str(info.value) == (
-        f"{auth_registry.host} requires a login (HTTP 401): pass --username and "
-        "--password-stdin, or set PHOTONPACK_REGISTRY_USERNAME and PHOTONPACK_REGISTRY_PASSWORD"
+        f"{auth_registry.host} requires a login (HTTP 401): run "
+        f"`photonpack login {auth_registry.host}`, pass --username and --password-stdin, "
+        "or set PHOTONPACK_REGISTRY_USERNAME and PHOTONPACK_REGISTRY_PASSWORD"
     )
     wrong = Credentials(username=USERNAME, password="nope")
     with pytest.raises(RegistryError) as info:

@@ -127,8 +127,9 @@ def test_basic_auth_with_password_stdin_and_environment(
     denied = _run("push", str(archives[0]), ref)
     assert denied.exit_code == 1
     assert denied.stderr == (
-        f"error: {auth_registry.host} requires a login (HTTP 401): pass --username and "
-        "--password-stdin, or set PHOTONPACK_REGISTRY_USERNAME and PHOTONPACK_REGISTRY_PASSWORD\n"
+        f"error: {auth_registry.host} requires a login (HTTP 401): run "
+        f"`photonpack login {auth_registry.host}`, pass --username and --password-stdin, "
+        "or set PHOTONPACK_REGISTRY_USERNAME and PHOTONPACK_REGISTRY_PASSWORD\n"
     )
     pushed = _run(
         "push", str(archives[0]), ref, "-u", USERNAME, "--password-stdin", stdin=PASSWORD + "\n"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 import uuid
 from pathlib import Path
 from typing import Any
@@ -10,10 +11,12 @@ from typing import Any
 import jsonschema
 import referencing
 from click.testing import CliRunner
+from packaging.utils import canonicalize_name
 from referencing.jsonschema import DRAFT7
 
 from photonpack.cli import cli
-from photonpack.sbom import SBOM_NAMESPACE, purl, sbom, sbom_bytes
+from photonpack.sbom import SBOM_NAMESPACE, Facts, WheelFacts, purl, sbom, sbom_bytes, spdx
+from photonpack.sbom.document import archive_sbom
 from tests.support.archives import Archive, make_archive
 
 SCHEMAS = Path(__file__).parent / "data" / "cyclonedx"
@@ -105,4 +108,161 @@ def test_sbom_command_prints_or_writes_the_same_bytes(
     out = tmp_path / "sbom.json"
     written = runner.invoke(cli, ["sbom", str(small_archive.path), "-o", str(out)])
     assert (written.exit_code, written.stdout) == (0, "")
-    assert out.read_bytes() == printed.stdout_bytes == sbom_bytes(small_archive.manifest)
+    assert out.read_bytes() == printed.stdout_bytes == archive_sbom(small_archive.path, "cyclonedx")
+
+
+def spdx_problems(document: dict[str, Any], tmp_path: Path) -> list[str]:
+    """What the SPDX project's own validator (spdx-tools) finds wrong with ``document``."""
+    from spdx_tools.spdx.parser.parse_anything import parse_file
+    from spdx_tools.spdx.validation.document_validator import validate_full_spdx_document
+
+    path = tmp_path / "photon.spdx.json"
+    path.write_text(json.dumps(document))
+    return [m.validation_message for m in validate_full_spdx_document(parse_file(str(path)))]
+
+
+def test_sbom_with_facts_says_licenses_descriptions_and_references(
+    small_archive: Archive, tmp_path: Path
+) -> None:
+    wheel = small_archive.manifest.wheels[0]
+    facts = Facts(
+        dependencies={"tinydep": ()},
+        direct=("tinydep",),
+        wheel_urls={wheel.filename: f"https://files.example.org/{wheel.filename}"},
+        wheels={
+            wheel.filename: WheelFacts(
+                summary="A tiny dependency",
+                license_expression="MIT OR Apache-2.0",
+                urls=(
+                    ("Homepage", "https://tiny.example.org"),
+                    ("Source", "https://git.example.org/tiny"),
+                ),
+            )
+        },
+    )
+    document = sbom(small_archive.manifest, facts)
+    assert list(cyclonedx_validator().iter_errors(document)) == []
+    component = next(c for c in document["components"] if c["type"] == "library")
+    assert component["description"] == "A tiny dependency"
+    assert component["licenses"] == [{"expression": "MIT OR Apache-2.0"}]
+    assert component["externalReferences"] == [
+        {"type": "distribution", "url": f"https://files.example.org/{wheel.filename}"},
+        {"type": "website", "url": "https://tiny.example.org"},
+        {"type": "vcs", "url": "https://git.example.org/tiny"},
+    ]
+    # A wheel that depends on nothing says so; CycloneDX reads [] as "none".
+    assert document["dependencies"][1] == {"ref": f"wheel:{wheel.filename}", "dependsOn": []}
+
+    free_text = Facts(
+        wheels={wheel.filename: WheelFacts(license="BSD", license_classifiers=("BSD License",))}
+    )
+    component = next(
+        c for c in sbom(small_archive.manifest, free_text)["components"] if c["type"] == "library"
+    )
+    assert component["licenses"] == [
+        {"license": {"name": "BSD"}},
+        {"license": {"name": "BSD License"}},
+    ]
+    package = spdx(small_archive.manifest, free_text)["packages"][1]
+    assert (package["licenseDeclared"], package["licenseComments"]) == (
+        "NOASSERTION",
+        "Declared in METADATA: BSD; BSD License",
+    )
+    assert spdx_problems(spdx(small_archive.manifest, facts), tmp_path) == []
+
+
+def test_sbom_without_a_lock_leaves_wheel_dependencies_unknown(small_archive: Archive) -> None:
+    document = sbom(small_archive.manifest)
+    assert [d["ref"] for d in document["dependencies"]] == [
+        document["metadata"]["component"]["bom-ref"]
+    ]
+
+
+def _lock_graph(archive: Path) -> dict[str, set[str]]:
+    """name -> dependency names, straight from the lock file inside the archive."""
+    from photonpack.archive import read_manifest
+    from photonpack.lock.pylock import load_toml
+
+    manifest = read_manifest(archive)
+    with tempfile.TemporaryDirectory() as tmp:
+        from photonpack.archive import DirectorySink, unpack
+
+        unpack(archive, DirectorySink(Path(tmp)))
+        entry = next(f for f in manifest.files if f.path == manifest.lock)
+        lock = load_toml((Path(tmp) / entry.sha256).read_text(), path=Path(manifest.lock))
+    return {
+        canonicalize_name(p["name"]): {canonicalize_name(d["name"]) for d in p["dependencies"]}
+        for p in lock["packages"]
+    }
+
+
+def _declares_a_license(archive: Path) -> dict[str, bool]:
+    """wheel filename -> whether its METADATA declares a license (read here, independently)."""
+    import email.parser
+    import zipfile
+
+    from photonpack.archive import DirectorySink, read_manifest, unpack
+
+    manifest = read_manifest(archive)
+    declared = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        unpack(archive, DirectorySink(Path(tmp)))
+        for wheel in manifest.wheels:
+            with zipfile.ZipFile(Path(tmp) / wheel.sha256) as zf:
+                name = next(n for n in zf.namelist() if n.endswith(".dist-info/METADATA"))
+                headers = email.parser.BytesHeaderParser().parsebytes(zf.read(name))
+            classifiers = [
+                c for c in headers.get_all("Classifier") or [] if c.startswith("License ::")
+            ]
+            declared[wheel.filename] = bool(
+                (headers.get("License-Expression") or "").strip()
+                or (headers.get("License") or "").strip()
+                or any(c.count("::") >= 2 for c in classifiers)
+            )
+    return declared
+
+
+def test_sbom_of_a_built_photon_has_the_locks_graph_and_every_declared_license(
+    counter_archive: Path, tmp_path: Path
+) -> None:
+    from photonpack.archive import read_manifest
+
+    manifest = read_manifest(counter_archive)
+    document = json.loads(archive_sbom(counter_archive, "cyclonedx"))
+    assert list(cyclonedx_validator().iter_errors(document)) == []
+    names = {f"wheel:{w.filename}": canonicalize_name(w.name) for w in manifest.wheels}
+    graph = {
+        names[d["ref"]]: {names[ref] for ref in d["dependsOn"]}
+        for d in document["dependencies"]
+        if d["ref"] in names
+    }
+    lock = _lock_graph(counter_archive)
+    assert graph == {name: deps & set(graph) for name, deps in lock.items() if name in graph}
+    assert any(graph.values())  # the serving stack has real edges (fastapi -> starlette, ...)
+
+    licensed = {
+        c["bom-ref"].removeprefix("wheel:")
+        for c in document["components"]
+        if c["type"] == "library" and c.get("licenses")
+    }
+    declared = _declares_a_license(counter_archive)
+    assert licensed == {filename for filename, has in declared.items() if has}
+    assert licensed  # real wheels declare licenses
+
+    spdx_document = json.loads(archive_sbom(counter_archive, "spdx"))
+    assert spdx_problems(spdx_document, tmp_path) == []
+    ids = {p["SPDXID"]: canonicalize_name(p["name"]) for p in spdx_document["packages"][1:]}
+    edges = {
+        (ids[r["spdxElementId"]], ids[r["relatedSpdxElement"]])
+        for r in spdx_document["relationships"]
+        if r["spdxElementId"] in ids
+    }
+    assert edges == {(a, b) for a, deps in graph.items() for b in deps}
+
+
+def test_both_formats_are_the_same_bytes_every_time(counter_archive: Path) -> None:
+    for fmt in ("cyclonedx", "spdx"):
+        assert archive_sbom(counter_archive, fmt) == archive_sbom(counter_archive, fmt)
+    printed = CliRunner().invoke(cli, ["sbom", str(counter_archive), "--format", "spdx"])
+    assert printed.exit_code == 0
+    assert printed.stdout_bytes == archive_sbom(counter_archive, "spdx")

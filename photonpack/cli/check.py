@@ -121,16 +121,27 @@ def _verify_rebuild(built: Any, spec_text: str) -> int:
 
 
 @cli.command("inspect")
-@click.argument("archive", type=_ARCHIVE)
+@click.argument("archive", metavar="ARCHIVE | REF")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def inspect_(archive: Path, as_json: bool) -> None:
-    """Show what ARCHIVE holds, from its manifest alone (fast; not a verification)."""
+def inspect_(archive: str, as_json: bool) -> None:
+    """Show what ARCHIVE (or the photon at registry REF) holds, from its manifest alone.
+
+    Fast, and not a verification. For a REF, the artifacts attached to it
+    (referrers, such as its SBOM) are listed too; logins come from the auth files.
+    """
     import json
 
+    from photonpack.admit import is_archive_path
     from photonpack.archive import read_manifest
     from photonpack.summary import inspect_report, render_inspect
 
-    report = inspect_report(read_manifest(archive), archive_size=archive.stat().st_size)
+    if is_archive_path(archive):
+        path = Path(archive)
+        report = inspect_report(read_manifest(path), archive_size=path.stat().st_size)
+    else:
+        from photonpack.cli.registry import inspect_remote
+
+        report = inspect_remote(archive)
     if as_json:
         click.echo(json.dumps(report, indent=2, ensure_ascii=False))
     else:
@@ -180,12 +191,20 @@ def diff_(ctx: click.Context, a: Path, b: Path, fmt: str, exit_code: bool) -> No
 @click.option(
     "-o", "--output", type=click.Path(path_type=Path, dir_okay=False), help="Write to FILE."
 )
-def sbom(archive: Path, output: Path | None) -> None:
-    """Print a deterministic CycloneDX 1.6 JSON SBOM of ARCHIVE."""
-    from photonpack.archive import read_manifest
-    from photonpack.sbom import sbom_bytes
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["cyclonedx", "spdx"]),
+    default="cyclonedx",
+    show_default=True,
+    help="CycloneDX 1.6 JSON or SPDX 2.3 JSON.",
+)
+def sbom(archive: Path, output: Path | None, fmt: str) -> None:
+    """Print a deterministic SBOM of ARCHIVE: its wheels, their dependency graph (from the
+    lock) and licenses (from each wheel's METADATA), and its files."""
+    from photonpack.sbom.document import archive_sbom
 
-    data = sbom_bytes(read_manifest(archive))
+    data = archive_sbom(archive, fmt)
     if output is None:
         click.echo(data.decode(), nl=False)
         return

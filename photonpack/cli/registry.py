@@ -33,8 +33,27 @@ def admit_photon(store: Any, source: str | None, name: str | None, digest: str |
     )
 
 
+_CA_FILE = "photonpack.ca_file"
+
+
+def _remember_ca_file(ctx: click.Context, _param: click.Parameter, value: Path | None) -> None:
+    # Kept in the context rather than passed as an argument, so every command taking
+    # the registry options gets it without a new parameter in its signature.
+    if value is not None:
+        ctx.meta[_CA_FILE] = value
+
+
 def _registry_options(func: Any) -> Any:
-    """--username / --password-stdin / --insecure, shared by the registry commands."""
+    """--username / --password-stdin / --insecure / --ca-file, shared by the registry commands."""
+    func = click.option(
+        "--ca-file",
+        type=click.Path(path_type=Path, dir_okay=False, exists=True),
+        envvar="PHOTONPACK_CA_FILE",
+        expose_value=False,
+        callback=_remember_ca_file,
+        help="Trust the CA certificates in this PEM file for the registry "
+        "(else $PHOTONPACK_CA_FILE; else the system's store, which honours $SSL_CERT_FILE).",
+    )(func)
     func = click.option(
         "--insecure",
         is_flag=True,
@@ -49,17 +68,32 @@ def _registry_options(func: Any) -> Any:
         "--username",
         "-u",
         envvar="PHOTONPACK_REGISTRY_USERNAME",
-        help="Registry login (else $PHOTONPACK_REGISTRY_USERNAME; anonymous without).",
+        help="Registry login (else $PHOTONPACK_REGISTRY_USERNAME; else the auth file of "
+        "`photonpack login`, podman, skopeo or docker; anonymous without).",
     )(func)
 
 
 def _registry_client(
     registry: str, username: str | None, password_stdin: bool, insecure: bool
 ) -> Any:
+    return _client(registry, _credentials(username, password_stdin), insecure)
+
+
+def _client(registry: str, credentials: Any, insecure: bool) -> Any:
+    """A RegistryClient with ``credentials`` (else the auth files') and the --ca-file given."""
+    from photonpack.oci.client import RegistryClient
+
+    context = click.get_current_context(silent=True)
+    ca_file = context.meta.get(_CA_FILE) if context is not None else None
+    return RegistryClient(registry, credentials=credentials, insecure=insecure, ca_file=ca_file)
+
+
+def _credentials(username: str | None, password_stdin: bool) -> Any:
+    """The login of --username with --password-stdin or $PHOTONPACK_REGISTRY_PASSWORD, if any."""
     import os
     import sys
 
-    from photonpack.oci.client import Credentials, RegistryClient
+    from photonpack.oci.client import Credentials
 
     password = os.environ.get("PHOTONPACK_REGISTRY_PASSWORD")
     if password_stdin:
@@ -74,10 +108,52 @@ def _registry_client(
             "a password was given without a username: pass --username or set "
             "PHOTONPACK_REGISTRY_USERNAME"
         )
-    credentials = None
     if username and password:
-        credentials = Credentials(username=username, password=password)
-    return RegistryClient(registry, credentials=credentials, insecure=insecure)
+        return Credentials(username=username, password=password)
+    return None
+
+
+def _recent_repositories(store: Any) -> Any:
+    from photonpack.oci.mounts import RecentRepositories
+
+    return RecentRepositories(store.root / "oci" / "repositories.json")
+
+
+def _fetch_referrers(
+    client: Any, repository: str, referrers: list[Any], directory: Path
+) -> dict[str, list[Path]]:
+    """Each referrer's files into ``directory`` (named by their title's last part)."""
+    from photonpack.oci.referrers import fetch_referrer
+
+    written: dict[str, list[Path]] = {}
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        for referrer in referrers:
+            for title, data in fetch_referrer(client, repository, referrer):
+                path = directory / (Path(title).name or referrer.digest.replace(":", "-"))
+                path.write_bytes(data)
+                written.setdefault(referrer.digest, []).append(path)
+    except OSError as exc:
+        raise UsageError(f"cannot write the referrers into {directory}: {exc.strerror}") from exc
+    return written
+
+
+def inspect_remote(ref: str) -> dict[str, Any]:
+    """The ``inspect`` report of the photon at ``ref``, with its referrers (blobs not fetched)."""
+    from photonpack.oci.reference import parse_reference
+    from photonpack.oci.referrers import list_referrers
+    from photonpack.registry import fetch_remote_manifest
+    from photonpack.summary import inspect_report
+
+    reference = parse_reference(ref)
+    with _client(reference.registry, None, False) as client:
+        remote = fetch_remote_manifest(reference, client=client)
+        referrers = list_referrers(client, reference.repository, remote.manifest_digest)
+    return inspect_report(remote.manifest) | {
+        "reference": str(reference),
+        "manifest_digest": remote.manifest_digest,
+        "referrers": [referrer.to_dict() for referrer in referrers],
+    }
 
 
 class _TransferBars:
@@ -113,11 +189,35 @@ class _TransferBars:
     metavar="sha256:HEX",
     help="Push only if the photon is this digest (as build printed it).",
 )
+@click.option(
+    "--mount-from",
+    "mount_from",
+    multiple=True,
+    metavar="REPO",
+    help="A repository of the same registry to link shared blobs from instead of uploading "
+    "them (repeatable; the repositories photonpack used lately are tried too).",
+)
+@click.option(
+    "--sbom",
+    "with_sbom",
+    is_flag=True,
+    help="Also attach the photon's SBOM as an OCI 1.1 referrer of it.",
+)
+@click.option(
+    "--sbom-format",
+    type=click.Choice(["cyclonedx", "spdx"]),
+    default="cyclonedx",
+    show_default=True,
+    help="The format of the SBOM --sbom attaches.",
+)
 @_registry_options
 def push(
     args: tuple[str, ...],
     name: str | None,
     digest: str | None,
+    mount_from: tuple[str, ...],
+    with_sbom: bool,
+    sbom_format: str,
     username: str | None,
     password_stdin: bool,
     insecure: bool,
@@ -125,11 +225,12 @@ def push(
     """Upload a .photon (or -n NAME from the store) to REF (host[:port]/repo[:tag]).
 
     Only the blobs the registry lacks are uploaded; the manifest goes last.
+    Blobs another repository of the registry holds are mounted, not uploaded.
     Prints the OCI manifest digest.
     """
     from photonpack.admit import is_archive_path
     from photonpack.oci.reference import parse_reference
-    from photonpack.registry import push_photon
+    from photonpack.registry import attach_sbom, push_photon
     from photonpack.store import Store
 
     if len(args) != (1 if name else 2):
@@ -140,15 +241,35 @@ def push(
     if source is not None and not is_archive_path(source):
         raise UsageError(f"{source} is not a .photon file; push takes ARCHIVE REF, or -n NAME REF")
     manifest = admit_photon(store, source, name, digest)
+    recent = _recent_repositories(store)
+    sources = [*mount_from, *recent.get(reference.registry)]
     with _registry_client(reference.registry, username, password_stdin, insecure) as client:
         result = push_photon(
-            manifest, store.blob_path, reference, client=client, progress=_TransferBars()
+            manifest,
+            store.blob_path,
+            reference,
+            client=client,
+            progress=_TransferBars(),
+            mount_from=sources,
         )
+        attached = (
+            attach_sbom(manifest, store.blob_path, result, client=client, fmt=sbom_format)
+            if with_sbom
+            else None
+        )
+    recent.add(reference.registry, reference.repository)
+    mounted = f", mounted {len(result.mounted)}" if result.mounted else ""
     click.echo(
         f"pushed {reference}: uploaded {len(result.uploaded)} of {result.total_blobs} blobs "
-        f"({format_size(result.uploaded_bytes)} of {format_size(result.total_bytes)})",
+        f"({format_size(result.uploaded_bytes)} of {format_size(result.total_bytes)}){mounted}",
         err=True,
     )
+    if attached is not None:
+        click.echo(
+            f"attached the SBOM ({attached.referrer.artifact_type}) as "
+            f"{attached.referrer.digest}, indexed by the {attached.indexed_by}",
+            err=True,
+        )
     click.echo(result.manifest_digest)
 
 
@@ -160,20 +281,44 @@ def push(
     type=click.Path(path_type=Path, dir_okay=False),
     help="Where to write the archive (default: <name>.photon in the current directory).",
 )
+@click.option(
+    "--referrers",
+    "referrers_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Also fetch the artifacts attached to REF (its SBOM, ...) into this directory.",
+)
 @_registry_options
 def pull(
-    ref: str, output: Path | None, username: str | None, password_stdin: bool, insecure: bool
+    ref: str,
+    output: Path | None,
+    referrers_dir: Path | None,
+    username: str | None,
+    password_stdin: bool,
+    insecure: bool,
 ) -> None:
     """Download REF (host[:port]/repo:tag or repo@sha256:...) and rebuild its .photon.
 
     Every byte is verified against its digest before the file is written.
+    The artifacts attached to it (referrers) are listed, and fetched with --referrers.
     Prints the photon digest (the one `build` printed).
     """
     from photonpack.oci.reference import parse_reference
+    from photonpack.oci.referrers import list_referrers
     from photonpack.registry import pull_photon
+    from photonpack.store import Store
 
     reference = parse_reference(ref)
     with _registry_client(reference.registry, username, password_stdin, insecure) as client:
         result = pull_photon(reference, output, client=client, progress=_TransferBars())
+        referrers = list_referrers(client, reference.repository, result.manifest_digest)
+        fetched = (
+            _fetch_referrers(client, reference.repository, referrers, referrers_dir)
+            if referrers_dir is not None
+            else {}
+        )
+    _recent_repositories(Store()).add(reference.registry, reference.repository)
     click.echo(f"pulled {reference} to {result.path}", err=True)
+    for referrer in referrers:
+        into = "".join(f" -> {path}" for path in fetched.get(referrer.digest, []))
+        click.echo(f"referrer {referrer.artifact_type} {referrer.digest}{into}", err=True)
     click.echo(result.photon_digest)

@@ -10,10 +10,11 @@ A second refusal of the same login is a RegistryError, never a loop.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from photonpack.errors import RegistryError
 from photonpack.oci.credentials import Credentials, fetch_token
+from photonpack.oci.transport import Transport
 
 __all__ = ["Auth"]
 
@@ -24,14 +25,31 @@ class Auth:
     """The login state of one registry: Basic once asked for, a Bearer token per scope."""
 
     def __init__(
-        self, *, registry: str, scheme: str, credentials: Credentials | None, timeout: float
+        self,
+        *,
+        registry: str,
+        scheme: str,
+        credentials: Credentials | None,
+        transport: Transport,
+        lookup: Callable[[], Credentials | None] | None = None,
     ) -> None:
         self.registry = registry
         self.scheme = scheme
-        self.credentials = credentials
-        self._timeout = timeout
+        self._credentials = credentials
+        self._lookup = lookup
+        self._from_files = False
+        self._transport = transport
         self._tokens: dict[str, str] = {}
         self._basic = False
+
+    @property
+    def credentials(self) -> Credentials | None:
+        """The login: the one given, else (asked once, at the first challenge) the auth files'."""
+        if self._credentials is None and self._lookup is not None:
+            lookup, self._lookup = self._lookup, None
+            self._credentials = lookup()
+            self._from_files = self._credentials is not None
+        return self._credentials
 
     def header(self, scope: str) -> str | None:
         """The ``Authorization`` header for a request in ``scope``, if any is known."""
@@ -66,7 +84,7 @@ class Auth:
             challenge=params,
             scope=scope,
             credentials=self.credentials,
-            timeout=self._timeout,
+            transport=self._transport,
             denied=self.denied,
         )
 
@@ -74,9 +92,14 @@ class Auth:
         """The error for a refused (or missing) login."""
         if self.credentials is None:
             return RegistryError(
-                f"{self.registry} requires a login (HTTP {status}): pass --username and "
-                "--password-stdin, or set PHOTONPACK_REGISTRY_USERNAME and "
-                "PHOTONPACK_REGISTRY_PASSWORD"
+                f"{self.registry} requires a login (HTTP {status}): run "
+                f"`photonpack login {self.registry}`, pass --username and --password-stdin, "
+                "or set PHOTONPACK_REGISTRY_USERNAME and PHOTONPACK_REGISTRY_PASSWORD"
+            )
+        if self._from_files:
+            return RegistryError(
+                f"{self.registry} refused the login of {self.credentials.username!r} kept in "
+                f"the auth files (HTTP {status}): run `photonpack login {self.registry}` again"
             )
         return RegistryError(
             f"{self.registry} refused the login of {self.credentials.username!r} "

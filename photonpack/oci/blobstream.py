@@ -14,6 +14,7 @@ import urllib.parse
 from collections.abc import Callable, Iterator
 
 from photonpack.errors import IntegrityError, RegistryError
+from photonpack.oci.transport import Transport, open_connection
 
 __all__ = ["BlobStream"]
 
@@ -40,6 +41,7 @@ class BlobStream:
         send: Callable[[str], http.client.HTTPResponse],
         refuse: Callable[[http.client.HTTPResponse, bytes], RegistryError],
         close: Callable[[], None],
+        transport: Transport | None = None,
     ) -> None:
         self._registry = registry
         self._repository = repository
@@ -49,6 +51,7 @@ class BlobStream:
         self._send = send
         self._refuse = refuse
         self._close = close
+        self._transport = transport
         self._response: http.client.HTTPResponse | None = None
         self._other: http.client.HTTPConnection | None = None
 
@@ -81,10 +84,7 @@ class BlobStream:
                 f"{self._registry} redirected a download to plain HTTP ({parsed.netloc}); "
                 "refusing it"
             )
-        cls = (
-            http.client.HTTPSConnection if parsed.scheme == "https" else http.client.HTTPConnection
-        )
-        self._other = cls(parsed.netloc, timeout=60.0)
+        self._other = open_connection(parsed.scheme, parsed.netloc, self._transport)
         target = urllib.parse.urlunsplit(("", "", parsed.path or "/", parsed.query, ""))
         try:
             self._other.request("GET", target)

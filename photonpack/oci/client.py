@@ -5,7 +5,9 @@ plain HTTP calls, and every byte that comes back is re-hashed by the caller's
 side of this module, never taken on the registry's word (``Docker-Content-Digest``
 is ignored). Authentication follows the distribution spec: anonymous, HTTP
 Basic, or the Bearer token handshake announced by ``WWW-Authenticate``
-(``auth.py``); blob downloads stream through ``blobstream.py``.
+(``auth.py``), with the login given or else the one in the auth files other
+tools share (``authfile.py``); connections honour proxies and CA bundles
+(``transport.py``); blob downloads stream through ``blobstream.py``.
 """
 
 from __future__ import annotations
@@ -19,14 +21,18 @@ import ssl
 import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import BinaryIO
 
 from photonpack.errors import IntegrityError, RegistryError
 from photonpack.oci.auth import Auth
+from photonpack.oci.authfile import AuthFiles
 from photonpack.oci.blobstream import BlobStream
 from photonpack.oci.credentials import LOCAL_HOSTS, Credentials
+from photonpack.oci.transport import Transport, open_connection
 
 __all__ = [
+    "OCI_INDEX",
     "OCI_MANIFEST",
     "Credentials",
     "ProgressFn",
@@ -35,6 +41,7 @@ __all__ = [
 ]
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 # Large blobs go up in chunks of this size; smaller ones in one PUT.
 CHUNK_SIZE = 8 * 1024 * 1024
 # The distribution spec lets registries refuse manifests over 4 MiB; we refuse
@@ -72,17 +79,34 @@ class RegistryClient:
         credentials: Credentials | None = None,
         insecure: bool = False,
         timeout: float = 60.0,
+        ca_file: Path | None = None,
+        auth_files: AuthFiles | None = None,
     ) -> None:
+        """``credentials`` win; without them the login comes from ``auth_files``
+        (default: the files of this environment), asked only when the registry wants one.
+        ``ca_file`` is a PEM bundle trusted instead of the system's store.
+        """
         plain = urllib.parse.urlsplit("//" + registry).hostname in LOCAL_HOSTS or insecure
         self.registry = registry
         self.scheme = "http" if plain else "https"
-        self._timeout = timeout
+        self._transport = Transport(ca_file=ca_file, timeout=timeout)
         self._conn: http.client.HTTPConnection | None = None
+        files = auth_files or AuthFiles()
         self._auth = Auth(
-            registry=registry, scheme=self.scheme, credentials=credentials, timeout=timeout
+            registry=registry,
+            scheme=self.scheme,
+            credentials=credentials,
+            transport=self._transport,
+            lookup=lambda: files.lookup(registry),
         )
 
     # -- public API -----------------------------------------------------
+
+    def check_login(self) -> None:
+        """GET ``/v2/`` with the login, as ``docker login`` does; a refusal is a RegistryError."""
+        response = self._request("GET", "/v2/", "")
+        if response.status != 200:
+            raise self._error(response, "checking the login")
 
     def has_blob(self, repository: str, digest: str) -> bool:
         """True if the registry holds ``digest`` in ``repository`` (HEAD)."""
@@ -164,8 +188,10 @@ class RegistryClient:
             raise self._error(response, f"finishing the upload of {digest}")
         report(Transfer(digest=digest, title=title, done=size, total=size))
 
-    def put_manifest(self, repository: str, reference: str, body: bytes, media_type: str) -> None:
-        """PUT a manifest under a tag or digest."""
+    def put_manifest(
+        self, repository: str, reference: str, body: bytes, media_type: str
+    ) -> Mapping[str, str]:
+        """PUT a manifest under a tag or digest; the answer's headers (lower-case names)."""
         response = self._request(
             "PUT",
             f"/v2/{repository}/manifests/{reference}",
@@ -176,6 +202,41 @@ class RegistryClient:
         )
         if response.status != 201:
             raise self._error(response, f"pushing the manifest {repository}:{reference}")
+        return response.headers
+
+    def find_manifest(
+        self, repository: str, reference: str, *, accept: str = OCI_MANIFEST
+    ) -> tuple[str, bytes] | None:
+        """Like :meth:`get_manifest`, but None when the registry has no such manifest."""
+        response = self._request(
+            "GET",
+            f"/v2/{repository}/manifests/{reference}",
+            repository,
+            headers={"Accept": accept},
+            limit=MAX_MANIFEST_BYTES,
+        )
+        if response.status == 404:
+            return None
+        if response.status != 200:
+            raise self._error(response, f"fetching the manifest {repository}:{reference}")
+        return response.headers.get("content-type", "").split(";")[0].strip(), response.body
+
+    def get_referrers(self, repository: str, digest: str) -> bytes | None:
+        """The referrers API's image index for ``digest``; None if the registry lacks the API."""
+        response = self._request(
+            "GET",
+            f"/v2/{repository}/referrers/{digest}",
+            repository,
+            headers={"Accept": OCI_INDEX},
+            limit=MAX_MANIFEST_BYTES,
+        )
+        if response.status == 200 and response.headers.get("content-type", "").startswith(
+            OCI_INDEX
+        ):
+            return response.body
+        if response.status in (200, 400, 404, 405):
+            return None
+        raise self._error(response, f"listing the referrers of {digest}")
 
     def get_manifest(
         self, repository: str, reference: str, *, accept: str = OCI_MANIFEST
@@ -273,12 +334,7 @@ class RegistryClient:
 
     def _connection(self) -> http.client.HTTPConnection:
         if self._conn is None:
-            if self.scheme == "https":
-                self._conn = http.client.HTTPSConnection(
-                    self.registry, timeout=self._timeout, context=ssl.create_default_context()
-                )
-            else:
-                self._conn = http.client.HTTPConnection(self.registry, timeout=self._timeout)
+            self._conn = open_connection(self.scheme, self.registry, self._transport)
         return self._conn
 
     def _send(
@@ -363,7 +419,7 @@ class RegistryClient:
         body: bytes | None,
         headers: Mapping[str, str],
     ) -> http.client.HTTPResponse:
-        scope = f"repository:{repository}:{'pull,push' if push else 'pull'}"
+        scope = f"repository:{repository}:{'pull,push' if push else 'pull'}" if repository else ""
         sent = dict(headers)
         if body is not None:
             sent["Content-Length"] = str(len(body))
@@ -405,6 +461,7 @@ class RegistryClient:
             repository,
             digest,
             secure=self.scheme == "https",
+            transport=self._transport,
             start=lambda: self._authed("GET", path, repository, push=False, body=None, headers={}),
             send=lambda location: self._send("GET", location, None, {}),
             refuse=lambda response, body: self._error(

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from photonpack.errors import RegistryError
+from photonpack.oci.transport import Transport, open_connection
 
 __all__ = ["LOCAL_HOSTS", "Credentials", "fetch_token"]
 
@@ -43,7 +44,7 @@ def fetch_token(
     challenge: Mapping[str, str],
     scope: str,
     credentials: Credentials | None,
-    timeout: float,
+    transport: Transport,
     denied: Callable[[int], RegistryError],
 ) -> str:
     """Ask the token service named in ``challenge`` for a token for ``scope``.
@@ -61,7 +62,9 @@ def fetch_token(
             f"{registry} sends logins to a plain-HTTP token service ({parsed.netloc}); "
             "refusing to send credentials without TLS"
         )
-    query = [("service", challenge.get("service", registry)), ("scope", scope)]
+    query = [("service", challenge.get("service", registry))]
+    if scope:
+        query.append(("scope", scope))
     if challenge.get("scope") and challenge["scope"] != scope:
         query.append(("scope", challenge["scope"]))
     if credentials is not None:
@@ -69,10 +72,7 @@ def fetch_token(
     url_path = parsed.path or "/"
     target = f"{url_path}?{parsed.query + '&' if parsed.query else ''}"
     target += urllib.parse.urlencode(query)
-    conn_cls = (
-        http.client.HTTPSConnection if parsed.scheme == "https" else http.client.HTTPConnection
-    )
-    conn = conn_cls(parsed.netloc, timeout=timeout)
+    conn = open_connection(parsed.scheme, parsed.netloc, transport)
     headers = {"Authorization": credentials.basic()} if credentials else {}
     try:
         conn.request("GET", target, headers=headers)
