@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from click.testing import CliRunner, Result
 
@@ -88,3 +92,23 @@ def test_help_names_the_environment_variables() -> None:
     assert result.exit_code == 0
     assert "PHOTONPACK_HOME" in result.stdout
     assert "PHOTONPACK_DEBUG" in result.stdout
+
+
+def test_run_of_a_photon_that_exits_at_import_says_so_and_exits_1(tmp_path: Path) -> None:
+    photon = tmp_path / "quitter.py"
+    photon.write_text(
+        "import sys\nfrom photonpack import Photon\n\nsys.exit(3)\n\n"
+        "class Quitter(Photon):\n    pass\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "photonpack", "run", "-m", str(photon), "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1  # not 3, the integrity code
+    assert done.stderr.splitlines()[-1] == (
+        f"error: the photon quitter.py exited during import (sys.exit(3) at {photon}:4); "
+        "move that call under `if __name__ == '__main__':`"
+    )

@@ -62,7 +62,7 @@ def test_install_accepts_names_and_versions_that_normalise_alike(tmp_path: Path)
     assert (tmp_path / "env/pyvenv.cfg").is_file()
 
 
-def test_verify_refuses_a_manifest_entry_naming_another_package(tmp_path: Path) -> None:
+def test_every_reader_refuses_a_manifest_entry_naming_another_package(tmp_path: Path) -> None:
     archive = make_archive(tmp_path, packages=[("evilpkg", "1.0")])
     [wheel] = archive.manifest.wheels
     lying = dataclasses.replace(
@@ -72,9 +72,15 @@ def test_verify_refuses_a_manifest_entry_naming_another_package(tmp_path: Path) 
     result = CliRunner().invoke(cli, ["verify", str(path)])
     assert result.exit_code == 3
     assert result.stdout == (
-        f"FAIL {blob_member(wheel.sha256)} (wheel:{EVIL}): expected the project its file name "
-        "names, evilpkg 1.0, found photon.json names requests 1.0\n"
+        "FAIL photon.json: expected a valid manifest, found invalid photon manifest at "
+        f"wheels[0].name: requests 1.0 is not the project its file {EVIL} names (evilpkg 1.0)\n"
     )
+    # inspect, sbom and diff read the manifest only: they refuse it too, not report "requests"
+    for command in (["inspect", str(path)], ["sbom", str(path)], ["diff", str(path), str(path)]):
+        refused = CliRunner().invoke(cli, command)
+        assert refused.exit_code in (1, 3), command
+        assert "requests" not in refused.stdout
+        assert "wheels[0].name: requests 1.0 is not the project" in refused.stderr
 
 
 def test_verify_refuses_a_lock_entry_naming_another_package(tmp_path: Path) -> None:

@@ -224,10 +224,13 @@ class WheelEntry:
         if not targets:
             raise Invalid(f"{where}.targets", "expected at least one target, found none")
         sorted_unique(targets, f"{where}.targets", "target")
+        name = string(d["name"], f"{where}.name")
+        version = string(d["version"], f"{where}.version")
+        _names_its_file(filename, name, version, where)
         return cls(
             filename=filename,
-            name=string(d["name"], f"{where}.name"),
-            version=string(d["version"], f"{where}.version"),
+            name=name,
+            version=version,
             sha256=string(d["sha256"], f"{where}.sha256", SHA256_HEX),
             size=integer(d["size"], f"{where}.size"),
             targets=targets,
@@ -243,3 +246,24 @@ class WheelEntry:
             "size": self.size,
             "targets": list(self.targets),
         }
+
+
+def _names_its_file(filename: str, name: str, version: str, where: str) -> None:
+    """A wheel entry must be the project and version its file name says (so that ``inspect``,
+    ``sbom`` and ``diff``, which read the manifest only, cannot report another package)."""
+    from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        project, file_version, _build, _tags = parse_wheel_filename(filename)
+        same = canonicalize_name(name) == project and Version(version) == file_version
+    except (InvalidWheelFilename, InvalidVersion) as exc:
+        raise Invalid(
+            f"{where}.filename", f"{filename!r} is not a valid wheel name ({exc})"
+        ) from None
+    if not same:
+        raise Invalid(
+            f"{where}.name",
+            f"{name} {version} is not the project its file {filename} names "
+            f"({project} {file_version})",
+        )

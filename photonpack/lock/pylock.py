@@ -224,10 +224,12 @@ def _validated(data: dict[str, Any], path: Path) -> Lock:
         Pylock.from_dict(data)
     except PylockValidationError as exc:
         where = Where(path)
+        # packaging's marker errors add the marker and a caret on lines of their own
+        reason = (exc.message.splitlines() or [""])[0]
         if exc.context:
-            raise where.error(exc.context, f"is not valid PEP 751: {exc.message}") from exc
+            raise where.error(exc.context, f"is not valid PEP 751: {reason}") from exc
         raise LockFileError(
-            f"lock file {path} is not a valid PEP 751 lock: {exc.message}; "
+            f"lock file {path} is not a valid PEP 751 lock: {reason}; "
             "fix it, or delete it and run photonpack lock again"
         ) from exc
     return _from_dict(data, path)
