@@ -19,6 +19,7 @@ from fastapi import HTTPException
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, model_validator
 
+from photonpack.serving.deployment import apply_template, check_template
 from photonpack.serving.errors import PhotonDefinitionError
 from photonpack.serving.handler import F, HandlerSpec, handler, handler_specs
 
@@ -47,6 +48,11 @@ _DECLARED = (
     "handler_timeout",
     "timeout_graceful_shutdown",  # read by serving.shutdown (Lepton's attribute)
     "incoming_traffic_grace_period",  # read by serving.shutdown (Lepton's attribute)
+    "deployment_template",  # serving.deployment (Lepton's attribute)
+    "health_check_liveness_tcp_port",  # serving.operations (Lepton's attribute)
+    "cmd",  # Lepton's: the command a deployment runs instead of serving handlers
+    "exposed_port",
+    "args",
 )
 
 
@@ -110,6 +116,7 @@ def _validate_declaration(cls: type[Photon]) -> None:
             f"{cls.__name__}.extra_files must be a dict {{'path/in/photon': 'local/path'}} "
             f"or a list of relative paths, got {extra!r}"
         )
+    _validate_lepton_deployment(cls)
     image = own.get("image")
     if image is not None and not isinstance(image, str):
         raise PhotonDefinitionError(
@@ -130,6 +137,26 @@ def _validate_declaration(cls: type[Photon]) -> None:
         )
 
 
+def _validate_lepton_deployment(cls: type[Photon]) -> None:
+    """Lepton's deployment attributes: the template, the liveness port, ``cmd`` and its port."""
+    own = cls.__dict__
+    if "deployment_template" in own:
+        cls._photon_template = check_template(
+            cls.__name__, own["deployment_template"], PhotonDefinitionWarning
+        )
+    for attr in ("health_check_liveness_tcp_port", "exposed_port"):
+        port = own.get(attr)
+        if port is not None and (
+            isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536
+        ):
+            raise PhotonDefinitionError(
+                f"{cls.__name__}.{attr} must be a TCP port number (1-65535) or None, got {port!r}"
+            )
+    for attr in ("cmd", "args"):
+        if own.get(attr) is not None:
+            _check_str_list(cls, attr, own[attr])
+
+
 class Photon:
     """Base class of a photon: declare dependencies, write ``init()`` and handlers.
 
@@ -143,6 +170,17 @@ class Photon:
     image: ClassVar[str | None] = None
     handler_max_concurrency: ClassVar[int] = 1
     handler_timeout: ClassVar[float | None] = None
+    # Lepton's deployment attributes (serving.deployment, serving.operations, run's cmd).
+    deployment_template: ClassVar[dict[str, Any]] = {
+        "resource_shape": None,
+        "env": {},
+        "secret": [],
+    }
+    health_check_liveness_tcp_port: ClassVar[int | None] = None
+    cmd: ClassVar[Sequence[str] | None] = None
+    exposed_port: ClassVar[int | None] = None
+    args: ClassVar[Sequence[str] | None] = None
+    _photon_template: ClassVar[dict[str, Any] | None] = None  # the checked deployment_template
     __photonpack_photon__: ClassVar[bool] = True  # handler.is_photon: a photon to the server
 
     @overload
@@ -155,8 +193,14 @@ class Photon:
         *,
         method: str = "POST",
         example: Any = None,
+        examples: Any = None,
         use_raw_args: bool = False,
         mount: bool = False,
+        cancel_on_disconnect: float | None = None,
+        max_batch_size: int | None = None,
+        max_wait_time: float | None = None,
+        include_in_schema: bool = True,
+        use_router_if_possible: bool = True,
     ) -> Callable[[F], F]: ...
     @staticmethod
     def handler(path: Any = None, **options: Any) -> Any:
@@ -196,6 +240,8 @@ class Photon:
             self._photon_state = "initializing"
             self._photon_init_thread = threading.get_ident()
             try:
+                # The instance's template: Lepton's photons may adjust it in __init__.
+                apply_template(type(self).__name__, getattr(self, "deployment_template", None))
                 self.init()
             except BaseException:
                 self._photon_state = "new"
@@ -213,12 +259,11 @@ class Photon:
         log_level: str = "info",
     ) -> None:
         """Serve this photon with uvicorn until SIGTERM or Ctrl-C (``python photon.py``)."""
-        import os
         import sys
 
-        from photonpack.serving.server import TOKEN_ENV, serve
+        from photonpack.serving.server import serve, token_from_environment
 
-        token = token or os.environ.get(TOKEN_ENV) or None
+        token = token or token_from_environment()
 
         def announce(url: str) -> None:
             # launch() is a program's entry point, like the CLI: it tells its user where to go.
