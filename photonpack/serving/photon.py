@@ -8,8 +8,10 @@ FastAPI is imported here only for the types users return or raise.
 from __future__ import annotations
 
 import base64
+import contextvars
 import difflib
 import io
+import tempfile
 import threading
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -17,10 +19,11 @@ from typing import IO, Any, ClassVar, overload
 
 from fastapi import HTTPException
 from fastapi.responses import Response, StreamingResponse
-from pydantic import BaseModel, model_validator
+from pydantic import BaseModel, ModelWrapValidatorHandler, PrivateAttr, model_validator
 
 from photonpack.serving.deployment import apply_template, check_template
 from photonpack.serving.errors import PhotonDefinitionError
+from photonpack.serving.fetch import download, is_url
 from photonpack.serving.handler import F, HandlerSpec, handler, handler_specs
 
 __all__ = [
@@ -272,37 +275,90 @@ class Photon:
         serve(self, host=host, port=port, token=token, log_level=log_level, on_ready=announce)
 
 
+# True while File's validator builds an instance: a subclass's __init__ then
+# knows it is not being called by the photon's own code (FileParam's warning).
+VALIDATING: contextvars.ContextVar[bool] = contextvars.ContextVar("VALIDATING", default=False)
+
+
 class File(BaseModel):
-    """A binary input: accepts bytes, a file object, a ``data:`` URI or base64 text."""
+    """A binary input: bytes, a file object, a ``data:`` URI, base64 text or an http(s) URL.
+
+    A URL is fetched when the content is first read (``get_content()``,
+    ``get_bytesio()``, ``file``, ``get_temp_file()``), as in Lepton; until
+    then ``content`` is empty and ``url`` names it.
+    """
 
     content: bytes
+    _url: str | None = PrivateAttr(default=None)
 
-    @model_validator(mode="before")
+    @model_validator(mode="wrap")
     @classmethod
-    def _coerce(cls, value: Any) -> Any:
-        return _file_fields(value)
+    def _coerce(cls, value: Any, build: ModelWrapValidatorHandler[File]) -> File:
+        value = cls._wire(value)
+        if isinstance(value, dict) and isinstance(value.get("content"), str):
+            value = cls._wire(value["content"])
+        validating = VALIDATING.set(True)  # pydantic calls __init__ from build()
+        try:
+            if isinstance(value, str) and is_url(value):
+                file = build({"content": b""})
+                file._url = value
+                return file
+            return build(_file_fields(value))
+        finally:
+            VALIDATING.reset(validating)
+
+    @classmethod
+    def _wire(cls, value: Any) -> Any:
+        """A subclass's older wire format, rewritten to one this class reads."""
+        return value
 
     def __init__(self, content: Any = None, /, **data: Any) -> None:
+        if isinstance(content, str) and is_url(content):
+            super().__init__(content=b"")
+            self._url = content
+            return
         if content is not None:
             data = _file_fields(content)
         super().__init__(**data)
 
+    @property
+    def url(self) -> str | None:
+        """The URL the content comes from, or None when it was sent as bytes."""
+        return self._url
+
     def get_content(self) -> bytes:
-        """The file's bytes."""
+        """The file's bytes (a URL is downloaded on the first read; FileContentError offline)."""
+        if self._url is not None and not self.content:
+            self.content = download(self._url)
         return self.content
 
     def get_bytesio(self) -> io.BytesIO:
         """The file's bytes as a fresh ``BytesIO``."""
-        return io.BytesIO(self.content)
+        return io.BytesIO(self.get_content())
+
+    @property
+    def file(self) -> io.BytesIO:
+        """The content as a fresh file object (Lepton's name for ``get_bytesio()``)."""
+        return self.get_bytesio()
+
+    def get_temp_file(self) -> IO[bytes]:
+        """The content in a named temporary file, at its start; deleted when closed."""
+        temp = tempfile.NamedTemporaryFile()  # noqa: SIM115 - the caller owns it, as in Lepton
+        temp.write(self.get_content())
+        temp.flush()
+        temp.seek(0)
+        return temp
 
     def __repr__(self) -> str:
+        if self._url is not None and not self.content:
+            return f"File(url={self._url!r})"
         return f"File({len(self.content)} bytes)"
 
 
 def _file_fields(value: Any) -> Any:
     """The ``File`` fields for any accepted input; other values go to pydantic as they are."""
     if isinstance(value, File):
-        return {"content": value.content}
+        return {"content": value.get_content()}
     if isinstance(value, bytes | bytearray | memoryview):
         return {"content": bytes(value)}
     if hasattr(value, "read"):
