@@ -76,6 +76,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(name)s: %(message)s")
     try:
         photon_cls = load_photon(parse_spec(args.entry))
+        if photon_cls.cmd is not None:
+            # A built archive runs cmd (photonpack run X.photon); from source the
+            # handlers are what a developer is iterating on.
+            logging.getLogger("photonpack").warning(
+                "%s declares cmd %s: serving its handlers from source instead; "
+                "photonpack run on the built archive runs that command, as Lepton did",
+                photon_cls.__name__,
+                list(photon_cls.cmd),
+            )
         try:
             photon = photon_cls()
         except PhotonpackError:
