@@ -22,6 +22,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, TypeAdapter, create_model
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Mount
 
 from photonpack.__about__ import __version__
 from photonpack.serving.calls import caller
@@ -379,8 +380,14 @@ def _mount(app: FastAPI, photon: Photon, spec: HandlerSpec) -> None:
             f"mount handler {where} failed at {failure_location(exc)}: {type(exc).__name__}: {exc}"
         ) from exc
     if is_photon(target):
+        # Its routes join this app's, under the prefix: served and in /openapi.json.
         target._photon_ensure_init()
-        app.mount(spec.path, build_app(target, max_body_bytes=None, operations=False))
+        nested = build_app(target, max_body_bytes=None, operations=False)
+        prefix = "" if spec.path == "/" else spec.path
+        app.include_router(nested.router, prefix=prefix)
+        for route in nested.routes:
+            if isinstance(route, Mount):  # its own mounts, which routers do not carry
+                app.mount(prefix + route.path, route.app)
     elif is_gradio(target):
         import gradio  # type: ignore[import-not-found]  # installed: the handler made a Blocks
 

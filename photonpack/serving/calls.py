@@ -30,6 +30,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from photonpack.serving.batching import Batcher
+from photonpack.serving.errors import FileContentError
 from photonpack.serving.handler import HandlerSpec
 from photonpack.serving.operations import Queue
 
@@ -175,6 +176,8 @@ def caller(photon: Photon, spec: HandlerSpec, queue: Queue | None = None) -> Cal
                 {"error": f"{spec.name} did not finish within {timeout} s (handler_timeout)"},
                 504,
             )
+        except FileContentError as exc:  # the caller's file (a URL, base64) cannot be read
+            return JSONResponse({"error": exc.message}, 400)
         except Exception as exc:
             logger.exception("handler %s failed", spec.name)
             return JSONResponse({"error": f"{type(exc).__name__}: {exc}"}, 500)
