@@ -334,19 +334,11 @@ def test_concurrent_calls_are_batched_and_each_gets_its_own_result(
     assert json.loads(_get(served.url + "/sizes")[2]) == [4, 1]
     with ThreadPoolExecutor(2) as pool:
         wrong = list(pool.map(lambda x: _post(served.url + "/short", {"x": x}), range(2)))
-    assert (
-        wrong
-        == [
-            (
-                500,
-                {
-                    "error": "BatchResultError: short is batched (max_batch_size) and must return a "
-                    "list with one result per call: 2 calls, got 1"
-                },
-            )
-        ]
-        * 2
+    error = (
+        "BatchResultError: short is batched (max_batch_size) and must return a list with one "
+        "result per call: 2 calls, got 1"
     )
+    assert wrong == [(500, {"error": error})] * 2
 
 
 CANCELLED = """\

@@ -64,7 +64,7 @@ def real_index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PackageInde
     """An index with the real serving stack and ``tinydep`` 1.0 / 2.0 (pure Python)."""
     root = tmp_path_factory.mktemp("real-index")
     index = PackageIndex(root)
-    for name in closure(SERVING_REQUIREMENTS):
+    for name in closure((*SERVING_REQUIREMENTS, "flask")):  # flask: examples/lepton_full
         repack(name, index.files_dir)
     for version in ("1.0", "2.0"):
         build_wheel(index.files_dir, "tinydep", version)
