@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 import subprocess
 import sys
 import textwrap
+import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -97,3 +100,78 @@ def test_lepton_full_built_and_run_from_its_archive(
     assert answer["greet"] == {"text": "hi, Ada!", "extra": {"mood": "curious"}}
     assert answer["web"] == "<h1>hi from Flask!</h1>"
     assert [answer["square"], answer["size"], answer["wait"]] == [[0, 1, 4, 9], 5, "waited 0.01 s"]
+
+
+CMD_PHOTON = """\
+    from leptonai.photon import Photon
+
+
+    class Web(Photon):
+        # As ComfyUI's and TabbyML's photons do: the platform runs this instead of handlers.
+        cmd = ["uvicorn", "--host", "127.0.0.1", "--port", "{port}", "webapp:app"]
+        exposed_port = {port}
+        extra_files = ["webapp.py"]
+        deployment_template = {{"env": {{"WHO": "the template"}}}}
+"""
+SITE = """\
+import os
+
+from fastapi import FastAPI
+
+app = FastAPI()
+
+
+@app.get("/who")
+def who() -> str:
+    return os.environ["WHO"]
+"""
+
+
+def test_a_photon_with_cmd_runs_that_command_from_its_archive(
+    real_index: PackageIndex, tmp_path: Path, serve_photon: Callable[..., Served]
+) -> None:
+    port = _free_port()
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "web.py").write_text(textwrap.dedent(CMD_PHOTON.format(port=port)))
+    (source / "webapp.py").write_text(SITE)
+    result = build_photon(
+        real_index, source / "web.py", tmp_path / "web.photon", store=Store(tmp_path / "home")
+    )
+    assert result.manifest.photon.cmd == (
+        "uvicorn", "--host", "127.0.0.1", "--port", str(port), "webapp:app",
+    )  # fmt: skip
+    assert result.manifest.photon.exposed_port == port
+    served = serve_photon(str(result.path), wait=False)
+    deadline = time.monotonic() + 60
+    while True:  # uvicorn is the photon environment's own: found on PATH
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/who", timeout=5) as answer:
+                assert answer.read() == b'"the template"'
+                break
+        except OSError:
+            assert served.process.poll() is None, served.stderr()
+            assert time.monotonic() < deadline, served.stderr()
+            time.sleep(0.2)
+    # The process is the command itself (exec): uvicorn drains, then re-raises SIGTERM.
+    assert served.stop() == -15
+
+
+def test_run_m_says_it_serves_the_handlers_of_a_photon_with_cmd(
+    tmp_path: Path, serve_photon: Callable[..., Served]
+) -> None:
+    (tmp_path / "web.py").write_text(textwrap.dedent(CMD_PHOTON.format(port=_free_port())))
+    (tmp_path / "webapp.py").write_text(SITE)
+    served = serve_photon("web.py", cwd=tmp_path)
+    assert "Web declares cmd ['uvicorn', '--host', '127.0.0.1', '--port', " in served.stderr()
+    assert (
+        "serving its handlers from source instead; photonpack run on the built archive runs "
+        "that command, as Lepton did" in served.stderr()
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
