@@ -17,6 +17,9 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
+from photonpack.lock.declaration import read_declaration
+from photonpack.serving.requirements import LEPTON_REQUIREMENTS
+from photonpack.serving.source import parse_spec
 from photonpack.store import Store
 from tests.support.index import PackageIndex
 from tests.support.serving import Served
@@ -89,6 +92,8 @@ def test_lepton_full_built_and_run_from_its_archive(
     result = build_photon(
         real_index, source / "full.py", tmp_path / "full.photon", store=Store(tmp_path / "home")
     )
+    assert result.manifest.photon.lepton_dependencies == LEPTON_REQUIREMENTS
+    assert {"loguru", "pillow", "huggingface-hub"} <= {w.name for w in result.manifest.wheels}
     assert result.manifest.photon.deployment_template == {
         "resource_shape": "cpu.small",
         "env": {"GREETING": "hello", "PUNCTUATION": "!"},
@@ -175,3 +180,26 @@ def _free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
+
+
+def test_lepton_dependencies_follow_the_leptonai_import_and_can_be_turned_off(
+    tmp_path: Path,
+) -> None:
+    photons = {
+        "lepton.py": "from leptonai.photon import Photon\nclass A(Photon):\n    pass\n",
+        "off.py": "from leptonai.photon import Photon\n"
+        "class B(Photon):\n    lepton_dependencies = False\n",
+        "own.py": "from photonpack import Photon\nclass C(Photon):\n    pass\n",
+        "on.py": "from photonpack import Photon\n"
+        "class D(Photon):\n    lepton_dependencies = True\n",
+    }
+    found = {}
+    for name, text in photons.items():
+        (tmp_path / name).write_text(text)
+        found[name] = read_declaration(parse_spec(str(tmp_path / name))).lepton_dependencies
+    assert found == {
+        "lepton.py": LEPTON_REQUIREMENTS,
+        "off.py": (),
+        "own.py": (),
+        "on.py": LEPTON_REQUIREMENTS,
+    }

@@ -1,10 +1,12 @@
 """A photon written for Lepton AI's SDK that uses most of it: it runs unchanged on photonpack.
 
 A Flask app mounted at ``/web``, ``deployment_template`` env read in ``init()``,
-a handler taking ``**kwargs``, ``cancel_on_disconnect``, server-side batching
-and ``get_file_content``. Serve it with ``photonpack run -m full.py``, or build
-it (``photonpack build full.py``) and ``photonpack run full.photon``; call it
-from plain Python with ``from leptonai.client import Client, local``.
+a handler taking ``**kwargs``, ``cancel_on_disconnect``, server-side batching,
+``get_file_content``, and loguru, which Lepton's runtime had and the photon
+never declared (photonpack locks Lepton's runtime set for it). Serve it with
+``photonpack run -m full.py``, or build it (``photonpack build full.py``) and
+``photonpack run full.photon``; call it from plain Python with
+``from leptonai.client import Client, local``.
 """
 
 import asyncio
@@ -12,6 +14,7 @@ import os
 
 from flask import Flask
 from leptonai.photon import File, Photon, get_file_content
+from loguru import logger
 
 
 class Full(Photon):
@@ -28,6 +31,7 @@ class Full(Photon):
         # Lepton's platform set these from the template; so does photonpack, before init().
         self.greeting = os.environ["GREETING"]
         self.punctuation = os.environ["PUNCTUATION"]
+        logger.info("greeting with {!r}", self.greeting)
 
     @Photon.handler
     def greet(self, name: str, **kwargs: str) -> dict[str, object]:

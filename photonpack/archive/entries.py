@@ -57,6 +57,8 @@ class PhotonAttributes:
     args: tuple[str, ...] | None = None
     exposed_port: int | None = None
     health_check_liveness_tcp_port: int | None = None
+    # Lepton's runtime set, locked for a photon written for Lepton (LEPTON_REQUIREMENTS).
+    lepton_dependencies: tuple[str, ...] | None = None
 
     @classmethod
     def from_dict(cls, data: object, where: str = "photon") -> PhotonAttributes:
@@ -89,6 +91,11 @@ class PhotonAttributes:
             args=array(d["args"], f"{where}.args", string) if "args" in d else None,
             exposed_port=_port(d, "exposed_port", where),
             health_check_liveness_tcp_port=_port(d, "health_check_liveness_tcp_port", where),
+            lepton_dependencies=(
+                array(d["lepton_dependencies"], f"{where}.lepton_dependencies", string)
+                if "lepton_dependencies" in d
+                else None
+            ),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -107,12 +114,22 @@ class PhotonAttributes:
             "args": None if self.args is None else list(self.args),
             "exposed_port": self.exposed_port,
             "health_check_liveness_tcp_port": self.health_check_liveness_tcp_port,
+            "lepton_dependencies": (
+                None if self.lepton_dependencies is None else list(self.lepton_dependencies)
+            ),
         }
         recorded.update({k: v for k, v in lepton.items() if v is not None})
         return recorded
 
 
-_LEPTON = ("deployment_template", "cmd", "args", "exposed_port", "health_check_liveness_tcp_port")
+_LEPTON = (
+    "deployment_template",
+    "cmd",
+    "args",
+    "exposed_port",
+    "health_check_liveness_tcp_port",
+    "lepton_dependencies",
+)
 
 
 def _port(d: dict[str, Any], key: str, where: str) -> int | None:

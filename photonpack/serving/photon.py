@@ -56,6 +56,7 @@ _DECLARED = (
     "cmd",  # Lepton's: the command a deployment runs instead of serving handlers
     "exposed_port",
     "args",
+    "lepton_dependencies",  # photonpack's: lock Lepton's runtime set (lock.declaration)
 )
 
 
@@ -183,6 +184,9 @@ class Photon:
     cmd: ClassVar[Sequence[str] | None] = None
     exposed_port: ClassVar[int | None] = None
     args: ClassVar[Sequence[str] | None] = None
+    # None: Lepton's runtime set is locked when the photon's source imports leptonai;
+    # False opts out, True opts in (photonpack.serving.requirements.LEPTON_REQUIREMENTS).
+    lepton_dependencies: ClassVar[bool | None] = None
     _photon_template: ClassVar[dict[str, Any] | None] = None  # the checked deployment_template
     __photonpack_photon__: ClassVar[bool] = True  # handler.is_photon: a photon to the server
 
