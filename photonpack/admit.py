@@ -81,7 +81,7 @@ def admit_archive(path: Path, store: Store, *, expected: Digest | None = None) -
         _expect(read_manifest(path).digest, expected, str(path))
 
     def check(manifest: Manifest) -> None:
-        enforce_policy(manifest, lambda hex_: store.blob_path(hex_).read_bytes(), str(path))
+        enforce_policy(manifest, store.blob_path, str(path))
 
     manifest = store.import_archive(path, check=check)
     if expected is not None:

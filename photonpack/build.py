@@ -12,6 +12,7 @@ import hashlib
 import json
 import re
 import shutil
+import signal
 import stat
 import subprocess
 from collections.abc import Iterator
@@ -25,8 +26,10 @@ from photonpack.archive import write_archive
 from photonpack.archive.manifest import FileEntry, Manifest, WheelEntry
 from photonpack.errors import BuildError
 from photonpack.install.environment import ensure_environment, environment_python
+from photonpack.install.wheel import inspect_wheel
+from photonpack.lock.closure import check_closure
 from photonpack.lock.declaration import Declaration, read_declaration
-from photonpack.lock.index import fetch_wheels
+from photonpack.lock.download import fetch_wheels
 from photonpack.lock.lockfile import (
     Lock,
     LockedWheel,
@@ -55,6 +58,7 @@ __all__ = [
 
 # Describing a photon imports the user's module; a hung import must not hang the build.
 _DESCRIBE_TIMEOUT_S = 300
+_DESCRIBE_CODES = (0, 1, 2)  # python -m photonpack.serving.describe: ok, error, usage
 
 
 class FetchProgress(Protocol):
@@ -127,13 +131,23 @@ def build(
     if progress is not None and missing:
         progress.start(sum(w.size for w in missing))
     with store.temp_dir("fetch-") as partial:  # a killed download leaves only this behind
-        fetch_wheels(
+        fetched = fetch_wheels(
             locked,
             store.blob_dir,
             progress=progress.advance if progress is not None else None,
             index=lock_options.index,
             partial=partial,
         )
+
+    inspected: dict[str, tuple[str, ...]] = {}
+
+    def requires_dist(wheel: LockedWheel) -> tuple[str, ...]:
+        if wheel.sha256 not in inspected:
+            checked = inspect_wheel(fetched[wheel.sha256], filename=wheel.filename)
+            inspected[wheel.sha256] = checked.metadata.requires_dist
+        return inspected[wheel.sha256]
+
+    check_closure(lock, requires_dist=requires_dist)  # what the wheels need, locked too
     wheels = _wheel_entries(lock)
     files = _photon_files(spec, declaration, lock.path, store)
     runtime = runtime_entries(store)
@@ -380,12 +394,9 @@ def _describe(
             (work / file.path).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(store.blob_path(file.sha256), work / file.path)
         output = _run_describe(environment_python(env), entry, work, spec.directory)
-    try:
-        described = json.loads(output)
-    except ValueError as exc:
-        raise BuildError(f"describing {entry} printed no JSON: {output[:200]!r}") from exc
+    described = _contract(output, entry)
     cached.parent.mkdir(parents=True, exist_ok=True)
-    store.write_atomic(cached, output.encode())
+    store.write_atomic(cached, json.dumps(described, sort_keys=True, ensure_ascii=False).encode())
     return described, ()
 
 
@@ -404,10 +415,20 @@ def _run_describe(python: Path, entry: str, work: Path, source_dir: Path) -> str
         raise BuildError(
             f"importing the photon {entry} did not finish in {_DESCRIBE_TIMEOUT_S} s"
         ) from exc
-    if done.returncode != 0:
-        detail = done.stderr.strip().splitlines()
-        reason = detail[-1] if detail else f"exit code {done.returncode}"
-        reason = reason.removeprefix("error: ")
+    code, detail = done.returncode, done.stderr.strip().splitlines()
+    if code < 0:
+        raise BuildError(
+            f"the photon {entry} was killed by {_signal_name(-code)} while it was imported "
+            "to read its handler contract"
+        )
+    said = bool(detail) and detail[-1].startswith("error: ")
+    crashed = "Traceback (most recent call last):" in done.stderr
+    if code not in _DESCRIBE_CODES or (code != 0 and not said and not crashed):
+        # A code describe never exits with, or no word from it: the photon's module
+        # code ended the process (sys.exit, os._exit).
+        raise BuildError(_exited(entry, code))
+    if code != 0:
+        reason = detail[-1].removeprefix("error: ")
         missing = re.search(r"imports ([\w.]+), which is not", reason)
         top = missing.group(1).split(".")[0] if missing else None
         if top and ((source_dir / f"{top}.py").is_file() or (source_dir / top).is_dir()):
@@ -424,6 +445,35 @@ def _with_lepton_dependencies(photon: dict[str, Any], declaration: Declaration) 
     if not declaration.lepton_dependencies:
         return photon
     return {**photon, "lepton_dependencies": list(declaration.lepton_dependencies)}
+
+
+def _contract(output: str, entry: str) -> dict[str, Any]:
+    """The JSON describe printed last: a photon may print lines of its own at import."""
+    lines = output.strip().splitlines()
+    if not lines:
+        raise BuildError(_exited(entry, 0))
+    try:
+        described = json.loads(lines[-1])
+    except ValueError:
+        described = None
+    if not isinstance(described, dict):
+        raise BuildError(f"describing {entry} printed no handler contract: {lines[-1][:200]!r}")
+    return described
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return f"signal {number} ({signal.Signals(number).name})"
+    except ValueError:
+        return f"signal {number}"
+
+
+def _exited(entry: str, code: int) -> str:
+    return (
+        f"the photon {entry} exited during import (exit code {code}: sys.exit or os._exit in "
+        "its module code), so its handler contract cannot be read; move that call under "
+        '`if __name__ == "__main__":` or into init()'
+    )
 
 
 def _declared_only(declaration: Declaration) -> dict[str, Any]:

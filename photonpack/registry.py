@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from photonpack._json import load_json_object
 from photonpack.archive.manifest import Manifest, canonical_json
 from photonpack.errors import IntegrityError, RegistryError
 from photonpack.oci.client import OCI_MANIFEST, ProgressFn, RegistryClient
@@ -243,11 +244,9 @@ def _descriptor(value: object, where: str, ref: Reference) -> tuple[str, str, in
 
 def _parse_oci(body: bytes, ref: Reference) -> tuple[dict[str, Any], list[Any]]:
     try:
-        document = json.loads(body)
+        document = load_json_object(body)
     except ValueError as exc:
-        raise RegistryError(f"{ref}: the registry served a manifest that is not JSON") from exc
-    if not isinstance(document, dict):
-        raise RegistryError(f"{ref}: the registry served a manifest that is not a JSON object")
+        raise RegistryError(f"{ref}: the registry served a manifest that is {exc}") from exc
     config = document.get("config")
     layers = document.get("layers")
     media = config.get("mediaType") if isinstance(config, dict) else None
@@ -334,7 +333,7 @@ def fetch_photon(
     def blob_path(hex_: str) -> Path:
         return local.get(hex_) or directory / hex_
 
-    enforce_policy(manifest, lambda hex_: blob_path(hex_).read_bytes(), str(ref))
+    enforce_policy(manifest, blob_path, str(ref))
     return FetchedPhoton(
         manifest=manifest, manifest_digest=manifest_digest, blob_path=blob_path, local=set(local)
     )

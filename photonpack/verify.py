@@ -1,20 +1,27 @@
-"""``photonpack verify``: re-hash an archive offline and check lock <-> wheels <-> manifest.
+"""``photonpack verify``: re-hash an archive offline and apply the admission policy.
 
-The archive is streamed once (``bundle.unpack`` into a sink that keeps only
-the lock file); every problem is collected, not just the first, so CI sees
-each offending member at once.
+The archive is streamed once (``archive.unpack``) into a sink that keeps the
+lock file in memory and inspects each wheel as its blob is verified: the blob
+goes to a temporary file, is inspected (zip directory, METADATA, RECORD
+listing: see :mod:`photonpack.policy`) when it matched its digest, and is
+deleted at once. Memory stays bounded and the disk holds one wheel at a time;
+the archive is read once. Every problem is collected, not just the first, so
+CI sees each offending member at once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from collections.abc import Callable
+import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
-from photonpack.archive import MemorySink, Problem, blob_member, read_manifest, unpack
+from photonpack.archive import BlobWriter, MemorySink, Problem, read_manifest, unpack
 from photonpack.archive.manifest import Manifest
-from photonpack.errors import IntegrityError, LockFileError
+from photonpack.errors import IntegrityError
+from photonpack.install.wheel import CorruptWheelError, Wheel, inspect_wheel
+from photonpack.policy import check_lock, enforce_policy, policy_problems
 
 __all__ = [
     "VerifyResult",
@@ -26,7 +33,6 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from photonpack.lock.pylock import Lock
     from photonpack.store import Store
 
 
@@ -81,15 +87,17 @@ def verify_archive(path: Path, *, expected: str | None = None) -> VerifyResult:
     except IntegrityError:
         head = None  # unpack below reports exactly what is wrong
     lock_entry = head.file(head.lock) if head else None
-    sink = MemorySink({lock_entry.sha256} if lock_entry else set())
+    wheels = {w.sha256: w.filename for w in head.wheels} if head else {}
     manifest: Manifest | None
-    try:
-        manifest = unpack(path, sink, on_problem=problems.append)
-    except IntegrityError:
-        manifest = head if not any(p.member == "photon.json" for p in problems) else None
+    with tempfile.TemporaryDirectory(prefix="photonpack-verify-") as scratch:
+        sink = _PolicySink({lock_entry.sha256} if lock_entry else set(), wheels, Path(scratch))
+        try:
+            manifest = unpack(path, sink, on_problem=problems.append)
+        except IntegrityError:
+            manifest = head if not any(p.member == "photon.json" for p in problems) else None
     lock_read = lock_entry is None or lock_entry.sha256 in sink.blobs
     if manifest is not None and lock_read:  # else its blob was bad: reported already
-        problems += policy_problems(manifest, sink.blobs.__getitem__)
+        problems += policy_problems(manifest, sink.blobs.__getitem__, sink.inspected)
     if expected is not None and manifest is not None and manifest.digest != expected:
         problems.append(
             Problem(
@@ -107,127 +115,6 @@ def verify_archive(path: Path, *, expected: str | None = None) -> VerifyResult:
     )
 
 
-def _lock_problems(manifest: Manifest, lock_sha256: str, data: bytes) -> list[Problem]:
-    from photonpack.lock.lockfile import parse_lock
-
-    member = blob_member(lock_sha256)
-    try:
-        lock = parse_lock(data.decode("utf-8"), path=Path(manifest.lock))
-    except (LockFileError, UnicodeDecodeError) as exc:
-        return [
-            Problem(
-                member=member,
-                label=manifest.lock,
-                expected="a valid photonpack pylock file",
-                found=str(exc),
-            )
-        ]
-    return check_lock(manifest, lock)
-
-
-def policy_problems(manifest: Manifest, read_blob: Callable[[str], bytes]) -> list[Problem]:
-    """What ``verify`` checks beyond the hashes, for a photon whose blobs were verified.
-
-    ``read_blob(sha256_hex)`` returns a verified blob's bytes (only small ones
-    are asked for: the lock). This is the one admission policy: ``verify``,
-    ``run``, ``push``, ``pull`` and everything built on them apply it.
-    """
-    lock_entry = manifest.file(manifest.lock)
-    if lock_entry is None:
-        return [
-            Problem(
-                member="photon.json",
-                label="lock",
-                expected=f"the lock file {manifest.lock} among the photon's files",
-                found="not listed (missing)",
-            )
-        ]
-    return _lock_problems(manifest, lock_entry.sha256, read_blob(lock_entry.sha256))
-
-
-def enforce_policy(manifest: Manifest, read_blob: Callable[[str], bytes], what: str) -> None:
-    """Raise :class:`IntegrityError` listing every :func:`policy_problems` finding."""
-    problems = policy_problems(manifest, read_blob)
-    if problems:
-        lines = "\n".join(f"  {p}" for p in problems)
-        noun = "problem" if len(problems) == 1 else "problems"
-        raise IntegrityError(
-            f"{what} failed verification ({len(problems)} {noun}):\n{lines}\n"
-            "the photon was damaged or altered; nothing of it was kept: fetch or build it again"
-        )
-
-
-def check_lock(manifest: Manifest, lock: Lock) -> list[Problem]:
-    """Every wheel the lock lists for each target is in the manifest, with the locked
-    sha256, size and version, for that target; and nothing else is."""
-    problems: list[Problem] = []
-    lock_entry = manifest.file(manifest.lock)
-    lock_member = blob_member(lock_entry.sha256) if lock_entry else manifest.lock
-    locked_targets = sorted(str(t) for t in lock.targets)
-    if locked_targets != list(manifest.targets):
-        problems.append(
-            Problem(
-                member="photon.json",
-                label="targets",
-                expected=f"the lock's targets {locked_targets}",
-                found=f"{list(manifest.targets)}",
-            )
-        )
-    by_filename = {w.filename: w for w in manifest.wheels}
-    for target in lock.targets:
-        name = str(target)
-        locked = {w.filename: w for w in lock.wheels_for(target)}
-        for filename, want in locked.items():
-            have = by_filename.get(filename)
-            label = f"wheel:{filename}"
-            if have is None:
-                problems.append(
-                    Problem(
-                        member=lock_member,
-                        label=label,
-                        expected=f"in the archive: the lock installs it on {name} "
-                        f"(sha256 {want.sha256}, {want.size} bytes)",
-                        found="not listed in photon.json (missing)",
-                    )
-                )
-                continue
-            member = blob_member(have.sha256)
-            if name not in have.targets:
-                problems.append(
-                    Problem(
-                        member=member,
-                        label=label,
-                        expected=f"listed for target {name}, where the lock installs it",
-                        found=f"targets {list(have.targets)}",
-                    )
-                )
-            for field, expected, found in (
-                ("sha256", want.sha256, have.sha256),
-                ("size", want.size, have.size),
-                ("version", want.version, have.version),
-            ):
-                if expected != found:
-                    problems.append(
-                        Problem(
-                            member=member,
-                            label=label,
-                            expected=f"the locked {field} {expected}",
-                            found=f"{field} {found}",
-                        )
-                    )
-        for wheel in manifest.wheels:
-            if name in wheel.targets and wheel.filename not in locked:
-                problems.append(
-                    Problem(
-                        member=blob_member(wheel.sha256),
-                        label=f"wheel:{wheel.filename}",
-                        expected=f"only wheels the lock installs on {name}",
-                        found="a wheel the lock does not list for that target (extra)",
-                    )
-                )
-    return list(dict.fromkeys(problems))
-
-
 def verify_store(store: Store) -> list[str]:
     """``verify --store``: re-hash every blob, working directory and environment of ``store``.
 
@@ -238,3 +125,55 @@ def verify_store(store: Store) -> list[str]:
 
     store.check_root()
     return store.verify() + audit_environments(store)
+
+
+class _PolicySink(MemorySink):
+    """Keeps the lock in memory; inspects each wheel blob once verified, then drops it."""
+
+    def __init__(self, small: set[str], wheels: dict[str, str], scratch: Path) -> None:
+        super().__init__(small)
+        self.wheels, self.scratch = wheels, scratch
+        self.results: dict[str, Wheel | CorruptWheelError] = {}
+
+    def has(self, sha256: str) -> bool:
+        """The lock and the wheels are written; the rest is only hashed."""
+        return super().has(sha256) and sha256 not in self.wheels
+
+    def open(self, sha256: str, size: int) -> BlobWriter:
+        """The lock in memory, a wheel in a temporary file."""
+        if sha256 not in self.wheels:
+            return super().open(sha256, size)
+        return _InspectingWriter(self, sha256)
+
+    def inspected(self, sha256: str, filename: str) -> Wheel | None:
+        """What :func:`inspect_wheel` found (None: the blob did not verify)."""
+        result = self.results.get(sha256)
+        if isinstance(result, CorruptWheelError):
+            raise CorruptWheelError(filename, result.reason)
+        return result
+
+
+class _InspectingWriter:
+    def __init__(self, sink: _PolicySink, sha256: str) -> None:
+        self._sink, self._sha256 = sink, sha256
+        self._path = sink.scratch / sha256
+        self._file: IO[bytes] = self._path.open("wb")
+
+    def write(self, data: bytes | memoryview) -> object:
+        return self._file.write(data)
+
+    def commit(self) -> None:
+        self._file.close()
+        try:
+            wheel = inspect_wheel(self._path, filename=self._sink.wheels[self._sha256])
+            # Only what the policy reads is kept: a wheel's file list can be long.
+            self._sink.results[self._sha256] = dataclasses.replace(wheel, files=(), scripts=())
+        except CorruptWheelError as exc:
+            self._sink.results[self._sha256] = exc
+        finally:
+            self._path.unlink()
+
+    def abort(self) -> None:
+        self._file.close()
+        with contextlib.suppress(FileNotFoundError):
+            self._path.unlink()

@@ -223,8 +223,8 @@ def test_unpack_rejects_flipped_byte_in_wheel_blob(small_archive: Archive, tmp_p
         unpack(path, NullSink())
     assert caught.value.exit_code == 3
     assert caught.value.message == (
-        f"{path} failed verification (1 problem):\n  {problems[0]}\n"
-        "the archive was damaged or altered; fetch or build it again"
+        f"{path} failed verification: {problems[0]}; "
+        "the archive was damaged or altered: fetch or build it again"
     )
 
 

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from photonpack.errors import IntegrityError, PackageIndexError
-from photonpack.lock.index import IndexSettings, fetch_wheels, list_files, measure, redact_url
+from photonpack.lock.download import fetch_wheels
+from photonpack.lock.index import IndexSettings, list_files, measure, redact_url
 from photonpack.lock.pylock import LockedWheel
 from tests.support.index import PackageIndex
 

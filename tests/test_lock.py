@@ -24,7 +24,8 @@ from photonpack.errors import (
     ResolutionError,
     StaleLockError,
 )
-from photonpack.lock.index import IndexSettings, fetch_wheels
+from photonpack.lock.download import fetch_wheels
+from photonpack.lock.index import IndexSettings
 from photonpack.lock.lockfile import LockOptions, check_lock, lock_photon, read_lock
 from photonpack.lock.pylock import load_toml
 from photonpack.lock.target import Target
@@ -508,8 +509,8 @@ def test_foreign_or_invalid_pylock_is_reported_with_its_location(
     with pytest.raises(LockFileError) as invalid:
         read_lock(result.path)
     assert str(invalid.value) == (
-        f"lock file {result.path} is not a valid PEP 751 lock: "
-        "Missing required value in 'created-by'"
+        f"lock file {result.path}: created-by is not valid PEP 751: Missing required value; "
+        "fix it, or delete it and run photonpack lock again"
     )
 
 

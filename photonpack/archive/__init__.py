@@ -28,6 +28,7 @@ from photonpack.archive.reader import (
     unpack,
 )
 from photonpack.archive.sinks import BlobSink, BlobWriter, DirectorySink, MemorySink, NullSink
+from photonpack.archive.tarstream import member_header
 from photonpack.errors import BuildError, IntegrityError
 
 __all__ = [
@@ -52,8 +53,8 @@ __all__ = [
 # mtime: SOURCE_DATE_EPOCH when set (reproducible-builds.org), else 1980-01-01,
 # the zip epoch wheels use; never the wall clock or the files' own mtimes.
 DEFAULT_MTIME = 315532800
-# Owner, group and mode are fixed so umask and the builder's uid never leak in.
-MEMBER_MODE = 0o644
+# Owner, group and mode are fixed so umask and the builder's uid never leak in
+# (tarstream.MEMBER_MODE; the reader refuses any other header: member_header).
 # Tar format: POSIX pax (tarfile.PAX_FORMAT). For our short names and sizes
 # under 8 GiB it writes plain ustar headers (no pax record at all); a blob over
 # 8 GiB gets a standard pax "size" record that every tar reads, where GNU
@@ -89,17 +90,6 @@ def archive_mtime() -> int:
 # ---------------------------------------------------------------- writing
 
 
-def _header(name: str, size: int, mtime: int) -> bytes:
-    info = tarfile.TarInfo(name)
-    info.size = size
-    info.mtime = mtime
-    info.mode = MEMBER_MODE
-    info.uid = info.gid = 0
-    info.uname = info.gname = ""
-    info.type = tarfile.REGTYPE
-    return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "strict")
-
-
 def _padding(size: int) -> bytes:
     return b"\0" * (-size % _BLOCK)
 
@@ -133,9 +123,9 @@ def write_archive(
     data = manifest.to_bytes()
     labels = manifest.blob_labels()
     with _zstd_compressor().stream_writer(out, closefd=False) as zw:
-        zw.write(_header(MANIFEST_MEMBER, len(data), stamp) + data + _padding(len(data)))
+        zw.write(member_header(MANIFEST_MEMBER, len(data), stamp) + data + _padding(len(data)))
         for sha256, size in manifest.blobs().items():
-            zw.write(_header(blob_member(sha256), size, stamp))
+            zw.write(member_header(blob_member(sha256), size, stamp))
             _copy_blob(zw, blob_path(sha256), sha256, size, ", ".join(labels[sha256]))
             zw.write(_padding(size))
         zw.write(b"\0" * (2 * _BLOCK))

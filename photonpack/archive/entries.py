@@ -19,7 +19,7 @@ from photonpack.archive.validation import (
     boolean,
     integer,
     json_object,
-    kind,
+    number,
     obj,
     optional_string,
     relative_path,
@@ -29,6 +29,8 @@ from photonpack.archive.validation import (
 )
 
 __all__ = [
+    "MAX_CONCURRENCY",
+    "MAX_TIMEOUT_S",
     "TARGET",
     "FileEntry",
     "Handler",
@@ -39,6 +41,10 @@ __all__ = [
 
 TARGET = re.compile(r"[A-Za-z0-9_.]+-[A-Za-z0-9_.]+")
 _METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
+# What a manifest may declare for serving: a thread per slot, and a deadline a
+# client could wait for. Beyond these the value is a mistake or an attack.
+MAX_CONCURRENCY = 10_000
+MAX_TIMEOUT_S = 86_400.0
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -67,19 +73,23 @@ class PhotonAttributes:
         optional = ("handler_max_concurrency", "handler_timeout", "description", *_LEPTON)
         d = obj(data, where, keys, optional)
         timeout = d.get("handler_timeout")
-        if timeout is not None and (
-            isinstance(timeout, bool) or not isinstance(timeout, int | float)
-        ):
-            raise Invalid(f"{where}.handler_timeout", f"expected a number, found {kind(timeout)}")
+        if timeout is not None:
+            number(timeout, f"{where}.handler_timeout", maximum=MAX_TIMEOUT_S)
+        concurrency = integer(
+            d.get("handler_max_concurrency", 1), f"{where}.handler_max_concurrency", 1
+        )
+        if concurrency > MAX_CONCURRENCY:
+            raise Invalid(
+                f"{where}.handler_max_concurrency",
+                f"expected an integer <= {MAX_CONCURRENCY}, found {concurrency}",
+            )
         return cls(
             requirement_dependency=array(
                 d["requirement_dependency"], f"{where}.requirement_dependency", string
             ),
             system_dependency=array(d["system_dependency"], f"{where}.system_dependency", string),
             image=optional_string(d["image"], f"{where}.image"),
-            handler_max_concurrency=integer(
-                d.get("handler_max_concurrency", 1), f"{where}.handler_max_concurrency", 1
-            ),
+            handler_max_concurrency=concurrency,
             handler_timeout=timeout,
             description=optional_string(d.get("description"), f"{where}.description"),
             deployment_template=(
@@ -258,6 +268,7 @@ class WheelEntry:
         filename = string(d["filename"], f"{where}.filename")
         if not filename.endswith(".whl") or "/" in filename:
             raise Invalid(f"{where}.filename", f"{filename!r} is not a wheel filename")
+        relative_path(filename, f"{where}.filename")
         targets = array(d["targets"], f"{where}.targets", lambda v, w: string(v, w, TARGET))
         if not targets:
             raise Invalid(f"{where}.targets", "expected at least one target, found none")

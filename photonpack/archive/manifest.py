@@ -15,9 +15,10 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import keyword
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NoReturn
 
 from photonpack.archive.entries import (
     TARGET,
@@ -28,10 +29,13 @@ from photonpack.archive.entries import (
     WheelEntry,
 )
 from photonpack.archive.validation import (
+    MAX_JSON_DEPTH,
     Invalid,
     array,
+    distinct_paths,
     integer,
     json_object,
+    json_tree,
     obj,
     relative_path,
     sorted_unique,
@@ -113,11 +117,14 @@ class Manifest:
             )
         string(self.name, "name", _NAME)
         string(self.entry, "entry", _ENTRY)
+        self._check_entry()
         for i, target in enumerate(self.targets):
             string(target, f"targets[{i}]", TARGET)
         sorted_unique(self.targets, "targets", "target")
         sorted_unique([f.path for f in self.files], "files", "path")
         sorted_unique([f.path for f in self.runtime], "runtime", "path")
+        distinct_paths([f.path for f in self.files], "files")
+        distinct_paths([f.path for f in self.runtime], "runtime")
         sorted_unique([w.filename for w in self.wheels], "wheels", "filename")
         unique([h.name for h in self.handlers], "handlers", "handler")
         if self.lock not in {f.path for f in self.files}:
@@ -137,6 +144,33 @@ class Manifest:
                     f"at {seen[1]}.size",
                 )
 
+    def _check_entry(self) -> None:
+        """The entry names a class in one of the photon's own files: nothing else is hashed."""
+        where, _, class_name = self.entry.rpartition(":")
+        if not class_name.isidentifier() or keyword.iskeyword(class_name):
+            raise Invalid("entry", f"{class_name!r} in {self.entry!r} is not a Python class name")
+        if where.endswith(".py") or "/" in where:
+            form, candidates = "file.py:Class", [where]
+            try:
+                relative_path(where, "entry")
+            except Invalid as exc:
+                self._bad_entry(form, exc.problem)
+        else:
+            parts = where.split(".")
+            if not all(part.isidentifier() for part in parts):
+                self._bad_entry("file.py:Class or package.module:Class", "not a module name")
+            form = "package.module:Class"
+            candidates = ["/".join(parts) + ".py", "/".join(parts) + "/__init__.py"]
+        if not any(self.file(path) is not None for path in candidates):
+            listed = " or ".join(repr(path) for path in candidates)
+            self._bad_entry(form, f"{listed} is not listed in files")
+
+    def _bad_entry(self, form: str, why: str) -> NoReturn:
+        raise Invalid(
+            "entry",
+            f"expected {form} naming one of the photon's own files, found {self.entry!r} ({why})",
+        )
+
     def _entries(self) -> list[tuple[str, FileEntry | WheelEntry]]:
         out: list[tuple[str, FileEntry | WheelEntry]] = []
         out += [(f"files[{i}]", e) for i, e in enumerate(self.files)]
@@ -148,6 +182,7 @@ class Manifest:
     def from_dict(cls, data: object) -> Manifest:
         """Validate a decoded ``photon.json``; ArchiveError names the bad location."""
         try:
+            json_tree(data, "photon.json")
             d = obj(data, "photon.json", _TOP_KEYS)
             version = integer(d["schema_version"], "schema_version")
             tools = json_object(d["tools"], "tools")
@@ -184,6 +219,11 @@ class Manifest:
             raise ArchiveError(
                 f"invalid photon manifest: photon.json is not valid JSON ({exc})"
             ) from exc
+        except RecursionError:
+            raise ArchiveError(
+                "invalid photon manifest: photon.json nests deeper than the JSON decoder allows; "
+                f"a manifest nests at most {MAX_JSON_DEPTH} levels"
+            ) from None
         return cls.from_dict(decoded)
 
     def to_dict(self) -> dict[str, Any]:

@@ -9,8 +9,11 @@ all raise it, and ``reader.py`` turns what they found into one IntegrityError.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 
-__all__ = ["Fatal", "Problem"]
+from photonpack.errors import IntegrityError
+
+__all__ = ["Fatal", "Problem", "integrity_error"]
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -33,3 +36,10 @@ class Fatal(Exception):
     def __init__(self, problem: Problem) -> None:
         super().__init__(str(problem))
         self.problem = problem
+
+
+def integrity_error(what: str, problems: Sequence[Problem], advice: str) -> IntegrityError:
+    """One line: the first problem, how many more there are (``verify`` lists them), what to do."""
+    more = len(problems) - 1
+    rest = f" (and {more} more: 'photonpack verify' lists them all)" if more else ""
+    return IntegrityError(f"{what} failed verification: {problems[0]}{rest}; {advice}")

@@ -10,7 +10,9 @@ re-exports the public names.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import io
 import os
 import queue
 import re
@@ -18,7 +20,7 @@ import tarfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from photonpack._digest import SHA256_HEX
 from photonpack.archive.limits import (
@@ -26,15 +28,18 @@ from photonpack.archive.limits import (
     HASH_QUEUE_DEPTH,
     MAX_MANIFEST_SIZE,
     MAX_WINDOW_SIZE,
+    max_ratio,
 )
 from photonpack.archive.manifest import Manifest
-from photonpack.archive.problem import Fatal, Problem
+from photonpack.archive.problem import Fatal, Problem, integrity_error
 from photonpack.archive.sinks import BlobSink, NullSink
 from photonpack.archive.tarstream import (
     BLOCK,
     END_MEMBER,
+    MEMBER_MODE,
     NO_DATA,
     Stream,
+    member_header,
     next_header,
     regular,
     type_name,
@@ -63,11 +68,8 @@ def blob_member(sha256: str) -> str:
 
 
 def _integrity_error(path: Path, problems: list[Problem]) -> IntegrityError:
-    lines = "\n".join(f"  {p}" for p in problems)
-    noun = "problem" if len(problems) == 1 else "problems"
-    return IntegrityError(
-        f"{path} failed verification ({len(problems)} {noun}):\n{lines}\n"
-        "the archive was damaged or altered; fetch or build it again"
+    return integrity_error(
+        str(path), problems, "the archive was damaged or altered: fetch or build it again"
     )
 
 
@@ -107,12 +109,44 @@ class _Hasher:
         self._thread.join()
 
 
+class _ArchiveFile(io.BufferedReader):
+    """The archive's file: a read error, at any offset, is an ArchiveError naming it.
+
+    The read boundary: every consumer (verify, inspect, sbom, diff, push, the
+    store) reads through here, so an I/O error mid-stream is one message.
+    """
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(io.FileIO(path, "rb"))
+        self.path = path
+
+    def read(self, size: int | None = -1) -> bytes:
+        try:
+            return super().read(size)
+        except OSError as exc:
+            raise _unreadable(self.path, exc) from exc
+
+    def readinto(self, buffer: Any) -> int:
+        try:
+            return super().readinto(buffer)
+        except OSError as exc:
+            raise _unreadable(self.path, exc) from exc
+
+
+def _unreadable(path: Path, exc: OSError) -> ArchiveError:
+    return ArchiveError(f"cannot read {path}: {exc.strerror or exc}")
+
+
 def _open(path: Path) -> tuple[BinaryIO, int]:
     try:
-        fh = path.open("rb")
+        fh = _ArchiveFile(path)
+    except OSError as exc:
+        raise _unreadable(path, exc) from exc
+    try:
         return fh, os.fstat(fh.fileno()).st_size
     except OSError as exc:
-        raise ArchiveError(f"cannot read {path}: {exc.strerror or exc}") from exc
+        fh.close()
+        raise _unreadable(path, exc) from exc
 
 
 class _Scan:
@@ -123,10 +157,11 @@ class _Scan:
         self.sink = sink
         self.report = report
         self.manifest: Manifest | None = None
+        self.mtime = 0  # every member's, as the first one's header gives it
 
     def read_manifest(self, stream: Stream) -> Manifest:
         try:
-            info = next_header(stream)
+            header = next_header(stream)
         except Fatal as exc:
             not_tar = exc.problem.expected == "a valid tar header"
             if not_tar or (exc.problem.member == END_MEMBER and stream.guard.complete):
@@ -135,6 +170,7 @@ class _Scan:
                     f"({exc.problem.found})"
                 ) from None
             raise
+        info = None if header is None else header[0]
         if info is None or info.name != MANIFEST_MEMBER:
             found = "an empty tar stream" if info is None else f"{info.name!r}"
             raise Fatal(
@@ -154,10 +190,15 @@ class _Scan:
                     found=f"{info.size} bytes",
                 )
             )
+        assert header is not None
+        self.mtime = int(info.mtime)
+        if (problem := self._noncanonical(*header)) is not None:
+            raise Fatal(problem)
         data = stream.exact(info.size)
         if len(data) < info.size:
             raise Fatal(_short(MANIFEST_MEMBER, info.size, len(data)))
-        stream.skip(-info.size % BLOCK)
+        if (padding := stream.padding(-info.size % BLOCK)) is not None:
+            raise Fatal(padding)
         try:
             manifest = Manifest.from_bytes(data)
         except ArchiveError as exc:
@@ -182,11 +223,13 @@ class _Scan:
         previous = ""
         hasher = _Hasher()
         try:
-            while (info := next_header(stream)) is not None:
+            while (header := next_header(stream)) is not None:
+                info = header[0]
                 stream.member = info.name
                 match = _BLOB_NAME.fullmatch(info.name)
                 sha256 = match.group(1) if match else ""
                 problem = self._check_member(info, sha256, previous, expected, labels)
+                problem = problem or self._noncanonical(*header)
                 previous = max(previous, info.name)
                 if problem is not None:
                     self.report(problem)
@@ -245,6 +288,17 @@ class _Scan:
             )
         return None
 
+    def _noncanonical(self, info: tarfile.TarInfo, raw: bytes) -> Problem | None:
+        """A header that is not byte for byte what photonpack writes for this member."""
+        if raw == member_header(info.name, info.size, self.mtime):
+            return None
+        return Problem(
+            member=info.name,
+            expected=f"the tar header photonpack writes (mode {MEMBER_MODE:o}, owner 0, "
+            f"mtime {self.mtime} like the first member)",
+            found="another header (a field was altered)",
+        )
+
     def _skip(self, stream: Stream, info: tarfile.TarInfo) -> None:
         size = 0 if info.type in NO_DATA else info.size
         got = stream.skip(size)
@@ -266,7 +320,7 @@ class _Scan:
             found = hasher.hexdigest()
             if got < info.size:
                 raise Fatal(_short(info.name, info.size, got, label))
-            stream.skip(-info.size % BLOCK)
+            padding = stream.padding(-info.size % BLOCK)
         except BaseException:
             if writer is not None:
                 writer.abort()
@@ -284,6 +338,8 @@ class _Scan:
             )
         elif writer is not None:
             writer.commit()
+        if padding is not None:
+            self.report(dataclasses.replace(padding, label=label))
 
 
 def _short(member: str, size: int, got: int, label: str = "") -> Problem:
@@ -328,6 +384,7 @@ def unpack(
     stream (truncation, corrupt zstd data, a bad manifest) is reported and then
     raised. ArchiveError: the file is unreadable or not a zstd tar at all.
     """
+    ratio = max_ratio()
     fh, file_size = _open(path)
     problems: list[Problem] = []
 
@@ -345,19 +402,13 @@ def unpack(
                 report(problem)
                 raise Fatal(problem)
             guard = FrameGuard(fh, header_size, checksum)
-            stream = Stream(decompressor(fh, guard), guard, MANIFEST_MEMBER)
+            stream = Stream(decompressor(fh, guard), guard, MANIFEST_MEMBER, max_ratio=ratio)
             scan = _Scan(path, sink, report)
             manifest = scan.read_manifest(stream)
             scan.members(stream, manifest)
             stream.member = END_MEMBER
-            if nonzero := stream.rest_is_zeros():
-                report(
-                    Problem(
-                        member=END_MEMBER,
-                        expected="nothing after the end-of-archive blocks",
-                        found=f"{nonzero} bytes of trailing data in the tar stream",
-                    )
-                )
+            if (end := stream.end_problem()) is not None:
+                report(end)
             if (tail := guard.finish(file_size)) is not None:
                 report(tail)
         except Fatal as exc:

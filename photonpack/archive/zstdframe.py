@@ -42,6 +42,11 @@ class FrameGuard:
         self.end: int | None = None
 
     @property
+    def consumed(self) -> int:
+        """Compressed bytes read from the file so far."""
+        return self._pos
+
+    @property
     def complete(self) -> bool:
         """Whether the whole frame (last block and checksum) has gone through."""
         return self.end is not None

@@ -14,6 +14,20 @@ from photonpack.cli._app import cli
 # -- lock ---------------------------------------------------------------------
 
 
+def _locations(local_ok: bool) -> Callable[[click.Context, click.Parameter, Any], Any]:
+    """A click callback refusing a location pip cannot reach, before anything runs."""
+
+    def check(_ctx: click.Context, _param: click.Parameter, value: Any) -> Any:
+        from photonpack.lock.locations import location_problem
+
+        for location in (value,) if isinstance(value, str) else value or ():
+            if (problem := location_problem(location, local_ok=local_ok)) is not None:
+                raise click.BadParameter(f"{location!r}: {problem}")
+        return value
+
+    return check
+
+
 def lock_index_options(func: Any) -> Any:
     """--target / --index-url / --extra-index-url / --find-links, shared by lock and build."""
     for option in reversed(
@@ -30,6 +44,7 @@ def lock_index_options(func: Any) -> Any:
                 "--index-url",
                 envvar="PHOTONPACK_INDEX_URL",
                 metavar="URL",
+                callback=_locations(local_ok=False),
                 help="Simple index (PEP 503/691) to lock from [default: PyPI; "
                 "$PHOTONPACK_INDEX_URL].",
             ),
@@ -38,6 +53,7 @@ def lock_index_options(func: Any) -> Any:
                 "extra_index_urls",
                 multiple=True,
                 metavar="URL",
+                callback=_locations(local_ok=False),
                 help="Another index to search as well (repeatable).",
             ),
             click.option(
@@ -45,6 +61,7 @@ def lock_index_options(func: Any) -> Any:
                 "find_links",
                 multiple=True,
                 metavar="DIR_OR_URL",
+                callback=_locations(local_ok=True),
                 help="A directory of wheels or an HTML page of links (repeatable).",
             ),
         ]

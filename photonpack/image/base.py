@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
+from photonpack._json import load_json_object
 from photonpack.errors import ImageError, IntegrityError
 from photonpack.oci.reference import Reference
 
@@ -143,12 +144,9 @@ def choose_platform(index: Mapping[str, Any], architecture: str, where: str) -> 
 
 def _json(data: bytes, what: str) -> dict[str, Any]:
     try:
-        value = json.loads(data)
+        return load_json_object(data)
     except ValueError as exc:
-        raise ImageError(f"{what} is not JSON ({exc}); the base image is damaged") from exc
-    if not isinstance(value, dict):
-        raise ImageError(f"{what} is not a JSON object; the base image is damaged")
-    return value
+        raise ImageError(f"{what} is {exc}; the base image is damaged") from exc
 
 
 def _check_digest(data: bytes, digest: str, what: str) -> None:

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from photonpack._json import load_json_object
 from photonpack.errors import ImageError, IntegrityError, RegistryError
 from photonpack.image.base import (
     INDEX_TYPES,
@@ -67,15 +68,10 @@ def _manifest(
 
 
 def _json(data: bytes, where: str) -> dict[str, Any]:
-    import json
-
     try:
-        value = json.loads(data)
+        return load_json_object(data)
     except ValueError as exc:
-        raise ImageError(f"{where} answered with a manifest that is not JSON") from exc
-    if not isinstance(value, dict):
-        raise ImageError(f"{where} answered with a manifest that is not a JSON object")
-    return value
+        raise ImageError(f"{where} answered with a manifest that is {exc}") from exc
 
 
 def pull_base(

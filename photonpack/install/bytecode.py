@@ -129,9 +129,11 @@ class BytecodeCompiler:
         self._logs: list[IO[bytes]] = []
         self._outputs: list[Path] = []
         self._procs: list[subprocess.Popen[bytes]] = []
-        self._stack.callback(self._kill)
         self._lock = threading.Lock()
         folder = Path(self._stack.enter_context(tempfile.TemporaryDirectory(prefix="pyc-")))
+        # Registered after the folder: the workers are killed before it is removed, so a
+        # worker still writing its rows cannot make the removal fail ("Directory not empty").
+        self._stack.callback(self._kill)
         for index in range(workers):
             log = self._stack.enter_context(tempfile.TemporaryFile())  # noqa: SIM115 - it is
             self._logs.append(log)

@@ -8,17 +8,18 @@ archive at once install once.
 
 from __future__ import annotations
 
-import hashlib
 import stat
 from collections.abc import Sequence
 from pathlib import Path
 
+from photonpack._digest import copy_hashed
 from photonpack.archive.manifest import FileEntry, Manifest
 from photonpack.errors import IntegrityError
 from photonpack.install.interpreter import interpreter_id
 from photonpack.install.venv import environment_digest, sync_filesystem
 from photonpack.lock.target import Target
 from photonpack.store import Store
+from photonpack.store.names import store_errors
 
 __all__ = ["ensure_environment", "ensure_workdir", "environment_python", "wheels_for_target"]
 
@@ -82,7 +83,7 @@ def ensure_workdir(store: Store, manifest: Manifest) -> Path:
     with store.lock(f"work-{manifest.digest.removeprefix('sha256:')}"):
         if store.is_complete(final):
             return final
-        with store.temp_dir("work-") as temp:
+        with store.temp_dir("work-") as temp, store_errors(store.root, "lay out the photon"):
             work = temp / "work"
             work.mkdir()
             for entry in manifest.files:
@@ -98,20 +99,25 @@ def _place(blob: Path, target: Path, entry: FileEntry) -> None:
 
     A copy, not a link: a photon that writes to its files must not alter the
     store. The hash is checked again because the blob may have been altered
-    since it entered the store; a bad one is removed so that running the
-    archive again restores it.
+    (or removed) since it entered the store; a bad one is removed so that
+    running the archive again restores it.
     """
     target.parent.mkdir(parents=True, exist_ok=True)
-    digest = hashlib.sha256()
-    with blob.open("rb") as src, target.open("wb") as out:
-        while chunk := src.read(1 << 20):
-            digest.update(chunk)
-            out.write(chunk)
-    if digest.hexdigest() != entry.sha256:
+    try:
+        with blob.open("rb") as src, target.open("wb") as out:
+            found, _size = copy_hashed(src, out)
+    except FileNotFoundError as exc:
+        if exc.filename != str(blob):
+            raise
+        raise IntegrityError(
+            f"{entry.path}: the store's blob sha256:{entry.sha256} is missing; "
+            "run the archive again to restore it"
+        ) from exc
+    if found != entry.sha256:
         blob.unlink(missing_ok=True)
         raise IntegrityError(
             f"{entry.path}: the store's blob sha256:{entry.sha256} was altered after it was "
-            f"verified (found sha256:{digest.hexdigest()}); it was removed: run the archive "
+            f"verified (found sha256:{found}); it was removed: run the archive "
             "again to restore it"
         )
     mode = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH

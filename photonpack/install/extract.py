@@ -17,7 +17,6 @@ import contextlib
 import hashlib
 import mmap
 import os
-import struct
 import zipfile
 import zlib
 from collections.abc import Callable, Sequence
@@ -50,7 +49,6 @@ SCRIPT_SHEBANG = (
 # bytes (or files), so that one wheel with thousands of files is not the long pole.
 _CHUNK_BYTES = 4 << 20
 _CHUNK_FILES = 96
-_LOCAL_HEADER = struct.Struct("<4s22xHH")  # signature, ..., name length, extra length
 
 OnWritten = Callable[[Path, Sequence[tuple[Path, int]]], None]
 
@@ -131,12 +129,12 @@ def write_new(path: Path, data: bytes, executable: bool, *, readonly: bool = Fal
 
 
 def _member_data(wheel: Wheel, file: WheelFile, view: memoryview) -> bytes:
-    """The member's bytes, inflated from the mapped wheel and checked against RECORD."""
-    header = view[file.offset : file.offset + _LOCAL_HEADER.size]
-    if len(header) < _LOCAL_HEADER.size or _LOCAL_HEADER.unpack(header)[0] != b"PK\x03\x04":
-        raise corrupt(wheel.filename, f"member {file.member} has no valid local header")
-    _sig, name_length, extra_length = _LOCAL_HEADER.unpack(header)
-    start = file.offset + _LOCAL_HEADER.size + name_length + extra_length
+    """The member's bytes, inflated from the mapped wheel and checked against RECORD.
+
+    ``file.data_offset`` was read from the member's local header when the wheel's
+    layout was checked (``ziplayout.py``).
+    """
+    start = file.data_offset
     raw = view[start : start + file.compressed_size]
     if len(raw) != file.compressed_size:
         raise corrupt(wheel.filename, f"member {file.member} is truncated")

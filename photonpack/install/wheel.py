@@ -1,16 +1,19 @@
 """Wheels as the binary distribution format defines them, checked before anything is trusted.
 
-:func:`read_wheel` opens a wheel and checks its tags, its listing and its
-RECORD: every member must be listed with a hash and its size, nothing may be
-unlisted or missing, no path may leave its scheme directory, and no member may
-be a link or a device. The contents are hashed when they are extracted
-(``install.py``); a wheel that lies is refused with :class:`IntegrityError`
-naming the wheel and the member.
+:func:`inspect_wheel` opens a wheel and checks its zip layout
+(``ziplayout.py``), its listing and its RECORD: every member must be listed
+with a hash and its size, nothing may be unlisted or missing, no path may leave
+its scheme directory, and no member may be a link or a device. :func:`read_wheel`
+adds what an install needs: tags this interpreter runs, and a file name that
+says what the dist-info directory and METADATA say (``metadata.py``). The
+contents are hashed when they are extracted (``extract.py``); a wheel that lies
+is refused with :class:`CorruptWheelError` naming the wheel and the rule.
 """
 
 from __future__ import annotations
 
 import configparser
+import mmap
 import re
 import stat
 import zipfile
@@ -22,9 +25,11 @@ from pathlib import Path, PurePosixPath
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 
 from photonpack.errors import InstallError, IntegrityError
+from photonpack.install.metadata import WheelMetadata, identity_problem, parse_metadata
 from photonpack.install.record import RecordError, parse_record
+from photonpack.install.ziplayout import LayoutError, check_layout
 
-__all__ = ["Wheel", "WheelFile", "corrupt", "read_wheel"]
+__all__ = ["CorruptWheelError", "Wheel", "WheelFile", "corrupt", "inspect_wheel", "read_wheel"]
 
 _HASHES = frozenset({"sha256", "sha384", "sha512"})
 _SIGNATURES = frozenset({"RECORD.jws", "RECORD.p7s"})
@@ -45,7 +50,7 @@ class WheelFile:
     digest: str  # urlsafe base64 without padding, as RECORD writes it
     size: int
     executable: bool
-    offset: int  # of the member's local header in the zip file
+    data_offset: int  # where the member's (compressed) data starts in the zip file
     compressed_size: int
     method: int  # zip compression method: 0 stored, 8 deflated, ...
 
@@ -56,17 +61,26 @@ class Wheel:
 
     path: Path
     filename: str
-    name: str
+    name: str  # the project its file name names, normalised
     dist_info: str
+    metadata: WheelMetadata
     files: tuple[WheelFile, ...]
     scripts: tuple[tuple[str, str, str], ...]  # (script name, module, attribute)
 
 
-def corrupt(filename: str, reason: str) -> IntegrityError:
-    return IntegrityError(
-        f"wheel {filename} cannot be trusted: {reason}. The archive that carries it was "
-        "built from a broken or tampered wheel; rebuild it from a clean package index."
-    )
+class CorruptWheelError(IntegrityError):
+    """A wheel breaks a rule of the format; ``reason`` says which (one line, no wheel name)."""
+
+    def __init__(self, filename: str, reason: str) -> None:
+        super().__init__(
+            f"wheel {filename} cannot be trusted: {reason}. The archive that carries it was "
+            "built from a broken or tampered wheel; rebuild it from a clean package index."
+        )
+        self.filename, self.reason = filename, reason
+
+
+def corrupt(filename: str, reason: str) -> CorruptWheelError:
+    return CorruptWheelError(filename, reason)
 
 
 def _safe_parts(filename: str, member: str) -> tuple[str, ...]:
@@ -101,14 +115,11 @@ def _parse_record(filename: str, record_name: str, data: bytes) -> dict[str, tup
     return entries
 
 
-def _dist_info(filename: str, name: str, members: Iterable[str]) -> str:
+def _dist_info(filename: str, members: Iterable[str]) -> str:
     tops = {m.split("/", 1)[0] for m in members}
     found = sorted(t for t in tops if t.endswith(".dist-info"))
     if len(found) != 1:
         raise corrupt(filename, f"expected one .dist-info directory, found {found or 'none'}")
-    dist_name = found[0][: -len(".dist-info")].rpartition("-")[0]
-    if canonicalize_name(dist_name) != name:
-        raise corrupt(filename, f"{found[0]} does not belong to the project {name}")
     return found[0]
 
 
@@ -146,13 +157,13 @@ def _entry_point_scripts(filename: str, text: str) -> tuple[tuple[str, str, str]
 def read_wheel(
     path: Path, *, supported_tags: frozenset[str], interpreter: str, filename: str | None = None
 ) -> Wheel:
-    """Open a wheel, check its tags, listing and RECORD, and return what to install.
+    """Open a wheel, check its tags, identity, layout, listing and RECORD; what to install.
 
     ``filename`` is the wheel's name when ``path`` is not named like one (a store blob).
     """
     filename = filename or path.name
     try:
-        name, _version, _build, tags = parse_wheel_filename(filename)
+        tags = parse_wheel_filename(filename)[3]
     except InvalidWheelFilename as exc:
         raise InstallError(f"{filename} is not a wheel file name ({exc})") from exc
     if not any(str(tag) in supported_tags for tag in tags):
@@ -161,31 +172,79 @@ def read_wheel(
             f"{interpreter} cannot run. Build the photon for this machine's target "
             "(photonpack targets name interpreter and platform, e.g. cp311-manylinux_2_28_x86_64)."
         )
+    wheel = inspect_wheel(path, filename=filename)
+    problem = identity_problem(filename, wheel.dist_info, wheel.metadata)
+    if problem is not None:
+        raise corrupt(filename, problem)
+    return wheel
+
+
+def inspect_wheel(path: Path, *, filename: str) -> Wheel:
+    """Check the wheel ``filename`` held in ``path``: layout, listing, RECORD, METADATA.
+
+    Neither its tags nor its identity are checked (see :func:`read_wheel` and
+    :func:`~photonpack.install.metadata.identity_problem`): ``verify`` runs
+    this for every target. Reads the zip directory and small members only.
+    """
     try:
-        with zipfile.ZipFile(path) as zf:
-            return _check_wheel(path, filename, name, zf)
+        name = canonicalize_name(parse_wheel_filename(filename)[0])
+    except InvalidWheelFilename as exc:
+        raise corrupt(filename, f"its file name is not a wheel's ({exc})") from exc
+    try:
+        with path.open("rb") as handle:
+            try:
+                mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+            except ValueError as exc:  # an empty file
+                raise corrupt(filename, f"it is not a valid zip archive ({exc})") from exc
+            with mapped, zipfile.ZipFile(handle) as zf:
+                names = [info.orig_filename for info in zf.infolist()]
+                if len(set(names)) != len(names):
+                    raise corrupt(filename, "a member name appears twice in the zip directory")
+                try:
+                    starts = check_layout(mapped, zf.infolist())
+                except LayoutError as exc:
+                    raise corrupt(filename, str(exc)) from exc
+                return _check_wheel(path, filename, name, zf, starts)
     except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as exc:
         raise corrupt(filename, f"it is not a valid zip archive ({exc})") from exc
+    except OSError as exc:
+        raise InstallError(f"cannot read wheel {filename} ({path}): {exc.strerror or exc}") from exc
 
 
-def _check_wheel(path: Path, filename: str, name: str, zf: zipfile.ZipFile) -> Wheel:
-    infos = zf.infolist()
-    names = [info.filename for info in infos]
-    if len(set(names)) != len(names):
-        raise corrupt(filename, "a member name appears twice in the zip directory")
-    dist_info = _dist_info(filename, name, names)
+def _read_dist_info(
+    filename: str, zf: zipfile.ZipFile, names: set[str], dist_info: str
+) -> tuple[dict[str, tuple[str, str, int]], WheelMetadata]:
+    """RECORD's entries and METADATA, once WHEEL says the format is 1.x."""
+    for required in ("RECORD", "WHEEL", "METADATA"):
+        if f"{dist_info}/{required}" not in names:
+            raise corrupt(filename, f"{dist_info}/{required} is missing")
     record_name = f"{dist_info}/RECORD"
-    if record_name not in names:
-        raise corrupt(filename, f"{record_name} is missing")
     record = _parse_record(filename, record_name, zf.read(record_name))
     wheel_meta = zf.read(f"{dist_info}/WHEEL").decode("utf-8", "replace")
     version = re.search(r"^Wheel-Version:\s*(\d+)\.", wheel_meta, re.MULTILINE)
     if version is None or version[1] != "1":
         raise corrupt(filename, "its WHEEL file does not declare Wheel-Version 1.x")
+    try:
+        metadata = parse_metadata(zf.read(f"{dist_info}/METADATA"))
+    except ValueError as exc:
+        raise corrupt(filename, str(exc)) from exc
+    return record, metadata
+
+
+def _check_wheel(
+    path: Path, filename: str, name: str, zf: zipfile.ZipFile, starts: dict[str, int]
+) -> Wheel:
+    infos = zf.infolist()
+    names = [info.filename for info in infos]
+    dist_info = _dist_info(filename, names)
+    record_name = f"{dist_info}/RECORD"
+    record, metadata = _read_dist_info(filename, zf, set(names), dist_info)
     files: list[WheelFile] = []
     for info in infos:
         mode = info.external_attr >> 16
         member = info.filename
+        if member != info.orig_filename:  # zipfile cut the name at a NUL byte
+            raise corrupt(filename, f"member {info.orig_filename!r} is not a safe relative path")
         if info.is_dir() or member == record_name:
             continue
         _safe_parts(filename, member)
@@ -208,7 +267,7 @@ def _check_wheel(path: Path, filename: str, name: str, zf: zipfile.ZipFile) -> W
         files.append(
             WheelFile(
                 member=member, scheme=scheme, path=rel, algorithm=algorithm,
-                digest=digest, size=size, executable=executable, offset=info.header_offset,
+                digest=digest, size=size, executable=executable, data_offset=starts[member],
                 compressed_size=info.compress_size, method=info.compress_type,
             )
         )  # fmt: skip
@@ -220,6 +279,6 @@ def _check_wheel(path: Path, filename: str, name: str, zf: zipfile.ZipFile) -> W
     if entry_points in names:
         scripts = _entry_point_scripts(filename, zf.read(entry_points).decode("utf-8"))
     return Wheel(
-        path=path, filename=filename, name=name, dist_info=dist_info,
+        path=path, filename=filename, name=name, dist_info=dist_info, metadata=metadata,
         files=tuple(files), scripts=scripts,
     )  # fmt: skip

@@ -13,11 +13,15 @@ class lives in another module, the photon is imported instead
 from __future__ import annotations
 
 import ast
+import contextlib
 import dataclasses
 import importlib
-from collections.abc import Mapping
+import io
+import os
+import tokenize
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from photonpack.errors import PhotonDefinitionError, PhotonSourceError
 from photonpack.serving.requirements import LEPTON_REQUIREMENTS
@@ -76,13 +80,16 @@ def _source_file(spec: PhotonSpec) -> Path | None:
 
 def _read_static(path: Path, spec: PhotonSpec) -> Declaration:
     try:
-        tree = ast.parse(path.read_bytes(), filename=str(path))
-    except SyntaxError as exc:
-        raise PhotonSourceError(
-            f"{path}:{exc.lineno}: syntax error: {exc.msg}; fix the photon's source"
-        ) from exc
+        source = _decoded(path.read_bytes(), path)
     except OSError as exc:
         raise PhotonSourceError(f"cannot read photon file {path}: {exc.strerror}") from exc
+    try:
+        tree = ast.parse(source, filename=str(path))
+    except SyntaxError as exc:
+        where = f"{path}:{exc.lineno}" if exc.lineno else f"{path}"
+        raise PhotonSourceError(
+            f"{where}: syntax error: {exc.msg}; fix the photon's source"
+        ) from exc
     classes = {node.name: node for node in tree.body if isinstance(node, ast.ClassDef)}
     photons = [name for name in classes if _is_photon(name, classes, set())]
     cls = _choose(spec, path, classes, photons)
@@ -104,6 +111,30 @@ def _imports_leptonai(tree: ast.Module) -> bool:
         if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "leptonai":
             return True
     return False
+
+
+def _decoded(data: bytes, path: Path) -> str:
+    """The source text, in UTF-8 or the encoding its PEP 263 declaration names."""
+    try:
+        encoding = tokenize.detect_encoding(io.BytesIO(data).readline)[0]
+    except SyntaxError as exc:
+        if str(exc).startswith("unknown encoding"):
+            raise PhotonSourceError(
+                f"{path}: {exc}: its coding declaration names no codec Python has; "
+                "remove the declaration and save the file as UTF-8"
+            ) from exc
+        encoding = "utf-8"  # the first lines are not UTF-8: decoding says where
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        label = "UTF-8" if encoding.startswith("utf-8") else f"{encoding} (as it declares)"
+        raise PhotonSourceError(
+            f"{path}:{line}: the photon's source is not {label}: byte "
+            f"0x{data[exc.start]:02x} at column {column} cannot be decoded; "
+            "save the file as UTF-8, the encoding of Python source"
+        ) from exc
 
 
 def _choose(
@@ -185,16 +216,50 @@ def _assignments(cls: ast.ClassDef) -> dict[str, Any]:
 def _read_imported(spec: PhotonSpec) -> Declaration:
     # Looked up at call time: source.load_photon pulls in the SDK, which locking avoids.
     load_photon = importlib.import_module("photonpack.serving.loader").load_photon
-    cls = load_photon(spec)
+    try:
+        with _exit_refused():
+            cls = load_photon(spec)
+    except SystemExit as exc:
+        raise PhotonSourceError(
+            f"the photon {spec} exited during import ({_exit_text(exc.code)} in its module "
+            "code); photonpack imports it to read its declared attributes: move that call "
+            'under `if __name__ == "__main__":` or into init()'
+        ) from None
     values = {name: getattr(cls, name, None) for name in ATTRIBUTES}
     source = _source_file(spec)
     lepton = False
     if source is not None:
         try:
             lepton = _imports_leptonai(ast.parse(source.read_bytes()))
-        except (OSError, SyntaxError):
+        except (OSError, SyntaxError, ValueError):
             lepton = False  # the import succeeded: the loader's source is what counts
     return _declaration(cls.__name__, values, where=f"{spec}", lepton=lepton)
+
+
+@contextlib.contextmanager
+def _exit_refused() -> Iterator[None]:
+    """Make ``os._exit`` raise SystemExit while a photon imports in this process.
+
+    ``os._exit`` ends the process at once, skipping every handler: a photon
+    calling it at import would end ``photonpack lock`` with the photon's exit
+    code and no word. Scoped to the import, and the CLI runs nothing else then.
+    """
+
+    def refuse(status: int) -> NoReturn:
+        raise SystemExit(status)
+
+    original = os._exit
+    os._exit = refuse
+    try:
+        yield
+    finally:
+        os._exit = original
+
+
+def _exit_text(code: object) -> str:
+    if code is None or isinstance(code, int):
+        return f"exit code {code or 0}: sys.exit or os._exit"
+    return f"sys.exit({code!r})"
 
 
 def _declaration(

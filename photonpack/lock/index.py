@@ -1,4 +1,4 @@
-"""Package index access: what files a project has, and verified downloads.
+"""Package index access: what files a project has (downloads: :mod:`photonpack.lock.download`).
 
 Reads PEP 691 JSON pages (``hashes`` and the PEP 700 ``size``), PEP 503 HTML
 pages (``#sha256=`` fragments) and ``--find-links`` directories or pages, so
@@ -17,13 +17,12 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import urllib.parse
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol
 
-from photonpack._digest import sha256_file
-from photonpack._fs import AtomicFile
-from photonpack.errors import IntegrityError, PackageIndexError
+from photonpack._digest import CHUNK_SIZE, sha256_file
+from photonpack.errors import PackageIndexError
 
 if TYPE_CHECKING:
     import urllib.request
@@ -33,22 +32,24 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PYPI",
+    "TIMEOUT",
     "DistFile",
     "IndexSettings",
     "Transport",
-    "fetch_wheels",
+    "file_path",
+    "is_local",
     "list_files",
     "measure",
     "redact_url",
+    "request",
+    "stream",
     "urllib_transport",
-    "with_credentials",
 ]
 
 PYPI = "https://pypi.org/simple"
 _JSON = "application/vnd.pypi.simple.v1+json"
 _ACCEPT = f"{_JSON}, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01"
-_CHUNK = 1 << 20
-_TIMEOUT = 60.0
+TIMEOUT = 60.0
 _WORKERS = 8
 
 
@@ -132,7 +133,7 @@ class Transport(Protocol):
     def __call__(self, url: str, headers: Mapping[str, str]) -> tuple[bytes, str, str]: ...
 
 
-def _request(url: str, headers: Mapping[str, str], method: str = "GET") -> urllib.request.Request:
+def request(url: str, headers: Mapping[str, str], method: str = "GET") -> urllib.request.Request:
     import base64
     import urllib.request
 
@@ -150,7 +151,7 @@ def urllib_transport(url: str, headers: Mapping[str, str]) -> tuple[bytes, str, 
     """The default transport: urllib, credentials from the URL as basic auth."""
     import urllib.request
 
-    with urllib.request.urlopen(_request(url, headers), timeout=_TIMEOUT) as response:  # noqa: S310
+    with urllib.request.urlopen(request(url, headers), timeout=TIMEOUT) as response:  # noqa: S310
         return response.read(), response.headers.get("Content-Type", ""), response.geturl()
 
 
@@ -164,7 +165,7 @@ def list_files(
 
     wanted = sorted({canonicalize_name(n) for n in names})
     local = _local_find_links(settings.find_links, set(wanted))
-    remote_links = [u for u in settings.find_links if not _is_local(u)]
+    remote_links = [u for u in settings.find_links if not is_local(u)]
     pages: list[tuple[str, str]] = [
         (name, base.rstrip("/") + f"/{name}/")
         for name in wanted
@@ -201,7 +202,7 @@ def _page_files(url: str, transport: Transport) -> list[DistFile]:
 
 
 def _file_url_page(url: str) -> list[DistFile]:
-    path = _file_path(url)
+    path = file_path(url)
     if path.is_dir() and (path / "index.html").is_file():
         return parse_page((path / "index.html").read_bytes(), "text/html", path.as_uri() + "/")
     if path.is_dir():
@@ -284,14 +285,14 @@ def _project_of(filename: str) -> str | None:
         return None
 
 
-def _is_local(location: str) -> bool:
+def is_local(location: str) -> bool:
     return "://" not in location
 
 
 def _local_find_links(locations: Sequence[str], wanted: set[str]) -> dict[str, list[DistFile]]:
     found: dict[str, list[DistFile]] = {}
     for location in locations:
-        if not _is_local(location):
+        if not is_local(location):
             continue
         directory = Path(location)
         if not directory.is_dir():
@@ -317,9 +318,9 @@ def head_size(url: str) -> int:
     import urllib.request
 
     if url.startswith("file:"):
-        return _file_path(url).stat().st_size
+        return file_path(url).stat().st_size
     try:
-        with urllib.request.urlopen(_request(url, {}, "HEAD"), timeout=_TIMEOUT) as response:  # noqa: S310
+        with urllib.request.urlopen(request(url, {}, "HEAD"), timeout=TIMEOUT) as response:  # noqa: S310
             length = response.headers.get("Content-Length")
     except (OSError, ValueError) as exc:
         raise _unreachable(url, str(exc)) from exc
@@ -339,138 +340,34 @@ def measure(file: DistFile) -> DistFile:
         return dataclasses.replace(file, size=head_size(file.url))
     sha = hashlib.sha256()
     size = 0
-    for chunk in _stream(file.url):
+    for chunk in stream(file.url):
         sha.update(chunk)
         size += len(chunk)
     return dataclasses.replace(file, sha256=sha.hexdigest(), size=size)
 
 
-class LockedFile(Protocol):
-    """A file the lock pins: what ``fetch_wheels`` needs of a locked wheel."""
-
-    @property
-    def filename(self) -> str: ...
-    @property
-    def url(self) -> str: ...
-    @property
-    def size(self) -> int: ...
-    @property
-    def sha256(self) -> str: ...
-
-
-W = TypeVar("W", bound=LockedFile)
-
-
-def fetch_wheels(
-    wheels: Sequence[W],
-    cache: Path,
-    *,
-    progress: Callable[[W, int], None] | None = None,
-    index: IndexSettings | None = None,
-    partial: Path | None = None,
-) -> dict[str, Path]:
-    """Download ``wheels`` into ``cache/sha256/<hex>`` in parallel, each verified.
-
-    Files already in the cache are re-hashed, not trusted. ``progress`` is
-    called with each wheel and the bytes just received. Credentials of
-    ``index`` URLs are sent to the same hosts (a lock never stores them).
-    Downloads in progress live in ``partial`` (on the cache's filesystem; the
-    cache directory itself by default) and are renamed into the cache once
-    verified, so that a killed download leaves nothing in the cache.
-    Returns sha256 hex -> path. Raises :class:`IntegrityError` when bytes
-    differ from the lock.
-    """
-    import concurrent.futures
-
-    unique = {wheel.sha256: wheel for wheel in wheels}
-    directory = cache / "sha256"
-    directory.mkdir(parents=True, exist_ok=True)
-    with concurrent.futures.ThreadPoolExecutor(_WORKERS) as pool:
-        futures = {
-            digest: pool.submit(_fetch_one, wheel, directory, partial or directory, progress, index)
-            for digest, wheel in sorted(unique.items())
-        }
-        return {digest: future.result() for digest, future in futures.items()}
-
-
-def with_credentials(url: str, index: IndexSettings | None) -> str:
-    """``url`` with the ``user:password@`` that ``index`` configures for its host, if any."""
-    if index is None:
-        return url
-    parts = urllib.parse.urlsplit(url)
-    for configured in (index.index_url, *index.extra_index_urls, *index.find_links):
-        known = urllib.parse.urlsplit(configured)
-        if known.username is not None and (known.hostname, known.port) == (
-            parts.hostname,
-            parts.port,
-        ):
-            userinfo = known.netloc.rpartition("@")[0]
-            return urllib.parse.urlunsplit(parts._replace(netloc=f"{userinfo}@{parts.netloc}"))
-    return url
-
-
-def _fetch_one(
-    wheel: W,
-    directory: Path,
-    partial: Path,
-    progress: Callable[[W, int], None] | None,
-    index: IndexSettings | None,
-) -> Path:
-    final = directory / wheel.sha256
-    if final.is_file() and sha256_file(final) == (wheel.sha256, wheel.size):
-        return final
-    sha = hashlib.sha256()
-    size = 0
-
-    def check(_temp: Path) -> None:
-        if (sha.hexdigest(), size) != (wheel.sha256, wheel.size):
-            raise IntegrityError(
-                f"{wheel.filename} from {redact_url(wheel.url)} does not match the lock: "
-                f"expected sha256 {wheel.sha256} and {wheel.size} bytes, "
-                f"got {'more than ' + str(wheel.size) if size > wheel.size else size} bytes"
-                f"{'' if size > wheel.size else ' with sha256 ' + sha.hexdigest()}; "
-                "the index serves different bytes than when the lock was made: "
-                "re-lock only if you trust the new file"
-            )
-
-    atomic = AtomicFile(final, temp_dir=partial)
-    try:
-        for chunk in _stream(with_credentials(wheel.url, index)):
-            sha.update(chunk)
-            size += len(chunk)
-            if size > wheel.size:
-                break
-            atomic.write(chunk)
-            if progress is not None:
-                progress(wheel, len(chunk))
-    except BaseException:
-        atomic.abort()
-        raise
-    return atomic.commit(check=check, sync_dir=False)
-
-
-def _file_path(url: str) -> Path:
+def file_path(url: str) -> Path:
     import urllib.request
 
     return Path(urllib.request.url2pathname(urllib.parse.urlsplit(url).path))
 
 
-def _stream(url: str) -> Iterator[bytes]:
+def stream(url: str) -> Iterator[bytes]:
     import urllib.error
     import urllib.request
 
-    if _is_local(url) or url.startswith("file:"):
-        path = _file_path(url) if url.startswith("file:") else Path(url)
+    if is_local(url) or url.startswith("file:"):
+        path = file_path(url) if url.startswith("file:") else Path(url)
         try:
             with path.open("rb") as stream:
-                while chunk := stream.read(_CHUNK):
+                while chunk := stream.read(CHUNK_SIZE):
                     yield chunk
         except OSError as exc:
             raise PackageIndexError(f"cannot read wheel {path}: {exc.strerror or exc}") from exc
         return
     try:
-        with urllib.request.urlopen(_request(url, {}), timeout=_TIMEOUT) as response:  # noqa: S310
-            while chunk := response.read(_CHUNK):
+        with urllib.request.urlopen(request(url, {}), timeout=TIMEOUT) as response:  # noqa: S310
+            while chunk := response.read(CHUNK_SIZE):
                 yield chunk
     except urllib.error.HTTPError as exc:
         raise PackageIndexError(

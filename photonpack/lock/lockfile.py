@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from photonpack._fs import write_atomic
 from photonpack.errors import LockError, NoCompatibleWheelError, StaleLockError
+from photonpack.lock.closure import check_closure
 from photonpack.lock.declaration import read_declaration
 from photonpack.lock.index import DistFile, IndexSettings
 from photonpack.lock.pylock import (
@@ -112,6 +113,7 @@ def check_lock(spec: PhotonSpec, options: LockOptions) -> None:
     lock = read_lock(path)
     if lock.inputs_digest != inputs.digest():
         raise StaleLockError(f"{path.name} is stale: {_what_changed(lock.inputs, inputs)}")
+    check_closure(lock)
 
 
 def lock_photon(spec: PhotonSpec, options: LockOptions) -> LockResult:
@@ -121,6 +123,7 @@ def lock_photon(spec: PhotonSpec, options: LockOptions) -> LockResult:
     if old is not None and not (options.upgrade or options.upgrade_packages):
         fresh = fresh_lock(old, path=path, digest=inputs.digest())
         if fresh is not None:
+            check_closure(fresh)
             return LockResult(path=path, lock=fresh, changed=False)
     # A malformed previous lock is an error, not something to overwrite silently.
     previous = parse_lock(old, path=path) if old is not None else None
@@ -136,6 +139,7 @@ def lock_photon(spec: PhotonSpec, options: LockOptions) -> LockResult:
     lock = assemble(inputs, resolution, path=path)
     text = lock.to_text()
     lock = parse_lock(text, path=path)  # what we write must be what we read
+    check_closure(lock)
     if text != old:
         _write_atomic(path, text)
     return LockResult(path=path, lock=lock, changed=text != old)

@@ -13,7 +13,7 @@ import dataclasses
 import hashlib
 import json
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,8 @@ else:
     import tomli as tomllib
 from photonpack._digest import is_sha256_hex
 from photonpack.lock.index import IndexSettings
+from photonpack.lock.locations import location_problem, wheel_url_problem
+from photonpack.lock.schema import Where, check_unique
 from photonpack.lock.target import Target, TargetError
 
 __all__ = [
@@ -198,118 +200,121 @@ def load_toml(text: str, *, path: Path) -> dict[str, Any]:
 def fresh_lock(text: str, *, path: Path, digest: str) -> Lock | None:
     """The lock in ``text`` if it records inputs ``digest``, else None.
 
-    The fast path of an up-to-date ``photonpack lock``: TOML syntax and
-    photonpack's own section are checked, the full PEP 751 validation (whose
-    import costs more than the rest of the command) is not: photonpack ran it
-    when it wrote the file, and :func:`read_lock` runs it for every consumer.
+    The fast path of an up-to-date ``photonpack lock``. A lock it answers with
+    is validated exactly as :func:`parse_lock` validates it for every other
+    command: "up to date" is never said of a file that build would refuse.
     """
     data = load_toml(text, path=path)
-    tool = data.get("tool", {}).get("photonpack", {})
-    if not isinstance(tool, Mapping) or tool.get("inputs-digest") != digest:
+    tool = data.get("tool")
+    section = tool.get("photonpack") if isinstance(tool, Mapping) else None
+    if not isinstance(section, Mapping) or section.get("inputs-digest") != digest:
         return None
-    return _from_dict(data, path)
+    return _validated(data, path)
 
 
 def parse_lock(text: str, *, path: Path) -> Lock:
     """Validate pylock text (PEP 751 via ``packaging.pylock``, then photonpack's section)."""
-    data = load_toml(text, path=path)
+    return _validated(load_toml(text, path=path), path)
+
+
+def _validated(data: dict[str, Any], path: Path) -> Lock:
     from packaging.pylock import Pylock, PylockValidationError
 
     try:
         Pylock.from_dict(data)
     except PylockValidationError as exc:
-        raise LockFileError(f"lock file {path} is not a valid PEP 751 lock: {exc}") from exc
+        where = Where(path)
+        if exc.context:
+            raise where.error(exc.context, f"is not valid PEP 751: {exc.message}") from exc
+        raise LockFileError(
+            f"lock file {path} is not a valid PEP 751 lock: {exc.message}; "
+            "fix it, or delete it and run photonpack lock again"
+        ) from exc
     return _from_dict(data, path)
 
 
 def _from_dict(data: Mapping[str, Any], path: Path) -> Lock:
-    where = _Where(path)
-    tool = data.get("tool", {}).get("photonpack")
-    if not isinstance(tool, Mapping):
+    where = Where(path)
+    tool = data.get("tool")
+    section = tool.get("photonpack") if isinstance(tool, Mapping) else None
+    if not isinstance(section, Mapping):
         raise where.error("tool.photonpack", "is missing: the file was not written by photonpack")
-    if tool.get("lock-format") != LOCK_FORMAT:
+    at = "tool.photonpack"
+    if section.get("lock-format") != LOCK_FORMAT:
         raise where.error(
-            "tool.photonpack.lock.lockfile-format",
-            f"is {tool.get('lock-format')!r}, this photonpack reads format {LOCK_FORMAT}",
+            f"{at}.lock-format",
+            f"is {section.get('lock-format')!r}, this photonpack reads format {LOCK_FORMAT}",
         )
-    try:
-        targets = tuple(Target.parse(str(t)) for t in where.list(tool, "targets"))
-    except TargetError as exc:
-        raise where.error("tool.photonpack.targets", str(exc)) from exc
-    index = where.table(tool, "index")
+    targets = []
+    for i, text in enumerate(where.strings(section, "targets", at)):
+        try:
+            targets.append(Target.parse(text))
+        except TargetError as exc:
+            raise where.error(f"{at}.targets[{i}]", str(exc)) from exc
+    index = where.table(section, "index", at)
+    index_url = where.string(index, "index-url", f"{at}.index")
+    if (problem := location_problem(index_url)) is not None:
+        raise where.error(f"{at}.index.index-url", f"({index_url!r}) cannot be used: {problem}")
     inputs = LockInputs(
-        requirements=tuple(str(r) for r in where.list(tool, "requirements")),
-        serving_requirements=tuple(str(r) for r in where.list(tool, "serving-requirements")),
-        targets=targets,
+        requirements=tuple(where.strings(section, "requirements", at)),
+        serving_requirements=tuple(where.strings(section, "serving-requirements", at)),
+        targets=tuple(targets),
         index=IndexSettings(
-            index_url=str(index.get("index-url", "")),
-            extra_index_urls=tuple(str(u) for u in index.get("extra-index-urls", [])),
-            find_links=tuple(str(u) for u in index.get("find-links", [])),
+            index_url=index_url,
+            extra_index_urls=where.locations(
+                index, "extra-index-urls", f"{at}.index", local_ok=False
+            ),
+            find_links=where.locations(index, "find-links", f"{at}.index", local_ok=True),
         ),
     )
     packages = tuple(
-        _package(entry, f"packages[{i}]", where) for i, entry in enumerate(data["packages"])
+        _package(entry, f"packages[{i}]", where)
+        for i, entry in enumerate(where.tables(data, "packages", ""))
     )
+    check_unique(packages, inputs.targets, where)
     return Lock(
         path=path,
-        targets=targets,
+        targets=inputs.targets,
         packages=packages,
         inputs=inputs,
-        inputs_digest=str(tool.get("inputs-digest", "")),
+        inputs_digest=where.string(section, "inputs-digest", at),
     )
 
 
-def _package(entry: Mapping[str, Any], at: str, where: _Where) -> LockedPackage:
-    name, version = str(entry["name"]), str(entry.get("version", ""))
-    if not version or "wheels" not in entry:
+def _package(entry: Mapping[str, Any], at: str, where: Where) -> LockedPackage:
+    name = where.string(entry, "name", at)
+    if "version" not in entry or "wheels" not in entry:
         raise where.error(at, "has no version or no wheels: photonpack locks wheels only")
-    wheels = []
-    for j, wheel in enumerate(entry["wheels"]):
-        sha256 = str(wheel.get("hashes", {}).get("sha256", ""))
-        if not is_sha256_hex(sha256):
-            raise where.error(f"{at}.wheels[{j}].hashes.sha256", "is missing or not 64 hex digits")
-        if not isinstance(wheel.get("size"), int) or "url" not in wheel:
-            raise where.error(f"{at}.wheels[{j}]", "needs a url and an integer size")
-        filename = str(wheel.get("name") or str(wheel["url"]).rpartition("/")[2])
-        wheels.append(
-            LockedWheel(
-                name=name,
-                version=version,
-                filename=filename,
-                url=str(wheel["url"]),
-                size=int(wheel["size"]),
-                sha256=sha256,
-            )
-        )
-    dependencies = tuple(str(d.get("name", "")) for d in entry.get("dependencies", []))
-    marker = entry.get("marker")
+    version = where.string(entry, "version", at)
+    wheels = tuple(
+        _wheel(wheel, f"{at}.wheels[{j}]", name, version, where)
+        for j, wheel in enumerate(where.tables(entry, "wheels", at))
+    )
+    if not wheels:
+        raise where.error(f"{at}.wheels", f"is empty: {name} {version} needs at least one wheel")
+    dependencies = tuple(
+        where.string(dependency, "name", f"{at}.dependencies[{k}]")
+        for k, dependency in enumerate(where.tables(entry, "dependencies", at))
+    )
+    marker = where.string(entry, "marker", at) if "marker" in entry else None
     return LockedPackage(
         name=name,
         version=version,
-        marker=str(marker) if marker else None,
+        marker=marker or None,
         dependencies=dependencies,
-        wheels=tuple(wheels),
+        wheels=wheels,
     )
 
 
-@dataclasses.dataclass(frozen=True)
-class _Where:
-    path: Path
-
-    def error(self, location: str, problem: str) -> LockFileError:
-        return LockFileError(
-            f"lock file {self.path}: {location} {problem}; "
-            "fix it, or delete it and run photonpack lock again"
-        )
-
-    def list(self, table: Mapping[str, Any], key: str) -> Sequence[Any]:
-        value = table.get(key)
-        if not isinstance(value, list):
-            raise self.error(f"tool.photonpack.{key}", "must be an array")
-        return value
-
-    def table(self, table: Mapping[str, Any], key: str) -> Mapping[str, Any]:
-        value = table.get(key)
-        if not isinstance(value, Mapping):
-            raise self.error(f"tool.photonpack.{key}", "must be a table")
-        return value
+def _wheel(wheel: Mapping[str, Any], at: str, name: str, version: str, where: Where) -> LockedWheel:
+    sha256 = where.string(where.table(wheel, "hashes", at), "sha256", f"{at}.hashes")
+    if not is_sha256_hex(sha256):
+        raise where.error(f"{at}.hashes.sha256", f"is {sha256!r}, not 64 lowercase hex digits")
+    url = where.string(wheel, "url", at)
+    size = where.size(wheel, "size", at)
+    filename = where.string(wheel, "name", at) if "name" in wheel else url.rpartition("/")[2]
+    if (problem := wheel_url_problem(url, filename)) is not None:
+        raise where.error(f"{at}.url", f"({url!r}) {problem}")
+    return LockedWheel(
+        name=name, version=version, filename=filename, url=url, size=size, sha256=sha256
+    )

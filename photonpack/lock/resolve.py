@@ -23,6 +23,13 @@ pip's configuration files and ``PIP_*`` variables are ignored while resolving
 settings only, never on the machine that made it. Only the CA bundle is kept,
 since it changes how to reach an index, not what it serves.
 
+These are pip's private internals (``repository._finder``, ``make_resolver``,
+``Link.from_json``, the vendored markers, the resolver factory's record of
+mislabelled wheels). ``pyproject.toml`` bounds pip and pip-tools to the
+versions the tests run with; if one moves anyway, :func:`_pip_internals`
+turns the ImportError or AttributeError into one ``LockError`` naming the
+installed and supported versions.
+
 This module imports pip; ``photonpack.lock.lockfile`` imports it only when it must
 resolve, so an up-to-date ``photonpack lock`` never pays for it.
 """
@@ -38,16 +45,16 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from photonpack.errors import (
     IntegrityError,
-    NoCompatibleWheelError,
+    LockError,
     PackageIndexError,
     ResolutionError,
 )
-from photonpack.lock.index import DistFile, IndexSettings, list_files, redact_url
+from photonpack.lock.diagnosis import explain_not_found, mislabelled, parse_requirement
+from photonpack.lock.index import DistFile, IndexSettings, redact_url
 from photonpack.lock.target import Target
 
 __all__ = ["Pin", "Resolution", "resolve"]
@@ -90,14 +97,18 @@ def resolve(
     sizes: dict[tuple[str, str], int] = {}
     preferred = dict(preferences)
     with (
+        _pip_internals(),
         _isolated_pip(),
         _quiet(),
         _recording_sizes(sizes),
         tempfile.TemporaryDirectory(prefix="photonpack-resolve-") as work,
     ):
         for target in targets:
-            repository = _repository(target, index, Path(work))
-            pins[target] = _resolve_one(requirements, target, index, repository, preferred)
+            resolvers: list[Any] = []
+            repository = _repository(target, index, Path(work), resolvers)
+            pins[target] = _resolve_one(
+                requirements, target, index, repository, preferences=preferred, resolvers=resolvers
+            )
             files[target] = {
                 name: _offered(repository, name, sizes)
                 for name, pin in pins[target].items()
@@ -151,6 +162,55 @@ def _recording_sizes(sizes: dict[tuple[str, str], int]) -> Iterator[None]:
         yield
     finally:
         Link.from_json = original  # type: ignore[method-assign]
+
+
+# What a pip or pip-tools release that moved an internal raises when it is used.
+_MOVED = (ImportError, AttributeError, KeyError, TypeError)
+
+
+@contextlib.contextmanager
+def _pip_internals() -> Iterator[None]:
+    """A moved pip internal is one LockError naming the versions, not a traceback."""
+    try:
+        yield
+    except _MOVED as exc:
+        raise LockError(_moved(exc)) from exc
+
+
+def _moved(exc: BaseException) -> str:
+    from importlib import metadata
+
+    installed, supported = [], []
+    wanted = _supported_versions()
+    for name in ("pip", "pip-tools"):
+        try:
+            installed.append(f"{name} {metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            installed.append(f"no {name}")
+        supported.append(f"{name}{wanted.get(name, '')}")
+    fix = " ".join(f"'{s}'" for s in supported)
+    return (
+        f"photonpack cannot drive the installed pip: {type(exc).__name__}: {exc}; "
+        f"installed are {' and '.join(installed)}, photonpack supports "
+        f"{' and '.join(supported)}: install those (pip install {fix})"
+    )
+
+
+def _supported_versions() -> dict[str, str]:
+    """The pip and pip-tools bounds of photonpack's own requirements (pyproject.toml)."""
+    from importlib import metadata
+
+    try:
+        lines = metadata.requires("photonpack") or []
+    except metadata.PackageNotFoundError:
+        return {}
+    bounds = {}
+    for line in lines:
+        requirement = parse_requirement(line)
+        if requirement is not None and requirement.name in ("pip", "pip-tools"):
+            lower_first = sorted(requirement.specifier, key=lambda s: s.operator[0] == "<")
+            bounds[requirement.name] = ",".join(str(s) for s in lower_first)
+    return bounds
 
 
 @contextlib.contextmanager
@@ -228,8 +288,12 @@ def _pip_args(index: IndexSettings) -> list[str]:
     return [*args, "--retries", "0", "--timeout", "30"]
 
 
-def _repository(target: Target, index: IndexSettings, work: Path) -> Any:
-    """A pip-tools repository whose finder and resolver see ``target``, not this interpreter."""
+def _repository(target: Target, index: IndexSettings, work: Path, resolvers: list[Any]) -> Any:
+    """A pip-tools repository whose finder and resolver see ``target``, not this interpreter.
+
+    Every pip resolver it makes is appended to ``resolvers``: after a failure,
+    its factory knows the wheels it discarded as mislabelled.
+    """
     from pip._internal.models.target_python import TargetPython
     from piptools.repositories import PyPIRepository
 
@@ -246,9 +310,15 @@ def _repository(target: Target, index: IndexSettings, work: Path) -> Any:
     repository._finder = repository.command._build_package_finder(
         options=repository.options, session=repository.session, target_python=python
     )
-    repository.command.make_resolver = functools.partial(  # type: ignore[method-assign]
+    make_resolver = functools.partial(
         repository.command.make_resolver, py_version_info=target.python_version
     )
+
+    def recorded(*args: Any, **kwargs: Any) -> Any:
+        resolvers.append(resolver := make_resolver(*args, **kwargs))
+        return resolver
+
+    repository.command.make_resolver = recorded  # type: ignore[method-assign]
     return repository
 
 
@@ -257,7 +327,9 @@ def _resolve_one(
     target: Target,
     index: IndexSettings,
     repository: Any,
+    *,
     preferences: Mapping[str, str],
+    resolvers: Sequence[Any],
 ) -> dict[str, Pin]:
     from pip._internal.exceptions import (
         DistributionNotFound,
@@ -283,7 +355,7 @@ def _resolve_one(
         try:
             result = resolver.resolve()
         except DistributionNotFound as exc:
-            raise _explain_not_found(exc, target, index) from exc
+            raise explain_not_found(exc, target, index, mislabelled(resolvers)) from exc
         except (HashError, HashErrors) as exc:
             # pip's first line speaks of a requirements file; the indented details name the file.
             details = "\n".join(line for line in str(exc).splitlines() if line[:1].isspace())
@@ -313,102 +385,3 @@ def _pin(ireq: Any) -> Pin:
         url=url,
         required_by=tuple(sorted(canonicalize_name(p) for p in parents)),
     )
-
-
-def _explain_not_found(exc: Exception, target: Target, index: IndexSettings) -> Exception:
-    from pip._vendor.resolvelib.resolvers import ResolutionImpossible
-
-    cause = exc.__cause__
-    causes = list(cause.causes) if isinstance(cause, ResolutionImpossible) else []
-    requirements = [_parse(str(c.requirement)) for c in causes] or [_from_message(str(exc))]
-    names = sorted({r.name for r in requirements if r is not None})
-    files = list_files(names, index)
-    for requirement in requirements:
-        if requirement is None:
-            continue
-        problem = _missing_wheel(requirement, files[canonicalize_name(requirement.name)], target)
-        if problem is not None:
-            return problem
-    if causes:
-        lines = [_conflict_line(c) for c in causes]
-        return ResolutionError(
-            f"conflicting requirements for {target}:\n  " + "\n  ".join(lines) + "\n"
-            "loosen one of these requirements, or pin a version that satisfies all of them"
-        )
-    return ResolutionError(f"cannot resolve for {target}: {exc}")
-
-
-def _parse(text: str) -> Requirement | None:
-    try:
-        return Requirement(text)
-    except InvalidRequirement:
-        return None
-
-
-def _from_message(message: str) -> Requirement | None:
-    marker = "No matching distribution found for "
-    return _parse(message.partition(marker)[2].strip()) if marker in message else None
-
-
-def _conflict_line(cause: Any) -> str:
-    parent = cause.parent
-    who = "the photon" if parent is None else f"{parent.name} {parent.version}"
-    return f"{who} requires {cause.requirement.format_for_error()}"
-
-
-def _missing_wheel(
-    requirement: Requirement, files: list[DistFile], target: Target
-) -> Exception | None:
-    name = canonicalize_name(requirement.name)
-    if not files:
-        return ResolutionError(
-            f"unknown package {requirement.name!r}: no index or find-links location offers it; "
-            "check the spelling, or pass --index-url/--find-links for a private package"
-        )
-    matching = [f for f in files if (v := f.version()) and requirement.specifier.contains(v, True)]
-    if not matching:
-        versions = sorted({v for f in files if (v := f.version())}, key=_version_key)
-        return ResolutionError(
-            f"no version of {name} matches {requirement}: available {', '.join(versions)}"
-        )
-    usable = [f for f in matching if f.is_wheel and target.supports(f.filename)]
-    python = "{}.{}".format(*target.python_version)
-    if any(_runs_on(f, python) for f in usable):
-        return None
-    if usable:
-        needs = sorted({str(f.requires_python) for f in usable})
-        return NoCompatibleWheelError(
-            f"every wheel of {requirement} for {target} needs Python {' or '.join(needs)}, "
-            f"but the target has Python {python}; require a version of {name} that "
-            "supports it, or lock for another interpreter"
-        )
-    latest = max((v for f in matching if (v := f.version())), key=_version_key)
-    wheels = sorted(f.filename for f in matching if f.is_wheel and f.version() == latest)
-    if not wheels:
-        return NoCompatibleWheelError(
-            f"{name} {latest} has only a source distribution, no wheel for {target}; "
-            "photonpack locks wheels only: build a wheel (pip wheel) and add its directory "
-            "with --find-links, or require a version that publishes wheels"
-        )
-    tags = sorted({filename.removesuffix(".whl").split("-", 2)[2] for filename in wheels})
-    return NoCompatibleWheelError(
-        f"{name} {latest} has no wheel for target {target}; its wheels are tagged "
-        f"{', '.join(tags)}; pick a target those wheels support, or require another version"
-    )
-
-
-def _runs_on(file: DistFile, python: str) -> bool:
-    from packaging.specifiers import InvalidSpecifier, SpecifierSet
-
-    try:
-        return file.requires_python is None or SpecifierSet(file.requires_python).contains(
-            python, prereleases=True
-        )
-    except InvalidSpecifier:
-        return True
-
-
-def _version_key(text: str) -> Any:
-    from packaging.version import Version
-
-    return Version(text)

@@ -75,6 +75,11 @@ class ConnectionLimits:
         return cls(**values)
 
 
+# After a 431, what is still read and dropped before the connection is closed.
+_LINGER_S = 2.0
+_LINGER_BYTES = 1 << 20
+
+
 def protocol_class(limits: ConnectionLimits) -> type[asyncio.Protocol]:
     """uvicorn's httptools protocol held to ``limits``, for ``uvicorn.Config(http=...)``."""
     return type("LimitedHttpToolsProtocol", (_LimitedProtocol,), {"limits": limits})
@@ -89,6 +94,7 @@ class _LimitedProtocol(HttpToolsProtocol):
     # _deadline_at, so a request costs no timer of its own.
     _deadline_at: float | None = None
     _timer: asyncio.TimerHandle | None = None
+    _draining = -1  # bytes dropped after a 431 (lingering close); -1: not draining
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -102,6 +108,11 @@ class _LimitedProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        if self._draining >= 0:  # answered 431: read and drop what the client still sends
+            self._draining += len(data)
+            if self._draining > _LINGER_BYTES:
+                self.transport.close()
+            return
         if not self._in_head:
             super().data_received(data)
             return
@@ -178,4 +189,12 @@ class _LimitedProtocol(HttpToolsProtocol):
                 b"content-type: application/json\r\n"
                 b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(body), body)
             )
+            # A lingering close, as nginx makes one: closing with the rest of the head
+            # unread would send a reset that can destroy the answer before the client
+            # reads it. Half-close, drop what still comes (bounded), then close.
+            if self.transport.can_write_eof():
+                self.transport.write_eof()
+                self._draining = 0
+                self._arm(_LINGER_S)
+                return
         self.transport.close()

@@ -12,7 +12,7 @@ import dataclasses
 import hashlib
 import io
 import tarfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,8 @@ __all__ = [
     "decompress",
     "make_archive",
     "member_data_offset",
+    "with_lock",
+    "with_manifest",
 ]
 
 TARGET = "cp311-manylinux_2_28_x86_64"
@@ -148,15 +150,30 @@ def make_archive(
     system_dependency: Sequence[str] = (),
     runtime: Mapping[str, bytes] | None = None,
     output: Path | None = None,
+    requires: Mapping[str, Sequence[str]] | None = None,
+    wheel_transform: Callable[[Path], None] | None = None,
 ) -> Archive:
-    """Write ``<directory>/<name>.photon`` with real wheels, files and lock; return it."""
+    """Write ``<directory>/<name>.photon`` with real wheels, files and lock; return it.
+
+    ``requires`` gives packages Requires-Dist lines; ``wheel_transform(path)``
+    edits each wheel file before anything is hashed (to craft a lying wheel).
+    """
     blobs = directory / "blobs"
     blobs.mkdir(parents=True, exist_ok=True)
     wheels_dir = directory / "wheels"
     wheel_paths = [
-        build_wheel(wheels_dir, pkg, version, files=(wheel_files or {}).get(pkg))
+        build_wheel(
+            wheels_dir,
+            pkg,
+            version,
+            files=(wheel_files or {}).get(pkg),
+            requires=(requires or {}).get(pkg, ()),
+        )
         for pkg, version in packages
     ]
+    if wheel_transform is not None:
+        for wheel_path in wheel_paths:
+            wheel_transform(wheel_path)
     lock_name = f"pylock.{name}.toml"
     lock = make_lock(wheel_paths, targets, directory / lock_name)
     lock.path.write_text(lock.to_text())
@@ -211,6 +228,27 @@ def make_archive(
     with out.open("wb") as fh:
         write_archive(fh, manifest, lambda sha256: blobs / sha256)
     return Archive(path=out, manifest=manifest, blobs=blobs)
+
+
+def with_lock(archive: Archive, text: str, out: Path) -> Path:
+    """``archive`` written again to ``out`` with ``text`` as its lock file (a new photon)."""
+    m = archive.manifest
+    data = text.encode()
+    sha256, size = _put(archive.blobs, data)
+    files = [
+        dataclasses.replace(f, sha256=sha256, size=size) if f.path == m.lock else f for f in m.files
+    ]
+    manifest = Manifest.from_dict({**m.to_dict(), "files": [f.to_dict() for f in files]})
+    with out.open("wb") as fh:
+        write_archive(fh, manifest, archive.blob_path)
+    return out
+
+
+def with_manifest(archive: Archive, manifest: Manifest, out: Path) -> Path:
+    """``archive``'s blobs under another manifest, written to ``out``."""
+    with out.open("wb") as fh:
+        write_archive(fh, manifest, archive.blob_path)
+    return out
 
 
 def decompress(path: Path) -> bytes:

@@ -1,0 +1,262 @@
+"""The admission policy: what ``verify`` checks beyond the hashes, for every way in.
+
+For a photon whose blobs matched their digests: the lock is one of its files
+and a valid lock; the lock's wheels per target are exactly the manifest's
+(:func:`check_lock`); every wheel is the project its file name names, in the
+manifest, in the lock (``packaging.pylock`` checks that), in its ``.dist-info``
+directory and in its METADATA, and follows the zip layout rules
+(:func:`photonpack.install.wheel.inspect_wheel`); and the lock is closed on
+every target (:mod:`photonpack.lock.closure`).
+``verify``, ``run``, ``push`` and ``pull`` apply this one function.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
+from packaging.version import InvalidVersion, Version
+
+from photonpack.archive import Problem, blob_member
+from photonpack.archive.manifest import Manifest
+from photonpack.archive.problem import integrity_error
+from photonpack.errors import LockFileError
+from photonpack.install.metadata import identity_problem
+from photonpack.install.wheel import CorruptWheelError, Wheel, inspect_wheel
+from photonpack.lock.closure import closure_gaps
+from photonpack.lock.pylock import Lock, LockedWheel
+
+__all__ = ["InspectWheel", "check_lock", "enforce_policy", "policy_problems"]
+
+# (sha256 hex, wheel filename) -> the verified blob inspected as that wheel
+# (CorruptWheelError when it breaks the format), or None when the blob was not
+# verified (a problem reported already).
+InspectWheel = Callable[[str, str], Wheel | None]
+
+
+def policy_problems(
+    manifest: Manifest, read_blob: Callable[[str], bytes], inspect: InspectWheel
+) -> list[Problem]:
+    """Every policy problem of ``manifest``, whose blobs were verified.
+
+    ``read_blob(sha256_hex)`` returns a small verified blob's bytes (the lock);
+    ``inspect`` reads a wheel's zip directory and METADATA (see :data:`InspectWheel`).
+    """
+    lock_entry = manifest.file(manifest.lock)
+    if lock_entry is None:
+        return [
+            Problem(
+                member="photon.json",
+                label="lock",
+                expected=f"the lock file {manifest.lock} among the photon's files",
+                found="not listed (missing)",
+            )
+        ]
+    lock_or_problem = _read_lock(manifest, lock_entry.sha256, read_blob(lock_entry.sha256))
+    if isinstance(lock_or_problem, Problem):
+        return [lock_or_problem]
+    lock = lock_or_problem
+    problems = check_lock(manifest, lock) + _named_problems(manifest)
+    wheels, wheel_problems = _inspected(manifest, inspect)
+    problems += wheel_problems
+    problems += _closure_problems(manifest, lock, wheels)
+    return list(dict.fromkeys(problems))
+
+
+def enforce_policy(manifest: Manifest, blob_path: Callable[[str], Path], what: str) -> None:
+    """Raise :class:`IntegrityError` listing every :func:`policy_problems` finding.
+
+    ``blob_path(sha256_hex)`` is a verified blob's file (the store's, a pull's).
+    """
+
+    def inspect(sha256: str, filename: str) -> Wheel:
+        return inspect_wheel(blob_path(sha256), filename=filename)
+
+    problems = policy_problems(manifest, lambda hex_: blob_path(hex_).read_bytes(), inspect)
+    if problems:
+        raise integrity_error(
+            what, problems, "the photon was damaged or altered; nothing of it was kept"
+        )
+
+
+def _read_lock(manifest: Manifest, lock_sha256: str, data: bytes) -> Lock | Problem:
+    from photonpack.lock.lockfile import parse_lock
+
+    try:
+        return parse_lock(data.decode("utf-8"), path=Path(manifest.lock))
+    except (LockFileError, UnicodeDecodeError) as exc:
+        return Problem(
+            member=blob_member(lock_sha256),
+            label=manifest.lock,
+            expected="a valid photonpack pylock file",
+            found=str(exc),
+        )
+
+
+def _lock_member(manifest: Manifest) -> str:
+    entry = manifest.file(manifest.lock)
+    return blob_member(entry.sha256) if entry else manifest.lock
+
+
+def _file_name_says(filename: str) -> tuple[str, str] | None:
+    """The project and version a wheel's file name names (None: not a wheel's name)."""
+    try:
+        name, version, _build, _tags = parse_wheel_filename(filename)
+    except InvalidWheelFilename:
+        return None
+    return name, str(version)
+
+
+def _same(said: tuple[str, str], name: str, version: str) -> bool:
+    try:
+        return canonicalize_name(name) == said[0] and Version(version) == Version(said[1])
+    except InvalidVersion:
+        return False
+
+
+def _named_problems(manifest: Manifest) -> list[Problem]:
+    """The manifest's name and version of each wheel are its file name's.
+
+    The lock's are checked where it is read (``packaging.pylock``).
+    """
+    problems: list[Problem] = []
+    for wheel in manifest.wheels:
+        said = _file_name_says(wheel.filename)
+        if said is None:
+            expected, found = "a wheel file name (name-version-tags.whl)", wheel.filename
+        elif not _same(said, wheel.name, wheel.version):
+            expected = f"the project its file name names, {said[0]} {said[1]}"
+            found = f"photon.json names {wheel.name} {wheel.version}"
+        else:
+            continue
+        problems.append(
+            Problem(
+                member=blob_member(wheel.sha256),
+                label=f"wheel:{wheel.filename}",
+                expected=expected,
+                found=found,
+            )
+        )
+    return problems
+
+
+def _inspected(manifest: Manifest, inspect: InspectWheel) -> tuple[dict[str, Wheel], list[Problem]]:
+    """Each wheel blob inspected once (by sha256), and what breaks the format or lies."""
+    wheels: dict[str, Wheel] = {}
+    problems: list[Problem] = []
+    for entry in manifest.wheels:
+        member, label = blob_member(entry.sha256), f"wheel:{entry.filename}"
+        try:
+            wheel = inspect(entry.sha256, entry.filename)
+        except CorruptWheelError as exc:
+            problems.append(
+                Problem(
+                    member=member,
+                    label=label,
+                    expected="a wheel that follows the binary distribution format",
+                    found=exc.reason,
+                )
+            )
+            continue
+        if wheel is None:
+            continue
+        wheels[entry.sha256] = wheel
+        reason = identity_problem(entry.filename, wheel.dist_info, wheel.metadata)
+        if reason is not None:
+            problems.append(
+                Problem(
+                    member=member,
+                    label=label,
+                    expected="a wheel whose file name, .dist-info directory and METADATA agree",
+                    found=reason,
+                )
+            )
+    return wheels, problems
+
+
+def _closure_problems(manifest: Manifest, lock: Lock, wheels: dict[str, Wheel]) -> list[Problem]:
+    def requires_dist(locked: LockedWheel) -> Sequence[str] | None:
+        wheel = wheels.get(locked.sha256)
+        return wheel.metadata.requires_dist if wheel is not None else None
+
+    return [
+        Problem(
+            member=_lock_member(manifest),
+            label=manifest.lock,
+            expected=f"every dependency locked: {gap.requirer} needs {gap.requirement} "
+            f"on {gap.target}",
+            found=gap.found,
+        )
+        for gap in closure_gaps(lock, requires_dist=requires_dist)
+    ]
+
+
+def check_lock(manifest: Manifest, lock: Lock) -> list[Problem]:
+    """Every wheel the lock lists for each target is in the manifest, with the locked
+    sha256, size and version, for that target; and nothing else is."""
+    problems: list[Problem] = []
+    lock_member = _lock_member(manifest)
+    locked_targets = sorted(str(t) for t in lock.targets)
+    if locked_targets != list(manifest.targets):
+        problems.append(
+            Problem(
+                member="photon.json",
+                label="targets",
+                expected=f"the lock's targets {locked_targets}",
+                found=f"{list(manifest.targets)}",
+            )
+        )
+    by_filename = {w.filename: w for w in manifest.wheels}
+    for target in lock.targets:
+        name = str(target)
+        locked = {w.filename: w for w in lock.wheels_for(target)}
+        for filename, want in locked.items():
+            have = by_filename.get(filename)
+            label = f"wheel:{filename}"
+            if have is None:
+                problems.append(
+                    Problem(
+                        member=lock_member,
+                        label=label,
+                        expected=f"in the archive: the lock installs it on {name} "
+                        f"(sha256 {want.sha256}, {want.size} bytes)",
+                        found="not listed in photon.json (missing)",
+                    )
+                )
+                continue
+            member = blob_member(have.sha256)
+            if name not in have.targets:
+                problems.append(
+                    Problem(
+                        member=member,
+                        label=label,
+                        expected=f"listed for target {name}, where the lock installs it",
+                        found=f"targets {list(have.targets)}",
+                    )
+                )
+            for field, expected, found in (
+                ("sha256", want.sha256, have.sha256),
+                ("size", want.size, have.size),
+                ("version", want.version, have.version),
+            ):
+                if expected != found:
+                    problems.append(
+                        Problem(
+                            member=member,
+                            label=label,
+                            expected=f"the locked {field} {expected}",
+                            found=f"{field} {found}",
+                        )
+                    )
+        for wheel in manifest.wheels:
+            if name in wheel.targets and wheel.filename not in locked:
+                problems.append(
+                    Problem(
+                        member=blob_member(wheel.sha256),
+                        label=f"wheel:{wheel.filename}",
+                        expected=f"only wheels the lock installs on {name}",
+                        found="a wheel the lock does not list for that target (extra)",
+                    )
+                )
+    return list(dict.fromkeys(problems))
