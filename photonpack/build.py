@@ -159,7 +159,7 @@ def build(
             "schema_version": 1,
             "name": name,
             "entry": _entry(spec, declaration),
-            "photon": description["photon"],
+            "photon": _with_lepton_dependencies(description["photon"], declaration),
             "handlers": description["handlers"],
             "openapi": description["openapi"],
             "targets": [str(target) for target in lock.targets],
@@ -438,6 +438,13 @@ def _run_describe(python: Path, entry: str, work: Path, source_dir: Path) -> str
             )
         raise BuildError(f"the photon {entry} fails to load in its locked environment: {reason}")
     return done.stdout
+
+
+def _with_lepton_dependencies(photon: dict[str, Any], declaration: Declaration) -> dict[str, Any]:
+    """The photon's attributes, with Lepton's runtime set when it was locked for it."""
+    if not declaration.lepton_dependencies:
+        return photon
+    return {**photon, "lepton_dependencies": list(declaration.lepton_dependencies)}
 
 
 def _contract(output: str, entry: str) -> dict[str, Any]:

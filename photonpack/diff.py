@@ -434,6 +434,11 @@ def _attributes(
             b.photon.handler_max_concurrency,
         ),
         ("handler_timeout", a.photon.handler_timeout, b.photon.handler_timeout),
+        (
+            "lepton_dependencies",
+            list(a.photon.lepton_dependencies or ()),
+            list(b.photon.lepton_dependencies or ()),
+        ),
         ("description", a.photon.description, b.photon.description),
         ("tools", dict(a.tools), dict(b.tools)),
     ]

@@ -25,6 +25,7 @@ from photonpack.install.environment import (
     wheels_for_target,
 )
 from photonpack.lock.target import Target, host_compatible
+from photonpack.serving.deployment import ENV_VAR_REQUIRED
 from photonpack.store import Store
 
 __all__ = [
@@ -124,7 +125,35 @@ def serve_command(
     if options.token:
         env["PHOTONPACK_TOKEN"] = options.token  # not in argv, where `ps` would show it
     python = str(environment_python(prepared.environment))
-    return serve_argv(python, prepared.manifest.entry, options.host, options.port), env
+    photon = prepared.manifest.photon
+    if photon.cmd is None:
+        return serve_argv(python, prepared.manifest.entry, options.host, options.port), env
+    return _cmd_argv(prepared, python, env), env
+
+
+def _cmd_argv(prepared: Prepared, python: str, env: dict[str, str]) -> list[str]:
+    """Lepton's ``cmd`` (then ``args``), with the photon's environment first on ``PATH``.
+
+    As Lepton's platform did, the command replaces the handler server; the
+    template's ``env`` defaults are set for it, since no ``init()`` will.
+    """
+    photon = prepared.manifest.photon
+    bin_dir = str(Path(python).parent)
+    env["PATH"] = bin_dir + os.pathsep + env.get("PATH", os.defpath)
+    env["VIRTUAL_ENV"] = str(prepared.environment)
+    template = photon.deployment_template or {}
+    for name, value in (template.get("env") or {}).items():
+        if value != ENV_VAR_REQUIRED:
+            env.setdefault(name, value)
+    argv = [*(photon.cmd or ()), *(photon.args or ())]
+    found = shutil.which(argv[0], path=env["PATH"])
+    if found is None:
+        raise ServeError(
+            f"{prepared.manifest.name} declares cmd {argv!r}, and {argv[0]!r} is found neither "
+            f"in its environment ({bin_dir}) nor on PATH; add the package that provides it to "
+            "requirement_dependency (or system_dependency)"
+        )
+    return [found, *argv[1:]]
 
 
 def serve_argv(python: str, entry: str, host: str, port: int) -> list[str]:

@@ -40,7 +40,7 @@ def inspect_report(manifest: Manifest, *, archive_size: int | None = None) -> di
         packages.setdefault((w.name, w.version), []).append(
             {"filename": w.filename, "size": w.size, "targets": list(w.targets)}
         )
-    return {
+    report: dict[str, Any] = {
         "name": manifest.name,
         "digest": manifest.digest,
         "entry": manifest.entry,
@@ -76,6 +76,9 @@ def inspect_report(manifest: Manifest, *, archive_size: int | None = None) -> di
         "total_size": manifest.total_size,
         "archive_size": archive_size,
     }
+    if manifest.photon.lepton_dependencies:  # only for a photon written for Lepton
+        report["lepton_dependencies"] = list(manifest.photon.lepton_dependencies)
+    return report
 
 
 def _signature(handler: dict[str, Any]) -> str:
@@ -95,6 +98,10 @@ def render_inspect(report: dict[str, Any]) -> str:
         f"targets   {', '.join(report['targets']) or '-'}",
         f"image     {report['image'] or '-'}",
         f"system    {', '.join(report['system_dependency']) or '-'}",
+    ]
+    if report.get("lepton_dependencies"):  # written for Lepton: its runtime set was locked too
+        lines.append(f"lepton    {', '.join(report['lepton_dependencies'])}")
+    lines += [
         f"handlers ({len(report['handlers'])})",
     ]
     lines += [f"  {_signature(h)}" for h in report["handlers"]]

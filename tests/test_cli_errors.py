@@ -109,6 +109,6 @@ def test_run_of_a_photon_that_exits_at_import_says_so_and_exits_1(tmp_path: Path
     )
     assert done.returncode == 1  # not 3, the integrity code
     assert done.stderr.splitlines()[-1] == (
-        f"error: the photon quitter.py exited during import (sys.exit(3) at {photon}:4); "
+        f"error: the photon {photon} exited during import (sys.exit(3) at {photon}:4); "
         "move that call under `if __name__ == '__main__':`"
     )

@@ -1,6 +1,7 @@
 """Every photon in examples/ loads and describes; each is also served by a test.
 
 counter and lepton_counter: tests/test_serve.py (the seed acceptance, 3 8 6);
+lepton_full: tests/test_lepton_full.py (issue 14's acceptance, source and archive);
 showcase: tests/test_client.py (every client feature against it);
 numpy_stats: tests/test_examples_network.py (numpy from the public index, then offline).
 """
@@ -23,6 +24,7 @@ SERVED_BY = {
     "lepton_counter/counter.py": "tests/test_serve.py",
     "showcase/showcase.py": "tests/test_client.py",
     "numpy_stats/stats.py": "tests/test_examples_network.py",
+    "lepton_full/full.py": "tests/test_lepton_full.py",
 }
 # Their requirements are not in the test venv: they are loaded in their own environment.
 NEEDS_OWN_ENVIRONMENT = {"numpy_stats/stats.py"}

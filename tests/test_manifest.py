@@ -123,7 +123,14 @@ INVALID: dict[str, tuple[Mutation, str, bool]] = {
     ),
     "bad name": (
         _set("name", "My_Photon"),
-        "invalid photon manifest at name: 'My_Photon' does not match [a-z][a-z0-9-]{0,31}",
+        "invalid photon manifest at name: 'My_Photon' does not match "
+        "[a-z](?:[-a-z0-9]{0,30}[a-z0-9])?",
+        True,
+    ),
+    "name ending in a hyphen": (
+        _set("name", "counter-"),
+        "invalid photon manifest at name: 'counter-' does not match "
+        "[a-z](?:[-a-z0-9]{0,30}[a-z0-9])?",
         True,
     ),
     "escaping path": (

@@ -66,10 +66,15 @@ def test_refs_are_listed_newest_first_and_removed_by_name(tmp_path: Path) -> Non
         store.refs.get("alpha")
 
 
-@pytest.mark.parametrize("name", ["Counter", "1abc", "a_b", "a" * 33, ""])
+@pytest.mark.parametrize("name", ["Counter", "1abc", "a_b", "a" * 33, "", "counter-", "-a"])
 def test_bad_names_are_refused_with_the_rule(name: str) -> None:
     with pytest.raises(PhotonpackError, match="lowercase letters, digits and hyphens"):
         validate_name(name)
+
+
+@pytest.mark.parametrize("name", ["a", "counter-v2", "a" * 32, "a-1"])
+def test_lepton_names_are_accepted(name: str) -> None:
+    assert validate_name(name) == name
 
 
 def test_manifest_bytes_must_match_their_digest(tmp_path: Path) -> None:

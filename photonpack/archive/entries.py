@@ -57,12 +57,21 @@ class PhotonAttributes:
     handler_max_concurrency: int = 1
     handler_timeout: float | None = None
     description: str | None = None
+    # Lepton's deployment attributes, recorded only when the photon sets them.
+    deployment_template: dict[str, Any] | None = None
+    cmd: tuple[str, ...] | None = None
+    args: tuple[str, ...] | None = None
+    exposed_port: int | None = None
+    health_check_liveness_tcp_port: int | None = None
+    # Lepton's runtime set, locked for a photon written for Lepton (LEPTON_REQUIREMENTS).
+    lepton_dependencies: tuple[str, ...] | None = None
 
     @classmethod
     def from_dict(cls, data: object, where: str = "photon") -> PhotonAttributes:
         """Validate and build from the manifest's ``photon`` object."""
         keys = ("requirement_dependency", "system_dependency", "image")
-        d = obj(data, where, keys, ("handler_max_concurrency", "handler_timeout", "description"))
+        optional = ("handler_max_concurrency", "handler_timeout", "description", *_LEPTON)
+        d = obj(data, where, keys, optional)
         timeout = d.get("handler_timeout")
         if timeout is not None:
             number(timeout, f"{where}.handler_timeout", maximum=MAX_TIMEOUT_S)
@@ -83,11 +92,25 @@ class PhotonAttributes:
             handler_max_concurrency=concurrency,
             handler_timeout=timeout,
             description=optional_string(d.get("description"), f"{where}.description"),
+            deployment_template=(
+                json_object(d["deployment_template"], f"{where}.deployment_template")
+                if "deployment_template" in d
+                else None
+            ),
+            cmd=array(d["cmd"], f"{where}.cmd", string) if "cmd" in d else None,
+            args=array(d["args"], f"{where}.args", string) if "args" in d else None,
+            exposed_port=_port(d, "exposed_port", where),
+            health_check_liveness_tcp_port=_port(d, "health_check_liveness_tcp_port", where),
+            lepton_dependencies=(
+                array(d["lepton_dependencies"], f"{where}.lepton_dependencies", string)
+                if "lepton_dependencies" in d
+                else None
+            ),
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON-ready dict form."""
-        return {
+        """The JSON-ready dict form (Lepton's attributes only when set)."""
+        recorded: dict[str, Any] = {
             "requirement_dependency": list(self.requirement_dependency),
             "system_dependency": list(self.system_dependency),
             "image": self.image,
@@ -95,6 +118,32 @@ class PhotonAttributes:
             "handler_timeout": self.handler_timeout,
             "description": self.description,
         }
+        lepton = {
+            "deployment_template": self.deployment_template,
+            "cmd": None if self.cmd is None else list(self.cmd),
+            "args": None if self.args is None else list(self.args),
+            "exposed_port": self.exposed_port,
+            "health_check_liveness_tcp_port": self.health_check_liveness_tcp_port,
+            "lepton_dependencies": (
+                None if self.lepton_dependencies is None else list(self.lepton_dependencies)
+            ),
+        }
+        recorded.update({k: v for k, v in lepton.items() if v is not None})
+        return recorded
+
+
+_LEPTON = (
+    "deployment_template",
+    "cmd",
+    "args",
+    "exposed_port",
+    "health_check_liveness_tcp_port",
+    "lepton_dependencies",
+)
+
+
+def _port(d: dict[str, Any], key: str, where: str) -> int | None:
+    return integer(d[key], f"{where}.{key}", 1) if key in d else None
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -57,7 +57,8 @@ __all__ = [
 
 SCHEMA_VERSION = 1
 
-_NAME = re.compile(r"[a-z][a-z0-9-]{0,31}")
+# Lepton's rule (as photonpack.store.names.validate_name): no trailing hyphen, at most 32.
+_NAME = re.compile(r"[a-z](?:[-a-z0-9]{0,30}[a-z0-9])?")
 _ENTRY = re.compile(r"[^:\s]+:[A-Za-z_][A-Za-z0-9_]*")
 
 

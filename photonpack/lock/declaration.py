@@ -24,11 +24,18 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from photonpack.errors import PhotonDefinitionError, PhotonSourceError
+from photonpack.serving.requirements import LEPTON_REQUIREMENTS
 from photonpack.serving.source import PhotonSpec
 
 __all__ = ["ATTRIBUTES", "Declaration", "read_declaration"]
 
-ATTRIBUTES = ("requirement_dependency", "system_dependency", "extra_files", "image")
+ATTRIBUTES = (
+    "requirement_dependency",
+    "system_dependency",
+    "extra_files",
+    "image",
+    "lepton_dependencies",
+)
 _PHOTON_BASES = {"Photon", "photonpack.Photon", "photon.Photon", "leptonai.photon.Photon"}
 
 
@@ -41,6 +48,8 @@ class Declaration:
     system_dependency: tuple[str, ...] = ()
     extra_files: tuple[tuple[str, str], ...] = ()  # (path in photon, local path)
     image: str | None = None
+    # LEPTON_REQUIREMENTS when the photon's source imports leptonai, unless it opts out.
+    lepton_dependencies: tuple[str, ...] = ()
 
 
 class _NeedsImport(Exception):
@@ -88,7 +97,20 @@ def _read_static(path: Path, spec: PhotonSpec) -> Declaration:
     for node in _lineage(cls, classes):
         for name, value in _assignments(node).items():
             values.setdefault(name, value)
-    return _declaration(cls.name, values, where=f"{path.name}:{cls.name}")
+    lepton = _imports_leptonai(tree)
+    return _declaration(cls.name, values, where=f"{path.name}:{cls.name}", lepton=lepton)
+
+
+def _imports_leptonai(tree: ast.Module) -> bool:
+    """Whether the module imports ``leptonai`` anywhere: it was written for Lepton's SDK."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import) and any(
+            alias.name.split(".")[0] == "leptonai" for alias in node.names
+        ):
+            return True
+        if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "leptonai":
+            return True
+    return False
 
 
 def _decoded(data: bytes, path: Path) -> str:
@@ -204,7 +226,14 @@ def _read_imported(spec: PhotonSpec) -> Declaration:
             'under `if __name__ == "__main__":` or into init()'
         ) from None
     values = {name: getattr(cls, name, None) for name in ATTRIBUTES}
-    return _declaration(cls.__name__, values, where=f"{spec}")
+    source = _source_file(spec)
+    lepton = False
+    if source is not None:
+        try:
+            lepton = _imports_leptonai(ast.parse(source.read_bytes()))
+        except (OSError, SyntaxError, ValueError):
+            lepton = False  # the import succeeded: the loader's source is what counts
+    return _declaration(cls.__name__, values, where=f"{spec}", lepton=lepton)
 
 
 @contextlib.contextmanager
@@ -233,8 +262,17 @@ def _exit_text(code: object) -> str:
     return f"sys.exit({code!r})"
 
 
-def _declaration(class_name: str, values: Mapping[str, Any], *, where: str) -> Declaration:
+def _declaration(
+    class_name: str, values: Mapping[str, Any], *, where: str, lepton: bool
+) -> Declaration:
+    wanted = values.get("lepton_dependencies")
+    if wanted is not None and not isinstance(wanted, bool):
+        raise PhotonSourceError(
+            f"{where}: lepton_dependencies must be True, False or None (automatic), got {wanted!r}"
+        )
+    applies = lepton if wanted is None else wanted
     return Declaration(
+        lepton_dependencies=LEPTON_REQUIREMENTS if applies else (),
         class_name=class_name,
         requirement_dependency=_strings(
             values.get("requirement_dependency"), where, "requirement_dependency"

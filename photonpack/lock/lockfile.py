@@ -94,7 +94,10 @@ def lock_inputs(spec: PhotonSpec, options: LockOptions) -> tuple[Path, LockInput
     name = options.name or default_name(declaration.class_name)
     path = options.output or default_lock_path(spec, name)
     inputs = LockInputs(
-        requirements=declaration.requirement_dependency,
+        # Lepton's runtime set (declaration.lepton_dependencies) is locked as declared ones are.
+        requirements=tuple(
+            dict.fromkeys((*declaration.requirement_dependency, *declaration.lepton_dependencies))
+        ),
         serving_requirements=SERVING_REQUIREMENTS,
         targets=tuple(dict.fromkeys(options.targets)) or (Target.host(),),
         index=options.index,

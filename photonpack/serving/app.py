@@ -18,15 +18,24 @@ from typing import TYPE_CHECKING, Any
 from fastapi import Body, FastAPI, Path, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, TypeAdapter, create_model
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Mount
 
 from photonpack.__about__ import __version__
 from photonpack.serving.calls import caller
-from photonpack.serving.errors import PhotonDefinitionError
+from photonpack.serving.errors import (
+    PhotonDefinitionError,
+    PhotonpackError,
+    ServeError,
+    failure_location,
+)
 from photonpack.serving.guard import Guard
 from photonpack.serving.handler import HandlerSpec, handler_specs, is_photon
+from photonpack.serving.mounts import WSGIApp, check_asgi, is_gradio, is_wsgi
+from photonpack.serving.operations import Metrics, Queue, allowed_origins
 
 if TYPE_CHECKING:
     from photonpack.serving.photon import Photon
@@ -47,11 +56,15 @@ def build_app(
     token: str | None = None,
     max_body_bytes: int | None = DEFAULT_MAX_BODY_BYTES,
     init: bool = True,
+    operations: bool = True,
 ) -> FastAPI:
     """The FastAPI app serving ``photon``; runs its ``init()`` first unless ``init=False``.
 
-    With ``init=False`` nothing of the photon runs (mounted handlers are not
-    resolved): that is how :func:`describe` reads the contract at build time.
+    Mounted handlers are resolved once ``init()`` has run (here, or before, as
+    :func:`photonpack.serving.server.serve` does). With ``init=False`` on a new
+    photon nothing of it runs: that is how :func:`describe` reads the contract
+    at build time. ``operations`` adds ``/livez``, ``/queue-length``,
+    ``/metrics`` and CORS (:mod:`photonpack.serving.operations`).
     """
     cls = type(photon)
     if init:
@@ -65,16 +78,32 @@ def build_app(
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _server_error)
     specs = handler_specs(cls)
+    queue = Queue()
+    ready = photon.__dict__.get("_photon_state") == "ready"
     for spec in specs:
         if spec.mount:
-            if init:
-                app.mount(spec.path, _mounted(photon, spec))
+            if ready:
+                _mount(app, photon, spec)
             continue
-        _add_route(app, photon, spec)
-    if not any(s.path == "/healthz" and s.method == "GET" for s in specs):
+        _add_route(app, photon, spec, queue)
+    taken = {(s.path, s.method) for s in specs}
+    if ("/healthz", "GET") not in taken:
         app.add_api_route("/healthz", _healthz, methods=["GET"], include_in_schema=False)
+    if operations:
+        _add_operations(app, specs, queue, taken)
     if token is not None or max_body_bytes is not None:
         app.add_middleware(Guard, token=token, max_body_bytes=max_body_bytes)
+    if operations:
+        origins = allowed_origins()
+        if origins is not None:  # outside the guard: a browser's preflight carries no token
+            app.add_middleware(
+                CORSMiddleware,
+                allow_origins=origins,
+                allow_methods=["*"],
+                allow_headers=["*"],
+                allow_credentials=True,
+            )
+        app.add_middleware(Metrics, routes=[s.path for s in specs], queue=queue)
     return app
 
 
@@ -82,12 +111,26 @@ async def _healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
+def _add_operations(
+    app: FastAPI, specs: list[HandlerSpec], queue: Queue, taken: set[tuple[str, str]]
+) -> None:
+    """Lepton's ``/livez`` and ``/queue-length``, unless the photon serves those paths."""
+
+    async def queue_length() -> int:
+        return queue.length
+
+    if ("/livez", "GET") not in taken:
+        app.add_api_route("/livez", _healthz, methods=["GET"], include_in_schema=False)
+    if ("/queue-length", "GET") not in taken:
+        app.add_api_route("/queue-length", queue_length, methods=["GET"], include_in_schema=False)
+
+
 def describe(photon_cls: type[Photon]) -> dict[str, Any]:
     """The handler contract of ``photon_cls``, as the manifest records it (runs no ``init()``)."""
     photon = photon_cls()
     openapi: dict[str, Any] | None
     try:
-        openapi = build_app(photon, init=False, max_body_bytes=None).openapi()
+        openapi = build_app(photon, init=False, max_body_bytes=None, operations=False).openapi()
     except Exception:  # the manifest records null when capture fails
         logger.warning("could not capture the OpenAPI schema of %s", photon.name, exc_info=True)
         openapi = None
@@ -103,8 +146,24 @@ def describe(photon_cls: type[Photon]) -> dict[str, Any]:
             "handler_max_concurrency": photon_cls.handler_max_concurrency,
             "handler_timeout": photon_cls.handler_timeout,
             "description": _class_doc(photon_cls),
+            **_lepton_deployment(photon_cls),
         },
     }
+
+
+def _lepton_deployment(photon_cls: type[Photon]) -> dict[str, Any]:
+    """Lepton's deployment attributes the photon sets, for the manifest (none: no keys)."""
+    recorded: dict[str, Any] = {}
+    if photon_cls._photon_template is not None:
+        recorded["deployment_template"] = photon_cls._photon_template
+    for attr in ("cmd", "args"):
+        value = getattr(photon_cls, attr)
+        if value is not None:
+            recorded[attr] = list(value)
+    for attr in ("exposed_port", "health_check_liveness_tcp_port"):
+        if getattr(photon_cls, attr) is not None:
+            recorded[attr] = getattr(photon_cls, attr)
+    return recorded
 
 
 def _describe_handler(cls: type[Photon], spec: HandlerSpec) -> dict[str, Any]:
@@ -123,6 +182,7 @@ def _describe_handler(cls: type[Photon], spec: HandlerSpec) -> dict[str, Any]:
                 "schema": _schema(hints.get(p.name, Any)),
             }
             for p in params
+            if p.kind is not p.VAR_KEYWORD
         ],
         "returns": None if spec.mount or returns is inspect.Parameter.empty else _schema(returns),
     }
@@ -159,38 +219,62 @@ def _parameters(
         ) from exc
     params = list(inspect.signature(spec.func).parameters.values())[1:]
     for p in params:
-        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) and not spec.use_raw_args:
+        if p.kind is p.VAR_POSITIONAL and not spec.use_raw_args:
             raise PhotonDefinitionError(
-                f"{where}: *args/**kwargs cannot become request fields; "
-                "name each parameter, or pass use_raw_args=True"
+                f"{where}: *{p.name} cannot become request fields; "
+                "name each parameter, or take **kwargs for the extra JSON fields"
+            )
+        if p.kind is p.VAR_KEYWORD and not spec.use_raw_args and spec.method != "POST":
+            raise PhotonDefinitionError(
+                f"{where}: **{p.name} takes the extra fields of a JSON body, and a "
+                f"{spec.method} handler has none; name each query parameter, or use POST"
+            )
+        if p.kind is p.VAR_KEYWORD and spec.max_batch_size is not None:
+            raise PhotonDefinitionError(
+                f"{where}: a batched handler (max_batch_size) cannot take **{p.name}; "
+                "name each parameter"
             )
     return params, hints
 
 
-def _add_route(app: FastAPI, photon: Photon, spec: HandlerSpec) -> None:
+# The endpoint's own parameter for the request (cancel_on_disconnect): a name
+# no handler parameter can clash with, as it is not a valid request field.
+_REQUEST = "photonpack__request"
+
+
+def _add_route(app: FastAPI, photon: Photon, spec: HandlerSpec, queue: Queue) -> None:
     cls = type(photon)
     params, hints = _parameters(cls, spec)
-    call = caller(photon, spec)
+    call = caller(photon, spec, queue)
     endpoint_params: list[inspect.Parameter]
     if spec.use_raw_args:
         endpoint_params = [p.replace(annotation=hints.get(p.name, p.annotation)) for p in params]
 
         async def endpoint(**kwargs: Any) -> Response:
-            return await call(kwargs)
+            return await call(kwargs, None)
 
     elif spec.method == "GET":
         endpoint_params = [_query_param(spec, p, hints) for p in params]
 
         async def endpoint(**kwargs: Any) -> Response:
-            return await call(kwargs)
+            request = kwargs.pop(_REQUEST, None)
+            return await call(kwargs, request)
 
     else:
         endpoint_params, names = _body_param(cls, spec, params, hints)
 
         async def endpoint(**kwargs: Any) -> Response:
+            request = kwargs.pop(_REQUEST, None)
             body = kwargs.get("body")
-            return await call({n: getattr(body, n) for n in names} if body is not None else {})
+            if body is None:
+                return await call({}, request)
+            extra = body.model_extra or {}  # **kwargs: the JSON fields no parameter names
+            return await call({**{n: getattr(body, n) for n in names}, **extra}, request)
 
+    if spec.cancel_on_disconnect is not None:
+        endpoint_params.append(
+            inspect.Parameter(_REQUEST, inspect.Parameter.KEYWORD_ONLY, annotation=Request)
+        )
     endpoint.__signature__ = inspect.Signature(endpoint_params)  # type: ignore[attr-defined]
     app.add_api_route(
         spec.path,
@@ -200,6 +284,7 @@ def _add_route(app: FastAPI, photon: Photon, spec: HandlerSpec) -> None:
         summary=spec.name,
         description=_doc(spec.func) or "",
         response_model=_response_model(hints.get("return")),
+        include_in_schema=spec.include_in_schema,
     )
 
 
@@ -222,18 +307,21 @@ def _body_param(
     """One JSON object keyed by parameter name; no body at all when there are no parameters."""
     if not params:
         return [], []
+    open_ended = any(p.kind is p.VAR_KEYWORD for p in params)
+    params = [p for p in params if p.kind is not p.VAR_KEYWORD]
     fields: dict[str, Any] = {
         p.name: (hints.get(p.name, Any), ... if p.default is inspect.Parameter.empty else p.default)
         for p in params
     }
     model_name = f"{cls.__name__}_{spec.name}_Input"
     model: type[BaseModel] = create_model(
-        model_name, __config__=ConfigDict(extra="forbid"), **fields
+        model_name, __config__=ConfigDict(extra="allow" if open_ended else "forbid"), **fields
     )
     required = any(p.default is inspect.Parameter.empty for p in params)
     body_kwargs: dict[str, Any] = {}
-    if spec.example is not None:
-        body_kwargs["openapi_examples"] = {"example": {"value": spec.example}}
+    examples = _openapi_examples(spec)
+    if examples:
+        body_kwargs["openapi_examples"] = examples
     default = Body(**body_kwargs) if required else Body(None, **body_kwargs)
     annotation: Any = model if required else model | None
     body = inspect.Parameter(
@@ -242,6 +330,24 @@ def _body_param(
     # With every field optional an absent body means "all defaults": the
     # endpoint then receives None and calls the handler with no arguments.
     return [body], [p.name for p in params]
+
+
+def _openapi_examples(spec: HandlerSpec) -> dict[str, Any]:
+    """``example=`` and Lepton's ``examples=`` (a list, or a dict by name) as OpenAPI examples."""
+    found: dict[str, Any] = {}
+    if spec.example is not None:
+        found["example"] = {"value": spec.example}
+    named = spec.examples
+    if isinstance(named, dict):
+        items = list(named.items())
+    elif isinstance(named, list | tuple):
+        items = [(f"example {i}", value) for i, value in enumerate(named, 1)]
+    else:
+        items = []
+    for name, value in items:
+        is_object = isinstance(value, dict) and "value" in value
+        found[str(name)] = value if is_object else {"value": value}
+    return found
 
 
 def _response_model(annotation: Any) -> Any:
@@ -257,16 +363,39 @@ def _response_model(annotation: Any) -> Any:
     return annotation
 
 
-def _mounted(photon: Photon, spec: HandlerSpec) -> Any:
-    target = spec.func(photon)
+def _mount(app: FastAPI, photon: Photon, spec: HandlerSpec) -> None:
+    """Mount what ``spec``'s handler returns at its path (:mod:`photonpack.serving.mounts`)."""
+    where = f"{type(photon).__name__}.{spec.name}"
+    try:
+        target = spec.func(photon)
+    except PhotonpackError:
+        raise
+    except ImportError as exc:
+        raise ServeError(
+            f"mount handler {where} failed at {failure_location(exc)}: {exc}; add the "
+            f"package it imports to {type(photon).__name__}.requirement_dependency"
+        ) from exc
+    except Exception as exc:
+        raise ServeError(
+            f"mount handler {where} failed at {failure_location(exc)}: {type(exc).__name__}: {exc}"
+        ) from exc
     if is_photon(target):
-        return build_app(target, max_body_bytes=None)
-    if not callable(target):
-        raise PhotonDefinitionError(
-            f"{type(photon).__name__}.{spec.name} is a mount handler and must return an ASGI app "
-            f"(a FastAPI app, StaticFiles) or a Photon, got {target!r}"
-        )
-    return target
+        # Its routes join this app's, under the prefix: served and in /openapi.json.
+        target._photon_ensure_init()
+        nested = build_app(target, max_body_bytes=None, operations=False)
+        prefix = "" if spec.path == "/" else spec.path
+        app.include_router(nested.router, prefix=prefix)
+        for route in nested.routes:
+            if isinstance(route, Mount):  # its own mounts, which routers do not carry
+                app.mount(prefix + route.path, route.app)
+    elif is_gradio(target):
+        import gradio  # type: ignore[import-not-found]  # installed: the handler made a Blocks
+
+        gradio.mount_gradio_app(app, target, path=spec.path)
+    elif is_wsgi(target):
+        app.mount(spec.path, WSGIApp(target))
+    else:
+        app.mount(spec.path, check_asgi(where, target))
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

@@ -24,16 +24,20 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import anyio
+from fastapi import Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from photonpack.serving.batching import Batcher
+from photonpack.serving.errors import FileContentError
 from photonpack.serving.handler import HandlerSpec
+from photonpack.serving.operations import Queue
 
 if TYPE_CHECKING:
     from photonpack.serving.photon import Photon
 
-__all__ = ["Slots", "caller"]
+__all__ = ["Call", "Slots", "caller", "to_response"]
 
 logger = logging.getLogger("photonpack")
 
@@ -128,19 +132,37 @@ def _settle(
         future.set_result(result)
 
 
-def caller(photon: Photon, spec: HandlerSpec) -> Callable[[dict[str, Any]], Awaitable[Response]]:
-    """Call the handler under the photon's concurrency cap and timeout; map the outcome."""
+Call = Callable[[dict[str, Any], Request | None], Awaitable[Response]]
+
+
+def caller(photon: Photon, spec: HandlerSpec, queue: Queue | None = None) -> Call:
+    """Call the handler under the photon's concurrency cap and timeout; map the outcome.
+
+    The call takes the request only to watch its connection
+    (``cancel_on_disconnect``); ``queue`` counts the calls in flight.
+    """
     cls = type(photon)
     func = spec.func.__get__(photon)  # undecorated: init() already ran
     slots = Slots(f"photon-{spec.name}", cls.handler_max_concurrency)
     timeout = cls.handler_timeout
+    queue = queue or Queue()
 
-    async def invoke(kwargs: dict[str, Any]) -> Any:
+    async def run(kwargs: dict[str, Any]) -> Any:
         if spec.is_async:
             return await slots.run_async(lambda: func(**kwargs))
         return await slots.run_sync(lambda: func(**kwargs))
 
-    async def call(kwargs: dict[str, Any]) -> Response:
+    invoke: Callable[[dict[str, Any]], Awaitable[Any]] = run
+    if spec.max_batch_size is not None and spec.max_wait_time is not None:
+        invoke = Batcher(spec.name, run, size=spec.max_batch_size, wait=spec.max_wait_time).submit
+
+    async def call(kwargs: dict[str, Any], request: Request | None = None) -> Response:
+        with queue.counting():
+            if spec.cancel_on_disconnect is None or request is None:
+                return await answer(kwargs)
+            return await _unless_disconnected(request, spec, answer(kwargs))
+
+    async def answer(kwargs: dict[str, Any]) -> Response:
         try:
             if timeout is None:
                 result = await invoke(kwargs)
@@ -154,6 +176,8 @@ def caller(photon: Photon, spec: HandlerSpec) -> Callable[[dict[str, Any]], Awai
                 {"error": f"{spec.name} did not finish within {timeout} s (handler_timeout)"},
                 504,
             )
+        except FileContentError as exc:  # the caller's file (a URL, base64) cannot be read
+            return JSONResponse({"error": exc.message}, 400)
         except Exception as exc:
             logger.exception("handler %s failed", spec.name)
             return JSONResponse({"error": f"{type(exc).__name__}: {exc}"}, 500)
@@ -170,6 +194,30 @@ def caller(photon: Photon, spec: HandlerSpec) -> Callable[[dict[str, Any]], Awai
             )
 
     return call
+
+
+async def _unless_disconnected(
+    request: Request, spec: HandlerSpec, answer: Awaitable[Response]
+) -> Response:
+    """``answer``, unless the client goes away first: then the call is cancelled, 503.
+
+    A sync handler's thread cannot be stopped: it runs to its end, holding its
+    slot, but its result is dropped. An async handler is cancelled where it awaits.
+    """
+    interval = spec.cancel_on_disconnect or 1.0
+    task = asyncio.ensure_future(answer)
+    while True:
+        done, _ = await asyncio.wait({task}, timeout=interval)
+        if done:
+            return task.result()
+        if await request.is_disconnected():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            logger.info("%s: the client went away; the call was cancelled", spec.name)
+            return JSONResponse(
+                {"error": f"{spec.name} was cancelled: the client disconnected"}, 503
+            )
 
 
 def to_response(result: Any) -> Response:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 __all__ = [
     "ClientError",
+    "FileContentError",
     "PhotonDefinitionError",
     "PhotonSourceError",
     "PhotonpackError",
@@ -43,6 +44,10 @@ class PhotonSourceError(PhotonpackError):
 
 class ServeError(PhotonpackError):
     """A photon cannot be served."""
+
+
+class FileContentError(PhotonpackError, ValueError):
+    """File content that cannot be read: bad base64, an unreachable URL (a ``ValueError``)."""
 
 
 class ClientError(PhotonpackError):

@@ -16,7 +16,10 @@ from typing import Any
 
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-__all__ = ["ASGIApp", "Guard", "reply"]
+__all__ = ["OPEN_PATHS", "ASGIApp", "Guard", "reply"]
+
+# Probes carry no token: health (photonpack's) and liveness (Lepton's).
+OPEN_PATHS = frozenset({"/healthz", "/livez"})
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -43,7 +46,7 @@ def _too_large(limit: int) -> str:
 
 
 class Guard:
-    """Bearer-token auth (``/healthz`` stays open) and the request body limit."""
+    """Bearer-token auth (``/healthz`` and ``/livez`` stay open) and the request body limit."""
 
     def __init__(self, app: ASGIApp, *, token: str | None, max_body_bytes: int | None) -> None:
         self.app = app
@@ -65,7 +68,7 @@ class Guard:
                 chunked = True
         if (
             self.token is not None
-            and scope["path"] != "/healthz"
+            and scope["path"] not in OPEN_PATHS
             and not hmac.compare_digest(auth or b"", self.token)
         ):
             await reply(

@@ -13,16 +13,15 @@ import binascii
 import io
 import re
 import tempfile
-import urllib.request
 import warnings
 from pathlib import Path
 from typing import IO, Any, Protocol
 
 from fastapi.staticfiles import StaticFiles
-from pydantic import model_validator
 
-from photonpack.serving.errors import PhotonpackError
-from photonpack.serving.photon import File, JPEGResponse, PNGResponse, WAVResponse
+from photonpack.serving.errors import FileContentError
+from photonpack.serving.fetch import download
+from photonpack.serving.photon import VALIDATING, File, JPEGResponse, PNGResponse, WAVResponse
 
 __all__ = [
     "File",
@@ -46,14 +45,13 @@ _TRUE = ("yes", "true", "t", "1", "y", "on", "aye", "yea")
 _FALSE = ("no", "false", "f", "0", "n", "off", "nay", "")
 
 
-class FileContentError(PhotonpackError, ValueError):
-    """A value that ``get_file_content`` cannot turn into bytes (a ``ValueError``, as in Lepton)."""
-
-
 class FileParam(File):
     """Lepton's deprecated binary input: a :class:`File` that warns when made in code."""
 
     def __init__(self, content: Any = None, /, **data: Any) -> None:
+        if VALIDATING.get():  # a request's FileParam: the deprecation is the photon's code
+            super().__init__(content, **data)
+            return
         warnings.warn(
             "FileParam is deprecated (as it was in Lepton's SDK); use File, which accepts the "
             "same bytes, file objects and base64 text",
@@ -62,18 +60,12 @@ class FileParam(File):
         )
         super().__init__(content, **data)
 
-    @model_validator(mode="before")
     @classmethod
-    def _old_wire_format(cls, value: Any) -> Any:
-        # Runs before File's own validator, which then reads the data: URI.
+    def _wire(cls, value: Any) -> Any:
+        # File's validator then reads the data: URI.
         if isinstance(value, str) and value.startswith(_OLD_PREFIX):
             return "data:application/octet-stream;base64," + value[len(_OLD_PREFIX) :]
         return value
-
-    @property
-    def file(self) -> io.BytesIO:
-        """The content as a fresh ``BytesIO`` (Lepton's name for ``get_bytesio()``)."""
-        return self.get_bytesio()
 
 
 def get_file_content(
@@ -86,7 +78,7 @@ def get_file_content(
     gives a temporary file (or the opened local file) instead of bytes.
     """
     if isinstance(src, File):
-        return _as_file(src.content) if return_file else src.content
+        return src.get_temp_file() if return_file else src.get_content()
     if isinstance(src, bytes):
         return _as_file(src) if return_file else src
     if not isinstance(src, str):
@@ -95,7 +87,7 @@ def get_file_content(
             f"base64 text, got {type(src).__name__}"
         )
     if src.startswith(("http://", "https://")):
-        content = _download(src)
+        content = download(src)
     elif allow_local_file and Path(src).is_file():
         path = Path(src)
         return path.open("rb") if return_file else path.read_bytes()
@@ -109,15 +101,6 @@ def get_file_content(
             "base64 text (or a local path, with allow_local_file=True)"
         )
     return _as_file(content) if return_file else content
-
-
-def _download(url: str) -> bytes:
-    try:
-        with urllib.request.urlopen(url) as answer:  # noqa: S310 - http(s) only, checked above
-            data: bytes = answer.read()
-    except OSError as exc:
-        raise FileContentError(f"cannot download file content from {url}: {exc}") from exc
-    return data
 
 
 def _b64(text: str, src: str) -> bytes:

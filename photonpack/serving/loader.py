@@ -113,12 +113,6 @@ def _import(spec: PhotonSpec) -> ModuleType:
             f"({failure_location(exc)}); add it to the photon's requirement_dependency "
             f"and install it (pip install {exc.name})"
         ) from exc
-    except SystemExit as exc:
-        # Not the process's exit code: 3 would read as an integrity failure, 0 as success.
-        raise PhotonSourceError(
-            f"the photon {_where(spec)} exited during import (sys.exit({exc.code!r}) at "
-            f"{failure_location(exc)}); move that call under `if __name__ == '__main__':`"
-        ) from exc
     except Exception as exc:
         raise PhotonSourceError(
             f"importing {_where(spec)} failed ({failure_location(exc)}): "

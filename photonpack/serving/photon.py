@@ -8,8 +8,10 @@ FastAPI is imported here only for the types users return or raise.
 from __future__ import annotations
 
 import base64
+import contextvars
 import difflib
 import io
+import tempfile
 import threading
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -17,9 +19,11 @@ from typing import IO, Any, ClassVar, overload
 
 from fastapi import HTTPException
 from fastapi.responses import Response, StreamingResponse
-from pydantic import BaseModel, model_validator
+from pydantic import BaseModel, ModelWrapValidatorHandler, PrivateAttr, model_validator
 
+from photonpack.serving.deployment import apply_template, check_template
 from photonpack.serving.errors import PhotonDefinitionError
+from photonpack.serving.fetch import download, is_url
 from photonpack.serving.handler import F, HandlerSpec, handler, handler_specs
 
 __all__ = [
@@ -47,6 +51,12 @@ _DECLARED = (
     "handler_timeout",
     "timeout_graceful_shutdown",  # read by serving.shutdown (Lepton's attribute)
     "incoming_traffic_grace_period",  # read by serving.shutdown (Lepton's attribute)
+    "deployment_template",  # serving.deployment (Lepton's attribute)
+    "health_check_liveness_tcp_port",  # serving.operations (Lepton's attribute)
+    "cmd",  # Lepton's: the command a deployment runs instead of serving handlers
+    "exposed_port",
+    "args",
+    "lepton_dependencies",  # photonpack's: lock Lepton's runtime set (lock.declaration)
 )
 
 
@@ -110,6 +120,7 @@ def _validate_declaration(cls: type[Photon]) -> None:
             f"{cls.__name__}.extra_files must be a dict {{'path/in/photon': 'local/path'}} "
             f"or a list of relative paths, got {extra!r}"
         )
+    _validate_lepton_deployment(cls)
     image = own.get("image")
     if image is not None and not isinstance(image, str):
         raise PhotonDefinitionError(
@@ -130,6 +141,26 @@ def _validate_declaration(cls: type[Photon]) -> None:
         )
 
 
+def _validate_lepton_deployment(cls: type[Photon]) -> None:
+    """Lepton's deployment attributes: the template, the liveness port, ``cmd`` and its port."""
+    own = cls.__dict__
+    if "deployment_template" in own:
+        cls._photon_template = check_template(
+            cls.__name__, own["deployment_template"], PhotonDefinitionWarning
+        )
+    for attr in ("health_check_liveness_tcp_port", "exposed_port"):
+        port = own.get(attr)
+        if port is not None and (
+            isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536
+        ):
+            raise PhotonDefinitionError(
+                f"{cls.__name__}.{attr} must be a TCP port number (1-65535) or None, got {port!r}"
+            )
+    for attr in ("cmd", "args"):
+        if own.get(attr) is not None:
+            _check_str_list(cls, attr, own[attr])
+
+
 class Photon:
     """Base class of a photon: declare dependencies, write ``init()`` and handlers.
 
@@ -143,6 +174,20 @@ class Photon:
     image: ClassVar[str | None] = None
     handler_max_concurrency: ClassVar[int] = 1
     handler_timeout: ClassVar[float | None] = None
+    # Lepton's deployment attributes (serving.deployment, serving.operations, run's cmd).
+    deployment_template: ClassVar[dict[str, Any]] = {
+        "resource_shape": None,
+        "env": {},
+        "secret": [],
+    }
+    health_check_liveness_tcp_port: ClassVar[int | None] = None
+    cmd: ClassVar[Sequence[str] | None] = None
+    exposed_port: ClassVar[int | None] = None
+    args: ClassVar[Sequence[str] | None] = None
+    # None: Lepton's runtime set is locked when the photon's source imports leptonai;
+    # False opts out, True opts in (photonpack.serving.requirements.LEPTON_REQUIREMENTS).
+    lepton_dependencies: ClassVar[bool | None] = None
+    _photon_template: ClassVar[dict[str, Any] | None] = None  # the checked deployment_template
     __photonpack_photon__: ClassVar[bool] = True  # handler.is_photon: a photon to the server
 
     @overload
@@ -155,8 +200,14 @@ class Photon:
         *,
         method: str = "POST",
         example: Any = None,
+        examples: Any = None,
         use_raw_args: bool = False,
         mount: bool = False,
+        cancel_on_disconnect: float | None = None,
+        max_batch_size: int | None = None,
+        max_wait_time: float | None = None,
+        include_in_schema: bool = True,
+        use_router_if_possible: bool = True,
     ) -> Callable[[F], F]: ...
     @staticmethod
     def handler(path: Any = None, **options: Any) -> Any:
@@ -196,6 +247,8 @@ class Photon:
             self._photon_state = "initializing"
             self._photon_init_thread = threading.get_ident()
             try:
+                # The instance's template: Lepton's photons may adjust it in __init__.
+                apply_template(type(self).__name__, getattr(self, "deployment_template", None))
                 self.init()
             except BaseException:
                 self._photon_state = "new"
@@ -213,12 +266,11 @@ class Photon:
         log_level: str = "info",
     ) -> None:
         """Serve this photon with uvicorn until SIGTERM or Ctrl-C (``python photon.py``)."""
-        import os
         import sys
 
-        from photonpack.serving.server import TOKEN_ENV, serve
+        from photonpack.serving.server import serve, token_from_environment
 
-        token = token or os.environ.get(TOKEN_ENV) or None
+        token = token or token_from_environment()
 
         def announce(url: str) -> None:
             # launch() is a program's entry point, like the CLI: it tells its user where to go.
@@ -227,37 +279,90 @@ class Photon:
         serve(self, host=host, port=port, token=token, log_level=log_level, on_ready=announce)
 
 
+# True while File's validator builds an instance: a subclass's __init__ then
+# knows it is not being called by the photon's own code (FileParam's warning).
+VALIDATING: contextvars.ContextVar[bool] = contextvars.ContextVar("VALIDATING", default=False)
+
+
 class File(BaseModel):
-    """A binary input: accepts bytes, a file object, a ``data:`` URI or base64 text."""
+    """A binary input: bytes, a file object, a ``data:`` URI, base64 text or an http(s) URL.
+
+    A URL is fetched when the content is first read (``get_content()``,
+    ``get_bytesio()``, ``file``, ``get_temp_file()``), as in Lepton; until
+    then ``content`` is empty and ``url`` names it.
+    """
 
     content: bytes
+    _url: str | None = PrivateAttr(default=None)
 
-    @model_validator(mode="before")
+    @model_validator(mode="wrap")
     @classmethod
-    def _coerce(cls, value: Any) -> Any:
-        return _file_fields(value)
+    def _coerce(cls, value: Any, build: ModelWrapValidatorHandler[File]) -> File:
+        value = cls._wire(value)
+        if isinstance(value, dict) and isinstance(value.get("content"), str):
+            value = cls._wire(value["content"])
+        validating = VALIDATING.set(True)  # pydantic calls __init__ from build()
+        try:
+            if isinstance(value, str) and is_url(value):
+                file = build({"content": b""})
+                file._url = value
+                return file
+            return build(_file_fields(value))
+        finally:
+            VALIDATING.reset(validating)
+
+    @classmethod
+    def _wire(cls, value: Any) -> Any:
+        """A subclass's older wire format, rewritten to one this class reads."""
+        return value
 
     def __init__(self, content: Any = None, /, **data: Any) -> None:
+        if isinstance(content, str) and is_url(content):
+            super().__init__(content=b"")
+            self._url = content
+            return
         if content is not None:
             data = _file_fields(content)
         super().__init__(**data)
 
+    @property
+    def url(self) -> str | None:
+        """The URL the content comes from, or None when it was sent as bytes."""
+        return self._url
+
     def get_content(self) -> bytes:
-        """The file's bytes."""
+        """The file's bytes (a URL is downloaded on the first read; FileContentError offline)."""
+        if self._url is not None and not self.content:
+            self.content = download(self._url)
         return self.content
 
     def get_bytesio(self) -> io.BytesIO:
         """The file's bytes as a fresh ``BytesIO``."""
-        return io.BytesIO(self.content)
+        return io.BytesIO(self.get_content())
+
+    @property
+    def file(self) -> io.BytesIO:
+        """The content as a fresh file object (Lepton's name for ``get_bytesio()``)."""
+        return self.get_bytesio()
+
+    def get_temp_file(self) -> IO[bytes]:
+        """The content in a named temporary file, at its start; deleted when closed."""
+        temp = tempfile.NamedTemporaryFile()  # noqa: SIM115 - the caller owns it, as in Lepton
+        temp.write(self.get_content())
+        temp.flush()
+        temp.seek(0)
+        return temp
 
     def __repr__(self) -> str:
+        if self._url is not None and not self.content:
+            return f"File(url={self._url!r})"
         return f"File({len(self.content)} bytes)"
 
 
 def _file_fields(value: Any) -> Any:
     """The ``File`` fields for any accepted input; other values go to pydantic as they are."""
     if isinstance(value, File):
-        return {"content": value.content}
+        return {"content": value.get_content()}
     if isinstance(value, bytes | bytearray | memoryview):
         return {"content": bytes(value)}
     if hasattr(value, "read"):

@@ -5,7 +5,7 @@ Standard library only: ``photonpack lock`` reads this without importing FastAPI.
 
 from __future__ import annotations
 
-__all__ = ["SERVING_REQUIREMENTS"]
+__all__ = ["LEPTON_REQUIREMENTS", "SERVING_REQUIREMENTS"]
 
 # uvloop and httptools are uvicorn's fast event loop and HTTP parser; without
 # them a photon serves at about half the requests/s of a tuned FastAPI app.
@@ -16,4 +16,21 @@ SERVING_REQUIREMENTS: tuple[str, ...] = (
     "python-multipart>=0.0.9",
     "uvloop>=0.19; sys_platform != 'win32' and platform_python_implementation == 'CPython'",
     "httptools>=0.6",
+)
+
+# What Lepton's runtime image gave every photon besides the serving stack: the
+# dependencies of the leptonai 0.27.3 package that a photon can import (its
+# cluster and UI extras, ray and ledoc-ui, left out). Photons written for
+# Lepton used them without declaring them, so they are locked for a photon whose
+# source imports leptonai, unless it sets ``lepton_dependencies = False``.
+LEPTON_REQUIREMENTS: tuple[str, ...] = (
+    "click",
+    "cloudpickle",
+    "httpx",
+    "huggingface_hub",
+    "loguru",
+    "pillow",
+    "pyyaml",
+    "requests",
+    "rich",
 )

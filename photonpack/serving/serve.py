@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
-import os
 import sys
 from collections.abc import Sequence
 
@@ -23,7 +22,7 @@ from photonpack.serving.app import DEFAULT_MAX_BODY_BYTES
 from photonpack.serving.errors import PhotonpackError, ServeError, failure_location
 from photonpack.serving.limits import ENVIRONMENT, ConnectionLimits
 from photonpack.serving.loader import load_photon
-from photonpack.serving.server import TOKEN_ENV, serve
+from photonpack.serving.server import LEPTON_TOKEN_ENV, TOKEN_ENV, serve, token_from_environment
 from photonpack.serving.shutdown import exit_now, lingering_threads
 from photonpack.serving.source import parse_spec
 
@@ -37,7 +36,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--entry", required=True, help="file.py[:Class] or pkg.module:Class")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080, help="0 picks a free port")
-    parser.add_argument("--token", default=None, help=f"bearer token (default: ${TOKEN_ENV})")
+    parser.add_argument(
+        "--token",
+        default=None,
+        help=f"bearer token (default: ${TOKEN_ENV}, else ${LEPTON_TOKEN_ENV})",
+    )
     parser.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES)
     defaults = ConnectionLimits()
     parser.add_argument(
@@ -68,11 +71,28 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the serve entry point; returns the process exit code."""
     args = _parser().parse_args(argv)
-    token = args.token or os.environ.get(TOKEN_ENV) or None
+    token = args.token or token_from_environment()
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(name)s: %(message)s")
     try:
-        photon_cls = load_photon(parse_spec(args.entry))
+        spec = parse_spec(args.entry)
+        try:
+            photon_cls = load_photon(spec)
+        except SystemExit as exc:
+            # Not this process's exit code: 3 would read as an integrity failure, 0 as success.
+            raise ServeError(
+                f"the photon {spec} exited during import (sys.exit({exc.code!r}) at "
+                f"{failure_location(exc)}); move that call under `if __name__ == '__main__':`"
+            ) from exc
+        if photon_cls.cmd is not None:
+            # A built archive runs cmd (photonpack run X.photon); from source the
+            # handlers are what a developer is iterating on.
+            logging.getLogger("photonpack").warning(
+                "%s declares cmd %s: serving its handlers from source instead; "
+                "photonpack run on the built archive runs that command, as Lepton did",
+                photon_cls.__name__,
+                list(photon_cls.cmd),
+            )
         try:
             photon = photon_cls()
         except PhotonpackError:

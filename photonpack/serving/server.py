@@ -9,23 +9,31 @@ from __future__ import annotations
 
 import errno
 import math
+import os
 import socket
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
 from photonpack.serving.app import DEFAULT_MAX_BODY_BYTES, build_app
 from photonpack.serving.errors import PhotonpackError, ServeError, failure_location
 from photonpack.serving.limits import ConnectionLimits, protocol_class
+from photonpack.serving.operations import serve_liveness
 from photonpack.serving.shutdown import PhotonServer, ShutdownPolicy
 
 if TYPE_CHECKING:
     from photonpack.serving.photon import Photon
 
-__all__ = ["TOKEN_ENV", "serve"]
+__all__ = ["LEPTON_TOKEN_ENV", "TOKEN_ENV", "serve", "token_from_environment"]
 
 TOKEN_ENV = "PHOTONPACK_TOKEN"  # noqa: S105 - a variable name, not a secret
+LEPTON_TOKEN_ENV = "LEPTON_LOCAL_DEPLOYMENT_TOKEN"  # noqa: S105 - Lepton's name for it
+
+
+def token_from_environment() -> str | None:
+    """The bearer token from ``$PHOTONPACK_TOKEN``, else Lepton's variable; None when unset."""
+    return os.environ.get(TOKEN_ENV) or os.environ.get(LEPTON_TOKEN_ENV) or None
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -65,6 +73,7 @@ def serve(
     limits = limits or ConnectionLimits.from_environment()
     policy = ShutdownPolicy.of(type(photon))
     sock = _bind(host, port)
+    liveness = _liveness(photon, host)
     try:
         try:
             photon._photon_ensure_init()
@@ -94,3 +103,21 @@ def serve(
         server.finished()
     finally:
         sock.close()
+        if liveness is not None:
+            liveness.shutdown()
+            liveness.server_close()
+
+
+def _liveness(photon: Photon, host: str) -> Any:
+    """The liveness-only server on ``health_check_liveness_tcp_port``, open through ``init()``."""
+    port = getattr(type(photon), "health_check_liveness_tcp_port", None)
+    if port is None:
+        return None
+    try:
+        return serve_liveness(host, port)
+    except OSError as exc:
+        raise ServeError(
+            f"cannot open the liveness port {port} on {host} "
+            f"({type(photon).__name__}.health_check_liveness_tcp_port): {exc.strerror or exc}; "
+            "free that port or choose another"
+        ) from exc

@@ -31,8 +31,9 @@ __all__ = [
 ]
 
 INSTALLED_KEY = re.compile(SHA256_HEX.pattern + r"-[A-Za-z0-9._+-]+")
-# Lepton's rule for photon names, kept so that names move between the tools.
-_NAME = re.compile(r"[a-z][a-z0-9-]{0,31}")
+# Lepton's rule for photon names, kept so that names move between the tools:
+# ^[a-z]([-a-z0-9]*[a-z0-9])?$, at most 32 characters (no trailing hyphen).
+_NAME = re.compile(r"[a-z](?:[-a-z0-9]{0,30}[a-z0-9])?")
 COMPLETE = ".complete"
 
 
@@ -41,7 +42,8 @@ def validate_name(name: str) -> str:
     if not _NAME.fullmatch(name):
         raise PhotonpackError(
             f"invalid photon name {name!r}: use lowercase letters, digits and hyphens, "
-            "starting with a letter, at most 32 characters (e.g. 'counter-v2')"
+            "starting with a letter and not ending with a hyphen, at most 32 characters "
+            "(e.g. 'counter-v2')"
         )
     return name
 

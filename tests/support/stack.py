@@ -18,7 +18,7 @@ import pytest
 from photonpack.build import BuildOptions, BuildResult, build
 from photonpack.lock.index import IndexSettings
 from photonpack.lock.lockfile import LockOptions
-from photonpack.serving.requirements import SERVING_REQUIREMENTS
+from photonpack.serving.requirements import LEPTON_REQUIREMENTS, SERVING_REQUIREMENTS
 from photonpack.serving.source import parse_spec
 from photonpack.store import Store
 from tests.support.index import PackageIndex
@@ -64,7 +64,8 @@ def real_index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PackageInde
     """An index with the real serving stack and ``tinydep`` 1.0 / 2.0 (pure Python)."""
     root = tmp_path_factory.mktemp("real-index")
     index = PackageIndex(root)
-    for name in closure(SERVING_REQUIREMENTS):
+    # flask: examples/lepton_full; LEPTON_REQUIREMENTS: what photons written for Lepton get.
+    for name in closure((*SERVING_REQUIREMENTS, *LEPTON_REQUIREMENTS, "flask")):
         repack(name, index.files_dir)
     for version in ("1.0", "2.0"):
         build_wheel(index.files_dir, "tinydep", version)
