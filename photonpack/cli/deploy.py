@@ -46,13 +46,14 @@ def _image_for(
 ) -> str:
     """Build the photon's image; push it to ``registry`` or load it into podman: its pinned ref."""
     from photonpack.cli.image import _architecture, _epoch
+    from photonpack.deploy import DeployError
     from photonpack.image import ImageOptions, build_image, default_base, open_base, push_image
     from photonpack.image.output import write_oci_layout
     from photonpack.oci.reference import parse_reference
     from photonpack.store import Store
 
     if registry is None and engine == "kubernetes":
-        raise UsageError(
+        raise DeployError(
             "a cluster pulls images from a registry: pass --registry HOST/REPO to build and "
             "push the photon's image, or --image REPO@sha256:... of one already pushed"
         )
