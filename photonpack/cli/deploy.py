@@ -82,6 +82,9 @@ def _image_for(
             return f"{repository}@{built.digest}"
         from photonpack.deploy.podman import PodmanEngine
 
+        if PodmanEngine().has_image(f"{repository}@{built.digest}"):
+            click.echo(f"{repository}@{built.digest} is in podman's storage already", err=True)
+            return f"{repository}@{built.digest}"
         with store.temp_dir("deploy-oci-") as out:
             layout = Path(out) / "oci"
             write_oci_layout(built, layout)

@@ -131,15 +131,20 @@ class PodmanEngine:
 
     # -- images ---------------------------------------------------------------------------
 
+    def has_image(self, pinned: str) -> bool:
+        """Whether podman's storage holds ``repo@sha256:...`` (then it is not loaded again)."""
+        return self.cli.run("image", "exists", pinned).returncode == 0
+
     def load_image(self, layout: Path, repository: str, digest: str) -> str:
         """Copy an OCI layout into podman's storage; the pinned reference kube play runs.
 
         An OCI layout (not a docker-archive) keeps the image's manifest digest, so
         the reference is ``localhost/NAME@sha256:...`` of the digest ``image`` printed.
         """
+        pinned = f"{repository}@{digest}"
         image_id = self.cli.check("pull", "-q", f"oci:{layout}:latest", timeout=600).strip()
         self.cli.check("tag", image_id.splitlines()[-1], f"{repository}:latest")
-        return f"{repository}@{digest}"
+        return pinned
 
     # -- apply ----------------------------------------------------------------------------
 
