@@ -149,3 +149,45 @@ def test_deploy_refuses_a_pod_it_did_not_create_and_a_missing_token_secret(
     assert missing.exit_code == 1
     assert missing.stderr.startswith("error: the secret 'nowhere' does not exist in podman; ")
     assert engine_env("pod", "ps", "-q", "--filter", "name=counter-pod-0").stdout == ""
+
+
+CRASHES = """
+from photonpack import Photon
+
+
+class Counter(Photon):
+    def init(self):
+        raise RuntimeError("the model file is missing")
+
+    @Photon.handler
+    def add(self, x: int) -> int:
+        return x
+"""
+
+
+def test_a_photon_that_crashes_at_start_is_reported_with_its_last_log_lines(
+    engine_env: Podman,
+    debian_base: DebianBase,
+    real_index: PackageIndex,
+    tmp_path: Path,
+    cleanup: list[str],
+) -> None:
+    archive = build_photon(
+        real_index, write_photon(tmp_path / "crash", CRASHES), tmp_path / "crash.photon"
+    ).path
+    cleanup.append("crashy")
+    result = _invoke(
+        "deploy", str(archive), "--engine", "podman", "--name", "crashy",
+        "--base", f"oci:{debian_base.oci}:bookworm", "--timeout", "60",
+    )  # fmt: skip
+    assert result.exit_code == 1
+    error = result.stderr.splitlines()[-1]
+    assert error.startswith("error: deployment 'crashy' is not ready: ")
+    assert error.endswith(
+        "last log lines: error: Counter.init() failed at /home/lepton/counter.py:6: "
+        "RuntimeError: the model file is missing"
+    )
+    status = _invoke("deployment", "status", "-n", "crashy")
+    assert status.exit_code == 1
+    assert status.stdout.startswith("crashy: not ready 0/1 (updated 1, available 0)")
+    assert "the model file is missing" in status.stdout

@@ -298,7 +298,11 @@ class PodmanEngine:
         healthy = running and _healthy(record.url)
         reason = None
         crashed = False
-        if not running:
+        restarts = int(container.get("RestartCount") or 0)
+        if restarts and not healthy:
+            crashed = True
+            reason = f"crash loop ({restarts} restarts); last log lines: {self._tail(name)}"
+        elif not running:
             crashed = state.get("Status") in ("exited", "stopped")
             reason = (
                 f"container {state.get('Status')} (exit code {state.get('ExitCode')}); "
@@ -320,7 +324,7 @@ class PodmanEngine:
             url=record.url,
             reason=reason,
             crashed=crashed,
-            restarts=int(container.get("RestartCount") or 0),
+            restarts=restarts,
         )
 
     def _tail(self, name: str) -> str:
