@@ -87,7 +87,7 @@ def _image_for(
             return f"{repository}@{built.digest}"
         with store.temp_dir("deploy-oci-") as out:
             layout = Path(out) / "oci"
-            write_oci_layout(built, layout)
+            write_oci_layout(built, layout, tag=f"{repository}:latest")
             ref: str = PodmanEngine().load_image(layout, repository, built.digest)
         click.echo(f"loaded {ref} into podman's storage", err=True)
         return ref

@@ -82,15 +82,15 @@ class KubeApi:
     def _open(
         self, method: str, path: str, body: bytes | None, content_type: str | None, stream: bool
     ) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
-        connection = self._connection(None if stream else self.timeout)
+        connection = self._connection(self.timeout)
         prefix = self._parts.path.rstrip("/")
         try:
-            if stream:
-                connection.timeout = self.timeout
             connection.request(
                 method, prefix + path, body=body, headers=self._headers(content_type)
             )
             response = connection.getresponse()
+            if stream and connection.sock is not None:
+                connection.sock.settimeout(None)  # a followed log may be quiet for long
         except (OSError, http.client.HTTPException) as exc:
             connection.close()
             raise DeployError(

@@ -22,6 +22,7 @@ import hashlib
 import json
 import socket
 import subprocess
+import tarfile
 import tempfile
 import time
 import urllib.error
@@ -136,14 +137,34 @@ class PodmanEngine:
         return self.cli.run("image", "exists", pinned).returncode == 0
 
     def load_image(self, layout: Path, repository: str, digest: str) -> str:
-        """Copy an OCI layout into podman's storage; the pinned reference kube play runs.
+        """Load an OCI layout into podman's storage; the pinned reference kube play runs.
 
-        An OCI layout (not a docker-archive) keeps the image's manifest digest, so
-        the reference is ``localhost/NAME@sha256:...`` of the digest ``image`` printed.
+        The layout is streamed to ``podman load`` as an oci-archive: that keeps the
+        image's manifest digest (a docker-archive would not) and names the image
+        after the layout's ``ref.name``, which must be ``REPOSITORY:latest``
+        (``podman pull oci:DIR`` would name it after the directory's path).
         """
+        process = subprocess.Popen(
+            [self.cli.executable, "load", "-q"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        assert process.stdin is not None
+        try:
+            with tarfile.open(fileobj=process.stdin, mode="w|") as tar:
+                for path in sorted(layout.rglob("*")):
+                    tar.add(path, arcname=str(path.relative_to(layout)), recursive=False)
+        except BrokenPipeError:
+            pass  # podman stopped reading: its stderr says why
+        stdout, stderr = process.communicate(timeout=600)  # closes stdin: the end of the archive
+        if process.returncode != 0:
+            raise DeployError(f"podman load of the photon's image failed: {_last_line(stderr)}")
         pinned = f"{repository}@{digest}"
-        image_id = self.cli.check("pull", "-q", f"oci:{layout}:latest", timeout=600).strip()
-        self.cli.check("tag", image_id.splitlines()[-1], f"{repository}:latest")
+        if not self.has_image(pinned):
+            raise DeployError(
+                f"podman load did not give {pinned} (it said: {stdout.decode().strip()})"
+            )
         return pinned
 
     # -- apply ----------------------------------------------------------------------------
