@@ -233,11 +233,24 @@ def test_an_unreachable_photon_is_a_connection_error() -> None:
 
 def test_a_workspace_name_is_a_value_error_naming_the_url_form() -> None:
     with pytest.raises(ValueError) as info:
+        Client("my-workspace")
+    assert isinstance(info.value, ClientURLError)
+    assert str(info.value) == (
+        "invalid photon URL 'my-workspace' (a Lepton workspace?): "
+        "expected http://host:port, e.g. http://localhost:8080"
+    )
+
+
+def test_a_workspace_and_an_unknown_deployment_is_a_value_error_naming_deploy(
+    photonpack_home: Path,
+) -> None:
+    with pytest.raises(ValueError) as info:
         Client("my-workspace", "my-deployment")
     assert isinstance(info.value, ClientURLError)
     assert str(info.value) == (
-        "invalid photon URL 'my-workspace' (a Lepton workspace and deployment?): "
-        "expected http://host:port, e.g. http://localhost:8080"
+        "no deployment named 'my-deployment' on this machine (no "
+        f"{photonpack_home}/deployments/my-deployment.json); deploy it with 'photonpack deploy "
+        "--name my-deployment ...', or pass the photon's URL: Client('http://host:port')"
     )
 
 

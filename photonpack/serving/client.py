@@ -68,8 +68,10 @@ class Client:
     bytes. ``stream=True`` (for the client, or per call) returns an iterable of
     chunks for a chunked answer, as Lepton's client did; JSON is still decoded.
     ``timeout`` (seconds) bounds each call; ``None``, the default, waits as long
-    as the photon takes. ``deployment``, ``no_check`` and ``http2`` are
-    accepted for Lepton's callers and change nothing.
+    as the photon takes. ``Client(workspace, deployment, token)``, Lepton's
+    form, and :meth:`deployment` find a deployment made by ``photonpack deploy``
+    by name (the workspace is ignored: photonpack has none). ``no_check`` and
+    ``http2`` are accepted for Lepton's callers and change nothing.
     """
 
     def __init__(  # noqa: PLR0917 - Lepton's signature, positional arguments included
@@ -84,6 +86,11 @@ class Client:
         http2: bool = True,  # Lepton's: the standard library speaks HTTP/1.1 only
     ) -> None:
         parts = urllib.parse.urlsplit(url)
+        if parts.scheme not in ("http", "https") and deployment is not None:
+            from photonpack.serving.deployments import deployment_url
+
+            url = deployment_url(deployment)
+            parts = urllib.parse.urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             workspace = f" (a Lepton workspace{' and deployment' if deployment else ''}?)"
             raise ClientURLError(
@@ -102,6 +109,13 @@ class Client:
 
     local = staticmethod(local)
     current = staticmethod(current)
+
+    @classmethod
+    def deployment(cls, name: str, *, token: str | None = None, **options: Any) -> Client:
+        """The deployment ``name`` made by ``photonpack deploy`` on this machine."""
+        from photonpack.serving.deployments import deployment_url
+
+        return cls(deployment_url(name), token=token, **options)
 
     @property
     def url(self) -> str:

@@ -1,0 +1,206 @@
+"""The Kubernetes engine's protocol, against a small stand-in API server over HTTP.
+
+No API server can run on the project's machines (tests/test_deploy_kubernetes.py
+runs against a real one where PHOTONPACK_TEST_KUBECONFIG is set). This stand-in
+keeps objects in memory and answers server-side apply, GET, DELETE, the pod list
+and logs as the API does, so that what photonpack sends and how it reacts is
+checked here: one field manager, dry run first, all or none, idempotence,
+ownership, status and removal.
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import threading
+import urllib.parse
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+from photonpack.cli import cli
+
+IMAGE = "registry.example:5000/team/counter@sha256:" + "cd" * 32
+
+
+@dataclass
+class FakeApi:
+    objects: dict[str, dict[str, Any]] = field(default_factory=dict)
+    calls: list[str] = field(default_factory=list)
+    reject: str | None = None  # kind refused on the real apply (not the dry run)
+    reject_dry: str | None = None
+    version: int = 0
+
+
+def _handler(api: FakeApi) -> type[http.server.BaseHTTPRequestHandler]:
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *_args: object) -> None:
+            pass
+
+        def _answer(self, status: int, body: object, kind: str = "application/json") -> None:
+            data = (json.dumps(body) if kind == "application/json" else str(body)).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _missing(self) -> None:
+            self._answer(404, {"kind": "Status", "reason": "NotFound", "message": "not found"})
+
+        def do_GET(self) -> None:
+            path = self.path.partition("?")[0]
+            api.calls.append(f"GET {path}")
+            if path.endswith("/pods"):
+                pods = [_pod(obj) for obj in api.objects.values() if obj["kind"] == "Deployment"]
+                return self._answer(200, {"items": pods})
+            if path.endswith("/log"):
+                return self._answer(200, "photonpack: serving counter\n", "text/plain")
+            if path in api.objects:
+                return self._answer(200, api.objects[path])
+            return self._missing()
+
+        def do_PATCH(self) -> None:
+            path, _, query = self.path.partition("?")
+            params = urllib.parse.parse_qs(query)
+            assert self.headers["Content-Type"] == "application/apply-patch+yaml"
+            assert params["fieldManager"] == ["photonpack"] and params["force"] == ["true"]
+            obj = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            dry = params.get("dryRun") == ["All"]
+            api.calls.append(f"{'DRY' if dry else 'APPLY'} {obj['kind']}")
+            if obj["kind"] == (api.reject_dry if dry else api.reject):
+                return self._answer(
+                    422, {"kind": "Status", "reason": "Invalid", "message": "quota exceeded"}
+                )
+            old = api.objects.get(path)
+            same = old is not None and {k: v for k, v in old.items() if k != "status"} | {
+                "metadata": old["metadata"]
+            } == obj | {"metadata": old["metadata"]}
+            if dry:
+                return self._answer(200, old or obj)
+            if not same:
+                api.version += 1
+                obj["metadata"]["resourceVersion"] = str(api.version)
+                if obj["kind"] == "Deployment":
+                    n = obj["spec"].get("replicas", 1)
+                    obj["status"] = {"replicas": n, "updatedReplicas": n, "readyReplicas": n,
+                                     "availableReplicas": n}  # fmt: skip
+                api.objects[path] = obj
+            return self._answer(200, api.objects[path])
+
+        def do_DELETE(self) -> None:
+            api.calls.append(f"DELETE {self.path}")
+            if api.objects.pop(self.path, None) is None:
+                return self._missing()
+            return self._answer(200, {"kind": "Status", "status": "Success"})
+
+    return Handler
+
+
+def _pod(deployment: dict[str, Any]) -> dict[str, Any]:
+    template = deployment["spec"]["template"]
+    digest = template["spec"]["containers"][0]["image"].partition("@")[2]
+    return {
+        "metadata": {"name": f"{deployment['metadata']['name']}-abc", "annotations":
+                     template["metadata"]["annotations"]},
+        "status": {"containerStatuses": [
+            {"imageID": f"registry.example:5000/team/counter@{digest}", "restartCount": 0,
+             "state": {"running": {}}}]},
+    }  # fmt: skip
+
+
+@pytest.fixture
+def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeApi]:
+    api = FakeApi()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _handler(api))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    config = tmp_path / "kubeconfig"
+    config.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: lab\nclusters:\n- name: lab\n  cluster:\n"
+        f"    server: http://127.0.0.1:{server.server_address[1]}\ncontexts:\n- name: lab\n"
+        "  context:\n    cluster: lab\n    user: me\n    namespace: models\nusers:\n- name: me\n"
+        "  user:\n    token: abc\n"
+    )
+    monkeypatch.setenv("KUBECONFIG", str(config))
+    yield api
+    server.shutdown()
+    server.server_close()
+
+
+def _invoke(*args: str) -> Result:
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def test_apply_is_dry_run_first_then_idempotent_and_remove_deletes_what_it_made(
+    fake: FakeApi, counter_archive: Path
+) -> None:
+    args = ("deploy", str(counter_archive), "--image", IMAGE, "--token", "s3cret")
+    first = _invoke(*args)
+    assert first.exit_code == 0, first.output
+    applies = [c for c in fake.calls if c.startswith(("DRY", "APPLY"))]
+    assert applies == ["DRY Secret", "DRY Deployment", "DRY Service",
+                       "APPLY Secret", "APPLY Deployment", "APPLY Service"]  # fmt: skip
+    assert sorted(fake.objects) == [
+        "/api/v1/namespaces/models/secrets/counter-token",
+        "/api/v1/namespaces/models/services/counter",
+        "/apis/apps/v1/namespaces/models/deployments/counter",
+    ]
+    again = _invoke(*args)
+    assert "unchanged: counter (kubernetes)" in again.stderr
+    state = json.loads(_invoke("deployment", "status", "-n", "counter", "--json").stdout)
+    assert (state["ready"], state["desired"], state["current"]) == (1, 1, True)
+    assert state["image_running"] == IMAGE
+    assert "photonpack: serving counter" in _invoke("deployment", "logs", "-n", "counter").stdout
+    removed = _invoke("deployment", "remove", "-n", "counter")
+    assert removed.stderr == (
+        "removed counter: Service counter, Deployment counter, Secret counter-token\n"
+    )
+    assert fake.objects == {}
+
+
+def test_a_rejected_object_leaves_nothing_applied(fake: FakeApi, counter_archive: Path) -> None:
+    fake.reject_dry = "Service"
+    result = _invoke("deploy", str(counter_archive), "--image", IMAGE, "--token", "s3cret")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "error: nothing applied: the cluster rejects Service counter: the cluster refused "
+        "PATCH /api/v1/namespaces/models/services/counter: 422 Invalid: quota exceeded\n"
+    )
+    assert fake.objects == {}
+    fake.reject_dry, fake.reject = None, "Service"
+    late = _invoke("deploy", str(counter_archive), "--image", IMAGE, "--token", "s3cret")
+    assert late.exit_code == 1
+    assert late.stderr.startswith(
+        "error: applying Service counter failed, the objects this deploy created were deleted "
+        "again: "
+    )
+    assert fake.objects == {}
+
+
+def test_an_object_photonpack_did_not_make_is_refused_unless_forced(
+    fake: FakeApi, counter_archive: Path
+) -> None:
+    fake.objects["/api/v1/namespaces/models/services/counter"] = {
+        "kind": "Service", "metadata": {"name": "counter", "labels": {"app": "other"}},
+    }  # fmt: skip
+    refused = _invoke("deploy", str(counter_archive), "--image", IMAGE)
+    assert refused.stderr == (
+        "error: Service models/counter exists and photonpack did not create it for deployment "
+        "'counter'; choose another --name, or pass --force to take it over\n"
+    )
+    assert not [c for c in fake.calls if c.startswith("APPLY")]
+    forced = _invoke("deploy", str(counter_archive), "--image", IMAGE, "--force")
+    assert forced.exit_code == 0, forced.output
+
+
+def test_a_token_secret_that_does_not_exist_is_named(fake: FakeApi, counter_archive: Path) -> None:
+    result = _invoke("deploy", str(counter_archive), "--image", IMAGE, "--token-secret", "shared")
+    assert result.stderr == (
+        "error: the secret 'shared' does not exist in namespace models; create it first "
+        "(kubectl create secret generic shared -n models --from-file=KEY=FILE)\n"
+    )
