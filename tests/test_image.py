@@ -21,6 +21,7 @@ from click.testing import CliRunner, Result
 
 from photonpack.archive import write_archive
 from photonpack.cli import cli
+from photonpack.serving.deployment import ENV_VAR_REQUIRED
 from tests.support.images import image_layers, write_base
 from tests.support.registry import Registry, StagedPhoton, free_port, stage_photon
 
@@ -355,3 +356,33 @@ def test_the_photons_image_attribute_is_the_default_base(tmp_path: Path) -> None
         "host first; on a machine without that registry, copy the base beforehand (skopeo copy "
         "docker://... oci:DIR) and pass --base oci:DIR\n"
     )
+
+
+def test_a_cmd_photon_runs_its_command_on_its_port_with_its_template_env(
+    tmp_path: Path, base: Path
+) -> None:
+    staged = stage_photon(tmp_path, "webui", [("alpha", "1.0")])
+    photon = dataclasses.replace(
+        staged.manifest.photon,
+        cmd=("webui-server", "--listen"),
+        args=("--port", "7860"),
+        exposed_port=7860,
+        deployment_template={"env": {"MODEL": "tiny", "HF_TOKEN": ENV_VAR_REQUIRED}},
+    )
+    manifest = dataclasses.replace(staged.manifest, photon=photon)
+    archive = _archive(dataclasses.replace(staged, manifest=manifest), tmp_path / "webui.photon")
+    result = _run(
+        "image", str(archive), "--base", f"oci:{base}", "--oci-layout", str(tmp_path / "o"),
+        "--json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    blobs = tmp_path / "o" / "blobs" / "sha256"
+    image = json.loads((blobs / json.loads(result.stdout)["digest"][7:]).read_bytes())
+    run = json.loads((blobs / image["config"]["digest"][7:]).read_bytes())["config"]
+    assert run["Entrypoint"] == ["webui-server", "--listen", "--port", "7860"]
+    assert run["ExposedPorts"] == {"7860/tcp": {}}
+    assert run["Env"] == [  # a required variable is never given a value
+        "PATH=/opt/photon/env/bin:/usr/local/bin:/usr/bin:/bin",
+        "VIRTUAL_ENV=/opt/photon/env",
+        "MODEL=tiny",
+    ]

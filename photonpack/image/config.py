@@ -2,7 +2,8 @@
 
 The config keeps the base's (its environment, history, labels) and sets how
 the photon runs: as ``lepton`` (numerically, so that an orchestrator can check
-``runAsNonRoot``), in ``/home/lepton``, the serve entry point on port 8080,
+``runAsNonRoot``), in ``/home/lepton``, the serve entry point on the photon's
+``exposed_port`` (8080) — or Lepton's ``cmd`` + ``args`` when it has one —,
 stopped with SIGTERM (the server drains and exits 0). The token is never
 baked in: the server reads ``PHOTONPACK_TOKEN`` from the container's
 environment. ``created`` is ``SOURCE_DATE_EPOCH`` (0 unless set) so that the
@@ -20,6 +21,7 @@ from photonpack.image.base import CONFIG_TYPE, OCI_MANIFEST, BaseImage
 from photonpack.image.environment import ENV_PATH
 from photonpack.image.users import HOME
 from photonpack.launch import serve_argv
+from photonpack.serving.deployment import ENV_VAR_REQUIRED
 
 __all__ = ["PORT", "image_config", "image_manifest", "labels", "timestamp"]
 
@@ -51,10 +53,25 @@ def labels(manifest: Manifest, base: BaseImage, *, epoch: int, bytecode: str) ->
     return found
 
 
-def _env(base_env: Sequence[str]) -> list[str]:
+def _env(base_env: Sequence[str], manifest: Manifest) -> list[str]:
     env = [item for item in base_env if not item.startswith("PATH=")]
     path = next((item[5:] for item in base_env if item.startswith("PATH=")), _DEFAULT_PATH)
-    return [f"PATH=/{ENV_PATH}/bin:{path}", *env]
+    photon = manifest.photon
+    defaults = [  # the deployment_template's env defaults: `podman run -e` still wins
+        f"{name}={value}"
+        for name, value in sorted(((photon.deployment_template or {}).get("env") or {}).items())
+        if isinstance(value, str) and value != ENV_VAR_REQUIRED
+    ]
+    venv = [f"VIRTUAL_ENV=/{ENV_PATH}"] if photon.cmd else []
+    return [f"PATH=/{ENV_PATH}/bin:{path}", *env, *venv, *defaults]
+
+
+def _entrypoint(manifest: Manifest, port: int) -> list[str]:
+    """The serve entry point; or Lepton's ``cmd`` + ``args``, found on the env-first PATH."""
+    photon = manifest.photon
+    if photon.cmd:
+        return [*photon.cmd, *(photon.args or ())]
+    return serve_argv(f"/{ENV_PATH}/bin/python", manifest.entry, "0.0.0.0", port)  # noqa: S104
 
 
 def image_config(
@@ -71,12 +88,13 @@ def image_config(
     """The OCI image config; ``diff_ids`` and ``history`` are the layers added to the base's."""
     base_config: Mapping[str, Any] = base.config.get("config") or {}
     created = timestamp(epoch)
+    port = manifest.photon.exposed_port or PORT
     run = {
         "User": f"{uid}:{gid}",
         "WorkingDir": f"/{HOME}",
-        "Entrypoint": serve_argv(f"/{ENV_PATH}/bin/python", manifest.entry, "0.0.0.0", PORT),  # noqa: S104
-        "Env": _env(list(base_config.get("Env") or [])),
-        "ExposedPorts": {f"{PORT}/tcp": {}},
+        "Entrypoint": _entrypoint(manifest, port),
+        "Env": _env(list(base_config.get("Env") or []), manifest),
+        "ExposedPorts": {f"{port}/tcp": {}},
         "StopSignal": "SIGTERM",
         "Labels": {
             **(base_config.get("Labels") or {}),
