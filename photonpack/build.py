@@ -8,13 +8,7 @@ nothing left to copy.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
-import re
-import shutil
-import signal
 import stat
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
@@ -24,8 +18,8 @@ from photonpack.__about__ import __version__
 from photonpack._fs import atomic_write
 from photonpack.archive import write_archive
 from photonpack.archive.manifest import FileEntry, Manifest, WheelEntry
+from photonpack.contract import describe_photon, photon_entry
 from photonpack.errors import BuildError
-from photonpack.install.environment import ensure_environment, environment_python
 from photonpack.install.wheel import inspect_wheel
 from photonpack.lock.closure import check_closure
 from photonpack.lock.declaration import Declaration, read_declaration
@@ -40,7 +34,6 @@ from photonpack.lock.lockfile import (
     lock_photon,
     read_lock,
 )
-from photonpack.lock.target import host_compatible
 from photonpack.serving.source import PhotonSpec
 from photonpack.store import Store, validate_name
 
@@ -55,10 +48,6 @@ __all__ = [
     "serving_files",
     "write_atomic",
 ]
-
-# Describing a photon imports the user's module; a hung import must not hang the build.
-_DESCRIBE_TIMEOUT_S = 300
-_DESCRIBE_CODES = (0, 1, 2)  # python -m photonpack.serving.describe: ok, error, usage
 
 
 class FetchProgress(Protocol):
@@ -151,14 +140,14 @@ def build(
     wheels = _wheel_entries(lock)
     files = _photon_files(spec, declaration, lock.path, store)
     runtime = runtime_entries(store)
-    description, warnings = _describe(
+    description, warnings = describe_photon(
         spec, declaration, lock=lock, wheels=wheels, files=files, runtime=runtime, store=store
     )
     manifest = Manifest.from_dict(
         {
             "schema_version": 1,
             "name": name,
-            "entry": _entry(spec, declaration),
+            "entry": photon_entry(spec, declaration),
             "photon": _with_lepton_dependencies(description["photon"], declaration),
             "handlers": description["handlers"],
             "openapi": description["openapi"],
@@ -217,10 +206,11 @@ def write_atomic(output: Path, manifest: Manifest, store: Store) -> int:
         raise BuildError(f"cannot write {output}: {exc.strerror or exc}") from exc
 
 
-def _entry(spec: PhotonSpec, declaration: Declaration) -> str:
-    if spec.path is not None:
-        return f"{spec.path.name}:{declaration.class_name}"
-    return f"{spec.module}:{declaration.class_name}"
+def _with_lepton_dependencies(photon: dict[str, Any], declaration: Declaration) -> dict[str, Any]:
+    """The photon's attributes, with Lepton's runtime set when it was locked for it."""
+    if not declaration.lepton_dependencies:
+        return photon
+    return {**photon, "lepton_dependencies": list(declaration.lepton_dependencies)}
 
 
 def _wheel_entries(lock: Lock) -> list[WheelEntry]:
@@ -346,146 +336,3 @@ def runtime_entries(store: Store) -> list[FileEntry]:
         dataclasses.replace(_add_file(store, rel, path), executable=False)
         for rel, path in serving_files()
     ]
-
-
-# -- the handler contract ---------------------------------------------------------
-
-
-def _describe(
-    spec: PhotonSpec,
-    declaration: Declaration,
-    *,
-    lock: Lock,
-    wheels: list[WheelEntry],
-    files: list[FileEntry],
-    runtime: list[FileEntry],
-    store: Store,
-) -> tuple[dict[str, Any], tuple[str, ...]]:
-    """Load the photon as it will run, from its files in its locked environment.
-
-    The photon is loaded from a working directory laid out from the archive's
-    own files, not from its source directory, so a module the photon imports
-    but the archive lacks fails here rather than on the server. The result is
-    cached in the store by environment, entry and files.
-    """
-    host = host_compatible(lock.targets)
-    if host is None:
-        targets = ", ".join(str(t) for t in lock.targets)
-        warning = (
-            f"no target of the lock runs on this machine ({targets}); "
-            "the handler contract (handlers, OpenAPI) is not recorded"
-        )
-        return _declared_only(declaration), (warning,)
-    env, _ = ensure_environment(
-        store,
-        wheels=[(w.sha256, w.filename) for w in wheels if str(host) in w.targets],
-        runtime=runtime,
-    )
-    entry = _entry(spec, declaration)
-    key = hashlib.sha256(
-        json.dumps([env.name, entry, [(f.path, f.sha256) for f in files]]).encode()
-    ).hexdigest()
-    cached = store.root / "describe" / f"{key}.json"
-    if cached.is_file():
-        described: dict[str, Any] = json.loads(cached.read_bytes())
-        return described, ()
-    with store.temp_dir("describe-") as work:
-        for file in files:  # copies: a photon may write to its files even at import
-            (work / file.path).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(store.blob_path(file.sha256), work / file.path)
-        output = _run_describe(environment_python(env), entry, work, spec.directory)
-    described = _contract(output, entry)
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    store.write_atomic(cached, json.dumps(described, sort_keys=True, ensure_ascii=False).encode())
-    return described, ()
-
-
-def _run_describe(python: Path, entry: str, work: Path, source_dir: Path) -> str:
-    command = [str(python), "-I", "-m", "photonpack.serving.describe", "--entry", entry]
-    try:
-        done = subprocess.run(
-            command,
-            cwd=work,
-            capture_output=True,
-            text=True,
-            timeout=_DESCRIBE_TIMEOUT_S,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise BuildError(
-            f"importing the photon {entry} did not finish in {_DESCRIBE_TIMEOUT_S} s"
-        ) from exc
-    code, detail = done.returncode, done.stderr.strip().splitlines()
-    if code < 0:
-        raise BuildError(
-            f"the photon {entry} was killed by {_signal_name(-code)} while it was imported "
-            "to read its handler contract"
-        )
-    said = bool(detail) and detail[-1].startswith("error: ")
-    crashed = "Traceback (most recent call last):" in done.stderr
-    if code not in _DESCRIBE_CODES or (code != 0 and not said and not crashed):
-        # A code describe never exits with, or no word from it: the photon's module
-        # code ended the process (sys.exit, os._exit).
-        raise BuildError(_exited(entry, code))
-    if code != 0:
-        reason = detail[-1].removeprefix("error: ")
-        missing = re.search(r"imports ([\w.]+), which is not", reason)
-        top = missing.group(1).split(".")[0] if missing else None
-        if top and ((source_dir / f"{top}.py").is_file() or (source_dir / top).is_dir()):
-            reason = (
-                f"it imports {top}, which is next to it in {source_dir} but not in the "
-                f"archive; add {top!r} to extra_files so that it travels with the photon"
-            )
-        raise BuildError(f"the photon {entry} fails to load in its locked environment: {reason}")
-    return done.stdout
-
-
-def _with_lepton_dependencies(photon: dict[str, Any], declaration: Declaration) -> dict[str, Any]:
-    """The photon's attributes, with Lepton's runtime set when it was locked for it."""
-    if not declaration.lepton_dependencies:
-        return photon
-    return {**photon, "lepton_dependencies": list(declaration.lepton_dependencies)}
-
-
-def _contract(output: str, entry: str) -> dict[str, Any]:
-    """The JSON describe printed last: a photon may print lines of its own at import."""
-    lines = output.strip().splitlines()
-    if not lines:
-        raise BuildError(_exited(entry, 0))
-    try:
-        described = json.loads(lines[-1])
-    except ValueError:
-        described = None
-    if not isinstance(described, dict):
-        raise BuildError(f"describing {entry} printed no handler contract: {lines[-1][:200]!r}")
-    return described
-
-
-def _signal_name(number: int) -> str:
-    try:
-        return f"signal {number} ({signal.Signals(number).name})"
-    except ValueError:
-        return f"signal {number}"
-
-
-def _exited(entry: str, code: int) -> str:
-    return (
-        f"the photon {entry} exited during import (exit code {code}: sys.exit or os._exit in "
-        "its module code), so its handler contract cannot be read; move that call under "
-        '`if __name__ == "__main__":` or into init()'
-    )
-
-
-def _declared_only(declaration: Declaration) -> dict[str, Any]:
-    return {
-        "photon": {
-            "requirement_dependency": list(declaration.requirement_dependency),
-            "system_dependency": list(declaration.system_dependency),
-            "image": declaration.image,
-            "handler_max_concurrency": 1,
-            "handler_timeout": None,
-            "description": None,
-        },
-        "handlers": [],
-        "openapi": None,
-    }

@@ -1,0 +1,177 @@
+"""The handler contract: the photon described as it will run, in its own locked environment.
+
+``build`` asks for it once the wheels are fetched: the photon's files are laid
+out from the store in a fresh working directory, its environment is made from
+the locked wheels, and ``python -I -m photonpack.serving.describe`` imports it
+there (never running ``init()``). The answer is cached in the store by
+environment, entry and files. A photon that exits or hangs while imported is
+a clear error, not the build's exit code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+import signal
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from photonpack.archive.manifest import FileEntry, WheelEntry
+from photonpack.errors import BuildError
+from photonpack.install.environment import ensure_environment, environment_python
+from photonpack.lock.declaration import Declaration
+from photonpack.lock.lockfile import (
+    Lock,
+)
+from photonpack.lock.target import host_compatible
+from photonpack.serving.source import PhotonSpec
+from photonpack.store import Store
+
+__all__ = ["describe_photon", "photon_entry"]
+
+# Describing a photon imports the user's module; a hung import must not hang the build.
+_DESCRIBE_TIMEOUT_S = 300
+_DESCRIBE_CODES = (0, 1, 2)  # python -m photonpack.serving.describe: ok, error, usage
+
+
+def photon_entry(spec: PhotonSpec, declaration: Declaration) -> str:
+    """The manifest's ``entry``: ``file.py:Class`` or ``pkg.module:Class``."""
+    if spec.path is not None:
+        return f"{spec.path.name}:{declaration.class_name}"
+    return f"{spec.module}:{declaration.class_name}"
+
+
+def describe_photon(
+    spec: PhotonSpec,
+    declaration: Declaration,
+    *,
+    lock: Lock,
+    wheels: list[WheelEntry],
+    files: list[FileEntry],
+    runtime: list[FileEntry],
+    store: Store,
+) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """Load the photon as it will run, from its files in its locked environment.
+
+    The photon is loaded from a working directory laid out from the archive's
+    own files, not from its source directory, so a module the photon imports
+    but the archive lacks fails here rather than on the server. The result is
+    cached in the store by environment, entry and files.
+    """
+    host = host_compatible(lock.targets)
+    if host is None:
+        targets = ", ".join(str(t) for t in lock.targets)
+        warning = (
+            f"no target of the lock runs on this machine ({targets}); "
+            "the handler contract (handlers, OpenAPI) is not recorded"
+        )
+        return _declared_only(declaration), (warning,)
+    env, _ = ensure_environment(
+        store,
+        wheels=[(w.sha256, w.filename) for w in wheels if str(host) in w.targets],
+        runtime=runtime,
+    )
+    entry = photon_entry(spec, declaration)
+    key = hashlib.sha256(
+        json.dumps([env.name, entry, [(f.path, f.sha256) for f in files]]).encode()
+    ).hexdigest()
+    cached = store.root / "describe" / f"{key}.json"
+    if cached.is_file():
+        described: dict[str, Any] = json.loads(cached.read_bytes())
+        return described, ()
+    with store.temp_dir("describe-") as work:
+        for file in files:  # copies: a photon may write to its files even at import
+            (work / file.path).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(store.blob_path(file.sha256), work / file.path)
+        output = _run_describe(environment_python(env), entry, work, spec.directory)
+    described = _contract(output, entry)
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    store.write_atomic(cached, json.dumps(described, sort_keys=True, ensure_ascii=False).encode())
+    return described, ()
+
+
+def _run_describe(python: Path, entry: str, work: Path, source_dir: Path) -> str:
+    command = [str(python), "-I", "-m", "photonpack.serving.describe", "--entry", entry]
+    try:
+        done = subprocess.run(
+            command,
+            cwd=work,
+            capture_output=True,
+            text=True,
+            timeout=_DESCRIBE_TIMEOUT_S,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise BuildError(
+            f"importing the photon {entry} did not finish in {_DESCRIBE_TIMEOUT_S} s"
+        ) from exc
+    code, detail = done.returncode, done.stderr.strip().splitlines()
+    if code < 0:
+        raise BuildError(
+            f"the photon {entry} was killed by {_signal_name(-code)} while it was imported "
+            "to read its handler contract"
+        )
+    said = bool(detail) and detail[-1].startswith("error: ")
+    crashed = "Traceback (most recent call last):" in done.stderr
+    if code not in _DESCRIBE_CODES or (code != 0 and not said and not crashed):
+        # A code describe never exits with, or no word from it: the photon's module
+        # code ended the process (sys.exit, os._exit).
+        raise BuildError(_exited(entry, code))
+    if code != 0:
+        reason = detail[-1].removeprefix("error: ")
+        missing = re.search(r"imports ([\w.]+), which is not", reason)
+        top = missing.group(1).split(".")[0] if missing else None
+        if top and ((source_dir / f"{top}.py").is_file() or (source_dir / top).is_dir()):
+            reason = (
+                f"it imports {top}, which is next to it in {source_dir} but not in the "
+                f"archive; add {top!r} to extra_files so that it travels with the photon"
+            )
+        raise BuildError(f"the photon {entry} fails to load in its locked environment: {reason}")
+    return done.stdout
+
+
+def _contract(output: str, entry: str) -> dict[str, Any]:
+    """The JSON describe printed last: a photon may print lines of its own at import."""
+    lines = output.strip().splitlines()
+    if not lines:
+        raise BuildError(_exited(entry, 0))
+    try:
+        described = json.loads(lines[-1])
+    except ValueError:
+        described = None
+    if not isinstance(described, dict):
+        raise BuildError(f"describing {entry} printed no handler contract: {lines[-1][:200]!r}")
+    return described
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return f"signal {number} ({signal.Signals(number).name})"
+    except ValueError:
+        return f"signal {number}"
+
+
+def _exited(entry: str, code: int) -> str:
+    return (
+        f"the photon {entry} exited during import (exit code {code}: sys.exit or os._exit in "
+        "its module code), so its handler contract cannot be read; move that call under "
+        '`if __name__ == "__main__":` or into init()'
+    )
+
+
+def _declared_only(declaration: Declaration) -> dict[str, Any]:
+    return {
+        "photon": {
+            "requirement_dependency": list(declaration.requirement_dependency),
+            "system_dependency": list(declaration.system_dependency),
+            "image": declaration.image,
+            "handler_max_concurrency": 1,
+            "handler_timeout": None,
+            "description": None,
+        },
+        "handlers": [],
+        "openapi": None,
+    }
