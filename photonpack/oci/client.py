@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import http.client
 import json
-import re
 import socket
 import ssl
 import urllib.parse
@@ -29,6 +28,7 @@ from photonpack.oci.auth import Auth
 from photonpack.oci.authfile import AuthFiles
 from photonpack.oci.blobstream import BlobStream
 from photonpack.oci.credentials import LOCAL_HOSTS, Credentials
+from photonpack.oci.response import Response, error_detail, next_link, response_with
 from photonpack.oci.transport import Transport, open_connection
 
 __all__ = [
@@ -60,13 +60,6 @@ class Transfer:
 
 
 ProgressFn = Callable[[Transfer], None]
-
-
-@dataclass(frozen=True, kw_only=True)
-class _Response:
-    status: int
-    headers: Mapping[str, str]
-    body: bytes
 
 
 class RegistryClient:
@@ -245,22 +238,13 @@ class RegistryClient:
 
         ``accept`` lists the media types wanted (comma-separated), e.g. image indexes too.
         """
-        response = self._request(
-            "GET",
-            f"/v2/{repository}/manifests/{reference}",
-            repository,
-            headers={"Accept": accept},
-            limit=MAX_MANIFEST_BYTES,
-        )
-        if response.status == 404:
+        found = self.find_manifest(repository, reference, accept=accept)
+        if found is None:
             raise RegistryError(
                 f"{self.registry}/{repository} has no manifest {reference!r}: "
                 f"check the tag with `photonpack list --remote {self.registry}/{repository}`"
             )
-        if response.status != 200:
-            raise self._error(response, f"fetching the manifest {repository}:{reference}")
-        media_type = response.headers.get("content-type", "").split(";")[0].strip()
-        return media_type, response.body
+        return found
 
     def list_tags(self, repository: str, *, page_size: int = 1000) -> list[str]:
         """Every tag of ``repository``, following ``Link: <...>; rel="next"`` pages."""
@@ -282,7 +266,7 @@ class RegistryClient:
                     f"{self.registry} answered the tag list of {repository} with something "
                     "that is not the JSON the distribution spec describes"
                 ) from exc
-            path = _next_link(response.headers.get("link", ""))
+            path = next_link(response.headers.get("link", ""))
         return sorted(set(tags))
 
     def fetch_blob(
@@ -378,7 +362,7 @@ class RegistryClient:
             )
         return urllib.parse.urlunsplit(("", "", parsed.path, parsed.query, ""))
 
-    def _location(self, response: _Response) -> str:
+    def _location(self, response: Response) -> str:
         location = response.headers.get("location")
         if not location:
             raise RegistryError(
@@ -397,7 +381,7 @@ class RegistryClient:
         body: bytes | None = None,
         headers: Mapping[str, str] | None = None,
         limit: int = 64 * 1024,
-    ) -> _Response:
+    ) -> Response:
         """A request with auth; the body is read fully, up to ``limit`` bytes."""
         raw = self._authed(method, path, repository, push=push, body=body, headers=headers or {})
         data = raw.read(limit + 1) if method != "HEAD" else b""
@@ -407,7 +391,7 @@ class RegistryClient:
                 f"{self.registry} answered {method} {path.partition('?')[0]} with more than "
                 f"{limit} bytes; refusing it"
             )
-        return _response_with(raw, data)
+        return response_with(raw, data)
 
     def _authed(
         self,
@@ -435,7 +419,7 @@ class RegistryClient:
             self._auth.login(challenge, scope)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _error(self, response: _Response, doing: str) -> RegistryError:
+    def _error(self, response: Response, doing: str) -> RegistryError:
         if response.status == 401:
             return self._auth.denied(401)
         if response.status == 403:
@@ -445,12 +429,12 @@ class RegistryClient:
                 f"{self.registry} denied{who} access while {doing} (HTTP 403): "
                 "ask for push/pull rights on the repository"
             )
-        detail = _error_detail(response.body)
+        detail = error_detail(response.body)
         return RegistryError(
             f"{self.registry} failed while {doing}: HTTP {response.status}{detail}"
         )
 
-    def _cancel(self, response: _Response, repository: str) -> None:
+    def _cancel(self, response: Response, repository: str) -> None:
         location = response.headers.get("location")
         if location:
             self._request("DELETE", self._path(location), repository, push=True)
@@ -465,31 +449,7 @@ class RegistryClient:
             start=lambda: self._authed("GET", path, repository, push=False, body=None, headers={}),
             send=lambda location: self._send("GET", location, None, {}),
             refuse=lambda response, body: self._error(
-                _response_with(response, body), f"fetching blob {digest}"
+                response_with(response, body), f"fetching blob {digest}"
             ),
             close=self.close,
         )
-
-
-def _response_with(raw: http.client.HTTPResponse, body: bytes) -> _Response:
-    return _Response(
-        status=raw.status, headers={k.lower(): v for k, v in raw.getheaders()}, body=body
-    )
-
-
-def _next_link(header: str) -> str | None:
-    match = re.search(r'<([^>]+)>\s*;\s*rel="?next"?', header)
-    if not match:
-        return None
-    target = match.group(1)
-    parsed = urllib.parse.urlsplit(target)
-    return urllib.parse.urlunsplit(("", "", parsed.path, parsed.query, ""))
-
-
-def _error_detail(body: bytes) -> str:
-    try:
-        errors = json.loads(body).get("errors") or []
-        first = errors[0]
-        return f" ({first.get('code', '')}: {first.get('message', '')})"
-    except (ValueError, AttributeError, IndexError, TypeError):
-        return ""
