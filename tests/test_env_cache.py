@@ -579,3 +579,31 @@ def test_a_pointer_that_cannot_be_written_costs_a_reinstall_not_the_run(
     rel = f"{SITE}/beta/__init__.py"
     assert (one / rel).stat().st_ino != (two / rel).stat().st_ino  # nothing to link from
     assert run_python(two, "import beta; print(beta.VERSION)").stdout == "2.0\n"
+
+
+def test_store_du_counts_the_files_two_environments_share_once(
+    tmp_path: Path, wheels: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = Store(tmp_path / "store")
+    environment(store, list(wheels.values()), "SERVING = 'one'\n")
+    environment(store, list(wheels.values()), "SERVING = 'two'\n")
+    monkeypatch.setenv("PHOTONPACK_HOME", str(store.root))
+    done = CliRunner().invoke(cli, ["store", "du", "--json"])
+    assert done.exit_code == 0, done.output
+    usage = json.loads(done.output)
+    areas = {area["area"]: area for area in usage["areas"]}
+    # What plain du would count: every file of both environments, inode or not.
+    files = [p for p in (store.root / "envs").rglob("*") if p.is_file() and not p.is_symlink()]
+    distinct = {(p.stat().st_ino): p.stat().st_size for p in files}
+    envs = areas["envs"]
+    assert envs["files"] == len(files)
+    assert envs["size"] == sum(distinct.values())
+    assert envs["linked"] == sum(p.stat().st_size for p in files) - sum(distinct.values()) > 0
+    blobs = sum(p.stat().st_size for p in (store.root / "blobs").rglob("*") if p.is_file())
+    assert areas["blobs"]["size"] == blobs
+    assert usage["total"] == sum(area["size"] for area in usage["areas"])
+    table = CliRunner().invoke(cli, ["store", "du"])
+    assert table.exit_code == 0 and table.output.splitlines()[0].split()[:3] == [
+        "AREA", "SIZE", "FILES",
+    ]  # fmt: skip
+    assert table.output.splitlines()[-1].startswith("total")

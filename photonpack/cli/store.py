@@ -65,3 +65,31 @@ def remove(name: str | None, remove_all: bool) -> None:
     for ref in refs:
         store.refs.remove(ref.name)
         click.echo(f"removed {ref.name} ({ref.digest})")
+
+
+@cli.group("store")
+def store_group() -> None:
+    """The local store ($PHOTONPACK_HOME): where its space goes."""
+
+
+@store_group.command("du")
+@click.option("--json", "as_json", is_flag=True, help="Print the usage as JSON.")
+def store_du(as_json: bool) -> None:
+    """Bytes by area of the store, each file counted once (hard links are not added twice)."""
+    import json
+
+    from photonpack.store import Store
+    from photonpack.store.usage import store_usage
+
+    store = Store()
+    store.check_root()
+    usage = store_usage(store.root)
+    if as_json:
+        click.echo(json.dumps(usage.to_dict(), indent=2, sort_keys=True))
+        return
+    rows = [
+        (a.area, format_size(a.size), str(a.files), format_size(a.linked), a.description)
+        for a in usage.areas
+    ]
+    rows.append(("total", format_size(usage.total), "", "", str(usage.root)))
+    _table(("AREA", "SIZE", "FILES", "LINKED", "WHAT"), rows)
