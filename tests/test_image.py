@@ -386,3 +386,25 @@ def test_a_cmd_photon_runs_its_command_on_its_port_with_its_template_env(
         "VIRTUAL_ENV=/opt/photon/env",
         "MODEL=tiny",
     ]
+
+
+def test_zstd_layers_hold_the_same_tars_and_are_deterministic(
+    photons: tuple[Path, Path], base: Path, tmp_path: Path
+) -> None:
+    import zstandard
+
+    digests = {}
+    for name, compression in (("gz", "gzip"), ("zst", "zstd"), ("zst2", "zstd")):
+        result = _run("image", str(photons[0]), "--base", f"oci:{base}", "--compression",
+                      compression, "--oci-layout", str(tmp_path / name), "--json")  # fmt: skip
+        assert result.exit_code == 0, result.output
+        digests[name] = json.loads(result.stdout)["digest"]
+    assert digests["zst"] == digests["zst2"] != digests["gz"]
+    gz_layers = image_layers(tmp_path / "gz")
+    zst_layers = image_layers(tmp_path / "zst")
+    assert gz_layers[0] == zst_layers[0]  # the base's own layer is kept as it was
+    assert len(gz_layers) == len(zst_layers) == 6
+    for (_, gz_data), (media_type, zst_data) in zip(gz_layers[1:], zst_layers[1:], strict=True):
+        assert media_type == "application/vnd.oci.image.layer.v1.tar+zstd"
+        tar = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(zst_data)).read()
+        assert tar == gzip.decompress(gz_data)  # the same layer, so the same diff_id

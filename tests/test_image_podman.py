@@ -170,3 +170,28 @@ def test_numpy_example_image_on_a_docker_archive_base_answers_its_handler(
     )
     assert podman("exec", container, "python", "-I", "-c", calls).stdout == "3.0\n"
     assert _stop_with_sigterm(podman, container) == 0
+
+
+def test_a_zstd_image_is_pulled_and_served_by_podman(
+    podman: Podman,
+    counter_archive: Path,
+    debian_base: DebianBase,
+    registry: Registry,
+    container: str,
+) -> None:
+    if not platform.python_version().startswith("3.11."):
+        pytest.skip("the Debian 12 base has CPython 3.11: run the tests with a Python 3.11")
+    reference = f"{registry.host}/images/counter-zstd:v1"
+    result = CliRunner().invoke(
+        cli,
+        ["image", str(counter_archive), "--base", f"oci:{debian_base.oci}:bookworm",
+         "--compression", "zstd", "--push", reference],
+        catch_exceptions=False,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    podman("pull", "-q", "--tls-verify=false", reference)
+    port = free_port()
+    podman("run", "-d", "--name", container, "--network=host", reference, "--port", str(port))
+    podman.wait_for_line(container, f"photonpack: serving counter on http://0.0.0.0:{port}")
+    assert Client(f"http://127.0.0.1:{port}").add(x=3) == 3
+    assert _stop_with_sigterm(podman, container) == 0

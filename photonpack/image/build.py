@@ -23,7 +23,7 @@ from photonpack.image.base import CONFIG_TYPE, BaseImage, Blob, canonical
 from photonpack.image.checks import BasePython, base_facts, match_target, missing_packages
 from photonpack.image.config import LABEL_PREFIX, image_config, image_manifest
 from photonpack.image.environment import bytecode_python, image_interpreter, stage
-from photonpack.image.layer import LayerFile, write_layer
+from photonpack.image.layer import Compression, LayerFile, write_layer
 from photonpack.image.layering import PlannedLayer, plan_layers
 from photonpack.image.rootfs import read_rootfs
 from photonpack.image.users import lepton_user
@@ -36,10 +36,14 @@ __all__ = ["Image", "ImageOptions", "build_image"]
 
 @dataclass(frozen=True, kw_only=True)
 class ImageOptions:
-    """``epoch``: the mtime and ``created`` of everything (``SOURCE_DATE_EPOCH``)."""
+    """``epoch``: the mtime and ``created`` of everything (``SOURCE_DATE_EPOCH``).
+
+    ``compression`` applies to the layers the image adds; the base's stay as they are.
+    """
 
     epoch: int = 0
     check_system: bool = True
+    compression: Compression = "gzip"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -75,13 +79,19 @@ def _verified_blobs(store: Store, manifest: Manifest) -> None:
             )
 
 
-def _write(plan: list[PlannedLayer], folder: Path, epoch: int) -> list[LayerFile]:
+def _write(
+    plan: list[PlannedLayer], folder: Path, epoch: int, compression: Compression
+) -> list[LayerFile]:
     folder.mkdir()
+    suffix = ".tar.zst" if compression == "zstd" else ".tar.gz"
     with ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1)) as pool:
         return list(
             pool.map(
                 lambda item: write_layer(
-                    item[1].entries, folder / f"{item[0]:03d}.tar.gz", mtime=epoch
+                    item[1].entries,
+                    folder / f"{item[0]:03d}{suffix}",
+                    mtime=epoch,
+                    compression=compression,
                 ),
                 enumerate(plan),
             )
@@ -127,7 +137,7 @@ def build_image(
     )
     user = lepton_user(fs)
     plan = plan_layers(staged, user, [(e, store.blob_path(e.sha256)) for e in manifest.files])
-    written = _write(plan, work / "layers", options.epoch)
+    written = _write(plan, work / "layers", options.epoch, options.compression)
     config = image_config(
         manifest,
         base,

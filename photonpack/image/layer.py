@@ -10,7 +10,9 @@ user who builds changes a byte:
 - modes are 0755 for directories and executables, 0644 for other files, 0777 for links;
 - no xattrs, no devices, no hard links; PAX headers only for long or non-ASCII names;
 - gzip uses the standard library's zlib at ``GZIP_LEVEL`` with a fixed header
-  (mtime 0, no name, OS "unix").
+  (mtime 0, no name, OS "unix"); zstd (``--compression zstd``) uses one
+  thread at ``ZSTD_LEVEL`` with a checksum and no content size, so the
+  frame depends only on the tar's bytes and the zstd library's version.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO, Literal
+from typing import BinaryIO, Literal, Protocol
 
 __all__ = [
     "DIR_MODE",
@@ -30,12 +32,17 @@ __all__ = [
     "FILE_MODE",
     "GZIP_LEVEL",
     "LAYER_GZIP",
+    "LAYER_ZSTD",
+    "ZSTD_LEVEL",
+    "Compression",
     "Entry",
     "LayerFile",
     "write_layer",
 ]
 
 LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
+LAYER_ZSTD = "application/vnd.oci.image.layer.v1.tar+zstd"
+Compression = Literal["gzip", "zstd"]
 DIR_MODE = 0o755
 EXEC_MODE = 0o755
 FILE_MODE = 0o644
@@ -43,6 +50,9 @@ FILE_MODE = 0o644
 # 3.4x faster for 13 % more bytes, and compressing is half of an image build's time.
 # Changing it changes every image digest.
 GZIP_LEVEL = 1
+# zstd's default level: 2.3x faster to decompress than gzip for fewer bytes; runtimes
+# (containerd >= 1.5, podman >= 3) pull it. Changing it changes every zstd image digest.
+ZSTD_LEVEL = 3
 _GZIP_WBITS = 31  # a gzip wrapper; zlib writes mtime 0, no file name, OS "unix"
 _CHUNK = 1 << 20
 
@@ -62,22 +72,35 @@ class Entry:
 
 @dataclass(frozen=True, kw_only=True)
 class LayerFile:
-    """A written layer: its gzip file, its digest and size, and its tar's digest and size."""
+    """A written layer: its compressed file, its digest and size, and its tar's digest and size."""
 
     path: Path
-    digest: str  # "sha256:..." of the gzip bytes
+    digest: str  # "sha256:..." of the compressed bytes
     size: int
     diff_id: str  # "sha256:..." of the tar
     tar_size: int
     media_type: str = LAYER_GZIP
 
 
-class _Sink(io.RawIOBase):
-    """Hash the tar, compress it, hash and write the gzip: one pass, bounded memory."""
+class _Compressor(Protocol):
+    def compress(self, data: bytes | bytearray | memoryview, /) -> bytes: ...
+    def flush(self) -> bytes: ...
 
-    def __init__(self, out: BinaryIO) -> None:
+
+class _Sink(io.RawIOBase):
+    """Hash the tar, compress it, hash and write the result: one pass, bounded memory."""
+
+    def __init__(self, out: BinaryIO, compression: Compression) -> None:
         self._out = out
-        self._compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, _GZIP_WBITS)
+        self._compressor: _Compressor
+        if compression == "zstd":
+            import zstandard
+
+            self._compressor = zstandard.ZstdCompressor(
+                level=ZSTD_LEVEL, write_checksum=True, write_content_size=False, threads=0
+            ).compressobj()
+        else:
+            self._compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, _GZIP_WBITS)
         self.tar_hash = hashlib.sha256()
         self.gz_hash = hashlib.sha256()
         self.tar_size = 0
@@ -138,10 +161,12 @@ def _info(entry: Entry, mtime: int) -> tuple[tarfile.TarInfo, BinaryIO | None]:
     return info, handle
 
 
-def write_layer(entries: Iterable[Entry], out: Path, *, mtime: int = 0) -> LayerFile:
-    """Write the entries (and their parents) as a gzip-compressed tar at ``out``."""
+def write_layer(
+    entries: Iterable[Entry], out: Path, *, mtime: int = 0, compression: Compression = "gzip"
+) -> LayerFile:
+    """Write the entries (and their parents) as a compressed tar at ``out``."""
     with out.open("wb") as handle:
-        sink = _Sink(handle)
+        sink = _Sink(handle, compression)
         with tarfile.open(
             fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT, bufsize=_CHUNK
         ) as tar:
@@ -159,4 +184,5 @@ def write_layer(entries: Iterable[Entry], out: Path, *, mtime: int = 0) -> Layer
         size=sink.gz_size,
         diff_id="sha256:" + sink.tar_hash.hexdigest(),
         tar_size=sink.tar_size,
+        media_type=LAYER_ZSTD if compression == "zstd" else LAYER_GZIP,
     )
