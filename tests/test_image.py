@@ -12,6 +12,8 @@ import gzip
 import io
 import json
 import os
+import shutil
+import subprocess
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -408,3 +410,61 @@ def test_zstd_layers_hold_the_same_tars_and_are_deterministic(
         assert media_type == "application/vnd.oci.image.layer.v1.tar+zstd"
         tar = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(zst_data)).read()
         assert tar == gzip.decompress(gz_data)  # the same layer, so the same diff_id
+
+
+def _compile(directory: Path, name: str, *flags: str) -> bytes:
+    source = directory / f"{name}.c"
+    source.write_text("int photonpack_test(void) { return 1; }\n")
+    out = directory / f"{name}.so"
+    subprocess.run(
+        ["gcc", "-shared", "-fPIC", "-o", str(out), str(source), *flags],
+        check=True, capture_output=True, cwd=directory,
+    )  # fmt: skip
+    return out.read_bytes()
+
+
+@pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc to make a real ELF library")
+def test_a_base_without_a_library_the_wheels_assume_is_refused_naming_it(tmp_path: Path) -> None:
+    # A real extension module that needs libstdc++ (which manylinux wheels may assume) and a
+    # library of the host's (as libcuda.so.1 comes from the GPU driver).
+    _compile(tmp_path, "libphotonpackhost", "-Wl,-soname,libphotonpackhost.so.1")
+    extension = _compile(
+        tmp_path,
+        "native",
+        "-Wl,--no-as-needed",
+        "-lstdc++",
+        f"-L{tmp_path}",
+        "-l:libphotonpackhost.so",
+    )
+    staged = stage_photon(
+        tmp_path, "native", [("native", "1.0")],
+        wheel_files={"native": {"native/_ext.cpython-311-x86_64-linux-gnu.so": extension}},
+    )  # fmt: skip
+    archive = _archive(staged, tmp_path / "native.photon")
+    libc = {"usr/lib/x86_64-linux-gnu/libc.so.6": b"\x7fELF"}
+    slim = write_base(tmp_path / "slim", extra_files=libc)
+    result = _run(
+        "image", str(archive), "--base", f"oci:{slim}", "--oci-layout", str(tmp_path / "o")
+    )
+    assert result.exit_code == 1
+    assert result.output.splitlines()[-1] + "\n" == (
+        f"error: base oci:{slim} lacks shared libraries the photon's wheels assume the system "
+        "has: libstdc++.so.6 (Debian: libstdc++6; needed by "
+        "lib/python3.11/site-packages/native/_ext.cpython-311-x86_64-linux-gnu.so); choose a "
+        "base that has them, or build one (FROM the base, install them); --skip-system-check "
+        "builds anyway\n"
+    )
+    assert not (tmp_path / "o").exists()
+    full = write_base(
+        tmp_path / "full",
+        extra_files={**libc, "usr/lib/x86_64-linux-gnu/libstdc++.so.6": b"\x7fELF"},
+    )
+    result = _run(
+        "image", str(archive), "--base", f"oci:{full}", "--oci-layout", str(tmp_path / "o")
+    )
+    assert result.exit_code == 0, result.output
+    assert (
+        f"warning: base oci:{full} has no libphotonpackhost.so.1 (needed by "
+        "lib/python3.11/site-packages/native/_ext.cpython-311-x86_64-linux-gnu.so); the photon "
+        "fails to import them unless the host provides them at run time"
+    ) in result.output

@@ -25,7 +25,8 @@ from photonpack.image.config import LABEL_PREFIX, image_config, image_manifest
 from photonpack.image.environment import bytecode_python, image_interpreter, stage
 from photonpack.image.layer import Compression, LayerFile, write_layer
 from photonpack.image.layering import PlannedLayer, plan_layers
-from photonpack.image.rootfs import read_rootfs
+from photonpack.image.libraries import describe, missing_libraries
+from photonpack.image.rootfs import RootFS, read_rootfs
 from photonpack.image.users import lepton_user
 from photonpack.install.environment import wheels_for_target
 from photonpack.lock.target import Target
@@ -98,6 +99,25 @@ def _write(
         )
 
 
+def _library_problems(environment: Path, fs: RootFS, *, base: str, strict: bool) -> list[str]:
+    """Raise for a missing library manylinux wheels assume; warn about the others."""
+    missing = missing_libraries(environment, fs)
+    assumed = [item for item in missing if item.assumed]
+    if assumed and strict:
+        raise ImageError(
+            f"base {base} lacks shared libraries the photon's wheels assume the system has: "
+            f"{describe(assumed)}; choose a base that has them, or build one (FROM the base, "
+            "install them); --skip-system-check builds anyway"
+        )
+    others = [item for item in missing if not item.assumed or not strict]
+    if not others:
+        return []
+    return [
+        f"base {base} has no {describe(others)}; the photon fails to import them unless the "
+        "host provides them at run time (as a GPU driver provides libcuda)"
+    ]
+
+
 def build_image(
     store: Store, manifest: Manifest, base: BaseImage, work: Path, options: ImageOptions
 ) -> Image:
@@ -135,6 +155,7 @@ def build_image(
         runtime_files={entry.path: store.blob_path(entry.sha256) for entry in manifest.runtime},
         compiler=compiler,
     )
+    warnings.extend(_library_problems(staged.root, fs, base=base.name, strict=options.check_system))
     user = lepton_user(fs)
     plan = plan_layers(staged, user, [(e, store.blob_path(e.sha256)) for e in manifest.files])
     written = _write(plan, work / "layers", options.epoch, options.compression)

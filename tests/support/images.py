@@ -72,9 +72,10 @@ def write_base(
     python: str | None = "3.11.2",
     packages: Mapping[str, str] | None = None,
     architecture: str = "amd64",
+    extra_files: Mapping[str, bytes] | None = None,
 ) -> Path:
     """An OCI layout of a tiny glibc 2.36 base with CPython ``python`` at /usr/bin."""
-    files = {"etc/passwd": PASSWD.encode(), "etc/group": GROUP.encode()}
+    files = {"etc/passwd": PASSWD.encode(), "etc/group": GROUP.encode(), **(extra_files or {})}
     installed = {"libc6": "2.36-9+deb12u4", "base-files": "12.4"} | dict(packages or {})
     if python is not None:
         short = python.rsplit(".", 1)[0]

@@ -326,12 +326,14 @@ def stage_photon(
     wheels: list[tuple[str, str]],
     *,
     wheel_payload: int | Mapping[str, int] = 0,
+    wheel_files: Mapping[str, Mapping[str, bytes]] | None = None,
     source: str = "",
 ) -> StagedPhoton:
     """A valid photon with real wheels; the same (name, version) gives the same wheel bytes.
 
     ``wheel_payload`` adds that many deterministic, incompressible bytes to each
-    wheel (or per project name, as a mapping), to make transfers realistic in size.
+    wheel (or per project name, as a mapping), to make transfers realistic in size;
+    ``wheel_files`` adds files (path in the wheel -> bytes) to a project's wheel.
     """
     import hashlib as _h
 
@@ -352,6 +354,7 @@ def stage_photon(
         if extra:
             seed = f"{project}-{version}".encode()
             files[f"{project}/data.bin"] = _h.shake_256(seed).digest(extra)
+        files.update((wheel_files or {}).get(project, {}))
         path = build_wheel(directory / "wheels", project, version, files=files)
         wheel_paths.append(path)
         wheel_entries.append(

@@ -1,0 +1,193 @@
+"""The shared libraries the photon's compiled code needs, looked up in the base.
+
+A manylinux wheel vendors every library but a short list it may assume the
+system has (PEP 600's policy: ``libstdc++.so.6``, ``libgcc_s.so.1``, the C
+library's parts, a few X11/GL ones). A slim base can still lack one of them
+(``libstdc++6`` is not in every minimal image), and the photon then fails at
+its first import, in production. So ``image`` reads the ``DT_NEEDED`` entries
+of every ELF file of the staged environment and looks each library up in the
+environment itself (vendored ``.libs`` directories) and in the base's library
+directories. A missing library of the policy is an error; another missing one
+is a warning, since it may come from the host at run time (``libcuda.so.1``
+from the GPU driver).
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from photonpack.image.rootfs import RootFS
+
+__all__ = [
+    "LIBRARY_DIRS",
+    "POLICY_LIBRARIES",
+    "MissingLibrary",
+    "describe",
+    "missing_libraries",
+    "needed",
+]
+
+#: Libraries a manylinux wheel may assume the system has (PEP 600 / auditwheel's policy).
+POLICY_LIBRARIES = frozenset(
+    {
+        "libgcc_s.so.1", "libstdc++.so.6", "libm.so.6", "libdl.so.2", "librt.so.1",
+        "libc.so.6", "libnsl.so.1", "libutil.so.1", "libpthread.so.0", "libresolv.so.2",
+        "libX11.so.6", "libXext.so.6", "libXrender.so.1", "libICE.so.6", "libSM.so.6",
+        "libGL.so.1", "libgobject-2.0.so.0", "libgthread-2.0.so.0", "libglib-2.0.so.0",
+        "libcrypt.so.1", "libz.so.1", "libexpat.so.1",
+    }
+)  # fmt: skip
+#: Where the dynamic loader of a Debian, Ubuntu, Alpine or RHEL-like base looks.
+LIBRARY_DIRS = (
+    "lib", "lib64", "usr/lib", "usr/lib64", "usr/local/lib",
+    "lib/x86_64-linux-gnu", "usr/lib/x86_64-linux-gnu",
+    "lib/aarch64-linux-gnu", "usr/lib/aarch64-linux-gnu",
+)  # fmt: skip
+#: Debian's package for a policy library, for the error's advice.
+_DEBIAN_PACKAGES = {
+    "libstdc++.so.6": "libstdc++6",
+    "libgcc_s.so.1": "libgcc-s1",
+    "libz.so.1": "zlib1g",
+    "libexpat.so.1": "libexpat1",
+    "libGL.so.1": "libgl1",
+    "libglib-2.0.so.0": "libglib2.0-0",
+    "libgobject-2.0.so.0": "libglib2.0-0",
+    "libgthread-2.0.so.0": "libglib2.0-0",
+    "libX11.so.6": "libx11-6",
+    "libXext.so.6": "libxext6",
+    "libXrender.so.1": "libxrender1",
+    "libICE.so.6": "libice6",
+    "libSM.so.6": "libsm6",
+    "libcrypt.so.1": "libcrypt1",
+}
+_DT_NEEDED = 1
+_DT_STRTAB = 5
+_PT_LOAD = 1
+_PT_DYNAMIC = 2
+
+
+@dataclass(frozen=True, kw_only=True)
+class MissingLibrary:
+    """``library`` is needed by ``needed_by`` (paths in the environment) and not found."""
+
+    library: str
+    needed_by: tuple[str, ...]
+
+    @property
+    def assumed(self) -> bool:
+        """Whether manylinux wheels may assume the system has it (then: an error)."""
+        return self.library in POLICY_LIBRARIES
+
+    @property
+    def debian_package(self) -> str | None:
+        return _DEBIAN_PACKAGES.get(self.library)
+
+
+def needed(path: Path) -> tuple[str, ...] | None:
+    """The ``DT_NEEDED`` names of an ELF shared object or executable; None if not ELF."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(64)
+            if head[:4] != b"\x7fELF" or len(head) < 64:
+                return None
+            return _read_needed(handle, head)
+    except (OSError, struct.error, ValueError):
+        return None  # unreadable or malformed: the loader would refuse it too
+
+
+def _read_needed(handle: BinaryIO, head: bytes) -> tuple[str, ...]:
+    wide, order = head[4] == 2, "<" if head[5] == 1 else ">"
+    loads, dynamic = _segments(handle, head, wide, order)
+    if dynamic is None:
+        return ()  # statically linked
+    handle.seek(dynamic[0])
+    data = handle.read(min(dynamic[1], 1 << 20))
+    item = struct.Struct(order + ("qQ" if wide else "iI"))
+    names: list[int] = []
+    strtab = None
+    for tag, value in item.iter_unpack(data[: len(data) - len(data) % item.size]):
+        if tag == 0:
+            break
+        if tag == _DT_NEEDED:
+            names.append(value)
+        elif tag == _DT_STRTAB:
+            strtab = _file_offset(loads, value)
+    if strtab is None:
+        return ()
+    result = []
+    for name in names:
+        handle.seek(strtab + name)
+        result.append(handle.read(256).split(b"\0", 1)[0].decode("utf-8", "replace"))
+    return tuple(result)
+
+
+def _segments(
+    handle: BinaryIO, head: bytes, wide: bool, order: str
+) -> tuple[list[tuple[int, int, int]], tuple[int, int] | None]:
+    """The (vaddr, offset, size) of each PT_LOAD, and the (offset, size) of PT_DYNAMIC."""
+    if wide:
+        (phoff,) = struct.unpack_from(order + "Q", head, 32)
+        phentsize, phnum = struct.unpack_from(order + "HH", head, 54)
+        layout = order + "IIQQQQ"  # type, flags, offset, vaddr, paddr, filesz
+    else:
+        (phoff,) = struct.unpack_from(order + "I", head, 28)
+        phentsize, phnum = struct.unpack_from(order + "HH", head, 42)
+        layout = order + "IIIII"  # type, offset, vaddr, paddr, filesz
+    loads = []
+    dynamic = None
+    for i in range(min(phnum, 512)):
+        handle.seek(phoff + i * phentsize)
+        fields = struct.unpack_from(layout, handle.read(phentsize))
+        p_type, (offset, vaddr, _paddr, filesz) = fields[0], fields[-4:]
+        if p_type == _PT_DYNAMIC:
+            dynamic = (offset, filesz)
+        elif p_type == _PT_LOAD:
+            loads.append((vaddr, offset, filesz))
+    return loads, dynamic
+
+
+def _file_offset(segments: Sequence[tuple[int, int, int]], vaddr: int) -> int | None:
+    for start, offset, size in segments:
+        if start <= vaddr < start + size:
+            return offset + vaddr - start
+    return None
+
+
+def _elf_files(root: Path) -> Iterator[Path]:
+    for path in sorted(root.rglob("*")):
+        candidate = ".so" in path.name or path.suffix == ""
+        if candidate and path.is_file() and not path.is_symlink():
+            yield path
+
+
+def missing_libraries(environment: Path, fs: RootFS) -> list[MissingLibrary]:
+    """Libraries the environment's ELF files need that neither it nor the base has."""
+    own = {path.name for path in environment.rglob("*") if ".so" in path.name}
+    wanted: dict[str, list[str]] = {}
+    for path in _elf_files(environment):
+        for library in needed(path) or ():
+            if library not in own:
+                wanted.setdefault(library, []).append(str(path.relative_to(environment)))
+    return [
+        MissingLibrary(library=library, needed_by=tuple(users))
+        for library, users in sorted(wanted.items())
+        if not _in_base(fs, library)
+    ]
+
+
+def _in_base(fs: RootFS, library: str) -> bool:
+    return any(fs.resolve(f"{directory}/{library}") is not None for directory in LIBRARY_DIRS)
+
+
+def describe(missing: Sequence[MissingLibrary]) -> str:
+    """``libstdc++.so.6 (Debian: libstdc++6; needed by numpy/…so)`` for each, joined."""
+    parts = []
+    for item in missing:
+        hint = f"Debian: {item.debian_package}; " if item.debian_package else ""
+        users = ", ".join(item.needed_by[:2]) + (" …" if len(item.needed_by) > 2 else "")
+        parts.append(f"{item.library} ({hint}needed by {users})")
+    return "; ".join(parts)
