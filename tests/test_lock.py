@@ -422,31 +422,36 @@ def test_private_index_credentials_are_used_but_not_written(tmp_path: Path) -> N
         private.stop()
 
 
-def test_first_targets_pins_are_preferred_by_the_others(
+def test_one_version_serves_every_target_whatever_their_order(
     package_index: PackageIndex, tmp_path: Path
 ) -> None:
+    # delta 2.0 exists for cp312 only: 1.0 serves both targets, in either order (issue 18.7).
     add_serving_stack(package_index)
     package_index.add("delta", "1.0")
     package_index.add("delta", "2.0", tag="cp312-cp312-manylinux_2_17_x86_64")
-    lock = lock_photon(photon(tmp_path, "delta"), options(package_index, X86_311, X86_312)).lock
-    assert [(p.name, p.version, p.marker) for p in lock.packages if p.name == "delta"] == [
-        ("delta", "1.0", None)
-    ]
+    texts = []
+    for name, targets in (("ab", (X86_311, X86_312)), ("ba", (X86_312, X86_311))):
+        result = lock_photon(photon(tmp_path / name, "delta"), options(package_index, *targets))
+        assert [
+            (p.name, p.version, p.marker) for p in result.lock.packages if p.name == "delta"
+        ] == [("delta", "1.0", None)]
+        texts.append(result.path.read_text())
+    assert texts[0] == texts[1]
 
 
 def test_targets_that_cannot_agree_get_their_own_version(
     package_index: PackageIndex, tmp_path: Path
 ) -> None:
     add_serving_stack(package_index)
-    package_index.add("epsilon", "1.0")
+    package_index.add("epsilon", "1.0", tag="cp312-cp312-manylinux_2_17_x86_64")
     package_index.add("epsilon", "2.0", tag="cp311-cp311-manylinux_2_17_x86_64")
-    lock = lock_photon(photon(tmp_path, "epsilon"), options(package_index, X86_311, X86_312)).lock
+    lock = lock_photon(photon(tmp_path, "epsilon"), options(package_index, X86_312, X86_311)).lock
     assert [(p.version, p.marker) for p in lock.packages if p.name == "epsilon"] == [
         ("1.0", 'python_version == "3.12"'),
         ("2.0", 'python_version == "3.11"'),
     ]
     assert [w.filename for w in lock.wheels_for(X86_312) if w.name == "epsilon"] == [
-        "epsilon-1.0-py3-none-any.whl"
+        "epsilon-1.0-cp312-cp312-manylinux_2_17_x86_64.whl"
     ]
 
 

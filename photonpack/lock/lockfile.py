@@ -99,7 +99,8 @@ def lock_inputs(spec: PhotonSpec, options: LockOptions) -> tuple[Path, LockInput
             dict.fromkeys((*declaration.requirement_dependency, *declaration.lepton_dependencies))
         ),
         serving_requirements=SERVING_REQUIREMENTS,
-        targets=tuple(dict.fromkeys(options.targets)) or (Target.host(),),
+        # Sorted: the lock is the same whatever order --target was given in.
+        targets=tuple(sorted(set(options.targets), key=str)) or (Target.host(),),
         index=options.index,
     )
     return path, inputs
@@ -160,10 +161,9 @@ def _preferences(previous: Lock | None, options: LockOptions) -> dict[str, str]:
     if previous is None or options.upgrade:
         return {}
     skip = {canonicalize_name(p) for p in options.upgrade_packages}
-    first = previous.targets[0] if previous.targets else None
     pins: dict[str, str] = {}
-    for package in previous.packages:
-        if package.name not in skip and (first is None or package.applies_to(first)):
+    for package in previous.packages:  # sorted by name, then version: the oldest comes first
+        if package.name not in skip:
             pins.setdefault(package.name, package.version)
     return pins
 

@@ -87,15 +87,17 @@ def resolve(
     *,
     preferences: Mapping[str, str],
 ) -> Resolution:
-    """Resolve ``requirements`` for each target; earlier targets' pins are preferred later.
+    """Resolve ``requirements`` for each target: one version per package where one serves all.
 
     ``preferences`` (name -> version) are kept when still compatible, like
-    the existing pins of ``pip-compile``.
+    the existing pins of ``pip-compile``. Every target is resolved with the
+    same preferences, so the order of ``targets`` changes nothing; when the
+    targets chose different versions of a package, every target is resolved
+    again preferring the oldest of them, which each target keeps unless it
+    cannot use it (no wheel for it, or a conflict) — as uv's universal
+    resolution keeps one version across platforms when one satisfies them all.
     """
-    pins: dict[Target, dict[str, Pin]] = {}
-    files: dict[Target, dict[str, list[DistFile]]] = {}
     sizes: dict[tuple[str, str], int] = {}
-    preferred = dict(preferences)
     with (
         _pip_internals(),
         _isolated_pip(),
@@ -103,20 +105,57 @@ def resolve(
         _recording_sizes(sizes),
         tempfile.TemporaryDirectory(prefix="photonpack-resolve-") as work,
     ):
-        for target in targets:
-            resolvers: list[Any] = []
-            repository = _repository(target, index, Path(work), resolvers)
-            pins[target] = _resolve_one(
-                requirements, target, index, repository, preferences=preferred, resolvers=resolvers
+        resolution = _resolve_each(
+            requirements, targets, index, preferences, work=Path(work), sizes=sizes
+        )
+        agreed = _oldest_choices(resolution)
+        if any(
+            pin.version != agreed[name]
+            for pins in resolution.pins.values()
+            for name, pin in pins.items()
+        ):
+            unified = {**preferences, **agreed}
+            resolution = _resolve_each(
+                requirements, targets, index, unified, work=Path(work), sizes=sizes
             )
-            files[target] = {
-                name: _offered(repository, name, sizes)
-                for name, pin in pins[target].items()
-                if pin.url is None
-            }
-            for name, pin in pins[target].items():
-                preferred.setdefault(name, pin.version)
+    return resolution
+
+
+def _resolve_each(
+    requirements: Sequence[str],
+    targets: Sequence[Target],
+    index: IndexSettings,
+    preferences: Mapping[str, str],
+    *,
+    work: Path,
+    sizes: Mapping[tuple[str, str], int],
+) -> Resolution:
+    pins: dict[Target, dict[str, Pin]] = {}
+    files: dict[Target, dict[str, list[DistFile]]] = {}
+    for target in targets:
+        resolvers: list[Any] = []
+        repository = _repository(target, index, work, resolvers)
+        pins[target] = _resolve_one(
+            requirements, target, index, repository, preferences=preferences, resolvers=resolvers
+        )
+        files[target] = {
+            name: _offered(repository, name, sizes)
+            for name, pin in pins[target].items()
+            if pin.url is None
+        }
     return Resolution(pins=pins, files=files)
+
+
+def _oldest_choices(resolution: Resolution) -> dict[str, str]:
+    """For each package, the oldest version any target chose."""
+    from packaging.version import Version
+
+    oldest: dict[str, str] = {}
+    for pins in resolution.pins.values():
+        for name, pin in pins.items():
+            if name not in oldest or Version(pin.version) < Version(oldest[name]):
+                oldest[name] = pin.version
+    return oldest
 
 
 def _offered(repository: Any, name: str, sizes: Mapping[tuple[str, str], int]) -> list[DistFile]:
