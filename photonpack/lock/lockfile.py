@@ -21,6 +21,7 @@ from photonpack._fs import write_atomic
 from photonpack.errors import LockError, NoCompatibleWheelError, StaleLockError
 from photonpack.lock.closure import check_closure
 from photonpack.lock.declaration import read_declaration
+from photonpack.lock.forms import check_forms
 from photonpack.lock.index import DistFile, IndexSettings
 from photonpack.lock.pylock import (
     Lock,
@@ -91,6 +92,7 @@ def default_lock_path(spec: PhotonSpec, name: str) -> Path:
 def lock_inputs(spec: PhotonSpec, options: LockOptions) -> tuple[Path, LockInputs]:
     """The lock's path and everything it is computed from."""
     declaration = read_declaration(spec)
+    check_forms(declaration.requirement_dependency, photon=declaration.class_name)
     name = options.name or default_name(declaration.class_name)
     path = options.output or default_lock_path(spec, name)
     inputs = LockInputs(
