@@ -27,6 +27,8 @@ ADVICE = (
         ("numpy>=1.26", None),
         ('torch==2.13.0; platform_machine == "x86_64"', None),
         ("uvicorn[standard]", None),
+        ("beta @ https://host/files/beta-2.0-py3-none-any.whl#sha256=" + "0" * 64, None),
+        ("./wheels/alpha-1.0-py3-none-any.whl", None),
         (
             "git+https://github.com/facebookresearch/segment-anything.git",
             "is a VCS requirement, which photonpack does not lock yet; "

@@ -18,6 +18,7 @@ __all__ = ["check_forms", "unsupported_form"]
 
 _VCS = re.compile(r"(?:^|@\s*)(git|hg|svn|bzr)\+", re.IGNORECASE)
 _URL = re.compile(r"(?:^|@\s*)(https?|file|ftp)://", re.IGNORECASE)
+_WHEEL = re.compile(r"\.whl(?:[#?;\s]|$)")
 _PATH = re.compile(r"^(\.{1,2}/|/|~|\.{1,2}$)")
 _OPTIONS = {
     "-f": "--find-links",
@@ -40,6 +41,8 @@ def unsupported_form(line: str) -> str | None:
     if option in _OPTIONS:
         value = inline or text[len(first) :].strip()
         return f"is an option line; give it to photonpack lock instead: {_OPTIONS[option]} {value}"
+    if _WHEEL.search(text) and not first.startswith("-"):
+        return None  # a wheel by URL or path: locked as it is
     editable = first in ("-e", "--editable")
     advice = _WHEEL_ADVICE.format(line=text[len(first) :].strip() if editable else text)
     rules = (
