@@ -25,8 +25,8 @@ from photonpack.image.config import LABEL_PREFIX, image_config, image_manifest
 from photonpack.image.environment import bytecode_python, image_interpreter, stage
 from photonpack.image.layer import Compression, LayerFile, write_layer
 from photonpack.image.layering import PlannedLayer, plan_layers
-from photonpack.image.libraries import describe, missing_libraries
-from photonpack.image.rootfs import RootFS, read_rootfs
+from photonpack.image.libraries import MissingLibrary, describe, missing_libraries
+from photonpack.image.rootfs import read_rootfs
 from photonpack.image.users import lepton_user
 from photonpack.install.environment import wheels_for_target
 from photonpack.lock.target import Target
@@ -99,9 +99,8 @@ def _write(
         )
 
 
-def _library_problems(environment: Path, fs: RootFS, *, base: str, strict: bool) -> list[str]:
+def _library_problems(missing: list[MissingLibrary], *, base: str, strict: bool) -> list[str]:
     """Raise for a missing library manylinux wheels assume; warn about the others."""
-    missing = missing_libraries(environment, fs)
     assumed = [item for item in missing if item.assumed]
     if assumed and strict:
         raise ImageError(
@@ -155,7 +154,9 @@ def build_image(
         runtime_files={entry.path: store.blob_path(entry.sha256) for entry in manifest.runtime},
         compiler=compiler,
     )
-    warnings.extend(_library_problems(staged.root, fs, base=base.name, strict=options.check_system))
+    glibc = facts.libc is not None and facts.libc[0] == "glibc"
+    libraries = missing_libraries(staged.root, fs, glibc=glibc)
+    warnings.extend(_library_problems(libraries, base=base.name, strict=options.check_system))
     user = lepton_user(fs)
     plan = plan_layers(staged, user, [(e, store.blob_path(e.sha256)) for e in manifest.files])
     written = _write(plan, work / "layers", options.epoch, options.compression)

@@ -23,6 +23,7 @@ from typing import BinaryIO
 from photonpack.image.rootfs import RootFS
 
 __all__ = [
+    "GLIBC_LIBRARIES",
     "LIBRARY_DIRS",
     "POLICY_LIBRARIES",
     "MissingLibrary",
@@ -39,6 +40,14 @@ POLICY_LIBRARIES = frozenset(
         "libX11.so.6", "libXext.so.6", "libXrender.so.1", "libICE.so.6", "libSM.so.6",
         "libGL.so.1", "libgobject-2.0.so.0", "libgthread-2.0.so.0", "libglib-2.0.so.0",
         "libcrypt.so.1", "libz.so.1", "libexpat.so.1",
+    }
+)  # fmt: skip
+#: The libraries glibc itself installs: present in any base whose glibc was found.
+GLIBC_LIBRARIES = frozenset(
+    {
+        "libc.so.6", "libm.so.6", "libdl.so.2", "librt.so.1", "libpthread.so.0",
+        "libutil.so.1", "libresolv.so.2", "libnsl.so.1", "libanl.so.1",
+        "ld-linux-x86-64.so.2", "ld-linux-aarch64.so.1",
     }
 )  # fmt: skip
 #: Where the dynamic loader of a Debian, Ubuntu, Alpine or RHEL-like base looks.
@@ -164,9 +173,16 @@ def _elf_files(root: Path) -> Iterator[Path]:
             yield path
 
 
-def missing_libraries(environment: Path, fs: RootFS) -> list[MissingLibrary]:
-    """Libraries the environment's ELF files need that neither it nor the base has."""
+def missing_libraries(
+    environment: Path, fs: RootFS, *, glibc: bool = False
+) -> list[MissingLibrary]:
+    """Libraries the environment's ELF files need that neither it nor the base has.
+
+    ``glibc``: the base has a glibc, so it has :data:`GLIBC_LIBRARIES` wherever they lie.
+    """
     own = {path.name for path in environment.rglob("*") if ".so" in path.name}
+    if glibc:
+        own |= GLIBC_LIBRARIES
     wanted: dict[str, list[str]] = {}
     for path in _elf_files(environment):
         for library in needed(path) or ():

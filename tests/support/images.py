@@ -73,9 +73,15 @@ def write_base(
     packages: Mapping[str, str] | None = None,
     architecture: str = "amd64",
     extra_files: Mapping[str, bytes] | None = None,
+    libraries: Sequence[str] = ("libgcc_s.so.1", "libstdc++.so.6"),
 ) -> Path:
-    """An OCI layout of a tiny glibc 2.36 base with CPython ``python`` at /usr/bin."""
+    """An OCI layout of a tiny glibc 2.36 base with CPython ``python`` at /usr/bin.
+
+    ``libraries`` lie in ``/usr/lib/x86_64-linux-gnu`` (as stubs), as in Debian's slim images.
+    """
     files = {"etc/passwd": PASSWD.encode(), "etc/group": GROUP.encode(), **(extra_files or {})}
+    for library in libraries:
+        files[f"usr/lib/x86_64-linux-gnu/{library}"] = b"\x7fELF stub\n"
     installed = {"libc6": "2.36-9+deb12u4", "base-files": "12.4"} | dict(packages or {})
     if python is not None:
         short = python.rsplit(".", 1)[0]
