@@ -68,7 +68,11 @@ def _architecture(targets: tuple[str, ...]) -> str:
     show_default=True,
     help="How the added layers are compressed (zstd: smaller, faster to unpack).",
 )
-@click.option("--skip-system-check", is_flag=True, help="Do not check system_dependency.")
+@click.option(
+    "--skip-system-check",
+    is_flag=True,
+    help="Do not refuse a base lacking system_dependency or shared libraries (libraries warn).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 @_registry_options
 def image(
