@@ -49,6 +49,7 @@ def _registry_options(func: Any) -> Any:
         "--ca-file",
         type=click.Path(path_type=Path, dir_okay=False, exists=True),
         envvar="PHOTONPACK_CA_FILE",
+        show_envvar=True,
         expose_value=False,
         callback=_remember_ca_file,
         help="Trust the CA certificates in this PEM file for the registry "
@@ -68,6 +69,7 @@ def _registry_options(func: Any) -> Any:
         "--username",
         "-u",
         envvar="PHOTONPACK_REGISTRY_USERNAME",
+        show_envvar=True,
         help="Registry login (else $PHOTONPACK_REGISTRY_USERNAME; else the auth file of "
         "`photonpack login`, podman, skopeo or docker; anonymous without).",
     )(func)
