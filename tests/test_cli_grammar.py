@@ -13,6 +13,7 @@ from photonpack.admit import admit_archive
 from photonpack.cli import cli
 from photonpack.store import Store
 from tests.support.archives import Archive, make_archive
+from tests.support.registry import Registry
 
 
 def run(*args: str) -> Result:
@@ -118,3 +119,36 @@ def test_environment_variables_are_named_in_help() -> None:
     assert "PHOTONPACK_HOME" in run("--help").output
     assert "PHOTONPACK_HOME" in run("verify", "--help").output
     assert "PHOTONPACK_DEBUG" in run("--help").output
+
+
+def test_push_and_pull_by_name_and_file_print_json(
+    named: Archive, registry: Registry, tmp_path: Path
+) -> None:
+    ref = f"{registry.host}/grammar/counter"
+    by_file = run("push", "--json", str(named.path), f"{ref}:file")
+    by_name = run("push", "--json", "-n", "counter", f"{ref}:name")
+    assert by_file.exit_code == 0, by_file.output
+    assert by_name.exit_code == 0, by_name.output
+    as_file, as_name = json.loads(by_file.stdout), json.loads(by_name.stdout)
+    assert as_file["reference"] == f"{ref}:file"
+    assert as_name["reference"] == f"{ref}:name"
+    assert as_name["manifest_digest"] == as_file["manifest_digest"]
+    assert as_name["photon_digest"] == as_file["photon_digest"] == named.manifest.digest
+    assert as_name["uploaded_blobs"] == 0  # the same photon: every blob is already there
+    assert as_file["sbom"] is None
+
+    pulled = run("pull", "--json", f"{ref}:name", "-o", str(tmp_path / "back.photon"))
+    assert pulled.exit_code == 0, pulled.output
+    report = json.loads(pulled.stdout)
+    assert report["photon_digest"] == named.manifest.digest
+    assert report["manifest_digest"] == as_name["manifest_digest"]
+    assert report["path"] == str(tmp_path / "back.photon")
+    assert report["referrers"] == []
+
+
+def test_remove_json_lists_what_was_removed(named: Archive) -> None:
+    listed = json.loads(run("list", "--json").output)
+    removed = run("remove", "--json", "-n", "counter")
+    assert removed.exit_code == 0, removed.output
+    assert json.loads(removed.output) == listed
+    assert json.loads(run("list", "--json").output) == []
