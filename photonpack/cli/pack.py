@@ -43,7 +43,6 @@ def lock_index_options(func: Any) -> Any:
             click.option(
                 "--index-url",
                 envvar="PHOTONPACK_INDEX_URL",
-                show_envvar=True,
                 metavar="URL",
                 callback=_locations(local_ok=False),
                 help="Simple index (PEP 503/691) to lock from [default: PyPI; "
