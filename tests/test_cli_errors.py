@@ -30,7 +30,7 @@ def _run(*args: str, env: dict[str, str] | None = None) -> Result:
             ("push",),
             "error: push takes ARCHIVE REF, or -n NAME REF (see 'photonpack push --help')\n",
         ),
-        (("verify",), "error: verify needs an ARCHIVE (or --store)\n"),
+        (("verify",), "error: verify needs a photon: ARCHIVE or -n NAME (or --store)\n"),
         (("remove",), "error: photonpack remove needs exactly one of -n NAME or --all\n"),
         (
             ("run", "x.photon", "--port", "99999"),

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
 import click
 
 from photonpack.cli._app import cli
+from photonpack.cli._photon import archive_path, name_option, one_photon
 from photonpack.errors import PhotonpackError, UsageError
 
 # -- CI: verify / inspect / diff / sbom ------------------------------------
@@ -17,6 +19,7 @@ _ARCHIVE = click.Path(path_type=Path, dir_okay=False)
 
 @cli.command()
 @click.argument("archive", type=_ARCHIVE, required=False)
+@name_option
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option(
     "--store", "check_store", is_flag=True, help="Re-hash the local store instead of an archive."
@@ -37,12 +40,13 @@ _ARCHIVE = click.Path(path_type=Path, dir_okay=False)
 def verify(
     ctx: click.Context,
     archive: Path | None,
+    photon_name: str | None,
     as_json: bool,
     check_store: bool,
     rebuild_from: str | None,
     digest: str | None,
 ) -> None:
-    """Re-hash ARCHIVE offline: exit 0 if clean, 3 on any integrity failure."""
+    """Re-hash ARCHIVE (or -n NAME) offline: exit 0 if clean, 3 on any integrity failure."""
     import json
 
     from photonpack._units import format_size
@@ -51,14 +55,22 @@ def verify(
 
     expected = parse_expected(digest)
     if check_store:
-        if archive is not None or rebuild_from is not None or digest is not None:
-            raise UsageError("verify --store takes no ARCHIVE, --rebuild or --digest")
+        if archive is not None or photon_name is not None:
+            raise UsageError("verify --store takes no ARCHIVE or -n NAME")
+        if rebuild_from is not None or digest is not None:
+            raise UsageError("verify --store takes no --rebuild or --digest")
         ctx.exit(_verify_store(as_json))
-    if archive is None:
-        raise UsageError("verify needs an ARCHIVE (or --store)")
-    result = verify_archive(archive, expected=expected)
+    if archive is None and photon_name is None:
+        raise UsageError("verify needs a photon: ARCHIVE or -n NAME (or --store)")
+    one_photon("verify", archive, photon_name)
+    with archive_path(archive, photon_name) as path:
+        result = verify_archive(path, expected=expected)
+    shown = archive if archive is not None else f"the photon named {photon_name}"
     if as_json:
-        click.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
+        report = result.to_dict()
+        if photon_name is not None:
+            report["path"] = None  # the photon came from the store, not from a file
+        click.echo(json.dumps(report, indent=2, ensure_ascii=False))
     elif result.ok and result.manifest is not None:
         m = result.manifest
         verified = f"{len(m.blobs())} blobs, {format_size(m.total_size)} verified"
@@ -68,7 +80,7 @@ def verify(
             click.echo(f"FAIL {problem}")
         count = len(result.problems)
         click.echo(
-            f"error: {archive} failed verification ({count} problem{'s' * (count != 1)}); "
+            f"error: {shown} failed verification ({count} problem{'s' * (count != 1)}); "
             "the archive was damaged or altered: fetch or build it again",
             err=True,
         )
@@ -121,10 +133,11 @@ def _verify_rebuild(built: Any, spec_text: str) -> int:
 
 
 @cli.command("inspect")
-@click.argument("archive", metavar="ARCHIVE | REF")
+@click.argument("archive", metavar="ARCHIVE | REF", required=False)
+@name_option
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def inspect_(archive: str, as_json: bool) -> None:
-    """Show what ARCHIVE (or the photon at registry REF) holds, from its manifest alone.
+def inspect_(archive: str | None, photon_name: str | None, as_json: bool) -> None:
+    """Show what ARCHIVE, -n NAME or the photon at registry REF holds, from its manifest alone.
 
     Fast, and not a verification. For a REF, the artifacts attached to it
     (referrers, such as its SBOM) are listed too; logins come from the auth files.
@@ -135,9 +148,10 @@ def inspect_(archive: str, as_json: bool) -> None:
     from photonpack.archive import read_manifest
     from photonpack.summary import inspect_report, render_inspect
 
-    if is_archive_path(archive):
-        path = Path(archive)
-        report = inspect_report(read_manifest(path), archive_size=path.stat().st_size)
+    one_photon("inspect", archive, photon_name)
+    if archive is None or is_archive_path(archive):
+        with archive_path(None if archive is None else Path(archive), photon_name) as path:
+            report = inspect_report(read_manifest(path), archive_size=path.stat().st_size)
     else:
         from photonpack.cli.registry import inspect_remote
 
@@ -149,8 +163,16 @@ def inspect_(archive: str, as_json: bool) -> None:
 
 
 @cli.command("diff")
-@click.argument("a", type=_ARCHIVE)
-@click.argument("b", type=_ARCHIVE)
+@click.argument("sides", nargs=-1, type=_ARCHIVE, metavar="[A] [B]")
+@click.option(
+    "-n",
+    "--name",
+    "names",
+    multiple=True,
+    metavar="NAME",
+    help="A side that is the photon of this name in the local store; give it twice for "
+    "both sides. Names come first: 'diff -n old new.photon' compares old with new.photon.",
+)
 @click.option(
     "--format",
     "fmt",
@@ -159,22 +181,48 @@ def inspect_(archive: str, as_json: bool) -> None:
     show_default=True,
     help="Output format.",
 )
+@click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
 @click.option(
     "--exit-code",
     is_flag=True,
     help="Exit 1 if A and B differ, 2 if a difference breaks the handler API.",
 )
 @click.pass_context
-def diff_(ctx: click.Context, a: Path, b: Path, fmt: str, exit_code: bool) -> None:
-    """Compare two archives (or two pylock .toml files): packages, hashes, API, files."""
+def diff_(
+    ctx: click.Context,
+    sides: tuple[Path, ...],
+    names: tuple[str, ...],
+    fmt: str,
+    as_json: bool,
+    exit_code: bool,
+) -> None:
+    """Compare two photons (archives, -n NAMEs, or two pylock .toml files): packages,
+    hashes, API, files."""
     import json
     import os
     import sys
+    from contextlib import ExitStack
 
     from photonpack.diff import diff, load_side
     from photonpack.diff_render import render_markdown, render_text
 
-    result = diff(load_side(a), load_side(b))
+    if len(names) + len(sides) != 2:
+        raise UsageError(
+            f"diff compares two photons, got {len(names) + len(sides)}: give A B, "
+            "-n OLD -n NEW, or -n OLD B"
+        )
+    if as_json:
+        if fmt not in ("text", "json"):
+            raise UsageError(f"diff takes --json or --format {fmt}, not both")
+        fmt = "json"
+    with ExitStack() as stack:
+        loaded = []
+        for name in names:
+            path = stack.enter_context(archive_path(None, name))
+            side = load_side(path)
+            loaded.append(dataclasses.replace(side, label=f"-n {name}"))
+        loaded.extend(load_side(path) for path in sides)
+    result = diff(loaded[0], loaded[1])
     if fmt == "json":
         click.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
     elif fmt == "markdown":
@@ -187,7 +235,8 @@ def diff_(ctx: click.Context, a: Path, b: Path, fmt: str, exit_code: bool) -> No
 
 
 @cli.command()
-@click.argument("archive", type=_ARCHIVE)
+@click.argument("archive", type=_ARCHIVE, required=False)
+@name_option
 @click.option(
     "-o", "--output", type=click.Path(path_type=Path, dir_okay=False), help="Write to FILE."
 )
@@ -199,12 +248,14 @@ def diff_(ctx: click.Context, a: Path, b: Path, fmt: str, exit_code: bool) -> No
     show_default=True,
     help="CycloneDX 1.6 JSON or SPDX 2.3 JSON.",
 )
-def sbom(archive: Path, output: Path | None, fmt: str) -> None:
-    """Print a deterministic SBOM of ARCHIVE: its wheels, their dependency graph (from the
-    lock) and licenses (from each wheel's METADATA), and its files."""
+def sbom(archive: Path | None, photon_name: str | None, output: Path | None, fmt: str) -> None:
+    """Print a deterministic SBOM of ARCHIVE (or -n NAME): its wheels, their dependency
+    graph (from the lock) and licenses (from each wheel's METADATA), and its files."""
     from photonpack.sbom.document import archive_sbom
 
-    data = archive_sbom(archive, fmt)
+    one_photon("sbom", archive, photon_name)
+    with archive_path(archive, photon_name) as path:
+        data = archive_sbom(path, fmt)
     if output is None:
         click.echo(data.decode(), nl=False)
         return

@@ -103,7 +103,10 @@ def _image_for(
 @click.option("--replicas", type=int, default=1, show_default=True)
 @click.option("--max-replicas", type=int, help="Autoscale on CPU from --replicas up to this.")
 @click.option(
-    "--token", envvar="PHOTONPACK_TOKEN", help="Bearer token (default: $PHOTONPACK_TOKEN)."
+    "--token",
+    envvar="PHOTONPACK_TOKEN",
+    show_envvar=True,
+    help="Bearer token (default: $PHOTONPACK_TOKEN).",
 )
 @click.option("--token-secret", metavar="NAME", help="An existing Secret whose 'token' key is it.")
 @click.option("--env", "env", multiple=True, metavar="K=V", help="An environment variable.")

@@ -49,6 +49,7 @@ def _registry_options(func: Any) -> Any:
         "--ca-file",
         type=click.Path(path_type=Path, dir_okay=False, exists=True),
         envvar="PHOTONPACK_CA_FILE",
+        show_envvar=True,
         expose_value=False,
         callback=_remember_ca_file,
         help="Trust the CA certificates in this PEM file for the registry "
@@ -68,6 +69,7 @@ def _registry_options(func: Any) -> Any:
         "--username",
         "-u",
         envvar="PHOTONPACK_REGISTRY_USERNAME",
+        show_envvar=True,
         help="Registry login (else $PHOTONPACK_REGISTRY_USERNAME; else the auth file of "
         "`photonpack login`, podman, skopeo or docker; anonymous without).",
     )(func)
@@ -210,6 +212,7 @@ class _TransferBars:
     show_default=True,
     help="The format of the SBOM --sbom attaches.",
 )
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @_registry_options
 def push(
     args: tuple[str, ...],
@@ -218,6 +221,7 @@ def push(
     mount_from: tuple[str, ...],
     with_sbom: bool,
     sbom_format: str,
+    as_json: bool,
     username: str | None,
     password_stdin: bool,
     insecure: bool,
@@ -270,6 +274,27 @@ def push(
             f"{attached.referrer.digest}, indexed by the {attached.indexed_by}",
             err=True,
         )
+    if as_json:
+        import json
+
+        report = {
+            "reference": str(reference),
+            "manifest_digest": result.manifest_digest,
+            "photon_digest": manifest.digest,
+            "total_blobs": result.total_blobs,
+            "uploaded_blobs": len(result.uploaded),
+            "mounted_blobs": len(result.mounted),
+            "uploaded_bytes": result.uploaded_bytes,
+            "total_bytes": result.total_bytes,
+            "sbom": None
+            if attached is None
+            else {
+                "artifact_type": attached.referrer.artifact_type,
+                "digest": attached.referrer.digest,
+            },
+        }
+        click.echo(json.dumps(report, indent=2, sort_keys=True))
+        return
     click.echo(result.manifest_digest)
 
 
@@ -287,11 +312,13 @@ def push(
     type=click.Path(path_type=Path, file_okay=False),
     help="Also fetch the artifacts attached to REF (its SBOM, ...) into this directory.",
 )
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @_registry_options
 def pull(
     ref: str,
     output: Path | None,
     referrers_dir: Path | None,
+    as_json: bool,
     username: str | None,
     password_stdin: bool,
     insecure: bool,
@@ -321,4 +348,23 @@ def pull(
     for referrer in referrers:
         into = "".join(f" -> {path}" for path in fetched.get(referrer.digest, []))
         click.echo(f"referrer {referrer.artifact_type} {referrer.digest}{into}", err=True)
+    if as_json:
+        import json
+
+        report = {
+            "reference": str(reference),
+            "path": str(result.path),
+            "photon_digest": result.photon_digest,
+            "manifest_digest": result.manifest_digest,
+            "referrers": [
+                {
+                    "artifact_type": r.artifact_type,
+                    "digest": r.digest,
+                    "files": [str(path) for path in fetched.get(r.digest, [])],
+                }
+                for r in referrers
+            ],
+        }
+        click.echo(json.dumps(report, indent=2, sort_keys=True))
+        return
     click.echo(result.photon_digest)

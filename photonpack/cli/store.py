@@ -54,8 +54,11 @@ def list_(
 @cli.command()
 @click.option("-n", "--name", help="Name of the photon to remove from the local store.")
 @click.option("--all", "remove_all", is_flag=True, help="Remove every named photon.")
-def remove(name: str | None, remove_all: bool) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print the removed photons as JSON.")
+def remove(name: str | None, remove_all: bool, as_json: bool) -> None:
     """Remove named photons from the local store."""
+    import json
+
     from photonpack.store import Store
 
     if (name is None) == (not remove_all):
@@ -64,7 +67,10 @@ def remove(name: str | None, remove_all: bool) -> None:
     refs = store.refs.all() if remove_all else [store.refs.get(name or "")]
     for ref in refs:
         store.refs.remove(ref.name)
-        click.echo(f"removed {ref.name} ({ref.digest})")
+        if not as_json:
+            click.echo(f"removed {ref.name} ({ref.digest})")
+    if as_json:  # the shape of `list --json`: what was listed and is now gone
+        click.echo(json.dumps([ref.to_dict() for ref in refs], indent=2, sort_keys=True))
 
 
 @cli.group("store")
