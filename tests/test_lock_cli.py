@@ -110,3 +110,24 @@ def test_resolution_error_is_one_message_without_pip_noise(
         "check the spelling, or pass --index-url/--find-links for a private package\n",
     )
     assert not (tmp_path / "pylock.counter.toml").exists()
+
+
+def test_lock_json_says_what_was_locked_and_whether_it_changed(
+    index: PackageIndex, tmp_path: Path
+) -> None:
+    import json
+
+    photon = write_photon(tmp_path, ["beta"])
+    common = ["-m", str(photon), "--index-url", index.url, "--target", TARGET, "--json"]
+    results = []
+    for args in (common, common, ["--check", *common]):
+        code, out = run("lock", *args)
+        assert code == 0, out
+        results.append(json.loads(out))
+    first, again, checked = results
+    assert (first["changed"], again["changed"], checked["changed"]) == (True, False, False)
+    assert first["path"] == str(tmp_path / "pylock.counter.toml")
+    assert first["targets"] == [TARGET]
+    assert {"name": "beta", "version": "2.0", "marker": None} in first["packages"]
+    assert first["wheels"] == 7
+    assert again == checked == {**first, "changed": False}

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from photonpack._units import format_size
 from photonpack.cli._app import cli
+
+if TYPE_CHECKING:
+    from photonpack.lock.pylock import Lock
 
 # -- lock ---------------------------------------------------------------------
 
@@ -116,6 +119,7 @@ def lock_options_from(
     help="Unpin one package (repeatable).",
 )
 @click.option("--check", is_flag=True, help="Exit 1 if the lock is missing or stale; no writes.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def lock(
     photon: str,
     name: str | None,
@@ -127,9 +131,10 @@ def lock(
     upgrade: bool,
     upgrade_packages: tuple[str, ...],
     check: bool,
+    as_json: bool,
 ) -> None:
     """Lock a photon's requirements and serving stack into pylock.<name>.toml."""
-    from photonpack.lock.lockfile import check_lock, lock_inputs, lock_photon
+    from photonpack.lock.lockfile import check_lock, lock_inputs, lock_photon, read_lock
     from photonpack.serving.source import parse_spec
 
     spec = parse_spec(photon)
@@ -145,9 +150,16 @@ def lock(
     )
     if check:
         check_lock(spec, options)
-        click.echo(f"{lock_inputs(spec, options)[0].name} is up to date")
+        path = lock_inputs(spec, options)[0]
+        if as_json:
+            _echo_lock_json(read_lock(path), changed=False)
+            return
+        click.echo(f"{path.name} is up to date")
         return
     result = lock_photon(spec, options)
+    if as_json:
+        _echo_lock_json(result.lock, changed=result.changed)
+        return
     if not result.changed:
         click.echo(f"{result.path.name} is up to date")
         return
@@ -157,6 +169,22 @@ def lock(
         f"locked {packages} packages, {len(result.lock.wheels())} wheels "
         f"for {targets_text} -> {result.path}"
     )
+
+
+def _echo_lock_json(lock: Lock, *, changed: bool) -> None:
+    """``{"path", "changed", "targets", "packages": [{"name", "version", "marker"}], "wheels"}``."""
+    import json
+
+    document = {
+        "path": str(lock.path),
+        "changed": changed,
+        "targets": [str(t) for t in lock.targets],
+        "packages": [
+            {"name": p.name, "version": p.version, "marker": p.marker} for p in lock.packages
+        ],
+        "wheels": len(lock.wheels()),
+    }
+    click.echo(json.dumps(document, indent=2, sort_keys=True))
 
 
 # -- build / create / remove ----------------------------------------------------
