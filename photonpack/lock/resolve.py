@@ -97,49 +97,73 @@ def resolve(
     cannot use it (no wheel for it, or a conflict) — as uv's universal
     resolution keeps one version across platforms when one satisfies them all.
     """
-    sizes: dict[tuple[str, str], int] = {}
+    indexes = tuple(url.rstrip("/") + "/" for url in (index.index_url, *index.extra_index_urls))
+    pages = _PageFilter(indexes=indexes)
     with (
         _pip_internals(),
         _isolated_pip(),
         _quiet(),
-        _recording_sizes(sizes),
+        _filtering_pages(pages),
         tempfile.TemporaryDirectory(prefix="photonpack-resolve-") as work,
     ):
-        resolution = _resolve_each(
-            requirements, targets, index, preferences, work=Path(work), sizes=sizes
-        )
+        # One repository per target for both passes: the second reuses the index pages and
+        # metadata pip's finder and preparer already hold.
+        repositories = {target: _TargetRepository(target, index, Path(work)) for target in targets}
+        resolution = _resolve_each(requirements, targets, repositories, preferences, pages=pages)
         agreed = _oldest_choices(resolution)
-        if any(
-            pin.version != agreed[name]
-            for pins in resolution.pins.values()
-            for name, pin in pins.items()
-        ):
+        differing = [
+            target
+            for target, pins in resolution.pins.items()
+            if any(pin.version != agreed[name] for name, pin in pins.items())
+        ]
+        if differing:
+            # A target whose every pin already is the agreed one would resolve to the same
+            # pins again (each package it needs is held to the version it chose): keep it.
             unified = {**preferences, **agreed}
-            resolution = _resolve_each(
-                requirements, targets, index, unified, work=Path(work), sizes=sizes
+            again = _resolve_each(requirements, differing, repositories, unified, pages=pages)
+            resolution = Resolution(
+                pins={t: again.pins.get(t, resolution.pins[t]) for t in targets},
+                files={t: again.files.get(t, resolution.files[t]) for t in targets},
             )
     return resolution
+
+
+class _TargetRepository:
+    """A pip-tools repository for one target, and every pip resolver made from it."""
+
+    def __init__(self, target: Target, index: IndexSettings, work: Path) -> None:
+        self.target = target
+        self.index = index
+        self.resolvers: list[Any] = []
+        self.repository = _repository(target, index, work, self.resolvers)
+        self.tags = frozenset(
+            str(tag) for tag in self.repository.finder.target_python.get_unsorted_tags()
+        )
 
 
 def _resolve_each(
     requirements: Sequence[str],
     targets: Sequence[Target],
-    index: IndexSettings,
+    repositories: Mapping[Target, _TargetRepository],
     preferences: Mapping[str, str],
     *,
-    work: Path,
-    sizes: Mapping[tuple[str, str], int],
+    pages: _PageFilter,
 ) -> Resolution:
     pins: dict[Target, dict[str, Pin]] = {}
     files: dict[Target, dict[str, list[DistFile]]] = {}
     for target in targets:
-        resolvers: list[Any] = []
-        repository = _repository(target, index, work, resolvers)
+        each = repositories[target]
+        pages.tags = each.tags
         pins[target] = _resolve_one(
-            requirements, target, index, repository, preferences=preferences, resolvers=resolvers
+            requirements,
+            target,
+            each.index,
+            each.repository,
+            preferences=preferences,
+            resolvers=each.resolvers,
         )
         files[target] = {
-            name: _offered(repository, name, sizes)
+            name: _offered(each.repository, name, pages.sizes)
             for name, pin in pins[target].items()
             if pin.url is None
         }
@@ -176,24 +200,64 @@ def _offered(repository: Any, name: str, sizes: Mapping[tuple[str, str], int]) -
     return found
 
 
-@contextlib.contextmanager
-def _recording_sizes(sizes: dict[tuple[str, str], int]) -> Iterator[None]:
-    """Keep the PEP 700 ``size`` of every file pip parses from a JSON page.
+@dataclasses.dataclass
+class _PageFilter:
+    """What is kept of the index pages pip parses while one target resolves.
 
-    pip's ``Link`` drops the size; without this, every wheel's size would cost a
-    second fetch of its project page. Scoped like :func:`_target_environment`.
+    ``sizes``: the PEP 700 ``size`` of every file, keyed by what the page says
+    (pip's ``Link`` drops it; without this every wheel's size would cost a
+    second fetch of its project page). ``tags``: the wheel tags the target
+    installs; a wheel matching none of them is dropped before pip turns it
+    into a ``Link`` — pip's finder would reject it anyway (``platform_mismatch``),
+    but only after parsing and quoting its URL, which for the tens of thousands
+    of files on numpy's or torch's pages is most of a cold lock's CPU time.
+
+    Only index pages (under ``indexes``) are filtered: pip caches the links of a
+    ``--find-links`` page for the whole process by URL, so a list filtered for
+    one target would be served to the next.
     """
+
+    sizes: dict[tuple[str, str], int] = dataclasses.field(default_factory=dict)
+    tags: frozenset[str] = frozenset()
+    indexes: tuple[str, ...] = ()
+
+    def keeps(self, filename: str, page_url: str) -> bool:
+        """Whether ``filename`` may be installable: an sdist, or a wheel with one of the tags."""
+        if not filename.endswith(".whl") or not self.tags:
+            return True
+        if not page_url.startswith(self.indexes):
+            return True
+        parts = filename[:-4].lower().split("-")
+        if len(parts) < 5:
+            return True  # not a valid wheel name: pip reports it
+        pythons, abis, platforms = (part.split(".") for part in parts[-3:])
+        tags = self.tags
+        return any(
+            f"{python}-{abi}-{platform}" in tags
+            for python in pythons
+            for abi in abis
+            for platform in platforms
+        )
+
+
+@contextlib.contextmanager
+def _filtering_pages(pages: _PageFilter) -> Iterator[None]:
+    """Make pip's JSON page parser go through ``pages``; undone on exit, like
+    :func:`_target_environment`."""
     from pip._internal.models.link import Link
 
     original = Link.__dict__["from_json"]
+    sizes = pages.sizes
 
     def from_json(cls: type[Any], file_data: dict[str, Any], page_url: str) -> Any:
+        # This runs for every file of every release: it must cost next to nothing.
+        filename = str(file_data.get("filename"))
+        if not pages.keeps(filename, page_url):
+            return None  # pip's parse_links skips a None
         size = file_data.get("size")
         if isinstance(size, int):
-            # Keyed by what the page says, not by Link properties: this runs for every file
-            # of every release, so it must cost next to nothing.
             sha256 = (file_data.get("hashes") or {}).get("sha256") or ""
-            sizes[(str(file_data.get("filename")), sha256)] = size
+            sizes[(filename, sha256)] = size
         return original.__func__(cls, file_data, page_url)
 
     Link.from_json = classmethod(from_json)  # type: ignore[method-assign,assignment]
