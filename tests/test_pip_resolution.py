@@ -156,11 +156,11 @@ def test_a_moved_vendored_marker_function_is_the_same_error(
 
 def test_only_wheels_no_target_tag_matches_are_dropped_from_index_pages() -> None:
     """The cold-lock fast path drops exactly what pip's finder would reject as platform_mismatch."""
-    from photonpack.lock.resolve import _PageFilter
+    from photonpack.lock.pipreads import PageFilter
 
     target = Target.parse("cp311-manylinux_2_36_x86_64")
     tags = frozenset(str(tag) for tag in target.tags())
-    pages = _PageFilter(tags=tags, indexes=("https://pypi.example/simple/",))
+    pages = PageFilter(tags=tags, indexes=("https://pypi.example/simple/",))
     page = "https://pypi.example/simple/numpy/"
     keeps = {
         "numpy-2.2.6-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl": True,

@@ -55,6 +55,7 @@ from photonpack.errors import (
 )
 from photonpack.lock.diagnosis import explain_not_found, mislabelled, parse_requirement
 from photonpack.lock.index import DistFile, IndexSettings, redact_url
+from photonpack.lock.pipreads import PageFilter, filtering_pages, unadvertised_metadata
 from photonpack.lock.target import Target
 
 __all__ = ["Pin", "Resolution", "resolve"]
@@ -98,12 +99,13 @@ def resolve(
     resolution keeps one version across platforms when one satisfies them all.
     """
     indexes = tuple(url.rstrip("/") + "/" for url in (index.index_url, *index.extra_index_urls))
-    pages = _PageFilter(indexes=indexes)
+    pages = PageFilter(indexes=indexes)
     with (
         _pip_internals(),
         _isolated_pip(),
         _quiet(),
-        _filtering_pages(pages),
+        filtering_pages(pages),
+        unadvertised_metadata(pages),
         tempfile.TemporaryDirectory(prefix="photonpack-resolve-") as work,
     ):
         # One repository per target for both passes: the second reuses the index pages and
@@ -147,7 +149,7 @@ def _resolve_each(
     repositories: Mapping[Target, _TargetRepository],
     preferences: Mapping[str, str],
     *,
-    pages: _PageFilter,
+    pages: PageFilter,
 ) -> Resolution:
     pins: dict[Target, dict[str, Pin]] = {}
     files: dict[Target, dict[str, list[DistFile]]] = {}
@@ -198,73 +200,6 @@ def _offered(repository: Any, name: str, sizes: Mapping[tuple[str, str], int]) -
             )
         )
     return found
-
-
-@dataclasses.dataclass
-class _PageFilter:
-    """What is kept of the index pages pip parses while one target resolves.
-
-    ``sizes``: the PEP 700 ``size`` of every file, keyed by what the page says
-    (pip's ``Link`` drops it; without this every wheel's size would cost a
-    second fetch of its project page). ``tags``: the wheel tags the target
-    installs; a wheel matching none of them is dropped before pip turns it
-    into a ``Link`` — pip's finder would reject it anyway (``platform_mismatch``),
-    but only after parsing and quoting its URL, which for the tens of thousands
-    of files on numpy's or torch's pages is most of a cold lock's CPU time.
-
-    Only index pages (under ``indexes``) are filtered: pip caches the links of a
-    ``--find-links`` page for the whole process by URL, so a list filtered for
-    one target would be served to the next.
-    """
-
-    sizes: dict[tuple[str, str], int] = dataclasses.field(default_factory=dict)
-    tags: frozenset[str] = frozenset()
-    indexes: tuple[str, ...] = ()
-
-    def keeps(self, filename: str, page_url: str) -> bool:
-        """Whether ``filename`` may be installable: an sdist, or a wheel with one of the tags."""
-        if not filename.endswith(".whl") or not self.tags:
-            return True
-        if not page_url.startswith(self.indexes):
-            return True
-        parts = filename[:-4].lower().split("-")
-        if len(parts) < 5:
-            return True  # not a valid wheel name: pip reports it
-        pythons, abis, platforms = (part.split(".") for part in parts[-3:])
-        tags = self.tags
-        return any(
-            f"{python}-{abi}-{platform}" in tags
-            for python in pythons
-            for abi in abis
-            for platform in platforms
-        )
-
-
-@contextlib.contextmanager
-def _filtering_pages(pages: _PageFilter) -> Iterator[None]:
-    """Make pip's JSON page parser go through ``pages``; undone on exit, like
-    :func:`_target_environment`."""
-    from pip._internal.models.link import Link
-
-    original = Link.__dict__["from_json"]
-    sizes = pages.sizes
-
-    def from_json(cls: type[Any], file_data: dict[str, Any], page_url: str) -> Any:
-        # This runs for every file of every release: it must cost next to nothing.
-        filename = str(file_data.get("filename"))
-        if not pages.keeps(filename, page_url):
-            return None  # pip's parse_links skips a None
-        size = file_data.get("size")
-        if isinstance(size, int):
-            sha256 = (file_data.get("hashes") or {}).get("sha256") or ""
-            sizes[(filename, sha256)] = size
-        return original.__func__(cls, file_data, page_url)
-
-    Link.from_json = classmethod(from_json)  # type: ignore[method-assign,assignment]
-    try:
-        yield
-    finally:
-        Link.from_json = original  # type: ignore[method-assign]
 
 
 # What a pip or pip-tools release that moved an internal raises when it is used.
