@@ -11,6 +11,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import sys
 from html.parser import HTMLParser
 from pathlib import Path
@@ -23,6 +24,7 @@ from photonpack.serving.app import build_app
 from photonpack.serving.docs import ASSETS, assets_dir
 from photonpack.serving.errors import ServeError
 from tests.support.offline import serve_offline
+from tests.support.stack import write_photon
 
 
 class Counter(Photon):
@@ -124,10 +126,27 @@ def test_without_the_assets_package_serving_says_what_to_do(
     with pytest.raises(ServeError) as raised:
         build_app(Counter())
     assert str(raised.value) == (
-        "the /docs and /redoc assets are missing: fastapi-offline is not installed in this "
-        "environment; lock the photon again (photonpack lock) so that its serving stack "
-        "includes it"
+        "the /docs and /redoc assets are missing: fastapi-offline is not installed in the "
+        f"environment {sys.prefix}; install photonpack's serving stack there "
+        "(pip install 'fastapi-offline>=1.7.7'), as every photon's lock does"
     )
+
+
+def test_run_without_the_assets_package_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+    # A package of that name that cannot be imported stands first on the path.
+    hidden = tmp_path / "hidden" / "fastapi_offline"
+    hidden.mkdir(parents=True)
+    (hidden / "__init__.py").write_text("raise ImportError('not installed')\n")
+    photon = write_photon(tmp_path / "src")
+    done = subprocess.run(
+        [sys.executable, "-m", "photonpack", "run", "-m", str(photon), "--port", "0"],
+        capture_output=True, text=True, timeout=120, check=False,
+        env={**os.environ, "PYTHONPATH": str(hidden.parent)},
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: the /docs and /redoc assets are missing: fastapi-offline ")
 
 
 # Quiet the browser's own housekeeping; what is left of it (a clock check, say) is

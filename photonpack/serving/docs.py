@@ -10,6 +10,7 @@ hashed with the rest of the photon's environment. Every asset is served from
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -22,6 +23,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from photonpack.serving.errors import ServeError
+from photonpack.serving.requirements import SERVING_REQUIREMENTS
 
 __all__ = ["ASSETS", "ASSETS_PATH", "DOCS_PATH", "REDOC_PATH", "add_docs"]
 
@@ -36,6 +38,8 @@ ASSETS = ("swagger-ui-bundle.js", "swagger-ui.css", "redoc.standalone.js", "favi
 # fails to load). The page takes images from its own server only, so the browser
 # never asks the network for it: the menu looks as it does offline, without the logo.
 _REDOC_POLICY = "img-src 'self' data: blob:"
+
+_ASSETS_REQUIREMENT = next(r for r in SERVING_REQUIREMENTS if r.startswith("fastapi-offline"))
 
 
 def add_docs(app: FastAPI) -> None:
@@ -88,8 +92,8 @@ def assets_dir() -> Path:
     except ImportError as exc:
         raise ServeError(
             "the /docs and /redoc assets are missing: fastapi-offline is not installed in "
-            "this environment; lock the photon again (photonpack lock) so that its serving "
-            "stack includes it"
+            f"the environment {sys.prefix}; install photonpack's serving stack there "
+            f"(pip install '{_ASSETS_REQUIREMENT}'), as every photon's lock does"
         ) from exc
     directory = Path(fastapi_offline.__file__).parent / "static"
     missing = [name for name in ASSETS if not (directory / name).is_file()]
