@@ -13,6 +13,7 @@ import re
 import shutil
 import subprocess
 import sys
+import types
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -129,6 +130,26 @@ def test_without_the_assets_package_serving_says_what_to_do(
         "the /docs and /redoc assets are missing: fastapi-offline is not installed in the "
         f"environment {sys.prefix}; install photonpack's serving stack there "
         "(pip install 'fastapi-offline>=1.7.7'), as every photon's lock does"
+    )
+
+
+def test_a_release_without_one_of_the_bundles_is_named(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    package = tmp_path / "fastapi_offline"
+    (package / "static").mkdir(parents=True)
+    for name in ASSETS:
+        if name != "redoc.standalone.js":
+            (package / "static" / name).write_bytes(b"x")
+    (package / "__init__.py").write_text("")
+    module = types.ModuleType("fastapi_offline")
+    module.__file__ = str(package / "__init__.py")
+    monkeypatch.setitem(sys.modules, "fastapi_offline", module)
+    with pytest.raises(ServeError) as raised:
+        build_app(Counter())
+    assert str(raised.value) == (
+        "the /docs and /redoc assets are incomplete: redoc.standalone.js not found in "
+        f"{package / 'static'}; install a fastapi-offline release that ships them"
     )
 
 
