@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import urllib.parse
 
-__all__ = ["location_problem", "wheel_url_problem"]
+__all__ = ["location_problem", "wheel_path_problem", "wheel_url_problem"]
 
 _SCHEMES = ("http", "https", "file")
 
@@ -49,4 +49,18 @@ def wheel_url_problem(url: str, filename: str) -> str | None:
         return "has a '.' or '..' path segment: a lock names files, not relative paths"
     if segments[-1] != filename:
         return f"names the file {segments[-1]!r}, not the wheel {filename!r}"
+    return None
+
+
+def wheel_path_problem(path: str, filename: str) -> str | None:
+    """Why a locked wheel's ``path`` (relative to the lock's directory) is wrong, or None.
+
+    Unlike a URL, a path may climb out of the lock's directory (``../wheelhouse/x.whl``):
+    PEP 751 allows it, and the file is checked against its hash like any other.
+    """
+    if "://" in path:
+        return "is a URL: a wheel's path is a file path, its URL goes in url"
+    last = path.replace("\\", "/").rpartition("/")[2]
+    if last != filename:
+        return f"names the file {last!r}, not the wheel {filename!r}"
     return None

@@ -32,6 +32,7 @@ from photonpack.lock.pylock import (
     parse_lock,
     read_lock,
 )
+from photonpack.lock.relative import is_file_url, local_path, recorded
 from photonpack.lock.target import Target
 from photonpack.serving.requirements import SERVING_REQUIREMENTS
 from photonpack.serving.source import PhotonSpec
@@ -104,6 +105,7 @@ def lock_inputs(spec: PhotonSpec, options: LockOptions) -> tuple[Path, LockInput
         # Sorted: the lock is the same whatever order --target was given in.
         targets=tuple(sorted(set(options.targets), key=str)) or (Target.host(),),
         index=options.index,
+        directory=path.parent,
     )
     return path, inputs
 
@@ -186,7 +188,7 @@ def _what_changed(old: LockInputs, new: LockInputs) -> str:
         delta("requirement_dependency", old.requirements, new.requirements),
         delta("serving requirements", old.serving_requirements, new.serving_requirements),
         delta("targets", [str(t) for t in old.targets], [str(t) for t in new.targets]),
-        "index settings changed" if old.index.to_dict() != new.index.to_dict() else None,
+        "index settings changed" if old.recorded_index() != new.recorded_index() else None,
     ]
     found = [r for r in reasons if r]
     reason = "; ".join(found) if found else "it was written by another lock format"
@@ -218,7 +220,7 @@ def assemble(inputs: LockInputs, resolution: Resolution, *, path: Path) -> Lock:
                 version=version,
                 marker=_marker(set(per_target), inputs.targets),
                 dependencies=tuple(sorted(children[(name, version)])),
-                wheels=tuple(_locked(name, version, f) for f in files),
+                wheels=tuple(_locked(name, version, f, path.parent) for f in files),
             )
         )
     return Lock(
@@ -279,8 +281,10 @@ def _direct_file(pin: Pin, target: Target) -> DistFile:
     )
 
 
-def _locked(name: str, version: str, file: DistFile) -> LockedWheel:
+def _locked(name: str, version: str, file: DistFile, directory: Path) -> LockedWheel:
+    """The lock's entry for ``file``; a local file by its path relative to the lock's directory."""
     assert file.sha256 is not None and file.size is not None
+    local = local_path(file.url) if is_file_url(file.url) else None
     return LockedWheel(
         name=name,
         version=version,
@@ -288,6 +292,7 @@ def _locked(name: str, version: str, file: DistFile) -> LockedWheel:
         url=file.url,
         size=file.size,
         sha256=file.sha256,
+        path=recorded(local, directory) if local is not None else None,
     )
 
 
