@@ -15,7 +15,7 @@ import json
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from photonpack.errors import LockFileError
 
@@ -30,12 +30,16 @@ from photonpack.lock.relative import resolved_url
 from photonpack.lock.schema import Where, check_unique
 from photonpack.lock.target import Target, TargetError
 
+if TYPE_CHECKING:
+    from packaging.pylock import Pylock
+
 __all__ = [
     "LOCK_FORMAT",
     "Lock",
     "LockInputs",
     "LockedPackage",
     "LockedWheel",
+    "check_pep751",
     "fresh_lock",
     "parse_lock",
     "read_lock",
@@ -232,10 +236,16 @@ def parse_lock(text: str, *, path: Path) -> Lock:
 
 
 def _validated(data: dict[str, Any], path: Path) -> Lock:
+    check_pep751(data, path)
+    return _from_dict(data, path)
+
+
+def check_pep751(data: Mapping[str, Any], path: Path) -> Pylock:
+    """``data`` as ``packaging.pylock`` reads it; a violation names its location."""
     from packaging.pylock import Pylock, PylockValidationError
 
     try:
-        Pylock.from_dict(data)
+        return Pylock.from_dict(data)
     except PylockValidationError as exc:
         where = Where(path)
         # packaging's marker errors add the marker and a caret on lines of their own
@@ -246,7 +256,6 @@ def _validated(data: dict[str, Any], path: Path) -> Lock:
             f"lock file {path} is not a valid PEP 751 lock: {reason}; "
             "fix it, or delete it and run photonpack lock again"
         ) from exc
-    return _from_dict(data, path)
 
 
 def _from_dict(data: Mapping[str, Any], path: Path) -> Lock:
