@@ -26,7 +26,7 @@ else:
 from photonpack._digest import is_sha256_hex
 from photonpack.lock.index import IndexSettings
 from photonpack.lock.locations import location_problem, wheel_path_problem, wheel_url_problem
-from photonpack.lock.relative import resolved_url
+from photonpack.lock.relative import recorded, resolved_path, resolved_url
 from photonpack.lock.schema import Where, check_unique
 from photonpack.lock.target import Target, TargetError
 
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "LOCK_FORMAT",
+    "FromLock",
     "Lock",
     "LockInputs",
     "LockedPackage",
@@ -51,6 +52,14 @@ _CREATED_BY = "photonpack"
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
+class FromLock:
+    """The lock whose pins are kept (``lock --from``): where it is, and its bytes' sha256."""
+
+    path: Path
+    sha256: str
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class LockInputs:
     """Everything a lock is computed from; its digest decides whether a lock is fresh."""
 
@@ -61,10 +70,20 @@ class LockInputs:
     # The lock file's directory: local locations are recorded relative to it, so the digest
     # does not depend on where the project lives (photonpack.lock.relative).
     directory: Path
+    from_lock: FromLock | None = None
 
     def recorded_index(self) -> dict[str, Any]:
         """The index settings as the lock records them: no credentials, local paths relative."""
         return self.index.recorded(self.directory).to_dict()
+
+    def recorded_from(self) -> dict[str, str] | None:
+        """``{"path", "sha256"}`` of the ``--from`` lock, its path relative to the lock's."""
+        if self.from_lock is None:
+            return None
+        return {
+            "path": recorded(self.from_lock.path, self.directory),
+            "sha256": self.from_lock.sha256,
+        }
 
     def digest(self) -> str:
         """``sha256:<hex>`` of the canonical JSON of the inputs (credentials excluded)."""
@@ -75,6 +94,8 @@ class LockInputs:
             "targets": [str(t) for t in self.targets],
             "index": self.recorded_index(),
         }
+        if self.from_lock is not None:  # absent otherwise: older digests stay valid
+            data["from"] = self.recorded_from()
         canonical = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
         return "sha256:" + hashlib.sha256(canonical).hexdigest()
 
@@ -178,6 +199,7 @@ class Lock:
                     "requirements": list(self.inputs.requirements),
                     "serving-requirements": list(self.inputs.serving_requirements),
                     "index": self.inputs.recorded_index(),
+                    **({"from": kept} if (kept := self.inputs.recorded_from()) else {}),
                 }
             },
         }
@@ -292,6 +314,7 @@ def _from_dict(data: Mapping[str, Any], path: Path) -> Lock:
         targets=tuple(targets),
         index=recorded.resolved(path.parent),
         directory=path.parent,
+        from_lock=_from_lock(section, at, where),
     )
     packages = tuple(
         _package(entry, f"packages[{i}]", where)
@@ -305,6 +328,17 @@ def _from_dict(data: Mapping[str, Any], path: Path) -> Lock:
         inputs=inputs,
         inputs_digest=where.string(section, "inputs-digest", at),
     )
+
+
+def _from_lock(section: Mapping[str, Any], at: str, where: Where) -> FromLock | None:
+    if "from" not in section:
+        return None
+    table = where.table(section, "from", at)
+    sha256 = where.string(table, "sha256", f"{at}.from")
+    if not is_sha256_hex(sha256):
+        raise where.error(f"{at}.from.sha256", f"is {sha256!r}, not 64 lowercase hex digits")
+    location = where.string(table, "path", f"{at}.from")
+    return FromLock(path=Path(resolved_path(location, where.path.parent)), sha256=sha256)
 
 
 def _package(entry: Mapping[str, Any], at: str, where: Where) -> LockedPackage:
