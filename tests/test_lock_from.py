@@ -237,3 +237,18 @@ def test_a_photon_is_built_from_a_uv_lock(real_index: PackageIndex, tmp_path: Pa
     assert wheels["tinydep"].version == "1.0"  # the index also offers 2.0
     assert f'sha256 = "{wheels["anyio"].sha256}"' in kept
     assert {"fastapi", "uvicorn", "starlette"} <= wheels.keys()
+
+
+def test_groups_follow_the_default_groups(index: PackageIndex, tmp_path: Path) -> None:
+    photon(tmp_path, [])
+    head = (
+        'lock-version = "1.0"\ncreated-by = "uv"\nrequires-python = ">=3.11"\n'
+        'dependency-groups = ["dev", "docs"]\ndefault-groups = ["dev"]\n'
+    )
+    dev = uv_entry(index, "beta", "2.0", marker="'dev' in dependency_groups")
+    docs = uv_entry(index, "native", "1.0", marker="'docs' in dependency_groups")
+    (tmp_path / "pylock.toml").write_text(head + dev + docs)
+    code, out = lock_from(index, tmp_path)
+    assert code == 0, out
+    names = {p.name for p in read_lock(tmp_path / "pylock.svc.toml").packages}
+    assert "beta" in names and "native" not in names

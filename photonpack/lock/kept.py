@@ -27,7 +27,7 @@ def kept_for(kept: StandardLock, target: Target) -> dict[str, tuple[StandardPack
     """name -> (package, its wheel for ``target``) for every package of ``kept`` the target gets."""
     from packaging.markers import Marker
 
-    environment = target.environment()
+    environment = kept.environment(target.environment())
     if kept.environments and not any(
         Marker(e).evaluate(environment, context="lock_file") for e in kept.environments
     ):

@@ -75,8 +75,13 @@ class StandardLock:
     path: Path
     created_by: str
     environments: tuple[str, ...]
+    default_groups: tuple[str, ...]  # the dependency groups an installer takes by default
     packages: tuple[StandardPackage, ...]
     sha256: str  # of the file's bytes
+
+    def environment(self, base: Mapping[str, str]) -> dict[str, Any]:
+        """A target's marker environment, with the default groups and no extras (PEP 751)."""
+        return {**base, "extras": frozenset(), "dependency_groups": frozenset(self.default_groups)}
 
 
 def is_photonpack_lock(data: Mapping[str, Any]) -> bool:
@@ -101,6 +106,7 @@ def read_any_lock(path: Path) -> StandardLock:
         path=path,
         created_by=pylock.created_by,
         environments=tuple(str(m) for m in pylock.environments or ()),
+        default_groups=tuple(pylock.default_groups or ()),
         packages=tuple(_package(p, path.parent) for p in pylock.packages),
         sha256=hashlib.sha256(raw).hexdigest(),
     )
