@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import os
 import urllib.parse
-import urllib.request
 from pathlib import Path
 
 __all__ = ["is_file_url", "local_path", "recorded", "resolved_path", "resolved_url"]
@@ -37,7 +36,12 @@ def is_file_url(location: str) -> bool:
 def local_path(location: str) -> Path | None:
     """The file or directory a local location names (a path or a ``file:`` URL), else None."""
     if is_file_url(location):
-        return Path(urllib.request.url2pathname(urllib.parse.urlsplit(location).path))
+        path = urllib.parse.urlsplit(location).path
+        if os.name == "nt":  # drive letters; urllib.request costs ssl and http.client elsewhere
+            from urllib.request import url2pathname
+
+            return Path(url2pathname(path))
+        return Path(urllib.parse.unquote(path))
     if "://" in location:
         return None
     return Path(location)
