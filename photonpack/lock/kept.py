@@ -26,6 +26,7 @@ __all__ = ["added_packages", "check_kept", "check_requirements", "kept_for", "pi
 def kept_for(kept: StandardLock, target: Target) -> dict[str, tuple[StandardPackage, DistFile]]:
     """name -> (package, its wheel for ``target``) for every package of ``kept`` the target gets."""
     from packaging.markers import Marker
+    from packaging.specifiers import SpecifierSet
 
     environment = kept.environment(target.environment())
     if kept.environments and not any(
@@ -34,6 +35,12 @@ def kept_for(kept: StandardLock, target: Target) -> dict[str, tuple[StandardPack
         raise ResolutionError(
             f"{kept.path.name} is locked for {' or '.join(kept.environments)}, which target "
             f"{target} is not; lock it for that target too, or choose another --target"
+        )
+    python = environment["python_full_version"]
+    if kept.requires_python and not SpecifierSet(kept.requires_python).contains(python, True):
+        raise ResolutionError(
+            f"{kept.path.name} requires Python {kept.requires_python}, and target {target} has "
+            f"Python {environment['python_version']}; choose another --target, or lock for it"
         )
     chosen: dict[str, tuple[StandardPackage, DistFile]] = {}
     for package in kept.packages:

@@ -311,7 +311,7 @@ def assemble(
             key = (pin.name, pin.version)
             kept = (pinned or {}).get(target, {}).get(pin.name)
             files = resolution.files[target].get(pin.name, [])
-            best = kept if kept is not None else _best_wheel(pin, files, target)
+            best = _mirrored(kept, files) if kept is not None else _best_wheel(pin, files, target)
             chosen.setdefault(key, {})[target] = best
             kids = {other.name for other in pins.values() if pin.name in other.required_by}
             children.setdefault(key, set()).update(kids)
@@ -337,6 +337,18 @@ def assemble(
         inputs=inputs,
         inputs_digest=inputs.digest(),
     )
+
+
+def _mirrored(kept: DistFile, offered: Sequence[DistFile]) -> DistFile:
+    """A kept wheel, fetched from the index when it serves the same file (an air-gapped mirror).
+
+    Same name and same sha256: the same bytes, so the pin is kept exactly; only where
+    they come from changes, and every byte is still checked against the kept hash.
+    """
+    for file in offered:
+        if (file.filename, file.sha256) == (kept.filename, kept.sha256):
+            return dataclasses.replace(kept, url=file.url, size=kept.size or file.size)
+    return kept
 
 
 def _measured(files: dict[str, DistFile]) -> dict[str, DistFile]:

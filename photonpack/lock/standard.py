@@ -75,6 +75,7 @@ class StandardLock:
     path: Path
     created_by: str
     environments: tuple[str, ...]
+    requires_python: str | None
     default_groups: tuple[str, ...]  # the dependency groups an installer takes by default
     packages: tuple[StandardPackage, ...]
     sha256: str  # of the file's bytes
@@ -106,6 +107,7 @@ def read_any_lock(path: Path) -> StandardLock:
         path=path,
         created_by=pylock.created_by,
         environments=tuple(str(m) for m in pylock.environments or ()),
+        requires_python=str(pylock.requires_python) if pylock.requires_python else None,
         default_groups=tuple(pylock.default_groups or ()),
         packages=tuple(_package(p, path.parent) for p in pylock.packages),
         sha256=hashlib.sha256(raw).hexdigest(),
