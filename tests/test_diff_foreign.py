@@ -182,3 +182,4 @@ def test_a_foreign_lock_that_is_not_pep751_names_the_place(tmp_path: Path) -> No
     code, out = diff(tmp_path, pip_lock(), broken)
     assert code == 1
     assert "packages[0].version is not valid PEP 751" in out
+    assert out.endswith("; fix it, or write it again with the tool that made it\n")

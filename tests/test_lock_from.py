@@ -275,3 +275,27 @@ def test_a_target_outside_requires_python(index: PackageIndex, tmp_path: Path) -
         f"error: pylock.toml requires Python >=3.12, and target {TARGET} has Python 3.11; "
         "choose another --target, or lock for it\n",
     )
+
+
+def test_diff_of_the_kept_lock_and_the_photon_lock_shows_what_was_added(
+    index: PackageIndex, tmp_path: Path
+) -> None:
+    import json
+
+    photon(tmp_path, ["alpha"])
+    (tmp_path / "pylock.toml").write_text(uv_lock(index, [("alpha", "1.0"), ("beta", "2.0")]))
+    assert lock_from(index, tmp_path)[0] == 0
+    code, out = run(
+        "diff", str(tmp_path / "pylock.toml"), str(tmp_path / "pylock.svc.toml"), "--json"
+    )
+    assert code == 0, out
+    report = json.loads(out)
+    assert [(p["name"], p["kind"]) for p in report["packages"]] == [
+        ("fastapi", "added"),
+        ("httptools", "added"),
+        ("pydantic", "added"),
+        ("python-multipart", "added"),
+        ("uvicorn", "added"),
+        ("uvloop", "added"),
+    ]
+    assert report["wheels"] == [] and report["targets"] == {"added": [], "removed": []}

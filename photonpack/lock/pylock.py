@@ -262,21 +262,20 @@ def _validated(data: dict[str, Any], path: Path) -> Lock:
     return _from_dict(data, path)
 
 
-def check_pep751(data: Mapping[str, Any], path: Path) -> Pylock:
-    """``data`` as ``packaging.pylock`` reads it; a violation names its location."""
+def check_pep751(data: Mapping[str, Any], path: Path, *, fix: str | None = None) -> Pylock:
+    """``data`` as ``packaging.pylock`` reads it; a violation names its location (and ``fix``)."""
     from packaging.pylock import Pylock, PylockValidationError
 
     try:
         return Pylock.from_dict(data)
     except PylockValidationError as exc:
-        where = Where(path)
+        where = Where(path) if fix is None else Where(path, fix)
         # packaging's marker errors add the marker and a caret on lines of their own
         reason = (exc.message.splitlines() or [""])[0]
         if exc.context:
             raise where.error(exc.context, f"is not valid PEP 751: {reason}") from exc
         raise LockFileError(
-            f"lock file {path} is not a valid PEP 751 lock: {reason}; "
-            "fix it, or delete it and run photonpack lock again"
+            f"lock file {path} is not a valid PEP 751 lock: {reason}; {where.fix}"
         ) from exc
 
 

@@ -102,7 +102,8 @@ def read_any_lock(path: Path) -> StandardLock:
         raise LockFileError(f"lock file {path} does not exist") from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise LockFileError(f"cannot read lock file {path}: {exc}") from exc
-    pylock = check_pep751(load_toml(text, path=path), path)
+    fix = "fix it, or write it again with the tool that made it"
+    pylock = check_pep751(load_toml(text, path=path), path, fix=fix)
     return StandardLock(
         path=path,
         created_by=pylock.created_by,
