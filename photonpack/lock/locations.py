@@ -20,7 +20,9 @@ def location_problem(location: str, *, local_ok: bool = False) -> str | None:
     pip and urllib reach http, https and file URLs only; anything else would
     fail later, at the network, with a message about something else.
     """
-    if local_ok and "://" not in location:  # a directory, as index.py reads find-links
+    if "\x00" in location:
+        return "it contains a NUL character"
+    if local_ok and "://" not in location:  # a directory (or, in a lock, relative to it)
         return None
     try:
         parts = urllib.parse.urlsplit(location)
@@ -60,6 +62,8 @@ def wheel_path_problem(path: str, filename: str) -> str | None:
     """
     if "://" in path:
         return "is a URL: a wheel's path is a file path, its URL goes in url"
+    if "\x00" in path:
+        return "contains a NUL character"
     last = path.replace("\\", "/").rpartition("/")[2]
     if last != filename:
         return f"names the file {last!r}, not the wheel {filename!r}"
