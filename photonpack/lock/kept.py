@@ -4,7 +4,8 @@ A team that maintains its environment with uv (``uv export --format
 pylock.toml``) or ``pip lock`` gives that file to ``photonpack lock --from``.
 For every target, each package of that lock whose marker holds is pinned to
 its version, and its wheel for the target is taken from that lock with its
-hash, never from the index. photonpack's serving stack (and the photon's own
+hash, never another file (the caller fetches it from the index when that serves
+the same file: lockfile._mirrored). photonpack's serving stack (and the photon's own
 requirements) are resolved on top of those pins; what that adds is reported.
 A requirement the pins contradict is an error naming both sides.
 Pure: values in, values out (the caller reads the file and resolves).
