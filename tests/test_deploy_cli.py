@@ -52,6 +52,11 @@ def test_dry_run_prints_exactly_the_objects_and_applies_nothing(
         "--env", "MODEL=small", "--namespace", "models", "--dry-run", "-o", "json",
     )  # fmt: skip
     assert json.loads(as_json.stdout) == objects
+    json_flag = _invoke(
+        "deploy", str(counter_archive), "--image", IMAGE, "--token", "s3cret", "--replicas", "2",
+        "--env", "MODEL=small", "--namespace", "models", "--dry-run", "--json",
+    )  # fmt: skip
+    assert json_flag.stdout == as_json.stdout
     assert not (photonpack_home / "deployments").exists()
 
 

@@ -10,7 +10,7 @@ from typing import Any, Literal
 import click
 
 from photonpack._units import format_size
-from photonpack.cli._app import cli
+from photonpack.cli._app import cli, info
 from photonpack.cli.registry import _registry_client, _registry_options, admit_photon
 from photonpack.errors import PhotonpackError, UsageError
 
@@ -130,7 +130,7 @@ def image(
     base_image = open_base(
         spec, store=store, architecture=_architecture(manifest.targets), client_for=client_for
     )
-    click.echo(f"base {spec} {base_image.digest}", err=True)
+    info(f"base {spec} {base_image.digest}")
     with store.temp_dir("image-") as work:
         built = build_image(store, manifest, base_image, work, options)
         for warning in built.warnings:
@@ -150,24 +150,22 @@ def image(
         if oci_layout is not None:
             write_oci_layout(built, oci_layout)
             result["oci_layout"] = str(oci_layout)
-            click.echo(f"wrote {oci_layout} (oci:{oci_layout}:latest)", err=True)
+            info(f"wrote {oci_layout} (oci:{oci_layout}:latest)")
         if output is not None:
             write_docker_archive(built, output, tag=f"localhost/{manifest.name}:latest")
             result["output"] = str(output)
-            click.echo(f"wrote {output} (podman load -i {output})", err=True)
+            info(f"wrote {output} (podman load -i {output})")
         if target_ref is not None:
             with client_for(target_ref.registry) as client:
                 pushed = push_image(built, target_ref, client=client)
             result["push"] = pushed.to_dict()
-            click.echo(
+            info(
                 f"pushed {target_ref}: uploaded {len(pushed.uploaded)} blobs "
                 f"({format_size(pushed.uploaded_bytes)} of {format_size(pushed.total_bytes)}), "
                 f"mounted {len(pushed.mounted)}, already there {len(pushed.present)}",
-                err=True,
             )
-    click.echo(
+    info(
         f"image {built.digest} of {manifest.name} {manifest.digest}: {len(built.layers)} layers "
         f"({built.added} added to the base), {format_size(built.size)}",
-        err=True,
     )
     click.echo(json.dumps(result, indent=2, sort_keys=True) if as_json else built.digest)

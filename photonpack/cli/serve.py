@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from photonpack.cli._app import cli
+from photonpack.cli._app import cli, info
 from photonpack.errors import UsageError
 
 # -- run: serve a photon -------------------------------------------------------
@@ -53,6 +53,13 @@ def _parse_env(pairs: tuple[str, ...]) -> dict[str, str]:
     is_flag=True,
     help="Serve even if system_dependency packages are missing.",
 )
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Once the server is ready, print one JSON line (url, name, photon_digest, pid) "
+    "on stdout, and nothing else there.",
+)
 def run(
     archive: str | None,
     name: str | None,
@@ -63,6 +70,7 @@ def run(
     env_pairs: tuple[str, ...],
     digest: str | None,
     skip_system_check: bool,
+    as_json: bool,
 ) -> None:
     """Serve a photon: from source with -m SPEC, or from ARCHIVE / -n NAME.
 
@@ -90,17 +98,19 @@ def run(
             token=token,
             env=env,
             check_system=not skip_system_check,
+            as_json=as_json,
         )
         return
     args, workdir = _source_serve_args(module, host, port)
+    if as_json:
+        args.append("--ready-json")
     shown = "localhost" if host in ("0.0.0.0", "::") else host  # noqa: S104 - display only
-    click.echo(
+    info(
         f"serving {module} on http://{shown}:{port}; call it with:\n\n"
         "    from photonpack import Client, local\n"
         f"    c = Client({'local()' if port == 8080 else f'local(port={port})'}"
         f"{', token=...' if token or os.environ.get('PHOTONPACK_TOKEN') else ''})\n"
         "    c.paths()\n",
-        err=True,
     )
     os.environ.update(env)
     if token:
@@ -125,6 +135,7 @@ def _run_stored(
     token: str | None,
     env: dict[str, str],
     check_system: bool,
+    as_json: bool,
 ) -> None:
     """Verify, install offline and serve an archive, a stored name, or a registry REF."""
     import time
@@ -138,12 +149,13 @@ def _run_stored(
     manifest = admit_photon(store, archive, name, digest)
     prepared = prepare(store, manifest, check_system=check_system)
     how = "installed" if prepared.installed else "reused"
-    click.echo(
+    info(
         f"verified {manifest.name} {manifest.digest}; environment {how} "
         f"for {prepared.target} in {time.monotonic() - started:.1f} s",
-        err=True,
     )
-    exec_serve(prepared, ServeOptions(host=host, port=port, token=token, env=env))
+    exec_serve(
+        prepared, ServeOptions(host=host, port=port, token=token, env=env, ready_json=as_json)
+    )
 
 
 def _source_serve_args(module: str, host: str, port: int) -> tuple[list[str], str]:

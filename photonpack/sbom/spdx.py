@@ -2,7 +2,8 @@
 
 The photon is the package the document describes; it ``CONTAINS`` the files of
 its working directory (each with its SHA-1, which SPDX requires, and SHA-256),
-and each wheel is a package it ``DEPENDS_ON`` (directly, or through another wheel, as the lock's graph says).
+and each wheel is a package it ``DEPENDS_ON`` (directly, or through another
+wheel, as the lock's graph says).
 A wheel's declared license is its ``License-Expression``; free-text licenses
 and classifiers, which are not SPDX expressions, go to ``licenseComments``.
 Determinism: the namespace is derived from the archive digest and
@@ -157,7 +158,9 @@ def spdx(manifest: Manifest, facts: Facts | None = None) -> dict[str, Any]:
     files = _files(manifest, facts)
     if files:
         root["filesAnalyzed"] = True
-        root["packageVerificationCode"] = {"packageVerificationCodeValue": _verification_code(files)}
+        root["packageVerificationCode"] = {
+            "packageVerificationCodeValue": _verification_code(files)
+        }
     graph = wheel_dependencies(manifest, facts)
     relationships = [
         _relationship("SPDXRef-DOCUMENT", "DESCRIBES", "SPDXRef-Photon"),

@@ -1,10 +1,13 @@
 """The serve entry point: load a photon, run ``init()``, then serve it with uvicorn.
 
 ``python -m photonpack.serving.serve --entry ENTRY --host H --port P [--token T]
-[--max-body-bytes N] [--max-head-bytes N] [--head-timeout S] [--idle-timeout S]``
-is the contract with ``photonpack run``, both from source and from an archive.
-``init()`` runs before the port opens; once it is open the line ``photonpack:
-serving NAME on http://H:P`` goes to stderr. SIGTERM drains in-flight requests
+[--max-body-bytes N] [--max-head-bytes N] [--head-timeout S] [--idle-timeout S]
+[--ready-json [--photon-digest sha256:HEX]]`` is the contract with ``photonpack
+run``, both from source and from an archive. ``init()`` runs before the port
+opens; once it is open the line ``photonpack: serving NAME on http://H:P`` goes
+to stderr. With ``--ready-json`` one JSON line (``url``, ``name``,
+``photon_digest``, ``pid``) goes to stdout instead, and from then on stdout is
+stderr, so nothing else ever lands on it. SIGTERM drains in-flight requests
 within a bounded time (:mod:`photonpack.serving.shutdown`), then the process
 exits 0. Connections are held to :mod:`photonpack.serving.limits`. This module
 imports only the serving package and the serving stack.
@@ -14,7 +17,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -65,7 +70,20 @@ def _parser() -> argparse.ArgumentParser:
         f"{defaults.idle_timeout}, ${ENVIRONMENT['idle_timeout']})",
     )
     parser.add_argument("--log-level", default="info")
+    parser.add_argument(
+        "--ready-json", action="store_true", help="once ready, one JSON line on stdout"
+    )
+    parser.add_argument("--photon-digest", default=None, help="the digest --ready-json says")
     return parser
+
+
+def _announce_json(url: str, name: str, digest: str | None) -> None:
+    """The one JSON line of ``--ready-json``; then stdout is pointed at stderr for good."""
+    line = {"url": url, "name": name, "photon_digest": digest, "pid": os.getpid()}
+    sys.stdout.write(json.dumps(line, sort_keys=True) + "\n")
+    sys.stdout.flush()
+    # The photon's own prints and any child process then write to stderr.
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -104,6 +122,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             ) from exc
 
         def announce(url: str) -> None:
+            if args.ready_json:
+                _announce_json(url, photon.name, args.photon_digest)
+                return
             sys.stderr.write(f"photonpack: serving {photon.name} on {url}\n")
             sys.stderr.flush()
 
