@@ -17,6 +17,7 @@ from photonpack.serving.requirements import SERVING_REQUIREMENTS
 from tests.support.index import PackageIndex, add_serving_stack
 
 TARGET = "cp311-manylinux_2_28_x86_64"
+LOCKED = 1 + len(SERVING_REQUIREMENTS)  # beta and a stand-in for each serving requirement
 
 
 @pytest.fixture(scope="module")
