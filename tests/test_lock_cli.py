@@ -29,10 +29,6 @@ def index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PackageIndex]:
     served.stop()
 
 
-# beta and the stand-ins of the serving stack (uvloop's marker holds on the target), one wheel each.
-LOCKED = 1 + len(SERVING_REQUIREMENTS)
-
-
 def write_photon(directory: Path, requirements: list[str]) -> Path:
     path = directory / "counter.py"
     path.write_text(
