@@ -169,6 +169,37 @@ def write_multiplatform_base(
     return directory
 
 
+def index_with_tiny_platforms(
+    layout: Path, tag: str, destination: Path, architectures: Sequence[str] = ("arm64",)
+) -> Path:
+    """A copy of ``layout`` (files linked) where ``tag`` names an index over its image
+    and a tiny base for each of ``architectures``: a real base made multi-platform."""
+    shutil.copytree(layout, destination, copy_function=os.link)
+    blobs = destination / "blobs" / "sha256"
+    top = json.loads((layout / "index.json").read_text())
+    entry = next(
+        m for m in top["manifests"]
+        if m.get("annotations", {}).get("org.opencontainers.image.ref.name") == tag
+    )  # fmt: skip
+    manifest = json.loads((blobs / entry["digest"][7:]).read_bytes())
+    config = json.loads((blobs / manifest["config"]["digest"][7:]).read_bytes())
+    own = {k: v for k, v in entry.items() if k != "annotations"}
+    manifests = [own | {"platform": {"architecture": config["architecture"], "os": "linux"}}]
+    for architecture in architectures:
+        tiny = _image(
+            blobs, python="3.11.2", packages=None, architecture=architecture, extra_files=None,
+            libraries=("libgcc_s.so.1", "libstdc++.so.6"),
+        )  # fmt: skip
+        manifests.append(tiny | {"platform": {"architecture": architecture, "os": "linux"}})
+    media_type = "application/vnd.oci.image.index.v1+json"
+    index = {"schemaVersion": 2, "mediaType": media_type, "manifests": manifests}
+    named = {"mediaType": media_type} | _put(blobs, json.dumps(index).encode())
+    named["annotations"] = {"org.opencontainers.image.ref.name": tag}
+    (destination / "index.json").unlink()  # a link to the original's
+    (destination / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [named]}))
+    return destination
+
+
 @dataclass(frozen=True)
 class Podman:
     """Rootful podman with its own configuration and vfs storage under a temp directory."""
