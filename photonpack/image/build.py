@@ -2,7 +2,9 @@
 
 The base is read and checked first (``checks.py``): nothing is written for a
 base that cannot run the photon. Then the environment is installed into a
-staging directory from the archive's verified wheels, split into layers
+staging directory from the archive's verified wheels (or linked from the
+store's environments that hold them installed and compiled: the same bytes,
+see ``environment.py``), split into layers
 (``layering.py``), and each layer written deterministically (``layer.py``) in
 parallel. The result is the config, the manifest and the blobs; the writers
 (``output.py``) put them in an OCI layout, a docker-archive or a registry.
@@ -28,6 +30,7 @@ from photonpack.image.layering import PlannedLayer, plan_layers
 from photonpack.image.libraries import MissingLibrary, describe, missing_libraries
 from photonpack.image.rootfs import read_rootfs
 from photonpack.image.users import lepton_user
+from photonpack.install.cache import WheelCache
 from photonpack.install.environment import wheels_for_target
 from photonpack.lock.target import Target
 from photonpack.store import Store
@@ -45,6 +48,7 @@ class ImageOptions:
     epoch: int = 0
     check_system: bool = True
     compression: Compression = "gzip"
+    reuse_environments: bool = True  # link wheels the store's environments hold (same bytes)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -153,6 +157,7 @@ def build_image(
         wheels=[(name, store.blob_path(sha)) for sha, name in wheels_for_target(manifest, target)],
         runtime_files={entry.path: store.blob_path(entry.sha256) for entry in manifest.runtime},
         compiler=compiler,
+        cache=WheelCache(store) if options.reuse_environments else None,
     )
     glibc = facts.libc is not None and facts.libc[0] == "glibc"
     libraries = missing_libraries(staged.root, fs, glibc=glibc)
