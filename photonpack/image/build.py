@@ -160,11 +160,15 @@ def build_image(
         cache=WheelCache(store) if options.reuse_environments else None,
     )
     glibc = facts.libc is not None and facts.libc[0] == "glibc"
-    libraries = missing_libraries(staged.root, fs, glibc=glibc)
-    warnings.extend(_library_problems(libraries, base=base.name, strict=options.check_system))
     user = lepton_user(fs)
     plan = plan_layers(staged, user, [(e, store.blob_path(e.sha256)) for e in manifest.files])
-    written = _write(plan, work / "layers", options.epoch, options.compression)
+    # The library check (Python reading ELF headers) runs while the layers compress (zlib
+    # and sha256 in C, without the GIL); it still comes before anything leaves ``work``.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="photonpack-elf") as side:
+        checking = side.submit(missing_libraries, staged.root, fs, glibc=glibc)
+        written = _write(plan, work / "layers", options.epoch, options.compression)
+        libraries = checking.result()
+    warnings.extend(_library_problems(libraries, base=base.name, strict=options.check_system))
     config = image_config(
         manifest,
         base,
