@@ -67,6 +67,7 @@ class Image:
     tar_sizes: tuple[int, ...]  # each layer's uncompressed size
     added: int  # how many layers the image adds to the base's
     warnings: tuple[str, ...]
+    work: Path | None = None  # where the blobs this build made lie (the config, added layers)
 
     @property
     def size(self) -> int:
@@ -128,18 +129,22 @@ def build_image(
 
     ``work`` must be an empty directory; the blobs of the image stay there.
     """
-    fs = read_rootfs(base)
-    facts = base_facts(fs, base.config)
-    python, own, target = match_target(facts, manifest.targets, base=base.name)
-    if options.check_system:
-        missing = missing_packages(facts, manifest.photon.system_dependency, base=base.name)
-        if missing:
-            raise ImageError(
-                f"base {base.name} lacks the system packages {manifest.name} needs: "
-                f"{', '.join(missing)} (checked its {facts.package_db} database); choose a "
-                "base that has them, or build one (FROM the base, apt-get install them)"
-            )
-    _verified_blobs(store, manifest)
+    # The photon's blobs are re-hashed while the base's layers are read: both are mostly
+    # sha256 and zlib, which run without the GIL. The base's problems are reported first.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="photonpack-verify") as side:
+        verifying = side.submit(_verified_blobs, store, manifest)
+        fs = read_rootfs(base)
+        facts = base_facts(fs, base.config)
+        python, own, target = match_target(facts, manifest.targets, base=base.name)
+        if options.check_system:
+            missing = missing_packages(facts, manifest.photon.system_dependency, base=base.name)
+            if missing:
+                raise ImageError(
+                    f"base {base.name} lacks the system packages {manifest.name} needs: "
+                    f"{', '.join(missing)} (checked its {facts.package_db} database); choose a "
+                    "base that has them, or build one (FROM the base, apt-get install them)"
+                )
+        verifying.result()
     compiler = bytecode_python(python)
     warnings = []
     if compiler is None:
@@ -212,4 +217,5 @@ def build_image(
         tar_sizes=(*fs.uncompressed_sizes, *(layer.tar_size for layer in written)),
         added=len(written),
         warnings=tuple(warnings),
+        work=work,
     )

@@ -50,7 +50,18 @@ def _blobs(image: Image) -> list[Blob]:
     return list(unique.values())
 
 
-def _copy(blob: Blob, out: Path) -> None:
+def _copy(blob: Blob, out: Path, work: Path | None = None) -> None:
+    """Copy the blob to ``out``; one this build made under ``work`` is hard-linked.
+
+    Only those: a link to a store blob or to the base's layout would let the
+    output's files change them.
+    """
+    if work is not None and blob.offset == 0 and blob.path.is_relative_to(work):
+        try:
+            os.link(blob.path, out)
+            return
+        except OSError:
+            pass  # another filesystem, or links not allowed: copy
     with blob.open() as src, out.open("wb") as dst:
         shutil.copyfileobj(src, dst, _CHUNK)
 
@@ -76,7 +87,7 @@ def write_oci_layout(built: Image | ImageIndex, directory: Path, *, tag: str = "
                 for blob in _blobs(image):
                     if blob.digest not in written:
                         written.add(blob.digest)
-                        _copy(blob, blobs / blob.digest.removeprefix("sha256:"))
+                        _copy(blob, blobs / blob.digest.removeprefix("sha256:"), image.work)
                 (blobs / image.digest.removeprefix("sha256:")).write_bytes(image.manifest)
             if isinstance(built, ImageIndex):
                 (blobs / built.digest.removeprefix("sha256:")).write_bytes(built.manifest)
