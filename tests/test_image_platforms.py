@@ -230,3 +230,23 @@ def test_a_malformed_platform_is_one_line(photon: Path, tmp_path: Path) -> None:
         "error: --platform 'arm64': expected a comma-separated list like "
         "linux/amd64,linux/arm64 (found 'arm64'); images are for linux only\n"
     )
+
+
+def test_a_layout_whose_index_json_lists_the_platforms_is_a_multiplatform_base(
+    photon: Path, base: Path, tmp_path: Path
+) -> None:
+    flat = Path(shutil.copytree(base, tmp_path / "flat"))
+    named = json.loads((flat / "index.json").read_text())["manifests"][0]
+    index = _json(flat, named["digest"])
+    (flat / "index.json").write_text(
+        json.dumps({"schemaVersion": 2, "manifests": index["manifests"]})
+    )
+    result = _run(
+        "image", str(photon), "--base", f"oci:{flat}", "--platform", "linux/amd64,linux/arm64",
+        "--oci-layout", str(tmp_path / "o"), "--json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert [p["base_digest"] for p in report["platforms"]] == [
+        m["digest"] for m in index["manifests"]
+    ]

@@ -85,3 +85,37 @@ def test_an_image_linked_from_a_store_environment_has_the_fresh_images_digest(
     for relative in shared:
         assert (staged_env.root / relative).stat().st_ino == (env / relative).stat().st_ino
     assert f"{SITE}/alpha-1.0.dist-info/RECORD" in staged_env.owned["alpha-1.0-py3-none-any.whl"]
+
+
+def test_new_runtime_files_beside_linked_wheels_are_placed_and_compiled(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    staged = stage_photon(tmp_path, "newer", [("alpha", "1.0")])
+    archive = tmp_path / "newer.photon"
+    with archive.open("wb") as out:
+        write_archive(out, staged.manifest, staged.blob_path)
+    monkeypatch.setenv("PHOTONPACK_HOME", str(tmp_path / "home"))
+    base = write_base(tmp_path / "base")
+    _image(archive, base, tmp_path / "out")  # admits the archive
+    store = Store()
+    manifest = read_manifest(archive)
+    target = Target.parse(TARGET)
+    ensure_environment(store, wheels=wheels_for_target(manifest, target), runtime=manifest.runtime)
+    image_base = read_oci_layout(base, tag=None, architecture="amd64")
+    facts = base_facts(read_rootfs(image_base), image_base.config)
+    python = BasePython(executable="/usr/bin/python3.11", version="3.11.2", minor=11)
+    own = facts.target(python)
+    assert own is not None
+    newer = tmp_path / "runtime.py"
+    newer.write_text("# a newer runtime\n")
+    staged_env = stage(
+        tmp_path / "stage",
+        image_interpreter(python, own, facts),
+        wheels=[(n, store.blob_path(s)) for s, n in wheels_for_target(manifest, target)],
+        runtime_files={"photonpack/__init__.py": newer},
+        compiler=Path(getattr(sys, "_base_executable", None) or sys.executable),
+        cache=WheelCache(store),
+    )
+    runtime = [p for label, paths in staged_env.owned.items() if "runtime" in label for p in paths]
+    assert f"{SITE}/photonpack/__pycache__/__init__.cpython-311.pyc" in runtime
+    assert (staged_env.root / SITE / "photonpack/__init__.py").read_text() == "# a newer runtime\n"
