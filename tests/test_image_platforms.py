@@ -250,3 +250,49 @@ def test_a_layout_whose_index_json_lists_the_platforms_is_a_multiplatform_base(
     assert [p["base_digest"] for p in report["platforms"]] == [
         m["digest"] for m in index["manifests"]
     ]
+
+
+def _upload_index(layout: Path, registry: Registry, repository: str, tag: str) -> str:
+    """Push a multi-platform layout's index, its images and their blobs; the index digest."""
+    from photonpack.oci.client import RegistryClient
+
+    named = json.loads((layout / "index.json").read_text())["manifests"][0]
+    index = _json(layout, named["digest"])
+    with RegistryClient(registry.host) as client:
+        for entry in index["manifests"]:
+            manifest = _json(layout, entry["digest"])
+            for desc in [manifest["config"], *manifest["layers"]]:
+                with (layout / "blobs" / "sha256" / desc["digest"][7:]).open("rb") as stream:
+                    client.upload_blob(
+                        repository, digest=desc["digest"], size=desc["size"], stream=stream
+                    )
+            data = _blob(layout, entry["digest"])
+            client.put_manifest(repository, entry["digest"], data, entry["mediaType"])
+        client.put_manifest(repository, tag, _blob(layout, named["digest"]), named["mediaType"])
+    return str(named["digest"])
+
+
+def test_a_registry_index_is_a_multiplatform_base(
+    photon: Path, base: Path, registry: Registry, tmp_path: Path
+) -> None:
+    _upload_index(base, registry, "bases/multi", "1")
+    result = _run(
+        "image", str(photon), "--base", f"{registry.host}/bases/multi:1",
+        "--platform", "linux/amd64,linux/arm64", "--oci-layout", str(tmp_path / "o"), "--json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    local = _run(
+        "image", str(photon), "--base", f"oci:{base}:bookworm",
+        "--platform", "linux/amd64,linux/arm64", "--oci-layout", str(tmp_path / "o2"), "--json",
+    )  # fmt: skip
+    assert json.loads(local.stdout)["digest"] == report["digest"]  # the same bases, by digest
+    missing = _run(
+        "image", str(photon), "--base", f"{registry.host}/bases/multi:1",
+        "--platform", "linux/s390x", "--oci-layout", str(tmp_path / "o3"),
+    )  # fmt: skip
+    assert missing.exit_code == 1
+    assert missing.stderr.splitlines()[-1].startswith(
+        f"error: cannot build --platform linux/s390x: the base {registry.host}/bases/multi:1 "
+        "has images for linux/amd64, linux/arm64, and the archive has targets for linux/amd64"
+    )
