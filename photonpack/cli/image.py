@@ -62,9 +62,10 @@ def _bases(
     if platforms is None:
         architectures = [_architecture(manifest.targets)]
     else:
-        has = base_platforms(spec, store=store, client_for=client_for)
+        has, pinned = base_platforms(spec, store=store, client_for=client_for)
         check_platforms(platforms, base=spec, base_has=has, targets=manifest.targets)
         architectures = [architecture_of(platform) for platform in platforms]
+        spec = pinned  # each platform from the index just listed
     return [
         open_base(spec, store=store, architecture=arch, client_for=client_for)
         for arch in architectures

@@ -9,6 +9,7 @@ archive's architecture.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -147,13 +148,15 @@ def open_base(
         raise _pull_errors(spec, exc) from exc
 
 
-def _index(spec: str, client_for: ClientFactory) -> dict[str, Any] | None:
-    """The base's image index when it is a multi-platform one, else None."""
+def _index(spec: str, client_for: ClientFactory) -> tuple[dict[str, Any] | None, str]:
+    """The base's image index when it is a multi-platform one (else None), and the spec
+    to open its platforms by: a registry tag pinned to the index's digest, so that every
+    platform comes from the index that was listed even if the tag moves meanwhile."""
     if spec.startswith("oci:"):
         directory, tag = _layout_spec(spec)
-        return layout_index(directory, tag=tag)
+        return layout_index(directory, tag=tag), spec
     if spec.startswith("docker-archive:"):
-        return None
+        return None, spec
     try:
         ref = parse_reference(spec)
         with client_for(api_host(ref.registry)) as client:
@@ -161,13 +164,19 @@ def _index(spec: str, client_for: ClientFactory) -> dict[str, Any] | None:
     except RegistryError as exc:
         raise _pull_errors(spec, exc) from exc
     index = _json(data, spec)
-    return index if media_type in INDEX_TYPES or "manifests" in index else None
+    if media_type not in INDEX_TYPES and "manifests" not in index:
+        return None, spec
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    return index, str(dataclasses.replace(ref, digest=digest))
 
 
-def base_platforms(spec: str, *, store: Store, client_for: ClientFactory) -> tuple[str, ...]:
-    """The platforms the base has images for: its index's, or its one image's."""
-    index = _index(spec, client_for)
+def base_platforms(
+    spec: str, *, store: Store, client_for: ClientFactory
+) -> tuple[tuple[str, ...], str]:
+    """The platforms the base has images for (its index's, or its one image's), and the
+    spec that opens each of them (``open_base``) from that same index."""
+    index, pinned = _index(spec, client_for)
     if index is not None:
-        return index_platforms(index)
+        return index_platforms(index), pinned
     base = open_base(spec, store=store, architecture="", client_for=client_for)
-    return (platform_of({"os": "linux"} | dict(base.config)),)
+    return (platform_of({"os": "linux"} | dict(base.config)),), spec
