@@ -17,11 +17,17 @@ from photonpack.archive.manifest import FileEntry, Manifest
 from photonpack.errors import IntegrityError
 from photonpack.install.interpreter import interpreter_id
 from photonpack.install.venv import environment_digest, sync_filesystem
-from photonpack.lock.target import Target
+from photonpack.lock.target import Target, host_compatible
 from photonpack.store import Store
 from photonpack.store.names import store_errors
 
-__all__ = ["ensure_environment", "ensure_workdir", "environment_python", "wheels_for_target"]
+__all__ = [
+    "ensure_environment",
+    "ensure_workdir",
+    "environment_python",
+    "photon_environment",
+    "wheels_for_target",
+]
 
 
 def wheels_for_target(manifest: Manifest, target: Target) -> list[tuple[str, str]]:
@@ -33,6 +39,21 @@ def wheels_for_target(manifest: Manifest, target: Target) -> list[tuple[str, str
 def environment_python(env: Path) -> Path:
     """The interpreter of an installed environment."""
     return env / "bin" / "python"
+
+
+def photon_environment(manifest: Manifest) -> str | None:
+    """The name (hex) of the environment ``run`` uses for ``manifest`` on this interpreter.
+
+    None when no target of the photon runs here. ``gc`` keeps it for a kept photon.
+    """
+    target = host_compatible(Target.parse(text) for text in manifest.targets)
+    if target is None:
+        return None
+    return environment_digest(
+        interpreter=interpreter_id(),
+        wheel_sha256s=[sha for sha, _ in wheels_for_target(manifest, target)],
+        runtime_files={entry.path: entry.sha256 for entry in manifest.runtime},
+    )
 
 
 def ensure_environment(
