@@ -21,7 +21,9 @@ import pytest
 from photonpack import Client
 from photonpack._units import format_duration, parse_duration
 from photonpack.store import Store, locks
+from tests.support.index import PackageIndex
 from tests.support.serving import Served
+from tests.support.stack import COUNTER, build_photon, write_photon
 
 _KEPT_AREAS = ("blobs/sha256", "manifests", "envs", "work")
 
@@ -250,3 +252,33 @@ def test_a_bad_keep_window_is_a_usage_error() -> None:
     assert done.stderr == (
         "error: --keep-recent 'soon' is not a duration: use a number and a unit (s, m, h, d, w)\n"
     )
+
+
+def test_pointers_to_a_removed_environment_move_to_a_kept_one_that_shares_its_wheels(
+    archive: Path,
+    serve_photon: Callable[..., Served],
+    photonpack_home: Path,
+    real_index: PackageIndex,
+    tmp_path: Path,
+) -> None:
+    _run_once(serve_photon, str(archive))  # installs the serving stack and tinydep 2.0
+    (first_env,) = (photonpack_home / "envs").iterdir()
+    source = write_photon(tmp_path / "v2", COUNTER.replace("tinydep>=1.0", "tinydep==1.0"))
+    built = build_photon(real_index, source, tmp_path / "v2.photon")  # links the stack from it
+    Store(photonpack_home).refs.put("counter-v2", built.digest, built.size)
+    locks.release()
+    second_env = next(p for p in (photonpack_home / "envs").iterdir() if p != first_env)
+
+    report = _gc("--keep-recent", "0")
+    assert _freed(report)["envs"] == 1
+    assert not first_env.exists()
+    assert report["moved_pointers"] > 10  # the serving stack's wheels
+    pointers = [json.loads(p.read_bytes()) for p in (photonpack_home / "installed").iterdir()]
+    assert {pointer["environment"] for pointer in pointers} == {second_env.name}
+
+    # The first photon, run again, links the stack from the kept environment.
+    _run_once(serve_photon, str(archive))
+    (again,) = (p for p in (photonpack_home / "envs").iterdir() if p != second_env)
+    module = next(again.glob("lib/python*/site-packages/fastapi/__init__.py"))
+    kept = next(second_env.glob("lib/python*/site-packages/fastapi/__init__.py"))
+    assert module.stat().st_ino == kept.stat().st_ino

@@ -41,19 +41,29 @@ def environment_python(env: Path) -> Path:
     return env / "bin" / "python"
 
 
-def photon_environment(manifest: Manifest) -> str | None:
-    """The name (hex) of the environment ``run`` uses for ``manifest`` on this interpreter.
+def photon_environment(manifest: Manifest) -> tuple[str, frozenset[str]] | None:
+    """The environment ``run`` uses for ``manifest`` on this interpreter, and its pointers.
 
-    None when no target of the photon runs here. ``gc`` keeps it for a kept photon.
+    ``(environment hex, installed/ keys of the wheels and runtime files it
+    holds)``; None when no target of the photon runs here. ``gc`` keeps the
+    environment of a kept photon, and moves to it the pointers of an
+    environment it removes.
     """
+    from photonpack.install.cache import pointer_key, runtime_pointer_key
+
     target = host_compatible(Target.parse(text) for text in manifest.targets)
     if target is None:
         return None
-    return environment_digest(
-        interpreter=interpreter_id(),
-        wheel_sha256s=[sha for sha, _ in wheels_for_target(manifest, target)],
-        runtime_files={entry.path: entry.sha256 for entry in manifest.runtime},
+    interpreter = interpreter_id()
+    wheels = [sha for sha, _ in wheels_for_target(manifest, target)]
+    runtime = {entry.path: entry.sha256 for entry in manifest.runtime}
+    env_hex = environment_digest(
+        interpreter=interpreter, wheel_sha256s=wheels, runtime_files=runtime
     )
+    keys = {pointer_key(sha, interpreter) for sha in wheels}
+    if runtime:
+        keys.add(runtime_pointer_key(runtime, interpreter))
+    return env_hex, frozenset(keys)
 
 
 def ensure_environment(

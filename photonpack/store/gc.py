@@ -50,7 +50,10 @@ if TYPE_CHECKING:
     from photonpack.archive.manifest import Manifest
     from photonpack.store.store import Store
 
-__all__ = ["DEFAULT_KEEP_S", "AreaFreed", "GcReport", "collect"]
+__all__ = ["DEFAULT_KEEP_S", "AreaFreed", "EnvironmentOf", "GcReport", "collect"]
+
+#: A photon's environment on this interpreter and the ``installed/`` keys it can serve.
+EnvironmentOf = Callable[["Manifest"], "tuple[str, frozenset[str]] | None"]
 
 #: The default keep window: an archive run in the last week is kept.
 DEFAULT_KEEP_S = 7 * 24 * 3600
@@ -90,6 +93,7 @@ class GcReport:
     recent: tuple[str, ...]  # digests of archives run within the window (roots)
     photons: int  # distinct photons kept
     in_use: tuple[str, ...]  # items kept because a live process holds them (area/name)
+    moved: int  # installed/ pointers moved to a kept environment holding the same wheel
     areas: tuple[AreaFreed, ...]
 
     @property
@@ -112,6 +116,7 @@ class GcReport:
             },
             "photons": self.photons,
             "in_use": list(self.in_use),
+            "moved_pointers": self.moved,
             "areas": [area.to_dict() for area in self.areas],
             "freed": {"items": self.items, "size": self.size},
         }
@@ -122,6 +127,8 @@ class _Keep:
     digests: set[str] = dataclasses.field(default_factory=set)  # archive hex
     blobs: set[str] = dataclasses.field(default_factory=set)
     envs: set[str] = dataclasses.field(default_factory=set)
+    # installed/ key -> a kept environment that holds that wheel (or those runtime files)
+    holders: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -138,7 +145,7 @@ class _Roots:
 def collect(
     store: Store,
     *,
-    environment_of: Callable[[Manifest], str | None],
+    environment_of: EnvironmentOf,
     keep_recent: float = DEFAULT_KEEP_S,
     dry_run: bool = False,
     wait: bool = True,
@@ -146,13 +153,14 @@ def collect(
 ) -> GcReport:
     """Collect ``store`` under its exclusive lock (see the module's policy).
 
-    ``environment_of(manifest)`` names the environment a kept photon runs in
-    (``install.environment.photon_environment``: the store cannot compute it).
+    ``environment_of(manifest)`` names the environment a kept photon runs in,
+    and the ``installed/`` pointers it can serve
+    (``install.environment.photon_environment``: the store cannot compute them).
     ``wait=False`` raises :class:`~photonpack.store.locks.StoreBusyError`
     instead of waiting for the processes using the store.
     """
     store.check_root()
-    roots, keep, freed = _Roots({}, {}, ()), _Keep(), _measure([])
+    roots, keep, freed, moves = _Roots({}, {}, ()), _Keep(), _measure([]), {}
     in_use: tuple[str, ...] = ()
     if store.root.is_dir():
         with locks.exclusive(store.root, wait=wait):
@@ -162,9 +170,11 @@ def collect(
             keep.envs |= _recently_used(store.root / "envs", cutoff)
             in_use = _in_use(store)
             plan = _plan(store, keep, in_use, cutoff)
+            moves = _moves(store, keep, plan)
+            plan = [item for item in plan if item.path not in moves]
             freed = _measure(plan)
             if not dry_run:
-                _sweep(store, plan)
+                _sweep(store, plan, moves)
     return GcReport(
         root=store.root,
         dry_run=dry_run,
@@ -174,6 +184,7 @@ def collect(
         recent=roots.recent,
         photons=len(keep.digests),
         in_use=in_use,
+        moved=len(moves),
         areas=tuple(freed),
     )
 
@@ -225,9 +236,7 @@ def _unreadable(path: Path, what: str, why: str) -> StoreError:
     )
 
 
-def _reach(
-    store: Store, digests: set[str], environment_of: Callable[[Manifest], str | None]
-) -> _Keep:
+def _reach(store: Store, digests: set[str], environment_of: EnvironmentOf) -> _Keep:
     """Everything the photons ``digests`` (archive hex) need."""
     keep = _Keep()
     for hex_ in sorted(digests):
@@ -242,9 +251,12 @@ def _reach(
             continue  # a root whose manifest is gone: nothing of it to keep
         keep.digests.add(hex_)
         keep.blobs.update(manifest.blobs())
-        env = environment_of(manifest)
-        if env is not None:
+        found = environment_of(manifest)
+        if found is not None:
+            env, pointers = found
             keep.envs.add(env)
+            if store.is_complete(store.env_path(env)):
+                keep.holders.update(dict.fromkeys(pointers, env))
     return keep
 
 
@@ -291,12 +303,36 @@ def _plan(store: Store, keep: _Keep, in_use: tuple[str, ...], cutoff: float) -> 
     for area, kept in (("work", keep.digests), ("envs", keep.envs)):
         add(area, [p for p in _entries(root / area) if p.name not in kept | _names(held, area)])
     kept_envs = keep.envs | _names(held, "envs")
-    add("installed", [p for p in _entries(root / "installed") if _pointer_env(p) not in kept_envs])
+    add(
+        "installed",
+        [
+            p
+            for p in _entries(root / "installed")
+            if _pointer_field(p, "environment") not in kept_envs
+        ],
+    )
     add("blobs", [p for p in _entries(root / "blobs" / "sha256") if p.name not in keep.blobs])
     add("describe", [p for p in _entries(root / "describe") if _mtime(p) < cutoff])
     add("locks", [p for p in _entries(root / "locks") if not locks.in_use(p)])
     add("tmp", [p for p in _entries(root / "tmp") if _stale_tmp(p)])
     return plan
+
+
+def _moves(store: Store, keep: _Keep, plan: list[_Item]) -> dict[Path, bytes]:
+    """The pointers of removed environments that a kept one can serve: path -> new content.
+
+    A kept environment that linked a wheel from one gc removes still holds the
+    files (hard links), so the next environment links from it instead of
+    installing the wheel again.
+    """
+    moves = {}
+    for item in plan:
+        holder = keep.holders.get(item.path.name) if item.area == "installed" else None
+        dist_info = _pointer_field(item.path, "dist_info")
+        if holder is not None and dist_info is not None:
+            pointer = {"environment": holder, "dist_info": dist_info}
+            moves[item.path] = json.dumps(pointer, sort_keys=True).encode() + b"\n"
+    return moves
 
 
 def _names(held: set[str], area: str) -> set[str]:
@@ -312,13 +348,13 @@ def _record_digest(path: Path) -> str | None:
     return digest.removeprefix("sha256:") if isinstance(digest, str) else None
 
 
-def _pointer_env(path: Path) -> str | None:
-    """The environment an ``installed/`` pointer names (None when unreadable: it goes)."""
+def _pointer_field(path: Path, field: str) -> str | None:
+    """A field of an ``installed/`` pointer (None when unreadable: the pointer goes)."""
     try:
-        env = json.loads(path.read_bytes())["environment"]
+        value = json.loads(path.read_bytes())[field]
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    return env if isinstance(env, str) else None
+    return value if isinstance(value, str) else None
 
 
 def _mtime(path: Path) -> float:
@@ -378,8 +414,10 @@ def _files(top: Path) -> Iterator[os.stat_result]:
                 yield os.lstat(os.path.join(folder, name))  # noqa: PTH118 - many, in a row
 
 
-def _sweep(store: Store, plan: list[_Item]) -> None:
-    """Remove the plan: directories renamed under ``tmp/`` first, then deleted."""
+def _sweep(store: Store, plan: list[_Item], moves: dict[Path, bytes]) -> None:
+    """Move the pointers, then remove the plan: directories renamed under ``tmp/`` first."""
+    for path, data in moves.items():
+        store.write_atomic(path, data, sync=False)  # as WheelCache.remember writes them
     trash_parent = store.tmp_dir()
     for item in plan:
         with store_errors(store.root, f"remove {item.area}/{item.path.name}"):

@@ -143,14 +143,21 @@ def exclusive(root: Path, *, wait: bool) -> Iterator[None]:
                 fcntl.flock(fd, fcntl.LOCK_SH)
 
 
-def hold_for_life(path: Path) -> int:
+def hold_for_life(path: Path) -> int | None:
     """Lock ``path`` shared until this process (or what it execs) exits; the fd.
 
     The descriptor is inheritable, so the lock outlives an ``exec`` and dies
-    with the process that finally holds it.
+    with the process that finally holds it. None in a store that cannot be
+    written, where no lock file can be made (and nothing can collect either).
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            return None
     try:
         fcntl.flock(fd, fcntl.LOCK_SH)
         os.set_inheritable(fd, True)

@@ -101,9 +101,7 @@ class Store:
         ``gc`` never removes an item in use, and keeps one used recently.
         """
         for item in items:
-            path = self.use_lock_path(item)
-            with store_errors(self.root, f"lock {item.name} in use"):
-                locks.hold_for_life(self._dir("locks") / path.name)
+            locks.hold_for_life(self.use_lock_path(item))
             # The marker's mtime is the item's last use (a read-only store keeps the old one).
             with contextlib.suppress(OSError):
                 os.utime(item / COMPLETE)
