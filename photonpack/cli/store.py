@@ -160,10 +160,12 @@ def gc(dry_run: bool, keep_recent: str, no_wait: bool, as_json: bool) -> None:
     _table(("AREA", "ITEMS", "FILES", "WOULD FREE" if dry_run else "FREED"), rows)
     roots = (
         f"{len(report.named)} named, {len(report.deployed)} deployed, "
-        f"{len(report.recent)} run within {format_duration(keep)}"
+        f"{len(report.recent)} run within --keep-recent {format_duration(keep)}"
     )
-    click.echo(f"kept {report.photons} photons ({roots})", err=False)
+    click.echo(f"kept {report.photons} photon{'' if report.photons == 1 else 's'} ({roots})")
     for item in report.in_use:
         click.echo(f"kept {item}: in use by a running photon")
+    if report.moved:
+        click.echo(f"moved {report.moved} unpacked-wheel pointers to kept environments")
     if dry_run:
         click.echo("dry run: nothing was removed")
