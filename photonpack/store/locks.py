@@ -131,6 +131,13 @@ def exclusive(root: Path, *, wait: bool) -> Iterator[None]:
                 f"another photonpack process is using the store {root}; run gc again when it "
                 "has finished, or without --no-wait to wait for it"
             ) from None
+        except OSError as exc:
+            if own:
+                os.close(fd)
+            raise StoreError(
+                f"cannot lock the store {root}: {exc.strerror or exc} (gc needs a filesystem "
+                "with file locks); point PHOTONPACK_HOME at a local directory"
+            ) from exc
         _held[root] = fd
     try:
         yield
