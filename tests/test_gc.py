@@ -20,7 +20,10 @@ import pytest
 
 from photonpack import Client
 from photonpack._units import format_duration, parse_duration
+from photonpack.admit import admit_archive
+from photonpack.deploy.record import Record, Records
 from photonpack.store import Store, locks
+from tests.support.archives import Archive
 from tests.support.index import PackageIndex
 from tests.support.serving import Served
 from tests.support.stack import COUNTER, build_photon, write_photon
@@ -282,3 +285,46 @@ def test_pointers_to_a_removed_environment_move_to_a_kept_one_that_shares_its_wh
     module = next(again.glob("lib/python*/site-packages/fastapi/__init__.py"))
     kept = next(second_env.glob("lib/python*/site-packages/fastapi/__init__.py"))
     assert module.stat().st_ino == kept.stat().st_ino
+
+
+def test_a_deployed_photon_is_kept_until_its_record_goes(
+    small_archive: Archive, photonpack_home: Path
+) -> None:
+    manifest = admit_archive(small_archive.path, Store(photonpack_home))
+    record = Record(
+        name="web",
+        engine="podman",
+        photon=manifest.name,
+        photon_digest=manifest.digest,
+        image="localhost/counter:latest",
+        url=None,
+    )
+    Records(photonpack_home).put(record, "")
+    locks.release()
+    blobs = sorted(p.name for p in (photonpack_home / "blobs" / "sha256").iterdir())
+
+    kept = _gc("--keep-recent", "0")
+    assert kept["roots"]["deployed"] == ["web"]
+    assert kept["photons"] == 1
+    assert sorted(p.name for p in (photonpack_home / "blobs" / "sha256").iterdir()) == blobs
+
+    Records(photonpack_home).delete("web")
+    gone = _gc("--keep-recent", "0")
+    assert _freed(gone)["blobs"] == len(blobs)
+    assert list((photonpack_home / "manifests").iterdir()) == []
+
+
+def test_gc_waits_for_a_command_using_the_store_and_sees_what_it_did(
+    small_archive: Archive, photonpack_home: Path
+) -> None:
+    store = Store(photonpack_home)
+    manifest = admit_archive(small_archive.path, store)  # this process now holds the store
+    store.refs.put("counter", manifest.digest, 1)
+    argv = [sys.executable, "-m", "photonpack", "gc", "--json", "--keep-recent", "0"]
+    waiting = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+    store.refs.remove("counter")  # still this command's work: gc must see the store after it
+    locks.release()
+    report = json.loads(waiting.communicate(timeout=300)[0])
+    assert waiting.returncode == 0
+    assert report["roots"]["named"] == []
+    assert _freed(report)["blobs"] == len(manifest.blobs())
