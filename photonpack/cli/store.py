@@ -123,14 +123,15 @@ def gc(dry_run: bool, keep_recent: str, no_wait: bool, as_json: bool) -> None:
     Kept: every named photon (photonpack list), every photon a deployment
     record names, and every archive run within --keep-recent: its manifest,
     blobs, working directory and environment. Also kept: an environment or
-    working directory a live 'run' server uses, and an environment used within
-    --keep-recent. Removed: the rest of blobs, manifests, environments,
+    working directory a live 'run' server uses, and an environment made or
+    used within --keep-recent. Removed: the rest of blobs, manifests, environments,
     working directories, unpacked-wheel pointers, archive records and the
     handler-contract cache older than --keep-recent; lock files nobody holds;
     temporary files of processes that are gone or older than an hour.
 
     Safe while other photonpack commands run: gc waits for them (and they for
-    it) on the store's lock. Reports what it freed, per area.
+    it) on the store's lock. Reports what it freed, per area. The policy and
+    the lock protocol: docs/internals.md.
     """
     import json
 
