@@ -32,11 +32,14 @@ from photonpack.lock.pylock import (
     parse_lock,
     read_lock,
 )
+from photonpack.lock.sdist import LockedSdist
 from photonpack.lock.target import Target
 from photonpack.serving.requirements import SERVING_REQUIREMENTS
 from photonpack.serving.source import PhotonSpec
 
 if TYPE_CHECKING:
+    from packaging.version import Version
+
     from photonpack.lock.resolve import Pin, Resolution
 
 __all__ = [
@@ -140,6 +143,10 @@ def lock_photon(spec: PhotonSpec, options: LockOptions) -> LockResult:
         preferences=_preferences(previous, options),
     )
     lock = assemble(inputs, resolution, path=path)
+    if lock.sdists():
+        from photonpack.lock.buildreqs import lock_build_requirements
+
+        lock = lock_build_requirements(lock, inputs.index)
     text = lock.to_text()
     lock = parse_lock(text, path=path)  # what we write must be what we read
     check_closure(lock)
@@ -218,7 +225,8 @@ def assemble(inputs: LockInputs, resolution: Resolution, *, path: Path) -> Lock:
                 version=version,
                 marker=_marker(set(per_target), inputs.targets),
                 dependencies=tuple(sorted(children[(name, version)])),
-                wheels=tuple(_locked(name, version, f) for f in files),
+                wheels=tuple(_locked(name, version, f) for f in files if f.is_wheel),
+                sdist=next((_sdist(name, version, f) for f in files if not f.is_wheel), None),
             )
         )
     return Lock(
@@ -252,6 +260,8 @@ def _best_wheel(pin: Pin, files: Sequence[DistFile], target: Target) -> DistFile
         if f.is_wheel and (v := f.version()) is not None and Version(v) == version
         if (rank := target.wheel_rank(f.filename)) is not None
     ]
+    if not ranked and (sdist := _sdist_of(files, version)) is not None:
+        return sdist  # an sdist-only release (see photonpack.lock.resolve): built by build
     if not ranked:
         tags = sorted(f.filename for f in files if f.is_wheel and f.version() == pin.version)
         raise NoCompatibleWheelError(
@@ -259,6 +269,28 @@ def _best_wheel(pin: Pin, files: Sequence[DistFile], target: Target) -> DistFile
             f"the index offers {', '.join(tags) or 'no wheels for this version'}"
         )
     return min(ranked, key=lambda item: item[:2])[2]
+
+
+def _sdist_of(files: Sequence[DistFile], version: Version) -> DistFile | None:
+    from packaging.version import Version
+
+    found = sorted(
+        (f for f in files if not f.is_wheel and (v := f.version()) and Version(v) == version),
+        key=lambda f: (not f.filename.endswith(".tar.gz"), f.filename),
+    )
+    return found[0] if found else None
+
+
+def _sdist(name: str, version: str, file: DistFile) -> LockedSdist:
+    assert file.sha256 is not None and file.size is not None
+    return LockedSdist(
+        name=name,
+        version=version,
+        filename=file.filename,
+        url=file.url,
+        size=file.size,
+        sha256=file.sha256,
+    )
 
 
 def _direct_file(pin: Pin, target: Target) -> DistFile:

@@ -40,7 +40,9 @@ import contextlib
 import dataclasses
 import functools
 import os
+import tarfile
 import tempfile
+import zipfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -53,7 +55,12 @@ from photonpack.errors import (
     PackageIndexError,
     ResolutionError,
 )
-from photonpack.lock.diagnosis import explain_not_found, mislabelled, parse_requirement
+from photonpack.lock.diagnosis import (
+    explain_not_found,
+    mislabelled,
+    parse_requirement,
+    source_only,
+)
 from photonpack.lock.index import DistFile, IndexSettings, redact_url
 from photonpack.lock.target import Target
 
@@ -86,8 +93,13 @@ def resolve(
     index: IndexSettings,
     *,
     preferences: Mapping[str, str],
+    allow_sources: bool = True,
 ) -> Resolution:
     """Resolve ``requirements`` for each target: one version per package where one serves all.
+
+    With ``allow_sources``, a project whose matching release has no wheel at
+    all is locked from its sdist (see the module docstring); without it (build
+    requirements), wheels only.
 
     ``preferences`` (name -> version) are kept when still compatible, like
     the existing pins of ``pip-compile``. Every target is resolved with the
@@ -98,6 +110,7 @@ def resolve(
     resolution keeps one version across platforms when one satisfies them all.
     """
     sizes: dict[tuple[str, str], int] = {}
+    sources: set[str] | None = set() if allow_sources else None
     with (
         _pip_internals(),
         _isolated_pip(),
@@ -106,7 +119,7 @@ def resolve(
         tempfile.TemporaryDirectory(prefix="photonpack-resolve-") as work,
     ):
         resolution = _resolve_each(
-            requirements, targets, index, preferences, work=Path(work), sizes=sizes
+            requirements, targets, index, preferences, work=Path(work), sizes=sizes, sources=sources
         )
         agreed = _oldest_choices(resolution)
         if any(
@@ -116,7 +129,7 @@ def resolve(
         ):
             unified = {**preferences, **agreed}
             resolution = _resolve_each(
-                requirements, targets, index, unified, work=Path(work), sizes=sizes
+                requirements, targets, index, unified, work=Path(work), sizes=sizes, sources=sources
             )
     return resolution
 
@@ -129,15 +142,23 @@ def _resolve_each(
     *,
     work: Path,
     sizes: Mapping[tuple[str, str], int],
+    sources: set[str] | None,
 ) -> Resolution:
     pins: dict[Target, dict[str, Pin]] = {}
     files: dict[Target, dict[str, list[DistFile]]] = {}
     for target in targets:
-        resolvers: list[Any] = []
-        repository = _repository(target, index, work, resolvers)
-        pins[target] = _resolve_one(
-            requirements, target, index, repository, preferences=preferences, resolvers=resolvers
-        )
+        while True:  # once more for each sdist-only project found missing
+            resolvers: list[Any] = []
+            repository = _repository(target, index, work, resolvers, sources or set())
+            try:
+                pins[target] = _resolve_one(
+                    requirements, target, index, repository,
+                    preferences=preferences, resolvers=resolvers, sources=sources,
+                )  # fmt: skip
+                break
+            except _SourcesNeeded as needed:
+                assert sources is not None
+                sources.update(needed.names)
         files[target] = {
             name: _offered(repository, name, sizes)
             for name, pin in pins[target].items()
@@ -201,6 +222,34 @@ def _recording_sizes(sizes: dict[tuple[str, str], int]) -> Iterator[None]:
         yield
     finally:
         Link.from_json = original  # type: ignore[method-assign]
+
+
+class _SourcesNeeded(Exception):  # a signal from _resolve_one to _resolve_each, never further
+    """The resolution failed only for want of sdist-only projects: retry with them allowed."""
+
+    def __init__(self, names: set[str]) -> None:
+        super().__init__(", ".join(sorted(names)))
+        self.names = names
+
+
+def _sources_for(names: set[str]) -> Any:
+    """A pip ``FormatControl``: wheels only, except sdists for ``names``.
+
+    ``only_binary`` stays ``{":all:"}``, so the isolated build environment
+    pip prepares an sdist's metadata in installs its build requirements from
+    wheels only (pip passes the finder's format control on).
+    """
+    from pip._internal.models.format_control import FormatControl
+
+    class SourcesFor(FormatControl):
+        __slots__ = ()
+
+        def get_allowed_formats(self, canonical_name: str) -> frozenset[str]:
+            if canonical_name in names:
+                return frozenset({"binary", "source"})
+            return frozenset({"binary"})
+
+    return SourcesFor(set(), {":all:"})
 
 
 # What a pip or pip-tools release that moved an internal raises when it is used.
@@ -327,7 +376,9 @@ def _pip_args(index: IndexSettings) -> list[str]:
     return [*args, "--retries", "0", "--timeout", "30"]
 
 
-def _repository(target: Target, index: IndexSettings, work: Path, resolvers: list[Any]) -> Any:
+def _repository(
+    target: Target, index: IndexSettings, work: Path, resolvers: list[Any], sources: set[str]
+) -> Any:
     """A pip-tools repository whose finder and resolver see ``target``, not this interpreter.
 
     Every pip resolver it makes is appended to ``resolvers``: after a failure,
@@ -349,6 +400,8 @@ def _repository(target: Target, index: IndexSettings, work: Path, resolvers: lis
     repository._finder = repository.command._build_package_finder(
         options=repository.options, session=repository.session, target_python=python
     )
+    if sources:
+        repository._finder.format_control = _sources_for(set(sources))
     make_resolver = functools.partial(
         repository.command.make_resolver, py_version_info=target.python_version
     )
@@ -369,6 +422,7 @@ def _resolve_one(
     *,
     preferences: Mapping[str, str],
     resolvers: Sequence[Any],
+    sources: set[str] | None,
 ) -> dict[str, Pin]:
     from pip._internal.exceptions import (
         DistributionNotFound,
@@ -394,6 +448,8 @@ def _resolve_one(
         try:
             result = resolver.resolve()
         except DistributionNotFound as exc:
+            if sources is not None and (new := source_only(exc, index) - sources):
+                raise _SourcesNeeded(new) from exc
             raise explain_not_found(exc, target, index, mislabelled(resolvers)) from exc
         except (HashError, HashErrors) as exc:
             # pip's first line speaks of a requirements file; the indented details name the file.
@@ -410,6 +466,13 @@ def _resolve_one(
             ) from exc
         except PipError as exc:
             raise ResolutionError(f"cannot resolve for {target}: {exc}") from exc
+        except (tarfile.TarError, zipfile.BadZipFile, EOFError) as exc:
+            # Only an sdist pip prepares metadata from is unpacked while resolving.
+            raise ResolutionError(
+                f"cannot read the source distribution of {', '.join(sorted(sources or ()))} "
+                f"while locking for {target} ({exc}); the index serves a broken sdist: "
+                "require another version, or give a wheel with --find-links"
+            ) from exc
     pins = [_pin(ireq) for ireq in result]
     return {pin.name: pin for pin in pins}
 
