@@ -16,6 +16,7 @@ import sys
 import tarfile
 import tempfile
 import zipfile
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +33,7 @@ else:
     import tomli as tomllib
 
 if TYPE_CHECKING:
+    from photonpack.lock.resolve import Resolution
     from photonpack.lock.sdist import LockedSdist
 
 __all__ = ["build_environment", "lock_build_requirements", "read_build_system"]
@@ -39,9 +41,12 @@ __all__ = ["build_environment", "lock_build_requirements", "read_build_system"]
 _MAX_PYPROJECT = 1 << 20  # a pyproject.toml larger than this is not one
 
 
-def lock_build_requirements(lock: Lock, index: IndexSettings) -> Lock:
+# lockfile.assemble: a Resolution into a Lock (passed in: lockfile imports this module).
+Assemble = Callable[[LockInputs, "Resolution"], Lock]
+
+
+def lock_build_requirements(lock: Lock, index: IndexSettings, *, assemble: Assemble) -> Lock:
     """``lock`` with every sdist's build system and the build environments' wheels."""
-    from photonpack.lock.lockfile import assemble
     from photonpack.lock.resolve import resolve
 
     host = Target.host()
@@ -55,7 +60,7 @@ def lock_build_requirements(lock: Lock, index: IndexSettings) -> Lock:
         inputs = LockInputs(
             requirements=requires, serving_requirements=(), targets=(host,), index=index
         )
-        environments[requires] = assemble(inputs, resolution, path=lock.path).packages
+        environments[requires] = assemble(inputs, resolution).packages
     build_packages = {
         (p.name, p.version): p for packages in environments.values() for p in packages
     }

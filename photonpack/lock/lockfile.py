@@ -146,7 +146,9 @@ def lock_photon(spec: PhotonSpec, options: LockOptions) -> LockResult:
     if lock.sdists():
         from photonpack.lock.buildreqs import lock_build_requirements
 
-        lock = lock_build_requirements(lock, inputs.index)
+        lock = lock_build_requirements(
+            lock, inputs.index, assemble=lambda i, r: assemble(i, r, path=path)
+        )
     text = lock.to_text()
     lock = parse_lock(text, path=path)  # what we write must be what we read
     check_closure(lock)
