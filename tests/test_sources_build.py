@@ -40,6 +40,8 @@ def index(real_index: PackageIndex) -> PackageIndex:
     build_sdist(real_index.files_dir, "docopty", "0.6.2", requires=["tinydep>=1.0"])
     build_sdist(real_index.files_dir, "hatchy", "0.3", backend="hatchling")
     build_sdist(real_index.files_dir, "phoner", "1.0", network=True)
+    build_sdist(real_index.files_dir, "failing", "1.0", fail=True)
+    build_sdist(real_index.files_dir, "swapped", "1.0")
     build_sdist(real_index.files_dir, "natively", "1.0", tag=f"cp311-cp311-{_host_platform()}")
     return real_index
 
@@ -194,3 +196,41 @@ def test_verify_rebuild_builds_the_sdist_again_and_finds_it_reproducible(
     assert result.exit_code == 0, result.output
     assert f"reproducible: rebuilding {source} gives {built.digest}" in result.output
     assert log.stat().st_mtime_ns != first  # built again, not taken from the cache
+
+
+def test_a_failing_build_shows_the_backends_last_lines_and_the_log(
+    index: PackageIndex, tmp_path: Path
+) -> None:
+    store = Store(tmp_path / "home")
+    source = photon(tmp_path / "src", "failing")
+    with pytest.raises(BuildError) as info:
+        build_photon(index, source, tmp_path / "x.photon", store=store)
+    message = str(info.value)
+    assert message.startswith("building failing-1.0.tar.gz failed; the backend's last lines:\n")
+    assert "    checking for a C compiler... no" in message
+    assert "RuntimeError: error: no C compiler found" in message
+    assert message.endswith(f"full log in {store.root / 'logs' / 'build' / 'failing-1.0.log'}")
+    assert not (tmp_path / "x.photon").exists()
+
+
+def test_an_sdist_whose_bytes_differ_from_the_lock_is_refused_with_exit_3(
+    index: PackageIndex, tmp_path: Path
+) -> None:
+    from click.testing import CliRunner
+
+    from photonpack.cli import cli
+
+    source = photon(tmp_path / "src", "swapped")
+    build_photon(index, source, tmp_path / "a.photon", store=Store(tmp_path / "home"))
+    index.tamper("swapped-1.0.tar.gz")
+    try:
+        result = CliRunner().invoke(
+            cli, ["build", "-m", str(source), "-o", str(tmp_path / "b.photon"),
+                  "--index-url", index.url],
+        )  # fmt: skip
+    finally:
+        index._tampered.clear()
+    assert result.exit_code == 3, result.output
+    assert "swapped-1.0.tar.gz from " in result.output
+    assert "does not match the lock" in result.output
+    assert not (tmp_path / "b.photon").exists()

@@ -141,12 +141,21 @@ def _run(argv: Sequence[str], cwd: str | None, env: Mapping[str, str], out: IO[b
 
 
 def tail(log: Path) -> list[str]:
-    """The last lines of the backend's output."""
+    """The last lines of the backend's output, without the frames of Python tracebacks.
+
+    The frames (indented, under ``Traceback ...``) stay in the log; the
+    message keeps what the backend printed and the exception itself.
+    """
     try:
         lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
     except OSError:
         return []
-    return [line for line in lines if line.strip()][-_TAIL:]
+    said = [
+        line
+        for line in lines
+        if line.strip() and not line[:1].isspace() and not line.startswith("Traceback ")
+    ]
+    return said[-_TAIL:]
 
 
 def tried_network(lines: Sequence[str]) -> bool:

@@ -5,7 +5,8 @@
 ``flit_core``, ``setuptools``: its wheels must be on the test index) or
 ``IN_TREE``: a tiny PEP 517 backend shipped inside the sdist
 (``backend-path = ["."]``, no build requirements), which ``network=True``
-makes open a socket in ``build_wheel``, as a backend that downloads would.
+makes open a socket in ``build_wheel``, as a backend that downloads would, and
+``fail=True`` fail there, as a backend without its compiler would.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ _BACKEND = '''\
 """A minimal PEP 517 backend: the package's one module, zipped with fixed times."""
 import base64, hashlib, os, zipfile
 
-NAME, VERSION, REQUIRES, NETWORK, TAG = {name!r}, {version!r}, {requires!r}, {network!r}, {tag!r}
+NAME, VERSION, REQUIRES, TAG = {name!r}, {version!r}, {requires!r}, {tag!r}
+NETWORK, FAIL = {network!r}, {fail!r}
 DIST = NAME.replace("-", "_")
 INFO = f"{{DIST}}-{{VERSION}}.dist-info"
 
@@ -55,6 +57,9 @@ def prepare_metadata_for_build_wheel(directory, config_settings=None):
 
 
 def build_wheel(directory, config_settings=None, metadata_directory=None):
+    if FAIL:
+        print("checking for a C compiler... no")
+        raise RuntimeError("error: no C compiler found")
     if NETWORK:
         import socket
         socket.create_connection(("pypi.org", 443), timeout=5).close()
@@ -93,6 +98,7 @@ def build_sdist(
     requires: Sequence[str] = (),
     module: str | None = None,
     network: bool = False,
+    fail: bool = False,
     tag: str = "py3-none-any",
     extra: Mapping[str, str] | None = None,
 ) -> Path:
@@ -106,7 +112,12 @@ def build_sdist(
     if backend == IN_TREE:
         build = '[build-system]\nrequires = []\nbuild-backend = "_backend"\nbackend-path = ["."]\n'
         files["_backend.py"] = _BACKEND.format(
-            name=name, version=version, requires=list(requires), network=network, tag=tag
+            name=name,
+            version=version,
+            requires=list(requires),
+            network=network,
+            tag=tag,
+            fail=fail,
         )
     elif backend == "hatchling":
         build = _build_system("hatchling", "hatchling.build")
