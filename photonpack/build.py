@@ -34,6 +34,7 @@ from photonpack.lock.lockfile import (
     lock_photon,
     read_lock,
 )
+from photonpack.lock.sdist import LockedSdist
 from photonpack.serving.source import PhotonSpec
 from photonpack.sources.builder import BuiltWheel, build_sources, build_wheels_needed
 from photonpack.store import Store, validate_name
@@ -133,20 +134,26 @@ def build(
             partial=partial,
         )
 
-    inspected: dict[str, tuple[str, ...]] = {}
-
-    def requires_dist(wheel: LockedWheel) -> tuple[str, ...]:
-        if wheel.sha256 not in inspected:
-            checked = inspect_wheel(fetched[wheel.sha256], filename=wheel.filename)
-            inspected[wheel.sha256] = checked.metadata.requires_dist
-        return inspected[wheel.sha256]
-
-    check_closure(lock, requires_dist=requires_dist)  # what the wheels need, locked too
     built = (
         build_sources(lock, store, epoch=archive_mtime(), fresh=options.fresh_sources)
         if sources
         else {}
     )
+    inspected: dict[str, tuple[str, ...]] = {}
+
+    def requires_dist(locked: LockedWheel | LockedSdist) -> tuple[str, ...]:
+        # A sdist stands for the wheel built from it: its metadata may differ from the one
+        # pip prepared at lock time, and what it needs must be locked all the same.
+        path, filename, sha = fetched.get(locked.sha256), locked.filename, locked.sha256
+        if isinstance(locked, LockedSdist):
+            wheel = built[locked.sha256]
+            path, filename, sha = store.blob_path(wheel.sha256), wheel.filename, wheel.sha256
+        if sha not in inspected:
+            assert path is not None
+            inspected[sha] = inspect_wheel(path, filename=filename).metadata.requires_dist
+        return inspected[sha]
+
+    check_closure(lock, requires_dist=requires_dist)  # what the wheels need, locked too
     wheels = _wheel_entries(lock, built)
     files = _photon_files(spec, declaration, lock.path, store)
     runtime = runtime_entries(store)

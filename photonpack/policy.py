@@ -178,8 +178,11 @@ def _inspected(manifest: Manifest, inspect: InspectWheel) -> tuple[dict[str, Whe
 
 
 def _closure_problems(manifest: Manifest, lock: Lock, wheels: dict[str, Wheel]) -> list[Problem]:
-    def requires_dist(locked: LockedWheel) -> Sequence[str] | None:
-        wheel = wheels.get(locked.sha256)
+    built = {w.source.sha256: w.sha256 for w in manifest.wheels if w.source is not None}
+
+    def requires_dist(locked: LockedWheel | LockedSdist) -> Sequence[str] | None:
+        # A locked sdist stands for the wheel the archive built from it.
+        wheel = wheels.get(built.get(locked.sha256, locked.sha256))
         return wheel.metadata.requires_dist if wheel is not None else None
 
     return [
