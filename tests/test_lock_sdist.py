@@ -124,3 +124,34 @@ def test_an_sdist_without_pyproject_gets_setuptools_legacy_backend(tmp_path: Pat
     assert (system.requires, system.backend) == (DEFAULT_BUILD_REQUIRES, DEFAULT_BACKEND)
     hatch = build_sdist(tmp_path, "new", "1.0", backend="hatchling")
     assert read_build_system(hatch, hatch.name).backend == "hatchling.build"
+
+
+def test_pip_installs_from_a_lock_with_an_sdist(index: PackageIndex, tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    result = lock_photon(photon(tmp_path, "docopty"), options(index))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
+    env["PIP_CONFIG_FILE"] = os.devnull
+    target = tmp_path / "site"
+    completed = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-input", "--no-index",
+         "--target", str(target), "-r", str(result.path)],
+        env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr
+    installed = {p.name for p in target.glob("*.dist-info")}
+    assert {"docopty-0.6.2.dist-info", "beta-2.0.dist-info"} <= installed
+
+
+def test_lock_says_how_many_sdists_build_will_build(index: PackageIndex, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from photonpack.cli import cli
+
+    photon(tmp_path, "docopty")
+    argv = ["lock", "-m", str(tmp_path / "svc.py"), "--index-url", index.url]
+    result = CliRunner().invoke(cli, argv)
+    assert result.exit_code == 0, result.output
+    assert ", 1 sdist to build for " in result.output
