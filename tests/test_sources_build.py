@@ -147,7 +147,7 @@ def _build_for(
     )
 
 
-def test_inspect_sbom_and_diff_show_a_wheel_built_from_source(
+def test_inspect_sbom_diff_and_push_show_a_wheel_built_from_source(
     index: PackageIndex, tmp_path: Path
 ) -> None:
     import dataclasses
@@ -170,6 +170,11 @@ def test_inspect_sbom_and_diff_show_a_wheel_built_from_source(
     assert {"name": "photonpack:source-sha256", "value": wheel.source.sha256} in (
         component["properties"]
     )
+    from photonpack.registry import oci_manifest
+
+    assert b'"org.opencontainers.image.title":"sources/docopty-0.6.2.tar.gz"' in (
+        oci_manifest(manifest)
+    )  # push names the sdist's layer
     other = dataclasses.replace(wheel, sha256="0" * 64)
     changed = dataclasses.replace(
         manifest, wheels=tuple(other if w is wheel else w for w in manifest.wheels)

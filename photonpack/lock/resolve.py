@@ -42,6 +42,7 @@ import functools
 import os
 import tarfile
 import tempfile
+import warnings
 import zipfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -335,7 +336,10 @@ def _quiet() -> Iterator[None]:
     saved_levels = {name: logging.getLogger(name).level for name in names}
     log.log = lambda *args, **kwargs: None  # type: ignore[method-assign]  # shadows the method
     try:
-        yield
+        with warnings.catch_warnings():
+            # A backend preparing an sdist's metadata warns through pip's hook caller.
+            warnings.simplefilter("ignore")
+            yield
     finally:
         del log.log
         root.handlers[:], level = saved_root

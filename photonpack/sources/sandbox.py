@@ -18,6 +18,7 @@ import functools
 import os
 import shutil
 import subprocess
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
@@ -128,7 +129,10 @@ def run_hook(
         runner=runner,
         python_executable=str(settings.venv / "bin" / "python"),
     )
-    return getattr(caller, hook)(**kwargs)
+    with warnings.catch_warnings():
+        # Warnings the backend raised come back through the hook caller: the log is theirs.
+        warnings.simplefilter("ignore")
+        return getattr(caller, hook)(**kwargs)
 
 
 def _run(argv: Sequence[str], cwd: str | None, env: Mapping[str, str], out: IO[bytes]) -> None:
