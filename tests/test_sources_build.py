@@ -42,6 +42,9 @@ def index(real_index: PackageIndex) -> PackageIndex:
     build_sdist(real_index.files_dir, "phoner", "1.0", network=True)
     build_sdist(real_index.files_dir, "failing", "1.0", fail=True)
     build_sdist(real_index.files_dir, "swapped", "1.0")
+    build_sdist(
+        real_index.files_dir, "asking", "1.0", asks=["tinydep>=1.0"]
+    )  # on the index: pip takes it at lock
     build_sdist(real_index.files_dir, "natively", "1.0", tag=f"cp311-cp311-{_host_platform()}")
     return real_index
 
@@ -239,3 +242,18 @@ def test_an_sdist_whose_bytes_differ_from_the_lock_is_refused_with_exit_3(
     assert "swapped-1.0.tar.gz from " in result.output
     assert "does not match the lock" in result.output
     assert not (tmp_path / "b.photon").exists()
+
+
+def test_a_dynamic_build_requirement_the_lock_cannot_hold_is_named(
+    index: PackageIndex, tmp_path: Path
+) -> None:
+    with pytest.raises(BuildError) as info:
+        build_photon(
+            index, photon(tmp_path / "src", "asking"), tmp_path / "x.photon",
+            store=Store(tmp_path / "home"),
+        )  # fmt: skip
+    assert str(info.value) == (
+        "building asking-1.0.tar.gz: its backend asks for tinydep>=1.0, which its locked build "
+        "environment does not hold (a dynamic build requirement photonpack cannot lock); build "
+        "a wheel yourself (pip wheel --no-deps) and lock with --find-links DIR"
+    )

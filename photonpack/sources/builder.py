@@ -28,6 +28,7 @@ import tarfile
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from photonpack._digest import sha256_file
 from photonpack._fs import write_atomic
@@ -182,12 +183,23 @@ def _build(
     )
     source = _unpack(store.blob_path(sdist.sha256), sdist.filename, work / "src")
     settings = BuildSettings(venv=venv, home=home, epoch=epoch)
-    hook = {"source": source, "backend": sdist.build.backend, "settings": settings, "log": log}
-    hook["backend_path"] = sdist.build.backend_path
+
+    def call(hook: str, **kwargs: str) -> Any:
+        return run_hook(
+            hook,
+            source=source,
+            backend=sdist.build.backend,
+            backend_path=sdist.build.backend_path,
+            settings=settings,
+            log=log,
+            kwargs=kwargs,
+        )
+
     try:
-        asked = run_hook("get_requires_for_build_wheel", kwargs={}, **hook)  # type: ignore[arg-type]
-        _check_requires(sdist, asked, wheels)
-        filename = run_hook("build_wheel", kwargs={"wheel_directory": str(out)}, **hook)  # type: ignore[arg-type]
+        _check_requires(sdist, call("get_requires_for_build_wheel"), wheels)
+        filename = call("build_wheel", wheel_directory=str(out))
+    except BuildError:
+        raise
     except HookFailed as exc:
         raise _failed(sdist, log) from exc
     except Exception as exc:  # pyproject_hooks' errors: BackendUnavailable, ...

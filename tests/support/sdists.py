@@ -6,7 +6,8 @@
 ``IN_TREE``: a tiny PEP 517 backend shipped inside the sdist
 (``backend-path = ["."]``, no build requirements), which ``network=True``
 makes open a socket in ``build_wheel``, as a backend that downloads would, and
-``fail=True`` fail there, as a backend without its compiler would.
+``fail=True`` fail there, as a backend without its compiler would, and
+``asks`` the dynamic build requirements ``get_requires_for_build_wheel`` returns.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ _BACKEND = '''\
 import base64, hashlib, os, zipfile
 
 NAME, VERSION, REQUIRES, TAG = {name!r}, {version!r}, {requires!r}, {tag!r}
-NETWORK, FAIL = {network!r}, {fail!r}
+NETWORK, FAIL, ASKS = {network!r}, {fail!r}, {asks!r}
 DIST = NAME.replace("-", "_")
 INFO = f"{{DIST}}-{{VERSION}}.dist-info"
 
@@ -45,7 +46,7 @@ def _wheel():
 
 
 def get_requires_for_build_wheel(config_settings=None):
-    return []
+    return ASKS
 
 
 def prepare_metadata_for_build_wheel(directory, config_settings=None):
@@ -99,6 +100,7 @@ def build_sdist(
     module: str | None = None,
     network: bool = False,
     fail: bool = False,
+    asks: Sequence[str] = (),
     tag: str = "py3-none-any",
     extra: Mapping[str, str] | None = None,
 ) -> Path:
@@ -118,6 +120,7 @@ def build_sdist(
             network=network,
             tag=tag,
             fail=fail,
+            asks=list(asks),
         )
     elif backend == "hatchling":
         build = _build_system("hatchling", "hatchling.build")
