@@ -34,6 +34,7 @@ def index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PackageIndex]:
     build_sdist(served.files_dir, "hatchy", "0.3", backend="hatchling")
     served.add("compiled", "1.0", tag="cp311-cp311-manylinux_2_17_x86_64")
     build_sdist(served.files_dir, "compiled", "1.0")
+    build_sdist(served.files_dir, "needsc", "1.0", asks=["cython>=3"])  # not on the index
     yield served
     served.stop()
 
@@ -155,3 +156,20 @@ def test_lock_says_how_many_sdists_build_will_build(index: PackageIndex, tmp_pat
     result = CliRunner().invoke(cli, argv)
     assert result.exit_code == 0, result.output
     assert ", 1 sdist to build for " in result.output
+
+
+def test_an_sdist_whose_metadata_cannot_be_prepared_is_a_clear_error(
+    index: PackageIndex, tmp_path: Path
+) -> None:
+    from photonpack.errors import ResolutionError
+
+    with pytest.raises(ResolutionError) as info:
+        lock_photon(photon(tmp_path, "needsc"), options(index))
+    message = str(info.value)
+    assert message.startswith(
+        f"cannot prepare the metadata of the sdist of needsc while locking for {Target.host()}: "
+    )
+    assert message.endswith(
+        "check that its build requirements are on the index, or give a wheel with --find-links"
+    )
+    assert not (tmp_path / "pylock.svc.toml").exists()

@@ -468,6 +468,16 @@ def _resolve_one(
                 f"a package index failed while locking for {target}: {exc}; check the network, "
                 "or pass --index-url/--find-links for an internal mirror"
             ) from exc
+        except InstallationError as exc:
+            if sources:  # preparing an sdist's metadata ran its backend, and it failed
+                raise ResolutionError(
+                    f"cannot prepare the metadata of the sdist of "
+                    f"{', '.join(sorted(sources))} while locking for {target}: {exc}; lock "
+                    "runs its build backend (in pip's isolated build environment, build "
+                    "requirements from the index) to learn its dependencies: check that its "
+                    "build requirements are on the index, or give a wheel with --find-links"
+                ) from exc
+            raise ResolutionError(f"cannot resolve for {target}: {exc}") from exc
         except PipError as exc:
             raise ResolutionError(f"cannot resolve for {target}: {exc}") from exc
         except (tarfile.TarError, zipfile.BadZipFile, EOFError) as exc:
