@@ -44,7 +44,7 @@ import tarfile
 import tempfile
 import warnings
 import zipfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence, Set
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +63,7 @@ from photonpack.lock.diagnosis import (
     source_only,
 )
 from photonpack.lock.index import DistFile, IndexSettings, redact_url
+from photonpack.lock.pipreads import PageFilter, filtering_pages, unadvertised_metadata
 from photonpack.lock.target import Target
 
 __all__ = ["Pin", "Resolution", "resolve"]
@@ -110,58 +111,92 @@ def resolve(
     cannot use it (no wheel for it, or a conflict) — as uv's universal
     resolution keeps one version across platforms when one satisfies them all.
     """
-    sizes: dict[tuple[str, str], int] = {}
+    indexes = tuple(url.rstrip("/") + "/" for url in (index.index_url, *index.extra_index_urls))
+    pages = PageFilter(indexes=indexes)
     sources: set[str] | None = set() if allow_sources else None
     with (
         _pip_internals(),
         _isolated_pip(),
         _quiet(),
-        _recording_sizes(sizes),
+        filtering_pages(pages),
+        unadvertised_metadata(pages),
         tempfile.TemporaryDirectory(prefix="photonpack-resolve-") as work,
     ):
+        # One repository per target for both passes: the second reuses the index pages and
+        # metadata pip's finder and preparer already hold.
+        work_dir = Path(work)
+        repositories = {t: _TargetRepository(t, index, work_dir) for t in targets}
         resolution = _resolve_each(
-            requirements, targets, index, preferences, work=Path(work), sizes=sizes, sources=sources
+            requirements, targets, repositories, preferences, pages=pages, sources=sources
         )
         agreed = _oldest_choices(resolution)
-        if any(
-            pin.version != agreed[name]
-            for pins in resolution.pins.values()
-            for name, pin in pins.items()
-        ):
+        differing = [
+            target
+            for target, pins in resolution.pins.items()
+            if any(pin.version != agreed[name] for name, pin in pins.items())
+        ]
+        if differing:
+            # A target whose every pin already is the agreed one would resolve to the same
+            # pins again (each package it needs is held to the version it chose): keep it.
             unified = {**preferences, **agreed}
-            resolution = _resolve_each(
-                requirements, targets, index, unified, work=Path(work), sizes=sizes, sources=sources
+            again = _resolve_each(
+                requirements, differing, repositories, unified, pages=pages, sources=sources
+            )
+            resolution = Resolution(
+                pins={t: again.pins.get(t, resolution.pins[t]) for t in targets},
+                files={t: again.files.get(t, resolution.files[t]) for t in targets},
             )
     return resolution
+
+
+class _TargetRepository:
+    """A pip-tools repository for one target, and every pip resolver made from it."""
+
+    def __init__(
+        self, target: Target, index: IndexSettings, work: Path, sources: Set[str] = frozenset()
+    ) -> None:
+        self.target = target
+        self.index = index
+        self.work = work
+        self.resolvers: list[Any] = []
+        self.repository = _repository(target, index, work, self.resolvers, set(sources))
+        self.tags = frozenset(
+            str(tag) for tag in self.repository.finder.target_python.get_unsorted_tags()
+        )
+
+    def with_sources(self, sources: Set[str]) -> _TargetRepository:
+        """The same target's repository, allowing the sdists of ``sources``."""
+        return _TargetRepository(self.target, self.index, self.work, sources)
 
 
 def _resolve_each(
     requirements: Sequence[str],
     targets: Sequence[Target],
-    index: IndexSettings,
+    repositories: dict[Target, _TargetRepository],
     preferences: Mapping[str, str],
     *,
-    work: Path,
-    sizes: Mapping[tuple[str, str], int],
+    pages: PageFilter,
     sources: set[str] | None,
 ) -> Resolution:
     pins: dict[Target, dict[str, Pin]] = {}
     files: dict[Target, dict[str, list[DistFile]]] = {}
     for target in targets:
         while True:  # once more for each sdist-only project found missing
-            resolvers: list[Any] = []
-            repository = _repository(target, index, work, resolvers, sources or set())
+            each = repositories[target]
+            pages.tags = each.tags
             try:
                 pins[target] = _resolve_one(
-                    requirements, target, index, repository,
-                    preferences=preferences, resolvers=resolvers, sources=sources,
+                    requirements, target, each.index, each.repository,
+                    preferences=preferences, resolvers=each.resolvers, sources=sources,
                 )  # fmt: skip
                 break
             except _SourcesNeeded as needed:
                 assert sources is not None
                 sources.update(needed.names)
+                # A fresh finder: pip's caches the candidates it filtered as wheels-only.
+                repositories[target] = each.with_sources(sources)
         files[target] = {
-            name: _offered(repository, name, sizes)
+            name: _offered(each.repository, name, pages.sizes)
             for name, pin in pins[target].items()
             if pin.url is None
         }
@@ -196,33 +231,6 @@ def _offered(repository: Any, name: str, sizes: Mapping[tuple[str, str], int]) -
             )
         )
     return found
-
-
-@contextlib.contextmanager
-def _recording_sizes(sizes: dict[tuple[str, str], int]) -> Iterator[None]:
-    """Keep the PEP 700 ``size`` of every file pip parses from a JSON page.
-
-    pip's ``Link`` drops the size; without this, every wheel's size would cost a
-    second fetch of its project page. Scoped like :func:`_target_environment`.
-    """
-    from pip._internal.models.link import Link
-
-    original = Link.__dict__["from_json"]
-
-    def from_json(cls: type[Any], file_data: dict[str, Any], page_url: str) -> Any:
-        size = file_data.get("size")
-        if isinstance(size, int):
-            # Keyed by what the page says, not by Link properties: this runs for every file
-            # of every release, so it must cost next to nothing.
-            sha256 = (file_data.get("hashes") or {}).get("sha256") or ""
-            sizes[(str(file_data.get("filename")), sha256)] = size
-        return original.__func__(cls, file_data, page_url)
-
-    Link.from_json = classmethod(from_json)  # type: ignore[method-assign,assignment]
-    try:
-        yield
-    finally:
-        Link.from_json = original  # type: ignore[method-assign]
 
 
 class _SourcesNeeded(Exception):  # a signal from _resolve_one to _resolve_each, never further
