@@ -173,3 +173,14 @@ def test_an_sdist_whose_metadata_cannot_be_prepared_is_a_clear_error(
         "check that its build requirements are on the index, or give a wheel with --find-links"
     )
     assert not (tmp_path / "pylock.svc.toml").exists()
+
+
+def test_an_sdist_only_package_is_locked_once_for_every_target(
+    index: PackageIndex, tmp_path: Path
+) -> None:
+    result = lock_photon(photon(tmp_path, "docopty"), options(index, Target.host(), ARM_311))
+    lock = read_lock(result.path)
+    (package,) = [p for p in lock.packages if p.name == "docopty"]
+    assert package.marker is None and package.sdist is not None
+    for target in (Target.host(), ARM_311):
+        assert [s.filename for s in lock.sources_for(target)] == ["docopty-0.6.2.tar.gz"]

@@ -158,6 +158,7 @@ class _TargetRepository:
         self.target = target
         self.index = index
         self.work = work
+        self.sources = frozenset(sources)
         self.resolvers: list[Any] = []
         self.repository = _repository(target, index, work, self.resolvers, set(sources))
         self.tags = frozenset(
@@ -183,6 +184,8 @@ def _resolve_each(
     for target in targets:
         while True:  # once more for each sdist-only project found missing
             each = repositories[target]
+            if sources and each.sources != sources:  # another target found them first
+                repositories[target] = each = each.with_sources(sources)
             pages.tags = each.tags
             try:
                 pins[target] = _resolve_one(
@@ -192,9 +195,8 @@ def _resolve_each(
                 break
             except _SourcesNeeded as needed:
                 assert sources is not None
+                # A fresh finder (above): pip's caches the candidates it filtered as wheels-only.
                 sources.update(needed.names)
-                # A fresh finder: pip's caches the candidates it filtered as wheels-only.
-                repositories[target] = each.with_sources(sources)
         files[target] = {
             name: _offered(each.repository, name, pages.sizes)
             for name, pin in pins[target].items()
