@@ -200,7 +200,12 @@ def rebuild(
         name=built.name,
         output=output,
         locked=True,
-        lock=LockOptions(name=built.name, targets=lock.inputs.targets, index=lock.inputs.index),
+        lock=LockOptions(
+            name=built.name,
+            targets=lock.inputs.targets,
+            index=lock.inputs.index,
+            from_lock=lock.inputs.from_lock.path if lock.inputs.from_lock else None,
+        ),
         fresh_sources=True,
     )
     return build(spec, options, store=store).manifest

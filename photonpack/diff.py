@@ -19,6 +19,7 @@ from photonpack.summary import type_of
 
 if TYPE_CHECKING:
     from photonpack.lock.pylock import Lock
+    from photonpack.lock.standard import StandardLock
 
 __all__ = [
     "DIFF_FORMAT_VERSION",
@@ -33,6 +34,7 @@ __all__ = [
     "load_side",
     "side_from_lock",
     "side_from_manifest",
+    "side_from_standard_lock",
     "type_of",
 ]
 
@@ -94,12 +96,47 @@ def side_from_lock(lock: Lock, label: str) -> Side:
     )
 
 
+def side_from_standard_lock(lock: StandardLock, label: str) -> Side:
+    """The side of a PEP 751 lock another tool wrote: every artifact of every package, no targets.
+
+    An sdist, archive, VCS commit or directory stands beside the wheels, so a
+    changed commit or sdist hash shows as a wheel's would. A size the lock does
+    not record counts as 0.
+    """
+    entries = {
+        (p.name, p.described_version, a.label): WheelEntry(
+            filename=a.label,
+            name=p.name,
+            version=p.described_version,
+            sha256=a.sha256 or "",
+            size=a.size or 0,
+            targets=(),
+        )
+        for p in lock.packages
+        for a in p.artifacts
+    }
+    return Side(
+        label=label,
+        digest=None,
+        wheels=tuple(entries[key] for key in sorted(entries)),
+        targets=(),
+    )
+
+
 def load_side(path: Path) -> Side:
-    """Read one side from disk: a ``.toml`` lock file, else an archive (its manifest only)."""
+    """Read one side from disk: a ``.toml`` lock file (any PEP 751 lock), else an archive."""
     if path.suffix == ".toml":
         from photonpack.lock.lockfile import read_lock
+        from photonpack.lock.pylock import load_toml
+        from photonpack.lock.standard import is_photonpack_lock, read_any_lock
 
-        return side_from_lock(read_lock(path), str(path))
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            return side_from_lock(read_lock(path), str(path))  # which says what is wrong
+        if is_photonpack_lock(load_toml(text, path=path)):
+            return side_from_lock(read_lock(path), str(path))
+        return side_from_standard_lock(read_any_lock(path), str(path))
     from photonpack.archive import read_manifest
 
     return side_from_manifest(read_manifest(path), str(path))
@@ -234,7 +271,13 @@ class Diff:
 
 
 def diff(a: Side, b: Side) -> Diff:
-    """Compare two sides; handler, file and attribute changes need two archives."""
+    """Compare two sides; handler, file and attribute changes need two archives.
+
+    Targets are compared only when both sides have them: a lock written by
+    another tool has none, so against it only packages and files count.
+    """
+    if not (a.targets and b.targets):
+        a, b = _untargeted(a), _untargeted(b)
     packages, wheels = _packages(a.wheels, b.wheels)
     both = a.manifest is not None and b.manifest is not None
     handlers = _handlers(a.manifest, b.manifest) if both else ()
@@ -251,6 +294,11 @@ def diff(a: Side, b: Side) -> Diff:
             _attributes(a.manifest, b.manifest, handlers_changed=bool(handlers)) if both else ()
         ),
     )
+
+
+def _untargeted(side: Side) -> Side:
+    wheels = tuple(dataclasses.replace(w, targets=()) for w in side.wheels)
+    return dataclasses.replace(side, wheels=wheels, targets=())
 
 
 def _version_key(version: str) -> tuple[int, Version | str]:

@@ -45,7 +45,7 @@ def _package_lines(d: Diff) -> list[tuple[str, str]]:
 def _coverage_lines(d: Diff) -> list[tuple[str, str]]:
     if not (d.wheels or d.targets_added or d.targets_removed):
         return []
-    out = [("bold", "targets and wheels:")]
+    out = [("bold", "targets and wheels:" if d.a.targets or d.b.targets else "locked files:")]
     out += [("green", f"  + target {t}") for t in d.targets_added]
     out += [("red", f"  - target {t}") for t in d.targets_removed]
     for w in d.wheels:
@@ -53,10 +53,15 @@ def _coverage_lines(d: Diff) -> list[tuple[str, str]]:
             text = f"  ~ {w.filename}: {', '.join(w.old_targets)} -> {', '.join(w.new_targets)}"
             out.append(("yellow", text))
         elif w.kind == "added":
-            out.append(("green", f"  + {w.filename} ({', '.join(w.new_targets)})"))
+            out.append(("green", f"  + {w.filename}{_targets(w.new_targets)}"))
         else:
-            out.append(("red", f"  - {w.filename} ({', '.join(w.old_targets)})"))
+            out.append(("red", f"  - {w.filename}{_targets(w.old_targets)}"))
     return out
+
+
+def _targets(targets: tuple[str, ...]) -> str:
+    # A lock written by another tool names no targets.
+    return f" ({', '.join(targets)})" if targets else ""
 
 
 def _api_lines(d: Diff) -> list[tuple[str, str]]:

@@ -67,6 +67,14 @@ def lock_index_options(func: Any) -> Any:
                 callback=_locations(local_ok=True),
                 help="A directory of wheels or an HTML page of links (repeatable).",
             ),
+            click.option(
+                "--from",
+                "from_lock",
+                type=click.Path(path_type=Path, dir_okay=False),
+                metavar="PYLOCK",
+                help="Keep the pins (versions and hashes) of this PEP 751 lock, written by "
+                "uv or pip lock, and lock the serving stack on top.",
+            ),
         ]
     ):
         func = option(func)
@@ -81,6 +89,7 @@ def lock_options_from(
     index_url: str | None,
     extra_index_urls: tuple[str, ...],
     find_links: tuple[str, ...],
+    from_lock: Path | None = None,
     upgrade: bool = False,
     upgrade_packages: tuple[str, ...] = (),
 ) -> Any:
@@ -99,6 +108,7 @@ def lock_options_from(
         ),
         upgrade=upgrade,
         upgrade_packages=upgrade_packages,
+        from_lock=from_lock.absolute() if from_lock else None,
     )
 
 
@@ -128,6 +138,7 @@ def lock(
     index_url: str | None,
     extra_index_urls: tuple[str, ...],
     find_links: tuple[str, ...],
+    from_lock: Path | None,
     upgrade: bool,
     upgrade_packages: tuple[str, ...],
     check: bool,
@@ -145,6 +156,7 @@ def lock(
         index_url=index_url,
         extra_index_urls=extra_index_urls,
         find_links=find_links,
+        from_lock=from_lock,
         upgrade=upgrade,
         upgrade_packages=upgrade_packages,
     )
@@ -158,8 +170,12 @@ def lock(
         return
     result = lock_photon(spec, options)
     if as_json:
-        _echo_lock_json(result.lock, changed=result.changed)
+        _echo_lock_json(result.lock, changed=result.changed, added=result.added)
         return
+    if from_lock is not None:
+        kept = len({p.name for p in result.lock.packages}) - len(result.added)
+        added = f": {', '.join(result.added)}" if result.added else ""
+        click.echo(f"kept {kept} packages of {from_lock.name}; added {len(result.added)}{added}")
     if not result.changed:
         click.echo(f"{result.path.name} is up to date")
         return
@@ -173,8 +189,11 @@ def lock(
     )
 
 
-def _echo_lock_json(lock: Lock, *, changed: bool) -> None:
-    """``{"path", "changed", "targets", "packages": [{"name", "version", "marker"}], "wheels"}``."""
+def _echo_lock_json(lock: Lock, *, changed: bool, added: tuple[str, ...] = ()) -> None:
+    """``{"path", "changed", "targets", "packages": [{"name", "version", "marker"}], "wheels"}``.
+
+    With ``--from``, also ``"from"`` (the kept lock) and ``"added"`` (``"name version"``).
+    """
     import json
 
     document = {
@@ -186,6 +205,9 @@ def _echo_lock_json(lock: Lock, *, changed: bool) -> None:
         ],
         "wheels": len(lock.wheels()),
     }
+    if lock.inputs.from_lock is not None:
+        document["from"] = str(lock.inputs.from_lock.path)
+        document["added"] = list(added)
     click.echo(json.dumps(document, indent=2, sort_keys=True))
 
 

@@ -58,7 +58,11 @@ def lock_build_requirements(lock: Lock, index: IndexSettings, *, assemble: Assem
     for requires in sorted({system.requires for system in systems.values()}):
         resolution = resolve(requires, [host], index, preferences={}, allow_sources=False)
         inputs = LockInputs(
-            requirements=requires, serving_requirements=(), targets=(host,), index=index
+            requirements=requires,
+            serving_requirements=(),
+            targets=(host,),
+            index=index,
+            directory=lock.inputs.directory,
         )
         environments[requires] = assemble(inputs, resolution).packages
     build_packages = {

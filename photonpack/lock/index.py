@@ -23,6 +23,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from photonpack._digest import CHUNK_SIZE, sha256_file
 from photonpack.errors import PackageIndexError
+from photonpack.lock.relative import (
+    is_file_url,
+    local_path,
+    recorded,
+    resolved_path,
+    resolved_url,
+)
 
 if TYPE_CHECKING:
     import urllib.request
@@ -87,6 +94,35 @@ class IndexSettings:
             "extra-index-urls": list(safe.extra_index_urls),
             "find-links": list(safe.find_links),
         }
+
+    def recorded(self, base: Path) -> IndexSettings:
+        """The settings as a lock in ``base`` records them: local locations relative to it.
+
+        A ``file://`` index URL becomes a relative URL reference (``mirror/simple``), a
+        find-links directory or ``file://`` URL a relative path (pip reads both alike).
+        """
+
+        def index(url: str) -> str:
+            path = local_path(url) if is_file_url(url) else None
+            return url if path is None else recorded(path, base)
+
+        def link(location: str) -> str:
+            path = local_path(location)
+            return location if path is None else recorded(path, base)
+
+        return IndexSettings(
+            index_url=index(self.index_url),
+            extra_index_urls=tuple(index(u) for u in self.extra_index_urls),
+            find_links=tuple(link(u) for u in self.find_links),
+        )
+
+    def resolved(self, base: Path) -> IndexSettings:
+        """The inverse of :meth:`recorded`: relative locations made absolute against ``base``."""
+        return IndexSettings(
+            index_url=resolved_url(self.index_url, base),
+            extra_index_urls=tuple(resolved_url(u, base) for u in self.extra_index_urls),
+            find_links=tuple(u if "://" in u else resolved_path(u, base) for u in self.find_links),
+        )
 
     def locations(self) -> list[str]:
         """Every configured location, for error messages (credentials removed)."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import urllib.parse
 
-__all__ = ["location_problem", "wheel_url_problem"]
+__all__ = ["location_problem", "wheel_path_problem", "wheel_url_problem"]
 
 _SCHEMES = ("http", "https", "file")
 
@@ -20,7 +20,9 @@ def location_problem(location: str, *, local_ok: bool = False) -> str | None:
     pip and urllib reach http, https and file URLs only; anything else would
     fail later, at the network, with a message about something else.
     """
-    if local_ok and "://" not in location:  # a directory, as index.py reads find-links
+    if "\x00" in location:
+        return "it contains a NUL character"
+    if local_ok and "://" not in location:  # a directory (or, in a lock, relative to it)
         return None
     try:
         parts = urllib.parse.urlsplit(location)
@@ -49,4 +51,20 @@ def wheel_url_problem(url: str, filename: str) -> str | None:
         return "has a '.' or '..' path segment: a lock names files, not relative paths"
     if segments[-1] != filename:
         return f"names the file {segments[-1]!r}, not the wheel {filename!r}"
+    return None
+
+
+def wheel_path_problem(path: str, filename: str) -> str | None:
+    """Why a locked wheel's ``path`` (relative to the lock's directory) is wrong, or None.
+
+    Unlike a URL, a path may climb out of the lock's directory (``../wheelhouse/x.whl``):
+    PEP 751 allows it, and the file is checked against its hash like any other.
+    """
+    if "://" in path:
+        return "is a URL: a wheel's path is a file path, its URL goes in url"
+    if "\x00" in path:
+        return "contains a NUL character"
+    last = path.replace("\\", "/").rpartition("/")[2]
+    if last != filename:
+        return f"names the file {last!r}, not the wheel {filename!r}"
     return None

@@ -13,17 +13,25 @@ from __future__ import annotations
 import dataclasses
 import re
 import urllib.parse
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from photonpack._fs import write_atomic
-from photonpack.errors import LockError, NoCompatibleWheelError, StaleLockError
+from photonpack.errors import (
+    LockError,
+    LockFileError,
+    NoCompatibleWheelError,
+    ResolutionError,
+    StaleLockError,
+)
 from photonpack.lock.closure import check_closure
 from photonpack.lock.declaration import read_declaration
 from photonpack.lock.forms import check_forms
 from photonpack.lock.index import DistFile, IndexSettings
+from photonpack.lock.kept import added_packages, check_kept, check_requirements, kept_for, pin_lines
 from photonpack.lock.pylock import (
+    FromLock,
     Lock,
     LockedPackage,
     LockedWheel,
@@ -32,6 +40,7 @@ from photonpack.lock.pylock import (
     parse_lock,
     read_lock,
 )
+from photonpack.lock.relative import is_file_url, local_path, recorded
 from photonpack.lock.sdist import LockedSdist
 from photonpack.lock.target import Target
 from photonpack.serving.requirements import SERVING_REQUIREMENTS
@@ -41,6 +50,7 @@ if TYPE_CHECKING:
     from packaging.version import Version
 
     from photonpack.lock.resolve import Pin, Resolution
+    from photonpack.lock.standard import StandardLock
 
 __all__ = [
     "Lock",
@@ -69,15 +79,21 @@ class LockOptions:
     index: IndexSettings = dataclasses.field(default_factory=IndexSettings)
     upgrade: bool = False
     upgrade_packages: tuple[str, ...] = ()
+    from_lock: Path | None = None  # a PEP 751 lock whose pins are kept (photonpack.lock.kept)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class LockResult:
-    """The lock file, its content, and whether this call rewrote it."""
+    """The lock file, its content, and whether this call rewrote it.
+
+    With ``--from``, ``added`` names the packages (``"name version"``) locked on
+    top of the kept pins.
+    """
 
     path: Path
     lock: Lock
     changed: bool
+    added: tuple[str, ...] = ()
 
 
 def default_name(class_name: str) -> str:
@@ -107,8 +123,37 @@ def lock_inputs(spec: PhotonSpec, options: LockOptions) -> tuple[Path, LockInput
         # Sorted: the lock is the same whatever order --target was given in.
         targets=tuple(sorted(set(options.targets), key=str)) or (Target.host(),),
         index=options.index,
+        directory=path.parent,
+        from_lock=_from_lock(options.from_lock, path),
     )
     return path, inputs
+
+
+def _from_lock(location: Path | None, output: Path) -> FromLock | None:
+    if location is None:
+        return None
+    import hashlib
+
+    if location.resolve() == output.resolve():
+        raise LockError(
+            f"--from {location} is the lock photonpack would write: keep the other tool's "
+            "lock under another name (pylock.toml), or write this one elsewhere with -o"
+        )
+    try:
+        data = location.read_bytes()
+    except FileNotFoundError as exc:
+        raise LockFileError(f"--from {location}: the lock file does not exist") from exc
+    except OSError as exc:
+        raise LockFileError(f"--from {location}: cannot read it: {exc.strerror or exc}") from exc
+    return FromLock(path=location.absolute(), sha256=hashlib.sha256(data).hexdigest())
+
+
+def _kept(inputs: LockInputs) -> StandardLock | None:
+    if inputs.from_lock is None:
+        return None
+    from photonpack.lock.standard import read_any_lock
+
+    return read_any_lock(inputs.from_lock.path)
 
 
 def check_lock(spec: PhotonSpec, options: LockOptions) -> None:
@@ -120,6 +165,8 @@ def check_lock(spec: PhotonSpec, options: LockOptions) -> None:
     if lock.inputs_digest != inputs.digest():
         raise StaleLockError(f"{path.name} is stale: {_what_changed(lock.inputs, inputs)}")
     check_closure(lock)
+    if (kept := _kept(inputs)) is not None:
+        check_kept(lock, kept)
 
 
 def lock_photon(spec: PhotonSpec, options: LockOptions) -> LockResult:
@@ -130,19 +177,11 @@ def lock_photon(spec: PhotonSpec, options: LockOptions) -> LockResult:
         fresh = fresh_lock(old, path=path, digest=inputs.digest())
         if fresh is not None:
             check_closure(fresh)
-            return LockResult(path=path, lock=fresh, changed=False)
+            return _result(path, fresh, inputs, changed=False)
     # A malformed previous lock is an error, not something to overwrite silently.
     previous = parse_lock(old, path=path) if old is not None else None
-
-    from photonpack.lock.resolve import resolve
-
-    resolution = resolve(
-        (*inputs.requirements, *inputs.serving_requirements),
-        inputs.targets,
-        inputs.index,
-        preferences=_preferences(previous, options),
-    )
-    lock = assemble(inputs, resolution, path=path)
+    resolution, pinned = _resolve(inputs, _preferences(previous, options), _kept(inputs))
+    lock = assemble(inputs, resolution, path=path, pinned=pinned)
     if lock.sdists():
         from photonpack.lock.buildreqs import lock_build_requirements
 
@@ -152,9 +191,56 @@ def lock_photon(spec: PhotonSpec, options: LockOptions) -> LockResult:
     text = lock.to_text()
     lock = parse_lock(text, path=path)  # what we write must be what we read
     check_closure(lock)
+    result = _result(path, lock, inputs, changed=text != old)
     if text != old:
         _write_atomic(path, text)
-    return LockResult(path=path, lock=lock, changed=text != old)
+    return result
+
+
+def _result(path: Path, lock: Lock, inputs: LockInputs, *, changed: bool) -> LockResult:
+    """The result, the kept pins checked (``--from``) and what was added to them."""
+    kept = _kept(inputs)
+    if kept is None:
+        return LockResult(path=path, lock=lock, changed=changed)
+    check_kept(lock, kept)
+    return LockResult(path=path, lock=lock, changed=changed, added=added_packages(lock, kept))
+
+
+def _resolve(
+    inputs: LockInputs, preferences: dict[str, str], kept: StandardLock | None
+) -> tuple[Resolution, dict[Target, dict[str, DistFile]]]:
+    """Resolve the inputs; with ``kept``, on top of its pins (and their wheels, per target)."""
+    from photonpack.lock.resolve import Resolution, resolve
+
+    requirements = (*inputs.requirements, *inputs.serving_requirements)
+    if kept is None:
+        return resolve(requirements, inputs.targets, inputs.index, preferences=preferences), {}
+    owners = {
+        "the photon": inputs.requirements,
+        "photonpack's serving stack": inputs.serving_requirements,
+    }
+    chosen = {target: kept_for(kept, target) for target in inputs.targets}
+    groups: dict[tuple[str, ...], list[Target]] = {}  # targets that get the same pins
+    for target in inputs.targets:
+        check_requirements(kept, chosen[target], owners, target)
+        groups.setdefault(pin_lines(chosen[target]), []).append(target)
+    names = {p.name for p in kept.packages}
+    free = {name: v for name, v in preferences.items() if name not in names}
+    merged = Resolution(pins={}, files={})
+    for lines, group in groups.items():
+        try:
+            part = resolve((*requirements, *lines), group, inputs.index, preferences=free)
+        except ResolutionError as exc:
+            message = str(exc)
+            for line in lines:  # the resolver saw the pins as the photon's own lines
+                message = message.replace(
+                    f"the photon requires {line}", f"{kept.path.name} pins {line}"
+                )
+            raise ResolutionError(message) from exc
+        merged.pins.update(part.pins)
+        merged.files.update(part.files)
+    pinned = {t: {name: file for name, (_, file) in chosen[t].items()} for t in inputs.targets}
+    return merged, pinned
 
 
 def _read_text(path: Path) -> str | None:
@@ -195,15 +281,36 @@ def _what_changed(old: LockInputs, new: LockInputs) -> str:
         delta("requirement_dependency", old.requirements, new.requirements),
         delta("serving requirements", old.serving_requirements, new.serving_requirements),
         delta("targets", [str(t) for t in old.targets], [str(t) for t in new.targets]),
-        "index settings changed" if old.index.to_dict() != new.index.to_dict() else None,
+        "index settings changed" if old.recorded_index() != new.recorded_index() else None,
+        _from_changed(old, new),
     ]
     found = [r for r in reasons if r]
     reason = "; ".join(found) if found else "it was written by another lock format"
     return f"{reason}; run photonpack lock"
 
 
-def assemble(inputs: LockInputs, resolution: Resolution, *, path: Path) -> Lock:
-    """The lock of ``resolution``: one entry per (package, version) with the wheels targets need."""
+def _from_changed(old: LockInputs, new: LockInputs) -> str | None:
+    before, after = old.recorded_from(), new.recorded_from()
+    if before == after:
+        return None
+    if before is None or after is None:
+        return "--from added" if before is None else "--from removed"
+    if before["path"] != after["path"]:
+        return f"--from changed ({before['path']} -> {after['path']})"
+    return f"{new.from_lock.path.name if new.from_lock else after['path']} changed"
+
+
+def assemble(
+    inputs: LockInputs,
+    resolution: Resolution,
+    *,
+    path: Path,
+    pinned: Mapping[Target, Mapping[str, DistFile]] | None = None,
+) -> Lock:
+    """The lock of ``resolution``: one entry per (package, version) with the wheels targets need.
+
+    ``pinned`` gives, per target, the wheel of a kept package (``--from``) instead of the index's.
+    """
     from packaging.version import Version
 
     chosen: dict[tuple[str, str], dict[Target, DistFile]] = {}
@@ -211,7 +318,9 @@ def assemble(inputs: LockInputs, resolution: Resolution, *, path: Path) -> Lock:
     for target, pins in resolution.pins.items():
         for pin in pins.values():
             key = (pin.name, pin.version)
-            best = _best_wheel(pin, resolution.files[target].get(pin.name, []), target)
+            kept = (pinned or {}).get(target, {}).get(pin.name)
+            files = resolution.files[target].get(pin.name, [])
+            best = _mirrored(kept, files) if kept is not None else _best_wheel(pin, files, target)
             chosen.setdefault(key, {})[target] = best
             kids = {other.name for other in pins.values() if pin.name in other.required_by}
             children.setdefault(key, set()).update(kids)
@@ -227,7 +336,7 @@ def assemble(inputs: LockInputs, resolution: Resolution, *, path: Path) -> Lock:
                 version=version,
                 marker=_marker(set(per_target), inputs.targets),
                 dependencies=tuple(sorted(children[(name, version)])),
-                wheels=tuple(_locked(name, version, f) for f in files if f.is_wheel),
+                wheels=tuple(_locked(name, version, f, path.parent) for f in files if f.is_wheel),
                 sdist=next((_sdist(name, version, f) for f in files if not f.is_wheel), None),
             )
         )
@@ -238,6 +347,18 @@ def assemble(inputs: LockInputs, resolution: Resolution, *, path: Path) -> Lock:
         inputs=inputs,
         inputs_digest=inputs.digest(),
     )
+
+
+def _mirrored(kept: DistFile, offered: Sequence[DistFile]) -> DistFile:
+    """A kept wheel, fetched from the index when it serves the same file (an air-gapped mirror).
+
+    Same name and same sha256: the same bytes, so the pin is kept exactly; only where
+    they come from changes, and every byte is still checked against the kept hash.
+    """
+    for file in offered:
+        if (file.filename, file.sha256) == (kept.filename, kept.sha256):
+            return dataclasses.replace(kept, url=file.url, size=kept.size or file.size)
+    return kept
 
 
 def _measured(files: dict[str, DistFile]) -> dict[str, DistFile]:
@@ -313,8 +434,10 @@ def _direct_file(pin: Pin, target: Target) -> DistFile:
     )
 
 
-def _locked(name: str, version: str, file: DistFile) -> LockedWheel:
+def _locked(name: str, version: str, file: DistFile, directory: Path) -> LockedWheel:
+    """The lock's entry for ``file``; a local file by its path relative to the lock's directory."""
     assert file.sha256 is not None and file.size is not None
+    local = local_path(file.url) if is_file_url(file.url) else None
     return LockedWheel(
         name=name,
         version=version,
@@ -322,6 +445,7 @@ def _locked(name: str, version: str, file: DistFile) -> LockedWheel:
         url=file.url,
         size=file.size,
         sha256=file.sha256,
+        path=recorded(local, directory) if local is not None else None,
     )
 
 

@@ -15,7 +15,7 @@ import json
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from photonpack.errors import LockFileError
 
@@ -25,17 +25,23 @@ else:
     import tomli as tomllib
 from photonpack._digest import is_sha256_hex
 from photonpack.lock.index import IndexSettings
-from photonpack.lock.locations import location_problem, wheel_url_problem
+from photonpack.lock.locations import location_problem, wheel_path_problem, wheel_url_problem
+from photonpack.lock.relative import recorded, resolved_path, resolved_url
 from photonpack.lock.schema import Where, check_unique
 from photonpack.lock.sdist import LockedSdist
 from photonpack.lock.target import Target, TargetError
 
+if TYPE_CHECKING:
+    from packaging.pylock import Pylock
+
 __all__ = [
     "LOCK_FORMAT",
+    "FromLock",
     "Lock",
     "LockInputs",
     "LockedPackage",
     "LockedWheel",
+    "check_pep751",
     "fresh_lock",
     "parse_lock",
     "read_lock",
@@ -47,6 +53,14 @@ _CREATED_BY = "photonpack"
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
+class FromLock:
+    """The lock whose pins are kept (``lock --from``): where it is, and its bytes' sha256."""
+
+    path: Path
+    sha256: str
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class LockInputs:
     """Everything a lock is computed from; its digest decides whether a lock is fresh."""
 
@@ -54,6 +68,23 @@ class LockInputs:
     serving_requirements: tuple[str, ...]
     targets: tuple[Target, ...]
     index: IndexSettings
+    # The lock file's directory: local locations are recorded relative to it, so the digest
+    # does not depend on where the project lives (photonpack.lock.relative).
+    directory: Path
+    from_lock: FromLock | None = None
+
+    def recorded_index(self) -> dict[str, Any]:
+        """The index settings as the lock records them: no credentials, local paths relative."""
+        return self.index.recorded(self.directory).to_dict()
+
+    def recorded_from(self) -> dict[str, str] | None:
+        """``{"path", "sha256"}`` of the ``--from`` lock, its path relative to the lock's."""
+        if self.from_lock is None:
+            return None
+        return {
+            "path": recorded(self.from_lock.path, self.directory),
+            "sha256": self.from_lock.sha256,
+        }
 
     def digest(self) -> str:
         """``sha256:<hex>`` of the canonical JSON of the inputs (credentials excluded)."""
@@ -62,15 +93,21 @@ class LockInputs:
             "requirements": list(self.requirements),
             "serving-requirements": list(self.serving_requirements),
             "targets": [str(t) for t in self.targets],
-            "index": self.index.to_dict(),
+            "index": self.recorded_index(),
         }
+        if self.from_lock is not None:  # absent otherwise: older digests stay valid
+            data["from"] = self.recorded_from()
         canonical = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
         return "sha256:" + hashlib.sha256(canonical).hexdigest()
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class LockedWheel:
-    """One wheel file of a locked package."""
+    """One wheel file of a locked package.
+
+    ``url`` is where its bytes are fetched from. A local wheel also has ``path``,
+    what the lock records instead of the URL: relative to the lock's directory.
+    """
 
     name: str
     version: str
@@ -78,12 +115,14 @@ class LockedWheel:
     url: str
     size: int
     sha256: str
+    path: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The PEP 751 ``[[packages.wheels]]`` table."""
+        where = {"path": self.path} if self.path is not None else {"url": self.url}
         return {
             "name": self.filename,
-            "url": self.url,
+            **where,
             "size": self.size,
             "hashes": {"sha256": self.sha256},
         }
@@ -183,7 +222,8 @@ class Lock:
                     "targets": [str(t) for t in self.targets],
                     "requirements": list(self.inputs.requirements),
                     "serving-requirements": list(self.inputs.serving_requirements),
-                    "index": self.inputs.index.to_dict(),
+                    "index": self.inputs.recorded_index(),
+                    **({"from": kept} if (kept := self.inputs.recorded_from()) else {}),
                     **self._build_tables(),
                 }
             },
@@ -251,21 +291,25 @@ def parse_lock(text: str, *, path: Path) -> Lock:
 
 
 def _validated(data: dict[str, Any], path: Path) -> Lock:
+    check_pep751(data, path)
+    return _from_dict(data, path)
+
+
+def check_pep751(data: Mapping[str, Any], path: Path, *, fix: str | None = None) -> Pylock:
+    """``data`` as ``packaging.pylock`` reads it; a violation names its location (and ``fix``)."""
     from packaging.pylock import Pylock, PylockValidationError
 
     try:
-        Pylock.from_dict(data)
+        return Pylock.from_dict(data)
     except PylockValidationError as exc:
-        where = Where(path)
+        where = Where(path) if fix is None else Where(path, fix)
         # packaging's marker errors add the marker and a caret on lines of their own
         reason = (exc.message.splitlines() or [""])[0]
         if exc.context:
             raise where.error(exc.context, f"is not valid PEP 751: {reason}") from exc
         raise LockFileError(
-            f"lock file {path} is not a valid PEP 751 lock: {reason}; "
-            "fix it, or delete it and run photonpack lock again"
+            f"lock file {path} is not a valid PEP 751 lock: {reason}; {where.fix}"
         ) from exc
-    return _from_dict(data, path)
 
 
 def _from_dict(data: Mapping[str, Any], path: Path) -> Lock:
@@ -288,19 +332,21 @@ def _from_dict(data: Mapping[str, Any], path: Path) -> Lock:
             raise where.error(f"{at}.targets[{i}]", str(exc)) from exc
     index = where.table(section, "index", at)
     index_url = where.string(index, "index-url", f"{at}.index")
-    if (problem := location_problem(index_url)) is not None:
+    # A location without a scheme is relative to the lock's directory (photonpack.lock.relative).
+    if (problem := location_problem(index_url, local_ok=True)) is not None:
         raise where.error(f"{at}.index.index-url", f"({index_url!r}) cannot be used: {problem}")
+    recorded = IndexSettings(
+        index_url=index_url,
+        extra_index_urls=where.locations(index, "extra-index-urls", f"{at}.index", local_ok=True),
+        find_links=where.locations(index, "find-links", f"{at}.index", local_ok=True),
+    )
     inputs = LockInputs(
         requirements=tuple(where.strings(section, "requirements", at)),
         serving_requirements=tuple(where.strings(section, "serving-requirements", at)),
         targets=tuple(targets),
-        index=IndexSettings(
-            index_url=index_url,
-            extra_index_urls=where.locations(
-                index, "extra-index-urls", f"{at}.index", local_ok=False
-            ),
-            find_links=where.locations(index, "find-links", f"{at}.index", local_ok=True),
-        ),
+        index=recorded.resolved(path.parent),
+        directory=path.parent,
+        from_lock=_from_lock(section, at, where),
     )
     packages = tuple(
         _package(entry, f"packages[{i}]", where)
@@ -326,6 +372,17 @@ def _from_dict(data: Mapping[str, Any], path: Path) -> Lock:
         build_packages=build_packages,
         build_target=build_target,
     )
+
+
+def _from_lock(section: Mapping[str, Any], at: str, where: Where) -> FromLock | None:
+    if "from" not in section:
+        return None
+    table = where.table(section, "from", at)
+    sha256 = where.string(table, "sha256", f"{at}.from")
+    if not is_sha256_hex(sha256):
+        raise where.error(f"{at}.from.sha256", f"is {sha256!r}, not 64 lowercase hex digits")
+    location = where.string(table, "path", f"{at}.from")
+    return FromLock(path=Path(resolved_path(location, where.path.parent)), sha256=sha256)
 
 
 def _package(entry: Mapping[str, Any], at: str, where: Where) -> LockedPackage:
@@ -363,11 +420,28 @@ def _wheel(wheel: Mapping[str, Any], at: str, name: str, version: str, where: Wh
     sha256 = where.string(where.table(wheel, "hashes", at), "sha256", f"{at}.hashes")
     if not is_sha256_hex(sha256):
         raise where.error(f"{at}.hashes.sha256", f"is {sha256!r}, not 64 lowercase hex digits")
-    url = where.string(wheel, "url", at)
     size = where.size(wheel, "size", at)
-    filename = where.string(wheel, "name", at) if "name" in wheel else url.rpartition("/")[2]
-    if (problem := wheel_url_problem(url, filename)) is not None:
-        raise where.error(f"{at}.url", f"({url!r}) {problem}")
+    path = where.string(wheel, "path", at) if "path" in wheel else None
+    if path is not None:  # as pip does, a path wins over a URL
+        filename = where.string(wheel, "name", at) if "name" in wheel else _last(path)
+        if (problem := wheel_path_problem(path, filename)) is not None:
+            raise where.error(f"{at}.path", f"({path!r}) {problem}")
+        url = resolved_url(path, where.path.parent)
+    else:
+        url = where.string(wheel, "url", at)
+        filename = where.string(wheel, "name", at) if "name" in wheel else _last(url)
+        if (problem := wheel_url_problem(url, filename)) is not None:
+            raise where.error(f"{at}.url", f"({url!r}) {problem}")
     return LockedWheel(
-        name=name, version=version, filename=filename, url=url, size=size, sha256=sha256
+        name=name,
+        version=version,
+        filename=filename,
+        url=url,
+        size=size,
+        sha256=sha256,
+        path=path,
     )
+
+
+def _last(location: str) -> str:
+    return location.replace("\\", "/").rpartition("/")[2]

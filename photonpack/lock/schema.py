@@ -33,13 +33,11 @@ class Where:
     """Typed reads from one lock file's data; every error names the file and the key."""
 
     path: Path
+    fix: str = "fix it, or delete it and run photonpack lock again"  # what the user can do
 
     def error(self, location: str, problem: str) -> LockFileError:
         """The one-line error for ``location`` (``packages[3].wheels[0].size``)."""
-        return LockFileError(
-            f"lock file {self.path}: {location} {problem}; "
-            "fix it, or delete it and run photonpack lock again"
-        )
+        return LockFileError(f"lock file {self.path}: {location} {problem}; {self.fix}")
 
     def value(self, table: Mapping[str, Any], key: str, at: str, kind: type) -> Any:
         """``table[key]``, which must exist and be of ``kind`` (bool is not an integer)."""

@@ -26,6 +26,7 @@ from starlette.routing import Mount
 
 from photonpack.__about__ import __version__
 from photonpack.serving.calls import caller
+from photonpack.serving.docs import add_docs
 from photonpack.serving.errors import (
     PhotonDefinitionError,
     PhotonpackError,
@@ -73,7 +74,10 @@ def build_app(
         title=photon.name,
         description=_class_doc(cls) or "",
         version=__version__,
+        docs_url=None,  # FastAPI's pages load their assets from CDNs; these serve them locally
+        redoc_url=None,
     )
+    add_docs(app)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _server_error)

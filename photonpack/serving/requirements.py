@@ -16,6 +16,9 @@ SERVING_REQUIREMENTS: tuple[str, ...] = (
     "python-multipart>=0.0.9",
     "uvloop>=0.19; sys_platform != 'win32' and platform_python_implementation == 'CPython'",
     "httptools>=0.6",
+    # Swagger UI's and ReDoc's bundles, so /docs and /redoc render with no network
+    # (photonpack/serving/docs.py). MIT; its only dependency is fastapi.
+    "fastapi-offline>=1.7.7",
 )
 
 # What Lepton's runtime image gave every photon besides the serving stack: the

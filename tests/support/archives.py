@@ -126,6 +126,7 @@ def make_lock(wheels: Sequence[Path], targets: Sequence[str], path: Path) -> Loc
         serving_requirements=(),
         targets=parsed,
         index=IndexSettings(index_url="https://pypi.org/simple"),
+        directory=path.parent,
     )
     return Lock(
         path=path,
