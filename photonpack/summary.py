@@ -37,9 +37,11 @@ def inspect_report(manifest: Manifest, *, archive_size: int | None = None) -> di
     """The ``inspect --json`` document (documented, stable)."""
     packages: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for w in manifest.wheels:
-        packages.setdefault((w.name, w.version), []).append(
-            {"filename": w.filename, "size": w.size, "targets": list(w.targets)}
-        )
+        wheel: dict[str, Any] = {"filename": w.filename, "size": w.size, "targets": list(w.targets)}
+        if w.source is not None:  # built from a locked sdist, which the archive carries
+            wheel["sha256"] = w.sha256
+            wheel["built_from"] = w.source.to_dict()
+        packages.setdefault((w.name, w.version), []).append(wheel)
     report: dict[str, Any] = {
         "name": manifest.name,
         "digest": manifest.digest,
@@ -108,7 +110,11 @@ def render_inspect(report: dict[str, Any]) -> str:
     lines.append(f"packages ({len(report['packages'])})")
     for p in report["packages"]:
         size = format_size(sum(w["size"] for w in p["wheels"]))
-        lines.append(f"  {p['name']} {p['version']}  {size}")
+        built = [w["built_from"] for w in p["wheels"] if "built_from" in w]
+        origin = "".join(
+            f"  built from {b['filename']} sha256:{b['sha256'][:12]}" for b in built[:1]
+        )
+        lines.append(f"  {p['name']} {p['version']}  {size}{origin}")
     lines.append(f"files ({len(report['files'])})")
     lines += [f"  {f['path']}  {format_size(f['size'])}" for f in report["files"]]
     runtime = report["runtime"]

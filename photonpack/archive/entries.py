@@ -251,8 +251,45 @@ class FileEntry:
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
+class SourceEntry:
+    """The locked sdist a wheel was built from, carried as a blob beside it."""
+
+    filename: str
+    url: str
+    sha256: str
+    size: int
+
+    @classmethod
+    def from_dict(cls, data: object, where: str) -> SourceEntry:
+        """Validate and build from a ``wheels[i].source`` object."""
+        d = obj(data, where, ("filename", "url", "sha256", "size"))
+        filename = string(d["filename"], f"{where}.filename")
+        if "/" in filename or not filename.endswith((".tar.gz", ".zip")):
+            raise Invalid(f"{where}.filename", f"{filename!r} is not an sdist filename")
+        return cls(
+            filename=filename,
+            url=string(d["url"], f"{where}.url"),
+            sha256=string(d["sha256"], f"{where}.sha256", SHA256_HEX),
+            size=integer(d["size"], f"{where}.size"),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-ready dict form."""
+        return {
+            "filename": self.filename,
+            "url": self.url,
+            "sha256": self.sha256,
+            "size": self.size,
+        }
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class WheelEntry:
-    """A locked wheel the archive carries, with the targets that install it."""
+    """A wheel the archive carries, with the targets that install it.
+
+    A wheel built from a locked sdist names it in ``source`` (the sdist is a
+    blob of the archive too); a wheel from the index has none.
+    """
 
     filename: str
     name: str
@@ -260,11 +297,14 @@ class WheelEntry:
     sha256: str
     size: int
     targets: tuple[str, ...]
+    source: SourceEntry | None = None
 
     @classmethod
     def from_dict(cls, data: object, where: str) -> WheelEntry:
         """Validate and build from a ``wheels[i]`` object."""
-        d = obj(data, where, ("filename", "name", "version", "sha256", "size", "targets"))
+        d = obj(
+            data, where, ("filename", "name", "version", "sha256", "size", "targets"), ("source",)
+        )
         filename = string(d["filename"], f"{where}.filename")
         if not filename.endswith(".whl") or "/" in filename:
             raise Invalid(f"{where}.filename", f"{filename!r} is not a wheel filename")
@@ -283,11 +323,12 @@ class WheelEntry:
             sha256=string(d["sha256"], f"{where}.sha256", SHA256_HEX),
             size=integer(d["size"], f"{where}.size"),
             targets=targets,
+            source=SourceEntry.from_dict(d["source"], f"{where}.source") if "source" in d else None,
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON-ready dict form."""
-        return {
+        """The JSON-ready dict form (``source`` only for a wheel built from one)."""
+        data: dict[str, Any] = {
             "filename": self.filename,
             "name": self.name,
             "version": self.version,
@@ -295,6 +336,9 @@ class WheelEntry:
             "size": self.size,
             "targets": list(self.targets),
         }
+        if self.source is not None:
+            data["source"] = self.source.to_dict()
+        return data
 
 
 def _names_its_file(filename: str, name: str, version: str, where: str) -> None:

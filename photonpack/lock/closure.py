@@ -25,12 +25,14 @@ from packaging.version import InvalidVersion
 
 from photonpack.errors import LockFileError
 from photonpack.lock.pylock import Lock, LockedPackage, LockedWheel
+from photonpack.lock.sdist import LockedSdist
 from photonpack.lock.target import Target
 
 __all__ = ["Gap", "RequiresDist", "check_closure", "closure_gaps"]
 
-# The Requires-Dist lines of a locked wheel, or None when its METADATA is not at hand.
-RequiresDist = Callable[[LockedWheel], Sequence[str] | None]
+# The Requires-Dist lines of a locked wheel (or of the wheel built from a locked sdist),
+# or None when its METADATA is not at hand.
+RequiresDist = Callable[[LockedWheel | LockedSdist], Sequence[str] | None]
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, order=True)
@@ -89,9 +91,10 @@ def _target_gaps(
     for name, package in check.locked.items():
         check.need(f"{package.name} {package.version}", graph[name], {""})
     if requires_dist is not None:
-        wheels: dict[str, LockedWheel] = {
+        wheels: dict[str, LockedWheel | LockedSdist] = {
             canonicalize_name(w.name): w for w in lock.wheels_for(target)
         }
+        wheels |= {canonicalize_name(s.name): s for s in lock.sources_for(target)}
         check.requires_dist(lambda name: requires_dist(wheels[name]) if name in wheels else None)
     return check.gaps
 

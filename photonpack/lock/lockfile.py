@@ -41,11 +41,14 @@ from photonpack.lock.pylock import (
     read_lock,
 )
 from photonpack.lock.relative import is_file_url, local_path, recorded
+from photonpack.lock.sdist import LockedSdist
 from photonpack.lock.target import Target
 from photonpack.serving.requirements import SERVING_REQUIREMENTS
 from photonpack.serving.source import PhotonSpec
 
 if TYPE_CHECKING:
+    from packaging.version import Version
+
     from photonpack.lock.resolve import Pin, Resolution
     from photonpack.lock.standard import StandardLock
 
@@ -179,6 +182,12 @@ def lock_photon(spec: PhotonSpec, options: LockOptions) -> LockResult:
     previous = parse_lock(old, path=path) if old is not None else None
     resolution, pinned = _resolve(inputs, _preferences(previous, options), _kept(inputs))
     lock = assemble(inputs, resolution, path=path, pinned=pinned)
+    if lock.sdists():
+        from photonpack.lock.buildreqs import lock_build_requirements
+
+        lock = lock_build_requirements(
+            lock, inputs.index, assemble=lambda i, r: assemble(i, r, path=path)
+        )
     text = lock.to_text()
     lock = parse_lock(text, path=path)  # what we write must be what we read
     check_closure(lock)
@@ -327,7 +336,8 @@ def assemble(
                 version=version,
                 marker=_marker(set(per_target), inputs.targets),
                 dependencies=tuple(sorted(children[(name, version)])),
-                wheels=tuple(_locked(name, version, f, path.parent) for f in files),
+                wheels=tuple(_locked(name, version, f, path.parent) for f in files if f.is_wheel),
+                sdist=next((_sdist(name, version, f) for f in files if not f.is_wheel), None),
             )
         )
     return Lock(
@@ -373,6 +383,8 @@ def _best_wheel(pin: Pin, files: Sequence[DistFile], target: Target) -> DistFile
         if f.is_wheel and (v := f.version()) is not None and Version(v) == version
         if (rank := target.wheel_rank(f.filename)) is not None
     ]
+    if not ranked and (sdist := _sdist_of(files, version)) is not None:
+        return sdist  # an sdist-only release (see photonpack.lock.resolve): built by build
     if not ranked:
         tags = sorted(f.filename for f in files if f.is_wheel and f.version() == pin.version)
         raise NoCompatibleWheelError(
@@ -380,6 +392,28 @@ def _best_wheel(pin: Pin, files: Sequence[DistFile], target: Target) -> DistFile
             f"the index offers {', '.join(tags) or 'no wheels for this version'}"
         )
     return min(ranked, key=lambda item: item[:2])[2]
+
+
+def _sdist_of(files: Sequence[DistFile], version: Version) -> DistFile | None:
+    from packaging.version import Version
+
+    found = sorted(
+        (f for f in files if not f.is_wheel and (v := f.version()) and Version(v) == version),
+        key=lambda f: (not f.filename.endswith(".tar.gz"), f.filename),
+    )
+    return found[0] if found else None
+
+
+def _sdist(name: str, version: str, file: DistFile) -> LockedSdist:
+    assert file.sha256 is not None and file.size is not None
+    return LockedSdist(
+        name=name,
+        version=version,
+        filename=file.filename,
+        url=file.url,
+        size=file.size,
+        sha256=file.sha256,
+    )
 
 
 def _direct_file(pin: Pin, target: Target) -> DistFile:

@@ -28,6 +28,7 @@ from photonpack.lock.index import IndexSettings
 from photonpack.lock.locations import location_problem, wheel_path_problem, wheel_url_problem
 from photonpack.lock.relative import recorded, resolved_path, resolved_url
 from photonpack.lock.schema import Where, check_unique
+from photonpack.lock.sdist import LockedSdist
 from photonpack.lock.target import Target, TargetError
 
 if TYPE_CHECKING:
@@ -129,13 +130,14 @@ class LockedWheel:
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class LockedPackage:
-    """One ``[[packages]]`` entry: a version, where it applies, and its wheels."""
+    """One ``[[packages]]`` entry: a version, where it applies, its wheels and its sdist."""
 
     name: str
     version: str
     marker: str | None
     dependencies: tuple[str, ...]
     wheels: tuple[LockedWheel, ...]
+    sdist: LockedSdist | None = None  # built into a wheel by build, for targets no wheel serves
 
     def to_dict(self) -> dict[str, Any]:
         """The PEP 751 ``[[packages]]`` table."""
@@ -143,7 +145,12 @@ class LockedPackage:
         if self.marker:
             table["marker"] = self.marker
         table["dependencies"] = [{"name": name} for name in self.dependencies]
-        table["wheels"] = [w.to_dict() for w in self.wheels]
+        if self.sdist is not None:
+            table["sdist"] = self.sdist.to_dict()
+        if self.wheels or self.sdist is None:
+            table["wheels"] = [w.to_dict() for w in self.wheels]
+        if self.sdist is not None:
+            table["tool"] = {"photonpack": self.sdist.build.to_dict()}
         return table
 
     def applies_to(self, target: Target) -> bool:
@@ -164,6 +171,23 @@ class Lock:
     packages: tuple[LockedPackage, ...]
     inputs: LockInputs
     inputs_digest: str
+    # The build environments of the sdists: locked for build_target, wheels only.
+    build_packages: tuple[LockedPackage, ...] = ()
+    build_target: Target | None = None
+
+    def sources_for(self, target: Target) -> list[LockedSdist]:
+        """The sdists the target needs built: packages it needs that no locked wheel serves."""
+        needed = []
+        for package in self.packages:
+            if package.sdist is None or not package.applies_to(target):
+                continue
+            if all(target.wheel_rank(w.filename) is None for w in package.wheels):
+                needed.append(package.sdist)
+        return sorted(needed, key=lambda s: s.filename)
+
+    def sdists(self) -> list[LockedSdist]:
+        """Every sdist in the lock, sorted by filename."""
+        return sorted((p.sdist for p in self.packages if p.sdist), key=lambda s: s.filename)
 
     def wheels_for(self, target: Target) -> list[LockedWheel]:
         """The best wheel of every package the target needs, sorted by filename."""
@@ -200,8 +224,17 @@ class Lock:
                     "serving-requirements": list(self.inputs.serving_requirements),
                     "index": self.inputs.recorded_index(),
                     **({"from": kept} if (kept := self.inputs.recorded_from()) else {}),
+                    **self._build_tables(),
                 }
             },
+        }
+
+    def _build_tables(self) -> dict[str, Any]:
+        if not self.build_packages:
+            return {}
+        return {
+            "build-target": str(self.build_target),
+            "build-packages": [p.to_dict() for p in self.build_packages],
         }
 
     def to_text(self) -> str:
@@ -320,12 +353,24 @@ def _from_dict(data: Mapping[str, Any], path: Path) -> Lock:
         for i, entry in enumerate(where.tables(data, "packages", ""))
     )
     check_unique(packages, inputs.targets, where)
+    build_packages = tuple(
+        _package(entry, f"{at}.build-packages[{i}]", where)
+        for i, entry in enumerate(where.tables(section, "build-packages", at))
+    ) if "build-packages" in section else ()  # fmt: skip
+    build_target = None
+    if build_packages:
+        try:
+            build_target = Target.parse(where.string(section, "build-target", at))
+        except TargetError as exc:
+            raise where.error(f"{at}.build-target", str(exc)) from exc
     return Lock(
         path=path,
         targets=inputs.targets,
         packages=packages,
         inputs=inputs,
         inputs_digest=where.string(section, "inputs-digest", at),
+        build_packages=build_packages,
+        build_target=build_target,
     )
 
 
@@ -342,14 +387,19 @@ def _from_lock(section: Mapping[str, Any], at: str, where: Where) -> FromLock | 
 
 def _package(entry: Mapping[str, Any], at: str, where: Where) -> LockedPackage:
     name = where.string(entry, "name", at)
-    if "version" not in entry or "wheels" not in entry:
-        raise where.error(at, "has no version or no wheels: photonpack locks wheels only")
+    if "version" not in entry or ("wheels" not in entry and "sdist" not in entry):
+        raise where.error(at, "has no version, or neither wheels nor an sdist")
     version = where.string(entry, "version", at)
     wheels = tuple(
         _wheel(wheel, f"{at}.wheels[{j}]", name, version, where)
-        for j, wheel in enumerate(where.tables(entry, "wheels", at))
+        for j, wheel in enumerate(where.tables(entry, "wheels", at) if "wheels" in entry else ())
     )
-    if not wheels:
+    sdist = (
+        LockedSdist.from_dict(entry, at, where, name=name, version=version)
+        if "sdist" in entry
+        else None
+    )
+    if not wheels and sdist is None:
         raise where.error(f"{at}.wheels", f"is empty: {name} {version} needs at least one wheel")
     dependencies = tuple(
         where.string(dependency, "name", f"{at}.dependencies[{k}]")
@@ -362,6 +412,7 @@ def _package(entry: Mapping[str, Any], at: str, where: Where) -> LockedPackage:
         marker=marker or None,
         dependencies=dependencies,
         wheels=wheels,
+        sdist=sdist,
     )
 
 

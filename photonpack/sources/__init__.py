@@ -1,0 +1,1 @@
+"""Sources built into wheels: hermetic builds of locked sdists (issue 15)."""
