@@ -70,6 +70,7 @@ class IndexSettings:
     index_url: str = PYPI
     extra_index_urls: tuple[str, ...] = ()
     find_links: tuple[str, ...] = ()
+    pre: bool = False  # pre-releases too (``--pre`` in requirement_dependency)
 
     def redacted(self) -> IndexSettings:
         """The same settings without credentials."""
@@ -77,16 +78,20 @@ class IndexSettings:
             index_url=redact_url(self.index_url),
             extra_index_urls=tuple(redact_url(u) for u in self.extra_index_urls),
             find_links=tuple(redact_url(u) for u in self.find_links),
+            pre=self.pre,
         )
 
     def to_dict(self) -> dict[str, Any]:
         """The credential-free form stored in a lock's ``[tool.photonpack]``."""
         safe = self.redacted()
-        return {
+        table: dict[str, Any] = {
             "index-url": safe.index_url,
             "extra-index-urls": list(safe.extra_index_urls),
             "find-links": list(safe.find_links),
         }
+        if self.pre:  # only when set: locks made before --pre keep their inputs digest
+            table["pre"] = True
+        return table
 
     def locations(self) -> list[str]:
         """Every configured location, for error messages (credentials removed)."""

@@ -21,7 +21,6 @@ from photonpack._fs import write_atomic
 from photonpack.errors import LockError, NoCompatibleWheelError, StaleLockError
 from photonpack.lock.closure import check_closure
 from photonpack.lock.declaration import read_declaration
-from photonpack.lock.forms import check_forms
 from photonpack.lock.index import DistFile, IndexSettings
 from photonpack.lock.pylock import (
     Lock,
@@ -31,6 +30,13 @@ from photonpack.lock.pylock import (
     fresh_lock,
     parse_lock,
     read_lock,
+)
+from photonpack.lock.requirements import (
+    check_hashes,
+    read_requirements,
+    refuse_sources,
+    resolver_lines,
+    without_exclusions,
 )
 from photonpack.lock.target import Target
 from photonpack.serving.requirements import SERVING_REQUIREMENTS
@@ -92,18 +98,24 @@ def default_lock_path(spec: PhotonSpec, name: str) -> Path:
 def lock_inputs(spec: PhotonSpec, options: LockOptions) -> tuple[Path, LockInputs]:
     """The lock's path and everything it is computed from."""
     declaration = read_declaration(spec)
-    check_forms(declaration.requirement_dependency, photon=declaration.class_name)
+    wanted = read_requirements(
+        declaration.requirement_dependency, spec.directory, photon=declaration.class_name
+    )
+    refuse_sources(wanted, photon=declaration.class_name)
     name = options.name or default_name(declaration.class_name)
     path = options.output or default_lock_path(spec, name)
     inputs = LockInputs(
         # Lepton's runtime set (declaration.lepton_dependencies) is locked as declared ones are.
+        # The lines as read, included files expanded: editing one makes the lock stale.
         requirements=tuple(
-            dict.fromkeys((*declaration.requirement_dependency, *declaration.lepton_dependencies))
+            dict.fromkeys((*map(str, wanted.requirements), *declaration.lepton_dependencies))
         ),
+        constraints=wanted.constraints,
+        exclusions=wanted.exclusions,
         serving_requirements=SERVING_REQUIREMENTS,
         # Sorted: the lock is the same whatever order --target was given in.
         targets=tuple(sorted(set(options.targets), key=str)) or (Target.host(),),
-        index=options.index,
+        index=wanted.index(options.index),
     )
     return path, inputs
 
@@ -134,15 +146,17 @@ def lock_photon(spec: PhotonSpec, options: LockOptions) -> LockResult:
     from photonpack.lock.resolve import resolve
 
     resolution = resolve(
-        (*inputs.requirements, *inputs.serving_requirements),
+        (*resolver_lines(inputs.requirements), *inputs.serving_requirements),
         inputs.targets,
         inputs.index,
         preferences=_preferences(previous, options),
+        constraints=inputs.constraints,
     )
-    lock = assemble(inputs, resolution, path=path)
+    lock = assemble(inputs, without_exclusions(resolution, inputs.exclusions), path=path)
     text = lock.to_text()
     lock = parse_lock(text, path=path)  # what we write must be what we read
     check_closure(lock)
+    check_hashes(lock)
     if text != old:
         _write_atomic(path, text)
     return LockResult(path=path, lock=lock, changed=text != old)
@@ -184,6 +198,8 @@ def _what_changed(old: LockInputs, new: LockInputs) -> str:
 
     reasons = [
         delta("requirement_dependency", old.requirements, new.requirements),
+        delta("constraints", old.constraints, new.constraints),
+        delta("uninstall lines", old.exclusions, new.exclusions),
         delta("serving requirements", old.serving_requirements, new.serving_requirements),
         delta("targets", [str(t) for t in old.targets], [str(t) for t in new.targets]),
         "index settings changed" if old.index.to_dict() != new.index.to_dict() else None,

@@ -53,18 +53,26 @@ class LockInputs:
     serving_requirements: tuple[str, ...]
     targets: tuple[Target, ...]
     index: IndexSettings
+    constraints: tuple[str, ...] = ()  # ``-c`` lines
+    exclusions: tuple[str, ...] = ()  # ``uninstall`` lines: canonical names kept out of the lock
 
     def digest(self) -> str:
         """``sha256:<hex>`` of the canonical JSON of the inputs (credentials excluded)."""
-        data = {
+        data: dict[str, Any] = {
             "lock-format": LOCK_FORMAT,
             "requirements": list(self.requirements),
             "serving-requirements": list(self.serving_requirements),
             "targets": [str(t) for t in self.targets],
             "index": self.index.to_dict(),
         }
+        data.update(self.optional())
         canonical = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
         return "sha256:" + hashlib.sha256(canonical).hexdigest()
+
+    def optional(self) -> dict[str, list[str]]:
+        """Constraints and exclusions, only when there are some: older locks keep their digest."""
+        data = {"constraints": list(self.constraints), "exclusions": list(self.exclusions)}
+        return {key: value for key, value in data.items() if value}
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -159,6 +167,7 @@ class Lock:
                     "targets": [str(t) for t in self.targets],
                     "requirements": list(self.inputs.requirements),
                     "serving-requirements": list(self.inputs.serving_requirements),
+                    **self.inputs.optional(),
                     "index": self.inputs.index.to_dict(),
                 }
             },
@@ -267,7 +276,14 @@ def _from_dict(data: Mapping[str, Any], path: Path) -> Lock:
                 index, "extra-index-urls", f"{at}.index", local_ok=False
             ),
             find_links=where.locations(index, "find-links", f"{at}.index", local_ok=True),
+            pre=index.get("pre") is True,
         ),
+        constraints=tuple(where.strings(section, "constraints", at))
+        if "constraints" in section
+        else (),
+        exclusions=tuple(where.strings(section, "exclusions", at))
+        if "exclusions" in section
+        else (),
     )
     packages = tuple(
         _package(entry, f"packages[{i}]", where)

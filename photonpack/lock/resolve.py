@@ -86,8 +86,11 @@ def resolve(
     index: IndexSettings,
     *,
     preferences: Mapping[str, str],
+    constraints: Sequence[str] = (),
 ) -> Resolution:
     """Resolve ``requirements`` for each target: one version per package where one serves all.
+
+    ``constraints`` (``-c`` lines) limit versions without requiring anything.
 
     ``preferences`` (name -> version) are kept when still compatible, like
     the existing pins of ``pip-compile``. Every target is resolved with the
@@ -106,8 +109,9 @@ def resolve(
         tempfile.TemporaryDirectory(prefix="photonpack-resolve-") as work,
     ):
         resolution = _resolve_each(
-            requirements, targets, index, preferences, work=Path(work), sizes=sizes
-        )
+            requirements, targets, index, preferences, work=Path(work), sizes=sizes,
+            constraints=constraints,
+        )  # fmt: skip
         agreed = _oldest_choices(resolution)
         if any(
             pin.version != agreed[name]
@@ -116,8 +120,9 @@ def resolve(
         ):
             unified = {**preferences, **agreed}
             resolution = _resolve_each(
-                requirements, targets, index, unified, work=Path(work), sizes=sizes
-            )
+                requirements, targets, index, unified, work=Path(work), sizes=sizes,
+                constraints=constraints,
+            )  # fmt: skip
     return resolution
 
 
@@ -129,6 +134,7 @@ def _resolve_each(
     *,
     work: Path,
     sizes: Mapping[tuple[str, str], int],
+    constraints: Sequence[str] = (),
 ) -> Resolution:
     pins: dict[Target, dict[str, Pin]] = {}
     files: dict[Target, dict[str, list[DistFile]]] = {}
@@ -136,8 +142,9 @@ def _resolve_each(
         resolvers: list[Any] = []
         repository = _repository(target, index, work, resolvers)
         pins[target] = _resolve_one(
-            requirements, target, index, repository, preferences=preferences, resolvers=resolvers
-        )
+            requirements, target, index, repository, preferences=preferences,
+            resolvers=resolvers, constraints=constraints,
+        )  # fmt: skip
         files[target] = {
             name: _offered(repository, name, sizes)
             for name, pin in pins[target].items()
@@ -323,6 +330,8 @@ def _pip_args(index: IndexSettings) -> list[str]:
         args += ["--extra-index-url", url]
     for location in index.find_links:
         args += ["--find-links", location]
+    if index.pre:
+        args.append("--pre")
     # One attempt and a bounded wait: an unreachable mirror is reported, not retried for minutes.
     return [*args, "--retries", "0", "--timeout", "30"]
 
@@ -369,6 +378,7 @@ def _resolve_one(
     *,
     preferences: Mapping[str, str],
     resolvers: Sequence[Any],
+    constraints: Sequence[str] = (),
 ) -> dict[str, Pin]:
     from pip._internal.exceptions import (
         DistributionNotFound,
@@ -384,6 +394,10 @@ def _resolve_one(
     with _target_environment(target):
         try:
             ireqs = [install_req_from_line(line, comes_from="photon") for line in requirements]
+            ireqs += [
+                install_req_from_line(line, comes_from="constraints", constraint=True)
+                for line in constraints
+            ]
         except InstallationError as exc:
             raise ResolutionError(f"invalid requirement: {exc}") from exc
         existing: dict[str, Any] = {

@@ -11,7 +11,11 @@ from __future__ import annotations
 
 import dataclasses
 
-__all__ = ["ArchiveSource", "DirectorySource", "SourceForm", "VcsSource"]
+__all__ = ["ARCHIVE_SUFFIXES", "ArchiveSource", "DirectorySource", "SourceForm", "VcsSource"]
+
+
+# The file names an archive requirement may have (pip reads the same set, less .tbz and .txz).
+ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".tar", ".zip")
 
 
 def _head(name: str | None, extras: tuple[str, ...]) -> str:

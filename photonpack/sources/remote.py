@@ -14,7 +14,6 @@ import contextlib
 import hashlib
 import tarfile
 import urllib.parse
-import urllib.request
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
@@ -25,9 +24,8 @@ from photonpack.errors import IntegrityError, SourceError
 from photonpack.sources.form import ArchiveSource
 from photonpack.sources.tarball import Kind, Member, link_escapes, write_archive
 
-__all__ = ["ARCHIVE_SUFFIXES", "fetch_archive", "repack_archive"]
+__all__ = ["fetch_archive", "repack_archive"]
 
-ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".tar", ".zip")
 _TIMEOUT = 60.0
 
 
@@ -70,6 +68,8 @@ def _sha256(handle: IO[bytes]) -> str:
 
 
 def _download(url: str, cache_dir: Path) -> tuple[Path, str]:
+    import urllib.request  # ssl and http.client: only when a download happens
+
     key = hashlib.sha256(url.encode()).hexdigest()[:32]
     name = PurePosixPath(urllib.parse.urlsplit(url).path).name or "archive"
     path = cache_dir / "downloads" / key / name
