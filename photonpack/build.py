@@ -148,7 +148,9 @@ def build(
             "schema_version": 1,
             "name": name,
             "entry": photon_entry(spec, declaration),
-            "photon": _with_lepton_dependencies(description["photon"], declaration),
+            "photon": _with_exclusions(
+                _with_lepton_dependencies(description["photon"], declaration), lock
+            ),
             "handlers": description["handlers"],
             "openapi": description["openapi"],
             "targets": [str(target) for target in lock.targets],
@@ -211,6 +213,13 @@ def _with_lepton_dependencies(photon: dict[str, Any], declaration: Declaration) 
     if not declaration.lepton_dependencies:
         return photon
     return {**photon, "lepton_dependencies": list(declaration.lepton_dependencies)}
+
+
+def _with_exclusions(photon: dict[str, Any], lock: Lock) -> dict[str, Any]:
+    """The photon's attributes, with the packages its ``uninstall`` lines keep out, if any."""
+    if not lock.inputs.exclusions:
+        return photon
+    return {**photon, "exclusions": list(lock.inputs.exclusions)}
 
 
 def _wheel_entries(lock: Lock) -> list[WheelEntry]:
