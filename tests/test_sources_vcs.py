@@ -5,9 +5,13 @@ Every repository is made here with ``git init`` and reached as ``file://``: neve
 
 from __future__ import annotations
 
+import functools
+import http.server
 import os
 import shutil
 import subprocess
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -163,3 +167,36 @@ def test_other_version_control_systems_are_refused(tmp_path: Path) -> None:
         "hg+https://host/repo is a hg requirement; photonpack fetches git repositories only: "
         "use a git mirror of it, or a wheel and --find-links"
     )
+
+
+@pytest.fixture
+def http_repo(repo: Path, tmp_path: Path) -> Iterator[str]:
+    """``repo`` served over HTTP by a local server (git's dumb HTTP protocol): its URL."""
+    served = tmp_path / "served"
+    served.mkdir()
+    git("clone", "-q", "--bare", str(repo), str(served / "repo.git"), cwd=tmp_path)
+    git("update-server-info", cwd=served / "repo.git")
+    handler = functools.partial(QuietHandler, directory=str(served))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/repo.git"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_a_repository_over_http_pins_and_exports_as_over_file(
+    repo: Path, http_repo: str, tmp_path: Path
+) -> None:
+    over_http = source_archive(VcsSource(url=http_repo, rev="v1.0"), tmp_path, tmp_path / "h")
+    over_file = source_archive(source(repo, "v1.0"), tmp_path, tmp_path / "f")
+    assert over_http.pinned.commit == git("rev-parse", "v1.0^{commit}", cwd=repo)  # type: ignore[union-attr]
+    assert over_http.path.read_bytes() == over_file.path.read_bytes()
