@@ -62,8 +62,9 @@ def test_a_tar_and_a_zip_of_one_project_become_the_same_source_archive(tmp_path:
     ]
     directory = source_archive(DirectorySource(path="x"), project(tmp_path).parent, tmp_path / "c")
     assert {m.sha256 for m in made} == {directory.sha256}
+    data = (tmp_path / "x-1.0.zip").read_bytes()
     assert made[1].pinned == ArchiveSource(
-        url="x-1.0.zip", sha256=hashlib.sha256((tmp_path / "x-1.0.zip").read_bytes()).hexdigest()
+        url="x-1.0.zip", sha256=hashlib.sha256(data).hexdigest(), size=len(data)
     )
 
 
@@ -75,7 +76,7 @@ def test_a_download_is_pinned_and_a_written_sha256_is_checked(
     url = package_index.file_url(sdist.name)
     digest = hashlib.sha256(sdist.read_bytes()).hexdigest()
     made = source_archive(ArchiveSource(url=url, name="x"), tmp_path, tmp_path / "cache")
-    assert made.pinned == ArchiveSource(url=url, name="x", sha256=digest)
+    assert made.pinned == ArchiveSource(url=url, name="x", sha256=digest, size=sdist.stat().st_size)
     again = source_archive(made.pinned, tmp_path, tmp_path / "other-cache")
     assert again.sha256 == made.sha256
     wrong = "0" * 64

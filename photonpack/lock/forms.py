@@ -244,7 +244,10 @@ def _local(text: str) -> Requirement | SourceForm:
         return Requirement(text=text)
     name = _fragment(fragment).get("egg")
     if where.endswith(ARCHIVE_SUFFIXES):
-        return ArchiveSource(url=where, name=name, extras=extras, **_archive_fields(fragment))
+        sha256, subdirectory = _archive_fields(fragment)
+        return ArchiveSource(
+            url=where, name=name, extras=extras, sha256=sha256, subdirectory=subdirectory
+        )
     return DirectorySource(path=where, name=name, extras=extras)
 
 
@@ -257,15 +260,13 @@ def _fragment(fragment: str) -> dict[str, str]:
     return {key: values[-1] for key, values in fields.items()}
 
 
-def _archive_fields(fragment: str) -> dict[str, str | None]:
+def _archive_fields(fragment: str) -> tuple[str | None, str | None]:
+    """The ``#sha256=`` (lowercased) and ``#subdirectory=`` of an archive URL."""
     fields = _fragment(fragment)
     sha256 = fields.get("sha256")
     if sha256 is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", sha256):
         raise FormError(f"has #sha256={sha256}, which is not 64 hex digits")
-    return {
-        "sha256": sha256.lower() if sha256 else None,
-        "subdirectory": fields.get("subdirectory") or None,
-    }
+    return (sha256.lower() if sha256 else None), (fields.get("subdirectory") or None)
 
 
 def _url(
@@ -288,8 +289,9 @@ def _url(
         return Requirement(text=text or url)
     name = name or _fragment(fragment).get("egg")
     if filename.endswith(ARCHIVE_SUFFIXES):
+        sha256, subdir = _archive_fields(fragment)
         return ArchiveSource(
-            url=bare, name=name, extras=extras, marker=marker, **_archive_fields(fragment)
+            url=bare, name=name, extras=extras, marker=marker, sha256=sha256, subdirectory=subdir
         )
     if parts.scheme == "file":
         path = urllib.parse.unquote(parts.path)

@@ -75,7 +75,7 @@ def _vcs(form: VcsSource, cache_dir: Path) -> SourceArchive:
 
 def _archive(form: ArchiveSource, base_dir: Path, cache_dir: Path) -> SourceArchive:
     local, sha256 = remote.fetch_archive(form, base_dir, cache_dir)
-    pinned = dataclasses.replace(form, sha256=sha256)
+    pinned = dataclasses.replace(form, sha256=sha256, size=local.stat().st_size)
     path, archive_sha256, _ = _written(
         cache_dir, lambda out: remote.repack_archive(local, pinned, out)
     )

@@ -76,6 +76,7 @@ class ArchiveSource:
     marker: str | None = None
     subdirectory: str | None = None
     sha256: str | None = None  # from ``#sha256=`` when written, else the pin once downloaded
+    size: int | None = None  # of the file, once downloaded (PEP 751 records it)
 
     def __str__(self) -> str:
         fragment = f"#sha256={self.sha256}" if self.sha256 else ""
