@@ -5,6 +5,8 @@ from __future__ import annotations
 import gzip
 import io
 import os
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -130,3 +132,34 @@ def test_a_link_out_of_the_project_is_refused(tmp_path: Path) -> None:
         f"{root / 'secret'} is a symbolic link to ../../etc/passwd, outside the project "
         f"{root}; a source archive holds the project only: copy the file into the project instead"
     )
+
+
+def other_pythons() -> list[str]:
+    """Interpreters of other versions on this machine (pyenv's), to compare bytes with."""
+    found = sorted(str(p) for p in Path("/root/.pyenv/versions").glob("3.1[0-9]*/bin/python"))
+    mine = f"{sys.version_info[0]}.{sys.version_info[1]}."
+    return [p for p in found if f"/{mine}" not in p]
+
+
+def test_every_python_here_writes_the_same_bytes(tmp_path: Path) -> None:
+    pythons = other_pythons()
+    if not pythons:
+        pytest.skip("no other Python version on this machine")
+    root = make_project(tmp_path / "p")
+    odd = root / "src" / "mylib" / ("long" * 40)
+    odd.mkdir()
+    (odd / "ünïcode.py").write_text("x = 1\n")  # a pax header: long and non-ASCII
+    (root / "link").symlink_to("run.sh")
+    here = source_archive(DirectorySource(path="p"), tmp_path, tmp_path / "c").sha256
+    script = (
+        "import sys; from pathlib import Path; "
+        "from photonpack.sources.archive import source_archive; "
+        "from photonpack.sources.form import DirectorySource; "
+        "a = source_archive(DirectorySource(path='p'), Path(sys.argv[1]), Path(sys.argv[2])); "
+        "print(a.sha256)"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    for python in pythons:
+        done = subprocess.run([python, "-c", script, str(tmp_path), str(tmp_path / python[-20:])],
+                              env=env, capture_output=True, text=True, check=True)  # fmt: skip
+        assert (python, done.stdout.strip()) == (python, here)
