@@ -200,3 +200,14 @@ def test_a_repository_over_http_pins_and_exports_as_over_file(
     over_file = source_archive(source(repo, "v1.0"), tmp_path, tmp_path / "f")
     assert over_http.pinned.commit == git("rev-parse", "v1.0^{commit}", cwd=repo)  # type: ignore[union-attr]
     assert over_http.path.read_bytes() == over_file.path.read_bytes()
+
+
+def test_two_pins_into_one_cache_at_once_both_succeed(repo: Path, tmp_path: Path) -> None:
+    import concurrent.futures
+
+    cache = tmp_path / "cache"
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        made = list(pool.map(lambda rev: source_archive(source(repo, rev), tmp_path, cache),
+                             ["main", "main", "v1.0", "feature"]))  # fmt: skip
+    assert made[0] == made[1] and made[2].sha256 == made[3].sha256
+    assert len({m.path for m in made}) == 2

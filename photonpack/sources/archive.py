@@ -124,8 +124,9 @@ def _remember(cache_dir: Path, key: str, sha256: str) -> None:
     pin = _pin_file(cache_dir, key)
     pin.parent.mkdir(parents=True, exist_ok=True)
     try:
-        temp = pin.with_suffix(f".{os.getpid()}")
-        temp.write_text(sha256 + "\n")
-        temp.replace(pin)
+        handle, name = tempfile.mkstemp(dir=pin.parent, prefix=".tmp-")
+        with os.fdopen(handle, "w") as out:
+            out.write(sha256 + "\n")
+        Path(name).replace(pin)
     except OSError as exc:
         raise SourceError(f"cannot write the source cache {pin.parent}: {exc.strerror}") from exc

@@ -24,7 +24,9 @@ import hashlib
 import io
 import os
 import re
+import shutil
 import subprocess
+import tempfile
 import urllib.parse
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -98,12 +100,21 @@ def repository_cache(cache_dir: Path, url: str) -> Path:
     """The bare repository caching ``url``'s objects (created when missing)."""
     key = hashlib.sha256(_redacted(url).encode()).hexdigest()[:32]
     path = cache_dir / "git" / key
-    if not (path / "HEAD").is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            _git(["init", "--quiet", "--bare", str(path)])
-        except subprocess.CalledProcessError as exc:
-            raise SourceError(f"cannot create a git cache at {path}: {_last_line(exc)}") from exc
+    if (path / "HEAD").is_file():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Made aside and renamed into place: two locks may create the same cache at once.
+    temp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{key}-"))
+    try:
+        _git(["init", "--quiet", "--bare", str(temp)])
+        temp.rename(path)
+    except subprocess.CalledProcessError as exc:
+        raise SourceError(f"cannot create a git cache at {path}: {_last_line(exc)}") from exc
+    except OSError as exc:
+        if not (path / "HEAD").is_file():  # not a concurrent creation: a real failure
+            raise SourceError(f"cannot create a git cache at {path}: {exc.strerror}") from exc
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
     return path
 
 
