@@ -211,3 +211,22 @@ def test_two_pins_into_one_cache_at_once_both_succeed(repo: Path, tmp_path: Path
                              ["main", "main", "v1.0", "feature"]))  # fmt: skip
     assert made[0] == made[1] and made[2].sha256 == made[3].sha256
     assert len({m.path for m in made}) == 2
+
+
+def test_the_exported_archive_builds_with_its_pep_517_backend_offline(
+    repo: Path, tmp_path: Path
+) -> None:
+    """The seed's form, a hatchling project at a commit: its archive is a buildable source."""
+    import sys
+    import tarfile
+
+    made = source_archive(source(repo, "v1.0", subdirectory="lib"), tmp_path, tmp_path / "c")
+    unpacked = tmp_path / "unpacked"
+    with tarfile.open(made.path) as tar:
+        tar.extractall(unpacked, filter="data")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
+         "--no-index", str(unpacked / "source"), "-w", str(tmp_path / "wheels")],
+        check=True, capture_output=True, env={**os.environ, "PIP_CONFIG_FILE": os.devnull},
+    )  # fmt: skip
+    assert [p.name for p in (tmp_path / "wheels").iterdir()] == ["mylib-1.0-py2.py3-none-any.whl"]
