@@ -169,6 +169,26 @@ def test_an_unsupported_option_is_refused_before_any_resolver_runs(tmp_path: Pat
     assert not (tmp_path / "pylock.svc.toml").exists()
 
 
+@pytest.mark.parametrize(
+    ("line", "kind", "advice"),
+    [
+        ("x @ git+https://host/x.git@v1", "a git requirement", "x @ git+https://host/x.git@v1"),
+        ("-e ./lib", "a local project", "./lib"),
+        ("https://host/y-1.0.tar.gz", "a source archive", "https://host/y-1.0.tar.gz"),
+    ],
+)
+def test_each_source_form_is_refused_until_the_builder_lands(
+    tmp_path: Path, line: str, kind: str, advice: str
+) -> None:
+    photon = write_photon(tmp_path, [line])
+    assert lock(photon, "--index-url", "http://127.0.0.1:9/simple") == (
+        1,
+        f"error: requirement_dependency line {line!r} of Svc is {kind}, which photonpack does "
+        f"not build into an archive yet; build a wheel of it (pip wheel --no-deps '{advice}' "
+        "-w wheels/) and lock with --find-links wheels/\n",
+    )
+
+
 def test_a_local_project_is_refused_before_its_build_backend_runs(tmp_path: Path) -> None:
     project = tmp_path / "mylib"
     project.mkdir()
@@ -179,10 +199,9 @@ def test_a_local_project_is_refused_before_its_build_backend_runs(tmp_path: Path
     photon = write_photon(tmp_path, ["beta", "./mylib"])
     assert lock(photon, "--index-url", "http://127.0.0.1:9/simple") == (
         1,
-        "error: requirement_dependency line './mylib' of Svc is a local project, which this "
-        "photonpack cannot lock yet (it pins the source, but building it into the archive "
-        "comes with the hermetic builder); build a wheel of it (pip wheel --no-deps './mylib' "
-        "-w wheels/) and lock with --find-links wheels/\n",
+        "error: requirement_dependency line './mylib' of Svc is a local project, which "
+        "photonpack does not build into an archive yet; build a wheel of it (pip wheel "
+        "--no-deps './mylib' -w wheels/) and lock with --find-links wheels/\n",
     )
     assert not marker.exists()
     assert not (tmp_path / "pylock.svc.toml").exists()

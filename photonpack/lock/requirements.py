@@ -231,9 +231,8 @@ def _relative(path: Path, base_dir: Path) -> str:
 
 
 _NOT_YET = (
-    "which this photonpack cannot lock yet (it pins the source, but building it into the "
-    "archive comes with the hermetic builder); build a wheel of it (pip wheel --no-deps "
-    "'{line}' -w wheels/) and lock with --find-links wheels/"
+    "which photonpack does not build into an archive yet; build a wheel of it (pip wheel "
+    "--no-deps '{line}' -w wheels/) and lock with --find-links wheels/"
 )
 
 
