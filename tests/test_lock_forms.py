@@ -56,6 +56,8 @@ H = "a" * 64
         ("../vendor/z-2.0.tar.gz", ArchiveSource(url="../vendor/z-2.0.tar.gz")),
         ("./mylib", DirectorySource(path="./mylib")),
         ("./mylib[cli]", DirectorySource(path="./mylib", extras=("cli",))),
+        ("./mylib ; sys_platform == 'linux'",
+         DirectorySource(path="./mylib", marker='sys_platform == "linux"')),
         ("-e ./mylib", DirectorySource(path="./mylib", editable=True)),
         ("--editable=../lib", DirectorySource(path="../lib", editable=True)),
         ("lib @ file:///srv/lib", DirectorySource(path="/srv/lib", name="lib")),

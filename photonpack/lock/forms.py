@@ -235,8 +235,10 @@ def _requirement(text: str) -> Requirement | SourceForm:
 
 
 def _local(text: str) -> Requirement | SourceForm:
-    """``./mylib``, ``./mylib[extra]``, ``../x-1.0.tar.gz``, ``./wheels/x.whl``."""
-    path, _, fragment = text.partition("#")
+    """``./mylib``, ``./mylib[extra] ; marker``, ``../x-1.0.tar.gz``, ``./wheels/x.whl``."""
+    located, _, marker_text = text.partition(";")
+    marker = _marker(marker_text) if marker_text.strip() else None
+    path, _, fragment = located.strip().partition("#")
     match = _EXTRAS.fullmatch(path.strip())
     assert match is not None  # the pattern matches any string
     where, extras = match.group("path"), _extras(match.group("extras"))
@@ -246,9 +248,20 @@ def _local(text: str) -> Requirement | SourceForm:
     if where.endswith(ARCHIVE_SUFFIXES):
         sha256, subdirectory = _archive_fields(fragment)
         return ArchiveSource(
-            url=where, name=name, extras=extras, sha256=sha256, subdirectory=subdirectory
-        )
-    return DirectorySource(path=where, name=name, extras=extras)
+            url=where, name=name, extras=extras, marker=marker, sha256=sha256,
+            subdirectory=subdirectory,
+        )  # fmt: skip
+    return DirectorySource(path=where, name=name, extras=extras, marker=marker)
+
+
+def _marker(text: str) -> str:
+    from packaging.markers import InvalidMarker, Marker
+
+    try:
+        return str(Marker(text.strip()))
+    except InvalidMarker as exc:
+        reason = str(exc).splitlines()[0]
+        raise FormError(f"has a marker pip cannot read: {reason}; fix its spelling") from None
 
 
 def _extras(text: str | None) -> tuple[str, ...]:
