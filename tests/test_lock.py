@@ -536,3 +536,30 @@ def test_extras_and_markers_of_the_photons_requirements_are_honoured(
     }
     omega = next(p for p in lock.packages if p.name == "omega")
     assert omega.dependencies == ("beta",)
+
+
+def test_a_mirror_s_unadvertised_metadata_file_saves_downloading_big_wheels(
+    package_index: PackageIndex, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without PEP 658 on the page pip downloads a wheel whole to read its METADATA (torch:
+    539 MB); a ``.metadata`` file the mirror serves anyway is read instead, and one that
+    disagrees with the wheel's name or version is ignored for the wheel itself."""
+    from photonpack.lock import pipreads
+
+    monkeypatch.setattr(pipreads, "METADATA_FIRST", 0)  # the stand-in wheels are tiny
+    add_serving_stack(package_index)
+    package_index.add("big", "1.0", requires=["small>=1"])
+    package_index.add("small", "1.0")
+    package_index.add("liar", "1.0", requires=["small>=1"])
+    package_index.serve_metadata(
+        "liar-1.0-py3-none-any.whl", b"Metadata-Version: 2.1\nName: liar\nVersion: 9.9\n"
+    )
+    package_index.unadvertised_metadata = True
+    lock = lock_photon(photon(tmp_path, "big", "liar"), options(package_index)).lock
+    assert {p.name: p.version for p in lock.packages}.keys() >= {"big", "small", "liar"}
+    fetched = [path for path in package_index.requests if path.startswith("/files/")]
+    assert "/files/big-1.0-py3-none-any.whl.metadata" in fetched
+    assert "/files/big-1.0-py3-none-any.whl" not in fetched
+    assert "/files/liar-1.0-py3-none-any.whl" in fetched  # its .metadata said 9.9: not trusted
+    liar = next(p for p in lock.packages if p.name == "liar")
+    assert liar.dependencies == ("small",)  # from the wheel's own METADATA

@@ -152,3 +152,27 @@ def test_a_moved_vendored_marker_function_is_the_same_error(
     assert isinstance(cause, ImportError | AttributeError)
     assert str(info.value) == _moved_message(f"{type(cause).__name__}: {cause}")
     assert not (tmp_path / "pylock.counter.toml").exists()
+
+
+def test_only_wheels_no_target_tag_matches_are_dropped_from_index_pages() -> None:
+    """The cold-lock fast path drops exactly what pip's finder would reject as platform_mismatch."""
+    from photonpack.lock.pipreads import PageFilter
+
+    target = Target.parse("cp311-manylinux_2_36_x86_64")
+    tags = frozenset(str(tag) for tag in target.tags())
+    pages = PageFilter(tags=tags, indexes=("https://pypi.example/simple/",))
+    page = "https://pypi.example/simple/numpy/"
+    keeps = {
+        "numpy-2.2.6-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl": True,
+        "numpy-2.2.6-cp312-cp312-manylinux_2_17_x86_64.manylinux2014_x86_64.whl": False,
+        "numpy-2.2.6-cp311-cp311-manylinux_2_17_aarch64.manylinux2014_aarch64.whl": False,
+        "numpy-2.2.6-cp311-cp311-win_amd64.whl": False,
+        "six-1.16.0-py2.py3-none-any.whl": True,
+        "cryptography-46.0.0-cp39-abi3-manylinux_2_34_x86_64.whl": True,
+        "Pillow-9.0.0-CP311-CP311-MANYLINUX_2_28_X86_64.whl": True,  # tags compare lowercased
+        "numpy-2.2.6.tar.gz": True,  # sdists are pip's to judge
+        "not-a-wheel.whl": True,  # nor is a malformed name dropped: pip reports it
+    }
+    assert {name: pages.keeps(name, page) for name in keeps} == keeps
+    # --find-links pages are never filtered: pip caches their links for the whole process.
+    assert pages.keeps("numpy-2.2.6-cp311-cp311-win_amd64.whl", "https://mirror.example/wheels/")

@@ -55,6 +55,7 @@ from photonpack.errors import (
 )
 from photonpack.lock.diagnosis import explain_not_found, mislabelled, parse_requirement
 from photonpack.lock.index import DistFile, IndexSettings, redact_url
+from photonpack.lock.pipreads import PageFilter, filtering_pages, unadvertised_metadata
 from photonpack.lock.target import Target
 
 __all__ = ["Pin", "Resolution", "resolve"]
@@ -100,53 +101,81 @@ def resolve(
     cannot use it (no wheel for it, or a conflict) — as uv's universal
     resolution keeps one version across platforms when one satisfies them all.
     """
-    sizes: dict[tuple[str, str], int] = {}
+    indexes = tuple(url.rstrip("/") + "/" for url in (index.index_url, *index.extra_index_urls))
+    pages = PageFilter(indexes=indexes)
     with (
         _pip_internals(),
         _isolated_pip(),
         _quiet(),
-        _recording_sizes(sizes),
+        filtering_pages(pages),
+        unadvertised_metadata(pages),
         tempfile.TemporaryDirectory(prefix="photonpack-resolve-") as work,
     ):
+        # One repository per target for both passes: the second reuses the index pages and
+        # metadata pip's finder and preparer already hold.
+        repositories = {target: _TargetRepository(target, index, Path(work)) for target in targets}
         resolution = _resolve_each(
-            requirements, targets, index, preferences, work=Path(work), sizes=sizes,
-            constraints=constraints,
-        )  # fmt: skip
+            requirements, targets, repositories, preferences, pages=pages, constraints=constraints
+        )
         agreed = _oldest_choices(resolution)
-        if any(
-            pin.version != agreed[name]
-            for pins in resolution.pins.values()
-            for name, pin in pins.items()
-        ):
+        differing = [
+            target
+            for target, pins in resolution.pins.items()
+            if any(pin.version != agreed[name] for name, pin in pins.items())
+        ]
+        if differing:
+            # A target whose every pin already is the agreed one would resolve to the same
+            # pins again (each package it needs is held to the version it chose): keep it.
             unified = {**preferences, **agreed}
-            resolution = _resolve_each(
-                requirements, targets, index, unified, work=Path(work), sizes=sizes,
+            again = _resolve_each(
+                requirements, differing, repositories, unified, pages=pages,
                 constraints=constraints,
             )  # fmt: skip
+            resolution = Resolution(
+                pins={t: again.pins.get(t, resolution.pins[t]) for t in targets},
+                files={t: again.files.get(t, resolution.files[t]) for t in targets},
+            )
     return resolution
+
+
+class _TargetRepository:
+    """A pip-tools repository for one target, and every pip resolver made from it."""
+
+    def __init__(self, target: Target, index: IndexSettings, work: Path) -> None:
+        self.target = target
+        self.index = index
+        self.resolvers: list[Any] = []
+        self.repository = _repository(target, index, work, self.resolvers)
+        self.tags = frozenset(
+            str(tag) for tag in self.repository.finder.target_python.get_unsorted_tags()
+        )
 
 
 def _resolve_each(
     requirements: Sequence[str],
     targets: Sequence[Target],
-    index: IndexSettings,
+    repositories: Mapping[Target, _TargetRepository],
     preferences: Mapping[str, str],
     *,
-    work: Path,
-    sizes: Mapping[tuple[str, str], int],
+    pages: PageFilter,
     constraints: Sequence[str] = (),
 ) -> Resolution:
     pins: dict[Target, dict[str, Pin]] = {}
     files: dict[Target, dict[str, list[DistFile]]] = {}
     for target in targets:
-        resolvers: list[Any] = []
-        repository = _repository(target, index, work, resolvers)
+        each = repositories[target]
+        pages.tags = each.tags
         pins[target] = _resolve_one(
-            requirements, target, index, repository, preferences=preferences,
-            resolvers=resolvers, constraints=constraints,
-        )  # fmt: skip
+            requirements,
+            target,
+            each.index,
+            each.repository,
+            preferences=preferences,
+            resolvers=each.resolvers,
+            constraints=constraints,
+        )
         files[target] = {
-            name: _offered(repository, name, sizes)
+            name: _offered(each.repository, name, pages.sizes)
             for name, pin in pins[target].items()
             if pin.url is None
         }
@@ -181,33 +210,6 @@ def _offered(repository: Any, name: str, sizes: Mapping[tuple[str, str], int]) -
             )
         )
     return found
-
-
-@contextlib.contextmanager
-def _recording_sizes(sizes: dict[tuple[str, str], int]) -> Iterator[None]:
-    """Keep the PEP 700 ``size`` of every file pip parses from a JSON page.
-
-    pip's ``Link`` drops the size; without this, every wheel's size would cost a
-    second fetch of its project page. Scoped like :func:`_target_environment`.
-    """
-    from pip._internal.models.link import Link
-
-    original = Link.__dict__["from_json"]
-
-    def from_json(cls: type[Any], file_data: dict[str, Any], page_url: str) -> Any:
-        size = file_data.get("size")
-        if isinstance(size, int):
-            # Keyed by what the page says, not by Link properties: this runs for every file
-            # of every release, so it must cost next to nothing.
-            sha256 = (file_data.get("hashes") or {}).get("sha256") or ""
-            sizes[(str(file_data.get("filename")), sha256)] = size
-        return original.__func__(cls, file_data, page_url)
-
-    Link.from_json = classmethod(from_json)  # type: ignore[method-assign,assignment]
-    try:
-        yield
-    finally:
-        Link.from_json = original  # type: ignore[method-assign]
 
 
 # What a pip or pip-tools release that moved an internal raises when it is used.

@@ -46,6 +46,10 @@ class PackageIndex:
         self.html_only = html_only
         self.auth = auth
         self.requests: list[str] = []
+        # Serve ``<wheel>.metadata`` without advertising it on the pages (as some mirrors do),
+        # with the bytes of ``_metadata`` instead of the wheel's own METADATA where given.
+        self.unadvertised_metadata = False
+        self._metadata: dict[str, bytes] = {}
         self._tampered: dict[str, bytes] = {}
         self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -107,6 +111,22 @@ class PackageIndex:
     def tamper(self, filename: str, data: bytes = b"tampered bytes") -> None:
         """Serve ``data`` for ``filename`` while the pages keep the original digest."""
         self._tampered[filename] = data
+
+    def serve_metadata(self, filename: str, data: bytes) -> None:
+        """Serve ``data`` as ``filename``'s ``.metadata`` file (a lying mirror, say)."""
+        self._metadata[filename] = data
+
+    def _metadata_of(self, filename: str) -> bytes | None:
+        if filename in self._metadata:
+            return self._metadata[filename]
+        path = self.files_dir / filename
+        if not (self.unadvertised_metadata and path.is_file() and filename.endswith(".whl")):
+            return None
+        import zipfile
+
+        with zipfile.ZipFile(path) as zf:
+            meta = next(n for n in zf.namelist() if n.endswith(".dist-info/METADATA"))
+            return zf.read(meta)
 
     def file_url(self, filename: str) -> str:
         return f"{self.root_url}/files/{urllib.parse.quote(filename)}"
@@ -196,6 +216,10 @@ class PackageIndex:
                     return self._send(404, b"not found", "text/plain", head)
                 if len(parts) == 2 and parts[0] == "files":
                     filename = urllib.parse.unquote(parts[1])
+                    if filename.endswith(".metadata"):
+                        metadata = index._metadata_of(filename.removesuffix(".metadata"))
+                        if metadata is not None:
+                            return self._send(200, metadata, "application/octet-stream", head)
                     path = index.files_dir / filename
                     if path.is_file():
                         data = index._tampered.get(filename) or path.read_bytes()
