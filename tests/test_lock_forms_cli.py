@@ -180,12 +180,31 @@ def test_an_unsupported_option_is_refused_before_any_resolver_runs(tmp_path: Pat
 def test_each_source_form_is_refused_until_the_builder_lands(
     tmp_path: Path, line: str, kind: str, advice: str
 ) -> None:
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "pyproject.toml").write_text('[project]\nname = "lib"\nversion = "1"\n')
     photon = write_photon(tmp_path, [line])
     assert lock(photon, "--index-url", "http://127.0.0.1:9/simple") == (
         1,
         f"error: requirement_dependency line {line!r} of Svc is {kind}, which photonpack does "
         f"not build into an archive yet; build a wheel of it (pip wheel --no-deps '{advice}' "
         "-w wheels/) and lock with --find-links wheels/\n",
+    )
+
+
+def test_a_path_that_is_not_a_project_and_hg_are_said_first(tmp_path: Path) -> None:
+    (tmp_path / "notes").mkdir()
+    photon = write_photon(tmp_path, ["./notes"])
+    assert lock(photon, "--index-url", "http://127.0.0.1:9/simple") == (
+        1,
+        f"error: local project ./notes ({tmp_path / 'notes'}) is not a Python project: it has "
+        "no pyproject.toml, setup.py or setup.cfg; point the line at the project's root\n",
+    )
+    write_photon(tmp_path, ["hg+https://host/repo@tip"])
+    assert lock(photon, "--index-url", "http://127.0.0.1:9/simple") == (
+        1,
+        "error: requirement_dependency line 'hg+https://host/repo@tip' of Svc is a hg "
+        "requirement; photonpack fetches git repositories only: use a git mirror of it, or a "
+        "wheel and --find-links\n",
     )
 
 

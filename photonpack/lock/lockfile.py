@@ -101,7 +101,7 @@ def lock_inputs(spec: PhotonSpec, options: LockOptions) -> tuple[Path, LockInput
     wanted = read_requirements(
         declaration.requirement_dependency, spec.directory, photon=declaration.class_name
     )
-    refuse_sources(wanted, photon=declaration.class_name)
+    refuse_sources(wanted, spec.directory, photon=declaration.class_name)
     name = options.name or default_name(declaration.class_name)
     path = options.output or default_lock_path(spec, name)
     inputs = LockInputs(

@@ -31,7 +31,7 @@ from photonpack.lock.forms import (
 )
 from photonpack.lock.index import PYPI, IndexSettings
 from photonpack.lock.pylock import Lock
-from photonpack.sources.form import ArchiveSource, DirectorySource, SourceForm
+from photonpack.sources.form import ArchiveSource, DirectorySource, SourceForm, VcsSource
 
 if TYPE_CHECKING:
     from photonpack.lock.resolve import Resolution
@@ -236,9 +236,23 @@ _NOT_YET = (
 )
 
 
-def refuse_sources(wanted: RequirementSet, *, photon: str) -> None:
-    """Raise :class:`ResolutionError` naming the first source form: not lockable yet."""
+def refuse_sources(wanted: RequirementSet, base_dir: Path, *, photon: str) -> None:
+    """Raise :class:`ResolutionError` naming the first source form: not lockable yet.
+
+    What can be said without a network or a build is said first: a local path that is
+    not a Python project, a version control system other than git.
+    """
+    from photonpack.sources.tree import check_project
+
     for source in wanted.sources:
+        if isinstance(source, DirectorySource):
+            check_project(base_dir / Path(source.path).expanduser(), written=source.path)
+        if isinstance(source, VcsSource) and source.vcs != "git":
+            raise ResolutionError(
+                f"requirement_dependency line {str(source)!r} of {photon} is a {source.vcs} "
+                "requirement; photonpack fetches git repositories only: use a git mirror of "
+                "it, or a wheel and --find-links"
+            )
         kind = {
             "VcsSource": "a git requirement",
             "DirectorySource": "a local project",
