@@ -226,12 +226,13 @@ def test_a_local_project_is_refused_before_its_build_backend_runs(tmp_path: Path
     assert not (tmp_path / "pylock.svc.toml").exists()
 
 
-def test_a_built_archive_records_the_exclusion_and_has_no_such_wheel(
+def test_a_built_archive_records_the_exclusion_and_a_hash_line_stays_direct(
     real_index: PackageIndex, tmp_path: Path
 ) -> None:
-    build_wheel(real_index.files_dir, "needy-x", "1.0", requires=["heavy-x"])
+    needy = build_wheel(real_index.files_dir, "needy-x", "1.0", requires=["heavy-x"])
     build_wheel(real_index.files_dir, "heavy-x", "1.0")
-    photon = write_photon(tmp_path, ["needy-x", "uninstall heavy-x"])
+    pinned = f"needy-x==1.0 --hash=sha256:{hashlib.sha256(needy.read_bytes()).hexdigest()}"
+    photon = write_photon(tmp_path, [pinned, "uninstall heavy-x"])
     result = CliRunner().invoke(
         cli, ["build", "-m", str(photon), "--index-url", real_index.url, "--json",
               "-o", str(tmp_path / "svc.photon")],
@@ -248,3 +249,7 @@ def test_a_built_archive_records_the_exclusion_and_has_no_such_wheel(
     inspected = CliRunner().invoke(cli, ["inspect", archive])
     assert "excluded  heavy-x\n" in inspected.output
     assert CliRunner().invoke(cli, ["verify", archive]).exit_code == 0
+    sbom = json.loads(CliRunner().invoke(cli, ["sbom", archive]).stdout)
+    root = sbom["metadata"]["component"]["bom-ref"]
+    direct = next(d["dependsOn"] for d in sbom["dependencies"] if d["ref"] == root)
+    assert "wheel:needy_x-1.0-py3-none-any.whl" in direct  # a --hash line is still direct
