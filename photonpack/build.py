@@ -36,8 +36,8 @@ from photonpack.lock.lockfile import (
 )
 from photonpack.lock.sdist import LockedSdist
 from photonpack.serving.source import PhotonSpec
-from photonpack.sources.builder import BuiltWheel, build_sources, build_wheels_needed
 from photonpack.store import Store, validate_name
+from photonpack.wheelbuild.builder import BuiltWheel, build_sources, build_wheels_needed
 
 __all__ = [
     "SERVING_DISTRIBUTION",
@@ -165,7 +165,9 @@ def build(
             "schema_version": 1,
             "name": name,
             "entry": photon_entry(spec, declaration),
-            "photon": _with_lepton_dependencies(description["photon"], declaration),
+            "photon": _with_exclusions(
+                _with_lepton_dependencies(description["photon"], declaration), lock
+            ),
             "handlers": description["handlers"],
             "openapi": description["openapi"],
             "targets": [str(target) for target in lock.targets],
@@ -236,6 +238,13 @@ def _with_lepton_dependencies(photon: dict[str, Any], declaration: Declaration) 
     if not declaration.lepton_dependencies:
         return photon
     return {**photon, "lepton_dependencies": list(declaration.lepton_dependencies)}
+
+
+def _with_exclusions(photon: dict[str, Any], lock: Lock) -> dict[str, Any]:
+    """The photon's attributes, with the packages its ``uninstall`` lines keep out, if any."""
+    if not lock.inputs.exclusions:
+        return photon
+    return {**photon, "exclusions": list(lock.inputs.exclusions)}
 
 
 def _wheel_entries(lock: Lock, built: dict[str, BuiltWheel]) -> list[WheelEntry]:

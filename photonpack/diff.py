@@ -494,6 +494,7 @@ def _attributes(
             list(a.photon.lepton_dependencies or ()),
             list(b.photon.lepton_dependencies or ()),
         ),
+        ("exclusions", list(a.photon.exclusions or ()), list(b.photon.exclusions or ())),
         ("description", a.photon.description, b.photon.description),
         ("tools", dict(a.tools), dict(b.tools)),
     ]

@@ -80,6 +80,8 @@ def inspect_report(manifest: Manifest, *, archive_size: int | None = None) -> di
     }
     if manifest.photon.lepton_dependencies:  # only for a photon written for Lepton
         report["lepton_dependencies"] = list(manifest.photon.lepton_dependencies)
+    if manifest.photon.exclusions:  # only when the photon has uninstall lines
+        report["exclusions"] = list(manifest.photon.exclusions)
     return report
 
 
@@ -103,6 +105,8 @@ def render_inspect(report: dict[str, Any]) -> str:
     ]
     if report.get("lepton_dependencies"):  # written for Lepton: its runtime set was locked too
         lines.append(f"lepton    {', '.join(report['lepton_dependencies'])}")
+    if report.get("exclusions"):  # uninstall lines: kept out even when something requires them
+        lines.append(f"excluded  {', '.join(report['exclusions'])}")
     lines += [
         f"handlers ({len(report['handlers'])})",
     ]

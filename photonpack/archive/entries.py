@@ -65,12 +65,16 @@ class PhotonAttributes:
     health_check_liveness_tcp_port: int | None = None
     # Lepton's runtime set, locked for a photon written for Lepton (LEPTON_REQUIREMENTS).
     lepton_dependencies: tuple[str, ...] | None = None
+    # Lepton's ``uninstall X`` lines: packages kept out of the environment (recorded when set).
+    exclusions: tuple[str, ...] | None = None
 
     @classmethod
     def from_dict(cls, data: object, where: str = "photon") -> PhotonAttributes:
         """Validate and build from the manifest's ``photon`` object."""
         keys = ("requirement_dependency", "system_dependency", "image")
-        optional = ("handler_max_concurrency", "handler_timeout", "description", *_LEPTON)
+        optional = (
+            "handler_max_concurrency", "handler_timeout", "description", "exclusions", *_LEPTON
+        )  # fmt: skip
         d = obj(data, where, keys, optional)
         timeout = d.get("handler_timeout")
         if timeout is not None:
@@ -106,6 +110,9 @@ class PhotonAttributes:
                 if "lepton_dependencies" in d
                 else None
             ),
+            exclusions=(
+                array(d["exclusions"], f"{where}.exclusions", string) if "exclusions" in d else None
+            ),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -127,6 +134,7 @@ class PhotonAttributes:
             "lepton_dependencies": (
                 None if self.lepton_dependencies is None else list(self.lepton_dependencies)
             ),
+            "exclusions": None if self.exclusions is None else list(self.exclusions),
         }
         recorded.update({k: v for k, v in lepton.items() if v is not None})
         return recorded

@@ -80,7 +80,7 @@ def _target_gaps(
     locked_for: Mapping[Target, Mapping[str, LockedPackage]],
     requires_dist: RequiresDist | None,
 ) -> list[Gap]:
-    check = _TargetCheck(target, locked_for[target])
+    check = _TargetCheck(target, locked_for[target], lock.inputs.exclusions)
     roots = (
         ("the photon", lock.inputs.requirements),
         ("photonpack's serving stack", lock.inputs.serving_requirements),
@@ -102,8 +102,11 @@ def _target_gaps(
 class _TargetCheck:
     """The requirements met and unmet on one target, and the extras each package is asked for."""
 
-    def __init__(self, target: Target, locked: Mapping[str, LockedPackage]) -> None:
+    def __init__(
+        self, target: Target, locked: Mapping[str, LockedPackage], excluded: Sequence[str] = ()
+    ) -> None:
         self.target, self.locked = target, locked
+        self.excluded = frozenset(excluded)  # ``uninstall`` lines: absent on purpose
         self.environment = target.environment()
         self.extras: dict[str, set[str]] = {name: set() for name in locked}
         self.gaps: list[Gap] = []
@@ -113,6 +116,8 @@ class _TargetCheck:
         for line, requirement in _applying(lines, self.environment, extras):
             name = canonicalize_name(requirement.name)
             package = self.locked.get(name)
+            if name in self.excluded:
+                continue
             if package is None:
                 found = f"{name} is not locked for it"
             elif not _satisfies(requirement, package.version):
@@ -171,7 +176,7 @@ def _applying(
     found = []
     for line in lines:
         try:
-            requirement = Requirement(line)
+            requirement = Requirement(line.split(" --hash=", 1)[0])
         except InvalidRequirement:
             continue
         marker = requirement.marker

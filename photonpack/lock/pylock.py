@@ -72,6 +72,8 @@ class LockInputs:
     # does not depend on where the project lives (photonpack.lock.relative).
     directory: Path
     from_lock: FromLock | None = None
+    constraints: tuple[str, ...] = ()  # ``-c`` lines
+    exclusions: tuple[str, ...] = ()  # ``uninstall`` lines: canonical names kept out of the lock
 
     def recorded_index(self) -> dict[str, Any]:
         """The index settings as the lock records them: no credentials, local paths relative."""
@@ -88,7 +90,7 @@ class LockInputs:
 
     def digest(self) -> str:
         """``sha256:<hex>`` of the canonical JSON of the inputs (credentials excluded)."""
-        data = {
+        data: dict[str, Any] = {
             "lock-format": LOCK_FORMAT,
             "requirements": list(self.requirements),
             "serving-requirements": list(self.serving_requirements),
@@ -97,8 +99,14 @@ class LockInputs:
         }
         if self.from_lock is not None:  # absent otherwise: older digests stay valid
             data["from"] = self.recorded_from()
+        data.update(self.optional())
         canonical = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
         return "sha256:" + hashlib.sha256(canonical).hexdigest()
+
+    def optional(self) -> dict[str, list[str]]:
+        """Constraints and exclusions, only when there are some: older locks keep their digest."""
+        data = {"constraints": list(self.constraints), "exclusions": list(self.exclusions)}
+        return {key: value for key, value in data.items() if value}
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -222,6 +230,7 @@ class Lock:
                     "targets": [str(t) for t in self.targets],
                     "requirements": list(self.inputs.requirements),
                     "serving-requirements": list(self.inputs.serving_requirements),
+                    **self.inputs.optional(),
                     "index": self.inputs.recorded_index(),
                     **({"from": kept} if (kept := self.inputs.recorded_from()) else {}),
                     **self._build_tables(),
@@ -339,6 +348,7 @@ def _from_dict(data: Mapping[str, Any], path: Path) -> Lock:
         index_url=index_url,
         extra_index_urls=where.locations(index, "extra-index-urls", f"{at}.index", local_ok=True),
         find_links=where.locations(index, "find-links", f"{at}.index", local_ok=True),
+        pre=index.get("pre") is True,
     )
     inputs = LockInputs(
         requirements=tuple(where.strings(section, "requirements", at)),
@@ -347,6 +357,12 @@ def _from_dict(data: Mapping[str, Any], path: Path) -> Lock:
         index=recorded.resolved(path.parent),
         directory=path.parent,
         from_lock=_from_lock(section, at, where),
+        constraints=tuple(where.strings(section, "constraints", at))
+        if "constraints" in section
+        else (),
+        exclusions=tuple(where.strings(section, "exclusions", at))
+        if "exclusions" in section
+        else (),
     )
     packages = tuple(
         _package(entry, f"packages[{i}]", where)

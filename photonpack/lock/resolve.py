@@ -96,12 +96,14 @@ def resolve(
     *,
     preferences: Mapping[str, str],
     allow_sources: bool = True,
+    constraints: Sequence[str] = (),
 ) -> Resolution:
     """Resolve ``requirements`` for each target: one version per package where one serves all.
 
     With ``allow_sources``, a project whose matching release has no wheel at
     all is locked from its sdist (see the module docstring); without it (build
-    requirements), wheels only.
+    requirements), wheels only. ``constraints`` (``-c`` lines) limit versions
+    without requiring anything.
 
     ``preferences`` (name -> version) are kept when still compatible, like
     the existing pins of ``pip-compile``. Every target is resolved with the
@@ -127,7 +129,13 @@ def resolve(
         work_dir = Path(work)
         repositories = {t: _TargetRepository(t, index, work_dir) for t in targets}
         resolution = _resolve_each(
-            requirements, targets, repositories, preferences, pages=pages, sources=sources
+            requirements,
+            targets,
+            repositories,
+            preferences,
+            pages=pages,
+            sources=sources,
+            constraints=constraints,
         )
         agreed = _oldest_choices(resolution)
         differing = [
@@ -140,7 +148,13 @@ def resolve(
             # pins again (each package it needs is held to the version it chose): keep it.
             unified = {**preferences, **agreed}
             again = _resolve_each(
-                requirements, differing, repositories, unified, pages=pages, sources=sources
+                requirements,
+                differing,
+                repositories,
+                unified,
+                pages=pages,
+                sources=sources,
+                constraints=constraints,
             )
             resolution = Resolution(
                 pins={t: again.pins.get(t, resolution.pins[t]) for t in targets},
@@ -178,6 +192,7 @@ def _resolve_each(
     *,
     pages: PageFilter,
     sources: set[str] | None,
+    constraints: Sequence[str] = (),
 ) -> Resolution:
     pins: dict[Target, dict[str, Pin]] = {}
     files: dict[Target, dict[str, list[DistFile]]] = {}
@@ -191,6 +206,7 @@ def _resolve_each(
                 pins[target] = _resolve_one(
                     requirements, target, each.index, each.repository,
                     preferences=preferences, resolvers=each.resolvers, sources=sources,
+                    constraints=constraints,
                 )  # fmt: skip
                 break
             except _SourcesNeeded as needed:
@@ -386,6 +402,8 @@ def _pip_args(index: IndexSettings) -> list[str]:
         args += ["--extra-index-url", url]
     for location in index.find_links:
         args += ["--find-links", location]
+    if index.pre:
+        args.append("--pre")
     # One attempt and a bounded wait: an unreachable mirror is reported, not retried for minutes.
     return [*args, "--retries", "0", "--timeout", "30"]
 
@@ -437,6 +455,7 @@ def _resolve_one(
     preferences: Mapping[str, str],
     resolvers: Sequence[Any],
     sources: set[str] | None,
+    constraints: Sequence[str] = (),
 ) -> dict[str, Pin]:
     from pip._internal.exceptions import (
         DistributionNotFound,
@@ -452,6 +471,10 @@ def _resolve_one(
     with _target_environment(target):
         try:
             ireqs = [install_req_from_line(line, comes_from="photon") for line in requirements]
+            ireqs += [
+                install_req_from_line(line, comes_from="constraints", constraint=True)
+                for line in constraints
+            ]
         except InstallationError as exc:
             raise ResolutionError(f"invalid requirement: {exc}") from exc
         existing: dict[str, Any] = {

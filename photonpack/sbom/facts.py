@@ -89,7 +89,8 @@ def read_facts(manifest: Manifest, blob_path: Callable[[str], Path]) -> Facts:
 
 def _name(requirement: str) -> str | None:
     try:
-        return canonicalize_name(Requirement(requirement).name)
+        # A line may carry --hash options (the lock records them as written).
+        return canonicalize_name(Requirement(requirement.split(" --hash=", 1)[0]).name)
     except InvalidRequirement:
         return None
 

@@ -10,7 +10,7 @@ For each sdist a target needs (:meth:`Lock.sources_for`):
    builds nothing.
 3. Otherwise a fresh venv is made from the build wheels only (photonpack's own
    installer), the sdist unpacked beside it, and the backend's
-   ``build_wheel`` run with no network (:mod:`photonpack.sources.sandbox`).
+   ``build_wheel`` run with no network (:mod:`photonpack.wheelbuild.sandbox`).
 4. The wheel must be the package and version the lock says; its sha256 is
    taken, it enters the store, and the cache records it.
 
@@ -37,8 +37,8 @@ from photonpack.lock.buildreqs import build_environment
 from photonpack.lock.pylock import Lock, LockedPackage, LockedWheel
 from photonpack.lock.sdist import LockedSdist
 from photonpack.lock.target import Target
-from photonpack.sources.sandbox import BuildSettings, HookFailed, run_hook, tail, tried_network
 from photonpack.store import Store
+from photonpack.wheelbuild.sandbox import BuildSettings, HookFailed, run_hook, tail, tried_network
 
 __all__ = ["BUILD_FORMAT", "BuiltWheel", "build_sources", "build_wheels_needed", "cache_key"]
 
