@@ -9,6 +9,9 @@ package index. Same photon, same wheels, same base, same run:
   requirements are built; the base is Debian 12 with CPython 3.11 from
   ``mmdebstrap`` (cached under /var/tmp/photonpack-test-base/, as the tests do);
 - build time: ``photonpack image --oci-layout`` against ``podman build --no-cache``
+  (the store holds the environment ``build`` installed to describe the photon, as
+  on the machine that built it; also with a cold store, where every wheel is
+  installed and compiled afresh)
   of a Containerfile that COPYs the same wheels, ``pip install --no-index
   --require-hashes`` into the same venv path, adds a ``lepton`` user and
   ``WORKDIR /home/lepton`` (median of ``--rounds``);
@@ -153,10 +156,14 @@ def image_cmd(archive: Path, base: Path, *extra: str) -> list[str]:
 def build_section(
     first: PhotonBuild, base: Path, work: Path, env: dict[str, str], rounds: int
 ) -> None:
-    ours, theirs = [], []
+    ours, cold, theirs = [], [], []
     for index in range(rounds):
         layout = work / f"layout-{index}"
         ours.append(seconds(image_cmd(first.archive, base, "--oci-layout", str(layout)), env))
+        # A store that never ran the photon: every wheel installed and compiled afresh.
+        cold_env = {**env, "PHOTONPACK_HOME": str(work / f"cold-home-{index}")}
+        cold_layout = str(work / f"cold-layout-{index}")
+        cold.append(seconds(image_cmd(first.archive, base, "--oci-layout", cold_layout), cold_env))
         context = work / f"context-{index}"
         containerfile_context(first.archive, first.home, context)
         tag = f"localhost/svc-podman:{index}"
@@ -169,6 +176,9 @@ def build_section(
     mine, peer = statistics.median(ours), statistics.median(theirs)
     print(f"build      photonpack image {mine:6.2f} s   podman build {peer:6.2f} s")
     print(target("build time", mine / peer, 0.3))
+    chilly = statistics.median(cold)
+    print(f"           photonpack image, cold store (nothing installed yet) {chilly:6.2f} s")
+    print(target("build time, cold store", chilly / peer, 0.3))
 
 
 def size_section(

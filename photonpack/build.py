@@ -1,4 +1,4 @@
-"""Build a photon archive: lock → fetch → capture the handler contract → bundle.
+"""Build a photon archive: lock → fetch → build sources → capture the handler contract → bundle.
 
 Everything the archive will hold enters the store first (verified), so that
 the archive is written from content-addressed blobs only and ``create`` has
@@ -16,14 +16,14 @@ from typing import Any, Protocol
 import photonpack
 from photonpack.__about__ import __version__
 from photonpack._fs import atomic_write
-from photonpack.archive import write_archive
-from photonpack.archive.manifest import FileEntry, Manifest, WheelEntry
+from photonpack.archive import archive_mtime, write_archive
+from photonpack.archive.manifest import FileEntry, Manifest, SourceEntry, WheelEntry
 from photonpack.contract import describe_photon, photon_entry
 from photonpack.errors import BuildError
 from photonpack.install.wheel import inspect_wheel
 from photonpack.lock.closure import check_closure
 from photonpack.lock.declaration import Declaration, read_declaration
-from photonpack.lock.download import fetch_wheels
+from photonpack.lock.download import LockedFile, fetch_wheels
 from photonpack.lock.lockfile import (
     Lock,
     LockedWheel,
@@ -34,8 +34,10 @@ from photonpack.lock.lockfile import (
     lock_photon,
     read_lock,
 )
+from photonpack.lock.sdist import LockedSdist
 from photonpack.serving.source import PhotonSpec
 from photonpack.store import Store, validate_name
+from photonpack.wheelbuild.builder import BuiltWheel, build_sources, build_wheels_needed
 
 __all__ = [
     "SERVING_DISTRIBUTION",
@@ -55,7 +57,7 @@ class FetchProgress(Protocol):
 
     def start(self, total_bytes: int) -> None: ...
 
-    def advance(self, wheel: LockedWheel, received: int) -> None: ...
+    def advance(self, wheel: LockedFile, received: int) -> None: ...
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -66,6 +68,8 @@ class BuildOptions:
     output: Path | None = None
     locked: bool = False
     lock: LockOptions = dataclasses.field(default_factory=LockOptions)
+    # Build every sdist again instead of taking its wheel from the store's cache (verify --rebuild).
+    fresh_sources: bool = False
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -115,7 +119,9 @@ def build(
         result = lock_photon(spec, lock_options)
         lock, lock_changed = result.lock, result.changed
 
-    locked = lock.wheels()
+    sources = {s.sha256: s for t in lock.targets for s in lock.sources_for(t)}
+    # The sdists to build and their build wheels are fetched and verified like the wheels.
+    locked: list[LockedFile] = [*lock.wheels(), *sources.values(), *build_wheels_needed(lock)]
     missing = [w for w in locked if not store.has_blob(w.sha256, w.size)]
     if progress is not None and missing:
         progress.start(sum(w.size for w in missing))
@@ -128,16 +134,27 @@ def build(
             partial=partial,
         )
 
+    built = (
+        build_sources(lock, store, epoch=archive_mtime(), fresh=options.fresh_sources)
+        if sources
+        else {}
+    )
     inspected: dict[str, tuple[str, ...]] = {}
 
-    def requires_dist(wheel: LockedWheel) -> tuple[str, ...]:
-        if wheel.sha256 not in inspected:
-            checked = inspect_wheel(fetched[wheel.sha256], filename=wheel.filename)
-            inspected[wheel.sha256] = checked.metadata.requires_dist
-        return inspected[wheel.sha256]
+    def requires_dist(locked: LockedWheel | LockedSdist) -> tuple[str, ...]:
+        # A sdist stands for the wheel built from it: its metadata may differ from the one
+        # pip prepared at lock time, and what it needs must be locked all the same.
+        path, filename, sha = fetched.get(locked.sha256), locked.filename, locked.sha256
+        if isinstance(locked, LockedSdist):
+            wheel = built[locked.sha256]
+            path, filename, sha = store.blob_path(wheel.sha256), wheel.filename, wheel.sha256
+        if sha not in inspected:
+            assert path is not None
+            inspected[sha] = inspect_wheel(path, filename=filename).metadata.requires_dist
+        return inspected[sha]
 
     check_closure(lock, requires_dist=requires_dist)  # what the wheels need, locked too
-    wheels = _wheel_entries(lock)
+    wheels = _wheel_entries(lock, built)
     files = _photon_files(spec, declaration, lock.path, store)
     runtime = runtime_entries(store)
     description, warnings = describe_photon(
@@ -148,7 +165,9 @@ def build(
             "schema_version": 1,
             "name": name,
             "entry": photon_entry(spec, declaration),
-            "photon": _with_lepton_dependencies(description["photon"], declaration),
+            "photon": _with_exclusions(
+                _with_lepton_dependencies(description["photon"], declaration), lock
+            ),
             "handlers": description["handlers"],
             "openapi": description["openapi"],
             "targets": [str(target) for target in lock.targets],
@@ -174,7 +193,9 @@ def rebuild(
 
     The lock is used as it is (``--locked``, with the targets and index it
     records), so any difference from ``built`` comes from the source, the
-    wheels or the tools, never from a fresh resolution.
+    wheels or the tools, never from a fresh resolution. Sdists are built again,
+    not taken from the cache: a wheel that differs shows as rehashed, built
+    from the same source.
     """
     lock = read_lock(default_lock_path(spec, built.name))
     options = BuildOptions(
@@ -187,6 +208,7 @@ def rebuild(
             index=lock.inputs.index,
             from_lock=lock.inputs.from_lock.path if lock.inputs.from_lock else None,
         ),
+        fresh_sources=True,
     )
     return build(spec, options, store=store).manifest
 
@@ -218,24 +240,47 @@ def _with_lepton_dependencies(photon: dict[str, Any], declaration: Declaration) 
     return {**photon, "lepton_dependencies": list(declaration.lepton_dependencies)}
 
 
-def _wheel_entries(lock: Lock) -> list[WheelEntry]:
+def _with_exclusions(photon: dict[str, Any], lock: Lock) -> dict[str, Any]:
+    """The photon's attributes, with the packages its ``uninstall`` lines keep out, if any."""
+    if not lock.inputs.exclusions:
+        return photon
+    return {**photon, "exclusions": list(lock.inputs.exclusions)}
+
+
+def _wheel_entries(lock: Lock, built: dict[str, BuiltWheel]) -> list[WheelEntry]:
+    """The locked wheels and the wheels built from sdists, each with the targets it serves."""
     targets: dict[str, list[str]] = {}
-    by_sha = {}
+    by_sha: dict[str, WheelEntry] = {}
     for target in lock.targets:
         for wheel in lock.wheels_for(target):
             targets.setdefault(wheel.sha256, []).append(str(target))
-            by_sha[wheel.sha256] = wheel
-    return sorted(
-        (
-            WheelEntry(
+            by_sha[wheel.sha256] = WheelEntry(
                 filename=wheel.filename,
                 name=wheel.name,
                 version=wheel.version,
                 sha256=wheel.sha256,
                 size=wheel.size,
-                targets=tuple(sorted(targets[sha])),
+                targets=(),
             )
-            for sha, wheel in by_sha.items()
+        for sdist in lock.sources_for(target):
+            made = built[sdist.sha256]
+            targets.setdefault(made.sha256, []).append(str(target))
+            source = SourceEntry(
+                filename=sdist.filename, url=sdist.url, sha256=sdist.sha256, size=sdist.size
+            )
+            by_sha[made.sha256] = WheelEntry(
+                filename=made.filename,
+                name=sdist.name,
+                version=sdist.version,
+                sha256=made.sha256,
+                size=made.size,
+                targets=(),
+                source=source,
+            )
+    return sorted(
+        (
+            dataclasses.replace(entry, targets=tuple(sorted(targets[sha])))
+            for sha, entry in by_sha.items()
         ),
         key=lambda entry: entry.filename,
     )

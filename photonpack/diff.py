@@ -334,7 +334,7 @@ def _packages(
             mine_a = {f: w for f, w in oa.items() if w.name == name}
             mine_b = {f: w for f, w in ob.items() if w.name == name}
             rehashed = tuple(
-                f"{f} {mine_a[f].sha256} -> {mine_b[f].sha256}"
+                f"{f} {mine_a[f].sha256} -> {mine_b[f].sha256}{_same_source(mine_a[f], mine_b[f])}"
                 for f in sorted(mine_a.keys() & mine_b.keys())
                 if mine_a[f].sha256 != mine_b[f].sha256
             )
@@ -346,6 +346,13 @@ def _packages(
                 )
             wheels += _coverage(mine_a, mine_b)
     return tuple(packages), tuple(wheels)
+
+
+def _same_source(a: WheelEntry, b: WheelEntry) -> str:
+    """A note when both wheels were built from the same sdist: the build is not reproducible."""
+    if a.source is None or b.source is None or a.source.sha256 != b.source.sha256:
+        return ""
+    return f" (both built from {a.source.filename} sha256 {a.source.sha256}: not reproducible)"
 
 
 def _coverage(a: Mapping[str, WheelEntry], b: Mapping[str, WheelEntry]) -> list[WheelChange]:
@@ -487,6 +494,7 @@ def _attributes(
             list(a.photon.lepton_dependencies or ()),
             list(b.photon.lepton_dependencies or ()),
         ),
+        ("exclusions", list(a.photon.exclusions or ()), list(b.photon.exclusions or ())),
         ("description", a.photon.description, b.photon.description),
         ("tools", dict(a.tools), dict(b.tools)),
     ]

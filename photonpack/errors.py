@@ -19,6 +19,8 @@ into that message and ``exit_code``, never into a traceback.
     │   └── TargetError                  a --target is misspelled or unsupported
     ├── PackageIndexError                a package index or download failed
     ├── BuildError                       assembling an archive failed
+    ├── SourceError                      a local project, git repository or source URL
+    │                                    cannot be read, fetched or exported
     ├── ArchiveError                     not a photon archive / unreadable
     ├── IntegrityError                   exit 3: bytes differ from their digest
     ├── StoreError                       $PHOTONPACK_HOME unusable
@@ -64,6 +66,7 @@ __all__ = [
     "RegistryError",
     "ResolutionError",
     "ServeError",
+    "SourceError",
     "StaleLockError",
     "StoreError",
     "TargetError",
@@ -101,6 +104,10 @@ class PackageIndexError(PhotonpackError):
 
 class BuildError(PhotonpackError):
     """An archive cannot be assembled."""
+
+
+class SourceError(PhotonpackError):
+    """A source (local project, git repository, archive URL) cannot be read, fetched or exported."""
 
 
 class ArchiveError(PhotonpackError):

@@ -67,8 +67,12 @@ class Prepared:
 def prepare(store: Store, manifest: Manifest, *, check_system: bool = True) -> Prepared:
     """Install (or reuse) the environment and working directory of a stored photon.
 
-    ``manifest``'s blobs must already be in ``store`` (verified on entry).
+    ``manifest``'s blobs must already be in ``store`` (verified on entry). The
+    environment and working directory are marked in use for the life of this
+    process and of the server it execs (``store/locks.py``), and their last use
+    noted: what ``gc`` keeps.
     """
+    store.hold()
     targets = [Target.parse(text) for text in manifest.targets]
     target = host_compatible(targets)
     if target is None:
@@ -87,6 +91,8 @@ def prepare(store: Store, manifest: Manifest, *, check_system: bool = True) -> P
         store, wheels=wheels_for_target(manifest, target), runtime=manifest.runtime
     )
     workdir = ensure_workdir(store, manifest)
+    # Until this process (the server it execs) exits, gc leaves both alone.
+    store.hold_in_use(env, workdir)
     return Prepared(
         manifest=manifest, target=target, environment=env, workdir=workdir, installed=installed
     )

@@ -12,7 +12,7 @@ every target (:mod:`photonpack.lock.closure`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
@@ -26,6 +26,8 @@ from photonpack.install.metadata import identity_problem
 from photonpack.install.wheel import CorruptWheelError, Wheel, inspect_wheel
 from photonpack.lock.closure import closure_gaps
 from photonpack.lock.pylock import Lock, LockedWheel
+from photonpack.lock.sdist import LockedSdist
+from photonpack.lock.target import Target
 
 __all__ = ["InspectWheel", "check_lock", "enforce_policy", "policy_problems"]
 
@@ -176,8 +178,11 @@ def _inspected(manifest: Manifest, inspect: InspectWheel) -> tuple[dict[str, Whe
 
 
 def _closure_problems(manifest: Manifest, lock: Lock, wheels: dict[str, Wheel]) -> list[Problem]:
-    def requires_dist(locked: LockedWheel) -> Sequence[str] | None:
-        wheel = wheels.get(locked.sha256)
+    built = {w.source.sha256: w.sha256 for w in manifest.wheels if w.source is not None}
+
+    def requires_dist(locked: LockedWheel | LockedSdist) -> Sequence[str] | None:
+        # A locked sdist stands for the wheel the archive built from it.
+        wheel = wheels.get(built.get(locked.sha256, locked.sha256))
         return wheel.metadata.requires_dist if wheel is not None else None
 
     return [
@@ -249,8 +254,11 @@ def check_lock(manifest: Manifest, lock: Lock) -> list[Problem]:
                             found=f"{field} {found}",
                         )
                     )
+        sources = {s.sha256: s for s in lock.sources_for(target)}
+        problems += _built_problems(manifest, target, sources, lock_member)
         for wheel in manifest.wheels:
-            if name in wheel.targets and wheel.filename not in locked:
+            from_source = wheel.source is not None and wheel.source.sha256 in sources
+            if name in wheel.targets and wheel.filename not in locked and not from_source:
                 problems.append(
                     Problem(
                         member=blob_member(wheel.sha256),
@@ -260,3 +268,35 @@ def check_lock(manifest: Manifest, lock: Lock) -> list[Problem]:
                     )
                 )
     return list(dict.fromkeys(problems))
+
+
+def _built_problems(
+    manifest: Manifest, target: Target, sources: Mapping[str, LockedSdist], lock_member: str
+) -> list[Problem]:
+    """Every sdist the lock builds for ``target`` has its wheel, of its project and version."""
+    name = str(target)
+    built = {
+        w.source.sha256: w for w in manifest.wheels if w.source is not None and name in w.targets
+    }
+    problems = []
+    for sha, sdist in sorted(sources.items()):
+        have = built.get(sha)
+        if have is None:
+            problems.append(
+                Problem(
+                    member=lock_member,
+                    label=f"source:{sdist.filename}",
+                    expected=f"in the archive: a wheel built from it (sha256 {sha}) for {name}",
+                    found="no wheel built from it is listed in photon.json (missing)",
+                )
+            )
+        elif not _same((canonicalize_name(sdist.name), sdist.version), have.name, have.version):
+            problems.append(
+                Problem(
+                    member=blob_member(have.sha256),
+                    label=f"wheel:{have.filename}",
+                    expected=f"{sdist.name} {sdist.version}, as built from {sdist.filename}",
+                    found=f"{have.name} {have.version}",
+                )
+            )
+    return problems

@@ -106,7 +106,7 @@ class RemoteTag:
 
 
 def _titles(manifest: Manifest) -> dict[str, str]:
-    """sha256 hex -> the one title its layer carries (wheels first, then files, runtime)."""
+    """sha256 hex -> the one title its layer carries (wheels first, files, runtime, sources)."""
     titles: dict[str, str] = {}
     for wheel in manifest.wheels:
         titles.setdefault(wheel.sha256, f"wheels/{wheel.filename}")
@@ -114,6 +114,9 @@ def _titles(manifest: Manifest) -> dict[str, str]:
         titles.setdefault(entry.sha256, f"files/{entry.path}")
     for entry in manifest.runtime:
         titles.setdefault(entry.sha256, f"runtime/{entry.path}")
+    for wheel in manifest.wheels:  # the sdist a wheel was built from
+        if wheel.source is not None:
+            titles.setdefault(wheel.source.sha256, f"sources/{wheel.source.filename}")
     return titles
 
 

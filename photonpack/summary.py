@@ -37,9 +37,11 @@ def inspect_report(manifest: Manifest, *, archive_size: int | None = None) -> di
     """The ``inspect --json`` document (documented, stable)."""
     packages: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for w in manifest.wheels:
-        packages.setdefault((w.name, w.version), []).append(
-            {"filename": w.filename, "size": w.size, "targets": list(w.targets)}
-        )
+        wheel: dict[str, Any] = {"filename": w.filename, "size": w.size, "targets": list(w.targets)}
+        if w.source is not None:  # built from a locked sdist, which the archive carries
+            wheel["sha256"] = w.sha256
+            wheel["built_from"] = w.source.to_dict()
+        packages.setdefault((w.name, w.version), []).append(wheel)
     report: dict[str, Any] = {
         "name": manifest.name,
         "digest": manifest.digest,
@@ -78,6 +80,8 @@ def inspect_report(manifest: Manifest, *, archive_size: int | None = None) -> di
     }
     if manifest.photon.lepton_dependencies:  # only for a photon written for Lepton
         report["lepton_dependencies"] = list(manifest.photon.lepton_dependencies)
+    if manifest.photon.exclusions:  # only when the photon has uninstall lines
+        report["exclusions"] = list(manifest.photon.exclusions)
     return report
 
 
@@ -101,6 +105,8 @@ def render_inspect(report: dict[str, Any]) -> str:
     ]
     if report.get("lepton_dependencies"):  # written for Lepton: its runtime set was locked too
         lines.append(f"lepton    {', '.join(report['lepton_dependencies'])}")
+    if report.get("exclusions"):  # uninstall lines: kept out even when something requires them
+        lines.append(f"excluded  {', '.join(report['exclusions'])}")
     lines += [
         f"handlers ({len(report['handlers'])})",
     ]
@@ -108,7 +114,11 @@ def render_inspect(report: dict[str, Any]) -> str:
     lines.append(f"packages ({len(report['packages'])})")
     for p in report["packages"]:
         size = format_size(sum(w["size"] for w in p["wheels"]))
-        lines.append(f"  {p['name']} {p['version']}  {size}")
+        built = [w["built_from"] for w in p["wheels"] if "built_from" in w]
+        origin = "".join(
+            f"  built from {b['filename']} sha256:{b['sha256'][:12]}" for b in built[:1]
+        )
+        lines.append(f"  {p['name']} {p['version']}  {size}{origin}")
     lines.append(f"files ({len(report['files'])})")
     lines += [f"  {f['path']}  {format_size(f['size'])}" for f in report["files"]]
     runtime = report["runtime"]

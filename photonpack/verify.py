@@ -7,6 +7,10 @@ listing: see :mod:`photonpack.policy`) when it matched its digest, and is
 deleted at once. Memory stays bounded and the disk holds one wheel at a time;
 the archive is read once. Every problem is collected, not just the first, so
 CI sees each offending member at once.
+
+A photon in the store (``verify -n NAME``) is checked where it lies: each of
+its blobs is re-hashed in place and the same policy applied, with the same
+report, without writing its archive anywhere.
 """
 
 from __future__ import annotations
@@ -14,9 +18,11 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from photonpack._digest import sha256_file
 from photonpack.archive import BlobWriter, MemorySink, Problem, read_manifest, unpack
 from photonpack.archive.manifest import Manifest
 from photonpack.errors import IntegrityError
@@ -30,6 +36,7 @@ __all__ = [
     "policy_problems",
     "verify_archive",
     "verify_store",
+    "verify_stored",
 ]
 
 if TYPE_CHECKING:
@@ -40,7 +47,7 @@ if TYPE_CHECKING:
 class VerifyResult:
     """What ``verify`` found: clean when ``problems`` is empty."""
 
-    path: Path
+    path: Path | None  # None: a photon in the store, read from no file
     manifest: Manifest | None
     problems: tuple[Problem, ...]
     archive_size: int
@@ -54,7 +61,7 @@ class VerifyResult:
         """The ``verify --json`` document (see docs: shape is stable)."""
         m = self.manifest
         return {
-            "path": str(self.path),
+            "path": None if self.path is None else str(self.path),
             "ok": self.ok,
             "name": m.name if m else None,
             "digest": m.digest if m else None,
@@ -113,6 +120,68 @@ def verify_archive(path: Path, *, expected: str | None = None) -> VerifyResult:
         problems=tuple(problems),
         archive_size=path.stat().st_size,
     )
+
+
+def verify_stored(
+    store: Store, manifest: Manifest, *, archive_size: int, expected: str | None = None
+) -> VerifyResult:
+    """``verify -n NAME``: re-hash ``manifest``'s blobs in ``store`` and apply the policy.
+
+    The same checks and the same problems as :func:`verify_archive` on the
+    photon's archive, but in place: nothing is written, and the blobs are
+    hashed in parallel. ``archive_size`` is the size recorded with the name.
+    """
+    labels = {sha: ", ".join(names) for sha, names in manifest.blob_labels().items()}
+    blobs = list(manifest.blobs().items())
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        found = list(pool.map(lambda blob: _stored_problem(store, blob[0], blob[1], labels), blobs))
+    problems = [problem for problem in found if problem is not None]
+    bad = {problem.member.rpartition("/")[2] for problem in problems}
+    lock_entry = manifest.file(manifest.lock)
+    if lock_entry is None or lock_entry.sha256 not in bad:  # else reported already
+
+        def inspect(sha256: str, filename: str) -> Wheel | None:
+            return (
+                None if sha256 in bad else inspect_wheel(store.blob_path(sha256), filename=filename)
+            )
+
+        problems += policy_problems(
+            manifest, lambda hex_: store.blob_path(hex_).read_bytes(), inspect
+        )
+    if expected is not None and manifest.digest != expected:
+        problems.append(
+            Problem(
+                member="photon.json",
+                label="digest",
+                expected=f"the photon {expected} (--digest)",
+                found=f"the photon {manifest.digest}",
+            )
+        )
+    return VerifyResult(
+        path=None, manifest=manifest, problems=tuple(problems), archive_size=archive_size
+    )
+
+
+def _stored_problem(store: Store, sha256: str, size: int, labels: dict[str, str]) -> Problem | None:
+    member, label = f"blobs/sha256/{sha256}", labels.get(sha256, "")
+    try:
+        digest, actual = sha256_file(store.blob_path(sha256))
+    except FileNotFoundError:
+        return Problem(
+            member=member,
+            label=label,
+            expected=f"{size} bytes in the store",
+            found="no such blob (missing)",
+        )
+    if actual != size:
+        return Problem(
+            member=member, label=label, expected=f"{size} bytes", found=f"{actual} bytes"
+        )
+    if digest != sha256:
+        return Problem(
+            member=member, label=label, expected=f"sha256 {sha256}", found=f"sha256 {digest}"
+        )
+    return None
 
 
 def verify_store(store: Store) -> list[str]:

@@ -27,3 +27,7 @@ def photonpack_home(
     monkeypatch.setenv("PHOTONPACK_HOME", str(home))
     monkeypatch.delenv("PHOTONPACK_TOKEN", raising=False)
     yield home
+    # The store's shared lock, which a Store used in this process takes (store/locks.py).
+    from photonpack.store import locks
+
+    locks.release()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -91,6 +92,42 @@ def test_photon_argument_mistakes_are_usage_errors(args: list[str], says: str) -
     assert result.exit_code == 2
     assert says in result.output
     assert "Traceback" not in result.output
+
+
+def _store_files(home: Path) -> list[str]:
+    return sorted(str(p.relative_to(home)) for p in home.rglob("*") if p.is_file())
+
+
+@pytest.mark.parametrize("command", [["verify"], ["inspect"], ["sbom"], ["diff", "-n", "counter"]])
+def test_a_stored_photon_is_read_in_place_writing_nothing(
+    named: Archive, photonpack_home: Path, command: list[str]
+) -> None:
+    before = _store_files(photonpack_home)
+    result = run(*command, "-n", "counter")
+    assert result.exit_code == 0, result.output
+    assert _store_files(photonpack_home) == before  # no archive written back, nothing in tmp/
+
+
+def test_verify_by_name_re_hashes_the_stored_blobs(named: Archive, photonpack_home: Path) -> None:
+    store = Store(photonpack_home)
+    entry = named.manifest.files[0]
+    blob = store.blob_path(entry.sha256)
+    blob.chmod(0o644)
+    blob.write_bytes(b"altered" + blob.read_bytes()[7:])
+    altered = hashlib.sha256(blob.read_bytes()).hexdigest()
+    result = run("verify", "-n", "counter")
+    assert result.exit_code == 3
+    assert result.stdout == (
+        f"FAIL blobs/sha256/{entry.sha256} ({entry.path}): expected sha256 {entry.sha256}, "
+        f"found sha256 {altered}\n"
+    )
+    blob.unlink()
+    missing = json.loads(run("verify", "--json", "-n", "counter").stdout)
+    assert missing["ok"] is False
+    assert [p["message"] for p in missing["problems"]] == [
+        f"blobs/sha256/{entry.sha256} ({entry.path}): expected {entry.size} bytes in the store, "
+        "found no such blob (missing)"
+    ]
 
 
 @pytest.mark.parametrize("command", ["verify", "inspect", "sbom"])

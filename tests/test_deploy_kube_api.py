@@ -34,6 +34,9 @@ class FakeApi:
     reject: str | None = None  # kind refused on the real apply (not the dry run)
     reject_dry: str | None = None
     version: int = 0
+    events: list[dict[str, Any]] = field(default_factory=list)
+    ready: bool = True  # a Deployment applied is ready at once
+    pods: bool = True  # its pods exist (False: a quota refused them)
 
 
 def _handler(api: FakeApi) -> type[http.server.BaseHTTPRequestHandler]:
@@ -56,10 +59,19 @@ def _handler(api: FakeApi) -> type[http.server.BaseHTTPRequestHandler]:
             path = self.path.partition("?")[0]
             api.calls.append(f"GET {path}")
             if path.endswith("/pods"):
-                pods = [_pod(obj) for obj in api.objects.values() if obj["kind"] == "Deployment"]
+                deployments = [o for o in api.objects.values() if o["kind"] == "Deployment"]
+                pods = [
+                    _pod(obj, i)
+                    for obj in deployments
+                    for i in range(obj["spec"].get("replicas", 1) if api.pods else 0)
+                ]
                 return self._answer(200, {"items": pods})
+            if path.endswith("/events"):
+                return self._answer(200, {"items": api.events})
             if path.endswith("/log"):
-                return self._answer(200, "photonpack: serving counter\n", "text/plain")
+                api.calls.append(f"LOG {self.path}")
+                pod = path.split("/")[-2]
+                return self._answer(200, f"photonpack: serving counter in {pod}\n", "text/plain")
             if path in api.objects:
                 return self._answer(200, api.objects[path])
             return self._missing()
@@ -87,8 +99,9 @@ def _handler(api: FakeApi) -> type[http.server.BaseHTTPRequestHandler]:
                 obj["metadata"]["resourceVersion"] = str(api.version)
                 if obj["kind"] == "Deployment":
                     n = obj["spec"].get("replicas", 1)
-                    obj["status"] = {"replicas": n, "updatedReplicas": n, "readyReplicas": n,
-                                     "availableReplicas": n}  # fmt: skip
+                    up = n if api.ready else 0
+                    obj["status"] = {"replicas": n, "updatedReplicas": up, "readyReplicas": up,
+                                     "availableReplicas": up}  # fmt: skip
                 api.objects[path] = obj
             return self._answer(200, api.objects[path])
 
@@ -101,11 +114,11 @@ def _handler(api: FakeApi) -> type[http.server.BaseHTTPRequestHandler]:
     return Handler
 
 
-def _pod(deployment: dict[str, Any]) -> dict[str, Any]:
+def _pod(deployment: dict[str, Any], index: int) -> dict[str, Any]:
     template = deployment["spec"]["template"]
     digest = template["spec"]["containers"][0]["image"].partition("@")[2]
     return {
-        "metadata": {"name": f"{deployment['metadata']['name']}-abc", "annotations":
+        "metadata": {"name": f"{deployment['metadata']['name']}-abc-{index}", "annotations":
                      template["metadata"]["annotations"]},
         "status": {"containerStatuses": [
             {"imageID": f"registry.example:5000/team/counter@{digest}", "restartCount": 0,
@@ -203,4 +216,78 @@ def test_a_token_secret_that_does_not_exist_is_named(fake: FakeApi, counter_arch
     assert result.stderr == (
         "error: the secret 'shared' does not exist in namespace models; create it first "
         "(kubectl create secret generic shared -n models --from-file=KEY=FILE)\n"
+    )
+
+
+def _warning(kind: str, name: str, reason: str, message: str, when: str) -> dict[str, Any]:
+    return {"type": "Warning", "reason": reason, "message": message, "lastTimestamp": when,
+            "involvedObject": {"kind": kind, "name": name}, "count": 3}  # fmt: skip
+
+
+def test_status_tells_the_newest_warning_of_the_pods_there_are(
+    fake: FakeApi, counter_archive: Path
+) -> None:
+    assert _invoke("deploy", str(counter_archive), "--image", IMAGE).exit_code == 0
+    deployment = fake.objects["/apis/apps/v1/namespaces/models/deployments/counter"]
+    deployment["status"]["readyReplicas"] = 0
+    fake.events = [
+        _warning("Pod", "counter-old-0", "BackOff", "a pod gone since", "2026-12-02T14:09:00Z"),
+        _warning("Pod", "counter-abc-0", "FailedScheduling",
+                 "0/3 nodes are available: 3 Insufficient nvidia.com/gpu.", "2026-12-02T14:05:00Z"),
+        _warning("Pod", "other-abc-0", "Failed", "not this deployment", "2026-12-02T14:10:00Z"),
+    ]  # fmt: skip
+    status = _invoke("deployment", "status", "-n", "counter")
+    assert status.exit_code == 1
+    summary, *warnings = status.stdout.splitlines()
+    assert summary.startswith("counter: not ready 0/1 ")
+    assert summary.endswith(
+        "; unschedulable: 0/3 nodes are available: 3 Insufficient nvidia.com/gpu."
+    )
+    assert warnings == [
+        "  warning: Pod counter-abc-0: FailedScheduling: 0/3 nodes are available: 3 Insufficient "
+        "nvidia.com/gpu. (x3)"
+    ]
+    assert "GET /api/v1/namespaces/models/events" in fake.calls
+
+
+def test_pods_refused_by_a_quota_end_the_wait_with_the_event(
+    fake: FakeApi, counter_archive: Path
+) -> None:
+    fake.ready, fake.pods = False, False
+    fake.events = [
+        _warning("ReplicaSet", "counter-5d9f", "FailedCreate",
+                 'pods "counter-5d9f-x" is forbidden: exceeded quota: compute',
+                 "2026-12-02T14:05:00Z"),
+    ]  # fmt: skip
+    result = _invoke("deploy", str(counter_archive), "--image", IMAGE, "--timeout", "120")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "error: deployment 'counter' is not ready: pods cannot be created: "
+        'pods "counter-5d9f-x" is forbidden: exceeded quota: compute\n'
+    )
+
+
+def test_logs_of_every_replica_are_prefixed_by_pod_and_since_takes_a_time(
+    fake: FakeApi, counter_archive: Path
+) -> None:
+    assert (
+        _invoke("deploy", str(counter_archive), "--image", IMAGE, "--replicas", "2").exit_code == 0
+    )
+    logs = _invoke("deployment", "logs", "-n", "counter", "--since", "2026-12-02T15:00:00+01:00")
+    assert logs.exit_code == 0, logs.output
+    assert logs.stdout.splitlines() == [
+        "[counter-abc-0] photonpack: serving counter in counter-abc-0",
+        "[counter-abc-1] photonpack: serving counter in counter-abc-1",
+    ]
+    assert [c for c in fake.calls if c.startswith("LOG")] == [
+        f"LOG /api/v1/namespaces/models/pods/counter-abc-{i}/log?sinceTime=2026-12-02T14%3A00%3A00Z"
+        for i in range(2)
+    ]
+    followed = _invoke("deployment", "logs", "-n", "counter", "-f", "--since", "10m")
+    assert sorted(followed.stdout.splitlines()) == logs.stdout.splitlines()
+    bad = _invoke("deployment", "logs", "-n", "counter", "--since", "yesterday")
+    assert bad.exit_code == 1
+    assert bad.stderr == (
+        "error: --since expects a duration such as 30s, 10m, 2h or an RFC 3339 time such as "
+        "2026-12-02T14:00:00Z, found 'yesterday'\n"
     )

@@ -26,6 +26,7 @@ from photonpack.deploy import (
     parse_secret,
     render,
 )
+from photonpack.deploy.imageuser import run_as
 
 DIGEST = "sha256:" + "ab" * 32
 IMAGE = "registry.example:5000/team/counter@sha256:" + "cd" * 32
@@ -211,3 +212,44 @@ def test_env_and_secret_options_parse() -> None:
     assert parse_secret("K=s:key") == SecretEnv(env="K", secret="s", key="key")
     with pytest.raises(DeployError, match=r"--env expects KEY=VALUE, found 'A'"):
         parse_env(["A"])
+
+
+def test_an_image_without_a_group_leaves_run_as_group_to_the_image() -> None:
+    (_, deployment, _) = render(_spec(uid=1001, gid=None, token="t"))
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["securityContext"] == {
+        "runAsNonRoot": True,
+        "runAsUser": 1001,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    assert "runAsGroup" not in pod["containers"][0]["securityContext"]
+    kubernetes_validate.validate(deployment, VERSIONS[0], strict=True)
+
+
+@pytest.mark.parametrize(
+    ("user", "expected"),
+    [("1000:1000", (1000, 1000)), ("1001", (1001, None)), (" 65532:65532 ", (65532, 65532))],
+)
+def test_an_image_runs_as_the_numeric_user_of_its_config(
+    user: str, expected: tuple[int, int | None]
+) -> None:
+    assert run_as({"config": {"User": user}}, "img@sha256:x") == expected
+
+
+@pytest.mark.parametrize(
+    ("user", "message"),
+    [
+        ("", "img runs as root (its config names no User) and deployments run non-root; "),
+        ("0:0", "img runs as root (User '0:0') and deployments run non-root; "),
+        ("app", "img runs as user 'app', a name: runAsNonRoot needs a numeric uid, and the "
+         "name is only known inside the image's /etc/passwd; "),
+        ("1000:staff", "img runs as user '1000:staff', a name: "),
+    ],
+)  # fmt: skip
+def test_an_image_that_runs_as_root_or_a_named_user_is_refused(user: str, message: str) -> None:
+    with pytest.raises(DeployError) as info:
+        run_as({"config": {"User": user}}, "img")
+    assert str(info.value).startswith(message)
+    assert str(info.value).endswith(
+        "give the image a non-root numeric USER (for example USER 1000:1000) and push it again"
+    )

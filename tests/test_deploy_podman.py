@@ -54,7 +54,8 @@ def cleanup(engine_env: Podman) -> Iterator[list[str]]:
     yield names
     for name in names:
         _invoke("deployment", "remove", "-n", name)
-        engine_env("pod", "rm", "-f", "-t", "0", f"{name}-pod-0", check=False)
+        for pod in (f"{name}-pod-0", f"{name}-b-pod-0"):
+            engine_env("pod", "rm", "-f", "-t", "0", pod, check=False)
 
 
 def test_counter_deploys_answers_by_name_with_its_token_redeploys_and_is_removed(
@@ -117,13 +118,15 @@ def test_counter_deploys_answers_by_name_with_its_token_redeploys_and_is_removed
     assert state["photon_running"] == state["photon_digest"] != first_digest
     with Client.deployment("counter", token="s3cret") as client:
         assert (client.add(x=2), client.double()) == (2, 4)
+    # Rolled out beside the old pod, which is gone once the new one answered.
+    assert podman("pod", "ps", "--format", "{{.Name}}").stdout.split() == ["counter-b-pod-0"]
 
     listed = _invoke("deployment", "list")
     assert listed.stdout.splitlines()[1].split()[:3] == ["counter", "podman", "counter"]
 
     removed = _invoke("deployment", "remove", "-n", "counter")
     assert removed.exit_code == 0, removed.output
-    assert removed.stderr == "removed counter: pod counter-pod-0, secret counter-token\n"
+    assert removed.stderr == "removed counter: pod counter-b-pod-0, secret counter-token\n"
     assert podman("pod", "ps", "-q").stdout == ""
     assert podman("ps", "-a", "-q").stdout == ""
     assert podman("secret", "ls", "--noheading").stdout == ""
@@ -195,3 +198,39 @@ def test_a_photon_that_crashes_at_start_is_reported_with_its_last_log_lines(
     assert status.exit_code == 1
     assert status.stdout.startswith("crashy: not ready 0/1 (updated 1, available 0)")
     assert "the model file is missing" in status.stdout
+
+
+def test_a_redeploy_that_crashes_rolls_back_to_the_photon_that_served(
+    engine_env: Podman,
+    debian_base: DebianBase,
+    counter_archive: Path,
+    real_index: PackageIndex,
+    tmp_path: Path,
+    cleanup: list[str],
+) -> None:
+    base = f"oci:{debian_base.oci}:bookworm"
+    cleanup.append("steady")
+    first = _invoke(
+        "deploy", str(counter_archive), "--engine", "podman", "--name", "steady", "--base", base
+    )
+    assert first.exit_code == 0, first.output
+    url = first.stdout.strip()
+    served = json.loads(_invoke("deployment", "status", "-n", "steady", "--json").stdout)
+    crashes = build_photon(
+        real_index, write_photon(tmp_path / "crash", CRASHES), tmp_path / "crash.photon"
+    ).path
+    result = _invoke(
+        "deploy", str(crashes), "--engine", "podman", "--name", "steady", "--base", base,
+        "--timeout", "60",
+    )  # fmt: skip
+    assert result.exit_code == 1
+    error = result.stderr.splitlines()[-1]
+    assert error.startswith("error: deployment 'steady' is not ready: ")
+    assert "RuntimeError: the model file is missing; rolled back: the previous one " in error
+    assert error.endswith(f"serves again at {url}")
+    state = json.loads(_invoke("deployment", "status", "-n", "steady", "--json").stdout)
+    assert (state["ready"], state["current"]) == (1, True)
+    assert state["photon_running"] == served["photon_digest"]
+    with Client.deployment("steady") as client:
+        assert client.add(x=4) == 4
+    assert engine_env("pod", "ps", "--format", "{{.Name}}").stdout.split() == ["steady-pod-0"]

@@ -331,3 +331,17 @@ def test_diff_of_a_missing_file_is_an_error(builds: dict[str, Archive], tmp_path
     assert (
         result.stderr == f"error: cannot read {tmp_path / 'x.photon'}: No such file or directory\n"
     )
+
+
+def test_a_new_uninstall_line_is_an_attribute_change(builds: dict[str, Archive]) -> None:
+    import dataclasses
+
+    base = builds["base"].manifest
+    photon = dataclasses.replace(base.photon, exclusions=("opencv-python",))
+    result = diff(
+        side_from_manifest(base, "a.photon"),
+        side_from_manifest(dataclasses.replace(base, photon=photon), "b.photon"),
+    )
+    assert result.attributes == (
+        AttributeChange(field="exclusions", old=[], new=["opencv-python"]),
+    )

@@ -22,8 +22,8 @@ from click.testing import CliRunner
 
 from photonpack.cli import cli
 from photonpack.serving.client import Client
-from tests.support.images import DebianBase, Podman
-from tests.support.registry import Registry, free_port
+from tests.support.images import DebianBase, Podman, index_with_tiny_platforms
+from tests.support.registry import Registry, StagedPhoton, free_port, stage_photon
 
 pytestmark = [pytest.mark.containers, pytest.mark.slow]
 
@@ -195,3 +195,37 @@ def test_a_zstd_image_is_pulled_and_served_by_podman(
     podman.wait_for_line(container, f"photonpack: serving counter on http://0.0.0.0:{port}")
     assert Client(f"http://127.0.0.1:{port}").add(x=3) == 3
     assert _stop_with_sigterm(podman, container) == 0
+
+
+def test_the_amd64_image_of_a_two_platform_index_runs_with_its_own_wheels(
+    podman: Podman, debian_base: DebianBase, registry: Registry, tmp_path: Path
+) -> None:
+    # Only amd64 runs here: the index's arm64 image is checked in test_image_platforms.py.
+    import dataclasses
+
+    from photonpack.archive import write_archive
+
+    base = index_with_tiny_platforms(debian_base.oci, "bookworm", tmp_path / "multi")
+    targets = ("cp311-manylinux_2_28_aarch64", "cp311-manylinux_2_28_x86_64")
+    staged = stage_photon(tmp_path, "which", [("nat", "1.0")], targets=targets, native=("nat",))
+    show = (
+        "import importlib.resources as r; print(r.files('nat').joinpath('_native.txt').read_text())"
+    )
+    photon = dataclasses.replace(staged.manifest.photon, cmd=("python", "-I", "-c", show))
+    staged = StagedPhoton(
+        manifest=dataclasses.replace(staged.manifest, photon=photon), blobs=staged.blobs
+    )
+    archive = tmp_path / "which.photon"
+    with archive.open("wb") as out:
+        write_archive(out, staged.manifest, staged.blob_path)
+    reference = f"{registry.host}/images/which:multi"
+    result = CliRunner().invoke(
+        cli,
+        ["image", str(archive), "--base", f"oci:{base}:bookworm",
+         "--platform", "linux/amd64,linux/arm64", "--push", reference],
+        catch_exceptions=False,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    podman("pull", "-q", "--tls-verify=false", reference)
+    ran = podman("run", "--rm", "--network=none", "--read-only", reference)
+    assert ran.stdout == "cp311-manylinux_2_28_x86_64\n\n"

@@ -37,6 +37,14 @@ def docs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     (root / "counter.photon").write_bytes(old.path.read_bytes())
     (root / "counter-new.photon").write_bytes(new.path.read_bytes())
+    # Two uv locks for the diff of locks from other tools (tests/test_diff_foreign.py).
+    from tests.test_diff_foreign import sha, uv_lock
+
+    for side, text in (("old", uv_lock()), ("new", uv_lock(idna="3.11", extra=True))):
+        (root / side).mkdir()
+        (root / side / "pylock.toml").write_text(
+            text.replace(sha("c"), sha("f" if side == "new" else "c"))
+        )
     return root
 
 

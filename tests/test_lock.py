@@ -217,17 +217,17 @@ def test_existing_pins_are_kept_unless_upgraded(
     assert {p.name: p.version for p in upgraded.packages}["beta"] == "2.1"
 
 
-def test_sdist_only_package_is_refused_and_previous_lock_kept(
+def test_unreadable_sdist_is_refused_and_previous_lock_kept(
     index: PackageIndex, tmp_path: Path
 ) -> None:
     lock_photon(photon(tmp_path, "beta"), options(index))
     before = (tmp_path / "pylock.svc.toml").read_bytes()
-    with pytest.raises(NoCompatibleWheelError) as info:
+    with pytest.raises(ResolutionError) as info:
         lock_photon(photon(tmp_path, "sourceonly"), options(index))
     assert str(info.value) == (
-        "sourceonly 1.0 has only a source distribution, no wheel for cp311-manylinux_2_28_x86_64; "
-        "photonpack locks wheels only: build a wheel (pip wheel) and add its directory with "
-        "--find-links, or require a version that publishes wheels"
+        "cannot read the source distribution of sourceonly while locking for "
+        "cp311-manylinux_2_28_x86_64 (not a gzip file); the index serves a broken sdist: "
+        "require another version, or give a wheel with --find-links"
     )
     assert (tmp_path / "pylock.svc.toml").read_bytes() == before
 

@@ -15,6 +15,7 @@ from photonpack.archive import blob_member
 from photonpack.cli import cli
 from photonpack.lock.closure import closure_gaps
 from photonpack.lock.pylock import LockedWheel, parse_lock
+from photonpack.lock.sdist import LockedSdist
 from tests.support.archives import make_archive
 from tests.support.index import PackageIndex, add_serving_stack
 
@@ -67,7 +68,7 @@ def lock_text(
 def gaps(text: str, requires: dict[str, list[str]] | None = None) -> list[str]:
     lock = parse_lock(text, path=Path("pylock.test.toml"))
 
-    def requires_dist(wheel: LockedWheel) -> list[str] | None:
+    def requires_dist(wheel: LockedWheel | LockedSdist) -> list[str] | None:
         return (requires or {}).get(wheel.name)
 
     return [str(g) for g in closure_gaps(lock, requires_dist=requires_dist if requires else None)]

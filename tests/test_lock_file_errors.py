@@ -20,6 +20,7 @@ from click.testing import CliRunner, Result
 
 from photonpack.cli import cli
 from photonpack.lock.lockfile import parse_lock
+from photonpack.serving.requirements import SERVING_REQUIREMENTS
 from tests.support.index import PackageIndex, add_serving_stack
 
 if sys.version_info >= (3, 11):
@@ -28,6 +29,8 @@ else:
     import tomli as tomllib
 
 TARGET = "cp311-manylinux_2_28_x86_64"
+# The good lock holds beta and a stand-in for each serving requirement; a mutation appends.
+APPENDED = 1 + len(SERVING_REQUIREMENTS)
 ROOT = Path(__file__).resolve().parents[1]
 FIX = "; fix it, or delete it and run photonpack lock again"
 
@@ -194,13 +197,13 @@ CASES: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
     (
         "duplicated-package",
         _duplicate,
-        "packages[7] repeats beta 2.0, already locked by packages[0]: "
+        f"packages[{APPENDED}] repeats beta 2.0, already locked by packages[0]: "
         "a lock lists each package version once",
     ),
     (
         "two-versions-one-target",
         _second_version,
-        f"packages[7] locks beta 3.0 for target {TARGET}, which packages[0] locks as "
+        f"packages[{APPENDED}] locks beta 3.0 for target {TARGET}, which packages[0] locks as "
         "beta 2.0: a lock holds one version of each package per target",
     ),
 ]
@@ -249,7 +252,7 @@ def test_one_package_in_two_versions_for_different_targets_is_a_valid_lock(
     data = copy.deepcopy(good_lock)
     _second_version(data)
     data["packages"][0]["marker"] = 'platform_machine == "x86_64"'
-    data["packages"][7]["marker"] = 'platform_machine == "aarch64"'
+    data["packages"][APPENDED]["marker"] = 'platform_machine == "aarch64"'
     aarch64 = "cp311-manylinux_2_28_aarch64"
     data["tool"]["photonpack"]["targets"] = [TARGET, aarch64]
     lock = parse_lock(tomli_w.dumps(data), path=tmp_path / "pylock.counter.toml")

@@ -119,9 +119,9 @@ def test_uv_pins_are_kept_and_the_serving_stack_is_added(
     assert code == 0, out
     lock_path = tmp_path / "pylock.svc.toml"
     assert out == (
-        "kept 2 packages of pylock.toml; added 6: fastapi 0.110, httptools 0.6, "
-        "pydantic 2.6, python-multipart 0.0.9, uvicorn 0.29, uvloop 0.19\n"
-        f"locked 8 packages, 8 wheels for {TARGET} -> {lock_path}\n"
+        "kept 2 packages of pylock.toml; added 7: fastapi 0.110, fastapi-offline 1.7.7, "
+        "httptools 0.6, pydantic 2.6, python-multipart 0.0.9, uvicorn 0.29, uvloop 0.19\n"
+        f"locked 9 packages, 9 wheels for {TARGET} -> {lock_path}\n"
     )
     lock = read_lock(lock_path)
     beta = next(w for w in lock.wheels() if w.name == "beta")
@@ -292,6 +292,7 @@ def test_diff_of_the_kept_lock_and_the_photon_lock_shows_what_was_added(
     report = json.loads(out)
     assert [(p["name"], p["kind"]) for p in report["packages"]] == [
         ("fastapi", "added"),
+        ("fastapi-offline", "added"),
         ("httptools", "added"),
         ("pydantic", "added"),
         ("python-multipart", "added"),

@@ -65,12 +65,16 @@ class PhotonAttributes:
     health_check_liveness_tcp_port: int | None = None
     # Lepton's runtime set, locked for a photon written for Lepton (LEPTON_REQUIREMENTS).
     lepton_dependencies: tuple[str, ...] | None = None
+    # Lepton's ``uninstall X`` lines: packages kept out of the environment (recorded when set).
+    exclusions: tuple[str, ...] | None = None
 
     @classmethod
     def from_dict(cls, data: object, where: str = "photon") -> PhotonAttributes:
         """Validate and build from the manifest's ``photon`` object."""
         keys = ("requirement_dependency", "system_dependency", "image")
-        optional = ("handler_max_concurrency", "handler_timeout", "description", *_LEPTON)
+        optional = (
+            "handler_max_concurrency", "handler_timeout", "description", "exclusions", *_LEPTON
+        )  # fmt: skip
         d = obj(data, where, keys, optional)
         timeout = d.get("handler_timeout")
         if timeout is not None:
@@ -106,6 +110,9 @@ class PhotonAttributes:
                 if "lepton_dependencies" in d
                 else None
             ),
+            exclusions=(
+                array(d["exclusions"], f"{where}.exclusions", string) if "exclusions" in d else None
+            ),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -127,6 +134,7 @@ class PhotonAttributes:
             "lepton_dependencies": (
                 None if self.lepton_dependencies is None else list(self.lepton_dependencies)
             ),
+            "exclusions": None if self.exclusions is None else list(self.exclusions),
         }
         recorded.update({k: v for k, v in lepton.items() if v is not None})
         return recorded
@@ -251,8 +259,45 @@ class FileEntry:
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
+class SourceEntry:
+    """The locked sdist a wheel was built from, carried as a blob beside it."""
+
+    filename: str
+    url: str
+    sha256: str
+    size: int
+
+    @classmethod
+    def from_dict(cls, data: object, where: str) -> SourceEntry:
+        """Validate and build from a ``wheels[i].source`` object."""
+        d = obj(data, where, ("filename", "url", "sha256", "size"))
+        filename = string(d["filename"], f"{where}.filename")
+        if "/" in filename or not filename.endswith((".tar.gz", ".zip")):
+            raise Invalid(f"{where}.filename", f"{filename!r} is not an sdist filename")
+        return cls(
+            filename=filename,
+            url=string(d["url"], f"{where}.url"),
+            sha256=string(d["sha256"], f"{where}.sha256", SHA256_HEX),
+            size=integer(d["size"], f"{where}.size"),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-ready dict form."""
+        return {
+            "filename": self.filename,
+            "url": self.url,
+            "sha256": self.sha256,
+            "size": self.size,
+        }
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class WheelEntry:
-    """A locked wheel the archive carries, with the targets that install it."""
+    """A wheel the archive carries, with the targets that install it.
+
+    A wheel built from a locked sdist names it in ``source`` (the sdist is a
+    blob of the archive too); a wheel from the index has none.
+    """
 
     filename: str
     name: str
@@ -260,11 +305,14 @@ class WheelEntry:
     sha256: str
     size: int
     targets: tuple[str, ...]
+    source: SourceEntry | None = None
 
     @classmethod
     def from_dict(cls, data: object, where: str) -> WheelEntry:
         """Validate and build from a ``wheels[i]`` object."""
-        d = obj(data, where, ("filename", "name", "version", "sha256", "size", "targets"))
+        d = obj(
+            data, where, ("filename", "name", "version", "sha256", "size", "targets"), ("source",)
+        )
         filename = string(d["filename"], f"{where}.filename")
         if not filename.endswith(".whl") or "/" in filename:
             raise Invalid(f"{where}.filename", f"{filename!r} is not a wheel filename")
@@ -283,11 +331,12 @@ class WheelEntry:
             sha256=string(d["sha256"], f"{where}.sha256", SHA256_HEX),
             size=integer(d["size"], f"{where}.size"),
             targets=targets,
+            source=SourceEntry.from_dict(d["source"], f"{where}.source") if "source" in d else None,
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON-ready dict form."""
-        return {
+        """The JSON-ready dict form (``source`` only for a wheel built from one)."""
+        data: dict[str, Any] = {
             "filename": self.filename,
             "name": self.name,
             "version": self.version,
@@ -295,6 +344,9 @@ class WheelEntry:
             "size": self.size,
             "targets": list(self.targets),
         }
+        if self.source is not None:
+            data["source"] = self.source.to_dict()
+        return data
 
 
 def _names_its_file(filename: str, name: str, version: str, where: str) -> None:

@@ -26,6 +26,7 @@ from photonpack.archive.entries import (
     Handler,
     Parameter,
     PhotonAttributes,
+    SourceEntry,
     WheelEntry,
 )
 from photonpack.archive.validation import (
@@ -51,6 +52,7 @@ __all__ = [
     "Manifest",
     "Parameter",
     "PhotonAttributes",
+    "SourceEntry",
     "WheelEntry",
     "canonical_json",
 ]
@@ -171,11 +173,12 @@ class Manifest:
             f"expected {form} naming one of the photon's own files, found {self.entry!r} ({why})",
         )
 
-    def _entries(self) -> list[tuple[str, FileEntry | WheelEntry]]:
-        out: list[tuple[str, FileEntry | WheelEntry]] = []
+    def _entries(self) -> list[tuple[str, FileEntry | WheelEntry | SourceEntry]]:
+        out: list[tuple[str, FileEntry | WheelEntry | SourceEntry]] = []
         out += [(f"files[{i}]", e) for i, e in enumerate(self.files)]
         out += [(f"runtime[{i}]", e) for i, e in enumerate(self.runtime)]
         out += [(f"wheels[{i}]", e) for i, e in enumerate(self.wheels)]
+        out += [(f"wheels[{i}].source", e.source) for i, e in enumerate(self.wheels) if e.source]
         return out
 
     @classmethod
@@ -266,6 +269,8 @@ class Manifest:
             labels.setdefault(f.sha256, []).append(f"runtime:{f.path}")
         for w in self.wheels:
             labels.setdefault(w.sha256, []).append(f"wheel:{w.filename}")
+            if w.source is not None:
+                labels.setdefault(w.source.sha256, []).append(f"source:{w.source.filename}")
         return labels
 
     def file(self, path: str) -> FileEntry | None:

@@ -42,7 +42,7 @@ class _Group(click.Group):
     ) -> Any:
         self.debug = os.environ.get(DEBUG_ENV, "") not in ("", "0")
         try:
-            result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            result = self._invoke(args, prog_name, complete_var, **extra)
         except click.exceptions.Exit as exc:  # --help, --version, ctx.exit(code)
             sys.exit(exc.exit_code)
         except click.UsageError as exc:
@@ -73,6 +73,18 @@ class _Group(click.Group):
         if standalone_mode:
             sys.exit(code)
         return result
+
+    def _invoke(
+        self,
+        args: Sequence[str] | None,
+        prog_name: str | None,
+        complete_var: str | None,
+        **extra: Any,
+    ) -> Any:
+        try:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        finally:
+            _release_store()
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -133,6 +145,18 @@ def progress_shown() -> bool:
     import sys
 
     return verbosity() >= 0 and sys.stderr.isatty()
+
+
+def _release_store() -> None:
+    """The command has ended: give back the store's shared lock (``store/locks.py``).
+
+    Only when a command used the store (its module is loaded); matters to a
+    caller that runs commands in its own process, as the process's exit
+    releases it anyway.
+    """
+    store_locks = sys.modules.get("photonpack.store.locks")
+    if store_locks is not None:
+        store_locks.release()
 
 
 def _table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> None:

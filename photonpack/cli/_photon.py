@@ -3,21 +3,24 @@
 ``verify``, ``inspect``, ``sbom`` and ``diff`` read archive files. For ``-n NAME``
 the photon is looked up in the local store with the same helper ``run`` and
 ``push`` use (:func:`photonpack.admit.admit_name`, through
-:func:`photonpack.cli.registry.admit_photon`) and written back out as its
-archive into the store's scratch space, so every command reads the same bytes
-and reports the same result whichever form named the photon.
+:func:`photonpack.cli.registry.admit_photon`) and read where it lies: its
+stored manifest, its blobs re-hashed in place by ``verify``. Nothing is
+written (a torch-size archive would be gigabytes), and every command reports
+the same result whichever form named the photon.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
-from typing import Any
+import dataclasses
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from photonpack.errors import UsageError
+
+if TYPE_CHECKING:
+    from photonpack.archive.manifest import Manifest
+    from photonpack.store import Store
 
 NAME_HELP = "The photon of this name in the local store ($PHOTONPACK_HOME), instead of a file."
 
@@ -35,28 +38,20 @@ def one_photon(command: str, archive: object | None, name: str | None) -> None:
         raise UsageError(f"{command} needs a photon: ARCHIVE or -n NAME")
 
 
-@contextmanager
-def stored_archive(name: str) -> Iterator[Path]:
-    """The archive of the photon named ``name`` in the store, while the block runs."""
-    from photonpack.archive import write_archive
+@dataclasses.dataclass(frozen=True)
+class StoredPhoton:
+    """The photon named NAME in the store: its manifest, and its archive's recorded size."""
+
+    store: Store
+    manifest: Manifest
+    archive_size: int
+
+
+def stored_photon(name: str) -> StoredPhoton:
+    """The photon named ``name`` in the local store, or the error that lists the names."""
     from photonpack.cli.registry import admit_photon
     from photonpack.store import Store
 
     store = Store()
     manifest = admit_photon(store, None, name, None)
-    with store.temp_dir("named-") as scratch:
-        path = scratch / f"{manifest.name}.photon"
-        with path.open("wb") as out:
-            write_archive(out, manifest, store.blob_path)
-        yield path
-
-
-@contextmanager
-def archive_path(archive: Path | None, name: str | None) -> Iterator[Path]:
-    """ARCHIVE as given, or the stored photon ``name`` as an archive file."""
-    if name is None:
-        assert archive is not None
-        yield archive
-        return
-    with stored_archive(name) as path:
-        yield path
+    return StoredPhoton(store, manifest, store.refs.get(name).size)

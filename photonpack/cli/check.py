@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any
 
 import click
 
 from photonpack.cli._app import cli
-from photonpack.cli._photon import archive_path, name_option, one_photon
+from photonpack.cli._photon import name_option, one_photon, stored_photon
 from photonpack.errors import PhotonpackError, UsageError
 
 # -- CI: verify / inspect / diff / sbom ------------------------------------
@@ -51,7 +50,7 @@ def verify(
 
     from photonpack._units import format_size
     from photonpack.admit import parse_expected
-    from photonpack.verify import verify_archive
+    from photonpack.verify import verify_archive, verify_stored
 
     expected = parse_expected(digest)
     if check_store:
@@ -63,13 +62,17 @@ def verify(
     if archive is None and photon_name is None:
         raise UsageError("verify needs a photon: ARCHIVE or -n NAME (or --store)")
     one_photon("verify", archive, photon_name)
-    with archive_path(archive, photon_name) as path:
-        result = verify_archive(path, expected=expected)
+    if photon_name is not None:
+        stored = stored_photon(photon_name)
+        result = verify_stored(
+            stored.store, stored.manifest, archive_size=stored.archive_size, expected=expected
+        )
+    else:
+        assert archive is not None
+        result = verify_archive(archive, expected=expected)
     shown = archive if archive is not None else f"the photon named {photon_name}"
     if as_json:
-        report = result.to_dict()
-        if photon_name is not None:
-            report["path"] = None  # the photon came from the store, not from a file
+        report = result.to_dict()  # "path": null for -n: the photon came from no file
         click.echo(json.dumps(report, indent=2, ensure_ascii=False))
     elif result.ok and result.manifest is not None:
         m = result.manifest
@@ -149,9 +152,12 @@ def inspect_(archive: str | None, photon_name: str | None, as_json: bool) -> Non
     from photonpack.summary import inspect_report, render_inspect
 
     one_photon("inspect", archive, photon_name)
-    if archive is None or is_archive_path(archive):
-        with archive_path(None if archive is None else Path(archive), photon_name) as path:
-            report = inspect_report(read_manifest(path), archive_size=path.stat().st_size)
+    if archive is None:
+        stored = stored_photon(photon_name or "")
+        report = inspect_report(stored.manifest, archive_size=stored.archive_size)
+    elif is_archive_path(archive):
+        path = Path(archive)
+        report = inspect_report(read_manifest(path), archive_size=path.stat().st_size)
     else:
         from photonpack.cli.registry import inspect_remote
 
@@ -201,9 +207,8 @@ def diff_(
     import json
     import os
     import sys
-    from contextlib import ExitStack
 
-    from photonpack.diff import diff, load_side
+    from photonpack.diff import diff, load_side, side_from_manifest
     from photonpack.diff_render import render_markdown, render_text
 
     if len(names) + len(sides) != 2:
@@ -215,13 +220,8 @@ def diff_(
         if fmt not in ("text", "json"):
             raise UsageError(f"diff takes --json or --format {fmt}, not both")
         fmt = "json"
-    with ExitStack() as stack:
-        loaded = []
-        for name in names:
-            path = stack.enter_context(archive_path(None, name))
-            side = load_side(path)
-            loaded.append(dataclasses.replace(side, label=f"-n {name}"))
-        loaded.extend(load_side(path) for path in sides)
+    loaded = [side_from_manifest(stored_photon(name).manifest, f"-n {name}") for name in names]
+    loaded.extend(load_side(path) for path in sides)
     result = diff(loaded[0], loaded[1])
     if fmt == "json":
         click.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
@@ -251,11 +251,15 @@ def diff_(
 def sbom(archive: Path | None, photon_name: str | None, output: Path | None, fmt: str) -> None:
     """Print a deterministic SBOM of ARCHIVE (or -n NAME): its wheels, their dependency
     graph (from the lock) and licenses (from each wheel's METADATA), and its files."""
-    from photonpack.sbom.document import archive_sbom
+    from photonpack.sbom.document import archive_sbom, photon_sbom
 
     one_photon("sbom", archive, photon_name)
-    with archive_path(archive, photon_name) as path:
-        data = archive_sbom(path, fmt)
+    if photon_name is not None:
+        stored = stored_photon(photon_name)
+        data = photon_sbom(stored.manifest, stored.store.blob_path, fmt)
+    else:
+        assert archive is not None
+        data = archive_sbom(archive, fmt)
     if output is None:
         click.echo(data.decode(), nl=False)
         return

@@ -48,7 +48,6 @@ def _image_for(
     from photonpack.cli.image import _architecture, _epoch
     from photonpack.deploy import DeployError
     from photonpack.image import ImageOptions, build_image, default_base, open_base, push_image
-    from photonpack.image.output import write_oci_layout
     from photonpack.oci.reference import parse_reference
     from photonpack.store import Store
 
@@ -85,12 +84,23 @@ def _image_for(
         if PodmanEngine().has_image(f"{repository}@{built.digest}"):
             info(f"{repository}@{built.digest} is in podman's storage already")
             return f"{repository}@{built.digest}"
+        from photonpack.deploy.podmanimage import load_image
+
         with store.temp_dir("deploy-oci-") as out:
-            layout = Path(out) / "oci"
-            write_oci_layout(built, layout, tag=f"{repository}:latest")
-            ref: str = PodmanEngine().load_image(layout, repository, built.digest)
+            ref: str = load_image(PodmanEngine().cli, built, repository, Path(out))
         info(f"loaded {ref} into podman's storage")
         return ref
+
+
+def _podman_image_user(image: str) -> tuple[int, int | None]:
+    """The uid (and gid) ``--image`` runs as, when podman's storage holds it; else lepton's."""
+    from photonpack.deploy.imageuser import run_as
+    from photonpack.deploy.podmancli import PodmanCli
+
+    found = PodmanCli().inspect("image", image)
+    if found is None:
+        return IMAGE_UID, IMAGE_UID  # kube play pulls it; photonpack's images run as lepton
+    return run_as({"config": found.get("Config") or {}}, image)
 
 
 @cli.command()
@@ -172,7 +182,7 @@ def deploy(
     """
     from photonpack.deploy import DeploymentSpec, dump_all, parse_env, parse_secret, render
     from photonpack.deploy.manifests import deployment
-    from photonpack.deploy.podman import free_port
+    from photonpack.deploy.podmancli import free_port
     from photonpack.deploy.record import Records
     from photonpack.store import Store
 
@@ -210,6 +220,8 @@ def deploy(
     }
     # Check the options before building an image for them.
     DeploymentSpec.of(image=f"localhost/check@sha256:{'0' * 64}", **options)
+    if image is not None and engine == "podman":
+        options["uid"], options["gid"] = _podman_image_user(image)
     if image is None:
         image = _image_for(
             manifest,
@@ -258,7 +270,12 @@ def status(name: str, watch: bool, as_json: bool) -> None:
     engine = _recorded_engine(name)
     while True:
         current = engine.status(name)
-        click.echo(json.dumps(current.to_dict(), indent=2) if as_json else current.summary())
+        if as_json:
+            click.echo(json.dumps(current.to_dict(), indent=2))
+        else:
+            click.echo(current.summary())
+            for event in current.events:
+                click.echo(f"  warning: {event}")
         if not watch or current.ready >= current.desired:
             break
         time.sleep(2)
@@ -288,7 +305,7 @@ def list_deployments(as_json: bool) -> None:
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new lines.")
 @click.option("--since", help="Only lines newer than this (10m, 1h, an RFC 3339 time).")
 def logs(name: str, follow: bool, since: str | None) -> None:
-    """The server's log lines."""
+    """The server's log lines, of every pod (each line prefixed [POD] when there are several)."""
     for line in _recorded_engine(name).logs(name, follow=follow, since=since):
         click.echo(line)
 

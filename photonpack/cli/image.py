@@ -36,6 +36,78 @@ def _architecture(targets: tuple[str, ...]) -> str:
     return _ARCHITECTURES.get(os.uname().machine, os.uname().machine)
 
 
+def _image_facts(built: Any) -> dict[str, Any]:
+    """What the report says about one platform's image."""
+    from photonpack.image.platforms import platform_of
+
+    return {
+        "platform": platform_of({"os": "linux"} | dict(built.base.config)),
+        "digest": built.digest,
+        "base_digest": built.base.digest,
+        "target": str(built.target),
+        "python": built.python.version,
+        "layers": len(built.layers),
+        "added_layers": built.added,
+        "size": built.size,
+    }
+
+
+def _bases(
+    spec: str, platforms: tuple[str, ...] | None, manifest: Any, store: Any, client_for: Any
+) -> list[Any]:
+    """The base image of each platform asked for (the archive's first target's by default)."""
+    from photonpack.image import base_platforms, check_platforms, open_base
+    from photonpack.image.platforms import architecture_of
+
+    if platforms is None:
+        architectures = [_architecture(manifest.targets)]
+    else:
+        has, pinned = base_platforms(spec, store=store, client_for=client_for)
+        check_platforms(platforms, base=spec, base_has=has, targets=manifest.targets)
+        architectures = [architecture_of(platform) for platform in platforms]
+        spec = pinned  # each platform from the index just listed
+    return [
+        open_base(spec, store=store, architecture=arch, client_for=client_for)
+        for arch in architectures
+    ]
+
+
+def _report(
+    built: Any,
+    manifest: Any,
+    spec: str,
+    facts: list[dict[str, Any]],
+    compression: str,
+    warnings: list[str],
+) -> dict[str, Any]:
+    """The --json report: one image's facts at the top, or each platform's in a list."""
+    result: dict[str, Any] = {
+        "digest": built.digest,
+        "photon": {"name": manifest.name, "digest": manifest.digest},
+        "compression": compression,
+        "size": built.size,
+        "warnings": warnings,
+    }
+    if len(facts) > 1:
+        return result | {"base": {"name": spec}, "platforms": facts}
+    one = facts[0]
+    return result | {
+        "base": {"name": spec, "digest": one["base_digest"]},
+        **{key: one[key] for key in ("platform", "target", "python", "layers", "added_layers")},
+    }
+
+
+def _summary(digest: str, manifest: Any, facts: list[dict[str, Any]]) -> None:
+    for fact in facts:
+        on = f" for {fact['platform']}" if len(facts) > 1 else ""
+        info(
+            f"image {fact['digest']}{on} of {manifest.name} {manifest.digest}: {fact['layers']} "
+            f"layers ({fact['added_layers']} added to the base), {format_size(fact['size'])}",
+        )
+    if len(facts) > 1:
+        info(f"index {digest} over {len(facts)} platforms")
+
+
 @cli.command()
 @click.argument("archive", required=False)
 @click.option("-n", "--name", help="Make the image of the photon of this name in the store.")
@@ -44,12 +116,19 @@ def _architecture(targets: tuple[str, ...]) -> str:
     metavar="REF | oci:DIR[:TAG] | docker-archive:FILE",
     help="The base image (default: the photon's `image`, else python:3.X-slim-bookworm).",
 )
+@click.option(
+    "--platform",
+    "platform_text",
+    metavar="linux/ARCH[,linux/ARCH...]",
+    help="Build for these platforms: one image each and an OCI index over them "
+    "(default: the platform of the archive's first target).",
+)
 @click.option("--push", "push_ref", metavar="REF", help="Push the image to host[:port]/repo[:tag].")
 @click.option(
     "-o",
     "--output",
     type=click.Path(path_type=Path, dir_okay=False),
-    help="Write a docker-archive tarball (podman load / docker load).",
+    help="Write a docker-archive tarball (podman load / docker load); one platform only.",
 )
 @click.option(
     "--oci-layout",
@@ -79,6 +158,7 @@ def image(
     archive: str | None,
     name: str | None,
     base: str | None,
+    platform_text: str | None,
     push_ref: str | None,
     output: Path | None,
     oci_layout: Path | None,
@@ -95,13 +175,14 @@ def image(
     No daemon, no pip, no network but for a registry base or --push: the
     environment is installed from the archive's verified wheels. The same
     photon on the same base digest gives the same image digest. Prints the
-    image's manifest digest.
+    image's manifest digest (the index's, for several platforms).
     """
     from photonpack.image import (
         ImageOptions,
         build_image,
         default_base,
-        open_base,
+        image_index,
+        parse_platforms,
         push_image,
         write_docker_archive,
         write_oci_layout,
@@ -116,6 +197,13 @@ def image(
             "photonpack image needs somewhere to put the image: --push REF, -o FILE.tar "
             "or --oci-layout DIR"
         )
+    platforms = parse_platforms(platform_text) if platform_text is not None else None
+    if output is not None and platforms is not None and len(platforms) > 1:
+        raise UsageError(
+            f"-o {output}: a docker-archive holds one image, not one per platform "
+            f"({', '.join(platforms)}); write --oci-layout DIR or --push REF, or pass "
+            "one --platform"
+        )
     target_ref = parse_reference(push_ref) if push_ref else None
     options = ImageOptions(
         epoch=_epoch(), check_system=not skip_system_check, compression=compression
@@ -127,26 +215,21 @@ def image(
     def client_for(registry: str) -> Any:
         return _registry_client(registry, username, password_stdin, insecure)
 
-    base_image = open_base(
-        spec, store=store, architecture=_architecture(manifest.targets), client_for=client_for
-    )
-    info(f"base {spec} {base_image.digest}")
+    bases = _bases(spec, platforms, manifest, store, client_for)
+    for base_image in bases:
+        where = "" if len(bases) == 1 else f" linux/{base_image.architecture}"
+        info(f"base {spec}{where} {base_image.digest}")
     with store.temp_dir("image-") as work:
-        built = build_image(store, manifest, base_image, work, options)
-        for warning in built.warnings:
+        images = []
+        for number, base_image in enumerate(bases):
+            (work / str(number)).mkdir()
+            images.append(build_image(store, manifest, base_image, work / str(number), options))
+        built: Any = images[0] if len(images) == 1 else image_index(images)
+        warnings = list(dict.fromkeys(w for one in images for w in one.warnings))
+        for warning in warnings:
             click.echo(f"warning: {warning}", err=True)
-        result: dict[str, Any] = {
-            "digest": built.digest,
-            "photon": {"name": manifest.name, "digest": manifest.digest},
-            "base": {"name": spec, "digest": base_image.digest},
-            "target": str(built.target),
-            "python": built.python.version,
-            "layers": len(built.layers),
-            "added_layers": built.added,
-            "compression": compression,
-            "size": built.size,
-            "warnings": list(built.warnings),
-        }
+        facts = [_image_facts(one) for one in images]
+        result = _report(built, manifest, spec, facts, compression, warnings)
         if oci_layout is not None:
             write_oci_layout(built, oci_layout)
             result["oci_layout"] = str(oci_layout)
@@ -164,8 +247,5 @@ def image(
                 f"({format_size(pushed.uploaded_bytes)} of {format_size(pushed.total_bytes)}), "
                 f"mounted {len(pushed.mounted)}, already there {len(pushed.present)}",
             )
-    info(
-        f"image {built.digest} of {manifest.name} {manifest.digest}: {len(built.layers)} layers "
-        f"({built.added} added to the base), {format_size(built.size)}",
-    )
+    _summary(built.digest, manifest, facts)
     click.echo(json.dumps(result, indent=2, sort_keys=True) if as_json else built.digest)

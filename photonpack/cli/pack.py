@@ -224,8 +224,10 @@ def lock(
         return
     packages = len({p.name for p in result.lock.packages})
     targets_text = ", ".join(str(t) for t in result.lock.targets)
+    sdists = len(result.lock.sdists())
+    built = f", {sdists} sdist{'s' if sdists != 1 else ''} to build" if sdists else ""
     click.echo(
-        f"locked {packages} packages, {len(result.lock.wheels())} wheels "
+        f"locked {packages} packages, {len(result.lock.wheels())} wheels{built} "
         f"for {targets_text} -> {result.path}"
     )
 

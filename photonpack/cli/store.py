@@ -99,3 +99,74 @@ def store_du(as_json: bool) -> None:
     ]
     rows.append(("total", format_size(usage.total), "", "", str(usage.root)))
     _table(("AREA", "SIZE", "FILES", "LINKED", "WHAT"), rows)
+
+
+@cli.command()
+@click.option("--dry-run", is_flag=True, help="Report what would be removed; remove nothing.")
+@click.option(
+    "--keep-recent",
+    metavar="DURATION",
+    default="7d",
+    show_default=True,
+    help="Keep the photons run within this time (30m, 12h, 7d, 0: only named and deployed).",
+)
+@click.option(
+    "--no-wait",
+    is_flag=True,
+    help="Fail at once if another photonpack process is using the store, instead of waiting.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def gc(dry_run: bool, keep_recent: str, no_wait: bool, as_json: bool) -> None:
+    """Remove from the store what no named, deployed or recently run photon needs.
+
+    \b
+    Kept: every named photon (photonpack list), every photon a deployment
+    record names, and every archive run within --keep-recent: its manifest,
+    blobs, working directory and environment. Also kept: an environment or
+    working directory a live 'run' server uses, and an environment made or
+    used within --keep-recent. Removed: the rest of blobs, manifests, environments,
+    working directories, unpacked-wheel pointers, archive records and the
+    handler-contract cache older than --keep-recent; lock files nobody holds;
+    temporary files of processes that are gone or older than an hour.
+
+    Safe while other photonpack commands run: gc waits for them (and they for
+    it) on the store's lock. Reports what it freed, per area. The policy and
+    the lock protocol: docs/internals.md.
+    """
+    import json
+
+    from photonpack._units import format_duration, parse_duration
+    from photonpack.install.environment import photon_environment
+    from photonpack.store import Store
+    from photonpack.store.gc import collect
+
+    try:
+        keep = parse_duration(keep_recent)
+    except ValueError as exc:
+        raise UsageError(f"--keep-recent {exc}") from None
+    report = collect(
+        Store(),
+        environment_of=photon_environment,
+        keep_recent=keep,
+        dry_run=dry_run,
+        wait=not no_wait,
+    )
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=2, sort_keys=True))
+        return
+    rows = [
+        (a.area, str(a.items), str(a.files), format_size(a.size)) for a in report.areas if a.items
+    ]
+    rows.append(("total", str(report.items), "", format_size(report.size)))
+    _table(("AREA", "ITEMS", "FILES", "WOULD FREE" if dry_run else "FREED"), rows)
+    roots = (
+        f"{len(report.named)} named, {len(report.deployed)} deployed, "
+        f"{len(report.recent)} run within --keep-recent {format_duration(keep)}"
+    )
+    click.echo(f"kept {report.photons} photon{'' if report.photons == 1 else 's'} ({roots})")
+    for item in report.in_use:
+        click.echo(f"kept {item}: in use by a running photon")
+    if report.moved:
+        click.echo(f"moved {report.moved} unpacked-wheel pointers to kept environments")
+    if dry_run:
+        click.echo("dry run: nothing was removed")

@@ -11,7 +11,10 @@ refused unless ``force``. Applying the same photon again changes nothing.
 from __future__ import annotations
 
 import dataclasses
+import datetime
+import queue
 import re
+import threading
 import time
 import urllib.parse
 from collections.abc import Iterator
@@ -20,6 +23,7 @@ from typing import Any
 from photonpack.deploy.errors import DeployError
 from photonpack.deploy.kubeapi import KubeApi, KubeApiError
 from photonpack.deploy.kubeconfig import load_cluster
+from photonpack.deploy.kubereasons import event_lines, event_reason, pod_reason
 from photonpack.deploy.manifests import DIGEST_ANNOTATION, MANAGED_BY, NAME_LABEL, render
 from photonpack.deploy.record import Record, Records
 from photonpack.deploy.spec import DeploymentSpec
@@ -36,7 +40,6 @@ _APIS = {
     "HorizontalPodAutoscaler": "/apis/autoscaling/v2/namespaces/{ns}/horizontalpodautoscalers",
     "PodDisruptionBudget": "/apis/policy/v1/namespaces/{ns}/poddisruptionbudgets",
 }
-_PULL = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName")
 _SINCE = re.compile(r"([0-9]+)([smhd])")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -183,7 +186,7 @@ class KubernetesEngine:
         return sorted((found or {}).get("items", []), key=lambda p: p["metadata"]["name"])
 
     def status(self, name: str) -> Status:
-        """Replicas, what runs, and a reason a person can act on."""
+        """Replicas, what runs, the recent warnings, and a reason a person can act on."""
         record = self.records.require(name)
         namespace = record.namespace or "default"
         dep = self.api.get(object_path("Deployment", namespace, name))
@@ -191,14 +194,21 @@ class KubernetesEngine:
             return Status.absent(record, f"no Deployment {namespace}/{name}: deploy it again")
         state = dep.get("status") or {}
         pods = self._pods(record)
-        reason, crashed = self._reason(record, pods)
+        desired = int((dep.get("spec") or {}).get("replicas") or 0)
+        ready = int(state.get("readyReplicas") or 0)
+        reason, crashed = pod_reason(pods, record.image, lambda pod: self._tail(record, pod))
+        events: tuple[str, ...] = ()
+        if ready < desired:
+            found = self._events(namespace)
+            names = {p["metadata"]["name"] for p in pods}
+            events = event_lines(found, name, names)
+            if reason is None:
+                reason, crashed = event_reason(found, name, names)
         conditions = tuple(
             f"{c.get('type')}={c.get('status')} ({c.get('reason', '')})"
             for c in state.get("conditions") or ()
         )
         image_running, photon_running = _running(record, pods)
-        desired = int((dep.get("spec") or {}).get("replicas") or 0)
-        ready = int(state.get("readyReplicas") or 0)
         if reason is None and ready < desired:
             reason = f"waiting for {desired - ready} replica(s) to pass /healthz"
         return Status(
@@ -221,28 +231,17 @@ class KubernetesEngine:
                 for s in (p.get("status") or {}).get("containerStatuses") or ()
             ),
             conditions=conditions,
+            events=events,
         )
 
-    def _reason(self, record: Record, pods: list[dict[str, Any]]) -> tuple[str | None, bool]:
-        for pod in pods:
-            status = pod.get("status") or {}
-            for condition in status.get("conditions") or ():
-                if condition.get("reason") == "Unschedulable":
-                    return f"unschedulable: {condition.get('message')}", True
-            for container in status.get("containerStatuses") or ():
-                waiting = (container.get("state") or {}).get("waiting") or {}
-                if waiting.get("reason") in _PULL:
-                    return (
-                        f"the image cannot be pulled ({waiting['reason']}): "
-                        f"{waiting.get('message', record.image)}"
-                    ), True
-                if waiting.get("reason") == "CrashLoopBackOff":
-                    tail = self._tail(record, pod["metadata"]["name"])
-                    return (
-                        f"crash loop ({container.get('restartCount', 0)} restarts); "
-                        f"last log lines: {tail}"
-                    ), True
-        return None, False
+    def _events(self, namespace: str) -> list[dict[str, Any]]:
+        """The namespace's Warning events (an answer refused is no events, not an error)."""
+        query = urllib.parse.urlencode({"fieldSelector": "type=Warning"})
+        try:
+            found = self.api.request("GET", f"/api/v1/namespaces/{namespace}/events?{query}")
+        except KubeApiError:
+            return []  # a role without "list events": status still tells the rest
+        return list((found or {}).get("items", []))
 
     def _tail(self, record: Record, pod: str) -> str:
         path = f"/api/v1/namespaces/{record.namespace}/pods/{pod}/log?tailLines=5&previous=true"
@@ -254,22 +253,19 @@ class KubernetesEngine:
         return " | ".join(line.strip() for line in lines if line.strip()) or "none"
 
     def logs(self, name: str, *, follow: bool = False, since: str | None = None) -> Iterator[str]:
-        """The log lines of the deployment's first pod."""
+        """The log lines of every pod, each prefixed ``[POD]`` when there are several."""
         record = self.records.require(name)
-        pods = self._pods(record)
+        pods = [p["metadata"]["name"] for p in self._pods(record)]
         if not pods:
             raise DeployError(f"deployment {name!r} has no pod; see its status")
-        query: dict[str, str] = {"follow": "true"} if follow else {}
-        if since is not None:
-            match = _SINCE.fullmatch(since)
-            if match is None:
-                raise DeployError(
-                    f"--since expects a duration such as 30s, 10m, 2h, found {since!r}"
-                )
-            query["sinceSeconds"] = str(int(match.group(1)) * _UNITS[match.group(2)])
-        pod = pods[0]["metadata"]["name"]
-        path = f"/api/v1/namespaces/{record.namespace}/pods/{pod}/log"
-        return self.api.lines(f"{path}?{urllib.parse.urlencode(query)}")
+        query = urllib.parse.urlencode(_log_query(follow, since))
+        base = f"/api/v1/namespaces/{record.namespace}/pods"
+        paths = {pod: f"{base}/{pod}/log?{query}" for pod in pods}
+        if len(pods) == 1:
+            return self.api.lines(paths[pods[0]])
+        if not follow:
+            return (f"[{pod}] {line}" for pod in pods for line in self.api.lines(paths[pod]))
+        return _merged({pod: self.api.lines(path) for pod, path in paths.items()})
 
     def _delete(self, kind: str, namespace: str, name: str) -> bool:
         try:
@@ -291,6 +287,50 @@ class KubernetesEngine:
         ]
         self.records.delete(name)
         return removed
+
+
+def _log_query(follow: bool, since: str | None) -> dict[str, str]:
+    query = {"follow": "true"} if follow else {}
+    if since is None:
+        return query
+    match = _SINCE.fullmatch(since)
+    if match is not None:
+        return query | {"sinceSeconds": str(int(match.group(1)) * _UNITS[match.group(2)])}
+    try:
+        when = datetime.datetime.fromisoformat(since)
+    except ValueError:
+        when = None
+    if when is None or when.tzinfo is None:
+        raise DeployError(
+            f"--since expects a duration such as 30s, 10m, 2h or an RFC 3339 time such as "
+            f"2026-12-02T14:00:00Z, found {since!r}"
+        )
+    stamp = when.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return query | {"sinceTime": stamp}
+
+
+def _merged(streams: dict[str, Iterator[str]]) -> Iterator[str]:
+    """Lines of several followed logs as they come, each prefixed ``[POD]``."""
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def pump(pod: str, stream: Iterator[str]) -> None:
+        try:
+            for line in stream:
+                lines.put(f"[{pod}] {line}")
+        except DeployError as exc:
+            lines.put(f"[{pod}] (its log stopped: {exc})")
+        finally:
+            lines.put(None)
+
+    for pod, stream in streams.items():
+        threading.Thread(target=pump, args=(pod, stream), daemon=True, name=f"logs-{pod}").start()
+    open_streams = len(streams)
+    while open_streams:
+        line = lines.get()
+        if line is None:
+            open_streams -= 1
+        else:
+            yield line
 
 
 def _selector(record: Record) -> dict[str, str]:

@@ -127,6 +127,11 @@ def _resources(spec: DeploymentSpec) -> dict[str, Any]:
     return {"requests": dict(amounts), "limits": dict(amounts)}
 
 
+def _run_as(spec: DeploymentSpec) -> dict[str, Any]:
+    group = {} if spec.gid is None else {"runAsGroup": spec.gid}
+    return {"runAsNonRoot": True, "runAsUser": spec.uid, **group}
+
+
 def _container(spec: DeploymentSpec) -> dict[str, Any]:
     port: dict[str, Any] = {"name": "http", "containerPort": spec.port, "protocol": "TCP"}
     if spec.host_port is not None:
@@ -145,9 +150,7 @@ def _container(spec: DeploymentSpec) -> dict[str, Any]:
         "securityContext": {
             "allowPrivilegeEscalation": False,
             "readOnlyRootFilesystem": True,
-            "runAsNonRoot": True,
-            "runAsUser": spec.uid,
-            "runAsGroup": spec.gid,
+            **_run_as(spec),
             "capabilities": {"drop": ["ALL"]},
         },
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],  # noqa: S108 - an emptyDir
@@ -160,12 +163,7 @@ def deployment(spec: DeploymentSpec) -> dict[str, Any]:
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
         "terminationGracePeriodSeconds": spec.grace_seconds,
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": spec.uid,
-            "runAsGroup": spec.gid,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": _run_as(spec) | {"seccompProfile": {"type": "RuntimeDefault"}},
         "containers": [_container(spec)],
         "volumes": [{"name": "tmp", "emptyDir": {}}],
     }

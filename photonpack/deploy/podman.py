@@ -12,7 +12,16 @@ What podman 4.3 (Debian 12) does differently, and how this module copes:
 - its probes become healthchecks run by systemd timers, which a host without
   systemd lacks: readiness is asked of ``/healthz`` from the host instead.
 
-The pod is ``NAME-pod-0``, its container ``NAME-pod-0-photon``.
+A redeploy rolls out as far as one host port allows. Two pods cannot hold the
+same host port (podman's conmon listens on it), so the old pod cannot serve
+until the new one is ready. The new pod is created beside the old one under
+the other of two names (``NAME-pod-0``, ``NAME-b-pod-0``: the Deployment is
+played as ``NAME`` or ``NAME-b``) without starting it; then the old pod stops,
+the new one starts on the port, and the old one is removed once the new one
+answers ``/healthz``. The endpoint is down from the old server's SIGTERM until
+the new one is ready (its start-up and ``init()``), not for the creation of
+its containers; a new photon that does not become ready is stopped and the
+old pod started again, so a failed redeploy leaves the previous one serving.
 """
 
 from __future__ import annotations
@@ -20,107 +29,44 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import socket
-import subprocess
-import tarfile
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
 from photonpack.deploy.errors import DeployError
-from photonpack.deploy.manifests import DIGEST_ANNOTATION, MANAGED_BY, NAME_LABEL
+from photonpack.deploy.manifests import MANAGED_BY, NAME_LABEL, deployment
+from photonpack.deploy.podmancli import PodmanCli, free_port, last_line
+from photonpack.deploy.podmanstatus import (
+    container_name,
+    healthy,
+    pod_name,
+    pod_status,
+    recorded_pod,
+)
 from photonpack.deploy.record import Record, Records
 from photonpack.deploy.spec import DeploymentSpec
 from photonpack.deploy.status import Status
 from photonpack.deploy.yaml import dump_all
 
-__all__ = ["PodmanCli", "PodmanEngine", "free_port"]
+__all__ = ["PodmanCli", "PodmanEngine", "free_port", "slots"]
 
 SECRET_LABEL = "dev.photonpack.deployment"  # noqa: S105 - a label key
-LOG_LINES = 5
+SECOND_SLOT = "-b"
+POLL_SECONDS = 0.05  # /healthz from the host: cheap
+INSPECT_SECONDS = 0.5  # podman container inspect (a crash?): about 0.1 s each
 
 
-def free_port() -> int:
-    """A TCP port nothing listens on now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+def slots(name: str) -> tuple[str, str]:
+    """The two names the Deployment ``name`` is played under, in turn."""
+    return name, f"{name}{SECOND_SLOT}"
 
 
-class PodmanCli:
-    """``podman`` as a subprocess; its environment (CONTAINERS_CONF, ...) is the caller's."""
-
-    def __init__(self, executable: str = "podman") -> None:
-        self.executable = executable
-
-    def run(
-        self, *args: str, stdin: bytes | None = None, timeout: float = 300
-    ) -> subprocess.CompletedProcess[bytes]:
-        """Run podman; the result whatever its exit status."""
-        try:
-            return subprocess.run(
-                [self.executable, *args],
-                input=stdin,
-                capture_output=True,
-                timeout=timeout,
-                check=False,
-            )
-        except FileNotFoundError:
-            raise DeployError(
-                f"{self.executable} is not installed; install podman (Debian: apt-get install "
-                "podman runc catatonit) or use --engine kubernetes"
-            ) from None
-        except subprocess.TimeoutExpired:
-            raise DeployError(
-                f"podman {' '.join(args[:2])} did not finish within {timeout:.0f} s"
-            ) from None
-
-    def check(self, *args: str, stdin: bytes | None = None, timeout: float = 300) -> str:
-        """Run podman; its stdout, or DeployError with its last line of stderr."""
-        done = self.run(*args, stdin=stdin, timeout=timeout)
-        if done.returncode != 0:
-            raise DeployError(f"podman {' '.join(args[:2])} failed: {_last_line(done.stderr)}")
-        return done.stdout.decode(errors="replace")
-
-    def inspect(self, what: str, name: str) -> dict[str, Any] | None:
-        """``podman WHAT inspect NAME`` as a dict, or None when there is no such object."""
-        done = self.run(what, "inspect", name)
-        if done.returncode != 0:
-            return None
-        data = json.loads(done.stdout or b"null")
-        if isinstance(data, list):
-            data = data[0] if data else None
-        return data if isinstance(data, dict) else None
-
-    def popen(self, *args: str) -> subprocess.Popen[bytes]:
-        """A long-running podman (``logs -f``), its stdout and stderr one pipe."""
-        return subprocess.Popen(
-            [self.executable, *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-        )
-
-
-def _last_line(stderr: bytes) -> str:
-    lines = [
-        line
-        for line in stderr.decode(errors="replace").splitlines()
-        if line.strip() and "systemd" not in line  # healthcheck timers on a host without systemd
-    ]
-    return lines[-1].removeprefix("Error: ") if lines else "no message"
-
-
-def pod_name(name: str) -> str:
-    """The pod ``kube play`` makes for a one-replica Deployment."""
-    return f"{name}-pod-0"
-
-
-def container_name(name: str) -> str:
-    """The photon's container in that pod."""
-    return f"{pod_name(name)}-photon"
+def _played_as(spec: DeploymentSpec, slot: str) -> str:
+    """The manifest ``kube play`` gets: the Deployment, named for its slot."""
+    obj = deployment(spec)
+    obj["metadata"]["name"] = slot
+    return dump_all([obj])
 
 
 class PodmanEngine:
@@ -130,42 +76,9 @@ class PodmanEngine:
         self.cli = cli or PodmanCli()
         self.records = records or Records()
 
-    # -- images ---------------------------------------------------------------------------
-
     def has_image(self, pinned: str) -> bool:
         """Whether podman's storage holds ``repo@sha256:...`` (then it is not loaded again)."""
         return self.cli.run("image", "exists", pinned).returncode == 0
-
-    def load_image(self, layout: Path, repository: str, digest: str) -> str:
-        """Load an OCI layout into podman's storage; the pinned reference kube play runs.
-
-        The layout is streamed to ``podman load`` as an oci-archive: that keeps the
-        image's manifest digest (a docker-archive would not) and names the image
-        after the layout's ``ref.name``, which must be ``REPOSITORY:latest``
-        (``podman pull oci:DIR`` would name it after the directory's path).
-        """
-        process = subprocess.Popen(
-            [self.cli.executable, "load", "-q"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-        assert process.stdin is not None
-        try:
-            with tarfile.open(fileobj=process.stdin, mode="w|") as tar:
-                for path in sorted(layout.rglob("*")):
-                    tar.add(path, arcname=str(path.relative_to(layout)), recursive=False)
-        except BrokenPipeError:
-            pass  # podman stopped reading: its stderr says why
-        stdout, stderr = process.communicate(timeout=600)  # closes stdin: the end of the archive
-        if process.returncode != 0:
-            raise DeployError(f"podman load of the photon's image failed: {_last_line(stderr)}")
-        pinned = f"{repository}@{digest}"
-        if not self.has_image(pinned):
-            raise DeployError(
-                f"podman load did not give {pinned} (it said: {stdout.decode().strip()})"
-            )
-        return pinned
 
     # -- apply ----------------------------------------------------------------------------
 
@@ -173,8 +86,6 @@ class PodmanEngine:
         self, spec: DeploymentSpec, *, force: bool = False, timeout: float = 120
     ) -> tuple[Record, bool]:
         """Apply ``spec`` (a host port set) and wait until ready; (record, changed)."""
-        from photonpack.deploy.manifests import deployment
-
         if spec.replicas != 1 or spec.max_replicas is not None:
             raise DeployError(
                 "the podman engine runs one replica (podman kube play has no scheduler); "
@@ -188,28 +99,36 @@ class PodmanEngine:
         assert spec.host_port is not None
         self._check_ownership(spec.name, force)
         self._check_secrets(spec)
-        text = dump_all([deployment(spec)])
         token_sha = hashlib.sha256(spec.token.encode()).hexdigest() if spec.token else None
         previous = self.records.get(spec.name)
-        running = self.cli.inspect("pod", pod_name(spec.name))
+        live = self._live_pod(previous)
         if (
             previous is not None
-            and running is not None
-            and running.get("State") == "Running"
+            and live is not None
             and previous.token_sha256 == token_sha
-            and self._played(spec.name) == text
+            and self._played(spec.name) == _played_as(spec, live.removesuffix("-pod-0"))
         ):
             return previous, False
-        created = self._token_secret(spec)
+        first, second = slots(spec.name)
+        slot = second if live == pod_name(first) else first
+        text = _played_as(spec, slot)
+        created = self._token_secret(spec, previous, token_sha)
+        pod = pod_name(slot)
+        if self.cli.inspect("pod", pod) is not None:  # left by an interrupted deploy: ours
+            self.cli.check("pod", "rm", "-f", "-t", "0", pod)
+        if live is None:  # nothing serves: whatever is left may hold the port
+            self._remove_other(spec.name, keep=pod)
         with tempfile.TemporaryDirectory(prefix="photonpack-deploy-") as tmp:
-            path = Path(tmp) / f"{spec.name}.yaml"
+            path = Path(tmp) / f"{slot}.yaml"
             path.write_text(text)
-            done = self.cli.run("kube", "play", "--replace", str(path))
+            start = "--start=true" if live is None else "--start=false"
+            done = self.cli.run("kube", "play", start, str(path))
         if done.returncode != 0:
+            self.cli.run("pod", "rm", "-f", "-t", "0", pod)
             self._undo_secret(created, previous)
             raise DeployError(
                 f"podman kube play of deployment {spec.name!r} failed, nothing left applied: "
-                f"{_last_line(done.stderr)}"
+                f"{last_line(done.stderr)}"
             )
         record = Record(
             name=spec.name,
@@ -219,14 +138,53 @@ class PodmanEngine:
             image=spec.image,
             url=f"http://127.0.0.1:{spec.host_port}",
             token_secret=spec.token_secret,
-            created_secrets=tuple(created),
+            created_secrets=tuple(sorted({*created, *_kept_secrets(previous, spec)})),
             objects=(("Deployment", spec.name),),
             token_sha256=token_sha,
             host_port=spec.host_port,
+            pod=pod,
         )
+        if live is None:
+            self.records.put(record, text)
+            self._wait(record, timeout)
+            return record, True
+        assert previous is not None
+        self._switch(previous, live, record, grace=spec.grace_seconds, timeout=timeout)
         self.records.put(record, text)
-        self.wait_ready(spec.name, timeout)
+        self.cli.run("pod", "rm", "-f", "-t", "0", live)
         return record, True
+
+    def _switch(
+        self, previous: Record, old: str, record: Record, *, grace: int, timeout: float
+    ) -> None:
+        """Stop ``old``, start the new pod on the port, wait; the old one back on failure."""
+        self.cli.run("pod", "stop", "-t", str(grace), old, timeout=grace + 30)
+        assert record.pod is not None
+        try:
+            self.cli.check("pod", "start", record.pod)
+            self._wait(record, timeout)
+        except DeployError as exc:
+            self.cli.run("pod", "rm", "-f", "-t", "0", record.pod)
+            back = self.cli.run("pod", "start", old)
+            again = (
+                "the previous one did not start again: " + last_line(back.stderr)
+                if back.returncode != 0
+                else f"the previous one ({previous.photon} {previous.photon_digest[:19]}) "
+                f"serves again at {previous.url}"
+            )
+            if back.returncode == 0:
+                try:
+                    self._wait(previous, timeout)
+                except DeployError as late:
+                    again = f"the previous one did not become ready again: {late}"
+            raise DeployError(f"{exc}; rolled back: {again}") from exc
+
+    def _live_pod(self, record: Record | None) -> str | None:
+        """The record's pod when it runs (then a redeploy rolls out beside it)."""
+        if record is None:
+            return None
+        pod = self.cli.inspect("pod", recorded_pod(record))
+        return recorded_pod(record) if pod is not None and pod.get("State") == "Running" else None
 
     def _played(self, name: str) -> str | None:
         try:
@@ -235,19 +193,30 @@ class PodmanEngine:
             return None
 
     def _check_ownership(self, name: str, force: bool) -> None:
-        pod = self.cli.inspect("pod", pod_name(name))
-        if pod is None or force:
-            return
-        labels = pod.get("Labels") or {}
-        if (
-            labels.get("app.kubernetes.io/managed-by") != MANAGED_BY
-            or labels.get(NAME_LABEL) != name
-        ):
-            raise DeployError(
-                f"a pod named {pod_name(name)} exists and photonpack did not create it for "
-                f"deployment {name!r}; choose another --name, remove it, or pass --force "
-                "to take it over"
-            )
+        for slot in slots(name):
+            pod = self.cli.inspect("pod", pod_name(slot))
+            if pod is None or force:
+                continue
+            labels = pod.get("Labels") or {}
+            if (
+                labels.get("app.kubernetes.io/managed-by") != MANAGED_BY
+                or labels.get(NAME_LABEL) != name
+            ):
+                raise DeployError(
+                    f"a pod named {pod_name(slot)} exists and photonpack did not create it for "
+                    f"deployment {name!r}; choose another --name, remove it, or pass --force "
+                    "to take it over"
+                )
+
+    def _remove_other(self, name: str, *, keep: str) -> list[str]:
+        """Remove the pod of the other slot, if any (a rollout cut short); what went."""
+        gone = []
+        for slot in slots(name):
+            pod = pod_name(slot)
+            if pod != keep and self.cli.inspect("pod", pod) is not None:
+                self.cli.check("pod", "rm", "-f", "-t", "10", pod)
+                gone.append(f"pod {pod}")
+        return gone
 
     def _secret_exists(self, name: str) -> bool:
         return self.cli.inspect("secret", name) is not None
@@ -264,8 +233,10 @@ class PodmanEngine:
                     f"{secret} -"
                 )
 
-    def _token_secret(self, spec: DeploymentSpec) -> list[str]:
-        """Write the token's secret (given by value); the names photonpack now owns."""
+    def _token_secret(
+        self, spec: DeploymentSpec, previous: Record | None, token_sha: str | None
+    ) -> list[str]:
+        """Write the token's secret when it is new or changed; the names written."""
         if spec.token is None or spec.token_secret is None:
             return []
         name = spec.token_secret
@@ -277,6 +248,8 @@ class PodmanEngine:
                     f"a podman secret named {name!r} exists and photonpack did not create it "
                     f"for deployment {spec.name!r}; remove it or pass --token-secret {name}"
                 )
+            if previous is not None and previous.token_sha256 == token_sha:
+                return []  # the same token: the running pod keeps reading this one
             self.cli.check("secret", "rm", name)
         data = json.dumps({"token": base64.b64encode(spec.token.encode()).decode()})
         self.cli.check(
@@ -293,73 +266,38 @@ class PodmanEngine:
 
     def wait_ready(self, name: str, timeout: float) -> Status:
         """Poll until ready; DeployError with the reason when it crashes or times out."""
-        deadline = time.monotonic() + timeout
+        return self._wait(self.records.require(name), timeout)
+
+    def _wait(self, record: Record, timeout: float) -> Status:
+        started = time.monotonic()
+        inspected = float("-inf")
         while True:
-            status = self.status(name)
-            if status.ready >= status.desired:
-                return status
-            if status.crashed or time.monotonic() > deadline:
-                raise DeployError(
-                    f"deployment {name!r} is not ready"
-                    f"{'' if status.crashed else f' after {timeout:.0f} s'}: {status.reason}"
-                )
-            time.sleep(0.2)
+            now = time.monotonic()
+            if now - inspected >= INSPECT_SECONDS or healthy(record.url, timeout=1):
+                status = pod_status(self.cli, record)
+                inspected = now
+                if status.ready >= status.desired:
+                    return status
+                if status.crashed or now - started > timeout:
+                    raise DeployError(
+                        f"deployment {record.name!r} is not ready"
+                        f"{'' if status.crashed else f' after {timeout:.0f} s'}: {status.reason}"
+                    )
+            time.sleep(POLL_SECONDS)
 
     # -- status, logs, remove -------------------------------------------------------------
 
     def status(self, name: str) -> Status:
         """What runs for ``name``, compared with what was deployed."""
-        record = self.records.require(name)
-        container = self.cli.inspect("container", container_name(name))
-        if container is None:
-            return Status.absent(record, f"no container {container_name(name)}: redeploy it")
-        state = container.get("State") or {}
-        annotations = (container.get("Config") or {}).get("Annotations") or {}
-        running = state.get("Status") == "running"
-        healthy = running and _healthy(record.url)
-        reason = None
-        crashed = False
-        restarts = int(container.get("RestartCount") or 0)
-        if restarts and not healthy:
-            crashed = True
-            reason = f"crash loop ({restarts} restarts); last log lines: {self._tail(name)}"
-        elif not running:
-            crashed = state.get("Status") in ("exited", "stopped")
-            reason = (
-                f"container {state.get('Status')} (exit code {state.get('ExitCode')}); "
-                f"last log lines: {self._tail(name)}"
-            )
-        elif not healthy:
-            reason = f"starting: {record.url}/healthz does not answer 200 yet"
-        return Status(
-            name=name,
-            engine="podman",
-            desired=1,
-            updated=1,
-            ready=1 if healthy else 0,
-            available=1 if healthy else 0,
-            image=record.image,
-            image_running=_pinned(container),
-            photon_digest=record.photon_digest,
-            photon_running=annotations.get(DIGEST_ANNOTATION),
-            url=record.url,
-            reason=reason,
-            crashed=crashed,
-            restarts=restarts,
-        )
-
-    def _tail(self, name: str) -> str:
-        done = self.cli.run("logs", "--tail", str(LOG_LINES), container_name(name))
-        text = (done.stdout + done.stderr).decode(errors="replace")
-        return " | ".join(line.strip() for line in text.splitlines() if line.strip()) or "none"
+        return pod_status(self.cli, self.records.require(name))
 
     def logs(self, name: str, *, follow: bool = False, since: str | None = None) -> Iterator[str]:
         """The server's log lines (stdout and stderr), following them with ``follow``."""
-        self.records.require(name)
-        if self.cli.inspect("container", container_name(name)) is None:
+        container = container_name(recorded_pod(self.records.require(name)))
+        if self.cli.inspect("container", container) is None:
             raise DeployError(f"deployment {name!r} has no container; see its status")
         args = ["logs", *(["--follow"] if follow else []), *(["--since", since] if since else [])]
-        process = self.cli.popen(*args, container_name(name))
+        process = self.cli.popen(*args, container)
         assert process.stdout is not None
         try:
             for raw in process.stdout:
@@ -370,16 +308,18 @@ class PodmanEngine:
             process.wait()
 
     def remove(self, name: str) -> list[str]:
-        """Take away the pod, its containers and the secrets photonpack made; what went."""
+        """Take away the pods, their containers and the secrets photonpack made; what went."""
         record = self.records.require(name)
         removed: list[str] = []
+        pod = recorded_pod(record)
         manifests = self.records.manifests_path(name)
-        if self.cli.inspect("pod", pod_name(name)) is not None:
+        if self.cli.inspect("pod", pod) is not None:
             if manifests.is_file():
                 self.cli.check("kube", "down", str(manifests))
             else:
-                self.cli.check("pod", "rm", "-f", "-t", "10", pod_name(name))
-            removed.append(f"pod {pod_name(name)}")
+                self.cli.check("pod", "rm", "-f", "-t", "10", pod)
+            removed.append(f"pod {pod}")
+        removed += self._remove_other(name, keep=pod)
         for secret in record.created_secrets:
             if self._secret_exists(secret):
                 self.cli.check("secret", "rm", secret)
@@ -388,19 +328,8 @@ class PodmanEngine:
         return removed
 
 
-def _pinned(container: dict[str, Any]) -> str | None:
-    name = str(container.get("ImageName") or "")
-    digest = container.get("ImageDigest")
-    if not digest:
-        return name or None
-    return f"{name.partition('@')[0]}@{digest}"
-
-
-def _healthy(url: str | None, timeout: float = 2) -> bool:
-    if url is None:
-        return False
-    try:
-        with urllib.request.urlopen(f"{url}/healthz", timeout=timeout) as response:  # noqa: S310
-            return bool(response.status == 200)
-    except (urllib.error.URLError, OSError, ValueError):
-        return False
+def _kept_secrets(previous: Record | None, spec: DeploymentSpec) -> tuple[str, ...]:
+    """The secrets the previous deploy made that this one still uses (the same token)."""
+    if previous is None or spec.token is None:
+        return ()
+    return tuple(s for s in previous.created_secrets if s == spec.token_secret)

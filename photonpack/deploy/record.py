@@ -40,6 +40,7 @@ class Record:
     objects: tuple[tuple[str, str], ...] = ()  # (kind, name) applied
     token_sha256: str | None = None  # a token given by value, to see whether it changed
     host_port: int | None = None
+    pod: str | None = None  # podman: the pod serving it (NAME-pod-0 or NAME-b-pod-0)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form (``version`` first)."""

@@ -64,7 +64,7 @@ class DeploymentSpec:
     photon_digest: str
     image: str  # pinned: repo@sha256:...
     uid: int
-    gid: int
+    gid: int | None  # None: the image's own group for that uid
     replicas: int = 1
     max_replicas: int | None = None  # a HorizontalPodAutoscaler from replicas to this
     port: int = DEFAULT_PORT
@@ -88,7 +88,7 @@ class DeploymentSpec:
         photon_digest: str,
         image: str,
         uid: int,
-        gid: int,
+        gid: int | None,
         replicas: int = 1,
         max_replicas: int | None = None,
         port: int = DEFAULT_PORT,

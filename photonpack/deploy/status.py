@@ -29,6 +29,7 @@ class Status:
     crashed: bool = False
     restarts: int = 0
     conditions: tuple[str, ...] = ()
+    events: tuple[str, ...] = ()  # recent warnings, ``Kind name: Reason: message``, newest first
 
     @classmethod
     def absent(cls, record: Record, reason: str) -> Status:
@@ -59,6 +60,7 @@ class Status:
         return dataclasses.asdict(self) | {
             "current": self.current,
             "conditions": list(self.conditions),
+            "events": list(self.events),
         }
 
     def summary(self) -> str:

@@ -34,6 +34,7 @@ __all__ = [
     "Blob",
     "canonical",
     "choose_platform",
+    "layout_index",
     "parse_manifest",
     "read_docker_archive",
     "read_oci_layout",
@@ -194,8 +195,12 @@ def _diff_ids(config: Mapping[str, Any], layers: Sequence[Blob], where: str) -> 
     return diff_ids
 
 
-def read_oci_layout(directory: Path, *, tag: str | None, architecture: str) -> BaseImage:
-    """The image of an OCI layout (the one it holds, or the one named ``tag``)."""
+def _layout_top(directory: Path, tag: str | None) -> tuple[str, dict[str, Any]]:
+    """The name of the layout (as ``--base`` spells it) and its index.json entry for ``tag``.
+
+    An index.json listing one image per platform (no names, each with a
+    ``platform``) is itself the image's index: it is returned as one entry.
+    """
     where = f"oci:{directory}" + (f":{tag}" if tag else "")
     try:
         index = _json((directory / "index.json").read_bytes(), f"{where}/index.json")
@@ -207,13 +212,20 @@ def read_oci_layout(directory: Path, *, tag: str | None, architecture: str) -> B
     entries = [m for m in index.get("manifests") or [] if isinstance(m, dict)]
     if tag is not None:
         entries = [m for m in entries if (m.get("annotations") or {}).get(_REF_NAME) in (tag, None)]
+    if len(entries) > 1 and all(
+        m.get("platform") and _REF_NAME not in (m.get("annotations") or {}) for m in entries
+    ):
+        return where, {"mediaType": OCI_INDEX, "index": {"manifests": entries}}
     if len(entries) != 1:
         names = sorted(str((m.get("annotations") or {}).get(_REF_NAME)) for m in entries)
         raise ImageError(
             f"{where} holds {len(entries)} images ({', '.join(names) or 'none'}); "
             "name one with --base oci:DIR:TAG"
         )
+    return where, entries[0]
 
+
+def _layout_blob(directory: Path) -> Any:
     def blob(desc: Mapping[str, Any], media_type: str) -> Blob:
         digest = str(desc["digest"])
         algorithm, _, hex_ = digest.partition(":")
@@ -224,9 +236,36 @@ def read_oci_layout(directory: Path, *, tag: str | None, architecture: str) -> B
             path=directory / "blobs" / algorithm / hex_,
         )
 
-    desc = entries[0]
+    return blob
+
+
+def _layout_json(directory: Path, desc: Mapping[str, Any], where: str) -> bytes:
+    if "index" in desc:  # index.json itself, as _layout_top made it
+        return canonical(desc["index"])
+    return _read_blob(_layout_blob(directory)(desc, str(desc.get("mediaType"))), where)
+
+
+def layout_index(directory: Path, *, tag: str | None) -> dict[str, Any] | None:
+    """The image index of an OCI layout's image (a multi-platform base), or None."""
+    where, desc = _layout_top(directory, tag)
     for _ in range(3):  # an index of platforms, maybe nested once
-        data = _read_blob(blob(desc, str(desc.get("mediaType"))), where)
+        data = _layout_json(directory, desc, where)
+        if desc.get("mediaType") not in INDEX_TYPES:
+            return None
+        index = _json(data, f"an index of {where}")
+        entries = [m for m in index.get("manifests") or [] if isinstance(m, dict)]
+        if any(m.get("platform") for m in entries) or len(entries) != 1:
+            return index
+        desc = entries[0]
+    return None
+
+
+def read_oci_layout(directory: Path, *, tag: str | None, architecture: str) -> BaseImage:
+    """The image of an OCI layout (the one it holds, or the one named ``tag``)."""
+    where, desc = _layout_top(directory, tag)
+    blob = _layout_blob(directory)
+    for _ in range(3):  # an index of platforms, maybe nested once
+        data = _layout_json(directory, desc, where)
         if desc.get("mediaType") not in INDEX_TYPES:
             break
         desc = choose_platform(_json(data, f"an index of {where}"), architecture, where)

@@ -2,7 +2,9 @@
 
 The base is read and checked first (``checks.py``): nothing is written for a
 base that cannot run the photon. Then the environment is installed into a
-staging directory from the archive's verified wheels, split into layers
+staging directory from the archive's verified wheels (or linked from the
+store's environments that hold them installed and compiled: the same bytes,
+see ``environment.py``), split into layers
 (``layering.py``), and each layer written deterministically (``layer.py``) in
 parallel. The result is the config, the manifest and the blobs; the writers
 (``output.py``) put them in an OCI layout, a docker-archive or a registry.
@@ -28,6 +30,7 @@ from photonpack.image.layering import PlannedLayer, plan_layers
 from photonpack.image.libraries import MissingLibrary, describe, missing_libraries
 from photonpack.image.rootfs import read_rootfs
 from photonpack.image.users import lepton_user
+from photonpack.install.cache import WheelCache
 from photonpack.install.environment import wheels_for_target
 from photonpack.lock.target import Target
 from photonpack.store import Store
@@ -45,6 +48,7 @@ class ImageOptions:
     epoch: int = 0
     check_system: bool = True
     compression: Compression = "gzip"
+    reuse_environments: bool = True  # link wheels the store's environments hold (same bytes)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -63,6 +67,7 @@ class Image:
     tar_sizes: tuple[int, ...]  # each layer's uncompressed size
     added: int  # how many layers the image adds to the base's
     warnings: tuple[str, ...]
+    work: Path | None = None  # where the blobs this build made lie (the config, added layers)
 
     @property
     def size(self) -> int:
@@ -124,18 +129,22 @@ def build_image(
 
     ``work`` must be an empty directory; the blobs of the image stay there.
     """
-    fs = read_rootfs(base)
-    facts = base_facts(fs, base.config)
-    python, own, target = match_target(facts, manifest.targets, base=base.name)
-    if options.check_system:
-        missing = missing_packages(facts, manifest.photon.system_dependency, base=base.name)
-        if missing:
-            raise ImageError(
-                f"base {base.name} lacks the system packages {manifest.name} needs: "
-                f"{', '.join(missing)} (checked its {facts.package_db} database); choose a "
-                "base that has them, or build one (FROM the base, apt-get install them)"
-            )
-    _verified_blobs(store, manifest)
+    # The photon's blobs are re-hashed while the base's layers are read: both are mostly
+    # sha256 and zlib, which run without the GIL. The base's problems are reported first.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="photonpack-verify") as side:
+        verifying = side.submit(_verified_blobs, store, manifest)
+        fs = read_rootfs(base)
+        facts = base_facts(fs, base.config)
+        python, own, target = match_target(facts, manifest.targets, base=base.name)
+        if options.check_system:
+            missing = missing_packages(facts, manifest.photon.system_dependency, base=base.name)
+            if missing:
+                raise ImageError(
+                    f"base {base.name} lacks the system packages {manifest.name} needs: "
+                    f"{', '.join(missing)} (checked its {facts.package_db} database); choose a "
+                    "base that has them, or build one (FROM the base, apt-get install them)"
+                )
+        verifying.result()
     compiler = bytecode_python(python)
     warnings = []
     if compiler is None:
@@ -153,13 +162,18 @@ def build_image(
         wheels=[(name, store.blob_path(sha)) for sha, name in wheels_for_target(manifest, target)],
         runtime_files={entry.path: store.blob_path(entry.sha256) for entry in manifest.runtime},
         compiler=compiler,
+        cache=WheelCache(store) if options.reuse_environments else None,
     )
     glibc = facts.libc is not None and facts.libc[0] == "glibc"
-    libraries = missing_libraries(staged.root, fs, glibc=glibc)
-    warnings.extend(_library_problems(libraries, base=base.name, strict=options.check_system))
     user = lepton_user(fs)
     plan = plan_layers(staged, user, [(e, store.blob_path(e.sha256)) for e in manifest.files])
-    written = _write(plan, work / "layers", options.epoch, options.compression)
+    # The library check (Python reading ELF headers) runs while the layers compress (zlib
+    # and sha256 in C, without the GIL); it still comes before anything leaves ``work``.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="photonpack-elf") as side:
+        checking = side.submit(missing_libraries, staged.root, fs, glibc=glibc)
+        written = _write(plan, work / "layers", options.epoch, options.compression)
+        libraries = checking.result()
+    warnings.extend(_library_problems(libraries, base=base.name, strict=options.check_system))
     config = image_config(
         manifest,
         base,
@@ -203,4 +217,5 @@ def build_image(
         tar_sizes=(*fs.uncompressed_sizes, *(layer.tar_size for layer in written)),
         added=len(written),
         warnings=tuple(warnings),
+        work=work,
     )

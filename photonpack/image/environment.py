@@ -15,6 +15,7 @@ source and the compiler's version); otherwise the image has none, and says so.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -23,9 +24,11 @@ from pathlib import Path
 
 from photonpack.image.checks import BaseFacts, BasePython
 from photonpack.install.bytecode import BytecodeCompiler
+from photonpack.install.cache import WheelCache
 from photonpack.install.extract import InstalledDist
-from photonpack.install.installer import install_wheels, pyc_rows, write_record
-from photonpack.install.interpreter import Interpreter
+from photonpack.install.installer import compile_few, install_wheels, pyc_rows, write_record
+from photonpack.install.interpreter import Interpreter, describe_interpreter
+from photonpack.install.owners import Linked
 from photonpack.install.serving_dist import place_runtime
 from photonpack.install.venv import create_venv
 from photonpack.lock.target import Target
@@ -80,6 +83,42 @@ def _pyvenv_cfg(interpreter: Interpreter) -> str:
     )
 
 
+def _linkable(
+    cache: WheelCache | None, compiler: Path | None, image: Interpreter
+) -> Interpreter | None:
+    """This machine's interpreter, when its store environments hold what the image would.
+
+    A wheel installed for an interpreter of the same CPython ``major.minor`` and
+    platform gives the same files, and its pycs are what ``compiler`` (this
+    interpreter) would write: linking them from the store is installing and
+    compiling without doing either.
+    """
+    if cache is None or compiler is None:
+        return None
+    host = describe_interpreter()
+    same = (
+        host.short_version == image.short_version
+        and host.cache_tag == image.cache_tag
+        and host.site_packages == image.site_packages
+        and host.id.split("-", 2)[2:] == image.id.split("-", 2)[2:]
+        and os.path.realpath(host.executable) == os.path.realpath(compiler)
+    )
+    return host if same else None
+
+
+def _linked_owned(linked: Linked, root: Path, site: Path) -> dict[str, list[str]]:
+    """The files linked from the store by distribution label, with each one's RECORD."""
+    owned: dict[str, list[str]] = {}
+    prefix = f"{root}{os.sep}"
+    for path, owner in linked.items():
+        relative = path.removeprefix(prefix)
+        owned.setdefault(owner.dist, []).append(relative)
+        folder, name = os.path.split(path)
+        if name == "METADATA" and folder.endswith(".dist-info") and Path(folder).parent == site:
+            owned[owner.dist].append(str(Path(folder, "RECORD").relative_to(root)))
+    return owned
+
+
 def stage(
     root: Path,
     interpreter: Interpreter,
@@ -87,20 +126,52 @@ def stage(
     wheels: Sequence[tuple[str, Path]],
     runtime_files: Mapping[str, Path],
     compiler: Path | None,
+    cache: WheelCache | None = None,
 ) -> StagedEnvironment:
-    """Install the wheels and runtime files into a new venv at ``root`` (must not exist)."""
+    """Install the wheels and runtime files into a new venv at ``root`` (must not exist).
+
+    With ``cache``, the wheels (and runtime files) that environments of the
+    store already hold installed and compiled on an interpreter giving the same
+    files (``_linkable``) are hard-linked from there; the others are installed.
+    """
     scheme = create_venv(root, interpreter)
     (root / "pyvenv.cfg").write_text(_pyvenv_cfg(interpreter))
     site = scheme.site_packages
     workers = max(1, os.cpu_count() or 1) if compiler is not None else 0
-    with BytecodeCompiler(compiler or Path(sys.executable), workers=workers) as bytecode:
-        dists = install_wheels(wheels, scheme, interpreter=interpreter, on_written=bytecode.submit)
-        if runtime_files:
-            taken = [str(path) for dist in dists for path, _h, _s in dist.rows]
+    host = _linkable(cache, compiler, interpreter)
+    compiled_runtime: dict[Path, tuple[str, int]] = {}
+    with contextlib.ExitStack() as stack:
+        fresh, place, linked = list(wheels), bool(runtime_files), Linked()
+        if cache is not None and host is not None:
+            fresh, place, linked = stack.enter_context(
+                cache.link(wheels, runtime_files, scheme, host)
+            )
+        bytecode = stack.enter_context(
+            BytecodeCompiler(compiler or Path(sys.executable), workers=workers if fresh else 0)
+        )
+        dists = install_wheels(
+            fresh, scheme, interpreter=interpreter, on_written=bytecode.submit, taken=linked
+        )
+        if place:
+            taken = [*linked, *(str(path) for dist in dists for path, _h, _s in dist.rows)]
             dists.append(place_runtime(site, runtime_files, taken))
-            bytecode.submit(site, [(path, size) for path, _h, size in dists[-1].rows])
-        compiled = bytecode.finish()
-    owned: dict[str, tuple[str, ...]] = {}
+            rows = [(path, size) for path, _h, size in dists[-1].rows]
+            if fresh:
+                bytecode.submit(site, rows)
+            elif compiler is not None:  # every wheel linked: a few files, compiled here
+                here = host or describe_interpreter()
+                compiled_runtime = compile_few(here, site, [path for path, _s in rows])
+        compiled = bytecode.finish() | compiled_runtime
+    # A source skipped because a linked wheel put it there already has its pyc.
+    compiled |= {
+        Path(path): (f"{owner.algorithm}={owner.digest}", owner.size)
+        for path, owner in linked.items()
+        if path.endswith(".pyc")
+    }
+    owned: dict[str, tuple[str, ...]] = {
+        label: tuple(sorted(set(paths)))
+        for label, paths in _linked_owned(linked, root, site).items()
+    }
     for dist in dists:
         extra = pyc_rows(dist, site, interpreter.cache_tag, compiled)
         write_record(dist, scheme, extra=extra)

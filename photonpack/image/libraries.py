@@ -7,13 +7,16 @@ library's parts, a few X11/GL ones). A slim base can still lack one of them
 its first import, in production. So ``image`` reads the ``DT_NEEDED`` entries
 of every ELF file of the staged environment and looks each library up in the
 environment itself (vendored ``.libs`` directories) and in the base's library
-directories. A missing library of the policy is an error; another missing one
-is a warning, since it may come from the host at run time (``libcuda.so.1``
-from the GPU driver).
+directories: the usual ones, and those its ``/etc/ld.so.conf`` names (with
+its ``include`` globs, as ``ldconfig`` reads them). A missing library of the
+policy is an error; another missing one is a warning, since it may come from
+the host at run time (``libcuda.so.1`` from the GPU driver).
 """
 
 from __future__ import annotations
 
+import fnmatch
+import posixpath
 import struct
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -28,6 +31,7 @@ __all__ = [
     "POLICY_LIBRARIES",
     "MissingLibrary",
     "describe",
+    "library_dirs",
     "missing_libraries",
     "needed",
 ]
@@ -188,15 +192,63 @@ def missing_libraries(
         for library in needed(path) or ():
             if library not in own:
                 wanted.setdefault(library, []).append(str(path.relative_to(environment)))
+    directories = library_dirs(fs)
     return [
         MissingLibrary(library=library, needed_by=tuple(users))
         for library, users in sorted(wanted.items())
-        if not _in_base(fs, library)
+        if not _in_base(fs, library, directories)
     ]
 
 
-def _in_base(fs: RootFS, library: str) -> bool:
-    return any(fs.resolve(f"{directory}/{library}") is not None for directory in LIBRARY_DIRS)
+_LD_SO_CONF = "etc/ld.so.conf"
+_MAX_INCLUDES = 64  # nested or repeated includes beyond this are a loop
+
+
+def _conf_dirs(fs: RootFS, path: str, seen: set[str]) -> list[str]:
+    """The directories ``path`` (an ld.so.conf file) names, its includes followed."""
+    text = fs.read(path)
+    if text is None or path in seen or len(seen) >= _MAX_INCLUDES:
+        return []
+    seen.add(path)
+    found: list[str] = []
+    for raw in text.decode("utf-8", "replace").splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if line.startswith("include") and line[7:8].isspace():
+            for pattern in line[8:].split():
+                # ldconfig: a relative pattern is relative to the including file's directory.
+                absolute = posixpath.join("/" + posixpath.dirname(path), pattern).lstrip("/")
+                for match in _glob(fs, absolute):
+                    found += _conf_dirs(fs, match, seen)
+        elif line and not line.startswith("hwcap"):
+            # "DIR", "DIR=TYPE" (libc4/5 days), or several separated by commas or colons.
+            for item in line.replace(",", " ").replace(":", " ").split():
+                found.append(item.partition("=")[0].strip("/"))
+    return found
+
+
+def _glob(fs: RootFS, pattern: str) -> list[str]:
+    """The kept files matching ``pattern``, whose ``*`` does not cross a ``/`` (as glob(3))."""
+    depth = pattern.count("/")
+    return sorted(
+        p for p in fs.contents if p.count("/") == depth and fnmatch.fnmatchcase(p, pattern)
+    )
+
+
+def library_dirs(fs: RootFS) -> tuple[str, ...]:
+    """Where the base's dynamic loader looks: :data:`LIBRARY_DIRS` and its ld.so.conf's.
+
+    Without an ``/etc/ld.so.conf``, the files of ``/etc/ld.so.conf.d/*.conf``
+    are read, as the distributions' own ``ld.so.conf`` includes them.
+    """
+    named = _conf_dirs(fs, _LD_SO_CONF, set())
+    if fs.read(_LD_SO_CONF) is None:
+        for path in _glob(fs, "etc/ld.so.conf.d/*.conf"):
+            named += _conf_dirs(fs, path, set())
+    return tuple(dict.fromkeys([*LIBRARY_DIRS, *(d for d in named if d)]))
+
+
+def _in_base(fs: RootFS, library: str, directories: Sequence[str]) -> bool:
+    return any(fs.resolve(f"{directory}/{library}") is not None for directory in directories)
 
 
 def describe(missing: Sequence[MissingLibrary]) -> str:

@@ -1,5 +1,7 @@
 """Where a built image goes: an OCI layout, a docker-archive tarball, or a registry.
 
+A multi-platform image (an :class:`ImageIndex`) goes to a layout or a
+registry with every platform's image; a docker-archive holds one image.
 Files are written beside their destination and renamed into place at the
 end, so a failure leaves no partial output. A push uploads only the blobs
 the repository lacks (mounting the base's from its own repository when the
@@ -22,6 +24,7 @@ from pathlib import Path
 from photonpack.errors import ImageError
 from photonpack.image.base import OCI_INDEX, OCI_MANIFEST, Blob
 from photonpack.image.build import Image
+from photonpack.image.index import ImageIndex
 from photonpack.image.rootfs import open_uncompressed
 from photonpack.oci.client import RegistryClient
 from photonpack.oci.reference import Reference
@@ -47,13 +50,28 @@ def _blobs(image: Image) -> list[Blob]:
     return list(unique.values())
 
 
-def _copy(blob: Blob, out: Path) -> None:
+def _copy(blob: Blob, out: Path, work: Path | None = None) -> None:
+    """Copy the blob to ``out``; one this build made under ``work`` is hard-linked.
+
+    Only those: a link to a store blob or to the base's layout would let the
+    output's files change them.
+    """
+    if work is not None and blob.offset == 0 and blob.path.is_relative_to(work):
+        try:
+            os.link(blob.path, out)
+            return
+        except OSError:
+            pass  # another filesystem, or links not allowed: copy
     with blob.open() as src, out.open("wb") as dst:
         shutil.copyfileobj(src, dst, _CHUNK)
 
 
-def write_oci_layout(image: Image, directory: Path, *, tag: str = "latest") -> None:
-    """Write the image as a new OCI layout directory (``skopeo``/``podman`` read ``oci:DIR``)."""
+def _images(built: Image | ImageIndex) -> tuple[Image, ...]:
+    return built.images if isinstance(built, ImageIndex) else (built,)
+
+
+def write_oci_layout(built: Image | ImageIndex, directory: Path, *, tag: str = "latest") -> None:
+    """Write the image (or index) as a new OCI layout directory (``oci:DIR`` for skopeo, podman)."""
     with _output_errors(directory):
         if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
             raise ImageError(
@@ -64,18 +82,24 @@ def write_oci_layout(image: Image, directory: Path, *, tag: str = "latest") -> N
         try:
             blobs = temp / "blobs" / "sha256"
             blobs.mkdir(parents=True)
-            for blob in _blobs(image):
-                _copy(blob, blobs / blob.digest.removeprefix("sha256:"))
-            (blobs / image.digest.removeprefix("sha256:")).write_bytes(image.manifest)
+            written: set[str] = set()
+            for image in _images(built):
+                for blob in _blobs(image):
+                    if blob.digest not in written:
+                        written.add(blob.digest)
+                        _copy(blob, blobs / blob.digest.removeprefix("sha256:"), image.work)
+                (blobs / image.digest.removeprefix("sha256:")).write_bytes(image.manifest)
+            if isinstance(built, ImageIndex):
+                (blobs / built.digest.removeprefix("sha256:")).write_bytes(built.manifest)
             (temp / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
             index = {
                 "schemaVersion": 2,
                 "mediaType": OCI_INDEX,
                 "manifests": [
                     {
-                        "mediaType": OCI_MANIFEST,
-                        "digest": image.digest,
-                        "size": len(image.manifest),
+                        "mediaType": OCI_INDEX if isinstance(built, ImageIndex) else OCI_MANIFEST,
+                        "digest": built.digest,
+                        "size": len(built.manifest),
                         "annotations": {"org.opencontainers.image.ref.name": tag},
                     }
                 ],
@@ -150,43 +174,58 @@ class PushedImage:
         }
 
 
-def push_image(image: Image, ref: Reference, *, client: RegistryClient) -> PushedImage:
-    """Push the image's missing blobs, then its manifest, to ``ref``."""
-    if ref.digest is not None and ref.digest != image.digest:
+def push_image(built: Image | ImageIndex, ref: Reference, *, client: RegistryClient) -> PushedImage:
+    """Push the image's (or each image's) missing blobs, its manifests, then ``ref``'s."""
+    if ref.digest is not None and ref.digest != built.digest:
         raise ImageError(
-            f"{ref} names digest {ref.digest}, but the image is {image.digest}; "
+            f"{ref} names digest {ref.digest}, but the image is {built.digest}; "
             "push to a tag, or to the image's own digest"
         )
     repo = ref.repository
-    source = image.base.source
-    mountable = source is not None and source.registry == ref.registry
-    base_blobs = {blob.digest for blob in image.base.layers} | {image.base.config_blob.digest}
-    uploaded, mounted, present = [], [], []
+    uploaded: list[str] = []
+    mounted: list[str] = []
+    present: list[str] = []
+    seen: set[str] = set()
     sent = 0
-    for blob in _blobs(image):
-        if client.has_blob(repo, blob.digest):
-            present.append(blob.digest)
-            continue
-        if (
-            mountable
-            and source is not None
-            and blob.digest in base_blobs
-            and source.repository != repo
-            and client.mount_blob(repo, blob.digest, source.repository)
-        ):
-            mounted.append(blob.digest)
-            continue
-        with blob.open() as stream:
-            client.upload_blob(repo, digest=blob.digest, size=blob.size, stream=stream)
-        uploaded.append(blob.digest)
-        sent += blob.size
-    client.put_manifest(repo, ref.digest or ref.tag or "latest", image.manifest, OCI_MANIFEST)
+    images = _images(built)
+    for image in images:
+        source = image.base.source
+        mountable = source is not None and source.registry == ref.registry
+        base_blobs = {blob.digest for blob in image.base.layers} | {image.base.config_blob.digest}
+        for blob in _blobs(image):
+            if blob.digest in seen:
+                continue
+            seen.add(blob.digest)
+            if client.has_blob(repo, blob.digest):
+                present.append(blob.digest)
+                continue
+            if (
+                mountable
+                and source is not None
+                and blob.digest in base_blobs
+                and source.repository != repo
+                and client.mount_blob(repo, blob.digest, source.repository)
+            ):
+                mounted.append(blob.digest)
+                continue
+            with blob.open() as stream:
+                client.upload_blob(repo, digest=blob.digest, size=blob.size, stream=stream)
+            uploaded.append(blob.digest)
+            sent += blob.size
+    tag = ref.digest or ref.tag or "latest"
+    if isinstance(built, ImageIndex):
+        for image in images:  # by digest: the index names them so
+            client.put_manifest(repo, image.digest, image.manifest, OCI_MANIFEST)
+            sent += len(image.manifest)
+        client.put_manifest(repo, tag, built.manifest, OCI_INDEX)
+    else:
+        client.put_manifest(repo, tag, built.manifest, OCI_MANIFEST)
     return PushedImage(
         reference=str(ref),
-        digest=image.digest,
+        digest=built.digest,
         uploaded=tuple(uploaded),
-        uploaded_bytes=sent + len(image.manifest),
+        uploaded_bytes=sent + len(built.manifest),
         mounted=tuple(mounted),
         present=tuple(present),
-        total_bytes=image.size,
+        total_bytes=built.size,
     )

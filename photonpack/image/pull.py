@@ -9,6 +9,7 @@ archive's architecture.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -22,15 +23,17 @@ from photonpack.image.base import (
     BaseImage,
     Blob,
     choose_platform,
+    layout_index,
     parse_manifest,
     read_docker_archive,
     read_oci_layout,
 )
+from photonpack.image.platforms import index_platforms, platform_of
 from photonpack.oci.client import RegistryClient
 from photonpack.oci.reference import Reference, parse_reference
 from photonpack.store import Store
 
-__all__ = ["DEFAULT_BASE", "api_host", "default_base", "open_base", "pull_base"]
+__all__ = ["DEFAULT_BASE", "api_host", "base_platforms", "default_base", "open_base", "pull_base"]
 
 # The base when neither --base nor the photon's `image` names one: Debian 12's
 # slim CPython image of the archive's Python version (glibc 2.36).
@@ -109,15 +112,31 @@ def pull_base(
     )
 
 
+def _layout_spec(spec: str) -> tuple[Path, str | None]:
+    """``oci:DIR[:TAG]`` -> (DIR, TAG)."""
+    directory, tag = Path(spec[4:]), None
+    if not directory.is_dir() and ":" in spec[4:]:
+        head, _, tag = spec[4:].rpartition(":")
+        directory = Path(head)
+    return directory, tag
+
+
+def _pull_errors(spec: str, exc: RegistryError) -> ImageError:
+    return ImageError(
+        f"cannot pull the base {spec}: {exc.message}; on a machine without that registry, "
+        "copy the base beforehand (skopeo copy docker://... oci:DIR) and pass --base oci:DIR"
+    )
+
+
 def open_base(
     spec: str, *, store: Store, architecture: str, client_for: ClientFactory
 ) -> BaseImage:
-    """``oci:DIR[:TAG]``, ``docker-archive:FILE`` or a registry reference, as a base."""
+    """``oci:DIR[:TAG]``, ``docker-archive:FILE`` or a registry reference, as a base.
+
+    A multi-platform base gives its linux/``architecture`` image.
+    """
     if spec.startswith("oci:"):
-        directory, tag = Path(spec[4:]), None
-        if not directory.is_dir() and ":" in spec[4:]:
-            head, _, tag = spec[4:].rpartition(":")
-            directory = Path(head)
+        directory, tag = _layout_spec(spec)
         return read_oci_layout(directory, tag=tag, architecture=architecture)
     if spec.startswith("docker-archive:"):
         return read_docker_archive(Path(spec.removeprefix("docker-archive:")))
@@ -126,7 +145,38 @@ def open_base(
         with client_for(api_host(ref.registry)) as client:
             return pull_base(ref, client=client, store=store, architecture=architecture)
     except RegistryError as exc:
-        raise ImageError(
-            f"cannot pull the base {spec}: {exc.message}; on a machine without that registry, "
-            "copy the base beforehand (skopeo copy docker://... oci:DIR) and pass --base oci:DIR"
-        ) from exc
+        raise _pull_errors(spec, exc) from exc
+
+
+def _index(spec: str, client_for: ClientFactory) -> tuple[dict[str, Any] | None, str]:
+    """The base's image index when it is a multi-platform one (else None), and the spec
+    to open its platforms by: a registry tag pinned to the index's digest, so that every
+    platform comes from the index that was listed even if the tag moves meanwhile."""
+    if spec.startswith("oci:"):
+        directory, tag = _layout_spec(spec)
+        return layout_index(directory, tag=tag), spec
+    if spec.startswith("docker-archive:"):
+        return None, spec
+    try:
+        ref = parse_reference(spec)
+        with client_for(api_host(ref.registry)) as client:
+            media_type, data = _manifest(client, ref, ref.reference, ref.digest)
+    except RegistryError as exc:
+        raise _pull_errors(spec, exc) from exc
+    index = _json(data, spec)
+    if media_type not in INDEX_TYPES and "manifests" not in index:
+        return None, spec
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    return index, str(dataclasses.replace(ref, digest=digest))
+
+
+def base_platforms(
+    spec: str, *, store: Store, client_for: ClientFactory
+) -> tuple[tuple[str, ...], str]:
+    """The platforms the base has images for (its index's, or its one image's), and the
+    spec that opens each of them (``open_base``) from that same index."""
+    index, pinned = _index(spec, client_for)
+    if index is not None:
+        return index_platforms(index), pinned
+    base = open_base(spec, store=store, architecture="", client_for=client_for)
+    return (platform_of({"os": "linux"} | dict(base.config)),), spec

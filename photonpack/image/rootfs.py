@@ -5,7 +5,7 @@ digest and its tar against the config's ``diff_id`` (both must match, else an
 ``IntegrityError``), and the tar's members are applied in order, whiteouts
 included. What is kept is the tree's shape (kinds, link targets, modes) and the
 contents of the few files the image needs: ``/etc/passwd``, ``/etc/group``,
-the package databases and the C library.
+the package databases, the dynamic loader's configuration and the C library.
 """
 
 from __future__ import annotations
@@ -26,8 +26,10 @@ __all__ = ["Node", "RootFS", "open_uncompressed", "read_rootfs"]
 
 _CHUNK = 1 << 20
 # Files whose content the checks read; matched on the normalised member path.
-_WANTED = frozenset({"etc/passwd", "etc/group", "var/lib/dpkg/status", "lib/apk/db/installed"})
-_WANTED_PREFIXES = ("var/lib/dpkg/status.d/",)
+_WANTED = frozenset(
+    {"etc/passwd", "etc/group", "var/lib/dpkg/status", "lib/apk/db/installed", "etc/ld.so.conf"}
+)
+_WANTED_PREFIXES = ("var/lib/dpkg/status.d/", "etc/ld.so.conf.d/")
 _LIBC_NAMES = frozenset({"libc.so.6"})
 _MAX_WANTED = 64 * 1024 * 1024
 

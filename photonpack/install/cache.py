@@ -53,7 +53,7 @@ from photonpack.install.serving_dist import runtime_dist_info
 from photonpack.install.venv import ENVIRONMENT_LAYOUT, Scheme
 from photonpack.store import Store
 
-__all__ = ["WheelCache"]
+__all__ = ["WheelCache", "pointer_key", "runtime_pointer_key"]
 
 _DIST_INFO = re.compile(r"[A-Za-z0-9_.+!-]+\.dist-info")
 # Linking fails across filesystems, past the link limit, or where links are
@@ -78,7 +78,7 @@ class WheelCache:
 
     def key(self, wheel_sha256: str, interpreter: Interpreter) -> str:
         """The pointer's name for the wheel with this digest on ``interpreter``."""
-        return f"{wheel_sha256}-{interpreter.id}-v{ENVIRONMENT_LAYOUT}"
+        return pointer_key(wheel_sha256, interpreter.id)
 
     def digest_of(self, wheel: Path) -> str:
         """The wheel's sha256: a store blob's name, else hashed from the file."""
@@ -108,8 +108,8 @@ class WheelCache:
 
     def runtime_key(self, runtime_files: Mapping[str, Path], interpreter: Interpreter) -> str:
         """The pointer's name for this set of runtime files (paths and contents)."""
-        lines = sorted(f"{rel} {self.digest_of(path)}\n" for rel, path in runtime_files.items())
-        return self.key(hashlib.sha256("".join(lines).encode()).hexdigest(), interpreter)
+        digests = {rel: self.digest_of(path) for rel, path in runtime_files.items()}
+        return runtime_pointer_key(digests, interpreter.id)
 
     @contextlib.contextmanager
     def link(
@@ -199,6 +199,17 @@ class WheelCache:
             with contextlib.suppress(StoreError):
                 self.store.write_atomic(self.store.installed_path(key), data, sync=False)
         self._fresh = []
+
+
+def pointer_key(wheel_sha256: str, interpreter_id: str) -> str:
+    """``installed/<key>``: the pointer's name for a wheel on an interpreter (by its id)."""
+    return f"{wheel_sha256}-{interpreter_id}-v{ENVIRONMENT_LAYOUT}"
+
+
+def runtime_pointer_key(runtime_sha256s: Mapping[str, str], interpreter_id: str) -> str:
+    """The pointer's name for photonpack's runtime files (path -> sha256) on an interpreter."""
+    lines = sorted(f"{rel} {sha}\n" for rel, sha in runtime_sha256s.items())
+    return pointer_key(hashlib.sha256("".join(lines).encode()).hexdigest(), interpreter_id)
 
 
 def _size(path: Path) -> int:

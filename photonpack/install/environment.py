@@ -17,11 +17,17 @@ from photonpack.archive.manifest import FileEntry, Manifest
 from photonpack.errors import IntegrityError
 from photonpack.install.interpreter import interpreter_id
 from photonpack.install.venv import environment_digest, sync_filesystem
-from photonpack.lock.target import Target
+from photonpack.lock.target import Target, host_compatible
 from photonpack.store import Store
 from photonpack.store.names import store_errors
 
-__all__ = ["ensure_environment", "ensure_workdir", "environment_python", "wheels_for_target"]
+__all__ = [
+    "ensure_environment",
+    "ensure_workdir",
+    "environment_python",
+    "photon_environment",
+    "wheels_for_target",
+]
 
 
 def wheels_for_target(manifest: Manifest, target: Target) -> list[tuple[str, str]]:
@@ -33,6 +39,31 @@ def wheels_for_target(manifest: Manifest, target: Target) -> list[tuple[str, str
 def environment_python(env: Path) -> Path:
     """The interpreter of an installed environment."""
     return env / "bin" / "python"
+
+
+def photon_environment(manifest: Manifest) -> tuple[str, frozenset[str]] | None:
+    """The environment ``run`` uses for ``manifest`` on this interpreter, and its pointers.
+
+    ``(environment hex, installed/ keys of the wheels and runtime files it
+    holds)``; None when no target of the photon runs here. ``gc`` keeps the
+    environment of a kept photon, and moves to it the pointers of an
+    environment it removes.
+    """
+    from photonpack.install.cache import pointer_key, runtime_pointer_key
+
+    target = host_compatible(Target.parse(text) for text in manifest.targets)
+    if target is None:
+        return None
+    interpreter = interpreter_id()
+    wheels = [sha for sha, _ in wheels_for_target(manifest, target)]
+    runtime = {entry.path: entry.sha256 for entry in manifest.runtime}
+    env_hex = environment_digest(
+        interpreter=interpreter, wheel_sha256s=wheels, runtime_files=runtime
+    )
+    keys = {pointer_key(sha, interpreter) for sha in wheels}
+    if runtime:
+        keys.add(runtime_pointer_key(runtime, interpreter))
+    return env_hex, frozenset(keys)
 
 
 def ensure_environment(

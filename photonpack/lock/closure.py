@@ -25,12 +25,14 @@ from packaging.version import InvalidVersion
 
 from photonpack.errors import LockFileError
 from photonpack.lock.pylock import Lock, LockedPackage, LockedWheel
+from photonpack.lock.sdist import LockedSdist
 from photonpack.lock.target import Target
 
 __all__ = ["Gap", "RequiresDist", "check_closure", "closure_gaps"]
 
-# The Requires-Dist lines of a locked wheel, or None when its METADATA is not at hand.
-RequiresDist = Callable[[LockedWheel], Sequence[str] | None]
+# The Requires-Dist lines of a locked wheel (or of the wheel built from a locked sdist),
+# or None when its METADATA is not at hand.
+RequiresDist = Callable[[LockedWheel | LockedSdist], Sequence[str] | None]
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, order=True)
@@ -78,7 +80,7 @@ def _target_gaps(
     locked_for: Mapping[Target, Mapping[str, LockedPackage]],
     requires_dist: RequiresDist | None,
 ) -> list[Gap]:
-    check = _TargetCheck(target, locked_for[target])
+    check = _TargetCheck(target, locked_for[target], lock.inputs.exclusions)
     roots = (
         ("the photon", lock.inputs.requirements),
         ("photonpack's serving stack", lock.inputs.serving_requirements),
@@ -89,9 +91,10 @@ def _target_gaps(
     for name, package in check.locked.items():
         check.need(f"{package.name} {package.version}", graph[name], {""})
     if requires_dist is not None:
-        wheels: dict[str, LockedWheel] = {
+        wheels: dict[str, LockedWheel | LockedSdist] = {
             canonicalize_name(w.name): w for w in lock.wheels_for(target)
         }
+        wheels |= {canonicalize_name(s.name): s for s in lock.sources_for(target)}
         check.requires_dist(lambda name: requires_dist(wheels[name]) if name in wheels else None)
     return check.gaps
 
@@ -99,8 +102,11 @@ def _target_gaps(
 class _TargetCheck:
     """The requirements met and unmet on one target, and the extras each package is asked for."""
 
-    def __init__(self, target: Target, locked: Mapping[str, LockedPackage]) -> None:
+    def __init__(
+        self, target: Target, locked: Mapping[str, LockedPackage], excluded: Sequence[str] = ()
+    ) -> None:
         self.target, self.locked = target, locked
+        self.excluded = frozenset(excluded)  # ``uninstall`` lines: absent on purpose
         self.environment = target.environment()
         self.extras: dict[str, set[str]] = {name: set() for name in locked}
         self.gaps: list[Gap] = []
@@ -110,6 +116,8 @@ class _TargetCheck:
         for line, requirement in _applying(lines, self.environment, extras):
             name = canonicalize_name(requirement.name)
             package = self.locked.get(name)
+            if name in self.excluded:
+                continue
             if package is None:
                 found = f"{name} is not locked for it"
             elif not _satisfies(requirement, package.version):
@@ -168,7 +176,7 @@ def _applying(
     found = []
     for line in lines:
         try:
-            requirement = Requirement(line)
+            requirement = Requirement(line.split(" --hash=", 1)[0])
         except InvalidRequirement:
             continue
         marker = requirement.marker

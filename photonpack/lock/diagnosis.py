@@ -18,7 +18,7 @@ from photonpack.errors import NoCompatibleWheelError, PackageIndexError, Resolut
 from photonpack.lock.index import DistFile, IndexSettings, list_files, redact_url
 from photonpack.lock.target import Target
 
-__all__ = ["explain_not_found", "mislabelled", "parse_requirement"]
+__all__ = ["explain_not_found", "mislabelled", "parse_requirement", "source_only"]
 
 
 def mislabelled(resolvers: Sequence[Any]) -> list[tuple[Any, Any]]:
@@ -33,9 +33,8 @@ def mislabelled(resolvers: Sequence[Any]) -> list[tuple[Any, Any]]:
     ]
 
 
-def explain_not_found(
-    exc: Exception, target: Target, index: IndexSettings, mislabelled: Sequence[tuple[Any, Any]]
-) -> Exception:
+def _failing(exc: Exception) -> tuple[list[Any], list[Requirement | None]]:
+    """The resolver's causes and the requirements that could not be met."""
     from pip._vendor.resolvelib.resolvers import ResolutionImpossible
 
     cause = exc.__cause__
@@ -43,6 +42,43 @@ def explain_not_found(
     requirements = [parse_requirement(str(c.requirement)) for c in causes] or [
         _from_message(str(exc))
     ]
+    return causes, requirements
+
+
+def source_only(exc: Exception, index: IndexSettings) -> set[str]:
+    """The failing projects whose newest matching release publishes an sdist and no wheel at all.
+
+    Those are locked from their sdist. A release with wheels for other targets
+    only is not among them: it is compiled, and the error says which tags exist.
+    """
+    _, requirements = _failing(exc)
+    wanted = [r for r in requirements if r is not None]
+    files = list_files([r.name for r in wanted], index)
+    found: set[str] = set()
+    for requirement in wanted:
+        name = canonicalize_name(requirement.name)
+        matching = [
+            (v, f)
+            for f in files[name]
+            if (v := f.version()) and requirement.specifier.contains(v, True) and not f.yanked
+        ]
+        if not matching:
+            continue
+        latest = max((v for v, _ in matching), key=_version_key)
+        release = [f for v, f in matching if _version_key(v) == _version_key(latest)]
+        if not any(f.is_wheel for f in release) and any(_is_sdist(f) for f in release):
+            found.add(name)
+    return found
+
+
+def _is_sdist(file: DistFile) -> bool:
+    return file.filename.endswith((".tar.gz", ".zip"))
+
+
+def explain_not_found(
+    exc: Exception, target: Target, index: IndexSettings, mislabelled: Sequence[tuple[Any, Any]]
+) -> Exception:
+    causes, requirements = _failing(exc)
     names = sorted({canonicalize_name(r.name) for r in requirements if r is not None})
     files = list_files(names, index)
     for requirement in requirements:

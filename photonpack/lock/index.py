@@ -77,6 +77,7 @@ class IndexSettings:
     index_url: str = PYPI
     extra_index_urls: tuple[str, ...] = ()
     find_links: tuple[str, ...] = ()
+    pre: bool = False  # pre-releases too (``--pre`` in requirement_dependency)
 
     def redacted(self) -> IndexSettings:
         """The same settings without credentials."""
@@ -84,16 +85,20 @@ class IndexSettings:
             index_url=redact_url(self.index_url),
             extra_index_urls=tuple(redact_url(u) for u in self.extra_index_urls),
             find_links=tuple(redact_url(u) for u in self.find_links),
+            pre=self.pre,
         )
 
     def to_dict(self) -> dict[str, Any]:
         """The credential-free form stored in a lock's ``[tool.photonpack]``."""
         safe = self.redacted()
-        return {
+        table: dict[str, Any] = {
             "index-url": safe.index_url,
             "extra-index-urls": list(safe.extra_index_urls),
             "find-links": list(safe.find_links),
         }
+        if self.pre:  # only when set: locks made before --pre keep their inputs digest
+            table["pre"] = True
+        return table
 
     def recorded(self, base: Path) -> IndexSettings:
         """The settings as a lock in ``base`` records them: local locations relative to it.
@@ -114,6 +119,7 @@ class IndexSettings:
             index_url=index(self.index_url),
             extra_index_urls=tuple(index(u) for u in self.extra_index_urls),
             find_links=tuple(link(u) for u in self.find_links),
+            pre=self.pre,
         )
 
     def resolved(self, base: Path) -> IndexSettings:
@@ -122,6 +128,7 @@ class IndexSettings:
             index_url=resolved_url(self.index_url, base),
             extra_index_urls=tuple(resolved_url(u, base) for u in self.extra_index_urls),
             find_links=tuple(u if "://" in u else resolved_path(u, base) for u in self.find_links),
+            pre=self.pre,
         )
 
     def locations(self) -> list[str]:

@@ -27,7 +27,6 @@ from photonpack.errors import (
 )
 from photonpack.lock.closure import check_closure
 from photonpack.lock.declaration import read_declaration
-from photonpack.lock.forms import check_forms
 from photonpack.lock.index import DistFile, IndexSettings
 from photonpack.lock.kept import added_packages, check_kept, check_requirements, kept_for, pin_lines
 from photonpack.lock.pylock import (
@@ -41,11 +40,21 @@ from photonpack.lock.pylock import (
     read_lock,
 )
 from photonpack.lock.relative import is_file_url, local_path, recorded
+from photonpack.lock.requirements import (
+    check_hashes,
+    read_requirements,
+    refuse_sources,
+    resolver_lines,
+    without_exclusions,
+)
+from photonpack.lock.sdist import LockedSdist
 from photonpack.lock.target import Target
 from photonpack.serving.requirements import SERVING_REQUIREMENTS
 from photonpack.serving.source import PhotonSpec
 
 if TYPE_CHECKING:
+    from packaging.version import Version
+
     from photonpack.lock.resolve import Pin, Resolution
     from photonpack.lock.standard import StandardLock
 
@@ -108,18 +117,24 @@ def default_lock_path(spec: PhotonSpec, name: str) -> Path:
 def lock_inputs(spec: PhotonSpec, options: LockOptions) -> tuple[Path, LockInputs]:
     """The lock's path and everything it is computed from."""
     declaration = read_declaration(spec)
-    check_forms(declaration.requirement_dependency, photon=declaration.class_name)
+    wanted = read_requirements(
+        declaration.requirement_dependency, spec.directory, photon=declaration.class_name
+    )
+    refuse_sources(wanted, spec.directory, photon=declaration.class_name)
     name = options.name or default_name(declaration.class_name)
     path = options.output or default_lock_path(spec, name)
     inputs = LockInputs(
         # Lepton's runtime set (declaration.lepton_dependencies) is locked as declared ones are.
+        # The lines as read, included files expanded: editing one makes the lock stale.
         requirements=tuple(
-            dict.fromkeys((*declaration.requirement_dependency, *declaration.lepton_dependencies))
+            dict.fromkeys((*map(str, wanted.requirements), *declaration.lepton_dependencies))
         ),
+        constraints=wanted.constraints,
+        exclusions=wanted.exclusions,
         serving_requirements=SERVING_REQUIREMENTS,
         # Sorted: the lock is the same whatever order --target was given in.
         targets=tuple(sorted(set(options.targets), key=str)) or (Target.host(),),
-        index=options.index,
+        index=wanted.index(options.index),
         directory=path.parent,
         from_lock=_from_lock(options.from_lock, path),
     )
@@ -178,10 +193,18 @@ def lock_photon(spec: PhotonSpec, options: LockOptions) -> LockResult:
     # A malformed previous lock is an error, not something to overwrite silently.
     previous = parse_lock(old, path=path) if old is not None else None
     resolution, pinned = _resolve(inputs, _preferences(previous, options), _kept(inputs))
+    resolution = without_exclusions(resolution, inputs.exclusions)
     lock = assemble(inputs, resolution, path=path, pinned=pinned)
+    if lock.sdists():
+        from photonpack.lock.buildreqs import lock_build_requirements
+
+        lock = lock_build_requirements(
+            lock, inputs.index, assemble=lambda i, r: assemble(i, r, path=path)
+        )
     text = lock.to_text()
     lock = parse_lock(text, path=path)  # what we write must be what we read
     check_closure(lock)
+    check_hashes(lock)
     result = _result(path, lock, inputs, changed=text != old)
     if text != old:
         _write_atomic(path, text)
@@ -203,9 +226,14 @@ def _resolve(
     """Resolve the inputs; with ``kept``, on top of its pins (and their wheels, per target)."""
     from photonpack.lock.resolve import Resolution, resolve
 
-    requirements = (*inputs.requirements, *inputs.serving_requirements)
+    requirements = (*resolver_lines(inputs.requirements), *inputs.serving_requirements)
+    constraints = inputs.constraints
     if kept is None:
-        return resolve(requirements, inputs.targets, inputs.index, preferences=preferences), {}
+        resolution = resolve(
+            requirements, inputs.targets, inputs.index, preferences=preferences,
+            constraints=constraints,
+        )  # fmt: skip
+        return resolution, {}
     owners = {
         "the photon": inputs.requirements,
         "photonpack's serving stack": inputs.serving_requirements,
@@ -220,7 +248,10 @@ def _resolve(
     merged = Resolution(pins={}, files={})
     for lines, group in groups.items():
         try:
-            part = resolve((*requirements, *lines), group, inputs.index, preferences=free)
+            part = resolve(
+                (*requirements, *lines), group, inputs.index, preferences=free,
+                constraints=constraints,
+            )  # fmt: skip
         except ResolutionError as exc:
             message = str(exc)
             for line in lines:  # the resolver saw the pins as the photon's own lines
@@ -270,6 +301,8 @@ def _what_changed(old: LockInputs, new: LockInputs) -> str:
 
     reasons = [
         delta("requirement_dependency", old.requirements, new.requirements),
+        delta("constraints", old.constraints, new.constraints),
+        delta("uninstall lines", old.exclusions, new.exclusions),
         delta("serving requirements", old.serving_requirements, new.serving_requirements),
         delta("targets", [str(t) for t in old.targets], [str(t) for t in new.targets]),
         "index settings changed" if old.recorded_index() != new.recorded_index() else None,
@@ -327,7 +360,8 @@ def assemble(
                 version=version,
                 marker=_marker(set(per_target), inputs.targets),
                 dependencies=tuple(sorted(children[(name, version)])),
-                wheels=tuple(_locked(name, version, f, path.parent) for f in files),
+                wheels=tuple(_locked(name, version, f, path.parent) for f in files if f.is_wheel),
+                sdist=next((_sdist(name, version, f) for f in files if not f.is_wheel), None),
             )
         )
     return Lock(
@@ -373,6 +407,8 @@ def _best_wheel(pin: Pin, files: Sequence[DistFile], target: Target) -> DistFile
         if f.is_wheel and (v := f.version()) is not None and Version(v) == version
         if (rank := target.wheel_rank(f.filename)) is not None
     ]
+    if not ranked and (sdist := _sdist_of(files, version)) is not None:
+        return sdist  # an sdist-only release (see photonpack.lock.resolve): built by build
     if not ranked:
         tags = sorted(f.filename for f in files if f.is_wheel and f.version() == pin.version)
         raise NoCompatibleWheelError(
@@ -380,6 +416,28 @@ def _best_wheel(pin: Pin, files: Sequence[DistFile], target: Target) -> DistFile
             f"the index offers {', '.join(tags) or 'no wheels for this version'}"
         )
     return min(ranked, key=lambda item: item[:2])[2]
+
+
+def _sdist_of(files: Sequence[DistFile], version: Version) -> DistFile | None:
+    from packaging.version import Version
+
+    found = sorted(
+        (f for f in files if not f.is_wheel and (v := f.version()) and Version(v) == version),
+        key=lambda f: (not f.filename.endswith(".tar.gz"), f.filename),
+    )
+    return found[0] if found else None
+
+
+def _sdist(name: str, version: str, file: DistFile) -> LockedSdist:
+    assert file.sha256 is not None and file.size is not None
+    return LockedSdist(
+        name=name,
+        version=version,
+        filename=file.filename,
+        url=file.url,
+        size=file.size,
+        sha256=file.sha256,
+    )
 
 
 def _direct_file(pin: Pin, target: Target) -> DistFile:

@@ -28,6 +28,7 @@ from photonpack.lock.index import IndexSettings
 from photonpack.lock.locations import location_problem, wheel_path_problem, wheel_url_problem
 from photonpack.lock.relative import recorded, resolved_path, resolved_url
 from photonpack.lock.schema import Where, check_unique
+from photonpack.lock.sdist import LockedSdist
 from photonpack.lock.target import Target, TargetError
 
 if TYPE_CHECKING:
@@ -71,6 +72,8 @@ class LockInputs:
     # does not depend on where the project lives (photonpack.lock.relative).
     directory: Path
     from_lock: FromLock | None = None
+    constraints: tuple[str, ...] = ()  # ``-c`` lines
+    exclusions: tuple[str, ...] = ()  # ``uninstall`` lines: canonical names kept out of the lock
 
     def recorded_index(self) -> dict[str, Any]:
         """The index settings as the lock records them: no credentials, local paths relative."""
@@ -87,7 +90,7 @@ class LockInputs:
 
     def digest(self) -> str:
         """``sha256:<hex>`` of the canonical JSON of the inputs (credentials excluded)."""
-        data = {
+        data: dict[str, Any] = {
             "lock-format": LOCK_FORMAT,
             "requirements": list(self.requirements),
             "serving-requirements": list(self.serving_requirements),
@@ -96,8 +99,14 @@ class LockInputs:
         }
         if self.from_lock is not None:  # absent otherwise: older digests stay valid
             data["from"] = self.recorded_from()
+        data.update(self.optional())
         canonical = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
         return "sha256:" + hashlib.sha256(canonical).hexdigest()
+
+    def optional(self) -> dict[str, list[str]]:
+        """Constraints and exclusions, only when there are some: older locks keep their digest."""
+        data = {"constraints": list(self.constraints), "exclusions": list(self.exclusions)}
+        return {key: value for key, value in data.items() if value}
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -129,13 +138,14 @@ class LockedWheel:
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class LockedPackage:
-    """One ``[[packages]]`` entry: a version, where it applies, and its wheels."""
+    """One ``[[packages]]`` entry: a version, where it applies, its wheels and its sdist."""
 
     name: str
     version: str
     marker: str | None
     dependencies: tuple[str, ...]
     wheels: tuple[LockedWheel, ...]
+    sdist: LockedSdist | None = None  # built into a wheel by build, for targets no wheel serves
 
     def to_dict(self) -> dict[str, Any]:
         """The PEP 751 ``[[packages]]`` table."""
@@ -143,7 +153,12 @@ class LockedPackage:
         if self.marker:
             table["marker"] = self.marker
         table["dependencies"] = [{"name": name} for name in self.dependencies]
-        table["wheels"] = [w.to_dict() for w in self.wheels]
+        if self.sdist is not None:
+            table["sdist"] = self.sdist.to_dict()
+        if self.wheels or self.sdist is None:
+            table["wheels"] = [w.to_dict() for w in self.wheels]
+        if self.sdist is not None:
+            table["tool"] = {"photonpack": self.sdist.build.to_dict()}
         return table
 
     def applies_to(self, target: Target) -> bool:
@@ -164,6 +179,23 @@ class Lock:
     packages: tuple[LockedPackage, ...]
     inputs: LockInputs
     inputs_digest: str
+    # The build environments of the sdists: locked for build_target, wheels only.
+    build_packages: tuple[LockedPackage, ...] = ()
+    build_target: Target | None = None
+
+    def sources_for(self, target: Target) -> list[LockedSdist]:
+        """The sdists the target needs built: packages it needs that no locked wheel serves."""
+        needed = []
+        for package in self.packages:
+            if package.sdist is None or not package.applies_to(target):
+                continue
+            if all(target.wheel_rank(w.filename) is None for w in package.wheels):
+                needed.append(package.sdist)
+        return sorted(needed, key=lambda s: s.filename)
+
+    def sdists(self) -> list[LockedSdist]:
+        """Every sdist in the lock, sorted by filename."""
+        return sorted((p.sdist for p in self.packages if p.sdist), key=lambda s: s.filename)
 
     def wheels_for(self, target: Target) -> list[LockedWheel]:
         """The best wheel of every package the target needs, sorted by filename."""
@@ -198,10 +230,20 @@ class Lock:
                     "targets": [str(t) for t in self.targets],
                     "requirements": list(self.inputs.requirements),
                     "serving-requirements": list(self.inputs.serving_requirements),
+                    **self.inputs.optional(),
                     "index": self.inputs.recorded_index(),
                     **({"from": kept} if (kept := self.inputs.recorded_from()) else {}),
+                    **self._build_tables(),
                 }
             },
+        }
+
+    def _build_tables(self) -> dict[str, Any]:
+        if not self.build_packages:
+            return {}
+        return {
+            "build-target": str(self.build_target),
+            "build-packages": [p.to_dict() for p in self.build_packages],
         }
 
     def to_text(self) -> str:
@@ -306,6 +348,7 @@ def _from_dict(data: Mapping[str, Any], path: Path) -> Lock:
         index_url=index_url,
         extra_index_urls=where.locations(index, "extra-index-urls", f"{at}.index", local_ok=True),
         find_links=where.locations(index, "find-links", f"{at}.index", local_ok=True),
+        pre=index.get("pre") is True,
     )
     inputs = LockInputs(
         requirements=tuple(where.strings(section, "requirements", at)),
@@ -314,18 +357,36 @@ def _from_dict(data: Mapping[str, Any], path: Path) -> Lock:
         index=recorded.resolved(path.parent),
         directory=path.parent,
         from_lock=_from_lock(section, at, where),
+        constraints=tuple(where.strings(section, "constraints", at))
+        if "constraints" in section
+        else (),
+        exclusions=tuple(where.strings(section, "exclusions", at))
+        if "exclusions" in section
+        else (),
     )
     packages = tuple(
         _package(entry, f"packages[{i}]", where)
         for i, entry in enumerate(where.tables(data, "packages", ""))
     )
     check_unique(packages, inputs.targets, where)
+    build_packages = tuple(
+        _package(entry, f"{at}.build-packages[{i}]", where)
+        for i, entry in enumerate(where.tables(section, "build-packages", at))
+    ) if "build-packages" in section else ()  # fmt: skip
+    build_target = None
+    if build_packages:
+        try:
+            build_target = Target.parse(where.string(section, "build-target", at))
+        except TargetError as exc:
+            raise where.error(f"{at}.build-target", str(exc)) from exc
     return Lock(
         path=path,
         targets=inputs.targets,
         packages=packages,
         inputs=inputs,
         inputs_digest=where.string(section, "inputs-digest", at),
+        build_packages=build_packages,
+        build_target=build_target,
     )
 
 
@@ -342,14 +403,19 @@ def _from_lock(section: Mapping[str, Any], at: str, where: Where) -> FromLock | 
 
 def _package(entry: Mapping[str, Any], at: str, where: Where) -> LockedPackage:
     name = where.string(entry, "name", at)
-    if "version" not in entry or "wheels" not in entry:
-        raise where.error(at, "has no version or no wheels: photonpack locks wheels only")
+    if "version" not in entry or ("wheels" not in entry and "sdist" not in entry):
+        raise where.error(at, "has no version, or neither wheels nor an sdist")
     version = where.string(entry, "version", at)
     wheels = tuple(
         _wheel(wheel, f"{at}.wheels[{j}]", name, version, where)
-        for j, wheel in enumerate(where.tables(entry, "wheels", at))
+        for j, wheel in enumerate(where.tables(entry, "wheels", at) if "wheels" in entry else ())
     )
-    if not wheels:
+    sdist = (
+        LockedSdist.from_dict(entry, at, where, name=name, version=version)
+        if "sdist" in entry
+        else None
+    )
+    if not wheels and sdist is None:
         raise where.error(f"{at}.wheels", f"is empty: {name} {version} needs at least one wheel")
     dependencies = tuple(
         where.string(dependency, "name", f"{at}.dependencies[{k}]")
@@ -362,6 +428,7 @@ def _package(entry: Mapping[str, Any], at: str, where: Where) -> LockedPackage:
         marker=marker or None,
         dependencies=dependencies,
         wheels=wheels,
+        sdist=sdist,
     )
 
 

@@ -40,8 +40,11 @@ import contextlib
 import dataclasses
 import functools
 import os
+import tarfile
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+import warnings
+import zipfile
+from collections.abc import Iterator, Mapping, Sequence, Set
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +56,12 @@ from photonpack.errors import (
     PackageIndexError,
     ResolutionError,
 )
-from photonpack.lock.diagnosis import explain_not_found, mislabelled, parse_requirement
+from photonpack.lock.diagnosis import (
+    explain_not_found,
+    mislabelled,
+    parse_requirement,
+    source_only,
+)
 from photonpack.lock.index import DistFile, IndexSettings, redact_url
 from photonpack.lock.pipreads import PageFilter, filtering_pages, unadvertised_metadata
 from photonpack.lock.target import Target
@@ -87,8 +95,15 @@ def resolve(
     index: IndexSettings,
     *,
     preferences: Mapping[str, str],
+    allow_sources: bool = True,
+    constraints: Sequence[str] = (),
 ) -> Resolution:
     """Resolve ``requirements`` for each target: one version per package where one serves all.
+
+    With ``allow_sources``, a project whose matching release has no wheel at
+    all is locked from its sdist (see the module docstring); without it (build
+    requirements), wheels only. ``constraints`` (``-c`` lines) limit versions
+    without requiring anything.
 
     ``preferences`` (name -> version) are kept when still compatible, like
     the existing pins of ``pip-compile``. Every target is resolved with the
@@ -100,6 +115,7 @@ def resolve(
     """
     indexes = tuple(url.rstrip("/") + "/" for url in (index.index_url, *index.extra_index_urls))
     pages = PageFilter(indexes=indexes)
+    sources: set[str] | None = set() if allow_sources else None
     with (
         _pip_internals(),
         _isolated_pip(),
@@ -110,8 +126,17 @@ def resolve(
     ):
         # One repository per target for both passes: the second reuses the index pages and
         # metadata pip's finder and preparer already hold.
-        repositories = {target: _TargetRepository(target, index, Path(work)) for target in targets}
-        resolution = _resolve_each(requirements, targets, repositories, preferences, pages=pages)
+        work_dir = Path(work)
+        repositories = {t: _TargetRepository(t, index, work_dir) for t in targets}
+        resolution = _resolve_each(
+            requirements,
+            targets,
+            repositories,
+            preferences,
+            pages=pages,
+            sources=sources,
+            constraints=constraints,
+        )
         agreed = _oldest_choices(resolution)
         differing = [
             target
@@ -122,7 +147,15 @@ def resolve(
             # A target whose every pin already is the agreed one would resolve to the same
             # pins again (each package it needs is held to the version it chose): keep it.
             unified = {**preferences, **agreed}
-            again = _resolve_each(requirements, differing, repositories, unified, pages=pages)
+            again = _resolve_each(
+                requirements,
+                differing,
+                repositories,
+                unified,
+                pages=pages,
+                sources=sources,
+                constraints=constraints,
+            )
             resolution = Resolution(
                 pins={t: again.pins.get(t, resolution.pins[t]) for t in targets},
                 files={t: again.files.get(t, resolution.files[t]) for t in targets},
@@ -133,37 +166,53 @@ def resolve(
 class _TargetRepository:
     """A pip-tools repository for one target, and every pip resolver made from it."""
 
-    def __init__(self, target: Target, index: IndexSettings, work: Path) -> None:
+    def __init__(
+        self, target: Target, index: IndexSettings, work: Path, sources: Set[str] = frozenset()
+    ) -> None:
         self.target = target
         self.index = index
+        self.work = work
+        self.sources = frozenset(sources)
         self.resolvers: list[Any] = []
-        self.repository = _repository(target, index, work, self.resolvers)
+        self.repository = _repository(target, index, work, self.resolvers, set(sources))
         self.tags = frozenset(
             str(tag) for tag in self.repository.finder.target_python.get_unsorted_tags()
         )
+
+    def with_sources(self, sources: Set[str]) -> _TargetRepository:
+        """The same target's repository, allowing the sdists of ``sources``."""
+        return _TargetRepository(self.target, self.index, self.work, sources)
 
 
 def _resolve_each(
     requirements: Sequence[str],
     targets: Sequence[Target],
-    repositories: Mapping[Target, _TargetRepository],
+    repositories: dict[Target, _TargetRepository],
     preferences: Mapping[str, str],
     *,
     pages: PageFilter,
+    sources: set[str] | None,
+    constraints: Sequence[str] = (),
 ) -> Resolution:
     pins: dict[Target, dict[str, Pin]] = {}
     files: dict[Target, dict[str, list[DistFile]]] = {}
     for target in targets:
-        each = repositories[target]
-        pages.tags = each.tags
-        pins[target] = _resolve_one(
-            requirements,
-            target,
-            each.index,
-            each.repository,
-            preferences=preferences,
-            resolvers=each.resolvers,
-        )
+        while True:  # once more for each sdist-only project found missing
+            each = repositories[target]
+            if sources and each.sources != sources:  # another target found them first
+                repositories[target] = each = each.with_sources(sources)
+            pages.tags = each.tags
+            try:
+                pins[target] = _resolve_one(
+                    requirements, target, each.index, each.repository,
+                    preferences=preferences, resolvers=each.resolvers, sources=sources,
+                    constraints=constraints,
+                )  # fmt: skip
+                break
+            except _SourcesNeeded as needed:
+                assert sources is not None
+                # A fresh finder (above): pip's caches the candidates it filtered as wheels-only.
+                sources.update(needed.names)
         files[target] = {
             name: _offered(each.repository, name, pages.sizes)
             for name, pin in pins[target].items()
@@ -200,6 +249,34 @@ def _offered(repository: Any, name: str, sizes: Mapping[tuple[str, str], int]) -
             )
         )
     return found
+
+
+class _SourcesNeeded(Exception):  # a signal from _resolve_one to _resolve_each, never further
+    """The resolution failed only for want of sdist-only projects: retry with them allowed."""
+
+    def __init__(self, names: set[str]) -> None:
+        super().__init__(", ".join(sorted(names)))
+        self.names = names
+
+
+def _sources_for(names: set[str]) -> Any:
+    """A pip ``FormatControl``: wheels only, except sdists for ``names``.
+
+    ``only_binary`` stays ``{":all:"}``, so the isolated build environment
+    pip prepares an sdist's metadata in installs its build requirements from
+    wheels only (pip passes the finder's format control on).
+    """
+    from pip._internal.models.format_control import FormatControl
+
+    class SourcesFor(FormatControl):
+        __slots__ = ()
+
+        def get_allowed_formats(self, canonical_name: str) -> frozenset[str]:
+            if canonical_name in names:
+                return frozenset({"binary", "source"})
+            return frozenset({"binary"})
+
+    return SourcesFor(set(), {":all:"})
 
 
 # What a pip or pip-tools release that moved an internal raises when it is used.
@@ -285,7 +362,10 @@ def _quiet() -> Iterator[None]:
     saved_levels = {name: logging.getLogger(name).level for name in names}
     log.log = lambda *args, **kwargs: None  # type: ignore[method-assign]  # shadows the method
     try:
-        yield
+        with warnings.catch_warnings():
+            # A backend preparing an sdist's metadata warns through pip's hook caller.
+            warnings.simplefilter("ignore")
+            yield
     finally:
         del log.log
         root.handlers[:], level = saved_root
@@ -322,11 +402,15 @@ def _pip_args(index: IndexSettings) -> list[str]:
         args += ["--extra-index-url", url]
     for location in index.find_links:
         args += ["--find-links", location]
+    if index.pre:
+        args.append("--pre")
     # One attempt and a bounded wait: an unreachable mirror is reported, not retried for minutes.
     return [*args, "--retries", "0", "--timeout", "30"]
 
 
-def _repository(target: Target, index: IndexSettings, work: Path, resolvers: list[Any]) -> Any:
+def _repository(
+    target: Target, index: IndexSettings, work: Path, resolvers: list[Any], sources: set[str]
+) -> Any:
     """A pip-tools repository whose finder and resolver see ``target``, not this interpreter.
 
     Every pip resolver it makes is appended to ``resolvers``: after a failure,
@@ -348,6 +432,8 @@ def _repository(target: Target, index: IndexSettings, work: Path, resolvers: lis
     repository._finder = repository.command._build_package_finder(
         options=repository.options, session=repository.session, target_python=python
     )
+    if sources:
+        repository._finder.format_control = _sources_for(set(sources))
     make_resolver = functools.partial(
         repository.command.make_resolver, py_version_info=target.python_version
     )
@@ -368,6 +454,8 @@ def _resolve_one(
     *,
     preferences: Mapping[str, str],
     resolvers: Sequence[Any],
+    sources: set[str] | None,
+    constraints: Sequence[str] = (),
 ) -> dict[str, Pin]:
     from pip._internal.exceptions import (
         DistributionNotFound,
@@ -383,6 +471,10 @@ def _resolve_one(
     with _target_environment(target):
         try:
             ireqs = [install_req_from_line(line, comes_from="photon") for line in requirements]
+            ireqs += [
+                install_req_from_line(line, comes_from="constraints", constraint=True)
+                for line in constraints
+            ]
         except InstallationError as exc:
             raise ResolutionError(f"invalid requirement: {exc}") from exc
         existing: dict[str, Any] = {
@@ -393,6 +485,8 @@ def _resolve_one(
         try:
             result = resolver.resolve()
         except DistributionNotFound as exc:
+            if sources is not None and (new := source_only(exc, index) - sources):
+                raise _SourcesNeeded(new) from exc
             raise explain_not_found(exc, target, index, mislabelled(resolvers)) from exc
         except (HashError, HashErrors) as exc:
             # pip's first line speaks of a requirements file; the indented details name the file.
@@ -407,8 +501,25 @@ def _resolve_one(
                 f"a package index failed while locking for {target}: {exc}; check the network, "
                 "or pass --index-url/--find-links for an internal mirror"
             ) from exc
+        except InstallationError as exc:
+            if sources:  # preparing an sdist's metadata ran its backend, and it failed
+                raise ResolutionError(
+                    f"cannot prepare the metadata of the sdist of "
+                    f"{', '.join(sorted(sources))} while locking for {target}: {exc}; lock "
+                    "runs its build backend (in pip's isolated build environment, build "
+                    "requirements from the index) to learn its dependencies: check that its "
+                    "build requirements are on the index, or give a wheel with --find-links"
+                ) from exc
+            raise ResolutionError(f"cannot resolve for {target}: {exc}") from exc
         except PipError as exc:
             raise ResolutionError(f"cannot resolve for {target}: {exc}") from exc
+        except (tarfile.TarError, zipfile.BadZipFile, EOFError) as exc:
+            # Only an sdist pip prepares metadata from is unpacked while resolving.
+            raise ResolutionError(
+                f"cannot read the source distribution of {', '.join(sorted(sources or ()))} "
+                f"while locking for {target} ({exc}); the index serves a broken sdist: "
+                "require another version, or give a wheel with --find-links"
+            ) from exc
     pins = [_pin(ireq) for ireq in result]
     return {pin.name: pin for pin in pins}
 

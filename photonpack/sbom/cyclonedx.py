@@ -91,6 +91,12 @@ def _wheel(wheel: WheelEntry, facts: Facts | None) -> dict[str, Any]:
         {"name": "photonpack:size", "value": str(wheel.size)},
         *({"name": "photonpack:target", "value": t} for t in wheel.targets),
     ]
+    if wheel.source is not None:  # built by photonpack from a locked sdist, carried beside it
+        component["properties"] += [
+            {"name": "photonpack:built-from", "value": wheel.source.filename},
+            {"name": "photonpack:source-sha256", "value": wheel.source.sha256},
+            {"name": "photonpack:source-url", "value": wheel.source.url},
+        ]
     return component
 
 

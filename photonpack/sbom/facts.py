@@ -103,7 +103,8 @@ def _sha1(path: Path) -> str:
 
 def _name(requirement: str) -> str | None:
     try:
-        return canonicalize_name(Requirement(requirement).name)
+        # A line may carry --hash options (the lock records them as written).
+        return canonicalize_name(Requirement(requirement.split(" --hash=", 1)[0]).name)
     except InvalidRequirement:
         return None
 

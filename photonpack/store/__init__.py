@@ -13,12 +13,15 @@ Layout (every name below the root is derived from content or a digest)::
     describe/<key>.json     handler contracts captured by build (key: env, entry, files)
     archives/<hex>.json     archive files (by sha256 of their bytes) verified and imported
     tmp/                    temp files and dirs, renamed into place when complete
-    locks/                  OS file locks that serialise installs of one digest
+    locks/                  OS file locks that serialise installs of one digest;
+                            use-<area>-<name>.lock: held by a live server (``locks.py``)
+    .lock                   the store-wide lock: shared by commands, exclusive for ``gc``
 
 Crash safety: everything is written under ``tmp/`` and renamed into place
 only when complete (files are fsynced first); directories carry a
 ``.complete`` marker written last. A process killed at any point leaves at
-worst an orphan in ``tmp/`` that nothing ever reads.
+worst an orphan in ``tmp/`` that nothing ever reads. ``gc.py`` removes what no
+kept photon needs, safely while other processes run (the protocol of ``locks.py``).
 """
 
 from photonpack.store.blobs import BlobWriter, StoreSink

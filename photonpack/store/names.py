@@ -25,6 +25,7 @@ __all__ = [
     "blob_name",
     "collect_orphans",
     "default_home",
+    "is_orphan",
     "store_errors",
     "temp_prefix",
     "validate_name",
@@ -120,10 +121,15 @@ def collect_orphans(tmp: Path) -> list[str]:
 
 
 def _orphan(entry: os.DirEntry[str]) -> bool:
-    owned = _OWNED.match(entry.name)
+    return is_orphan(Path(entry.path))
+
+
+def is_orphan(path: Path) -> bool:
+    """Whether the temporary entry ``path`` belongs to no live process (see ``temp_prefix``)."""
+    owned = _OWNED.match(path.name)
     if owned is None:
         try:
-            return time.time() - entry.stat(follow_symlinks=False).st_mtime > _UNOWNED_AGE_S
+            return time.time() - path.lstat().st_mtime > _UNOWNED_AGE_S
         except OSError:
             return False
     pid = int(owned.group(1))

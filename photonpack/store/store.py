@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -14,6 +15,7 @@ from typing import IO, TYPE_CHECKING
 from photonpack._digest import CHUNK_SIZE, Digest, copy_hashed, sha256_file
 from photonpack._fs import AtomicFile, fsync_dir, publish_dir, write_atomic
 from photonpack.errors import IntegrityError, PhotonpackError, StoreError
+from photonpack.store import locks
 from photonpack.store.blobs import BlobWriter, StoreSink
 from photonpack.store.names import (
     COMPLETE,
@@ -71,12 +73,38 @@ class Store:
         return self.root / "work" / archive_digest(digest).hex
 
     def _dir(self, *parts: str) -> Path:
+        self.hold(create=True)
         path = self.root.joinpath(*parts)
         with store_errors(self.root, f"create {path}"):
             path.mkdir(parents=True, exist_ok=True)
         return path
 
     # -- temp files and locks -------------------------------------------
+
+    def hold(self, *, create: bool = False) -> None:
+        """Take the store's shared lock for the rest of the command (``locks.py``).
+
+        Every write takes it (``create=True`` makes the store); reads that a
+        collection must not cut in two (admitting a photon, starting it) take
+        it first, if the store exists. A running ``gc`` is waited for.
+        """
+        locks.share(self.root, create=create)
+
+    def use_lock_path(self, item: Path) -> Path:
+        """``locks/use-<area>-<name>.lock``: held shared by a process serving from ``item``."""
+        return self.root / "locks" / f"use-{item.parent.name}-{item.name}.lock"
+
+    def hold_in_use(self, *items: Path) -> None:
+        """Mark ``items`` (an environment, a working directory) in use until this process
+        (or the server it execs) exits, and note the time of their last use.
+
+        ``gc`` never removes an item in use, and keeps one used recently.
+        """
+        for item in items:
+            locks.hold_for_life(self.use_lock_path(item))
+            # The marker's mtime is the item's last use (a read-only store keeps the old one).
+            with contextlib.suppress(OSError):
+                os.utime(item / COMPLETE)
 
     @contextlib.contextmanager
     def temp_dir(self, prefix: str) -> Iterator[Path]:
@@ -171,6 +199,7 @@ class Store:
         """
         from photonpack.archive import unpack
 
+        self.hold()
         # The same bytes, verified before, need not be unpacked again: hashing the
         # compressed file is several times cheaper than decompressing and re-hashing
         # every member, and it is what makes a warm start fast.
@@ -340,6 +369,7 @@ class Store:
             self.write_atomic(path, data)
 
     def get_manifest_bytes(self, digest: str) -> bytes:
+        self.hold()
         path = self.root / "manifests" / f"{archive_digest(digest).hex}.json"
         try:
             data = path.read_bytes()
@@ -354,6 +384,7 @@ class Store:
 
         ``sync=False`` skips the fsyncs, for files a crash may lose but not tear.
         """
+        self.hold(create=True)
         with store_errors(self.root, f"write {path.name}"):
             path.parent.mkdir(parents=True, exist_ok=True)
             write_atomic(path, data, sync=sync)

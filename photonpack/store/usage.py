@@ -29,7 +29,7 @@ AREAS: dict[str, str] = {
     "refs": "photon names",
     "describe": "handler contracts read from built photons (a cache)",
     "deployments": "records of deployments made by photonpack deploy",
-    "locks": "lock files of concurrent photonpack processes",
+    "locks": "lock files of concurrent photonpack processes and live servers",
     "tmp": "temporary files of running (or dead) photonpack processes",
 }
 

@@ -102,8 +102,8 @@ def _put(blobs: Path, data: bytes) -> tuple[str, int]:
 
 
 def make_lock(wheels: Sequence[Path], targets: Sequence[str], path: Path) -> Lock:
-    """A real photonpack pylock listing ``wheels`` (pure-Python: they fit every target)."""
-    packages = []
+    """A real photonpack pylock listing ``wheels``; one package per (name, version)."""
+    by_package: dict[tuple[str, str], list[LockedWheel]] = {}
     for wheel in wheels:
         name, version = wheel.name.split("-")[:2]
         data = wheel.read_bytes()
@@ -115,11 +115,17 @@ def make_lock(wheels: Sequence[Path], targets: Sequence[str], path: Path) -> Loc
             size=len(data),
             sha256=hashlib.sha256(data).hexdigest(),
         )
-        packages.append(
-            LockedPackage(
-                name=locked.name, version=version, marker=None, dependencies=(), wheels=(locked,)
-            )
+        by_package.setdefault((locked.name, version), []).append(locked)
+    packages = [
+        LockedPackage(
+            name=name,
+            version=version,
+            marker=None,
+            dependencies=(),
+            wheels=tuple(sorted(found, key=lambda w: w.filename)),
         )
+        for (name, version), found in by_package.items()
+    ]
     parsed = tuple(Target.parse(t) for t in targets)
     inputs = LockInputs(
         requirements=tuple(p.name for p in packages),

@@ -26,7 +26,14 @@ from pathlib import Path
 
 import pytest
 
-__all__ = ["DebianBase", "Podman", "debian_base", "podman", "write_base"]
+__all__ = [
+    "DebianBase",
+    "Podman",
+    "debian_base",
+    "podman",
+    "write_base",
+    "write_multiplatform_base",
+]
 
 PASSWD = "root:x:0:0:root:/root:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"
 GROUP = "root:x:0:\nnogroup:x:65534:\n"
@@ -42,9 +49,12 @@ _CACHE = Path("/var/tmp/photonpack-test-base")
 _TOOLS = ("podman", "runc", "skopeo", "mmdebstrap", "catatonit")
 
 
-def _dpkg_status(packages: Mapping[str, str]) -> str:
+_MACHINES = {"amd64": "x86_64", "arm64": "aarch64"}
+
+
+def _dpkg_status(packages: Mapping[str, str], architecture: str = "amd64") -> str:
     return "".join(
-        f"Package: {name}\nStatus: install ok installed\nArchitecture: amd64\n"
+        f"Package: {name}\nStatus: install ok installed\nArchitecture: {architecture}\n"
         f"Version: {version}\n\n"
         for name, version in sorted(packages.items())
     )
@@ -66,32 +76,28 @@ def _put(blobs: Path, data: bytes) -> dict[str, object]:
     return {"digest": f"sha256:{hex_}", "size": len(data)}
 
 
-def write_base(
-    directory: Path,
+def _image(
+    blobs: Path,
     *,
-    python: str | None = "3.11.2",
-    packages: Mapping[str, str] | None = None,
-    architecture: str = "amd64",
-    extra_files: Mapping[str, bytes] | None = None,
-    libraries: Sequence[str] = ("libgcc_s.so.1", "libstdc++.so.6"),
-) -> Path:
-    """An OCI layout of a tiny glibc 2.36 base with CPython ``python`` at /usr/bin.
-
-    ``libraries`` lie in ``/usr/lib/x86_64-linux-gnu`` (as stubs), as in Debian's slim images.
-    """
+    python: str | None,
+    packages: Mapping[str, str] | None,
+    architecture: str,
+    extra_files: Mapping[str, bytes] | None,
+    libraries: Sequence[str],
+) -> dict[str, object]:
+    """Write one image's blobs; its manifest's descriptor."""
     files = {"etc/passwd": PASSWD.encode(), "etc/group": GROUP.encode(), **(extra_files or {})}
+    machine = _MACHINES.get(architecture, architecture)
     for library in libraries:
-        files[f"usr/lib/x86_64-linux-gnu/{library}"] = b"\x7fELF stub\n"
+        files[f"usr/lib/{machine}-linux-gnu/{library}"] = b"\x7fELF stub\n"
     installed = {"libc6": "2.36-9+deb12u4", "base-files": "12.4"} | dict(packages or {})
     if python is not None:
         short = python.rsplit(".", 1)[0]
         files[f"usr/bin/python{short}"] = b"\x7fELF not really\n"
         files[f"usr/lib/python{short}/os.py"] = b"# os\n"
         installed[f"python{short}-minimal"] = f"{python}-6+deb12u1"
-    files["var/lib/dpkg/status"] = _dpkg_status(installed).encode()
+    files["var/lib/dpkg/status"] = _dpkg_status(installed, architecture).encode()
     tar = _layer(files)
-    blobs = directory / "blobs" / "sha256"
-    blobs.mkdir(parents=True)
     layer = _put(blobs, gzip.compress(tar, mtime=0))
     config = {
         "architecture": architecture,
@@ -106,10 +112,92 @@ def write_base(
         | _put(blobs, json.dumps(config).encode()),
         "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip"} | layer],
     }
-    entry = {"mediaType": manifest["mediaType"]} | _put(blobs, json.dumps(manifest).encode())
+    return {"mediaType": manifest["mediaType"]} | _put(blobs, json.dumps(manifest).encode())
+
+
+def write_base(
+    directory: Path,
+    *,
+    python: str | None = "3.11.2",
+    packages: Mapping[str, str] | None = None,
+    architecture: str = "amd64",
+    extra_files: Mapping[str, bytes] | None = None,
+    libraries: Sequence[str] = ("libgcc_s.so.1", "libstdc++.so.6"),
+) -> Path:
+    """An OCI layout of a tiny glibc 2.36 base with CPython ``python`` at /usr/bin.
+
+    ``libraries`` lie in ``/usr/lib/<machine>-linux-gnu`` (as stubs), as in Debian's slim images.
+    """
+    blobs = directory / "blobs" / "sha256"
+    blobs.mkdir(parents=True)
+    entry = _image(
+        blobs, python=python, packages=packages, architecture=architecture,
+        extra_files=extra_files, libraries=libraries,
+    )  # fmt: skip
     (directory / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
     (directory / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [entry]}))
     return directory
+
+
+def write_multiplatform_base(
+    directory: Path,
+    architectures: Sequence[str] = ("amd64", "arm64"),
+    *,
+    tag: str = "bookworm",
+    python: str = "3.11.2",
+) -> Path:
+    """An OCI layout holding an image index over one tiny base per architecture.
+
+    As ``skopeo copy --all docker://... oci:DIR:TAG`` writes it: ``index.json``
+    names the index (by ``tag``), the index lists each architecture's manifest.
+    """
+    blobs = directory / "blobs" / "sha256"
+    blobs.mkdir(parents=True)
+    manifests = []
+    for architecture in architectures:
+        entry = _image(
+            blobs, python=python, packages=None, architecture=architecture, extra_files=None,
+            libraries=("libgcc_s.so.1", "libstdc++.so.6"),
+        )  # fmt: skip
+        manifests.append(entry | {"platform": {"architecture": architecture, "os": "linux"}})
+    media_type = "application/vnd.oci.image.index.v1+json"
+    index = {"schemaVersion": 2, "mediaType": media_type, "manifests": manifests}
+    entry = {"mediaType": media_type} | _put(blobs, json.dumps(index).encode())
+    entry["annotations"] = {"org.opencontainers.image.ref.name": tag}
+    (directory / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
+    (directory / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [entry]}))
+    return directory
+
+
+def index_with_tiny_platforms(
+    layout: Path, tag: str, destination: Path, architectures: Sequence[str] = ("arm64",)
+) -> Path:
+    """A copy of ``layout`` (files linked) where ``tag`` names an index over its image
+    and a tiny base for each of ``architectures``: a real base made multi-platform."""
+    shutil.copytree(layout, destination, copy_function=os.link)
+    blobs = destination / "blobs" / "sha256"
+    top = json.loads((layout / "index.json").read_text())
+    entry = next(
+        m for m in top["manifests"]
+        if m.get("annotations", {}).get("org.opencontainers.image.ref.name") == tag
+    )  # fmt: skip
+    manifest = json.loads((blobs / entry["digest"][7:]).read_bytes())
+    config = json.loads((blobs / manifest["config"]["digest"][7:]).read_bytes())
+    own = {k: v for k, v in entry.items() if k != "annotations"}
+    manifests = [own | {"platform": {"architecture": config["architecture"], "os": "linux"}}]
+    for architecture in architectures:
+        tiny = _image(
+            blobs, python="3.11.2", packages=None, architecture=architecture, extra_files=None,
+            libraries=("libgcc_s.so.1", "libstdc++.so.6"),
+        )  # fmt: skip
+        manifests.append(tiny | {"platform": {"architecture": architecture, "os": "linux"}})
+    media_type = "application/vnd.oci.image.index.v1+json"
+    index = {"schemaVersion": 2, "mediaType": media_type, "manifests": manifests}
+    named = {"mediaType": media_type} | _put(blobs, json.dumps(index).encode())
+    named["annotations"] = {"org.opencontainers.image.ref.name": tag}
+    (destination / "index.json").unlink()  # a link to the original's
+    (destination / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [named]}))
+    return destination
 
 
 @dataclass(frozen=True)

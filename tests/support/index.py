@@ -99,7 +99,7 @@ class PackageIndex:
         )
 
     def add_sdist(self, name: str, version: str) -> Path:
-        """An sdist-only release (the bytes are never built: locking must refuse it)."""
+        """An sdist-only release that is not a real archive: locking must refuse to read it."""
         path = self.files_dir / f"{canonicalize_name(name).replace('-', '_')}-{version}.tar.gz"
         path.write_bytes(b"not really a tarball")
         return path

@@ -20,7 +20,7 @@ import threading
 import time
 import urllib.parse
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -328,8 +328,14 @@ def stage_photon(
     wheel_payload: int | Mapping[str, int] = 0,
     wheel_files: Mapping[str, Mapping[str, bytes]] | None = None,
     source: str = "",
+    targets: Sequence[str] = ("cp311-manylinux_2_28_x86_64",),
+    native: Collection[str] = (),
 ) -> StagedPhoton:
     """A valid photon with real wheels; the same (name, version) gives the same wheel bytes.
+
+    The wheels are pure Python, for every target, but those of the ``native``
+    projects: one wheel per target, tagged for its platform, whose
+    ``<project>/_native.txt`` names the target.
 
     ``wheel_payload`` adds that many deterministic, incompressible bytes to each
     wheel (or per project name, as a mapping), to make transfers realistic in size;
@@ -345,7 +351,6 @@ def stage_photon(
         (blobs / hex_).write_bytes(data)
         return {"sha256": hex_, "size": len(data)}
 
-    target = "cp311-manylinux_2_28_x86_64"
     wheel_entries = []
     wheel_paths = []
     for project, version in sorted(wheels):
@@ -355,14 +360,24 @@ def stage_photon(
             seed = f"{project}-{version}".encode()
             files[f"{project}/data.bin"] = _h.shake_256(seed).digest(extra)
         files.update((wheel_files or {}).get(project, {}))
-        path = build_wheel(directory / "wheels", project, version, files=files)
-        wheel_paths.append(path)
-        wheel_entries.append(
-            {"filename": path.name, "name": project, "version": version, "targets": [target]}
-            | add(path.read_bytes())
-        )
+        builds: list[tuple[str, list[str], dict[str, str | bytes]]] = [
+            ("py3-none-any", sorted(targets), files)
+        ]
+        if project in native:
+            builds = [
+                (f"{t.split('-')[0]}-{t.split('-')[0]}-{t.split('-', 1)[1]}", [t],
+                 {**files, f"{project}/_native.txt": f"{t}\n"})
+                for t in targets
+            ]  # fmt: skip
+        for tag, fits, contents in builds:
+            path = build_wheel(directory / "wheels", project, version, files=contents, tag=tag)
+            wheel_paths.append(path)
+            wheel_entries.append(
+                {"filename": path.name, "name": project, "version": version, "targets": fits}
+                | add(path.read_bytes())
+            )
     lock = f"pylock.{name}.toml"
-    lock_text = make_lock(wheel_paths, [target], Path(lock)).to_text()
+    lock_text = make_lock(wheel_paths, list(targets), Path(lock)).to_text()
     source_text = (
         source or f"from photonpack import Photon\n\nclass C(Photon):\n    pass  # {name}\n"
     )
@@ -377,7 +392,7 @@ def stage_photon(
         },
         "handlers": [],
         "openapi": None,
-        "targets": [target],
+        "targets": sorted(targets),
         "lock": lock,
         "files": sorted(
             [

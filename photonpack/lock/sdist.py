@@ -1,0 +1,107 @@
+"""A locked source distribution: the PEP 751 ``[packages.sdist]`` table and its build inputs.
+
+A package that publishes only an sdist is locked by the sdist's URL, size and
+sha256, as PEP 751 spells it, so pip and uv still read the file. What it takes
+to build it is locked too, under the package's ``[packages.tool.photonpack]``:
+
+* ``build-requires``: the sdist's ``build-system.requires`` as declared (the
+  setuptools default when it declares none), for the reader;
+* ``build-backend`` and ``backend-path``: the hook to call;
+* ``build-packages``: ``name==version`` of each package of its build
+  environment, whose hashed wheels are in ``[[tool.photonpack.build-packages]]``.
+
+Everything here is a value: reading and writing TOML tables, nothing fetched.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+from photonpack._digest import is_sha256_hex
+from photonpack.lock.schema import Where
+
+__all__ = ["DEFAULT_BACKEND", "DEFAULT_BUILD_REQUIRES", "BuildSystem", "LockedSdist"]
+
+# What pip assumes of an sdist without a [build-system] table (PEP 517's fallback).
+DEFAULT_BUILD_REQUIRES = ("setuptools>=40.8.0",)
+DEFAULT_BACKEND = "setuptools.build_meta:__legacy__"
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class BuildSystem:
+    """How to build a source: its declared requirements, its backend, the pins of its build env."""
+
+    requires: tuple[str, ...] = DEFAULT_BUILD_REQUIRES
+    backend: str = DEFAULT_BACKEND
+    backend_path: tuple[str, ...] = ()
+    packages: tuple[str, ...] = ()  # "name==version", into [[tool.photonpack.build-packages]]
+
+    def to_dict(self) -> dict[str, Any]:
+        table: dict[str, Any] = {"build-requires": list(self.requires)}
+        table["build-backend"] = self.backend
+        if self.backend_path:
+            table["backend-path"] = list(self.backend_path)
+        table["build-packages"] = list(self.packages)
+        return table
+
+    @classmethod
+    def from_dict(cls, table: Mapping[str, Any], at: str, where: Where) -> BuildSystem:
+        return cls(
+            requires=tuple(where.strings(table, "build-requires", at)),
+            backend=where.string(table, "build-backend", at),
+            backend_path=tuple(where.strings(table, "backend-path", at))
+            if "backend-path" in table
+            else (),
+            packages=tuple(where.strings(table, "build-packages", at)),
+        )
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class LockedSdist:
+    """The sdist of a locked package (a :class:`photonpack.lock.download.LockedFile`)."""
+
+    name: str
+    version: str
+    filename: str
+    url: str
+    size: int
+    sha256: str
+    build: BuildSystem = dataclasses.field(default_factory=BuildSystem)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The PEP 751 ``[packages.sdist]`` table."""
+        return {
+            "name": self.filename,
+            "url": self.url,
+            "size": self.size,
+            "hashes": {"sha256": self.sha256},
+        }
+
+    @classmethod
+    def from_dict(
+        cls, package: Mapping[str, Any], at: str, where: Where, *, name: str, version: str
+    ) -> LockedSdist:
+        """Read ``package``'s ``sdist`` table and its ``tool.photonpack`` build table."""
+        table = where.table(package, "sdist", at)
+        sdist_at = f"{at}.sdist"
+        hashes = where.table(table, "hashes", sdist_at)
+        sha256 = where.string(hashes, "sha256", f"{sdist_at}.hashes")
+        if not is_sha256_hex(sha256):
+            raise where.error(
+                f"{sdist_at}.hashes.sha256", f"is {sha256!r}, not 64 lowercase hex digits"
+            )
+        url = where.string(table, "url", sdist_at)
+        tool = where.table(where.table(package, "tool", at), "photonpack", f"{at}.tool")
+        return cls(
+            name=name,
+            version=version,
+            filename=where.string(table, "name", sdist_at)
+            if "name" in table
+            else url.rpartition("/")[2],
+            url=url,
+            size=where.size(table, "size", sdist_at),
+            sha256=sha256,
+            build=BuildSystem.from_dict(tool, f"{at}.tool.photonpack", where),
+        )
