@@ -33,6 +33,7 @@ from photonpack.serving.logs import (
     colour_wanted,
     json_line,
 )
+from tests.support.archives import make_archive
 from tests.support.serving import Served
 
 CHATTY = """
@@ -353,6 +354,32 @@ def test_no_color_turns_the_colours_of_a_terminal_off(no_color: str | None, chat
         assert "\x1b[32mINFO\x1b[0m:     uvicorn.error: Application startup complete." in shown
     else:
         assert "\x1b[" not in shown
+
+
+@pytest.mark.parametrize("no_color", [None, "1"])
+def test_no_color_turns_the_colours_of_the_cli_off_on_a_terminal(
+    no_color: str | None, tmp_path: Path
+) -> None:
+    old = make_archive(tmp_path / "old", packages=[("tinydep", "1.0")])
+    new = make_archive(tmp_path / "new", packages=[("tinydep", "1.0"), ("newdep", "0.1")])
+    env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
+    if no_color is not None:
+        env["NO_COLOR"] = no_color
+    main, side = pty.openpty()
+    done = subprocess.run(
+        [sys.executable, "-m", "photonpack", "diff", str(old.path), str(new.path)],
+        stdout=side,
+        stderr=subprocess.PIPE,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    os.close(side)
+    shown = os.read(main, 65536).decode()
+    os.close(main)
+    assert done.returncode == 0, done.stderr
+    assert "newdep" in shown
+    assert ("\x1b[" in shown) is (no_color is None)
 
 
 def test_environment_variables_set_the_logs_of_an_archive_run_and_options_win(
