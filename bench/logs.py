@@ -63,7 +63,7 @@ async def _drive(app: Any, requests: int, *, access_log: bool) -> float:
 
     from photonpack.serving.limits import ConnectionLimits, protocol_class
 
-    protocol_cls = protocol_class(ConnectionLimits())
+    protocol_cls: Any = protocol_class(ConnectionLimits())
     config = uvicorn.Config(
         app, http=protocol_cls, log_config=None, log_level="info", access_log=access_log
     )
