@@ -496,6 +496,18 @@ def test_json_formatter_writes_rfc3339_utc_and_the_traceback_in_a_field() -> Non
     assert json.loads(json_line("info", "photonpack.run", "hi"))["message"] == "hi"
 
 
+def test_json_formatter_keeps_the_fields_a_photon_passes_in_extra() -> None:
+    out = json.loads(JsonFormatter().format(_record(user="ada", tries=2, color_message="\x1b[")))
+    assert out == {
+        "time": "2025-12-02T14:04:43.062Z",
+        "level": "error",
+        "logger": "mine",
+        "message": "x=3",
+        "user": "ada",
+        "tries": 2,
+    }
+
+
 def test_text_formatter_colours_the_level_only_when_asked() -> None:
     assert TextFormatter().format(_record()) == "ERROR:    mine: x=3"
     assert TextFormatter(colour=True).format(_record()) == "\x1b[31mERROR\x1b[0m:    mine: x=3"

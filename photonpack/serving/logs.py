@@ -116,7 +116,9 @@ class LogSettings:
                     f"${variable} must be 1 or 0 (true/false, on/off), got {text!r}; "
                     "unset it to log every request"
                 )
-        values.update({k: v for k, v in given.items() if v is not None})
+        for name, value in given.items():
+            if value is not None:
+                values[name] = value.lower() if isinstance(value, str) else value
         return cls(**values)
 
 
@@ -175,6 +177,13 @@ def json_line(level: str, logger: str, message: str, **fields: Any) -> str:
     )
 
 
+# What every LogRecord holds; anything else came in ``extra=`` (uvicorn's
+# ``color_message`` is its text with colour codes: never a field).
+_RECORD_ATTRIBUTES = frozenset(
+    [*logging.makeLogRecord({}).__dict__, "message", "asctime", "color_message", "taskName"]
+)
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object a line: time, level, logger, message, and what the record adds."""
 
@@ -192,6 +201,10 @@ class JsonFormatter(logging.Formatter):
             request_id = _REQUEST_ID.get()
             if request_id is not None:
                 out["request_id"] = request_id
+            # logger.info(..., extra={"user": u}): the photon's own fields, as they are.
+            for key, value in record.__dict__.items():
+                if key not in _RECORD_ATTRIBUTES and key not in out:
+                    out[key] = value
         if record.exc_info:
             out["exception"] = self.formatException(record.exc_info)
         if record.stack_info:
