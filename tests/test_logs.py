@@ -42,6 +42,10 @@ from photonpack import Photon
 
 log = logging.getLogger("chatty")
 
+
+async def broken(scope, receive, send):
+    raise RuntimeError("broken mount")
+
 class Chatty(Photon):
     @Photon.handler
     def hello(self, name: str) -> str:
@@ -54,6 +58,10 @@ class Chatty(Photon):
     @Photon.handler
     def boom(self) -> str:
         raise ValueError("no such thing")
+
+    @Photon.handler("broken", mount=True)
+    def broken_app(self):
+        return broken
 """
 
 TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
@@ -172,33 +180,52 @@ def test_json_lines_carry_time_level_logger_message_and_the_access_fields(
     assert stdout.read_text() == "printed ada\nprinted bob\n"
 
 
-def test_a_handler_exception_is_logged_once_with_its_traceback_the_body_has_none(
+def test_an_exception_is_logged_once_with_its_traceback_and_the_body_has_none(
     chatty: Path, serve_photon: Callable[..., Served]
 ) -> None:
     served = serve_photon("chatty.py", cwd=chatty.parent, args=("--log-format", "json"))
     status, headers, body = call(served, "/boom", {}, {"X-Request-ID": "boom-1"})
+    # An exception no handler catches (a mounted ASGI app's): uvicorn logs it, once.
+    mounted = call(served, "/broken/x", {}, {"X-Request-ID": "broken-1"})
     assert served.stop() == 0
 
     assert (status, headers["x-request-id"]) == (500, "boom-1")
     assert json.loads(body) == {"error": "ValueError: no such thing"}
+    assert (mounted[0], mounted[1]["x-request-id"]) == (500, "broken-1")
+    assert json.loads(mounted[2]) == {"error": "internal error: RuntimeError"}
     records = json_lines(served.stderr())
     failed = [r for r in records if "exception" in r]
-    assert len(failed) == 1
-    [record] = failed
-    assert set(record) == {"time", "level", "logger", "message", "request_id", "exception"}
-    assert {k: record[k] for k in ("level", "logger", "message", "request_id")} == {
-        "level": "error",
-        "logger": "photonpack",
-        "message": "handler boom failed",
-        "request_id": "boom-1",
-    }
-    trace = record["exception"]
-    assert trace.startswith("Traceback (most recent call last):\n")
-    assert 'raise ValueError("no such thing")' in trace
-    assert trace.endswith("ValueError: no such thing")
-    assert served.stderr().count("Traceback") == 1
-    [line] = access(records)
-    assert (line["status"], line["request_id"]) == (500, "boom-1")
+    assert [set(r) for r in failed] == [
+        {"time", "level", "logger", "message", "request_id", "exception"}
+    ] * 2
+    assert [{k: r[k] for k in ("level", "logger", "message", "request_id")} for r in failed] == [
+        {
+            "level": "error",
+            "logger": "photonpack",
+            "message": "handler boom failed",
+            "request_id": "boom-1",
+        },
+        {
+            "level": "error",
+            "logger": "uvicorn.error",
+            "message": "Exception in ASGI application",
+            "request_id": "broken-1",
+        },
+    ]
+    for record, line, error in zip(
+        failed,
+        ['raise ValueError("no such thing")', 'raise RuntimeError("broken mount")'],
+        ["ValueError: no such thing", "RuntimeError: broken mount"],
+        strict=True,
+    ):
+        assert record["exception"].startswith("Traceback (most recent call last):\n")
+        assert line in record["exception"]
+        assert record["exception"].endswith(error)
+    assert served.stderr().count("Traceback") == 2
+    assert [(r["status"], r["request_id"]) for r in access(records)] == [
+        (500, "boom-1"),
+        (500, "broken-1"),
+    ]
 
 
 @pytest.mark.parametrize(

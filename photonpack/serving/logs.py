@@ -147,7 +147,8 @@ class TextFormatter(logging.Formatter):
         prefix = f"{level}:".ljust(9)
         if self.colour and level in _COLOURS:
             prefix = f"\x1b[{_COLOURS[level]}m{level}\x1b[0m:" + " " * (8 - len(level))
-        text = f"{prefix} {record.name}: {record.getMessage()}"
+        message = record.getMessage().rstrip("\n")  # uvicorn ends some with one
+        text = f"{prefix} {record.name}: {message}"
         if record.exc_info:
             text += "\n" + self.formatException(record.exc_info)
         if record.stack_info:
@@ -192,7 +193,7 @@ class JsonFormatter(logging.Formatter):
             "time": _rfc3339(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": record.getMessage().rstrip("\n"),  # uvicorn ends some with one
         }
         access = getattr(record, "photonpack_access", None)
         if access is not None:
