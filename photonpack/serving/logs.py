@@ -156,12 +156,16 @@ class TextFormatter(logging.Formatter):
         return text
 
 
+_second: tuple[int, str] = (-1, "")  # the last second formatted: most lines share one
+
+
 def _rfc3339(created: float) -> str:
     """``2026-12-02T14:04:43.123Z``: RFC 3339 in UTC, milliseconds."""
+    global _second  # noqa: PLW0603 - a one-entry cache; a race only formats a second twice
     whole = int(created)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + (
-        f".{int((created - whole) * 1000):03d}Z"
-    )
+    if _second[0] != whole:
+        _second = (whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)))
+    return f"{_second[1]}.{int((created - whole) * 1000):03d}Z"
 
 
 def json_line(level: str, logger: str, message: str, **fields: Any) -> str:
@@ -210,9 +214,11 @@ class JsonFormatter(logging.Formatter):
             out["exception"] = self.formatException(record.exc_info)
         if record.stack_info:
             out["stack"] = self.formatStack(record.stack_info)
-        return json.dumps(out, ensure_ascii=False, default=str)
+        return _encode(out)
 
 
+# One encoder: json.dumps() with options builds a new one for every line.
+_encode = json.JSONEncoder(ensure_ascii=False, default=str).encode
 _active = LogSettings()
 
 
@@ -346,14 +352,17 @@ class RequestLog:
             "request_id": rid,
             "client": where if client else None,
         }
-        _access.info(
+        version = scope.get("http_version", "1.1")
+        record = logging.LogRecord(
+            ACCESS_LOGGER,
+            logging.INFO,
+            __file__,
+            0,
             '%s - "%s %s HTTP/%s" %d %.1f ms %s',
-            where,
-            method,
-            path,
-            scope.get("http_version", "1.1"),
-            status,
-            ms,
-            rid,
-            extra={"photonpack_access": fields},
+            (where, method, path, version, status, ms, rid),
+            None,
         )
+        record.photonpack_access = fields
+        # handle(), not info(): the level is checked already, and the caller is
+        # always this line; logging's search for it is a third of the cost.
+        _access.handle(record)
