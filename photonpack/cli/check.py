@@ -10,6 +10,7 @@ import click
 from photonpack.cli._app import cli
 from photonpack.cli._photon import name_option, one_photon, stored_photon
 from photonpack.errors import PhotonpackError, UsageError
+from photonpack.serving.logs import colour_wanted
 
 # -- CI: verify / inspect / diff / sbom ------------------------------------
 
@@ -205,7 +206,6 @@ def diff_(
     """Compare two photons (archives, -n NAMEs, or two pylock .toml files): packages,
     hashes, API, files."""
     import json
-    import os
     import sys
 
     from photonpack.diff import diff, load_side, side_from_manifest
@@ -228,7 +228,7 @@ def diff_(
     elif fmt == "markdown":
         click.echo(render_markdown(result), nl=False)
     else:
-        colour = sys.stdout.isatty() and "NO_COLOR" not in os.environ
+        colour = colour_wanted(sys.stdout)  # a terminal, and NO_COLOR unset or empty
         click.echo(render_text(result, colour=colour), nl=False, color=colour)
     if exit_code:
         ctx.exit(result.exit_code)
