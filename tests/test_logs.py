@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import io
 import json
@@ -27,8 +28,10 @@ from click.testing import CliRunner
 from photonpack.cli import cli
 from photonpack.errors import ServeError
 from photonpack.serving.logs import (
+    BATCH_SECONDS,
     JsonFormatter,
     LogSettings,
+    LoopBatchedStream,
     TextFormatter,
     colour_wanted,
     json_line,
@@ -553,3 +556,34 @@ def test_colour_is_for_terminals_unless_no_color_is_set(
 ) -> None:
     assert colour_wanted(_Terminal(), environ) is wanted  # type: ignore[arg-type]
     assert colour_wanted(io.StringIO(), environ) is False
+
+
+def test_lines_logged_on_the_loop_are_written_in_batches_and_in_order() -> None:
+    stream = io.StringIO()
+    handler = LoopBatchedStream(stream)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    log = logging.getLogger("photonpack.test.batched")
+    log.addHandler(handler)
+    log.propagate = False
+    log.setLevel(logging.INFO)
+    seen: list[str] = []
+
+    async def main() -> None:
+        log.info("one")
+        log.info("two")
+        seen.append(stream.getvalue())  # buffered: nothing written yet
+        await asyncio.to_thread(log.info, "three")  # another thread: the batch, then itself
+        seen.append(stream.getvalue())
+        log.info("four")
+        # Both timers are the loop's: the batch's (20 ms) fires before this one.
+        await asyncio.sleep(BATCH_SECONDS * 2)
+        seen.append(stream.getvalue())
+        log.info("five")  # the loop ends before its batch is due
+
+    try:
+        asyncio.run(main())
+        handler.flush()  # logging.shutdown() at exit
+    finally:
+        log.removeHandler(handler)
+    assert seen == ["", "one\ntwo\nthree\n", "one\ntwo\nthree\nfour\n"]
+    assert stream.getvalue() == "one\ntwo\nthree\nfour\nfive\n"
