@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.metadata as md
-import os
 import shutil
 import subprocess
 import sys
