@@ -14,7 +14,7 @@ runs as a command whose peak RSS is taken from its parent's ``wait``
 - ``run`` (verify, unpack, install with bytecode, start, first 200 on /healthz)
   against ``pip install --no-index`` of the same wheels (with bytecode);
 - ``push`` and ``pull`` through a local ``docker-registry`` (ORAS is left out: it
-  reads whole blobs into memory, and its figures are in ``bench/registry.py``).
+  is not run here; its figures on the realistic set are in ``bench/registry.py``).
 
     .venv/bin/python bench/scale.py [--gb 3.0] [--workdir DIR] [--no-pip]
 """
