@@ -169,7 +169,7 @@ def test_sigterm_during_a_slow_init_exits_0_at_once_after_its_finally(
     assert started.exists()
     assert served.stop(timeout=30) == 0  # long before init()'s 60 s
     assert cleaned.exists()
-    assert served.stderr().endswith("INFO: photonpack: SIGTERM before the server was up: stopped\n")
+    assert served.stderr().endswith(" photonpack: SIGTERM before the server was up: stopped\n")
     assert "Traceback" not in served.stderr()
 
 
