@@ -184,6 +184,7 @@ def deploy(
     from photonpack.deploy.manifests import deployment
     from photonpack.deploy.podmancli import free_port
     from photonpack.deploy.record import Records
+    from photonpack.deploy.spec import DEFAULT_PORT
     from photonpack.store import Store
 
     if (photon is None) == (photon_name is None):
@@ -208,6 +209,8 @@ def deploy(
         "gid": IMAGE_UID,
         "replicas": replicas,
         "max_replicas": max_replicas,
+        # The image's entrypoint serves on the photon's exposed_port: no args to repeat it.
+        "port": manifest.photon.exposed_port or DEFAULT_PORT,
         "host_port": port,
         "namespace": namespace,
         "token": token or None,

@@ -10,10 +10,11 @@ http://H:P`` goes to stderr (the message of a JSON line with ``--log-format
 json``). With ``--ready-json`` one JSON line (``url``, ``name``,
 ``photon_digest``, ``pid``) goes to stdout instead, and from then on stdout is
 stderr, so nothing else ever lands on it. SIGTERM drains in-flight requests within a bounded time
-(:mod:`photonpack.serving.shutdown`), then the process exits 0. Connections are
-held to :mod:`photonpack.serving.limits`; the logs are
-:mod:`photonpack.serving.logs`'s. This module imports only the serving package
-and the serving stack.
+(:mod:`photonpack.serving.shutdown`), then the process exits 0; before the port
+opens (imports, ``init()``) it stops the process at once, exit 0, even as a
+container's PID 1 (:mod:`photonpack.serving.early_stop`). Connections are held
+to :mod:`photonpack.serving.limits`; the logs are :mod:`photonpack.serving.logs`'s.
+This module imports only the serving package and the serving stack.
 """
 
 from __future__ import annotations
@@ -26,6 +27,13 @@ import os
 import sys
 from collections.abc import Sequence
 
+from photonpack.serving.early_stop import Stopped, exit_now, exit_on_sigterm, stop_on_sigterm
+
+if __name__ == "__main__":
+    # PID 1 in a container ignores a SIGTERM it has no handler for: have one
+    # before the serving stack's imports below (photonpack.serving.early_stop).
+    exit_on_sigterm()
+
 from photonpack.serving.app import DEFAULT_MAX_BODY_BYTES
 from photonpack.serving.errors import PhotonpackError, ServeError, failure_location
 from photonpack.serving.limits import ENVIRONMENT, ConnectionLimits
@@ -33,7 +41,7 @@ from photonpack.serving.loader import load_photon
 from photonpack.serving.logs import ENVIRONMENT as LOG_ENVIRONMENT
 from photonpack.serving.logs import FORMATS, LEVELS, LogSettings, configure, ready
 from photonpack.serving.server import LEPTON_TOKEN_ENV, TOKEN_ENV, serve, token_from_environment
-from photonpack.serving.shutdown import exit_now, lingering_threads
+from photonpack.serving.shutdown import lingering_threads
 from photonpack.serving.source import parse_spec
 
 __all__ = ["TOKEN_ENV", "main", "serve"]
@@ -110,6 +118,7 @@ def _announce_json(url: str, name: str, digest: str | None) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the serve entry point; returns the process exit code."""
+    stop_on_sigterm()  # until uvicorn's handlers take over
     args = _parser().parse_args(argv)
     token = args.token or token_from_environment()
     try:
@@ -172,6 +181,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+    except Stopped:
+        logging.getLogger("photonpack").info("SIGTERM before the server was up: stopped")
     if lingering_threads():
         # Threads a handler left running would keep the interpreter waiting
         # for them at exit; the server is done, so nothing is lost.
