@@ -225,3 +225,35 @@ def test_static_pkg_info_is_only_trusted_from_metadata_2_2_without_dynamic_depen
         path = build_sdist(tmp_path / str(i), "x", "1.0", metadata_version=version, dynamic=dynamic)
         assert (static_pkg_info(path, path.name) is not None) is static, (version, dynamic)
     assert static_pkg_info(tmp_path / "0" / "x-1.0.tar.gz", "x-1.0.zip") is None  # unreadable
+
+
+def test_build_packages_keep_their_pins_on_relock_unless_upgraded(
+    package_index: PackageIndex, tmp_path: Path
+) -> None:
+    add_serving_stack(package_index)
+    package_index.add("beta", "2.0")
+    package_index.add("buildhelp", "1.0")
+    pyproject = (
+        '[build-system]\nrequires = ["buildhelp>=1"]\nbuild-backend = "_backend"\n'
+        'backend-path = ["."]\n'
+    )
+    build_sdist(package_index.files_dir, "helped", "1.0", extra={"pyproject.toml": pyproject})
+
+    def build_pins(lock_path: Path) -> dict[str, str]:
+        return {p.name: p.version for p in read_lock(lock_path).build_packages}
+
+    first = lock_photon(photon(tmp_path, "helped"), options(package_index))
+    assert build_pins(first.path) == {"buildhelp": "1.0"}
+    package_index.add("buildhelp", "1.1")
+    spec = photon(tmp_path, "helped", "beta")  # a changed input: re-resolves
+    kept = lock_photon(spec, options(package_index))
+    assert kept.changed and build_pins(kept.path) == {"buildhelp": "1.0"}
+    (helped,) = [p for p in kept.lock.packages if p.name == "helped"]
+    assert helped.sdist is not None and helped.sdist.build.packages == ("buildhelp==1.0",)
+    only = LockOptions(
+        index=IndexSettings(index_url=package_index.url), upgrade_packages=("BuildHelp",)
+    )
+    assert build_pins(lock_photon(spec, only).path) == {"buildhelp": "1.1"}
+    package_index.add("buildhelp", "1.2")
+    every = LockOptions(index=IndexSettings(index_url=package_index.url), upgrade=True)
+    assert build_pins(lock_photon(spec, every).path) == {"buildhelp": "1.2"}
