@@ -257,3 +257,16 @@ def test_build_packages_keep_their_pins_on_relock_unless_upgraded(
     package_index.add("buildhelp", "1.2")
     every = LockOptions(index=IndexSettings(index_url=package_index.url), upgrade=True)
     assert build_pins(lock_photon(spec, every).path) == {"buildhelp": "1.2"}
+
+
+def test_a_static_sdist_from_find_links_is_read_without_running_its_backend(
+    index: PackageIndex, tmp_path: Path
+) -> None:
+    links = tmp_path / "links"
+    marker = tmp_path / "linked.backend-ran"
+    build_sdist(links, "linked", "1.0", requires=["beta>=2"], metadata_version="2.4", marker=marker)
+    settings = IndexSettings(index_url=index.url, find_links=(str(links),))
+    result = lock_photon(photon(tmp_path / "src", "linked"), LockOptions(index=settings))
+    (package,) = [p for p in result.lock.packages if p.name == "linked"]
+    assert package.sdist is not None and package.dependencies == ("beta",)
+    assert not marker.exists()
