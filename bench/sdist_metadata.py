@@ -95,8 +95,8 @@ def run(work: Path, index: PackageIndex, rounds: int) -> None:
     print(f"{'':40}{'wall s':>9}{'cpu s':>9}")
     for name in sides:
         print(f"{name:40}{statistics.median(wall[name]):9.2f}{statistics.median(cpu[name]):9.2f}")
-    static, dynamic = (statistics.median(wall[n]) for n in sides)
-    print(f"static / dynamic (wall): {static / dynamic:.2f}x")
+    static_s, dynamic_s = (statistics.median(wall[n]) for n in sides)
+    print(f"static / dynamic (wall): {static_s / dynamic_s:.2f}x")
 
 
 if __name__ == "__main__":
