@@ -91,7 +91,7 @@ def verify(
     if not result.ok:
         ctx.exit(3)
     if rebuild_from is not None and result.manifest is not None:
-        ctx.exit(_verify_rebuild(result.manifest, rebuild_from))
+        ctx.exit(_verify_rebuild(result.manifest, rebuild_from, archive))
 
 
 def _verify_store(as_json: bool) -> int:
@@ -113,14 +113,19 @@ def _verify_store(as_json: bool) -> int:
     return 0
 
 
-def _verify_rebuild(built: Any, spec_text: str) -> int:
+def _verify_rebuild(built: Any, spec_text: str, archive: Path | None) -> int:
     import tempfile
 
     from photonpack.build import rebuild
     from photonpack.diff import diff, side_from_manifest
     from photonpack.diff_render import render_text
     from photonpack.serving.source import parse_spec
+    from photonpack.store import Store
 
+    if archive is not None:
+        # The archive carries its wheels, its sdists and their build wheels: with them in
+        # the store, the rebuild fetches nothing (it works air-gapped, from an empty store).
+        Store().import_archive(archive)
     with tempfile.TemporaryDirectory(prefix="photonpack-rebuild-") as scratch:
         again = rebuild(parse_spec(spec_text), built, Path(scratch) / "rebuilt.photon")
     if again.digest == built.digest:

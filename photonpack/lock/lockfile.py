@@ -199,7 +199,10 @@ def lock_photon(spec: PhotonSpec, options: LockOptions) -> LockResult:
         from photonpack.lock.buildreqs import lock_build_requirements
 
         lock = lock_build_requirements(
-            lock, inputs.index, assemble=lambda i, r: assemble(i, r, path=path)
+            lock,
+            inputs.index,
+            assemble=lambda i, r: assemble(i, r, path=path),
+            preferences=_preferences(previous, options, build=True),
         )
     text = lock.to_text()
     lock = parse_lock(text, path=path)  # what we write must be what we read
@@ -274,14 +277,18 @@ def _read_text(path: Path) -> str | None:
         raise LockError(f"cannot read lock file {path}: {exc}") from exc
 
 
-def _preferences(previous: Lock | None, options: LockOptions) -> dict[str, str]:
+def _preferences(
+    previous: Lock | None, options: LockOptions, *, build: bool = False
+) -> dict[str, str]:
+    """The previous lock's pins (of its build packages with ``build``), minus those upgraded."""
     from packaging.utils import canonicalize_name
 
     if previous is None or options.upgrade:
         return {}
     skip = {canonicalize_name(p) for p in options.upgrade_packages}
     pins: dict[str, str] = {}
-    for package in previous.packages:  # sorted by name, then version: the oldest comes first
+    packages = previous.build_packages if build else previous.packages
+    for package in packages:  # sorted by name, then version: the oldest comes first
         if package.name not in skip:
             pins.setdefault(package.name, package.version)
     return pins
