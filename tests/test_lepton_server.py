@@ -12,7 +12,9 @@ import http.server
 import json
 import logging
 import os
+import shutil
 import socket
+import subprocess
 import textwrap
 import threading
 import time
@@ -466,5 +468,19 @@ def test_operations_a_deployment_expects(
     assert 'http_requests_total{handler="/add",method="POST",status="2xx"} 1' in lines
     assert 'http_request_duration_seconds_count{handler="/add",method="POST"} 1' in lines
     assert "photon_queue_length 0" in lines
+    _promtool_accepts(metrics)
     status, _, body = _get(f"http://127.0.0.1:{live}/anything")  # the liveness-only port
     assert (status, body) == (200, b'{"status":"ok"}')
+
+
+def _promtool_accepts(metrics: bytes) -> None:
+    """Prometheus' own linter (Debian's prometheus package) reads the exposition without a word."""
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        if os.environ.get("CI"):
+            pytest.fail("promtool is missing: .ci/run installs Debian's prometheus package")
+        pytest.skip("promtool is not installed (apt-get install prometheus)")
+    checked = subprocess.run(
+        [promtool, "check", "metrics"], input=metrics, capture_output=True, check=False
+    )
+    assert (checked.returncode, checked.stdout, checked.stderr) == (0, b"", b"")
