@@ -16,10 +16,11 @@ import pytest
 
 from photonpack.errors import SourceError, StaleLockError
 from photonpack.lock.index import IndexSettings
-from photonpack.lock.lockfile import LockOptions, check_lock, lock_photon
+from photonpack.lock.lockfile import LockOptions, LockResult, check_lock, lock_photon
 from photonpack.serving.source import parse_spec
-from photonpack.sources.form import ArchiveSource, DirectorySource, VcsSource
+from photonpack.sources.form import ArchiveSource, DirectorySource, SourceForm, VcsSource
 from photonpack.store import Store
+from photonpack.summary import inspect_report, render_inspect
 from tests.support.index import PackageIndex
 from tests.support.offline import serve_offline
 from tests.support.repack import closure, repack
@@ -79,10 +80,14 @@ def photon(directory: Path, *requirements: str) -> Path:
     return write_photon(directory, PHOTON.format(requirements=list(requirements)), "svc.py")
 
 
-def lock(index: PackageIndex, source: Path, store: Store, **options: object):  # type: ignore[no-untyped-def]
+def lock(
+    index: PackageIndex, source: Path, store: Store, *, upgrade_packages: tuple[str, ...] = ()
+) -> LockResult:
     settings = LockOptions(
-        index=IndexSettings(index_url=index.url), source_cache=store.root / "cache", **options
-    )  # type: ignore[arg-type]
+        index=IndexSettings(index_url=index.url),
+        source_cache=store.root / "cache",
+        upgrade_packages=upgrade_packages,
+    )
     return lock_photon(parse_spec(str(source)), settings)
 
 
@@ -107,6 +112,8 @@ def test_a_git_requirement_is_locked_by_commit_built_and_served_offline(
     assert "hatchling" in " ".join(locked["tool"]["photonpack"]["build-packages"])
     built = next(w for w in result.manifest.wheels if w.name == "mylib")
     assert built.source is not None and built.source.url == f"git+{repo.as_uri()}@{commit}"
+    shown = render_inspect(inspect_report(result.manifest))
+    assert "mylib 1.0  " in shown and f"built from git+{repo.as_uri()}@{commit} sha256:" in shown
     output = serve_offline(result.path, tmp_path / "airgap", "print(client.value())", port=18961)
     assert output.strip().endswith("1")
 
@@ -208,7 +215,7 @@ def test_forms_survive_the_lock_file(tmp_path: Path) -> None:
     from photonpack.lock.schema import Where
     from photonpack.lock.sdist import LockedSdist
 
-    forms = [
+    forms: list[SourceForm] = [
         VcsSource(url="https://h/r.git", rev="v1", commit="a" * 40, name="x"),
         DirectorySource(path="./lib", tree_digest="sha256:" + "b" * 64, name="x"),
         ArchiveSource(url="https://h/x-1.tar.gz", sha256="c" * 64, size=3, name="x"),
