@@ -10,12 +10,10 @@ the file atomically. The file model lives in :mod:`photonpack.lock.pylock`.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import re
-import tempfile
 import urllib.parse
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,7 +29,14 @@ from photonpack.lock.closure import check_closure
 from photonpack.lock.declaration import read_declaration
 from photonpack.lock.index import DistFile, IndexSettings
 from photonpack.lock.kept import added_packages, check_kept, check_requirements, kept_for, pin_lines
-from photonpack.lock.pinned import changed_trees, pin_sources, resolver_line
+from photonpack.lock.pinned import (
+    changed_trees,
+    pin_sources,
+    resolver_line,
+    source_cache,
+    source_file,
+    unfragmented,
+)
 from photonpack.lock.pylock import (
     FromLock,
     Lock,
@@ -217,7 +222,7 @@ def lock_photon(spec: PhotonSpec, options: LockOptions) -> LockResult:
             return _result(path, fresh, inputs, changed=False)
     # A malformed previous lock is an error, not something to overwrite silently.
     previous = parse_lock(old, path=path) if old is not None else None
-    with _source_cache(options.source_cache if sources else None) as cache:
+    with source_cache(options.source_cache if sources else None) as cache:
         archives = pin_sources(
             sources,
             spec.directory,
@@ -261,16 +266,6 @@ def _locked_sources(lock: Lock, inputs: LockInputs, path: Path) -> Lock:
     return lock_build_requirements(
         lock, inputs.index, assemble=lambda i, r: assemble(i, r, path=path)
     )
-
-
-@contextlib.contextmanager
-def _source_cache(given: Path | None) -> Iterator[Path]:
-    """``given``, or a temporary directory for this lock only."""
-    if given is not None:
-        yield given
-        return
-    with tempfile.TemporaryDirectory(prefix="photonpack-sources-") as temp:
-        yield Path(temp)
 
 
 def _resolve(
@@ -413,8 +408,8 @@ def assemble(
             files = resolution.files[target].get(pin.name, [])
             if kept is not None:
                 best = _mirrored(kept, files)
-            elif pin.url is not None and (made := sources.get(_unfragmented(pin.url))):
-                best = _source_file(pin, _unfragmented(pin.url), made)
+            elif pin.url is not None and (made := sources.get(unfragmented(pin.url))):
+                best = source_file(pin.name, pin.version, made)
             else:
                 best = _best_wheel(pin, files, target)
             chosen.setdefault(key, {})[target] = best
@@ -515,20 +510,6 @@ def _sdist(
         size=file.size,
         sha256=file.sha256,
         source=made.pinned if made is not None else None,
-    )
-
-
-def _unfragmented(url: str) -> str:
-    return url.partition("#")[0]
-
-
-def _source_file(pin: Pin, url: str, made: SourceArchive) -> DistFile:
-    """The source archive of a pinned source, as the file its package is locked from."""
-    return DistFile(
-        filename=f"{pin.name.replace('-', '_')}-{pin.version}.tar.gz",
-        url=url,
-        sha256=made.sha256,
-        size=made.path.stat().st_size,
     )
 
 

@@ -15,18 +15,38 @@ project is digested again every time, so an edit is noticed
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from packaging.utils import canonicalize_name
 
 from photonpack.errors import ResolutionError
+from photonpack.lock.index import DistFile
 from photonpack.lock.pylock import Lock
 from photonpack.sources.archive import SourceArchive, source_archive
 from photonpack.sources.form import DirectorySource, SourceForm, VcsSource
 
-__all__ = ["changed_trees", "pin_sources", "resolver_line"]
+__all__ = [
+    "changed_trees",
+    "pin_sources",
+    "resolver_line",
+    "source_cache",
+    "source_file",
+    "unfragmented",
+]
+
+
+@contextlib.contextmanager
+def source_cache(given: Path | None) -> Iterator[Path]:
+    """``given``, or a temporary directory for this lock only."""
+    if given is not None:
+        yield given
+        return
+    with tempfile.TemporaryDirectory(prefix="photonpack-sources-") as temp:
+        yield Path(temp)
 
 
 def pin_sources(
@@ -60,6 +80,21 @@ def resolver_line(url: str, archive: SourceArchive) -> str:
     if form.name is None:
         return f"{url}{marker}"
     return f"{form.name}{extras} @ {url}{marker}"
+
+
+def unfragmented(url: str) -> str:
+    """``url`` without its ``#fragment``: the key :func:`pin_sources` gives."""
+    return url.partition("#")[0]
+
+
+def source_file(name: str, version: str, made: SourceArchive) -> DistFile:
+    """The source archive of a pinned source, as the file its package is locked from."""
+    return DistFile(
+        filename=f"{name.replace('-', '_')}-{version}.tar.gz",
+        url=made.path.as_uri(),
+        sha256=made.sha256,
+        size=made.path.stat().st_size,
+    )
 
 
 def changed_trees(lock: Lock, base_dir: Path) -> list[str]:
