@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import sys
 import tarfile
 from pathlib import Path
 
+import jsonschema
 import pytest
 
 from photonpack.errors import SourceError, StaleLockError
@@ -112,6 +114,9 @@ def test_a_git_requirement_is_locked_by_commit_built_and_served_offline(
     assert "hatchling" in " ".join(locked["tool"]["photonpack"]["build-packages"])
     built = next(w for w in result.manifest.wheels if w.name == "mylib")
     assert built.source is not None and built.source.url == f"git+{repo.as_uri()}@{commit}"
+    schema = json.loads((Path(__file__).parents[1] / "schema" / "photon.schema.json").read_text())
+    jsonschema.validate(result.manifest.to_dict(), schema)
+    assert result.manifest.blob_labels()[built.source.sha256] == ["source:mylib-1.0.tar.gz"]
     shown = render_inspect(inspect_report(result.manifest))
     assert "mylib 1.0  " in shown and f"built from git+{repo.as_uri()}@{commit} sha256:" in shown
     output = serve_offline(result.path, tmp_path / "airgap", "print(client.value())", port=18961)
@@ -228,3 +233,16 @@ def test_forms_survive_the_lock_file(tmp_path: Path) -> None:
         table = {"name": "x", "version": "1", **sdist.package_tables()}
         back = LockedSdist.from_source(table, "packages[0]", Where(tmp_path), name="x", version="1")
         assert back is not None and back.source == form and back.sha256 == sdist.sha256
+
+
+def test_a_bare_git_url_is_named_by_its_egg_or_its_metadata(
+    index: PackageIndex, tmp_path: Path
+) -> None:
+    repo = repository(tmp_path / "repo")
+    commit = git("rev-parse", "HEAD", cwd=repo)
+    store = Store(tmp_path / "home")
+    for line in (f"git+{repo.as_uri()}@main#egg=mylib", f"git+{repo.as_uri()}"):
+        source = photon(tmp_path / "src", line)
+        lock(index, source, store)
+        vcs = entry(tmp_path / "src" / "pylock.svc.toml", "mylib")["vcs"]
+        assert vcs["commit-id"] == commit and vcs["url"] == repo.as_uri(), line
