@@ -11,6 +11,7 @@ import io
 import json
 import sys
 import tarfile
+from collections.abc import Callable
 from pathlib import Path
 
 import jsonschema
@@ -26,6 +27,7 @@ from photonpack.summary import inspect_report, render_inspect
 from tests.support.index import PackageIndex
 from tests.support.offline import serve_offline
 from tests.support.repack import closure, repack
+from tests.support.serving import Served
 from tests.support.stack import build_photon, write_photon
 from tests.test_sources_vcs import commit_all, git
 
@@ -246,3 +248,18 @@ def test_a_bare_git_url_is_named_by_its_egg_or_its_metadata(
         lock(index, source, store)
         vcs = entry(tmp_path / "src" / "pylock.svc.toml", "mylib")["vcs"]
         assert vcs["commit-id"] == commit and vcs["url"] == repo.as_uri(), line
+
+
+def test_an_editable_project_is_live_under_run_m(
+    tmp_path: Path, serve_photon: Callable[..., Served]
+) -> None:
+    from photonpack import Client
+
+    project(tmp_path / "src" / "mylib")
+    source = photon(tmp_path / "src", "-e ./mylib")
+    served = serve_photon(str(source))
+    assert Client(served.url).value() == 1
+    served.stop()
+    (tmp_path / "src" / "mylib" / "mylib" / "__init__.py").write_text("VALUE = 7\n")
+    again = serve_photon(str(source))
+    assert Client(again.url).value() == 7  # the project's files, not an installed copy
