@@ -17,6 +17,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from photonpack.build import rebuild
 from photonpack.errors import SourceError, StaleLockError
 from photonpack.lock.index import IndexSettings
 from photonpack.lock.lockfile import LockOptions, LockResult, check_lock, lock_photon
@@ -205,6 +206,8 @@ def test_an_archive_url_is_locked_by_sha256_and_two_builds_are_identical(
     assert first.path.read_bytes() == second.path.read_bytes()
     fresh = build_photon(index, source, tmp_path / "c.photon", store=Store(tmp_path / "other"))
     assert fresh.path.read_bytes() == first.path.read_bytes()  # rebuilt: reproducible
+    again = rebuild(parse_spec(str(source)), first.manifest, tmp_path / "r.photon", store=store)
+    assert again.digest == first.manifest.digest  # verify --rebuild: built again, the same
 
 
 def test_a_ref_that_does_not_exist_is_one_line_and_writes_nothing(
