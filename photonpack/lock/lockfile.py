@@ -294,7 +294,7 @@ def _resolve(
         )  # fmt: skip
         return resolution, {}
     owners = {
-        "the photon": inputs.requirements,
+        "the photon": resolver_lines(inputs.requirements),  # a source line names no version
         "photonpack's serving stack": inputs.serving_requirements,
     }
     chosen = {target: kept_for(kept, target) for target in inputs.targets}
