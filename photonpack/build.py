@@ -234,10 +234,13 @@ def _source_blobs(sdists: Iterable[LockedSdist], base_dir: Path, store: Store) -
             continue
         made = source_archive(sdist.source, base_dir, source_cache(store))
         if made.sha256 != sdist.sha256:
+            # The pin itself was checked (the tree digest, the commit, the download's sha256):
+            # the same files gave other bytes, which a zlib other than the locking one does.
             raise IntegrityError(
-                f"the source archive of {sdist.url} has sha256:{made.sha256}, not the "
-                f"locked sha256:{sdist.sha256}; nothing was built: run photonpack lock -P "
-                f"{sdist.name} if the source is meant to change"
+                f"the source archive of {sdist.name} ({sdist.url}) made here has "
+                f"sha256:{made.sha256}, not the locked sha256:{sdist.sha256}, from the same "
+                "pinned files (this machine's zlib compresses differently); nothing was "
+                f"built: lock on this machine (photonpack lock -P {sdist.name})"
             )
         store.add_blob_file(made.path, made.sha256, made.path.stat().st_size)
 
