@@ -17,7 +17,13 @@ import photonpack
 from photonpack.__about__ import __version__
 from photonpack._fs import atomic_write
 from photonpack.archive import archive_mtime, write_archive
-from photonpack.archive.manifest import FileEntry, Manifest, SourceEntry, WheelEntry
+from photonpack.archive.manifest import (
+    BuildWheelEntry,
+    FileEntry,
+    Manifest,
+    SourceEntry,
+    WheelEntry,
+)
 from photonpack.contract import describe_photon, photon_entry
 from photonpack.errors import BuildError, IntegrityError
 from photonpack.install.wheel import inspect_wheel
@@ -298,7 +304,14 @@ def _wheel_entries(lock: Lock, built: dict[str, BuiltWheel]) -> list[WheelEntry]
             made = built[sdist.sha256]
             targets.setdefault(made.sha256, []).append(str(target))
             source = SourceEntry(
-                filename=sdist.filename, url=sdist.url, sha256=sdist.sha256, size=sdist.size
+                filename=sdist.filename,
+                url=sdist.url,
+                sha256=sdist.sha256,
+                size=sdist.size,
+                build_wheels=tuple(
+                    BuildWheelEntry(filename=w.filename, sha256=w.sha256, size=w.size)
+                    for w in made.build_wheels
+                ),
             )
             by_sha[made.sha256] = WheelEntry(
                 filename=made.filename,

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from photonpack.archive.manifest import Manifest
-from photonpack.errors import ServeError
+from photonpack.errors import ServeError, UsageError
 from photonpack.install.environment import (
     ensure_environment,
     ensure_workdir,
@@ -50,6 +50,7 @@ class ServeOptions:
     port: int = 8080
     token: str | None = None
     env: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    ready_json: bool = False  # once ready, one JSON line on stdout (``run --json``)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -133,7 +134,15 @@ def serve_command(
     python = str(environment_python(prepared.environment))
     photon = prepared.manifest.photon
     if photon.cmd is None:
-        return serve_argv(python, prepared.manifest.entry, options.host, options.port), env
+        argv = serve_argv(python, prepared.manifest.entry, options.host, options.port)
+        if options.ready_json:
+            argv += ["--ready-json", "--photon-digest", prepared.manifest.digest]
+        return argv, env
+    if options.ready_json:
+        raise UsageError(
+            f"{prepared.manifest.name} declares cmd {list(photon.cmd)!r}, which photonpack "
+            "cannot watch for readiness: run it without --json"
+        )
     return _cmd_argv(prepared, python, env), env
 
 

@@ -106,7 +106,7 @@ class RemoteTag:
 
 
 def _titles(manifest: Manifest) -> dict[str, str]:
-    """sha256 hex -> the one title its layer carries (wheels first, files, runtime, sources)."""
+    """sha256 hex -> the one title its layer carries (wheels, files, runtime, sources, build)."""
     titles: dict[str, str] = {}
     for wheel in manifest.wheels:
         titles.setdefault(wheel.sha256, f"wheels/{wheel.filename}")
@@ -117,6 +117,9 @@ def _titles(manifest: Manifest) -> dict[str, str]:
     for wheel in manifest.wheels:  # the sdist a wheel was built from
         if wheel.source is not None:
             titles.setdefault(wheel.source.sha256, f"sources/{wheel.source.filename}")
+    for wheel in manifest.wheels:  # the wheels it was built with
+        for build in wheel.source.build_wheels if wheel.source is not None else ():
+            titles.setdefault(build.sha256, f"build/{build.filename}")
     return titles
 
 

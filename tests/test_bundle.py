@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import random
 import tarfile
 import time
 from collections.abc import Iterator
@@ -116,6 +117,22 @@ def test_zstd_output_is_the_same_for_any_thread_count(
         write_archive(out, small_archive.manifest, small_archive.blob_path)
         outputs.add(out.getvalue())
     assert outputs == {small_archive.path.read_bytes()}
+
+
+def test_archive_of_many_zstd_jobs_is_the_same_for_any_thread_count(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 14 MiB of incompressible bytes: several zstd jobs (ZSTD_JOB_SIZE), whose
+    # boundaries must not depend on the thread count either.
+    payload = random.Random(3).randbytes(14 << 20)
+    built = make_archive(tmp_path, extra_files={"weights.bin": payload})
+    outputs = set()
+    for threads in (1, 2, 4):
+        monkeypatch.setattr(bundle, "ZSTD_THREADS", threads)
+        out = io.BytesIO()
+        write_archive(out, built.manifest, built.blob_path)
+        outputs.add(hashlib.sha256(out.getvalue()).hexdigest())
+    assert outputs == {hashlib.sha256(built.path.read_bytes()).hexdigest()}
 
 
 def test_source_date_epoch_sets_member_mtime(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import kubernetes_validate
 import pytest
@@ -19,7 +20,7 @@ from click.testing import CliRunner, Result
 from photonpack.cli import cli
 from photonpack.deploy.kubeconfig import load_cluster
 from tests.support.images import write_base
-from tests.support.registry import free_port
+from tests.support.registry import free_port, stage_photon
 
 IMAGE = "registry.example:5000/team/counter@sha256:" + "cd" * 32
 
@@ -52,6 +53,11 @@ def test_dry_run_prints_exactly_the_objects_and_applies_nothing(
         "--env", "MODEL=small", "--namespace", "models", "--dry-run", "-o", "json",
     )  # fmt: skip
     assert json.loads(as_json.stdout) == objects
+    json_flag = _invoke(
+        "deploy", str(counter_archive), "--image", IMAGE, "--token", "s3cret", "--replicas", "2",
+        "--env", "MODEL=small", "--namespace", "models", "--dry-run", "--json",
+    )  # fmt: skip
+    assert json_flag.stdout == as_json.stdout
     assert not (photonpack_home / "deployments").exists()
 
 
@@ -71,6 +77,35 @@ def test_dry_run_on_podman_builds_the_image_and_adds_only_a_host_port(
         {"name": "http", "containerPort": 8080, "protocol": "TCP", "hostPort": 18123}
     ]
     assert "image sha256:" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "photon", [{"exposed_port": 9000}, {"cmd": ("python", "-m", "http.server")}]
+)
+def test_the_container_runs_the_image_entrypoint_with_no_args_on_the_exposed_port(
+    photon: dict[str, Any], tmp_path: Path, photonpack_home: Path
+) -> None:
+    # The entrypoint already says --port (exposed_port); args would repeat it,
+    # or be appended to a Lepton cmd.
+    import dataclasses
+
+    from photonpack.archive import write_archive
+
+    staged = stage_photon(tmp_path, "porty", [("tinydep", "1.0")])
+    manifest = dataclasses.replace(
+        staged.manifest, photon=dataclasses.replace(staged.manifest.photon, **photon)
+    )
+    archive = tmp_path / "porty.photon"
+    with archive.open("wb") as out:
+        write_archive(out, manifest, staged.blob_path)
+    result = _invoke("deploy", str(archive), "--image", IMAGE, "--dry-run", "-o", "json")
+    assert result.exit_code == 0, result.output
+    (deployment, _service) = json.loads(result.stdout)
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert "args" not in container
+    assert "command" not in container
+    port = photon.get("exposed_port", 8080)
+    assert container["ports"] == [{"name": "http", "containerPort": port, "protocol": "TCP"}]
 
 
 @pytest.mark.parametrize(

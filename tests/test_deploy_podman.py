@@ -93,10 +93,14 @@ def test_counter_deploys_answers_by_name_with_its_token_redeploys_and_is_removed
     assert denied.value.status == 401
 
     again = _invoke(
-        "deploy", str(counter_archive), "--engine", "podman", "--base", base, "--token", "s3cret"
-    )
+        "deploy", str(counter_archive), "--engine", "podman", "--base", base, "--token", "s3cret",
+        "--json",
+    )  # fmt: skip
     assert again.exit_code == 0, again.output
     assert "unchanged: counter (podman)" in again.stderr
+    record = json.loads(again.stdout)
+    assert (record["changed"], record["name"], record["url"]) == (False, "counter", url)
+    assert record["photon_digest"] == first_digest
 
     logs = _invoke("deployment", "logs", "-n", "counter")
     assert logs.exit_code == 0

@@ -23,11 +23,22 @@ from click.testing import CliRunner
 from photonpack.cli import cli
 from photonpack.serving.client import Client
 from tests.support.images import DebianBase, Podman, index_with_tiny_platforms
+from tests.support.index import PackageIndex
 from tests.support.registry import Registry, StagedPhoton, free_port, stage_photon
+from tests.support.stack import build_photon, write_photon
 
 pytestmark = [pytest.mark.containers, pytest.mark.slow]
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "numpy_stats"
+SLEEPY = """
+    import time
+    from photonpack import Photon
+
+    class Sleepy(Photon):
+        def init(self) -> None:
+            print("sleepy: in init()", flush=True)
+            time.sleep(30)
+"""
 
 
 @dataclass(frozen=True)
@@ -229,3 +240,40 @@ def test_the_amd64_image_of_a_two_platform_index_runs_with_its_own_wheels(
     podman("pull", "-q", "--tls-verify=false", reference)
     ran = podman("run", "--rm", "--network=none", "--read-only", reference)
     assert ran.stdout == "cp311-manylinux_2_28_x86_64\n\n"
+
+
+def test_sigterm_during_a_slow_init_stops_the_pid_1_server_with_0_before_the_grace_period(
+    podman: Podman,
+    debian_base: DebianBase,
+    real_index: PackageIndex,
+    tmp_path: Path,
+    container: str,
+) -> None:
+    # The kernel drops the signals PID 1 has no handler for: without one before
+    # init(), `podman stop` waits out its 10 s and SIGKILLs (exit code 137).
+    if not platform.python_version().startswith("3.11."):
+        pytest.skip("the Debian 12 base has CPython 3.11: run the tests with a Python 3.11")
+    from photonpack.store import Store
+
+    photon = write_photon(tmp_path / "src", SLEEPY, "sleepy.py")
+    archive = build_photon(
+        real_index, photon, tmp_path / "sleepy.photon", store=Store(tmp_path / "home")
+    )
+    result = CliRunner().invoke(
+        cli,
+        ["image", str(archive.path), "--base", f"oci:{debian_base.oci}:bookworm",
+         "-o", str(tmp_path / "sleepy.tar")],
+        catch_exceptions=False,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    podman("load", "-i", str(tmp_path / "sleepy.tar"))
+    podman("run", "-d", "--name", container, "--network=none", "localhost/sleepy:latest")
+    podman.wait_for_line(container, "sleepy: in init()")
+    pid1 = podman("exec", container, "cat", "/proc/1/cmdline").stdout.split("\0")
+    assert pid1[1:4] == ["-I", "-m", "photonpack.serving.serve"]
+
+    stopped = podman("stop", "-t", "10", container, timeout=60)
+    assert "SIGKILL" not in stopped.stderr
+    state = json.loads(podman("inspect", "--format", "{{json .State}}", container).stdout)
+    assert (state["Status"], state["ExitCode"]) == ("exited", 0)
+    assert "SIGTERM before the server was up: stopped" in podman("logs", container).stderr

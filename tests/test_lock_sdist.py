@@ -35,8 +35,18 @@ def index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PackageIndex]:
     served.add("compiled", "1.0", tag="cp311-cp311-manylinux_2_17_x86_64")
     build_sdist(served.files_dir, "compiled", "1.0")
     build_sdist(served.files_dir, "needsc", "1.0", asks=["cython>=3"])  # not on the index
+    for name, dynamic in (("staticky", ()), ("dynamicky", ("Requires-Dist",))):
+        build_sdist(
+            served.files_dir, name, "1.0", requires=["beta>=2"], metadata_version="2.2",
+            dynamic=dynamic, marker=ran(served, name),
+        )  # fmt: skip
     yield served
     served.stop()
+
+
+def ran(index: PackageIndex, name: str) -> Path:
+    """The file the backend of ``name``'s sdist leaves when it runs."""
+    return index.files_dir.parent / f"{name}.backend-ran"
 
 
 def photon(directory: Path, *requirements: str) -> PhotonSpec:
@@ -184,3 +194,79 @@ def test_an_sdist_only_package_is_locked_once_for_every_target(
     assert package.marker is None and package.sdist is not None
     for target in (Target.host(), ARM_311):
         assert [s.filename for s in lock.sources_for(target)] == ["docopty-0.6.2.tar.gz"]
+
+
+def test_an_sdist_with_static_metadata_is_locked_without_running_its_backend(
+    index: PackageIndex, tmp_path: Path
+) -> None:
+    result = lock_photon(photon(tmp_path, "staticky", "dynamicky"), options(index))
+    lock = read_lock(result.path)
+    for name in ("staticky", "dynamicky"):
+        (package,) = [p for p in lock.packages if p.name == name]
+        assert package.sdist is not None
+        assert package.dependencies == ("beta",), name
+    assert not ran(index, "staticky").exists()  # PKG-INFO 2.2, nothing Dynamic: read, not run
+    assert ran(index, "dynamicky").exists()  # Dynamic: Requires-Dist: pip ran the backend
+
+
+def test_static_pkg_info_is_only_trusted_from_metadata_2_2_without_dynamic_dependencies(
+    tmp_path: Path,
+) -> None:
+    from photonpack.lock.sdistmeta import static_pkg_info
+
+    cases = {
+        ("2.1", ()): False,
+        ("2.2", ()): True,
+        ("2.4", ("License-Expression",)): True,
+        ("2.2", ("requires-python",)): False,
+        ("2.3", ("Provides-Extra",)): False,
+    }
+    for i, ((version, dynamic), static) in enumerate(cases.items()):
+        path = build_sdist(tmp_path / str(i), "x", "1.0", metadata_version=version, dynamic=dynamic)
+        assert (static_pkg_info(path, path.name) is not None) is static, (version, dynamic)
+    assert static_pkg_info(tmp_path / "0" / "x-1.0.tar.gz", "x-1.0.zip") is None  # unreadable
+
+
+def test_build_packages_keep_their_pins_on_relock_unless_upgraded(
+    package_index: PackageIndex, tmp_path: Path
+) -> None:
+    add_serving_stack(package_index)
+    package_index.add("beta", "2.0")
+    package_index.add("buildhelp", "1.0")
+    pyproject = (
+        '[build-system]\nrequires = ["buildhelp>=1"]\nbuild-backend = "_backend"\n'
+        'backend-path = ["."]\n'
+    )
+    build_sdist(package_index.files_dir, "helped", "1.0", extra={"pyproject.toml": pyproject})
+
+    def build_pins(lock_path: Path) -> dict[str, str]:
+        return {p.name: p.version for p in read_lock(lock_path).build_packages}
+
+    first = lock_photon(photon(tmp_path, "helped"), options(package_index))
+    assert build_pins(first.path) == {"buildhelp": "1.0"}
+    package_index.add("buildhelp", "1.1")
+    spec = photon(tmp_path, "helped", "beta")  # a changed input: re-resolves
+    kept = lock_photon(spec, options(package_index))
+    assert kept.changed and build_pins(kept.path) == {"buildhelp": "1.0"}
+    (helped,) = [p for p in kept.lock.packages if p.name == "helped"]
+    assert helped.sdist is not None and helped.sdist.build.packages == ("buildhelp==1.0",)
+    only = LockOptions(
+        index=IndexSettings(index_url=package_index.url), upgrade_packages=("BuildHelp",)
+    )
+    assert build_pins(lock_photon(spec, only).path) == {"buildhelp": "1.1"}
+    package_index.add("buildhelp", "1.2")
+    every = LockOptions(index=IndexSettings(index_url=package_index.url), upgrade=True)
+    assert build_pins(lock_photon(spec, every).path) == {"buildhelp": "1.2"}
+
+
+def test_a_static_sdist_from_find_links_is_read_without_running_its_backend(
+    index: PackageIndex, tmp_path: Path
+) -> None:
+    links = tmp_path / "links"
+    marker = tmp_path / "linked.backend-ran"
+    build_sdist(links, "linked", "1.0", requires=["beta>=2"], metadata_version="2.4", marker=marker)
+    settings = IndexSettings(index_url=index.url, find_links=(str(links),))
+    result = lock_photon(photon(tmp_path / "src", "linked"), LockOptions(index=settings))
+    (package,) = [p for p in result.lock.packages if p.name == "linked"]
+    assert package.sdist is not None and package.dependencies == ("beta",)
+    assert not marker.exists()

@@ -215,3 +215,38 @@ def test_from_bytes_rejects_duplicate_keys_and_bad_json() -> None:
     assert caught.value.message == (
         "invalid photon manifest: photon.json is not valid JSON (NaN is not valid JSON)"
     )
+
+
+def _with_source(*build_wheels: dict[str, Any]) -> Mutation:
+    def mutate(d: dict[str, Any]) -> None:
+        d["wheels"][0]["source"] = {
+            "filename": "tinydep-1.0.tar.gz",
+            "url": "https://example.org/tinydep-1.0.tar.gz",
+            "sha256": "a" * 64,
+            "size": 10,
+            "build_wheels": list(build_wheels),
+        }
+
+    return mutate
+
+
+def test_a_sources_build_wheels_are_blobs_of_the_archive(small_archive: Archive) -> None:
+    build = {"filename": "hatchling-1.0-py3-none-any.whl", "sha256": "b" * 64, "size": 20}
+    data = copy.deepcopy(small_archive.manifest.to_dict())
+    _with_source(build)(data)
+    validate_schema(data)
+    manifest = Manifest.from_dict(data)
+    assert manifest.to_dict() == data
+    assert manifest.blobs()["b" * 64] == 20
+    assert manifest.blob_labels()["b" * 64] == ["build:hatchling-1.0-py3-none-any.whl"]
+    for bad, message in (
+        ({**build, "filename": "hatchling.tar.gz"}, "'hatchling.tar.gz' is not a wheel filename"),
+        ({**build, "size": -1}, "expected an integer >= 0, found -1"),
+    ):
+        _with_source(bad)(data)
+        with pytest.raises(ArchiveError) as caught:
+            Manifest.from_dict(data)
+        assert caught.value.message.endswith(message)
+        assert "wheels[0].source.build_wheels[0]" in caught.value.message
+        with pytest.raises(jsonschema.ValidationError):
+            validate_schema(data)

@@ -266,3 +266,30 @@ def test_both_formats_are_the_same_bytes_every_time(counter_archive: Path) -> No
     printed = CliRunner().invoke(cli, ["sbom", str(counter_archive), "--format", "spdx"])
     assert printed.exit_code == 0
     assert printed.stdout_bytes == archive_sbom(counter_archive, "spdx")
+
+
+def test_spdx_lists_the_photons_own_files_with_their_checksums(
+    small_archive: Archive, tmp_path: Path
+) -> None:
+    import hashlib
+
+    document = json.loads(archive_sbom(small_archive.path, "spdx"))
+    assert spdx_problems(document, tmp_path) == []
+    manifest = small_archive.manifest
+    contents = {f.sha256: small_archive.blob_path(f.sha256).read_bytes() for f in manifest.files}
+    assert [f["fileName"] for f in document["files"]] == [f"./{f.path}" for f in manifest.files]
+    assert [f["checksums"] for f in document["files"]] == [
+        [
+            {"algorithm": "SHA1", "checksumValue": hashlib.sha1(contents[f.sha256]).hexdigest()},
+            {"algorithm": "SHA256", "checksumValue": f.sha256},
+        ]
+        for f in manifest.files
+    ]
+    contained = [
+        r["relatedSpdxElement"]
+        for r in document["relationships"]
+        if r["relationshipType"] == "CONTAINS"
+    ]
+    assert contained == [f["SPDXID"] for f in document["files"]]
+    assert document["packages"][0]["filesAnalyzed"] is True
+    assert archive_sbom(small_archive.path, "spdx") == archive_sbom(small_archive.path, "spdx")

@@ -141,6 +141,63 @@ def test_init_runs_before_the_port_opens(
     assert served.stop() == 0
 
 
+def test_sigterm_during_a_slow_init_exits_0_at_once_after_its_finally(
+    tmp_path: Path, serve_photon: Callable[..., Served]
+) -> None:
+    started, cleaned = tmp_path / "in-init", tmp_path / "cleaned"
+    write_photon(
+        tmp_path,
+        "sleepy.py",
+        f"""
+        import time
+        from pathlib import Path
+        from photonpack import Photon
+
+        class Sleepy(Photon):
+            def init(self) -> None:
+                Path({str(started)!r}).touch()
+                try:
+                    time.sleep(60)
+                finally:
+                    Path({str(cleaned)!r}).touch()
+        """,
+    )
+    served = serve_photon("sleepy.py", cwd=tmp_path, wait=False)
+    deadline = time.monotonic() + 30
+    while not started.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert started.exists()
+    assert served.stop(timeout=30) == 0  # long before init()'s 60 s
+    assert cleaned.exists()
+    assert served.stderr().endswith(" photonpack: SIGTERM before the server was up: stopped\n")
+    assert "Traceback" not in served.stderr()
+
+
+def test_sigterm_while_the_serving_stack_is_imported_exits_0(tmp_path: Path) -> None:
+    # The entry point as an image runs it, stopped as soon as it has a handler:
+    # sys.modules is watched from a thread of the same process via -c.
+    watch = (
+        "import os, signal, sys, threading, time, runpy\n"
+        "def stop():\n"
+        "    while 'photonpack.serving.early_stop' not in sys.modules: time.sleep(0.001)\n"
+        "    while 'uvicorn' not in sys.modules: time.sleep(0.001)\n"
+        "    os.kill(os.getpid(), signal.SIGTERM)\n"
+        "threading.Thread(target=stop, daemon=True).start()\n"
+        "sys.argv = ['serve', '--entry', 'counter.py', '--port', '0']\n"
+        "runpy.run_module('photonpack.serving.serve', run_name='__main__', alter_sys=True)\n"
+        "sys.exit(5)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", watch],
+        cwd=EXAMPLES / "counter",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (done.returncode, done.stderr) == (0, "")
+
+
 def test_busy_port_is_a_clear_error(tmp_path: Path) -> None:
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))

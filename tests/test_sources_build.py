@@ -257,3 +257,39 @@ def test_a_dynamic_build_requirement_the_lock_cannot_hold_is_named(
         "environment does not hold (a dynamic build requirement photonpack cannot lock); build "
         "a wheel yourself (pip wheel --no-deps) and lock with --find-links DIR"
     )
+
+
+def test_verify_rebuild_works_air_gapped_from_the_archive_alone(
+    index: PackageIndex, tmp_path: Path
+) -> None:
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    source = photon(tmp_path / "src", "docopty", "hatchy")
+    built = build_photon(index, source, tmp_path / "svc.photon", store=Store(tmp_path / "home"))
+    hatchy = next(w.source for w in built.manifest.wheels if w.name == "hatchy")
+    assert hatchy is not None
+    assert any(b.filename.startswith("hatchling-") for b in hatchy.build_wheels)
+    labels = built.manifest.blob_labels()
+    for wheel in hatchy.build_wheels:  # carried as blobs of the archive
+        assert labels[wheel.sha256] == [f"build:{wheel.filename}"]
+    if shutil.which("unshare") is None or os.geteuid() != 0:
+        pytest.fail("this test needs root and unshare(1) (CI runs as root)")
+    airgap = tmp_path / "airgap"
+    shutil.copytree(tmp_path / "src", airgap / "src")  # the source and its lock, nothing else
+    archive = Path(shutil.copy(built.path, airgap / "svc.photon"))
+    verify = [sys.executable, "-m", "photonpack", "verify", str(archive)]
+    done = subprocess.run(
+        ["unshare", "--net", "--", *verify, "--rebuild", str(airgap / "src" / "svc.py")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "PHOTONPACK_HOME": str(airgap / "home")},  # an empty store
+        cwd=airgap,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"gives {built.digest}" in done.stdout
+    assert len(list((airgap / "home" / "logs" / "build").iterdir())) == 2  # both built again

@@ -7,7 +7,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-from tests.support.wheels import build_wheel
+from tests.support.wheels import _record_hash, build_big_wheel, build_wheel
 
 
 def test_built_wheel_is_deterministic_and_has_a_record(tmp_path: Path) -> None:
@@ -22,6 +22,24 @@ def test_built_wheel_is_deterministic_and_has_a_record(tmp_path: Path) -> None:
     names = zipfile.ZipFile(first).namelist()
     assert "demo_pkg-1.0.dist-info/RECORD" in names
     assert "demo_pkg/__init__.py" in names
+
+
+def test_big_wheel_is_incompressible_deterministic_and_recorded(tmp_path: Path) -> None:
+    first = build_big_wheel(tmp_path / "a", "weights", "1.0", 9 << 20, member_size=4 << 20)
+    second = build_big_wheel(tmp_path / "b", "weights", "1.0", 9 << 20, member_size=4 << 20)
+    assert first.read_bytes() == second.read_bytes()
+    with zipfile.ZipFile(first) as zf:
+        sizes = {i.filename: i.file_size for i in zf.infolist() if i.filename.endswith(".bin")}
+        assert sizes == {
+            f"weights/weights-{n}.bin": s for n, s in enumerate([4 << 20] * 2 + [1 << 20])
+        }
+        record = zf.read("weights-1.0.dist-info/RECORD").decode().splitlines()
+        for row in record:
+            path, digest, size = row.split(",")
+            if digest:
+                data = zf.read(path)
+                assert (digest, int(size)) == (_record_hash(data), len(data))
+    assert first.stat().st_size > 9 << 20  # stored: random bytes do not shrink
 
 
 def test_built_wheel_installs_with_pip(tmp_path: Path) -> None:

@@ -32,6 +32,7 @@ __all__ = [
     "MAX_CONCURRENCY",
     "MAX_TIMEOUT_S",
     "TARGET",
+    "BuildWheelEntry",
     "FileEntry",
     "Handler",
     "Parameter",
@@ -259,36 +260,81 @@ class FileEntry:
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class SourceEntry:
-    """The locked sdist a wheel was built from, carried as a blob beside it."""
+class BuildWheelEntry:
+    """A wheel of the build environment a source was built in, carried as a blob.
+
+    With them the archive holds every input of the build, so ``verify --rebuild``
+    can build the source again with no network and an empty store.
+    """
 
     filename: str
-    url: str
     sha256: str
     size: int
 
     @classmethod
-    def from_dict(cls, data: object, where: str) -> SourceEntry:
-        """Validate and build from a ``wheels[i].source`` object."""
-        d = obj(data, where, ("filename", "url", "sha256", "size"))
+    def from_dict(cls, data: object, where: str) -> BuildWheelEntry:
+        """Validate and build from a ``wheels[i].source.build_wheels[j]`` object."""
+        d = obj(data, where, ("filename", "sha256", "size"))
         filename = string(d["filename"], f"{where}.filename")
-        if "/" in filename or not filename.endswith((".tar.gz", ".zip")):
-            raise Invalid(f"{where}.filename", f"{filename!r} is not an sdist filename")
+        if not filename.endswith(".whl") or "/" in filename:
+            raise Invalid(f"{where}.filename", f"{filename!r} is not a wheel filename")
         return cls(
             filename=filename,
-            url=string(d["url"], f"{where}.url"),
             sha256=string(d["sha256"], f"{where}.sha256", SHA256_HEX),
             size=integer(d["size"], f"{where}.size"),
         )
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready dict form."""
-        return {
+        return {"filename": self.filename, "sha256": self.sha256, "size": self.size}
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class SourceEntry:
+    """The locked sdist a wheel was built from, carried as a blob beside it.
+
+    ``build_wheels``: the wheels of its build environment, also blobs, sorted
+    by filename (absent from archives made before photonpack carried them).
+    """
+
+    filename: str
+    url: str
+    sha256: str
+    size: int
+    build_wheels: tuple[BuildWheelEntry, ...] = ()
+
+    @classmethod
+    def from_dict(cls, data: object, where: str) -> SourceEntry:
+        """Validate and build from a ``wheels[i].source`` object."""
+        d = obj(data, where, ("filename", "url", "sha256", "size"), ("build_wheels",))
+        filename = string(d["filename"], f"{where}.filename")
+        if "/" in filename or not filename.endswith((".tar.gz", ".zip")):
+            raise Invalid(f"{where}.filename", f"{filename!r} is not an sdist filename")
+        build_wheels = array(
+            d.get("build_wheels", []), f"{where}.build_wheels", BuildWheelEntry.from_dict
+        )
+        sorted_unique(
+            tuple(w.filename for w in build_wheels), f"{where}.build_wheels", "build wheel"
+        )
+        return cls(
+            filename=filename,
+            url=string(d["url"], f"{where}.url"),
+            sha256=string(d["sha256"], f"{where}.sha256", SHA256_HEX),
+            size=integer(d["size"], f"{where}.size"),
+            build_wheels=build_wheels,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-ready dict form (``build_wheels`` only when there are some)."""
+        data: dict[str, Any] = {
             "filename": self.filename,
             "url": self.url,
             "sha256": self.sha256,
             "size": self.size,
         }
+        if self.build_wheels:
+            data["build_wheels"] = [w.to_dict() for w in self.build_wheels]
+        return data
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

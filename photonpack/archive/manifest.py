@@ -22,6 +22,7 @@ from typing import Any, NoReturn
 
 from photonpack.archive.entries import (
     TARGET,
+    BuildWheelEntry,
     FileEntry,
     Handler,
     Parameter,
@@ -47,6 +48,7 @@ from photonpack.errors import ArchiveError
 
 __all__ = [
     "SCHEMA_VERSION",
+    "BuildWheelEntry",
     "FileEntry",
     "Handler",
     "Manifest",
@@ -173,12 +175,20 @@ class Manifest:
             f"expected {form} naming one of the photon's own files, found {self.entry!r} ({why})",
         )
 
-    def _entries(self) -> list[tuple[str, FileEntry | WheelEntry | SourceEntry]]:
-        out: list[tuple[str, FileEntry | WheelEntry | SourceEntry]] = []
+    def _entries(
+        self,
+    ) -> list[tuple[str, FileEntry | WheelEntry | SourceEntry | BuildWheelEntry]]:
+        out: list[tuple[str, FileEntry | WheelEntry | SourceEntry | BuildWheelEntry]] = []
         out += [(f"files[{i}]", e) for i, e in enumerate(self.files)]
         out += [(f"runtime[{i}]", e) for i, e in enumerate(self.runtime)]
         out += [(f"wheels[{i}]", e) for i, e in enumerate(self.wheels)]
         out += [(f"wheels[{i}].source", e.source) for i, e in enumerate(self.wheels) if e.source]
+        out += [
+            (f"wheels[{i}].source.build_wheels[{j}]", b)
+            for i, e in enumerate(self.wheels)
+            if e.source
+            for j, b in enumerate(e.source.build_wheels)
+        ]
         return out
 
     @classmethod
@@ -271,6 +281,11 @@ class Manifest:
             labels.setdefault(w.sha256, []).append(f"wheel:{w.filename}")
             if w.source is not None:
                 labels.setdefault(w.source.sha256, []).append(f"source:{w.source.filename}")
+        for w in self.wheels:  # a build wheel several sources share is one blob, one label
+            for b in w.source.build_wheels if w.source is not None else ():
+                label = f"build:{b.filename}"
+                if label not in (known := labels.setdefault(b.sha256, [])):
+                    known.append(label)
         return labels
 
     def file(self, path: str) -> FileEntry | None:

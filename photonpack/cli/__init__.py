@@ -7,13 +7,13 @@ line and an exit code.
 
 from __future__ import annotations
 
-from photonpack.cli import check, deploy, image, login, pack, registry, serve, store
+from photonpack.cli import check, completion, deploy, image, login, pack, registry, serve, store
 from photonpack.cli._app import cli
 
 __all__ = ["cli", "main"]
 
 # The submodules register their commands on import.
-_COMMANDS = (check, deploy, image, login, pack, registry, serve, store)
+_COMMANDS = (check, completion, deploy, image, login, pack, registry, serve, store)
 
 
 def main() -> None:

@@ -94,9 +94,18 @@ class _Group(click.Group):
     is_flag=True,
     help=f"Show the traceback of an internal error (also: {DEBUG_ENV}=1).",
 )
+@click.option(
+    "-q",
+    "--quiet",
+    is_flag=True,
+    help="Print no progress or information on stderr (errors and warnings still print).",
+)
+@click.option("-v", "--verbose", count=True, help="Say more on stderr (e.g. each blob push moves).")
 @click.pass_context
-def cli(ctx: click.Context, debug: bool) -> None:
+def cli(ctx: click.Context, debug: bool, quiet: bool, verbose: int) -> None:
     """Lock, build, verify and serve reproducible Python photons.
+
+    -q and -v go before the command: photonpack -q build -m counter.py.
 
     \b
     Environment:
@@ -105,6 +114,37 @@ def cli(ctx: click.Context, debug: bool) -> None:
     """
     if debug and isinstance(ctx.command, _Group):
         ctx.command.debug = True
+    if quiet and verbose:
+        raise click.UsageError("-q and -v contradict each other: pass one of them")
+    ctx.meta[_VERBOSITY] = -1 if quiet else verbose
+
+
+_VERBOSITY = "photonpack.verbosity"
+
+
+def verbosity() -> int:
+    """-1 with -q, 0 by default, 1 (or more) with -v (-vv)."""
+    context = click.get_current_context(silent=True)
+    return int(context.meta.get(_VERBOSITY, 0)) if context is not None else 0
+
+
+def info(message: str) -> None:
+    """A line of progress or information on stderr, unless -q."""
+    if verbosity() >= 0:
+        click.echo(message, err=True)
+
+
+def detail(message: str) -> None:
+    """A line only -v asks for, on stderr."""
+    if verbosity() > 0:
+        click.echo(message, err=True)
+
+
+def progress_shown() -> bool:
+    """Whether progress bars are drawn: on a terminal, and not with -q."""
+    import sys
+
+    return verbosity() >= 0 and sys.stderr.isatty()
 
 
 def _release_store() -> None:

@@ -10,6 +10,7 @@ import click
 from photonpack.cli._app import cli
 from photonpack.cli._photon import name_option, one_photon, stored_photon
 from photonpack.errors import PhotonpackError, UsageError
+from photonpack.serving.logs import colour_wanted
 
 # -- CI: verify / inspect / diff / sbom ------------------------------------
 
@@ -90,7 +91,7 @@ def verify(
     if not result.ok:
         ctx.exit(3)
     if rebuild_from is not None and result.manifest is not None:
-        ctx.exit(_verify_rebuild(result.manifest, rebuild_from))
+        ctx.exit(_verify_rebuild(result.manifest, rebuild_from, archive))
 
 
 def _verify_store(as_json: bool) -> int:
@@ -112,14 +113,19 @@ def _verify_store(as_json: bool) -> int:
     return 0
 
 
-def _verify_rebuild(built: Any, spec_text: str) -> int:
+def _verify_rebuild(built: Any, spec_text: str, archive: Path | None) -> int:
     import tempfile
 
     from photonpack.build import rebuild
     from photonpack.diff import diff, side_from_manifest
     from photonpack.diff_render import render_text
     from photonpack.serving.source import parse_spec
+    from photonpack.store import Store
 
+    if archive is not None:
+        # The archive carries its wheels, its sdists and their build wheels: with them in
+        # the store, the rebuild fetches nothing (it works air-gapped, from an empty store).
+        Store().import_archive(archive)
     with tempfile.TemporaryDirectory(prefix="photonpack-rebuild-") as scratch:
         again = rebuild(parse_spec(spec_text), built, Path(scratch) / "rebuilt.photon")
     if again.digest == built.digest:
@@ -205,7 +211,6 @@ def diff_(
     """Compare two photons (archives, -n NAMEs, or two pylock .toml files): packages,
     hashes, API, files."""
     import json
-    import os
     import sys
 
     from photonpack.diff import diff, load_side, side_from_manifest
@@ -228,7 +233,7 @@ def diff_(
     elif fmt == "markdown":
         click.echo(render_markdown(result), nl=False)
     else:
-        colour = sys.stdout.isatty() and "NO_COLOR" not in os.environ
+        colour = colour_wanted(sys.stdout)  # a terminal, and NO_COLOR unset or empty
         click.echo(render_text(result, colour=colour), nl=False, color=colour)
     if exit_code:
         ctx.exit(result.exit_code)

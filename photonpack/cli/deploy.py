@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from photonpack.cli._app import _table, cli
+from photonpack.cli._app import _table, cli, info
 from photonpack.cli.registry import _registry_client, _registry_options, admit_photon
 from photonpack.errors import UsageError
 
@@ -61,20 +61,20 @@ def _image_for(
     base_image = open_base(
         spec, store=store, architecture=_architecture(manifest.targets), client_for=client_for
     )
-    click.echo(f"base {spec} {base_image.digest}", err=True)
+    info(f"base {spec} {base_image.digest}")
     options = ImageOptions(epoch=_epoch(), check_system=True)
     with store.temp_dir("deploy-") as work:
         built = build_image(store, manifest, base_image, work, options)
         for warning in built.warnings:
             click.echo(f"warning: {warning}", err=True)
-        click.echo(f"image {built.digest} of {manifest.name} {manifest.digest}", err=True)
+        info(f"image {built.digest} of {manifest.name} {manifest.digest}")
         if registry is not None:
             target = parse_reference(f"{registry.rstrip('/')}:{manifest.digest[7:19]}")
             if dry_run:
                 return f"{target.registry}/{target.repository}@{built.digest}"
             with client_for(target.registry) as client:
                 pushed = push_image(built, target, client=client)
-            click.echo(f"pushed {target} ({len(pushed.uploaded)} blobs uploaded)", err=True)
+            info(f"pushed {target} ({len(pushed.uploaded)} blobs uploaded)")
             return f"{target.registry}/{target.repository}@{built.digest}"
         repository = f"localhost/{manifest.name}"
         if dry_run:
@@ -82,13 +82,13 @@ def _image_for(
         from photonpack.deploy.podman import PodmanEngine
 
         if PodmanEngine().has_image(f"{repository}@{built.digest}"):
-            click.echo(f"{repository}@{built.digest} is in podman's storage already", err=True)
+            info(f"{repository}@{built.digest} is in podman's storage already")
             return f"{repository}@{built.digest}"
         from photonpack.deploy.podmanimage import load_image
 
         with store.temp_dir("deploy-oci-") as out:
             ref: str = load_image(PodmanEngine().cli, built, repository, Path(out))
-        click.echo(f"loaded {ref} into podman's storage", err=True)
+        info(f"loaded {ref} into podman's storage")
         return ref
 
 
@@ -137,6 +137,12 @@ def _podman_image_user(image: str) -> tuple[int, int | None]:
 @click.option("--dry-run", is_flag=True, help="Print what would be applied; apply nothing.")
 @click.option("-o", "--output", type=click.Choice(("yaml", "json")), default="yaml")
 @click.option("--digest", metavar="sha256:HEX", help="Deploy only if the photon is this digest.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the deployment's record as JSON, with 'changed' (with --dry-run: -o json).",
+)
 @_registry_options
 def deploy(
     photon: str | None,
@@ -163,6 +169,7 @@ def deploy(
     dry_run: bool,
     output: str,
     digest: str | None,
+    as_json: bool,
     username: str | None,
     password_stdin: bool,
     insecure: bool,
@@ -177,6 +184,7 @@ def deploy(
     from photonpack.deploy.manifests import deployment
     from photonpack.deploy.podmancli import free_port
     from photonpack.deploy.record import Records
+    from photonpack.deploy.spec import DEFAULT_PORT
     from photonpack.store import Store
 
     if (photon is None) == (photon_name is None):
@@ -201,6 +209,8 @@ def deploy(
         "gid": IMAGE_UID,
         "replicas": replicas,
         "max_replicas": max_replicas,
+        # The image's entrypoint serves on the photon's exposed_port: no args to repeat it.
+        "port": manifest.photon.exposed_port or DEFAULT_PORT,
         "host_port": port,
         "namespace": namespace,
         "token": token or None,
@@ -225,6 +235,8 @@ def deploy(
             client_for=client_for,
         )
     spec = DeploymentSpec.of(image=image, **options)
+    if as_json:
+        output = "json"
     if dry_run:
         objects = [deployment(spec)] if engine == "podman" else render(spec)
         click.echo(
@@ -236,12 +248,14 @@ def deploy(
     started = time.monotonic()
     record, changed = _engine(engine, context).deploy(spec, force=force, timeout=timeout)
     verb = "deployed" if changed else "unchanged:"
-    click.echo(
+    info(
         f"{verb} {record.name} ({record.engine}): photon {record.photon} {record.photon_digest}, "
         f"image {record.image}, ready in {time.monotonic() - started:.1f} s"
         + (f", endpoint {record.url}" if record.url else ""),
-        err=True,
     )
+    if as_json:
+        click.echo(json.dumps(record.to_dict() | {"changed": changed}, indent=2, sort_keys=True))
+        return
     click.echo(record.url or record.name)
 
 
@@ -304,4 +318,4 @@ def logs(name: str, follow: bool, since: str | None) -> None:
 def remove(name: str) -> None:
     """Everything the deployment created, and nothing else."""
     removed = _recorded_engine(name).remove(name)
-    click.echo(f"removed {name}: {', '.join(removed) or 'nothing was running'}", err=True)
+    info(f"removed {name}: {', '.join(removed) or 'nothing was running'}")

@@ -10,7 +10,7 @@ from typing import Any, Literal
 import click
 
 from photonpack._units import format_size
-from photonpack.cli._app import cli
+from photonpack.cli._app import cli, info
 from photonpack.cli.registry import _registry_client, _registry_options, admit_photon
 from photonpack.errors import PhotonpackError, UsageError
 
@@ -100,13 +100,12 @@ def _report(
 def _summary(digest: str, manifest: Any, facts: list[dict[str, Any]]) -> None:
     for fact in facts:
         on = f" for {fact['platform']}" if len(facts) > 1 else ""
-        click.echo(
+        info(
             f"image {fact['digest']}{on} of {manifest.name} {manifest.digest}: {fact['layers']} "
             f"layers ({fact['added_layers']} added to the base), {format_size(fact['size'])}",
-            err=True,
         )
     if len(facts) > 1:
-        click.echo(f"index {digest} over {len(facts)} platforms", err=True)
+        info(f"index {digest} over {len(facts)} platforms")
 
 
 @cli.command()
@@ -219,7 +218,7 @@ def image(
     bases = _bases(spec, platforms, manifest, store, client_for)
     for base_image in bases:
         where = "" if len(bases) == 1 else f" linux/{base_image.architecture}"
-        click.echo(f"base {spec}{where} {base_image.digest}", err=True)
+        info(f"base {spec}{where} {base_image.digest}")
     with store.temp_dir("image-") as work:
         images = []
         for number, base_image in enumerate(bases):
@@ -234,20 +233,19 @@ def image(
         if oci_layout is not None:
             write_oci_layout(built, oci_layout)
             result["oci_layout"] = str(oci_layout)
-            click.echo(f"wrote {oci_layout} (oci:{oci_layout}:latest)", err=True)
+            info(f"wrote {oci_layout} (oci:{oci_layout}:latest)")
         if output is not None:
             write_docker_archive(built, output, tag=f"localhost/{manifest.name}:latest")
             result["output"] = str(output)
-            click.echo(f"wrote {output} (podman load -i {output})", err=True)
+            info(f"wrote {output} (podman load -i {output})")
         if target_ref is not None:
             with client_for(target_ref.registry) as client:
                 pushed = push_image(built, target_ref, client=client)
             result["push"] = pushed.to_dict()
-            click.echo(
+            info(
                 f"pushed {target_ref}: uploaded {len(pushed.uploaded)} blobs "
                 f"({format_size(pushed.uploaded_bytes)} of {format_size(pushed.total_bytes)}), "
                 f"mounted {len(pushed.mounted)}, already there {len(pushed.present)}",
-                err=True,
             )
     _summary(built.digest, manifest, facts)
     click.echo(json.dumps(result, indent=2, sort_keys=True) if as_json else built.digest)

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import json
+
 import click
 
-from photonpack.cli._app import cli
+from photonpack.cli._app import cli, info
 from photonpack.cli.registry import _client, _credentials, _registry_options
 from photonpack.errors import RegistryError, UsageError
+
+_JSON_HELP = "Print the result as JSON: registry, username, where the login is kept."
 
 
 @cli.command()
 @click.argument("registry")
 @_registry_options
-def login(registry: str, username: str | None, password_stdin: bool, insecure: bool) -> None:
+@click.option("--json", "as_json", is_flag=True, help=_JSON_HELP)
+def login(
+    registry: str, username: str | None, password_stdin: bool, insecure: bool, as_json: bool
+) -> None:
     """Check a login against REGISTRY (host[:port]) and record it for every later command.
 
     The login goes where podman keeps it ($REGISTRY_AUTH_FILE, else
@@ -44,12 +51,18 @@ def login(registry: str, username: str | None, password_stdin: bool, insecure: b
     with _client(registry, credentials, insecure) as client:
         client.check_login()
     where = AuthFiles().store(registry, credentials)
-    click.echo(f"logged in to {registry} as {username} (login kept in {where})", err=True)
+    info(f"logged in to {registry} as {username} (login kept in {where})")
+    if as_json:
+        report = {"registry": registry, "username": username, "kept_in": str(where)}
+        click.echo(json.dumps(report, indent=2, sort_keys=True))
 
 
 @cli.command()
 @click.argument("registry")
-def logout(registry: str) -> None:
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the result as JSON: registry, removed_from."
+)
+def logout(registry: str, as_json: bool) -> None:
     """Forget the login for REGISTRY in every auth file and credential helper that holds it."""
     from photonpack.oci.authfile import AuthFiles
 
@@ -58,4 +71,7 @@ def logout(registry: str) -> None:
     if not removed:
         searched = ", ".join(str(path) for path in files.paths())
         raise RegistryError(f"no login for {registry} to remove (looked in {searched})")
-    click.echo(f"logged out of {registry} (removed from {', '.join(removed)})", err=True)
+    info(f"logged out of {registry} (removed from {', '.join(removed)})")
+    if as_json:
+        report = {"registry": registry, "removed_from": [str(r) for r in removed]}
+        click.echo(json.dumps(report, indent=2, sort_keys=True))

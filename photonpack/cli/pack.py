@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from photonpack._units import format_size
-from photonpack.cli._app import cli
+from photonpack.cli._app import cli, progress_shown
 
 if TYPE_CHECKING:
     from photonpack.lock.pylock import Lock
@@ -81,6 +81,39 @@ def lock_index_options(func: Any) -> Any:
     return func
 
 
+def with_project_defaults(directory: Path, index: dict[str, Any]) -> dict[str, Any]:
+    """``index`` (the options above) with what ``[tool.photonpack]`` sets for those not given."""
+    from photonpack.cli.defaults import read_defaults
+
+    defaults = read_defaults(directory)
+    given = {
+        "targets": defaults.targets,
+        "index_url": defaults.index_url,
+        "extra_index_urls": defaults.extra_index_urls,
+        "find_links": defaults.find_links,
+    }
+    merged = dict(index)
+    for option, default in given.items():
+        if not merged.get(option) and default:
+            _check_default(defaults.path, option, default)
+            merged[option] = default
+    return merged
+
+
+def _check_default(path: Path | None, option: str, value: str | tuple[str, ...]) -> None:
+    """A location in ``[tool.photonpack]`` pip cannot reach: refused as on the command line."""
+    from photonpack.errors import UsageError
+    from photonpack.lock.locations import location_problem
+
+    if option == "targets":
+        return
+    key = option.removesuffix("s").replace("_", "-")
+    for location in (value,) if isinstance(value, str) else value:
+        problem = location_problem(location, local_ok=option == "find_links")
+        if problem is not None:
+            raise UsageError(f"{path}: tool.photonpack.{key} {location!r}: {problem}")
+
+
 def lock_options_from(
     *,
     name: str | None,
@@ -146,21 +179,31 @@ def lock(
     check: bool,
     as_json: bool,
 ) -> None:
-    """Lock a photon's requirements and serving stack into pylock.<name>.toml."""
+    """Lock a photon's requirements and serving stack into pylock.<name>.toml.
+
+    --target, --index-url, --extra-index-url and --find-links not given are
+    taken from [tool.photonpack] of the photon directory's pyproject.toml.
+    """
     from photonpack.lock.lockfile import check_lock, lock_inputs, lock_photon, read_lock
     from photonpack.serving.source import parse_spec
 
     spec = parse_spec(photon)
+    index = with_project_defaults(
+        spec.directory,
+        {
+            "targets": targets,
+            "index_url": index_url,
+            "extra_index_urls": extra_index_urls,
+            "find_links": find_links,
+        },
+    )
     options = lock_options_from(
         name=name,
         output=output,
-        targets=targets,
-        index_url=index_url,
-        extra_index_urls=extra_index_urls,
-        find_links=find_links,
         from_lock=from_lock,
         upgrade=upgrade,
         upgrade_packages=upgrade_packages,
+        **index,
     )
     if check:
         check_lock(spec, options)
@@ -243,19 +286,19 @@ def _build_options(func: Any) -> Any:
 def _do_build(
     photon: str, name: str | None, output: Path | None, locked: bool, **index: Any
 ) -> Any:
-    import sys
-
     from photonpack.build import BuildOptions, build
     from photonpack.serving.source import parse_spec
 
+    spec = parse_spec(photon)
+    index = with_project_defaults(spec.directory, index)
     options = BuildOptions(
         name=name,
         output=output.resolve() if output else None,
         locked=locked,
         lock=lock_options_from(name=name, output=None, **index),
     )
-    with _DownloadProgress(sys.stderr.isatty()) as progress:
-        result = build(parse_spec(photon), options, progress=progress)
+    with _DownloadProgress(progress_shown()) as progress:
+        result = build(spec, options, progress=progress)
     for warning in result.warnings:
         click.echo(f"warning: {warning}", err=True)
     return result
@@ -298,7 +341,11 @@ class _DownloadProgress:
 def build(
     photon: str, name: str | None, as_json: bool, locked: bool, output: Path | None, **index: Any
 ) -> None:
-    """Build one deterministic, content-addressed .photon archive."""
+    """Build one deterministic, content-addressed .photon archive.
+
+    --target, --index-url, --extra-index-url and --find-links not given are
+    taken from [tool.photonpack] of the photon directory's pyproject.toml.
+    """
     import json
 
     result = _do_build(photon, name, output, locked, **index)
@@ -314,7 +361,11 @@ def build(
 def create(
     photon: str, name: str | None, as_json: bool, locked: bool, output: Path | None, **index: Any
 ) -> None:
-    """Build a photon and record it in the local store under its name (see `list`)."""
+    """Build a photon and record it in the local store under its name (see `list`).
+
+    --target, --index-url, --extra-index-url and --find-links not given are
+    taken from [tool.photonpack] of the photon directory's pyproject.toml.
+    """
     import json
     import tempfile
 

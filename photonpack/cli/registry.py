@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from photonpack._units import format_size
-from photonpack.cli._app import cli
+from photonpack.cli._app import cli, detail, info, progress_shown
 from photonpack.errors import UsageError
 
 # -- registry: push / pull / list --remote ---------------------------------
@@ -162,9 +162,7 @@ class _TransferBars:
     """Progress bars on stderr for blobs of 1 MiB and more, only when it is a terminal."""
 
     def __init__(self) -> None:
-        import sys
-
-        self.enabled = sys.stderr.isatty()
+        self.enabled = progress_shown()
         self.bars: dict[str, tuple[Any, int]] = {}
         self.finished: set[str] = set()
 
@@ -183,8 +181,23 @@ class _TransferBars:
             self.finished.add(transfer.digest)
 
 
+def _default_ref(registry: str, manifest: Any) -> str:
+    """``REGISTRY/NAME:latest``: where push goes when [tool.photonpack] names the registry."""
+    return f"{registry.rstrip('/')}/{manifest.name}:latest"
+
+
+def _blob_details(manifest: Any, result: Any) -> None:
+    """With -v: what push did with each blob (the manifest's config first)."""
+    uploaded, mounted = set(result.uploaded), set(result.mounted)
+    sizes = {manifest.digest: None} | {f"sha256:{h}": n for h, n in manifest.blobs().items()}
+    for digest, size in sizes.items():
+        what = "uploaded" if digest in uploaded else "mounted" if digest in mounted else "skipped"
+        shown = f" ({format_size(size)})" if size is not None else " (photon.json)"
+        detail(f"  {what} {digest}{shown}" + (", the registry has it" if what == "skipped" else ""))
+
+
 @cli.command()
-@click.argument("args", nargs=-1, metavar="ARCHIVE REF | -n NAME REF")
+@click.argument("args", nargs=-1, metavar="ARCHIVE [REF] | -n NAME [REF]")
 @click.option("-n", "--name", help="Push the photon of this name from the local store.")
 @click.option(
     "--digest",
@@ -228,6 +241,9 @@ def push(
 ) -> None:
     """Upload a .photon (or -n NAME from the store) to REF (host[:port]/repo[:tag]).
 
+    Without REF: to REGISTRY/NAME:latest, REGISTRY from [tool.photonpack]
+    registry in ./pyproject.toml.
+
     Only the blobs the registry lacks are uploaded; the manifest goes last.
     Blobs another repository of the registry holds are mounted, not uploaded.
     Prints the OCI manifest digest.
@@ -237,14 +253,26 @@ def push(
     from photonpack.registry import attach_sbom, push_photon
     from photonpack.store import Store
 
-    if len(args) != (1 if name else 2):
+    photons = 0 if name else 1
+    if len(args) not in (photons, photons + 1):
         raise click.UsageError("push takes ARCHIVE REF, or -n NAME REF")
-    reference = parse_reference(args[-1])
+    default_registry = None
+    if len(args) == photons:
+        from photonpack.cli.defaults import read_defaults
+
+        default_registry = read_defaults(Path.cwd()).registry
+        if default_registry is None:
+            raise click.UsageError(
+                "push takes ARCHIVE REF, or -n NAME REF (REF may be left out when "
+                "[tool.photonpack] of ./pyproject.toml sets registry)"
+            )
     store = Store()
     source = None if name else args[0]
     if source is not None and not is_archive_path(source):
         raise UsageError(f"{source} is not a .photon file; push takes ARCHIVE REF, or -n NAME REF")
     manifest = admit_photon(store, source, name, digest)
+    target = args[-1] if default_registry is None else _default_ref(default_registry, manifest)
+    reference = parse_reference(target)
     recent = _recent_repositories(store)
     sources = [*mount_from, *recent.get(reference.registry)]
     with _registry_client(reference.registry, username, password_stdin, insecure) as client:
@@ -262,17 +290,16 @@ def push(
             else None
         )
     recent.add(reference.registry, reference.repository)
+    _blob_details(manifest, result)
     mounted = f", mounted {len(result.mounted)}" if result.mounted else ""
-    click.echo(
+    info(
         f"pushed {reference}: uploaded {len(result.uploaded)} of {result.total_blobs} blobs "
         f"({format_size(result.uploaded_bytes)} of {format_size(result.total_bytes)}){mounted}",
-        err=True,
     )
     if attached is not None:
-        click.echo(
+        info(
             f"attached the SBOM ({attached.referrer.artifact_type}) as "
             f"{attached.referrer.digest}, indexed by the {attached.indexed_by}",
-            err=True,
         )
     if as_json:
         import json
@@ -344,10 +371,10 @@ def pull(
             else {}
         )
     _recent_repositories(Store()).add(reference.registry, reference.repository)
-    click.echo(f"pulled {reference} to {result.path}", err=True)
+    info(f"pulled {reference} to {result.path}")
     for referrer in referrers:
         into = "".join(f" -> {path}" for path in fetched.get(referrer.digest, []))
-        click.echo(f"referrer {referrer.artifact_type} {referrer.digest}{into}", err=True)
+        info(f"referrer {referrer.artifact_type} {referrer.digest}{into}")
     if as_json:
         import json
 

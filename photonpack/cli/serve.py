@@ -4,10 +4,39 @@ from __future__ import annotations
 
 import click
 
-from photonpack.cli._app import cli
+from photonpack.cli._app import cli, verbosity
 from photonpack.errors import UsageError
+from photonpack.serving.logs import ENVIRONMENT as LOG_ENVIRONMENT
+from photonpack.serving.logs import FORMATS, LEVELS, json_line
 
 # -- run: serve a photon -------------------------------------------------------
+
+
+def _log_env(level: str | None, form: str | None, access_log: bool | None) -> dict[str, str]:
+    """The log options given, as the variables the serve entry point reads (images use them too)."""
+    env = {}
+    if level is not None:
+        env[LOG_ENVIRONMENT["level"]] = level
+    if form is not None:
+        env[LOG_ENVIRONMENT["format"]] = form
+    if access_log is not None:
+        env[LOG_ENVIRONMENT["access_log"]] = "1" if access_log else "0"
+    return env
+
+
+class _Say:
+    """What ``run`` tells its user before the server starts: a line, or a JSON log line."""
+
+    def __init__(self, log_format: str | None) -> None:
+        self.json = (log_format or "").strip().lower() == "json"
+
+    def __call__(self, line: str, more: str = "") -> None:
+        if verbosity() < 0:  # -q
+            return
+        if self.json:  # the server's stderr is one JSON object a line: so is this
+            click.echo(json_line("info", "photonpack.run", line), err=True)
+        else:
+            click.echo(line + more, err=True)
 
 
 def _parse_env(pairs: tuple[str, ...]) -> dict[str, str]:
@@ -53,6 +82,28 @@ def _parse_env(pairs: tuple[str, ...]) -> dict[str, str]:
     is_flag=True,
     help="Serve even if system_dependency packages are missing.",
 )
+@click.option(
+    "--log-level",
+    type=click.Choice(LEVELS),
+    help="Log records at this level and above (default: $PHOTONPACK_LOG_LEVEL, else info).",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(FORMATS),
+    help="text, or one JSON object a line on stderr (default: $PHOTONPACK_LOG_FORMAT, else text).",
+)
+@click.option(
+    "--access-log/--no-access-log",
+    default=None,
+    help="A log line per request (default: $PHOTONPACK_ACCESS_LOG, else on).",
+)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Once the server is ready, print one JSON line (url, name, photon_digest, pid) "
+    "on stdout, and nothing else there.",
+)
 def run(
     archive: str | None,
     name: str | None,
@@ -63,17 +114,24 @@ def run(
     env_pairs: tuple[str, ...],
     digest: str | None,
     skip_system_check: bool,
+    log_level: str | None,
+    log_format: str | None,
+    access_log: bool | None,
+    as_json: bool,
 ) -> None:
     """Serve a photon: from source with -m SPEC, or from ARCHIVE / -n NAME.
 
     From source it serves in the current environment (Lepton's `lep photon run
     --local`), from the photon's directory, through the same entry point as an
     archive (`python -m photonpack.serving.serve`). SIGTERM or Ctrl-C drains
-    in-flight requests, then it exits 0.
+    in-flight requests, then it exits 0. Logs go to stderr; NO_COLOR=1 turns
+    their colours off on a terminal.
     """
     import os
 
     env = _parse_env(env_pairs)
+    env.update(_log_env(log_level, log_format, access_log))
+    say = _Say(env.get(LOG_ENVIRONMENT["format"]) or os.environ.get(LOG_ENVIRONMENT["format"]))
     if sum(x is not None for x in (archive, name, module)) != 1:
         raise UsageError(
             "photonpack run needs exactly one photon: ARCHIVE, -n NAME, or -m file.py[:Class]"
@@ -90,17 +148,21 @@ def run(
             token=token,
             env=env,
             check_system=not skip_system_check,
+            say=say,
+            as_json=as_json,
         )
         return
     args, workdir = _source_serve_args(module, host, port)
+    if as_json:
+        args.append("--ready-json")
     shown = "localhost" if host in ("0.0.0.0", "::") else host  # noqa: S104 - display only
-    click.echo(
-        f"serving {module} on http://{shown}:{port}; call it with:\n\n"
+    say(
+        f"serving {module} on http://{shown}:{port}",
+        "; call it with:\n\n"
         "    from photonpack import Client, local\n"
         f"    c = Client({'local()' if port == 8080 else f'local(port={port})'}"
         f"{', token=...' if token or os.environ.get('PHOTONPACK_TOKEN') else ''})\n"
         "    c.paths()\n",
-        err=True,
     )
     os.environ.update(env)
     if token:
@@ -129,6 +191,8 @@ def _run_stored(
     token: str | None,
     env: dict[str, str],
     check_system: bool,
+    say: _Say,
+    as_json: bool,
 ) -> None:
     """Verify, install offline and serve an archive, a stored name, or a registry REF."""
     import time
@@ -142,12 +206,13 @@ def _run_stored(
     manifest = admit_photon(store, archive, name, digest)
     prepared = prepare(store, manifest, check_system=check_system)
     how = "installed" if prepared.installed else "reused"
-    click.echo(
+    say(
         f"verified {manifest.name} {manifest.digest}; environment {how} "
-        f"for {prepared.target} in {time.monotonic() - started:.1f} s",
-        err=True,
+        f"for {prepared.target} in {time.monotonic() - started:.1f} s"
     )
-    exec_serve(prepared, ServeOptions(host=host, port=port, token=token, env=env))
+    exec_serve(
+        prepared, ServeOptions(host=host, port=port, token=token, env=env, ready_json=as_json)
+    )
 
 
 def _source_serve_args(module: str, host: str, port: int) -> tuple[list[str], str]:

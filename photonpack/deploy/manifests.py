@@ -5,7 +5,9 @@ given by value), the ``Deployment``, the ``Service``, and a
 ``HorizontalPodAutoscaler`` (``max_replicas``) and ``PodDisruptionBudget``
 (two replicas or more) when they apply. Best practice by default:
 
-- the image by digest; labels with the photon's name and digest (a label value
+- the image by digest, run with its own entrypoint and no ``args``: it serves
+  on the photon's ``exposed_port`` (``spec.port``, the ``containerPort``), or
+  runs the photon's ``cmd``; labels with the photon's name and digest (a label value
   holds 63 characters, so the label has the digest's first 12 hex digits and
   the annotation ``dev.photonpack.photon.digest`` the whole digest);
 - probes on ``/healthz``: readiness, liveness (the server has no ``/livez``,
@@ -140,7 +142,6 @@ def _container(spec: DeploymentSpec) -> dict[str, Any]:
         "name": "photon",
         "image": spec.image,
         "imagePullPolicy": "IfNotPresent",
-        "args": ["--port", str(spec.port)],
         "env": _env(spec),
         "ports": [port],
         "readinessProbe": _probe(spec, 5, 3),

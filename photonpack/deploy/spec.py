@@ -67,7 +67,7 @@ class DeploymentSpec:
     gid: int | None  # None: the image's own group for that uid
     replicas: int = 1
     max_replicas: int | None = None  # a HorizontalPodAutoscaler from replicas to this
-    port: int = DEFAULT_PORT
+    port: int = DEFAULT_PORT  # where the image serves: the photon's exposed_port
     host_port: int | None = None  # only the podman engine publishes the port on the host
     namespace: str | None = None
     token_secret: str | None = None  # the Secret whose key "token" is the bearer token

@@ -2,6 +2,9 @@
 
 Members are read from a memory map of the wheel, inflated in one call,
 hashed, and written with one ``write`` only once their hash matches RECORD;
+members over ``_STREAM_BYTES`` (a torch ``.so``, model weights) are read,
+inflated, hashed and written in pieces instead, and their file is removed if
+the hash does not match, so memory stays flat whatever a wheel holds;
 big wheels are split into chunks so that every core has work, and each file
 is reported as soon as it is on disk, so that bytecode compilation starts
 before the last wheel is out (inflating, sha256 and writes release the GIL).
@@ -19,10 +22,11 @@ import mmap
 import os
 import zipfile
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from photonpack.install.record import b64, record_hash
 from photonpack.install.venv import Scheme
@@ -49,11 +53,17 @@ SCRIPT_SHEBANG = (
 # bytes (or files), so that one wheel with thousands of files is not the long pole.
 _CHUNK_BYTES = 4 << 20
 _CHUNK_FILES = 96
+# Members bigger than this are streamed in pieces of _PIECE_BYTES, not held whole.
+_STREAM_BYTES = 16 << 20
+_PIECE_BYTES = 1 << 20
 
 OnWritten = Callable[[Path, Sequence[tuple[Path, int]]], None]
 
 try:
     from zlib_ng import zlib_ng
+
+    def _inflater() -> Any:
+        return zlib_ng.decompressobj(-zlib.MAX_WBITS)
 
     def _inflate(raw: memoryview, limit: int) -> bytes:
         """A raw deflate stream, inflated to at most ``limit`` bytes (zlib.error if bad)."""
@@ -62,7 +72,15 @@ try:
         except zlib_ng.error as exc:  # type: ignore[misc]  # its stub types it as an instance
             raise zlib.error(str(exc)) from exc
 
+    # its stub types zlib_ng.error as an instance
+    _INFLATE_ERRORS: tuple[type[Exception], ...] = (zlib.error, zlib_ng.error)  # type: ignore[assignment]
+
 except ImportError:  # an interpreter zlib-ng has no wheel for: the standard zlib
+
+    def _inflater() -> Any:
+        return zlib.decompressobj(-zlib.MAX_WBITS)
+
+    _INFLATE_ERRORS = (zlib.error,)
 
     def _inflate(raw: memoryview, limit: int) -> bytes:
         """A raw deflate stream, inflated to at most ``limit`` bytes (zlib.error if bad)."""
@@ -164,6 +182,87 @@ def _member_data(wheel: Wheel, file: WheelFile, view: memoryview) -> bytes:
     return data
 
 
+def _streams(file: WheelFile) -> bool:
+    """Whether ``file`` is written in pieces (big, and stored or deflated)."""
+    return file.size > _STREAM_BYTES and file.method in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
+
+
+def _write_streamed(wheel: Wheel, file: WheelFile, target: Path, *, readonly: bool) -> None:
+    """Inflate, hash and write a big member piece by piece, read from the wheel's file.
+
+    The file is removed again if its bytes are not the ones RECORD names: only
+    what was hashed stays written, as for small members.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+    mode = (0o755 if file.executable else 0o644) & (0o555 if readonly else 0o777)
+    source = os.open(wheel.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        _stream_into(wheel, file, target, source=source, fd=os.open(target, flags, mode))
+    finally:
+        os.close(source)
+
+
+def _stream_into(wheel: Wheel, file: WheelFile, target: Path, *, source: int, fd: int) -> None:
+    """Copy the member from ``source`` (the wheel) into ``fd`` (``target``, closed here)."""
+    digest = hashlib.new(file.algorithm)
+    inflater = _inflater() if file.method == zipfile.ZIP_DEFLATED else None
+    written = 0
+    try:
+        offset, end = file.data_offset, file.data_offset + file.compressed_size
+        while offset < end:
+            raw = os.pread(source, min(_PIECE_BYTES, end - offset), offset)
+            if not raw:
+                raise corrupt(wheel.filename, f"member {file.member} is truncated")
+            offset += len(raw)
+            for piece in _pieces(wheel, file, inflater, raw):
+                written += len(piece)
+                if written > file.size:
+                    break
+                digest.update(piece)
+                view = memoryview(piece)
+                while view:
+                    view = view[os.write(fd, view) :]
+        if inflater is not None and not inflater.eof:
+            raise corrupt(wheel.filename, f"member {file.member} is not valid deflate data")
+        if written != file.size:
+            raise corrupt(
+                wheel.filename,
+                f"member {file.member} holds {written} bytes but RECORD says {file.size}",
+            )
+        if b64(digest.digest()) != file.digest:
+            raise corrupt(
+                wheel.filename,
+                f"member {file.member} has {file.algorithm} {b64(digest.digest())}, "
+                f"but RECORD says {file.digest}",
+            )
+    except BaseException:
+        os.close(fd)
+        fd = -1
+        target.unlink(missing_ok=True)
+        raise
+    finally:
+        if fd >= 0:
+            os.close(fd)
+
+
+def _pieces(wheel: Wheel, file: WheelFile, inflater: Any, raw: bytes) -> Iterator[bytes]:
+    """The member's bytes that ``raw`` (its next compressed bytes) holds, in bounded pieces."""
+    if inflater is None:
+        yield raw
+        return
+    try:
+        while True:
+            out = inflater.decompress(raw, _PIECE_BYTES)
+            if out:
+                yield out
+            raw = inflater.unconsumed_tail
+            if (not raw and len(out) < _PIECE_BYTES) or inflater.eof:
+                return
+    except _INFLATE_ERRORS as exc:
+        reason = f"member {file.member} is not valid deflate data"
+        raise corrupt(wheel.filename, reason) from exc
+
+
 def _extract_chunk(
     job: Job, start: int, stop: int, mapped: mmap.mmap, *, readonly: bool
 ) -> list[tuple[Path, str, int]]:
@@ -176,10 +275,14 @@ def _extract_chunk(
             if file.member in skip:
                 rows.append((target, f"{file.algorithm}={file.digest}", file.size))
                 continue
-            data = _member_data(wheel, file, view)
             if target.parent not in made:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 made.add(target.parent)
+            if _streams(file) and file.scheme != "scripts":
+                _write_streamed(wheel, file, target, readonly=readonly)
+                rows.append((target, f"{file.algorithm}={file.digest}", file.size))
+                continue
+            data = _member_data(wheel, file, view)
             if file.scheme == "scripts" and data.startswith(b"#!python"):
                 data = SCRIPT_SHEBANG.encode() + data.partition(b"\n")[2]
                 write_new(target, data, executable=True, readonly=readonly)
@@ -187,7 +290,25 @@ def _extract_chunk(
                 continue
             write_new(target, data, file.executable, readonly=readonly)
             rows.append((target, f"{file.algorithm}={file.digest}", file.size))
+    _release(mapped, wheel.files[start:stop])
     return rows
+
+
+def _release(mapped: mmap.mmap, files: Sequence[WheelFile]) -> None:
+    """Drop the mapped pages of ``files`` from this process's memory (the page cache keeps them).
+
+    Without this, every page of every wheel read so far would count in the
+    install's resident memory until the end. Safe on a read-only file mapping:
+    a page touched again is simply read back.
+    """
+    if not files or not hasattr(mmap, "MADV_DONTNEED"):
+        return
+    first = min(file.data_offset for file in files)
+    start = first - first % mmap.PAGESIZE
+    stop = min(max(file.data_offset + file.compressed_size for file in files), len(mapped))
+    if stop > start:
+        with contextlib.suppress(OSError):
+            mapped.madvise(mmap.MADV_DONTNEED, start, stop - start)
 
 
 def _chunks(files: Sequence[WheelFile]) -> list[tuple[int, int]]:

@@ -16,7 +16,7 @@ import sys
 import tarfile
 import tempfile
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
@@ -45,8 +45,18 @@ _MAX_PYPROJECT = 1 << 20  # a pyproject.toml larger than this is not one
 Assemble = Callable[[LockInputs, "Resolution"], Lock]
 
 
-def lock_build_requirements(lock: Lock, index: IndexSettings, *, assemble: Assemble) -> Lock:
-    """``lock`` with every sdist's build system and the build environments' wheels."""
+def lock_build_requirements(
+    lock: Lock,
+    index: IndexSettings,
+    *,
+    assemble: Assemble,
+    preferences: Mapping[str, str] | None = None,
+) -> Lock:
+    """``lock`` with every sdist's build system and the build environments' wheels.
+
+    ``preferences`` (name -> version: the previous lock's build packages) are
+    kept while still compatible, as the regular packages' pins are.
+    """
     from photonpack.lock.resolve import resolve
 
     host = Target.host()
@@ -56,7 +66,9 @@ def lock_build_requirements(lock: Lock, index: IndexSettings, *, assemble: Assem
         systems = {s.sha256: read_build_system(fetched[s.sha256], s.filename) for s in sdists}
     environments: dict[tuple[str, ...], tuple[LockedPackage, ...]] = {}
     for requires in sorted({system.requires for system in systems.values()}):
-        resolution = resolve(requires, [host], index, preferences={}, allow_sources=False)
+        resolution = resolve(
+            requires, [host], index, preferences=preferences or {}, allow_sources=False
+        )
         inputs = LockInputs(
             requirements=requires,
             serving_requirements=(),

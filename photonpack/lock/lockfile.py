@@ -237,7 +237,7 @@ def lock_photon(spec: PhotonSpec, options: LockOptions) -> LockResult:
         )
         resolution = without_exclusions(resolution, inputs.exclusions)
         lock = assemble(inputs, resolution, path=path, pinned=pinned, sources=archives)
-        lock = _locked_sources(lock, inputs, path)
+        lock = _locked_sources(lock, inputs, path, _preferences(previous, options, build=True))
     text = lock.to_text()
     lock = parse_lock(text, path=path)  # what we write must be what we read
     check_closure(lock)
@@ -257,14 +257,19 @@ def _result(path: Path, lock: Lock, inputs: LockInputs, *, changed: bool) -> Loc
     return LockResult(path=path, lock=lock, changed=changed, added=added_packages(lock, kept))
 
 
-def _locked_sources(lock: Lock, inputs: LockInputs, path: Path) -> Lock:
+def _locked_sources(
+    lock: Lock, inputs: LockInputs, path: Path, preferences: dict[str, str]
+) -> Lock:
     """``lock`` with the build requirements of its sdists and sources locked too."""
     if not lock.sdists():
         return lock
     from photonpack.lock.buildreqs import lock_build_requirements
 
     return lock_build_requirements(
-        lock, inputs.index, assemble=lambda i, r: assemble(i, r, path=path)
+        lock,
+        inputs.index,
+        assemble=lambda i, r: assemble(i, r, path=path),
+        preferences=preferences,
     )
 
 
@@ -333,14 +338,18 @@ def _read_text(path: Path) -> str | None:
         raise LockError(f"cannot read lock file {path}: {exc}") from exc
 
 
-def _preferences(previous: Lock | None, options: LockOptions) -> dict[str, str]:
+def _preferences(
+    previous: Lock | None, options: LockOptions, *, build: bool = False
+) -> dict[str, str]:
+    """The previous lock's pins (of its build packages with ``build``), minus those upgraded."""
     from packaging.utils import canonicalize_name
 
     if previous is None or options.upgrade:
         return {}
     skip = {canonicalize_name(p) for p in options.upgrade_packages}
     pins: dict[str, str] = {}
-    for package in previous.packages:  # sorted by name, then version: the oldest comes first
+    packages = previous.build_packages if build else previous.packages
+    for package in packages:  # sorted by name, then version: the oldest comes first
         if package.name not in skip:
             pins.setdefault(package.name, package.version)
     return pins

@@ -64,6 +64,7 @@ from photonpack.lock.diagnosis import (
 )
 from photonpack.lock.index import DistFile, IndexSettings, redact_url
 from photonpack.lock.pipreads import PageFilter, filtering_pages, unadvertised_metadata
+from photonpack.lock.sdistmeta import static_sdist_metadata
 from photonpack.lock.target import Target
 
 __all__ = ["Pin", "Resolution", "resolve"]
@@ -122,6 +123,7 @@ def resolve(
         _quiet(),
         filtering_pages(pages),
         unadvertised_metadata(pages),
+        static_sdist_metadata() if allow_sources else contextlib.nullcontext(),
         tempfile.TemporaryDirectory(prefix="photonpack-resolve-") as work,
     ):
         # One repository per target for both passes: the second reuses the index pages and

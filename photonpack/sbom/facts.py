@@ -9,6 +9,7 @@ the lock file the photon was built from (``packages[].dependencies``), and the
 from __future__ import annotations
 
 import email.parser
+import hashlib
 import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -52,6 +53,8 @@ class Facts:
     index_url: str | None = None
     wheel_urls: Mapping[str, str] = field(default_factory=dict)
     wheels: Mapping[str, WheelFacts] = field(default_factory=dict)
+    # SHA-1 of each file of the photon's working directory, by path: SPDX requires one per file.
+    file_sha1: Mapping[str, str] = field(default_factory=dict)
 
 
 def read_facts(manifest: Manifest, blob_path: Callable[[str], Path]) -> Facts:
@@ -78,13 +81,24 @@ def read_facts(manifest: Manifest, blob_path: Callable[[str], Path]) -> Facts:
             direct = tuple(sorted({n for r in requirements if (n := _name(r))}))
             index_url = redact_url(lock.inputs.index.index_url) or None
     wheels = {w.filename: _wheel_facts(blob_path(w.sha256)) for w in manifest.wheels}
+    file_sha1 = {f.path: _sha1(blob_path(f.sha256)) for f in manifest.files}
     return Facts(
         dependencies=dependencies,
         direct=direct,
         index_url=index_url,
         wheel_urls=wheel_urls,
         wheels=wheels,
+        file_sha1=file_sha1,
     )
+
+
+def _sha1(path: Path) -> str:
+    # Not a security use: SPDX 2.3 names SHA-1 as the one checksum every file must carry.
+    digest = hashlib.sha1(usedforsecurity=False)
+    with path.open("rb") as stream:
+        while chunk := stream.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _name(requirement: str) -> str | None:

@@ -1,7 +1,9 @@
 """``photonpack sbom --format spdx``: a deterministic SPDX 2.3 JSON document of an archive.
 
-The photon is the package the document describes; each wheel is a package it
-``DEPENDS_ON`` (directly, or through another wheel, as the lock's graph says).
+The photon is the package the document describes; it ``CONTAINS`` the files of
+its working directory (each with its SHA-1, which SPDX requires, and SHA-256),
+and each wheel is a package it ``DEPENDS_ON`` (directly, or through another
+wheel, as the lock's graph says).
 A wheel's declared license is its ``License-Expression``; free-text licenses
 and classifiers, which are not SPDX expressions, go to ``licenseComments``.
 Determinism: the namespace is derived from the archive digest and
@@ -11,6 +13,7 @@ gives the same bytes.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from typing import Any
@@ -52,6 +55,40 @@ def _ids(wheels: tuple[WheelEntry, ...]) -> dict[str, str]:
         taken.add(candidate)
         ids[wheel.filename] = candidate
     return ids
+
+
+def _files(manifest: Manifest, facts: Facts | None) -> list[dict[str, Any]]:
+    """The photon's own files, in the manifest's (sorted) order; none without their SHA-1s."""
+    sha1 = facts.file_sha1 if facts else {}
+    if not manifest.files or any(f.path not in sha1 for f in manifest.files):
+        return []
+    ids: set[str] = set()
+    files = []
+    for entry in manifest.files:
+        spdx_id, n = "SPDXRef-File-" + _ID_UNSAFE.sub("-", entry.path), 1
+        while spdx_id in ids:
+            n += 1
+            spdx_id = f"SPDXRef-File-{_ID_UNSAFE.sub('-', entry.path)}-{n}"
+        ids.add(spdx_id)
+        files.append(
+            {
+                "SPDXID": spdx_id,
+                "fileName": f"./{entry.path}",
+                "checksums": [
+                    {"algorithm": "SHA1", "checksumValue": sha1[entry.path]},
+                    {"algorithm": "SHA256", "checksumValue": entry.sha256},
+                ],
+                "licenseConcluded": NOASSERTION,
+                "copyrightText": NOASSERTION,
+            }
+        )
+    return files
+
+
+def _verification_code(files: list[dict[str, Any]]) -> str:
+    """SPDX 2.3 section 7.9: the SHA-1 of the files' sorted SHA-1s, concatenated."""
+    sha1s = sorted(f["checksums"][0]["checksumValue"] for f in files)
+    return hashlib.sha1("".join(sha1s).encode(), usedforsecurity=False).hexdigest()
 
 
 def _declared(facts: WheelFacts) -> tuple[str, str | None]:
@@ -118,9 +155,16 @@ def spdx(manifest: Manifest, facts: Facts | None = None) -> dict[str, Any]:
     }
     if manifest.photon.description:
         root["description"] = manifest.photon.description
+    files = _files(manifest, facts)
+    if files:
+        root["filesAnalyzed"] = True
+        root["packageVerificationCode"] = {
+            "packageVerificationCodeValue": _verification_code(files)
+        }
     graph = wheel_dependencies(manifest, facts)
     relationships = [
         _relationship("SPDXRef-DOCUMENT", "DESCRIBES", "SPDXRef-Photon"),
+        *(_relationship("SPDXRef-Photon", "CONTAINS", f["SPDXID"]) for f in files),
         *(_relationship("SPDXRef-Photon", "DEPENDS_ON", ids[f]) for f in graph.direct),
         *(
             _relationship(ids[filename], "DEPENDS_ON", ids[dep])
@@ -136,6 +180,7 @@ def spdx(manifest: Manifest, facts: Facts | None = None) -> dict[str, Any]:
         "documentNamespace": f"{NAMESPACE}/{manifest.name}-{hex_}",
         "creationInfo": {"created": CREATED, "creators": [f"Tool: photonpack-{tool}"]},
         "packages": [root, *(_package(w, ids[w.filename], facts) for w in manifest.wheels)],
+        **({"files": files} if files else {}),
         "relationships": relationships,
     }
 

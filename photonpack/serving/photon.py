@@ -263,18 +263,21 @@ class Photon:
         port: int = 8080,
         *,
         token: str | None = None,
-        log_level: str = "info",
+        log_level: str | None = None,
     ) -> None:
-        """Serve this photon with uvicorn until SIGTERM or Ctrl-C (``python photon.py``)."""
-        import sys
+        """Serve this photon with uvicorn until SIGTERM or Ctrl-C (``python photon.py``).
 
+        ``log_level`` defaults to ``$PHOTONPACK_LOG_LEVEL``, else info; the
+        format and the access log follow :mod:`photonpack.serving.logs`.
+        """
+        from photonpack.serving.logs import ready
         from photonpack.serving.server import serve, token_from_environment
 
         token = token or token_from_environment()
 
         def announce(url: str) -> None:
             # launch() is a program's entry point, like the CLI: it tells its user where to go.
-            sys.stderr.write(f"photonpack: serving {self.name} on {url}\n")
+            ready(self.name, url)
 
         serve(self, host=host, port=port, token=token, log_level=log_level, on_ready=announce)
 

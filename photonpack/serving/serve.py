@@ -1,29 +1,47 @@
 """The serve entry point: load a photon, run ``init()``, then serve it with uvicorn.
 
 ``python -m photonpack.serving.serve --entry ENTRY --host H --port P [--token T]
-[--max-body-bytes N] [--max-head-bytes N] [--head-timeout S] [--idle-timeout S]``
-is the contract with ``photonpack run``, both from source and from an archive.
-``init()`` runs before the port opens; once it is open the line ``photonpack:
-serving NAME on http://H:P`` goes to stderr. SIGTERM drains in-flight requests
-within a bounded time (:mod:`photonpack.serving.shutdown`), then the process
-exits 0. Connections are held to :mod:`photonpack.serving.limits`. This module
-imports only the serving package and the serving stack.
+[--max-body-bytes N] [--max-head-bytes N] [--head-timeout S] [--idle-timeout S]
+[--log-level L] [--log-format text|json] [--[no-]access-log] [--ready-json
+[--photon-digest sha256:HEX]]`` is the contract
+with ``photonpack run``, both from source and from an archive. ``init()`` runs
+before the port opens; once it is open the line ``photonpack: serving NAME on
+http://H:P`` goes to stderr (the message of a JSON line with ``--log-format
+json``). With ``--ready-json`` one JSON line (``url``, ``name``,
+``photon_digest``, ``pid``) goes to stdout instead, and from then on stdout is
+stderr, so nothing else ever lands on it. SIGTERM drains in-flight requests within a bounded time
+(:mod:`photonpack.serving.shutdown`), then the process exits 0; before the port
+opens (imports, ``init()``) it stops the process at once, exit 0, even as a
+container's PID 1 (:mod:`photonpack.serving.early_stop`). Connections are held
+to :mod:`photonpack.serving.limits`; the logs are :mod:`photonpack.serving.logs`'s.
+This module imports only the serving package and the serving stack.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
+
+from photonpack.serving.early_stop import Stopped, exit_now, exit_on_sigterm, stop_on_sigterm
+
+if __name__ == "__main__":
+    # PID 1 in a container ignores a SIGTERM it has no handler for: have one
+    # before the serving stack's imports below (photonpack.serving.early_stop).
+    exit_on_sigterm()
 
 from photonpack.serving.app import DEFAULT_MAX_BODY_BYTES
 from photonpack.serving.errors import PhotonpackError, ServeError, failure_location
 from photonpack.serving.limits import ENVIRONMENT, ConnectionLimits
 from photonpack.serving.loader import load_photon
+from photonpack.serving.logs import ENVIRONMENT as LOG_ENVIRONMENT
+from photonpack.serving.logs import FORMATS, LEVELS, LogSettings, configure, ready
 from photonpack.serving.server import LEPTON_TOKEN_ENV, TOKEN_ENV, serve, token_from_environment
-from photonpack.serving.shutdown import exit_now, lingering_threads
+from photonpack.serving.shutdown import lingering_threads
 from photonpack.serving.source import parse_spec
 
 __all__ = ["TOKEN_ENV", "main", "serve"]
@@ -64,16 +82,54 @@ def _parser() -> argparse.ArgumentParser:
         help=f"seconds a connection may wait without a request (default "
         f"{defaults.idle_timeout}, ${ENVIRONMENT['idle_timeout']})",
     )
-    parser.add_argument("--log-level", default="info")
+    parser.add_argument(
+        "--log-level",
+        choices=LEVELS,
+        default=None,
+        help=f"default info, ${LOG_ENVIRONMENT['level']}",
+    )
+    parser.add_argument(
+        "--log-format",
+        choices=FORMATS,
+        default=None,
+        help=f"text or one JSON object a line (default text, ${LOG_ENVIRONMENT['format']})",
+    )
+    parser.add_argument(
+        "--access-log",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help=f"a line per request (default on, ${LOG_ENVIRONMENT['access_log']})",
+    )
+    parser.add_argument(
+        "--ready-json", action="store_true", help="once ready, one JSON line on stdout"
+    )
+    parser.add_argument("--photon-digest", default=None, help="the digest --ready-json says")
     return parser
+
+
+def _announce_json(url: str, name: str, digest: str | None) -> None:
+    """The one JSON line of ``--ready-json``; then stdout is pointed at stderr for good."""
+    line = {"url": url, "name": name, "photon_digest": digest, "pid": os.getpid()}
+    sys.stdout.write(json.dumps(line, sort_keys=True) + "\n")
+    sys.stdout.flush()
+    # The photon's own prints and any child process then write to stderr.
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the serve entry point; returns the process exit code."""
+    stop_on_sigterm()  # until uvicorn's handlers take over
     args = _parser().parse_args(argv)
     token = args.token or token_from_environment()
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(name)s: %(message)s")
+    try:
+        logs = LogSettings.from_environment(
+            level=args.log_level, format=args.log_format, access_log=args.access_log
+        )
+    except PhotonpackError as exc:
+        sys.stderr.write(f"error: {exc.message}\n")
+        return exc.exit_code
+    # Before the photon is imported: its records, and a basicConfig() it calls, find ours.
+    configure(logs)
     try:
         spec = parse_spec(args.entry)
         try:
@@ -103,10 +159,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"{type(exc).__name__}: {exc}"
             ) from exc
 
-        def announce(url: str) -> None:
-            sys.stderr.write(f"photonpack: serving {photon.name} on {url}\n")
-            sys.stderr.flush()
-
         serve(
             photon,
             host=args.host,
@@ -114,14 +166,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             token=token,
             max_body_bytes=args.max_body_bytes if args.max_body_bytes > 0 else None,
             limits=_limits(args),
-            log_level=args.log_level,
-            on_ready=announce,
+            logs=logs,
+            on_ready=lambda url: (
+                _announce_json(url, photon.name, args.photon_digest)
+                if args.ready_json
+                else ready(photon.name, url)
+            ),
         )
     except PhotonpackError as exc:
-        sys.stderr.write(f"error: {exc.message}\n")
+        if logs.format == "json":
+            logging.getLogger("photonpack").error("error: %s", exc.message)
+        else:
+            sys.stderr.write(f"error: {exc.message}\n")
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+    except Stopped:
+        logging.getLogger("photonpack").info("SIGTERM before the server was up: stopped")
     if lingering_threads():
         # Threads a handler left running would keep the interpreter waiting
         # for them at exit; the server is done, so nothing is lost.

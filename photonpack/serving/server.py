@@ -19,6 +19,7 @@ import uvicorn
 from photonpack.serving.app import DEFAULT_MAX_BODY_BYTES, build_app
 from photonpack.serving.errors import PhotonpackError, ServeError, failure_location
 from photonpack.serving.limits import ConnectionLimits, protocol_class
+from photonpack.serving.logs import LogSettings, RequestLog, configure
 from photonpack.serving.operations import serve_liveness
 from photonpack.serving.shutdown import PhotonServer, ShutdownPolicy
 
@@ -62,15 +63,19 @@ def serve(
     token: str | None = None,
     max_body_bytes: int | None = DEFAULT_MAX_BODY_BYTES,
     limits: ConnectionLimits | None = None,
-    log_level: str = "info",
+    log_level: str | None = None,
+    logs: LogSettings | None = None,
     on_ready: Callable[[str], None] | None = None,
 ) -> None:
     """Serve ``photon`` until SIGTERM/SIGINT; ``on_ready(url)`` once the port is open.
 
-    ``limits`` defaults to :meth:`ConnectionLimits.from_environment`; the
+    ``limits`` defaults to :meth:`ConnectionLimits.from_environment`, ``logs``
+    to :meth:`LogSettings.from_environment` (with ``log_level`` over it); the
     shutdown periods come from the photon's class (:class:`ShutdownPolicy`).
     """
     limits = limits or ConnectionLimits.from_environment()
+    logs = logs or LogSettings.from_environment(level=log_level)
+    configure(logs)
     policy = ShutdownPolicy.of(type(photon))
     sock = _bind(host, port)
     liveness = _liveness(photon, host)
@@ -86,8 +91,10 @@ def serve(
             ) from exc
         app = build_app(photon, token=token, max_body_bytes=max_body_bytes, init=False)
         config = uvicorn.Config(
-            app,
-            log_level=log_level,
+            RequestLog(app, access_log=logs.access_log),
+            # The handlers are configure()'s; the access line is RequestLog's.
+            log_config=None,
+            log_level=logs.level,
             access_log=False,
             loop="auto",
             http=protocol_class(limits),

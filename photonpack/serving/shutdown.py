@@ -16,10 +16,8 @@ import contextlib
 import dataclasses
 import logging
 import math
-import os
 import signal
 import socket
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -28,6 +26,7 @@ from typing import TYPE_CHECKING
 
 import uvicorn
 
+from photonpack.serving.early_stop import exit_now
 from photonpack.serving.errors import PhotonDefinitionError
 
 if TYPE_CHECKING:
@@ -38,7 +37,6 @@ __all__ = [
     "EXIT_MARGIN",
     "PhotonServer",
     "ShutdownPolicy",
-    "exit_now",
     "lingering_threads",
 ]
 
@@ -151,12 +149,3 @@ def lingering_threads() -> list[threading.Thread]:
     """The non-daemon threads besides this one, which would keep the interpreter from exiting."""
     current = threading.current_thread()
     return [t for t in threading.enumerate() if t.is_alive() and not t.daemon and t is not current]
-
-
-def exit_now(code: int) -> None:
-    """End the process at once, after flushing what was written, without joining any thread."""
-    logging.shutdown()
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(Exception):
-            stream.flush()
-    os._exit(code)

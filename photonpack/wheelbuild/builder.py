@@ -55,6 +55,7 @@ class BuiltWheel:
     size: int
     source: LockedSdist
     cached: bool  # taken from the cache, not built by this call
+    build_wheels: tuple[LockedWheel, ...] = ()  # its build environment, by filename
 
 
 def build_wheels_needed(lock: Lock) -> list[LockedWheel]:
@@ -88,7 +89,8 @@ def build_sources(
         wheels = [_host_wheel(p, host, lock, sdist) for p in build_environment(lock, sdist)]
         wheel = _cached_or_built(sdist, wheels, store, host, epoch=epoch, logs=logs, fresh=fresh)
         _check_targets(wheel, targets)
-        built[sha] = wheel
+        by_name = tuple(sorted(wheels, key=lambda w: w.filename))
+        built[sha] = dataclasses.replace(wheel, build_wheels=by_name)
     return built
 
 

@@ -7,7 +7,9 @@
 (``backend-path = ["."]``, no build requirements), which ``network=True``
 makes open a socket in ``build_wheel``, as a backend that downloads would, and
 ``fail=True`` fail there, as a backend without its compiler would, and
-``asks`` the dynamic build requirements ``get_requires_for_build_wheel`` returns.
+``asks`` the dynamic build requirements ``get_requires_for_build_wheel`` returns,
+and ``marker`` (a path) be written whenever the backend is imported, i.e. run.
+``metadata_version`` and ``dynamic`` shape ``PKG-INFO`` (PEP 643).
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ IN_TREE = "in-tree"
 _BACKEND = '''\
 """A minimal PEP 517 backend: the package's one module, zipped with fixed times."""
 import base64, hashlib, os, zipfile
+
+if {marker!r}:
+    open({marker!r}, "a").close()
 
 NAME, VERSION, REQUIRES, TAG = {name!r}, {version!r}, {requires!r}, {tag!r}
 NETWORK, FAIL, ASKS = {network!r}, {fail!r}, {asks!r}
@@ -103,6 +108,9 @@ def build_sdist(
     asks: Sequence[str] = (),
     tag: str = "py3-none-any",
     extra: Mapping[str, str] | None = None,
+    marker: Path | None = None,
+    metadata_version: str = "2.1",
+    dynamic: Sequence[str] = (),
 ) -> Path:
     """Write the sdist of ``name`` ``version`` into ``directory`` and return its path."""
     dist = canonicalize_name(name).replace("-", "_")
@@ -121,6 +129,7 @@ def build_sdist(
             tag=tag,
             fail=fail,
             asks=list(asks),
+            marker=str(marker) if marker is not None else "",
         )
     elif backend == "hatchling":
         build = _build_system("hatchling", "hatchling.build")
@@ -140,7 +149,11 @@ def build_sdist(
     if build or project:
         files["pyproject.toml"] = build + "\n" + project
     requires_dist = "".join(f"Requires-Dist: {r}\n" for r in requires)
-    files["PKG-INFO"] = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n{requires_dist}"
+    dynamics = "".join(f"Dynamic: {field}\n" for field in dynamic)
+    files["PKG-INFO"] = (
+        f"Metadata-Version: {metadata_version}\nName: {name}\nVersion: {version}\n"
+        f"{dynamics}{requires_dist}"
+    )
     files.update(extra or {})
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:

@@ -16,7 +16,8 @@ import pytest
 
 __all__ = ["Served", "serve_photon", "start_server"]
 
-_READY = re.compile(r"photonpack: serving (\S+) on (http://\S+)")
+# The ready line, alone (text) or as the message of a JSON log line.
+_READY = re.compile(r'photonpack: serving (\S+) on (http://[^\s"]+)')
 _START_TIMEOUT = 30.0
 
 
@@ -56,6 +57,7 @@ def start_server(
     args: tuple[str, ...] = (),
     env: Mapping[str, str] | None = None,
     wait: bool = True,
+    stdout: Path | None = None,
 ) -> Served:
     """Start ``photonpack run -m SPEC --host 127.0.0.1 --port 0`` and wait for its ready line.
 
@@ -70,11 +72,11 @@ def start_server(
     argv = [sys.executable, "-m", "photonpack", "run", *what, "--host", "127.0.0.1"]
     if "--port" not in args:
         argv += ["--port", "0"]
-    with log.open("wb") as stderr:
+    with log.open("wb") as stderr, (stdout or Path(os.devnull)).open("wb") as out:
         process = subprocess.Popen(
             [*argv, *args],
             cwd=cwd,
-            stdout=subprocess.DEVNULL,
+            stdout=out,
             stderr=stderr,
             env={**os.environ, **(env or {})},
         )

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import random
 import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from packaging.utils import canonicalize_name
 
-__all__ = ["build_wheel", "wheel_filename"]
+__all__ = ["build_big_wheel", "build_wheel", "wheel_filename"]
 
 _EPOCH = (1980, 1, 1, 0, 0, 0)
 
@@ -73,4 +74,77 @@ def build_wheel(
             info.external_attr = 0o644 << 16
             info.compress_type = zipfile.ZIP_DEFLATED
             zf.writestr(info, data)
+    return target
+
+
+# Payload of big wheels is written in pieces of this many bytes: memory stays flat.
+_PIECE = 4 << 20
+
+
+def build_big_wheel(
+    directory: Path,
+    name: str,
+    version: str,
+    size: int,
+    *,
+    tag: str = "py3-none-any",
+    member_size: int = 256 << 20,
+    seed: int = 0,
+) -> Path:
+    """A wheel with about ``size`` bytes of incompressible payload, written in streaming mode.
+
+    The payload is ``<name>/weights-N.bin`` members of at most ``member_size``
+    bytes each, stored (random bytes do not deflate), plus ``<name>/__init__.py``;
+    memory stays at a few MiB whatever ``size`` is (no member is held whole).
+    The bytes depend only on the arguments.
+    """
+    module = canonicalize_name(name).replace("-", "_")
+    dist_info = f"{module}-{version}.dist-info"
+    rng = random.Random(f"{name}-{version}-{seed}")
+    directory.mkdir(parents=True, exist_ok=True)
+    target = directory / wheel_filename(name, version, tag)
+    rows: list[str] = []
+    with zipfile.ZipFile(target, "w", allowZip64=True) as zf:
+
+        def small(path: str, data: bytes) -> None:
+            info = zipfile.ZipInfo(path, date_time=_EPOCH)
+            info.external_attr = 0o644 << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            zf.writestr(info, data)
+            rows.append(f"{path},{_record_hash(data)},{len(data)}")
+
+        small(f"{module}/__init__.py", f"VERSION = {version!r}\n".encode())
+        for index, start in enumerate(range(0, size, member_size)):
+            length = min(member_size, size - start)
+            path = f"{module}/weights-{index}.bin"
+            info = zipfile.ZipInfo(path, date_time=_EPOCH)
+            info.external_attr = 0o644 << 16
+            info.compress_type = zipfile.ZIP_STORED
+            info.file_size = length
+            digest = hashlib.sha256()
+            with zf.open(info, "w", force_zip64=length >= 1 << 31) as member:
+                for offset in range(0, length, _PIECE):
+                    piece = rng.randbytes(min(_PIECE, length - offset))
+                    digest.update(piece)
+                    member.write(piece)
+            encoded = base64.urlsafe_b64encode(digest.digest()).rstrip(b"=").decode()
+            rows.append(f"{path},sha256={encoded},{length}")
+        pure = "true" if tag.endswith("-none-any") else "false"
+        small(
+            f"{dist_info}/METADATA",
+            f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode(),
+        )
+        small(
+            f"{dist_info}/WHEEL",
+            (
+                "Wheel-Version: 1.0\nGenerator: photonpack-tests\n"
+                f"Root-Is-Purelib: {pure}\nTag: {tag}\n"
+            ).encode(),
+        )
+        record_path = f"{dist_info}/RECORD"
+        rows.append(f"{record_path},,")
+        info = zipfile.ZipInfo(record_path, date_time=_EPOCH)
+        info.external_attr = 0o644 << 16
+        info.compress_type = zipfile.ZIP_DEFLATED
+        zf.writestr(info, ("\n".join(rows) + "\n").encode())
     return target

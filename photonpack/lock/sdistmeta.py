@@ -1,0 +1,131 @@
+"""An sdist's dependencies from its static PKG-INFO, without running its build backend.
+
+To learn what an sdist depends on, pip prepares its metadata: it installs the
+build requirements into an isolated environment and runs the backend's
+``prepare_metadata_for_build_wheel`` (or ``build_wheel``), with the network
+open. It is the one step of ``lock`` that runs code from a package.
+
+PEP 643 makes that unnecessary for most sdists: when ``PKG-INFO`` is
+Metadata-Version 2.2 or later, every field it does not list as ``Dynamic`` is
+the one the built wheel will have. When ``Requires-Dist``, ``Requires-Python``
+and ``Provides-Extra`` are all static, :func:`static_sdist_metadata` hands
+pip that ``PKG-INFO`` as the distribution's metadata, as pip's own PEP 658
+path does for a wheel, and the backend never runs. Any other sdist (an older
+``PKG-INFO``, a dynamic field, none at all, a VCS or directory requirement)
+falls back to pip's preparation.
+
+The sdist is downloaded (its index sha256 checked by pip's downloader) and
+only ``<top>/PKG-INFO`` is read. ``build`` still checks the built wheel's real
+``Requires-Dist`` against the lock (``lock/closure.py``), so a ``PKG-INFO``
+that lies is caught before an archive exists.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email.parser
+import tarfile
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+__all__ = ["STATIC_FIELDS", "static_pkg_info", "static_sdist_metadata"]
+
+# The fields resolution reads: each must be static for PKG-INFO to stand for the metadata.
+STATIC_FIELDS = frozenset({"requires-dist", "requires-python", "provides-extra"})
+
+_MAX_PKG_INFO = 1 << 20  # a PKG-INFO larger than this is not one
+_SDIST_SUFFIXES = (".tar.gz", ".zip")
+
+
+def static_pkg_info(path: Path, filename: str) -> bytes | None:
+    """The sdist's ``PKG-INFO`` if its dependencies are static (PEP 643), else None."""
+    try:
+        text = _top_file(path, filename, "PKG-INFO")
+    except (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError, ValueError):
+        return None  # pip's own preparation reports a broken sdist
+    if text is None:
+        return None
+    message = email.parser.BytesParser().parsebytes(text, headersonly=True)
+    version = str(message.get("Metadata-Version", "")).strip()
+    try:
+        major, minor = (int(part) for part in version.split(".")[:2])
+    except ValueError:
+        return None
+    if (major, minor) < (2, 2):
+        return None
+    dynamic = {str(field).strip().lower() for field in message.get_all("Dynamic") or ()}
+    if dynamic & STATIC_FIELDS:
+        return None
+    return text
+
+
+def _top_file(path: Path, filename: str, name: str) -> bytes | None:
+    """The bytes of ``<top>/<name>`` in the sdist, or None when it has none."""
+
+    def is_top(member: str) -> bool:
+        parts = PurePosixPath(member).parts
+        return len(parts) == 2 and parts[1] == name
+
+    if filename.endswith(".zip"):
+        with zipfile.ZipFile(path) as archive:
+            infos = [i for i in archive.infolist() if is_top(i.filename)]
+            if not infos or infos[0].file_size > _MAX_PKG_INFO:
+                return None
+            return archive.read(infos[0])
+    with tarfile.open(path, "r:*") as tar:
+        for member in tar:
+            if member.isfile() and is_top(member.name):
+                stream = tar.extractfile(member)
+                if stream is None or member.size > _MAX_PKG_INFO:
+                    return None
+                return stream.read()
+    return None
+
+
+@contextlib.contextmanager
+def static_sdist_metadata() -> Iterator[None]:
+    """Make pip take an index sdist's static PKG-INFO instead of running its backend.
+
+    Patches pip's ``RequirementPreparer._fetch_metadata_only`` for the span of
+    one ``resolve`` call (under its ``_pip_internals`` guard), like
+    :func:`photonpack.lock.pipreads.unadvertised_metadata`.
+    """
+    from pip._internal.metadata import get_metadata_distribution
+    from pip._internal.operations.prepare import RequirementPreparer, get_http_url
+
+    original = RequirementPreparer.__dict__["_fetch_metadata_only"]
+
+    def fetch(self: Any, req: Any) -> Any:
+        found = original(self, req)
+        if found is not None or self.require_hashes or self.legacy_resolver:
+            return found
+        link = req.link
+        if (
+            link.is_wheel
+            or link.is_vcs
+            or req.req is None
+            or not link.filename.endswith(_SDIST_SUFFIXES)
+            or link.scheme not in ("http", "https", "file")
+        ):
+            return None
+        hashes = link.as_hashes() if link.has_hash else None
+        if link.scheme == "file":
+            path = Path(link.file_path)
+            if not path.is_file():
+                return None
+            if hashes:
+                hashes.check_against_path(str(path))  # a mismatch is pip's HashError
+        else:
+            path = Path(get_http_url(link, self._download, hashes=hashes).path)
+        text = static_pkg_info(path, link.filename)
+        if text is None:
+            return None  # dynamic: pip prepares it by running the backend
+        return get_metadata_distribution(text, link.filename, req.req.name)
+
+    RequirementPreparer._fetch_metadata_only = fetch  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        RequirementPreparer._fetch_metadata_only = original  # type: ignore[method-assign]

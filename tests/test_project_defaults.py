@@ -1,0 +1,113 @@
+"""``[tool.photonpack]`` of pyproject.toml: project defaults the command line beats."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from photonpack.archive import write_archive
+from photonpack.cli import cli
+from photonpack.cli.defaults import read_defaults
+from photonpack.lock.lockfile import read_lock
+from tests.support.index import PackageIndex, add_serving_stack
+from tests.support.registry import Registry, stage_photon
+from tests.test_lock_cli import write_photon
+
+TARGET = "cp311-manylinux_2_28_x86_64"
+OTHER = "cp312-manylinux_2_28_x86_64"
+
+
+@pytest.fixture(scope="module")
+def index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PackageIndex]:
+    served = PackageIndex(tmp_path_factory.mktemp("defaults-index")).start()
+    add_serving_stack(served)
+    served.add("beta", "2.0")
+    yield served
+    served.stop()
+
+
+def _run(*args: str) -> Result:
+    return CliRunner().invoke(cli, list(args))
+
+
+def _pyproject(directory: Path, body: str) -> Path:
+    path = directory / "pyproject.toml"
+    path.write_text("[project]\nname = 'app'\n\n[tool.photonpack]\n" + textwrap.dedent(body))
+    return path
+
+
+def test_lock_takes_index_and_targets_from_pyproject_and_the_command_line_wins(
+    index: PackageIndex, tmp_path: Path
+) -> None:
+    photon = write_photon(tmp_path, ["beta"])
+    _pyproject(tmp_path, f'index-url = "{index.url}"\ntargets = ["{TARGET}"]\n')
+    locked = _run("lock", "-m", str(photon))
+    assert locked.exit_code == 0, locked.output
+    lock = read_lock(tmp_path / "pylock.counter.toml")
+    assert [str(t) for t in lock.targets] == [TARGET]
+    assert lock.inputs.index.index_url == index.url
+    assert _run("lock", "--check", "-m", str(photon)).exit_code == 0
+
+    again = _run("lock", "-m", str(photon), "--target", OTHER)
+    assert again.exit_code == 0, again.output
+    assert [str(t) for t in read_lock(tmp_path / "pylock.counter.toml").targets] == [OTHER]
+
+
+def test_find_links_are_relative_to_the_pyproject(tmp_path: Path) -> None:
+    (tmp_path / "wheels").mkdir()
+    _pyproject(tmp_path, 'find-links = ["wheels", "https://example.org/links.html"]\n')
+    defaults = read_defaults(tmp_path)
+    assert defaults.find_links == (str(tmp_path / "wheels"), "https://example.org/links.html")
+    assert read_defaults(tmp_path / "nowhere").path is None
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        (
+            'index_url = "https://mirror.example.org/simple"\n',
+            "[tool.photonpack] has an unknown key 'index_url'; the known keys are index-url, "
+            "extra-index-url, find-links, targets, registry",
+        ),
+        ('targets = "cp311"\n', "tool.photonpack.targets must be a list of strings"),
+        ("registry = 5\n", "tool.photonpack.registry must be a string"),
+        ('index-url = "ftp://mirror"\n', "tool.photonpack.index-url 'ftp://mirror': "),
+    ],
+)
+def test_a_bad_pyproject_default_is_one_line_naming_the_file_and_key(
+    tmp_path: Path, body: str, says: str
+) -> None:
+    photon = write_photon(tmp_path, [])
+    path = _pyproject(tmp_path, body)
+    result = _run("lock", "-m", str(photon))
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith(f"error: {path}: {says}")
+    assert len(result.stderr.splitlines()) == 1
+
+
+def test_push_without_ref_goes_to_the_pyproject_registry(
+    registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    staged = stage_photon(tmp_path, "counter", [("alpha", "1.0")])
+    archive = tmp_path / "counter.photon"
+    with archive.open("wb") as out:
+        write_archive(out, staged.manifest, staged.blob_path)
+    project = tmp_path / "project"
+    project.mkdir()
+    monkeypatch.chdir(project)
+    missing = _run("push", str(archive))
+    assert missing.exit_code == 2
+    assert "REF may be left out when [tool.photonpack] of ./pyproject.toml sets registry" in (
+        missing.stderr
+    )
+    _pyproject(project, f'registry = "{registry.host}/defaults/"\n')
+    pushed = _run("push", str(archive))
+    assert pushed.exit_code == 0, pushed.output
+    assert pushed.stderr.startswith(f"pushed {registry.host}/defaults/counter:latest: ")
+    pulled = _run("pull", f"{registry.host}/defaults/counter:latest", "-o", str(tmp_path / "p"))
+    assert pulled.exit_code == 0, pulled.output
+    assert (tmp_path / "p").read_bytes() == archive.read_bytes()
