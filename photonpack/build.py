@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
@@ -25,7 +25,7 @@ from photonpack.archive.manifest import (
     WheelEntry,
 )
 from photonpack.contract import describe_photon, photon_entry
-from photonpack.errors import BuildError
+from photonpack.errors import BuildError, IntegrityError
 from photonpack.install.wheel import inspect_wheel
 from photonpack.lock.closure import check_closure
 from photonpack.lock.declaration import Declaration, read_declaration
@@ -114,7 +114,9 @@ def build(
     store = store or Store()
     declaration = read_declaration(spec)
     name = validate_name(options.name or default_name(declaration.class_name))
-    lock_options = dataclasses.replace(options.lock, name=name)
+    lock_options = dataclasses.replace(
+        options.lock, name=name, source_cache=options.lock.source_cache or source_cache(store)
+    )
     lock_path = (
         default_lock_path(spec, name) if lock_options.output is None else lock_options.output
     )
@@ -126,6 +128,7 @@ def build(
         lock, lock_changed = result.lock, result.changed
 
     sources = {s.sha256: s for t in lock.targets for s in lock.sources_for(t)}
+    _source_blobs(sources.values(), spec.directory, store)
     # The sdists to build and their build wheels are fetched and verified like the wheels.
     locked: list[LockedFile] = [*lock.wheels(), *sources.values(), *build_wheels_needed(lock)]
     missing = [w for w in locked if not store.has_blob(w.sha256, w.size)]
@@ -217,6 +220,35 @@ def rebuild(
         fresh_sources=True,
     )
     return build(spec, options, store=store).manifest
+
+
+def source_cache(store: Store) -> Path:
+    """Where git repositories and source archives are cached: the store's ``cache/``."""
+    return store.root / "cache"
+
+
+def _source_blobs(sdists: Iterable[LockedSdist], base_dir: Path, store: Store) -> None:
+    """Each pinned source's archive, made again from its pin, into the store (checked).
+
+    A source archive is the same bytes for the same pin, so its sha256 is the
+    lock's; a git commit already fetched is exported offline from the cache.
+    """
+    from photonpack.sources.archive import source_archive
+
+    for sdist in sdists:
+        if sdist.source is None or store.has_blob(sdist.sha256, sdist.size):
+            continue
+        made = source_archive(sdist.source, base_dir, source_cache(store))
+        if made.sha256 != sdist.sha256:
+            # The pin itself was checked (the tree digest, the commit, the download's sha256):
+            # the same files gave other bytes, which a zlib other than the locking one does.
+            raise IntegrityError(
+                f"the source archive of {sdist.name} ({sdist.url}) made here has "
+                f"sha256:{made.sha256}, not the locked sha256:{sdist.sha256}, from the same "
+                "pinned files (this machine's zlib compresses differently); nothing was "
+                f"built: lock on this machine (photonpack lock -P {sdist.name})"
+            )
+        store.add_blob_file(made.path, made.sha256, made.path.stat().st_size)
 
 
 def write_atomic(output: Path, manifest: Manifest, store: Store) -> int:

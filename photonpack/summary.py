@@ -33,6 +33,12 @@ def type_of(schema: Mapping[str, Any] | None) -> str:
     return name
 
 
+def _origin(source: dict[str, Any]) -> str:
+    """An index's sdist by its file name; a git commit, a project or an archive URL as locked."""
+    url = str(source.get("url", ""))
+    return source["filename"] if not url or url.endswith(source["filename"]) else url
+
+
 def inspect_report(manifest: Manifest, *, archive_size: int | None = None) -> dict[str, Any]:
     """The ``inspect --json`` document (documented, stable)."""
     packages: dict[tuple[str, str], list[dict[str, Any]]] = {}
@@ -115,9 +121,7 @@ def render_inspect(report: dict[str, Any]) -> str:
     for p in report["packages"]:
         size = format_size(sum(w["size"] for w in p["wheels"]))
         built = [w["built_from"] for w in p["wheels"] if "built_from" in w]
-        origin = "".join(
-            f"  built from {b['filename']} sha256:{b['sha256'][:12]}" for b in built[:1]
-        )
+        origin = "".join(f"  built from {_origin(b)} sha256:{b['sha256'][:12]}" for b in built[:1])
         lines.append(f"  {p['name']} {p['version']}  {size}{origin}")
     lines.append(f"files ({len(report['files'])})")
     lines += [f"  {f['path']}  {format_size(f['size'])}" for f in report["files"]]

@@ -130,6 +130,7 @@ def lock_options_from(
     from photonpack.lock.index import PYPI, IndexSettings
     from photonpack.lock.lockfile import LockOptions
     from photonpack.lock.target import Target
+    from photonpack.store import Store
 
     links = tuple(link if "://" in link else str(Path(link).resolve()) for link in find_links)
     return LockOptions(
@@ -142,6 +143,7 @@ def lock_options_from(
         upgrade=upgrade,
         upgrade_packages=upgrade_packages,
         from_lock=from_lock.absolute() if from_lock else None,
+        source_cache=Store().root / "cache",  # as build's (photonpack.build.source_cache)
     )
 
 

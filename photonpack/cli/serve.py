@@ -167,6 +167,10 @@ def run(
     os.environ.update(env)
     if token:
         os.environ["PHOTONPACK_TOKEN"] = token  # not in argv, where `ps` would show it
+    from photonpack.cli._editable import use_editable
+    from photonpack.serving.source import parse_spec
+
+    use_editable(parse_spec(module))  # -e ./mylib: its files, so an edit is live
     os.chdir(workdir)
     # The serve entry point itself, in this process: the same code path as an
     # archive run, without paying for a second interpreter start-up.

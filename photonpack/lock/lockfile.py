@@ -29,6 +29,14 @@ from photonpack.lock.closure import check_closure
 from photonpack.lock.declaration import read_declaration
 from photonpack.lock.index import DistFile, IndexSettings
 from photonpack.lock.kept import added_packages, check_kept, check_requirements, kept_for, pin_lines
+from photonpack.lock.pinned import (
+    changed_trees,
+    pin_sources,
+    resolver_line,
+    source_cache,
+    source_file,
+    unfragmented,
+)
 from photonpack.lock.pylock import (
     FromLock,
     Lock,
@@ -42,8 +50,8 @@ from photonpack.lock.pylock import (
 from photonpack.lock.relative import is_file_url, local_path, recorded
 from photonpack.lock.requirements import (
     check_hashes,
+    check_sources,
     read_requirements,
-    refuse_sources,
     resolver_lines,
     without_exclusions,
 )
@@ -57,6 +65,8 @@ if TYPE_CHECKING:
 
     from photonpack.lock.resolve import Pin, Resolution
     from photonpack.lock.standard import StandardLock
+    from photonpack.sources.archive import SourceArchive
+    from photonpack.sources.form import SourceForm
 
 __all__ = [
     "Lock",
@@ -86,6 +96,9 @@ class LockOptions:
     upgrade: bool = False
     upgrade_packages: tuple[str, ...] = ()
     from_lock: Path | None = None  # a PEP 751 lock whose pins are kept (photonpack.lock.kept)
+    # Where git repositories and source archives are cached (the store's cache/); None: a
+    # temporary directory, so every lock fetches its sources again.
+    source_cache: Path | None = None
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -116,18 +129,33 @@ def default_lock_path(spec: PhotonSpec, name: str) -> Path:
 
 def lock_inputs(spec: PhotonSpec, options: LockOptions) -> tuple[Path, LockInputs]:
     """The lock's path and everything it is computed from."""
+    path, inputs, _ = _inputs(spec, options)
+    return path, inputs
+
+
+def _inputs(
+    spec: PhotonSpec, options: LockOptions
+) -> tuple[Path, LockInputs, tuple[SourceForm, ...]]:
+    """The lock's path, its inputs, and the photon's source requirements (not pinned yet)."""
     declaration = read_declaration(spec)
     wanted = read_requirements(
         declaration.requirement_dependency, spec.directory, photon=declaration.class_name
     )
-    refuse_sources(wanted, spec.directory, photon=declaration.class_name)
+    check_sources(wanted, spec.directory, photon=declaration.class_name)
     name = options.name or default_name(declaration.class_name)
     path = options.output or default_lock_path(spec, name)
     inputs = LockInputs(
         # Lepton's runtime set (declaration.lepton_dependencies) is locked as declared ones are.
         # The lines as read, included files expanded: editing one makes the lock stale.
+        # A source as written: its pin is the lock's (a moved branch changes nothing here).
         requirements=tuple(
-            dict.fromkeys((*map(str, wanted.requirements), *declaration.lepton_dependencies))
+            dict.fromkeys(
+                (
+                    *map(str, wanted.requirements),
+                    *map(str, wanted.sources),
+                    *declaration.lepton_dependencies,
+                )
+            )
         ),
         constraints=wanted.constraints,
         exclusions=wanted.exclusions,
@@ -138,7 +166,7 @@ def lock_inputs(spec: PhotonSpec, options: LockOptions) -> tuple[Path, LockInput
         directory=path.parent,
         from_lock=_from_lock(options.from_lock, path),
     )
-    return path, inputs
+    return path, inputs, wanted.sources
 
 
 def _from_lock(location: Path | None, output: Path) -> FromLock | None:
@@ -176,6 +204,8 @@ def check_lock(spec: PhotonSpec, options: LockOptions) -> None:
     lock = read_lock(path)
     if lock.inputs_digest != inputs.digest():
         raise StaleLockError(f"{path.name} is stale: {_what_changed(lock.inputs, inputs)}")
+    if changed := changed_trees(lock, spec.directory):
+        raise StaleLockError(f"{path.name} is stale: {'; '.join(changed)}; run photonpack lock")
     check_closure(lock)
     if (kept := _kept(inputs)) is not None:
         check_kept(lock, kept)
@@ -183,27 +213,31 @@ def check_lock(spec: PhotonSpec, options: LockOptions) -> None:
 
 def lock_photon(spec: PhotonSpec, options: LockOptions) -> LockResult:
     """Write (or keep) the photon's lock; see the module docstring."""
-    path, inputs = lock_inputs(spec, options)
+    path, inputs, sources = _inputs(spec, options)
     old = _read_text(path)
     if old is not None and not (options.upgrade or options.upgrade_packages):
         fresh = fresh_lock(old, path=path, digest=inputs.digest())
-        if fresh is not None:
+        if fresh is not None and not changed_trees(fresh, spec.directory):
             check_closure(fresh)
             return _result(path, fresh, inputs, changed=False)
     # A malformed previous lock is an error, not something to overwrite silently.
     previous = parse_lock(old, path=path) if old is not None else None
-    resolution, pinned = _resolve(inputs, _preferences(previous, options), _kept(inputs))
-    resolution = without_exclusions(resolution, inputs.exclusions)
-    lock = assemble(inputs, resolution, path=path, pinned=pinned)
-    if lock.sdists():
-        from photonpack.lock.buildreqs import lock_build_requirements
-
-        lock = lock_build_requirements(
-            lock,
-            inputs.index,
-            assemble=lambda i, r: assemble(i, r, path=path),
-            preferences=_preferences(previous, options, build=True),
+    with source_cache(options.source_cache if sources else None) as cache:
+        archives = pin_sources(
+            sources,
+            spec.directory,
+            cache,
+            previous=previous,
+            upgrade=options.upgrade,
+            upgrade_packages=options.upgrade_packages,
         )
+        lines = tuple(resolver_line(url, archive) for url, archive in archives.items())
+        resolution, pinned = _resolve(
+            inputs, _preferences(previous, options), _kept(inputs), sources=lines
+        )
+        resolution = without_exclusions(resolution, inputs.exclusions)
+        lock = assemble(inputs, resolution, path=path, pinned=pinned, sources=archives)
+        lock = _locked_sources(lock, inputs, path, _preferences(previous, options, build=True))
     text = lock.to_text()
     lock = parse_lock(text, path=path)  # what we write must be what we read
     check_closure(lock)
@@ -223,13 +257,40 @@ def _result(path: Path, lock: Lock, inputs: LockInputs, *, changed: bool) -> Loc
     return LockResult(path=path, lock=lock, changed=changed, added=added_packages(lock, kept))
 
 
+def _locked_sources(
+    lock: Lock, inputs: LockInputs, path: Path, preferences: dict[str, str]
+) -> Lock:
+    """``lock`` with the build requirements of its sdists and sources locked too."""
+    if not lock.sdists():
+        return lock
+    from photonpack.lock.buildreqs import lock_build_requirements
+
+    return lock_build_requirements(
+        lock,
+        inputs.index,
+        assemble=lambda i, r: assemble(i, r, path=path),
+        preferences=preferences,
+    )
+
+
 def _resolve(
-    inputs: LockInputs, preferences: dict[str, str], kept: StandardLock | None
+    inputs: LockInputs,
+    preferences: dict[str, str],
+    kept: StandardLock | None,
+    *,
+    sources: Sequence[str] = (),
 ) -> tuple[Resolution, dict[Target, dict[str, DistFile]]]:
-    """Resolve the inputs; with ``kept``, on top of its pins (and their wheels, per target)."""
+    """Resolve the inputs; with ``kept``, on top of its pins (and their wheels, per target).
+
+    ``sources`` are the resolver's lines for the photon's pinned sources (``name @ file:…``).
+    """
     from photonpack.lock.resolve import Resolution, resolve
 
-    requirements = (*resolver_lines(inputs.requirements), *inputs.serving_requirements)
+    requirements = (
+        *resolver_lines(inputs.requirements),
+        *sources,
+        *inputs.serving_requirements,
+    )
     constraints = inputs.constraints
     if kept is None:
         resolution = resolve(
@@ -238,7 +299,7 @@ def _resolve(
         )  # fmt: skip
         return resolution, {}
     owners = {
-        "the photon": inputs.requirements,
+        "the photon": resolver_lines(inputs.requirements),  # a source line names no version
         "photonpack's serving stack": inputs.serving_requirements,
     }
     chosen = {target: kept_for(kept, target) for target in inputs.targets}
@@ -337,11 +398,14 @@ def assemble(
     *,
     path: Path,
     pinned: Mapping[Target, Mapping[str, DistFile]] | None = None,
+    sources: Mapping[str, SourceArchive] | None = None,
 ) -> Lock:
     """The lock of ``resolution``: one entry per (package, version) with the wheels targets need.
 
     ``pinned`` gives, per target, the wheel of a kept package (``--from``) instead of the index's.
+    ``sources`` maps the file URL the resolver was given for a source to its archive.
     """
+    sources = sources or {}
     from packaging.version import Version
 
     chosen: dict[tuple[str, str], dict[Target, DistFile]] = {}
@@ -351,7 +415,12 @@ def assemble(
             key = (pin.name, pin.version)
             kept = (pinned or {}).get(target, {}).get(pin.name)
             files = resolution.files[target].get(pin.name, [])
-            best = _mirrored(kept, files) if kept is not None else _best_wheel(pin, files, target)
+            if kept is not None:
+                best = _mirrored(kept, files)
+            elif pin.url is not None and (made := sources.get(unfragmented(pin.url))):
+                best = source_file(pin.name, pin.version, made)
+            else:
+                best = _best_wheel(pin, files, target)
             chosen.setdefault(key, {})[target] = best
             kids = {other.name for other in pins.values() if pin.name in other.required_by}
             children.setdefault(key, set()).update(kids)
@@ -368,7 +437,9 @@ def assemble(
                 marker=_marker(set(per_target), inputs.targets),
                 dependencies=tuple(sorted(children[(name, version)])),
                 wheels=tuple(_locked(name, version, f, path.parent) for f in files if f.is_wheel),
-                sdist=next((_sdist(name, version, f) for f in files if not f.is_wheel), None),
+                sdist=next(
+                    (_sdist(name, version, f, sources) for f in files if not f.is_wheel), None
+                ),
             )
         )
     return Lock(
@@ -435,8 +506,11 @@ def _sdist_of(files: Sequence[DistFile], version: Version) -> DistFile | None:
     return found[0] if found else None
 
 
-def _sdist(name: str, version: str, file: DistFile) -> LockedSdist:
+def _sdist(
+    name: str, version: str, file: DistFile, sources: Mapping[str, SourceArchive]
+) -> LockedSdist:
     assert file.sha256 is not None and file.size is not None
+    made = sources.get(file.url)
     return LockedSdist(
         name=name,
         version=version,
@@ -444,6 +518,7 @@ def _sdist(name: str, version: str, file: DistFile) -> LockedSdist:
         url=file.url,
         size=file.size,
         sha256=file.sha256,
+        source=made.pinned if made is not None else None,
     )
 
 

@@ -153,12 +153,13 @@ class LockedPackage:
         if self.marker:
             table["marker"] = self.marker
         table["dependencies"] = [{"name": name} for name in self.dependencies]
-        if self.sdist is not None:
-            table["sdist"] = self.sdist.to_dict()
+        tables = self.sdist.package_tables() if self.sdist is not None else {}
+        tool = tables.pop("tool", None)
+        table.update(tables)
         if self.wheels or self.sdist is None:
             table["wheels"] = [w.to_dict() for w in self.wheels]
-        if self.sdist is not None:
-            table["tool"] = {"photonpack": self.sdist.build.to_dict()}
+        if tool is not None:
+            table["tool"] = tool
         return table
 
     def applies_to(self, target: Target) -> bool:
@@ -401,9 +402,13 @@ def _from_lock(section: Mapping[str, Any], at: str, where: Where) -> FromLock | 
     return FromLock(path=Path(resolved_path(location, where.path.parent)), sha256=sha256)
 
 
+# What a package table is installed from: wheels, an sdist, or a pinned source (PEP 751).
+_DISTRIBUTIONS = ("wheels", "sdist", "vcs", "directory", "archive")
+
+
 def _package(entry: Mapping[str, Any], at: str, where: Where) -> LockedPackage:
     name = where.string(entry, "name", at)
-    if "version" not in entry or ("wheels" not in entry and "sdist" not in entry):
+    if "version" not in entry or not any(k in entry for k in _DISTRIBUTIONS):
         raise where.error(at, "has no version, or neither wheels nor an sdist")
     version = where.string(entry, "version", at)
     wheels = tuple(
@@ -413,7 +418,7 @@ def _package(entry: Mapping[str, Any], at: str, where: Where) -> LockedPackage:
     sdist = (
         LockedSdist.from_dict(entry, at, where, name=name, version=version)
         if "sdist" in entry
-        else None
+        else LockedSdist.from_source(entry, at, where, name=name, version=version)
     )
     if not wheels and sdist is None:
         raise where.error(f"{at}.wheels", f"is empty: {name} {version} needs at least one wheel")

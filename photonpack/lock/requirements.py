@@ -39,8 +39,8 @@ if TYPE_CHECKING:
 __all__ = [
     "RequirementSet",
     "check_hashes",
+    "check_sources",
     "read_requirements",
-    "refuse_sources",
     "resolver_lines",
     "without_exclusions",
 ]
@@ -230,17 +230,10 @@ def _relative(path: Path, base_dir: Path) -> str:
     return Path(os.path.relpath(path, base_dir)).as_posix()
 
 
-_NOT_YET = (
-    "which photonpack does not build into an archive yet; build a wheel of it (pip wheel "
-    "--no-deps '{line}' -w wheels/) and lock with --find-links wheels/"
-)
+def check_sources(wanted: RequirementSet, base_dir: Path, *, photon: str) -> None:
+    """Raise before anything is fetched or built for what a source line gets wrong.
 
-
-def refuse_sources(wanted: RequirementSet, base_dir: Path, *, photon: str) -> None:
-    """Raise :class:`ResolutionError` naming the first source form: not lockable yet.
-
-    What can be said without a network or a build is said first: a local path that is
-    not a Python project, a version control system other than git.
+    A local path that is not a Python project, a version control system other than git.
     """
     from photonpack.sources.tree import check_project
 
@@ -253,15 +246,6 @@ def refuse_sources(wanted: RequirementSet, base_dir: Path, *, photon: str) -> No
                 "requirement; photonpack fetches git repositories only: use a git mirror of "
                 "it, or a wheel and --find-links"
             )
-        kind = {
-            "VcsSource": "a git requirement",
-            "DirectorySource": "a local project",
-            "ArchiveSource": "a source archive",
-        }[type(source).__name__]
-        raise ResolutionError(
-            f"requirement_dependency line {str(source)!r} of {photon} is {kind}, "
-            + _NOT_YET.format(line=str(source).removeprefix("-e "))
-        )
 
 
 def read_requirements(lines: Sequence[str], base_dir: Path, *, photon: str) -> RequirementSet:
@@ -284,8 +268,15 @@ def without_exclusions(resolution: Resolution, exclusions: Sequence[str]) -> Res
 
 
 def resolver_lines(requirements: Sequence[str]) -> list[str]:
-    """The lock's recorded requirement lines as the resolver reads them (``--hash`` apart)."""
-    return [_requirement(line).text for line in requirements]
+    """The lock's recorded requirement lines as the resolver reads them (``--hash`` apart).
+
+    Source lines are left out: the resolver gets their pinned archives instead.
+    """
+    return [_requirement(line).text for line in requirements if not _is_source(line)]
+
+
+def _is_source(line: str) -> bool:
+    return not isinstance(parse_line(line), Requirement)
 
 
 def _requirement(line: str) -> Requirement:
@@ -297,6 +288,8 @@ def _requirement(line: str) -> Requirement:
 def check_hashes(lock: Lock) -> None:
     """Raise :class:`IntegrityError` unless each ``--hash`` requirement's locked files match one."""
     for line in lock.inputs.requirements:
+        if _is_source(line):
+            continue
         requirement = _requirement(line)
         if not requirement.hashes:
             continue

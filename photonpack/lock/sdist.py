@@ -10,6 +10,13 @@ to build it is locked too, under the package's ``[packages.tool.photonpack]``:
 * ``build-packages``: ``name==version`` of each package of its build
   environment, whose hashed wheels are in ``[[tool.photonpack.build-packages]]``.
 
+A package built from a pinned source (a git commit, a local project, an
+archive URL: :mod:`photonpack.sources`) is a :class:`LockedSdist` too, whose
+``source`` is that pinned form: it is written as PEP 751's ``vcs``,
+``directory`` or ``archive`` table (:mod:`photonpack.lock.source_entries`),
+and its sha256 and size are the source archive's, recorded under
+``tool.photonpack.source-archive`` (the same bytes on any machine).
+
 Everything here is a value: reading and writing TOML tables, nothing fetched.
 """
 
@@ -21,6 +28,8 @@ from typing import Any
 
 from photonpack._digest import is_sha256_hex
 from photonpack.lock.schema import Where
+from photonpack.lock.source_entries import source_entry, source_from_entry
+from photonpack.sources.form import SourceForm
 
 __all__ = ["DEFAULT_BACKEND", "DEFAULT_BUILD_REQUIRES", "BuildSystem", "LockedSdist"]
 
@@ -69,15 +78,52 @@ class LockedSdist:
     size: int
     sha256: str
     build: BuildSystem = dataclasses.field(default_factory=BuildSystem)
+    source: SourceForm | None = None  # pinned: built from it, not from an index's sdist
 
     def to_dict(self) -> dict[str, Any]:
         """The PEP 751 ``[packages.sdist]`` table."""
+        assert self.source is None, "a source is written by package_tables"
         return {
             "name": self.filename,
             "url": self.url,
             "size": self.size,
             "hashes": {"sha256": self.sha256},
         }
+
+    def package_tables(self) -> dict[str, Any]:
+        """The keys of the package's table: ``sdist`` (or ``vcs``...) and ``tool``."""
+        tool: dict[str, Any] = self.build.to_dict()
+        if self.source is None:
+            return {"sdist": self.to_dict(), "tool": {"photonpack": tool}}
+        entry = source_entry(self.source)
+        tool = {**entry.pop("tool", {}).get("photonpack", {}), **tool}
+        tool["source-archive"] = {"size": self.size, "hashes": {"sha256": self.sha256}}
+        return {**entry, "tool": {"photonpack": tool}}
+
+    @classmethod
+    def from_source(
+        cls, package: Mapping[str, Any], at: str, where: Where, *, name: str, version: str
+    ) -> LockedSdist | None:
+        """The pinned source of ``package`` (a ``vcs``, ``directory`` or ``archive`` table)."""
+        source = source_from_entry(package, at=at)
+        if source is None:
+            return None
+        tool = where.table(where.table(package, "tool", at), "photonpack", f"{at}.tool")
+        archive_at = f"{at}.tool.photonpack.source-archive"
+        archive = where.table(tool, "source-archive", f"{at}.tool.photonpack")
+        sha256 = where.string(where.table(archive, "hashes", archive_at), "sha256", archive_at)
+        if not is_sha256_hex(sha256):
+            raise where.error(f"{archive_at}.hashes.sha256", f"is {sha256!r}, not a sha256")
+        return cls(
+            name=name,
+            version=version,
+            filename=f"{name.replace('-', '_')}-{version}.tar.gz",
+            url=str(dataclasses.replace(source, name=None)),  # where it is built from
+            size=where.size(archive, "size", archive_at),
+            sha256=sha256,
+            build=BuildSystem.from_dict(tool, f"{at}.tool.photonpack", where),
+            source=source,
+        )
 
     @classmethod
     def from_dict(
