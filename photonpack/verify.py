@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from photonpack._digest import sha256_file
-from photonpack.archive import BlobWriter, MemorySink, Problem, read_manifest, unpack
+from photonpack.archive import BlobWriter, ByteProgress, MemorySink, Problem, read_manifest, unpack
 from photonpack.archive.manifest import Manifest
 from photonpack.errors import IntegrityError
 from photonpack.install.wheel import CorruptWheelError, Wheel, inspect_wheel
@@ -81,12 +81,15 @@ class VerifyResult:
         }
 
 
-def verify_archive(path: Path, *, expected: str | None = None) -> VerifyResult:
+def verify_archive(
+    path: Path, *, expected: str | None = None, progress: ByteProgress | None = None
+) -> VerifyResult:
     """Stream ``path`` once, re-hash every blob and check the lock against the wheels.
 
     Integrity problems are returned, not raised; ArchiveError still means the
     file is unreadable or not a photon archive at all. ``expected`` pins the
     archive's digest (``--digest``): another photon is a problem too.
+    ``progress`` is told the bytes of the file read so far.
     """
     problems: list[Problem] = []
     try:
@@ -99,7 +102,7 @@ def verify_archive(path: Path, *, expected: str | None = None) -> VerifyResult:
     with tempfile.TemporaryDirectory(prefix="photonpack-verify-") as scratch:
         sink = _PolicySink({lock_entry.sha256} if lock_entry else set(), wheels, Path(scratch))
         try:
-            manifest = unpack(path, sink, on_problem=problems.append)
+            manifest = unpack(path, sink, on_problem=problems.append, progress=progress)
         except IntegrityError:
             manifest = head if not any(p.member == "photon.json" for p in problems) else None
     lock_read = lock_entry is None or lock_entry.sha256 in sink.blobs

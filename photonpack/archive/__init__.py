@@ -29,6 +29,7 @@ from photonpack.archive.reader import (
 )
 from photonpack.archive.sinks import BlobSink, BlobWriter, DirectorySink, MemorySink, NullSink
 from photonpack.archive.tarstream import member_header
+from photonpack.archive.zstdframe import ByteProgress
 from photonpack.errors import BuildError, IntegrityError
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "MAX_WINDOW_SIZE",
     "BlobSink",
     "BlobWriter",
+    "ByteProgress",
     "DirectorySink",
     "MemorySink",
     "NullSink",

@@ -1,0 +1,93 @@
+"""Progress on a terminal: one stderr line redrawn in place, and nothing at all elsewhere.
+
+The real CLI runs in a child process whose stdout and stderr are a pty (as in
+a terminal) or pipes (as in CI); the archive is a few MiB of incompressible
+bytes, so reading it takes many reads.
+"""
+
+from __future__ import annotations
+
+import os
+import pty
+import select
+import subprocess
+import sys
+
+import pytest
+
+from photonpack._units import format_size
+from tests.support.archives import Archive, make_archive
+
+_PAYLOAD = 12 << 20
+
+
+@pytest.fixture(scope="module")
+def big_archive(tmp_path_factory: pytest.TempPathFactory) -> Archive:
+    directory = tmp_path_factory.mktemp("big")
+    payload = {"data/weights.bin": os.urandom(_PAYLOAD), "data/more.bin": os.urandom(_PAYLOAD)}
+    return make_archive(directory, extra_files=payload)
+
+
+def _on_tty(*args: str) -> tuple[int, bytes]:
+    """Run ``photonpack ARGS`` with stdout and stderr on one pty; its exit code and output."""
+    leader, follower = pty.openpty()
+    child = subprocess.Popen(
+        [sys.executable, "-m", "photonpack", *args],
+        stdin=subprocess.DEVNULL,
+        stdout=follower,
+        stderr=follower,
+    )
+    os.close(follower)
+    output = b""
+    while True:
+        ready, _, _ = select.select([leader], [], [], 60)
+        if not ready:
+            child.kill()
+            raise AssertionError(f"no output for 60 s; so far: {output!r}")
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # EIO: the child closed the pty
+            break
+        if not chunk:
+            break
+        output += chunk
+    os.close(leader)
+    return child.wait(), output
+
+
+def _piped(*args: str) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [sys.executable, "-m", "photonpack", *args], capture_output=True, check=False
+    )
+
+
+def _ok_line(archive: Archive) -> str:
+    m = archive.manifest
+    return f"ok counter {m.digest} ({len(m.blobs())} blobs, {format_size(m.total_size)} verified)"
+
+
+def test_verify_on_a_terminal_draws_progress_then_the_result(big_archive: Archive) -> None:
+    code, output = _on_tty("verify", str(big_archive.path))
+    text = output.decode().replace("\r\n", "\n")
+    assert code == 0
+    draws = [part for part in text.split("\r") if part.startswith("verifying  ")]
+    assert draws, text
+    size = format_size(big_archive.path.stat().st_size)
+    assert all(f" / {size}" in draw for draw in draws), draws
+    # The line is erased before the result: the last visible line is the normal one.
+    last = text.split("\n")[-2].split("\r")[-1]
+    assert last == _ok_line(big_archive)
+    assert text.endswith(_ok_line(big_archive) + "\n")
+
+
+def test_verify_quiet_on_a_terminal_draws_no_progress(big_archive: Archive) -> None:
+    code, output = _on_tty("-q", "verify", str(big_archive.path))
+    assert code == 0
+    assert output.decode() == _ok_line(big_archive) + "\r\n"
+
+
+def test_verify_into_a_pipe_prints_only_the_result(big_archive: Archive) -> None:
+    result = _piped("verify", str(big_archive.path))
+    assert result.returncode == 0
+    assert result.stdout == (_ok_line(big_archive) + "\n").encode()
+    assert result.stderr == b""
