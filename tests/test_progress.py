@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import os
 import pty
+import re
 import select
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from photonpack._units import format_size
 from tests.support.archives import Archive, make_archive
+from tests.support.registry import Registry
 
 _PAYLOAD = 12 << 20
 
@@ -91,3 +94,61 @@ def test_verify_into_a_pipe_prints_only_the_result(big_archive: Archive) -> None
     assert result.returncode == 0
     assert result.stdout == (_ok_line(big_archive) + "\n").encode()
     assert result.stderr == b""
+
+
+def _visible(text: str) -> list[str]:
+    """The lines a terminal ends up showing: what follows the last ``\\r`` of each line."""
+    return [line.split("\r")[-1] for line in text.replace("\r\n", "\n").split("\n")]
+
+
+_SIZE = r"[\d.]+ [KMG]?i?B"
+_DRAW = re.compile(rf"(pushing|pulling) \S+  {_SIZE} / {_SIZE}(  {_SIZE}/s)? *")
+
+
+def _assert_draws(text: str, verb: str) -> None:
+    """At least one progress line was drawn (the first is never held back), each well formed."""
+    draws = [part for part in text.split("\r") if part.startswith(f"{verb} ")]
+    assert draws, text
+    assert all(_DRAW.fullmatch(draw) for draw in draws), draws
+
+
+def test_push_and_pull_on_a_terminal_draw_progress_then_the_result(
+    big_archive: Archive, registry: Registry, tmp_path: Path
+) -> None:
+    ref = f"{registry.host}/progress/counter:v1"
+    code, output = _on_tty("push", str(big_archive.path), ref)
+    text = output.decode()
+    assert code == 0, text
+    _assert_draws(text, "pushing")
+    shown = [line for line in _visible(text) if line.strip()]
+    assert shown[0].startswith(f"pushed {ref}: uploaded "), shown
+    assert shown[1].startswith("sha256:"), shown
+    assert len(shown) == 2, shown
+
+    out = tmp_path / "pulled.photon"
+    code, output = _on_tty("pull", ref, "-o", str(out))
+    text = output.decode()
+    assert code == 0, text
+    _assert_draws(text, "pulling")
+    shown = [line for line in _visible(text) if line.strip()]
+    assert shown == [f"pulled {ref} to {out}", big_archive.manifest.digest], shown
+    assert out.read_bytes() == big_archive.path.read_bytes()
+
+
+def test_push_and_pull_into_pipes_print_only_the_result(
+    big_archive: Archive, registry: Registry, tmp_path: Path
+) -> None:
+    ref = f"{registry.host}/progress/piped:v1"
+    pushed = _piped("push", str(big_archive.path), ref)
+    assert pushed.returncode == 0, pushed.stderr
+    assert pushed.stderr.decode().startswith(f"pushed {ref}: uploaded ")
+    assert pushed.stderr.count(b"\n") == 1
+    assert b"\r" not in pushed.stderr + pushed.stdout
+    assert pushed.stdout.startswith(b"sha256:")
+    assert pushed.stdout.count(b"\n") == 1
+
+    out = tmp_path / "pulled.photon"
+    pulled = _piped("pull", ref, "-o", str(out))
+    assert pulled.returncode == 0, pulled.stderr
+    assert pulled.stderr == f"pulled {ref} to {out}\n".encode()
+    assert pulled.stdout == f"{big_archive.manifest.digest}\n".encode()

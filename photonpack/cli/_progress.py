@@ -61,9 +61,10 @@ class ProgressLine:
                 self._draw(now)
 
     def retitle(self, label: str, total: int) -> None:
-        """Go on with another label and total (the next blob of a push)."""
+        """Start over with another label and total (the next blob of a push): done and rate at 0."""
         with self._lock:
             self.label, self.total = label, total
+            self._done, self._start = 0, time.monotonic()
 
     def close(self) -> None:
         """Erase the line, if one was drawn."""
