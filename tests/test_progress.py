@@ -19,7 +19,9 @@ import pytest
 
 from photonpack._units import format_size
 from tests.support.archives import Archive, make_archive
+from tests.support.index import PackageIndex
 from tests.support.registry import Registry
+from tests.support.stack import write_photon
 
 _PAYLOAD = 12 << 20
 
@@ -152,3 +154,33 @@ def test_push_and_pull_into_pipes_print_only_the_result(
     assert pulled.returncode == 0, pulled.stderr
     assert pulled.stderr == f"pulled {ref} to {out}\n".encode()
     assert pulled.stdout == f"{big_archive.manifest.digest}\n".encode()
+
+
+def test_build_on_a_terminal_draws_the_archive_writing_then_the_result(
+    real_index: PackageIndex, tmp_path: Path
+) -> None:
+    source = tmp_path / "src"
+    photon = write_photon(
+        source,
+        "from photonpack import Photon\nclass Big(Photon):\n    extra_files = ['weights.bin']\n",
+    )
+    (source / "weights.bin").write_bytes(os.urandom(_PAYLOAD))
+    out = tmp_path / "big.photon"
+    args = ("build", "-m", str(photon), "--index-url", real_index.url, "-o", str(out))
+    cold = _piped(*args)  # locks and fetches: the runs below only write the archive again
+    assert cold.returncode == 0, cold.stderr
+    assert b"\r" not in cold.stdout + cold.stderr
+
+    code, output = _on_tty(*args)
+    text = output.decode()
+    assert code == 0, text
+    draws = [part for part in text.split("\r") if part.startswith("writing ")]
+    assert draws, text
+    drawn = re.compile(rf"writing  {_SIZE} / {_SIZE}(  {_SIZE}/s)? *")
+    assert all(drawn.fullmatch(draw) for draw in draws), draws
+
+    warm = _piped(*args)
+    assert warm.returncode == 0, warm.stderr
+    assert b"\r" not in warm.stdout + warm.stderr
+    expected = (warm.stderr + warm.stdout).decode().splitlines()
+    assert sorted(line for line in _visible(text) if line) == sorted(expected)

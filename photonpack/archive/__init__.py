@@ -119,26 +119,41 @@ def write_archive(
     blob_path: Callable[[str], Path],
     *,
     mtime: int | None = None,
+    progress: ByteProgress | None = None,
 ) -> None:
     """Write the archive of ``manifest`` to ``out``; ``blob_path(hex)`` locates each blob.
 
     Every blob is re-hashed while it is copied: a file that changed since the
     manifest was made raises IntegrityError and the output is unusable (the
-    caller writes to a temp file and renames it only on success).
+    caller writes to a temp file and renames it only on success). ``progress``
+    is told the bytes of blobs written so far, of ``manifest.total_size``.
     """
     stamp = archive_mtime() if mtime is None else mtime
     data = manifest.to_bytes()
     labels = manifest.blob_labels()
+    report = progress or (lambda _done: None)
+    written = 0
     with _zstd_compressor().stream_writer(out, closefd=False) as zw:
         zw.write(member_header(MANIFEST_MEMBER, len(data), stamp) + data + _padding(len(data)))
         for sha256, size in manifest.blobs().items():
             zw.write(member_header(blob_member(sha256), size, stamp))
-            _copy_blob(zw, blob_path(sha256), sha256, size, ", ".join(labels[sha256]))
+            label = ", ".join(labels[sha256])
+            _copy_blob(zw, blob_path(sha256), sha256, size, label, report=report, before=written)
+            written += size
             zw.write(_padding(size))
         zw.write(b"\0" * (2 * _BLOCK))
 
 
-def _copy_blob(zw: BinaryIO, path: Path, sha256: str, size: int, label: str) -> None:
+def _copy_blob(
+    zw: BinaryIO,
+    path: Path,
+    sha256: str,
+    size: int,
+    label: str,
+    *,
+    report: ByteProgress,
+    before: int,
+) -> None:
     digest = hashlib.sha256()
     copied = 0
     try:
@@ -149,6 +164,7 @@ def _copy_blob(zw: BinaryIO, path: Path, sha256: str, size: int, label: str) -> 
                     break
                 digest.update(chunk)
                 zw.write(chunk)
+                report(before + copied)
     except OSError as exc:
         raise BuildError(f"cannot read {path} ({label}): {exc.strerror or exc}") from exc
     if copied != size or digest.hexdigest() != sha256:

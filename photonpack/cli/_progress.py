@@ -60,6 +60,10 @@ class ProgressLine:
                 self._drawn_at = now
                 self._draw(now)
 
+    def begin(self, total: int) -> None:
+        """The stage's size is known now: ``total`` bytes."""
+        self.retitle(self.label, total)
+
     def retitle(self, label: str, total: int) -> None:
         """Start over with another label and total (the next blob of a push): done and rate at 0."""
         with self._lock:

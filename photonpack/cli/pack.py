@@ -295,8 +295,11 @@ def _do_build(
         locked=locked,
         lock=lock_options_from(name=name, output=None, **index),
     )
-    with _DownloadProgress(progress_shown()) as progress:
-        result = build(spec, options, progress=progress)
+    from photonpack.cli._progress import ProgressLine
+
+    shown = progress_shown()
+    with _DownloadProgress(shown) as progress, ProgressLine("writing", 0, enabled=shown) as line:
+        result = build(spec, options, progress=progress, writing=line)
     for warning in result.warnings:
         click.echo(f"warning: {warning}", err=True)
     return result
