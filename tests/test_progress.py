@@ -156,7 +156,7 @@ def test_push_and_pull_into_pipes_print_only_the_result(
     assert pulled.stdout == f"{big_archive.manifest.digest}\n".encode()
 
 
-def test_build_on_a_terminal_draws_the_archive_writing_then_the_result(
+def test_build_on_a_terminal_draws_downloads_and_writing_then_the_result(
     real_index: PackageIndex, tmp_path: Path
 ) -> None:
     source = tmp_path / "src"
@@ -167,18 +167,19 @@ def test_build_on_a_terminal_draws_the_archive_writing_then_the_result(
     (source / "weights.bin").write_bytes(os.urandom(_PAYLOAD))
     out = tmp_path / "big.photon"
     args = ("build", "-m", str(photon), "--index-url", real_index.url, "-o", str(out))
-    cold = _piped(*args)  # locks and fetches: the runs below only write the archive again
-    assert cold.returncode == 0, cold.stderr
-    assert b"\r" not in cold.stdout + cold.stderr
-
-    code, output = _on_tty(*args)
+    code, output = _on_tty(*args)  # cold: locks, downloads the wheels, writes the archive
     text = output.decode()
     assert code == 0, text
-    draws = [part for part in text.split("\r") if part.startswith("writing ")]
-    assert draws, text
-    drawn = re.compile(rf"writing  {_SIZE} / {_SIZE}(  {_SIZE}/s)? *")
-    assert all(drawn.fullmatch(draw) for draw in draws), draws
+    for stage in ("downloading wheels", "writing"):
+        draws = [part for part in text.split("\r") if part.startswith(f"{stage}  ")]
+        assert draws, text
+        drawn = re.compile(rf"{stage}  {_SIZE} / {_SIZE}(  {_SIZE}/s)? *")
+        assert all(drawn.fullmatch(draw) for draw in draws), draws
 
+    code, output = _on_tty(*args)  # warm: only the archive is written again
+    text = output.decode()
+    assert code == 0, text
+    assert "\rwriting  " in text, text
     warm = _piped(*args)
     assert warm.returncode == 0, warm.stderr
     assert b"\r" not in warm.stdout + warm.stderr
