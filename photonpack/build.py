@@ -16,7 +16,7 @@ from typing import Any, Protocol
 import photonpack
 from photonpack.__about__ import __version__
 from photonpack._fs import atomic_write
-from photonpack.archive import ByteProgress, archive_mtime, write_archive
+from photonpack.archive import ByteProgress, WriteProgress, archive_mtime, write_archive
 from photonpack.archive.manifest import (
     BuildWheelEntry,
     FileEntry,
@@ -50,7 +50,6 @@ __all__ = [
     "BuildOptions",
     "BuildResult",
     "FetchProgress",
-    "WriteProgress",
     "build",
     "rebuild",
     "runtime_entries",
@@ -65,14 +64,6 @@ class FetchProgress(Protocol):
     def start(self, total_bytes: int) -> None: ...
 
     def advance(self, wheel: LockedFile, received: int) -> None: ...
-
-
-class WriteProgress(Protocol):
-    """Told the bytes of blobs the archive holds, then how many are written so far."""
-
-    def begin(self, total_bytes: int) -> None: ...
-
-    def update(self, done: int) -> None: ...
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

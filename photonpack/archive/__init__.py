@@ -12,7 +12,7 @@ import os
 import tarfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 import zstandard
 
@@ -44,6 +44,7 @@ __all__ = [
     "MemorySink",
     "NullSink",
     "Problem",
+    "WriteProgress",
     "archive_mtime",
     "blob_member",
     "read_manifest",
@@ -111,6 +112,14 @@ def _zstd_compressor() -> zstandard.ZstdCompressor:
         job_size=ZSTD_JOB_SIZE,
     )
     return zstandard.ZstdCompressor(compression_params=params)
+
+
+class WriteProgress(Protocol):
+    """Told the bytes of blobs an archive holds, then how many are written so far."""
+
+    def begin(self, total_bytes: int) -> None: ...
+
+    def update(self, done: int) -> None: ...
 
 
 def write_archive(

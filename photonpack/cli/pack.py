@@ -295,18 +295,18 @@ def _do_build(
         locked=locked,
         lock=lock_options_from(name=name, output=None, **index),
     )
-    from photonpack.cli._progress import ProgressLine
-
-    shown = progress_shown()
-    with _DownloadProgress(shown) as progress, ProgressLine("writing", 0, enabled=shown) as line:
-        result = build(spec, options, progress=progress, writing=line)
+    with _BuildProgress(progress_shown()) as progress:
+        result = build(spec, options, progress=progress, writing=progress)
     for warning in result.warnings:
         click.echo(f"warning: {warning}", err=True)
     return result
 
 
-class _DownloadProgress:
-    """The wheels a build downloads, on one progress line (``cli/_progress.py``)."""
+class _BuildProgress:
+    """The wheels a build downloads, then the archive it writes, on one progress line.
+
+    One line (``cli/_progress.py``) for both stages, so the second overwrites the first.
+    """
 
     def __init__(self, enabled: bool) -> None:
         import threading
@@ -318,7 +318,7 @@ class _DownloadProgress:
         self._received = 0
         self._lock = threading.Lock()
 
-    def __enter__(self) -> _DownloadProgress | None:
+    def __enter__(self) -> _BuildProgress | None:
         return self if self._enabled else None
 
     def start(self, total_bytes: int) -> None:
@@ -329,6 +329,12 @@ class _DownloadProgress:
         with self._lock:
             self._received += received
             self._line.update(self._received)
+
+    def begin(self, total_bytes: int) -> None:
+        self._line.retitle("writing", total_bytes)
+
+    def update(self, done: int) -> None:
+        self._line.update(done)
 
     def __exit__(self, *exc: object) -> None:
         self._line.close()

@@ -174,6 +174,14 @@ class _TransferLine:
     def __exit__(self, *exc: object) -> None:
         self._line.close()
 
+    def begin(self, total_bytes: int) -> None:
+        """The blobs are in: the same line goes on with the archive's writing."""
+        self._digest = ""
+        self._line.retitle("writing", total_bytes)
+
+    def update(self, done: int) -> None:
+        self._line.update(done)
+
     def __call__(self, transfer: Any) -> None:
         if transfer.digest != self._digest:
             self._digest = transfer.digest
@@ -365,7 +373,7 @@ def pull(
     reference = parse_reference(ref)
     with _registry_client(reference.registry, username, password_stdin, insecure) as client:
         with _TransferLine("pulling") as line:
-            result = pull_photon(reference, output, client=client, progress=line)
+            result = pull_photon(reference, output, client=client, progress=line, writing=line)
         referrers = list_referrers(client, reference.repository, result.manifest_digest)
         fetched = (
             _fetch_referrers(client, reference.repository, referrers, referrers_dir)
