@@ -18,6 +18,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import tempfile
+import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -126,18 +128,29 @@ def verify_archive(
 
 
 def verify_stored(
-    store: Store, manifest: Manifest, *, archive_size: int, expected: str | None = None
+    store: Store,
+    manifest: Manifest,
+    *,
+    archive_size: int,
+    expected: str | None = None,
+    progress: ByteProgress | None = None,
 ) -> VerifyResult:
     """``verify -n NAME``: re-hash ``manifest``'s blobs in ``store`` and apply the policy.
 
     The same checks and the same problems as :func:`verify_archive` on the
     photon's archive, but in place: nothing is written, and the blobs are
     hashed in parallel. ``archive_size`` is the size recorded with the name.
+    ``progress`` is told the bytes hashed so far, of ``manifest.total_size``.
     """
     labels = {sha: ", ".join(names) for sha, names in manifest.blob_labels().items()}
     blobs = list(manifest.blobs().items())
+    hashed = _Counter(progress)
+
+    def check(blob: tuple[str, int]) -> Problem | None:
+        return _stored_problem(store, blob[0], blob[1], labels, hashed.add)
+
     with ThreadPoolExecutor(max_workers=4) as pool:
-        found = list(pool.map(lambda blob: _stored_problem(store, blob[0], blob[1], labels), blobs))
+        found = list(pool.map(check, blobs))
     problems = [problem for problem in found if problem is not None]
     bad = {problem.member.rpartition("/")[2] for problem in problems}
     lock_entry = manifest.file(manifest.lock)
@@ -165,10 +178,31 @@ def verify_stored(
     )
 
 
-def _stored_problem(store: Store, sha256: str, size: int, labels: dict[str, str]) -> Problem | None:
+class _Counter:
+    """Bytes hashed by the threads of :func:`verify_stored`, told to ``progress`` as a total."""
+
+    def __init__(self, progress: ByteProgress | None) -> None:
+        self._progress = progress
+        self._done = 0
+        self._lock = threading.Lock()
+
+    def add(self, n: int) -> None:
+        if self._progress is not None:
+            with self._lock:
+                self._done += n
+                self._progress(self._done)
+
+
+def _stored_problem(
+    store: Store,
+    sha256: str,
+    size: int,
+    labels: dict[str, str],
+    hashed: Callable[[int], None],
+) -> Problem | None:
     member, label = f"blobs/sha256/{sha256}", labels.get(sha256, "")
     try:
-        digest, actual = sha256_file(store.blob_path(sha256))
+        digest, actual = sha256_file(store.blob_path(sha256), on_chunk=hashed)
     except FileNotFoundError:
         return Problem(
             member=member,

@@ -18,12 +18,15 @@ from pathlib import Path
 import pytest
 
 from photonpack._units import format_size
+from photonpack.admit import admit_archive
+from photonpack.store import Store
 from tests.support.archives import Archive, make_archive
 from tests.support.index import PackageIndex
 from tests.support.registry import Registry
 from tests.support.stack import write_photon
 
 _PAYLOAD = 12 << 20
+_SIZE = r"[\d.]+ [KMG]?i?B"
 
 
 @pytest.fixture(scope="module")
@@ -85,6 +88,23 @@ def test_verify_on_a_terminal_draws_progress_then_the_result(big_archive: Archiv
     assert text.endswith(_ok_line(big_archive) + "\n")
 
 
+def test_verify_by_name_on_a_terminal_draws_the_bytes_hashed(big_archive: Archive) -> None:
+    store = Store()
+    manifest = admit_archive(big_archive.path, store)
+    store.refs.put("big", manifest.digest, big_archive.path.stat().st_size)
+    code, output = _on_tty("verify", "-n", "big")
+    text = output.decode()
+    assert code == 0, text
+    draws = [part for part in text.split("\r") if part.startswith("verifying  ")]
+    total = format_size(manifest.total_size)
+    assert draws, text
+    assert all(re.fullmatch(rf"verifying  {_SIZE} / {total}(  {_SIZE}/s)? *", d) for d in draws)
+    assert text.replace("\r\n", "\n").split("\n")[-2].split("\r")[-1] == _ok_line(big_archive)
+    piped = _piped("verify", "-n", "big")
+    assert piped.stdout == (_ok_line(big_archive) + "\n").encode()
+    assert piped.stderr == b""
+
+
 def test_verify_quiet_on_a_terminal_draws_no_progress(big_archive: Archive) -> None:
     code, output = _on_tty("-q", "verify", str(big_archive.path))
     assert code == 0
@@ -103,7 +123,6 @@ def _visible(text: str) -> list[str]:
     return [line.split("\r")[-1] for line in text.replace("\r\n", "\n").split("\n")]
 
 
-_SIZE = r"[\d.]+ [KMG]?i?B"
 _DRAW = re.compile(rf"((pushing|pulling) \S+|writing)  {_SIZE} / {_SIZE}(  {_SIZE}/s)? *")
 
 

@@ -51,6 +51,7 @@ def verify(
 
     from photonpack._units import format_size
     from photonpack.admit import parse_expected
+    from photonpack.cli._progress import ProgressLine
     from photonpack.verify import verify_stored
 
     expected = parse_expected(digest)
@@ -65,9 +66,15 @@ def verify(
     one_photon("verify", archive, photon_name)
     if photon_name is not None:
         stored = stored_photon(photon_name)
-        result = verify_stored(
-            stored.store, stored.manifest, archive_size=stored.archive_size, expected=expected
-        )
+        total = stored.manifest.total_size
+        with ProgressLine("verifying", total, enabled=progress_shown() and total > 0) as line:
+            result = verify_stored(
+                stored.store,
+                stored.manifest,
+                archive_size=stored.archive_size,
+                expected=expected,
+                progress=line.update,
+            )
     else:
         assert archive is not None
         result = _verify_file(archive, expected)
