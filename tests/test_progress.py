@@ -7,12 +7,15 @@ bytes, so reading it takes many reads.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import pty
 import re
 import select
+import struct
 import subprocess
 import sys
+import termios
 from pathlib import Path
 
 import pytest
@@ -36,9 +39,11 @@ def big_archive(tmp_path_factory: pytest.TempPathFactory) -> Archive:
     return make_archive(directory, extra_files=payload)
 
 
-def _on_tty(*args: str) -> tuple[int, bytes]:
+def _on_tty(*args: str, columns: int = 0) -> tuple[int, bytes]:
     """Run ``photonpack ARGS`` with stdout and stderr on one pty; its exit code and output."""
     leader, follower = pty.openpty()
+    if columns:
+        fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
     child = subprocess.Popen(
         [sys.executable, "-m", "photonpack", *args],
         stdin=subprocess.DEVNULL,
@@ -86,6 +91,15 @@ def test_verify_on_a_terminal_draws_progress_then_the_result(big_archive: Archiv
     last = text.split("\n")[-2].split("\r")[-1]
     assert last == _ok_line(big_archive)
     assert text.endswith(_ok_line(big_archive) + "\n")
+
+
+def test_a_narrow_terminal_gets_lines_that_fit_it(big_archive: Archive) -> None:
+    code, output = _on_tty("verify", str(big_archive.path), columns=40)
+    text = output.decode()
+    assert code == 0, text
+    draws = [part for part in text.split("\r") if " / " in part]
+    assert draws, text
+    assert all(len(draw) < 40 for draw in draws), draws
 
 
 def test_verify_by_name_on_a_terminal_draws_the_bytes_hashed(big_archive: Archive) -> None:

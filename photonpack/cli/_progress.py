@@ -8,6 +8,7 @@ reports plain numbers through callbacks; this is where they become a line.
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -83,8 +84,21 @@ class ProgressLine:
         rate = ""
         if elapsed >= _REDRAW_INTERVAL:  # the first draw has no rate worth showing yet
             rate = f"  {format_size(int(self._done / elapsed))}/s"
-        line = f"{self.label}  {format_size(self._done)} / {format_size(self.total)}{rate}"
+        figures = f"  {format_size(self._done)} / {format_size(self.total)}{rate}"
+        # A line as wide as the terminal wraps, and \r then redraws only its last row:
+        # the label (a blob's path can be long) gives way, the figures stay.
+        room = _columns() - 1 - len(figures)
+        label = self.label if len(self.label) <= room else self.label[: max(0, room - 3)] + "..."
+        line = label + figures
         pad = " " * max(0, self._width - len(line))
         sys.stderr.write("\r" + line + pad)
         sys.stderr.flush()
         self._width = len(line)
+
+
+def _columns() -> int:
+    """The width of the terminal stderr is on (80 when it does not say)."""
+    try:
+        return os.get_terminal_size(sys.stderr.fileno()).columns or 80
+    except (OSError, ValueError):
+        return 80
