@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
@@ -70,14 +71,19 @@ class Digest(str):
         return f"{self[: len(_PREFIX) + 8]}…"
 
 
-def sha256_file(path: Path) -> tuple[str, int]:
-    """The file's sha256 (lowercase hex) and its size in bytes. OSError if unreadable."""
+def sha256_file(path: Path, *, on_chunk: Callable[[int], None] | None = None) -> tuple[str, int]:
+    """The file's sha256 (lowercase hex) and its size in bytes. OSError if unreadable.
+
+    ``on_chunk`` is told the size of each chunk hashed (progress).
+    """
     digest = hashlib.sha256()
     size = 0
     with path.open("rb") as handle:
         while chunk := handle.read(CHUNK_SIZE):
             digest.update(chunk)
             size += len(chunk)
+            if on_chunk is not None:
+                on_chunk(len(chunk))
     return digest.hexdigest(), size
 
 

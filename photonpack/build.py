@@ -16,7 +16,7 @@ from typing import Any, Protocol
 import photonpack
 from photonpack.__about__ import __version__
 from photonpack._fs import atomic_write
-from photonpack.archive import archive_mtime, write_archive
+from photonpack.archive import ByteProgress, WriteProgress, archive_mtime, write_archive
 from photonpack.archive.manifest import (
     BuildWheelEntry,
     FileEntry,
@@ -109,8 +109,12 @@ def build(
     *,
     store: Store | None = None,
     progress: FetchProgress | None = None,
+    writing: WriteProgress | None = None,
 ) -> BuildResult:
-    """Build ``spec`` into one deterministic ``.photon`` archive."""
+    """Build ``spec`` into one deterministic ``.photon`` archive.
+
+    ``progress`` follows the downloads, ``writing`` the archive's writing.
+    """
     store = store or Store()
     declaration = read_declaration(spec)
     name = validate_name(options.name or default_name(declaration.class_name))
@@ -189,7 +193,9 @@ def build(
     )
     store.put_manifest(manifest.digest, manifest.to_bytes())
     output = options.output or Path.cwd() / f"{name}.photon"
-    size = write_atomic(output, manifest, store)
+    if writing is not None:
+        writing.begin(manifest.total_size)
+    size = write_atomic(output, manifest, store, writing.update if writing else None)
     return BuildResult(
         path=output, manifest=manifest, size=size, lock_changed=lock_changed, warnings=warnings
     )
@@ -251,7 +257,9 @@ def _source_blobs(sdists: Iterable[LockedSdist], base_dir: Path, store: Store) -
         store.add_blob_file(made.path, made.sha256, made.path.stat().st_size)
 
 
-def write_atomic(output: Path, manifest: Manifest, store: Store) -> int:
+def write_atomic(
+    output: Path, manifest: Manifest, store: Store, progress: ByteProgress | None = None
+) -> int:
     """Write the archive next to ``output`` and rename it into place; return its size.
 
     A failure or Ctrl-C leaves no partial file and any previous file untouched.
@@ -265,7 +273,7 @@ def write_atomic(output: Path, manifest: Manifest, store: Store) -> int:
         )
     try:
         with atomic_write(output) as out:
-            write_archive(out, manifest, store.blob_path)
+            write_archive(out, manifest, store.blob_path, progress=progress)
         return output.stat().st_size
     except OSError as exc:
         raise BuildError(f"cannot write {output}: {exc.strerror or exc}") from exc

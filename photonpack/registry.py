@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from photonpack._json import load_json_object
+from photonpack.archive import WriteProgress
 from photonpack.archive.manifest import Manifest, canonical_json
 from photonpack.errors import IntegrityError, RegistryError
 from photonpack.oci.client import OCI_MANIFEST, ProgressFn, RegistryClient
@@ -422,10 +423,12 @@ def pull_photon(
     *,
     client: RegistryClient,
     progress: ProgressFn | None = None,
+    writing: WriteProgress | None = None,
 ) -> PullResult:
     """Pull ``ref`` and write the byte-identical ``.photon`` to ``out`` (default ``<name>.photon``).
 
     Nothing appears at the destination unless every byte matched its digest.
+    ``progress`` follows each blob's download, ``writing`` the archive's writing.
     """
     from photonpack.archive import write_archive
 
@@ -440,8 +443,15 @@ def pull_photon(
         fetched = fetch_photon(ref, blobs, client=client, progress=progress)
         target = out or parent / f"{fetched.manifest.name}.photon"
         staged = Path(tmp) / "archive.photon"
+        if writing is not None:
+            writing.begin(fetched.manifest.total_size)
         with staged.open("wb") as handle:
-            write_archive(handle, fetched.manifest, fetched.blob_path)
+            write_archive(
+                handle,
+                fetched.manifest,
+                fetched.blob_path,
+                progress=writing.update if writing is not None else None,
+            )
         try:
             staged.replace(target)
         except OSError as exc:

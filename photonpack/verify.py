@@ -18,12 +18,14 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import tempfile
+import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from photonpack._digest import sha256_file
-from photonpack.archive import BlobWriter, MemorySink, Problem, read_manifest, unpack
+from photonpack.archive import BlobWriter, ByteProgress, MemorySink, Problem, read_manifest, unpack
 from photonpack.archive.manifest import Manifest
 from photonpack.errors import IntegrityError
 from photonpack.install.wheel import CorruptWheelError, Wheel, inspect_wheel
@@ -81,12 +83,15 @@ class VerifyResult:
         }
 
 
-def verify_archive(path: Path, *, expected: str | None = None) -> VerifyResult:
+def verify_archive(
+    path: Path, *, expected: str | None = None, progress: ByteProgress | None = None
+) -> VerifyResult:
     """Stream ``path`` once, re-hash every blob and check the lock against the wheels.
 
     Integrity problems are returned, not raised; ArchiveError still means the
     file is unreadable or not a photon archive at all. ``expected`` pins the
     archive's digest (``--digest``): another photon is a problem too.
+    ``progress`` is told the bytes of the file read so far.
     """
     problems: list[Problem] = []
     try:
@@ -99,7 +104,7 @@ def verify_archive(path: Path, *, expected: str | None = None) -> VerifyResult:
     with tempfile.TemporaryDirectory(prefix="photonpack-verify-") as scratch:
         sink = _PolicySink({lock_entry.sha256} if lock_entry else set(), wheels, Path(scratch))
         try:
-            manifest = unpack(path, sink, on_problem=problems.append)
+            manifest = unpack(path, sink, on_problem=problems.append, progress=progress)
         except IntegrityError:
             manifest = head if not any(p.member == "photon.json" for p in problems) else None
     lock_read = lock_entry is None or lock_entry.sha256 in sink.blobs
@@ -123,18 +128,29 @@ def verify_archive(path: Path, *, expected: str | None = None) -> VerifyResult:
 
 
 def verify_stored(
-    store: Store, manifest: Manifest, *, archive_size: int, expected: str | None = None
+    store: Store,
+    manifest: Manifest,
+    *,
+    archive_size: int,
+    expected: str | None = None,
+    progress: ByteProgress | None = None,
 ) -> VerifyResult:
     """``verify -n NAME``: re-hash ``manifest``'s blobs in ``store`` and apply the policy.
 
     The same checks and the same problems as :func:`verify_archive` on the
     photon's archive, but in place: nothing is written, and the blobs are
     hashed in parallel. ``archive_size`` is the size recorded with the name.
+    ``progress`` is told the bytes hashed so far, of ``manifest.total_size``.
     """
     labels = {sha: ", ".join(names) for sha, names in manifest.blob_labels().items()}
     blobs = list(manifest.blobs().items())
+    hashed = _Counter(progress)
+
+    def check(blob: tuple[str, int]) -> Problem | None:
+        return _stored_problem(store, blob[0], blob[1], labels, hashed.add)
+
     with ThreadPoolExecutor(max_workers=4) as pool:
-        found = list(pool.map(lambda blob: _stored_problem(store, blob[0], blob[1], labels), blobs))
+        found = list(pool.map(check, blobs))
     problems = [problem for problem in found if problem is not None]
     bad = {problem.member.rpartition("/")[2] for problem in problems}
     lock_entry = manifest.file(manifest.lock)
@@ -162,10 +178,31 @@ def verify_stored(
     )
 
 
-def _stored_problem(store: Store, sha256: str, size: int, labels: dict[str, str]) -> Problem | None:
+class _Counter:
+    """Bytes hashed by the threads of :func:`verify_stored`, told to ``progress`` as a total."""
+
+    def __init__(self, progress: ByteProgress | None) -> None:
+        self._progress = progress
+        self._done = 0
+        self._lock = threading.Lock()
+
+    def add(self, n: int) -> None:
+        if self._progress is not None:
+            with self._lock:
+                self._done += n
+                self._progress(self._done)
+
+
+def _stored_problem(
+    store: Store,
+    sha256: str,
+    size: int,
+    labels: dict[str, str],
+    hashed: Callable[[int], None],
+) -> Problem | None:
     member, label = f"blobs/sha256/{sha256}", labels.get(sha256, "")
     try:
-        digest, actual = sha256_file(store.blob_path(sha256))
+        digest, actual = sha256_file(store.blob_path(sha256), on_chunk=hashed)
     except FileNotFoundError:
         return Problem(
             member=member,

@@ -12,7 +12,7 @@ import os
 import tarfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 import zstandard
 
@@ -29,6 +29,7 @@ from photonpack.archive.reader import (
 )
 from photonpack.archive.sinks import BlobSink, BlobWriter, DirectorySink, MemorySink, NullSink
 from photonpack.archive.tarstream import member_header
+from photonpack.archive.zstdframe import ByteProgress
 from photonpack.errors import BuildError, IntegrityError
 
 __all__ = [
@@ -38,10 +39,12 @@ __all__ = [
     "MAX_WINDOW_SIZE",
     "BlobSink",
     "BlobWriter",
+    "ByteProgress",
     "DirectorySink",
     "MemorySink",
     "NullSink",
     "Problem",
+    "WriteProgress",
     "archive_mtime",
     "blob_member",
     "read_manifest",
@@ -111,32 +114,55 @@ def _zstd_compressor() -> zstandard.ZstdCompressor:
     return zstandard.ZstdCompressor(compression_params=params)
 
 
+class WriteProgress(Protocol):
+    """Told the bytes of blobs an archive holds, then how many are written so far."""
+
+    def begin(self, total_bytes: int) -> None: ...
+
+    def update(self, done: int) -> None: ...
+
+
 def write_archive(
     out: BinaryIO,
     manifest: Manifest,
     blob_path: Callable[[str], Path],
     *,
     mtime: int | None = None,
+    progress: ByteProgress | None = None,
 ) -> None:
     """Write the archive of ``manifest`` to ``out``; ``blob_path(hex)`` locates each blob.
 
     Every blob is re-hashed while it is copied: a file that changed since the
     manifest was made raises IntegrityError and the output is unusable (the
-    caller writes to a temp file and renames it only on success).
+    caller writes to a temp file and renames it only on success). ``progress``
+    is told the bytes of blobs written so far, of ``manifest.total_size``.
     """
     stamp = archive_mtime() if mtime is None else mtime
     data = manifest.to_bytes()
     labels = manifest.blob_labels()
+    report = progress or (lambda _done: None)
+    written = 0
     with _zstd_compressor().stream_writer(out, closefd=False) as zw:
         zw.write(member_header(MANIFEST_MEMBER, len(data), stamp) + data + _padding(len(data)))
         for sha256, size in manifest.blobs().items():
             zw.write(member_header(blob_member(sha256), size, stamp))
-            _copy_blob(zw, blob_path(sha256), sha256, size, ", ".join(labels[sha256]))
+            label = ", ".join(labels[sha256])
+            _copy_blob(zw, blob_path(sha256), sha256, size, label, report=report, before=written)
+            written += size
             zw.write(_padding(size))
         zw.write(b"\0" * (2 * _BLOCK))
 
 
-def _copy_blob(zw: BinaryIO, path: Path, sha256: str, size: int, label: str) -> None:
+def _copy_blob(
+    zw: BinaryIO,
+    path: Path,
+    sha256: str,
+    size: int,
+    label: str,
+    *,
+    report: ByteProgress,
+    before: int,
+) -> None:
     digest = hashlib.sha256()
     copied = 0
     try:
@@ -147,6 +173,7 @@ def _copy_blob(zw: BinaryIO, path: Path, sha256: str, size: int, label: str) -> 
                     break
                 digest.update(chunk)
                 zw.write(chunk)
+                report(before + copied)
     except OSError as exc:
         raise BuildError(f"cannot read {path} ({label}): {exc.strerror or exc}") from exc
     if copied != size or digest.hexdigest() != sha256:

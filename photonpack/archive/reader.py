@@ -44,7 +44,13 @@ from photonpack.archive.tarstream import (
     regular,
     type_name,
 )
-from photonpack.archive.zstdframe import FRAME_MEMBER, FrameGuard, decompressor, frame_start
+from photonpack.archive.zstdframe import (
+    FRAME_MEMBER,
+    ByteProgress,
+    FrameGuard,
+    decompressor,
+    frame_start,
+)
 from photonpack.errors import ArchiveError, IntegrityError
 
 __all__ = [
@@ -375,6 +381,7 @@ def unpack(
     sink: BlobSink,
     *,
     on_problem: Callable[[Problem], None] | None = None,
+    progress: ByteProgress | None = None,
 ) -> Manifest:
     """Stream ``path`` once, verify everything, hand matching blobs to ``sink``.
 
@@ -383,6 +390,7 @@ def unpack(
     missing member) are reported and reading goes on; a problem that stops the
     stream (truncation, corrupt zstd data, a bad manifest) is reported and then
     raised. ArchiveError: the file is unreadable or not a zstd tar at all.
+    ``progress`` is told the bytes of the file read so far as it streams.
     """
     ratio = max_ratio()
     fh, file_size = _open(path)
@@ -401,7 +409,7 @@ def unpack(
             if problem is not None:
                 report(problem)
                 raise Fatal(problem)
-            guard = FrameGuard(fh, header_size, checksum)
+            guard = FrameGuard(fh, header_size, checksum, progress)
             stream = Stream(decompressor(fh, guard), guard, MANIFEST_MEMBER, max_ratio=ratio)
             scan = _Scan(path, sink, report)
             manifest = scan.read_manifest(stream)

@@ -8,6 +8,7 @@ ends; :func:`decompressor` reads it with the window bounded.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -17,7 +18,11 @@ from photonpack.archive.limits import CHUNK_SIZE, MAX_WINDOW_SIZE
 from photonpack.archive.problem import Problem
 from photonpack.errors import ArchiveError
 
-__all__ = ["FRAME_MEMBER", "FrameGuard", "decompressor", "frame_start"]
+__all__ = ["FRAME_MEMBER", "ByteProgress", "FrameGuard", "decompressor", "frame_start"]
+
+# Told the compressed bytes read from the file so far, after each read: the
+# caller (the CLI) decides whether and how often to draw it.
+ByteProgress = Callable[[int], None]
 
 # The member a problem of the frame itself is reported under.
 FRAME_MEMBER = "(zstd frame)"
@@ -30,10 +35,19 @@ class FrameGuard:
     zstandard's stream reader silently stops at a truncated frame and does not
     say where the frame ended; walking the 3-byte block headers tells both, so
     truncation and trailing data are refused without reading the file twice.
+    Every byte of the file passes here, blobs only hashed included, so this is
+    where ``progress`` is told how far the reading has got.
     """
 
-    def __init__(self, raw: BinaryIO, header_size: int, checksum: bool) -> None:
+    def __init__(
+        self,
+        raw: BinaryIO,
+        header_size: int,
+        checksum: bool,
+        progress: ByteProgress | None = None,
+    ) -> None:
         self._raw = raw
+        self._progress = progress
         self._skip = header_size
         self._tail = 4 if checksum else 0
         self._pending = b""
@@ -58,6 +72,8 @@ class FrameGuard:
         data = self._raw.read(size)
         inside = self._scan(data)
         self._pos += len(data)
+        if self._progress is not None:
+            self._progress(self._pos)
         return data if inside is None else data[:inside]
 
     def _scan(self, data: bytes) -> int | None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from photonpack.cli._app import cli
+from photonpack.cli._app import cli, progress_shown
 from photonpack.cli._photon import name_option, one_photon, stored_photon
 from photonpack.errors import PhotonpackError, UsageError
 from photonpack.serving.logs import colour_wanted
@@ -51,7 +51,8 @@ def verify(
 
     from photonpack._units import format_size
     from photonpack.admit import parse_expected
-    from photonpack.verify import verify_archive, verify_stored
+    from photonpack.cli._progress import ProgressLine
+    from photonpack.verify import verify_stored
 
     expected = parse_expected(digest)
     if check_store:
@@ -65,12 +66,18 @@ def verify(
     one_photon("verify", archive, photon_name)
     if photon_name is not None:
         stored = stored_photon(photon_name)
-        result = verify_stored(
-            stored.store, stored.manifest, archive_size=stored.archive_size, expected=expected
-        )
+        total = stored.manifest.total_size
+        with ProgressLine("verifying", total, enabled=progress_shown() and total > 0) as line:
+            result = verify_stored(
+                stored.store,
+                stored.manifest,
+                archive_size=stored.archive_size,
+                expected=expected,
+                progress=line.update,
+            )
     else:
         assert archive is not None
-        result = verify_archive(archive, expected=expected)
+        result = _verify_file(archive, expected)
     shown = archive if archive is not None else f"the photon named {photon_name}"
     if as_json:
         report = result.to_dict()  # "path": null for -n: the photon came from no file
@@ -92,6 +99,19 @@ def verify(
         ctx.exit(3)
     if rebuild_from is not None and result.manifest is not None:
         ctx.exit(_verify_rebuild(result.manifest, rebuild_from, archive))
+
+
+def _verify_file(archive: Path, expected: str | None) -> Any:
+    """``verify_archive`` with a progress line on a terminal (the file's bytes read)."""
+    from photonpack.cli._progress import ProgressLine
+    from photonpack.verify import verify_archive
+
+    try:
+        total = archive.stat().st_size
+    except OSError:
+        total = 0  # verify_archive says what is wrong with the file
+    with ProgressLine("verifying", total, enabled=progress_shown() and total > 0) as line:
+        return verify_archive(archive, expected=expected, progress=line.update)
 
 
 def _verify_store(as_json: bool) -> int:

@@ -297,43 +297,49 @@ def _do_build(
         locked=locked,
         lock=lock_options_from(name=name, output=None, **index),
     )
-    with _DownloadProgress(progress_shown()) as progress:
-        result = build(spec, options, progress=progress)
+    with _BuildProgress(progress_shown()) as progress:
+        result = build(spec, options, progress=progress, writing=progress)
     for warning in result.warnings:
         click.echo(f"warning: {warning}", err=True)
     return result
 
 
-class _DownloadProgress:
-    """A progress bar of the wheels a build downloads, drawn only on a terminal."""
+class _BuildProgress:
+    """The wheels a build downloads, then the archive it writes, on one progress line.
+
+    One line (``cli/_progress.py``) for both stages, so the second overwrites the first.
+    """
 
     def __init__(self, enabled: bool) -> None:
         import threading
 
+        from photonpack.cli._progress import ProgressLine
+
         self._enabled = enabled
-        self._bar: Any = None
+        self._line = ProgressLine("downloading wheels", 0, enabled=enabled)
+        self._received = 0
         self._lock = threading.Lock()
 
-    def __enter__(self) -> _DownloadProgress | None:
+    def __enter__(self) -> _BuildProgress | None:
         return self if self._enabled else None
 
     def start(self, total_bytes: int) -> None:
-        import sys
-
-        self._bar = click.progressbar(
-            length=total_bytes, label="downloading wheels", file=sys.stderr
-        )
-        self._bar.__enter__()
+        self._line.begin(total_bytes)
 
     def advance(self, _wheel: Any, received: int) -> None:
-        # Called from the download threads: one update at a time.
+        # Called from the download threads, with the bytes just received.
         with self._lock:
-            if self._bar is not None:
-                self._bar.update(received)
+            self._received += received
+            self._line.update(self._received)
+
+    def begin(self, total_bytes: int) -> None:
+        self._line.retitle("writing", total_bytes)
+
+    def update(self, done: int) -> None:
+        self._line.update(done)
 
     def __exit__(self, *exc: object) -> None:
-        if self._bar is not None:
-            self._bar.__exit__(*exc)
+        self._line.close()
 
 
 @cli.command()

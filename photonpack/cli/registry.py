@@ -158,27 +158,35 @@ def inspect_remote(ref: str) -> dict[str, Any]:
     }
 
 
-class _TransferBars:
-    """Progress bars on stderr for blobs of 1 MiB and more, only when it is a terminal."""
+class _TransferLine:
+    """The blob moving now on one progress line (``cli/_progress.py``), only on a terminal."""
 
-    def __init__(self) -> None:
-        self.enabled = progress_shown()
-        self.bars: dict[str, tuple[Any, int]] = {}
-        self.finished: set[str] = set()
+    def __init__(self, verb: str) -> None:
+        from photonpack.cli._progress import ProgressLine
+
+        self._verb = verb
+        self._line = ProgressLine(verb, 0, enabled=progress_shown())
+        self._digest = ""
+
+    def __enter__(self) -> _TransferLine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._line.close()
+
+    def begin(self, total_bytes: int) -> None:
+        """The blobs are in: the same line goes on with the archive's writing."""
+        self._digest = ""
+        self._line.retitle("writing", total_bytes)
+
+    def update(self, done: int) -> None:
+        self._line.update(done)
 
     def __call__(self, transfer: Any) -> None:
-        if not self.enabled or transfer.total < 1 << 20 or transfer.digest in self.finished:
-            return
-        bar, shown = self.bars.get(transfer.digest, (None, 0))
-        if bar is None:
-            bar = click.progressbar(length=transfer.total, label=transfer.title, file=None)
-            bar.__enter__()
-        bar.update(transfer.done - shown)
-        self.bars[transfer.digest] = (bar, transfer.done)
-        if transfer.done >= transfer.total:
-            bar.__exit__(None, None, None)
-            del self.bars[transfer.digest]
-            self.finished.add(transfer.digest)
+        if transfer.digest != self._digest:
+            self._digest = transfer.digest
+            self._line.retitle(f"{self._verb} {transfer.title}", transfer.total)
+        self._line.update(transfer.done)
 
 
 def _default_ref(registry: str, manifest: Any) -> str:
@@ -276,14 +284,15 @@ def push(
     recent = _recent_repositories(store)
     sources = [*mount_from, *recent.get(reference.registry)]
     with _registry_client(reference.registry, username, password_stdin, insecure) as client:
-        result = push_photon(
-            manifest,
-            store.blob_path,
-            reference,
-            client=client,
-            progress=_TransferBars(),
-            mount_from=sources,
-        )
+        with _TransferLine("pushing") as line:
+            result = push_photon(
+                manifest,
+                store.blob_path,
+                reference,
+                client=client,
+                progress=line,
+                mount_from=sources,
+            )
         attached = (
             attach_sbom(manifest, store.blob_path, result, client=client, fmt=sbom_format)
             if with_sbom
@@ -363,7 +372,8 @@ def pull(
 
     reference = parse_reference(ref)
     with _registry_client(reference.registry, username, password_stdin, insecure) as client:
-        result = pull_photon(reference, output, client=client, progress=_TransferBars())
+        with _TransferLine("pulling") as line:
+            result = pull_photon(reference, output, client=client, progress=line, writing=line)
         referrers = list_referrers(client, reference.repository, result.manifest_digest)
         fetched = (
             _fetch_referrers(client, reference.repository, referrers, referrers_dir)

@@ -1,0 +1,104 @@
+"""One line of progress on stderr, redrawn in place: ``verifying  12.0 MiB / 48.0 MiB  95.1 MiB/s``.
+
+Drawn only when stderr is a terminal and ``-q`` was not given
+(:func:`~photonpack.cli._app.progress_shown`); otherwise nothing at all is
+written, so logs and pipes get exactly the output they got before. Library code
+reports plain numbers through callbacks; this is where they become a line.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from types import TracebackType
+
+from photonpack._units import format_size
+
+__all__ = ["ProgressLine"]
+
+# At most ten redraws a second: enough to look live, cheap against a 1 GB/s read.
+_REDRAW_INTERVAL = 0.1
+
+
+class ProgressLine:
+    """``label  done / total  rate`` on one stderr line; cleared when the stage ends.
+
+    ``update(done)`` takes the bytes done so far (thread-safe). The line is
+    erased on exit so the command's normal result is the last thing shown.
+    """
+
+    def __init__(self, label: str, total: int, *, enabled: bool) -> None:
+        self.label = label
+        self.total = total
+        self.enabled = enabled
+        self._done = 0
+        self._start = time.monotonic()
+        self._drawn_at = 0.0
+        self._width = 0
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> ProgressLine:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def update(self, done: int) -> None:
+        """The stage has done ``done`` bytes; redraws when the last draw is 0.1 s old."""
+        if not self.enabled:
+            return
+        with self._lock:
+            self._done = done
+            now = time.monotonic()
+            if now - self._drawn_at >= _REDRAW_INTERVAL:
+                self._drawn_at = now
+                self._draw(now)
+
+    def begin(self, total: int) -> None:
+        """The stage's size is known now: ``total`` bytes."""
+        self.retitle(self.label, total)
+
+    def retitle(self, label: str, total: int) -> None:
+        """Start over with another label and total (the next blob of a push): done and rate at 0."""
+        with self._lock:
+            self.label, self.total = label, total
+            self._done, self._start = 0, time.monotonic()
+
+    def close(self) -> None:
+        """Erase the line, if one was drawn."""
+        with self._lock:
+            if self.enabled and self._width:
+                sys.stderr.write("\r" + " " * self._width + "\r")
+                sys.stderr.flush()
+                self._width = 0
+
+    def _draw(self, now: float) -> None:
+        elapsed = now - self._start
+        rate = ""
+        if elapsed >= _REDRAW_INTERVAL:  # the first draw has no rate worth showing yet
+            rate = f"  {format_size(int(self._done / elapsed))}/s"
+        figures = f"  {format_size(self._done)} / {format_size(self.total)}{rate}"
+        # A line as wide as the terminal wraps, and \r then redraws only its last row:
+        # the label (a blob's path can be long) gives way, the figures stay.
+        room = _columns() - 1 - len(figures)
+        label = self.label if len(self.label) <= room else self.label[: max(0, room - 3)] + "..."
+        line = label + figures
+        pad = " " * max(0, self._width - len(line))
+        sys.stderr.write("\r" + line + pad)
+        sys.stderr.flush()
+        self._width = len(line)
+
+
+def _columns() -> int:
+    """The width of the terminal stderr is on (80 when it does not say)."""
+    try:
+        return os.get_terminal_size(sys.stderr.fileno()).columns or 80
+    except (OSError, ValueError):
+        return 80
