@@ -189,3 +189,17 @@ def test_remove_json_lists_what_was_removed(named: Archive) -> None:
     assert removed.exit_code == 0, removed.output
     assert json.loads(removed.output) == listed
     assert json.loads(run("list", "--json").output) == []
+
+
+@pytest.mark.parametrize("command", ["lock", "build", "create", "run"])
+def test_the_photon_source_is_m_photon_or_module_in_every_command(
+    command: str, tmp_path: Path
+) -> None:
+    """`-m` means one thing: `run` once said `--module`, `lock`/`build`/`create` `--photon`."""
+    missing = str(tmp_path / "nosuch.py")
+    results = [
+        CliRunner().invoke(cli, [command, flag, missing]) for flag in ("-m", "--photon", "--module")
+    ]
+    assert results[0].exit_code != 0
+    assert "nosuch.py" in results[0].output
+    assert {(r.exit_code, r.output) for r in results} == {(results[0].exit_code, results[0].output)}

@@ -148,7 +148,9 @@ def lock_options_from(
 
 
 @cli.command()
-@click.option("-m", "--photon", "photon", required=True, help="file.py[:Class] or module:Class.")
+@click.option(
+    "-m", "--photon", "--module", "photon", required=True, help="file.py[:Class] or module:Class."
+)
 @click.option("-n", "--name", help="Photon name [default: from the class name].")
 @click.option(
     "-o", "--output", type=click.Path(path_type=Path, dir_okay=False), help="Lock file to write."
@@ -279,7 +281,12 @@ def _build_options(func: Any) -> Any:
     func = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")(func)
     func = click.option("-n", "--name", help="Photon name [default: from the class name].")(func)
     return click.option(
-        "-m", "--photon", "photon", required=True, help="file.py[:Class] or module:Class."
+        "-m",
+        "--photon",
+        "--module",
+        "photon",
+        required=True,
+        help="file.py[:Class] or module:Class.",
     )(func)
 
 

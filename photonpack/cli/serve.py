@@ -53,7 +53,12 @@ def _parse_env(pairs: tuple[str, ...]) -> dict[str, str]:
 @click.argument("archive", required=False)
 @click.option("-n", "--name", help="Run the photon of this name from the local store.")
 @click.option(
-    "-m", "--module", metavar="SPEC", help="Serve from source: file.py[:Class] or pkg.module:Class."
+    "-m",
+    "--module",
+    "--photon",
+    "module",
+    metavar="SPEC",
+    help="Serve from source: file.py[:Class] or pkg.module:Class.",
 )
 @click.option(
     "--host",
