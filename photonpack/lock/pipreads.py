@@ -23,13 +23,20 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-__all__ = ["METADATA_FIRST", "PageFilter", "filtering_pages", "unadvertised_metadata"]
+__all__ = [
+    "METADATA_FIRST",
+    "MetadataShortcut",
+    "PageFilter",
+    "filtering_pages",
+    "metadata_shortcuts",
+    "unadvertised_metadata",
+]
 
 # Wheels at least this big (bytes) have their ``.metadata`` file asked for first.
 METADATA_FIRST = 1 << 20
@@ -102,32 +109,60 @@ def filtering_pages(pages: PageFilter) -> Iterator[None]:
         Link.from_json = original  # type: ignore[method-assign]
 
 
-@contextlib.contextmanager
-def unadvertised_metadata(pages: PageFilter) -> Iterator[None]:
-    """Read a wheel's METADATA from ``<url>.metadata`` when pip would download the wheel.
+# A way to a candidate's metadata without downloading or building it:
+# (pip's RequirementPreparer, the InstallRequirement) -> a pip metadata distribution, or None.
+MetadataShortcut = Callable[[Any, Any], Any]
 
-    Only for wheels the page says are bigger than :data:`METADATA_FIRST`: below
-    that, a request that may well be answered 404 costs about what the download does.
+
+@contextlib.contextmanager
+def metadata_shortcuts(*shortcuts: MetadataShortcut) -> Iterator[None]:
+    """Let pip take a candidate's metadata from the first of ``shortcuts`` that has it.
+
+    Asked only where pip's own metadata-only path (PEP 658) found none and pip
+    would otherwise download the file whole (or run an sdist's backend); never
+    in hash-checking mode. One patch of ``RequirementPreparer._fetch_metadata_only``
+    for the span of one ``resolve`` call.
     """
-    from pip._internal.metadata import get_metadata_distribution
-    from pip._internal.models.wheel import Wheel
     from pip._internal.operations.prepare import RequirementPreparer
 
     original = RequirementPreparer.__dict__["_fetch_metadata_only"]
 
     def fetch(self: Any, req: Any) -> Any:
         found = original(self, req)
-        if found is not None or self.require_hashes or self.legacy_resolver:
+        if found is not None or self.require_hashes or self.legacy_resolver or req.req is None:
             return found
+        for shortcut in shortcuts:
+            if (dist := shortcut(self, req)) is not None:
+                return dist
+        return None
+
+    RequirementPreparer._fetch_metadata_only = fetch  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        RequirementPreparer._fetch_metadata_only = original  # type: ignore[method-assign]
+
+
+def unadvertised_metadata(pages: PageFilter) -> MetadataShortcut:
+    """Read a wheel's METADATA from ``<url>.metadata`` before pip downloads the wheel.
+
+    Only for wheels the page says are bigger than :data:`METADATA_FIRST`: below
+    that, a request that may well be answered 404 costs about what the download does.
+    """
+
+    def shortcut(preparer: Any, req: Any) -> Any:
+        from pip._internal.metadata import get_metadata_distribution
+        from pip._internal.models.wheel import Wheel
+
         link = req.link
-        if not link.is_wheel or link.scheme not in ("http", "https") or req.req is None:
+        if not link.is_wheel or link.scheme not in ("http", "https"):
             return None
         sha256 = link.hash if link.hash_name == "sha256" else ""
         size = pages.sizes.get((link.filename, sha256 or ""))
         if size is None or size < METADATA_FIRST:
             return None
         try:
-            response = self._session.get(link.url_without_fragment + ".metadata")
+            response = preparer._session.get(link.url_without_fragment + ".metadata")
             if response.status_code != 200:
                 return None
             dist = get_metadata_distribution(response.content, link.filename, req.req.name)
@@ -139,8 +174,4 @@ def unadvertised_metadata(pages: PageFilter) -> Iterator[None]:
             return None
         return dist if same else None
 
-    RequirementPreparer._fetch_metadata_only = fetch  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        RequirementPreparer._fetch_metadata_only = original  # type: ignore[method-assign]
+    return shortcut

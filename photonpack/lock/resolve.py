@@ -63,7 +63,12 @@ from photonpack.lock.diagnosis import (
     source_only,
 )
 from photonpack.lock.index import DistFile, IndexSettings, redact_url
-from photonpack.lock.pipreads import PageFilter, filtering_pages, unadvertised_metadata
+from photonpack.lock.pipreads import (
+    PageFilter,
+    filtering_pages,
+    metadata_shortcuts,
+    unadvertised_metadata,
+)
 from photonpack.lock.sdistmeta import static_sdist_metadata
 from photonpack.lock.target import Target
 
@@ -122,8 +127,9 @@ def resolve(
         _isolated_pip(),
         _quiet(),
         filtering_pages(pages),
-        unadvertised_metadata(pages),
-        static_sdist_metadata() if allow_sources else contextlib.nullcontext(),
+        metadata_shortcuts(
+            unadvertised_metadata(pages), *([static_sdist_metadata] if allow_sources else [])
+        ),
         tempfile.TemporaryDirectory(prefix="photonpack-resolve-") as work,
     ):
         # One repository per target for both passes: the second reuses the index pages and

@@ -22,11 +22,9 @@ that lies is caught before an archive exists.
 
 from __future__ import annotations
 
-import contextlib
 import email.parser
 import tarfile
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -84,48 +82,33 @@ def _top_file(path: Path, filename: str, name: str) -> bytes | None:
     return None
 
 
-@contextlib.contextmanager
-def static_sdist_metadata() -> Iterator[None]:
-    """Make pip take an index sdist's static PKG-INFO instead of running its backend.
+def static_sdist_metadata(preparer: Any, req: Any) -> Any:
+    """An index sdist's static PKG-INFO, so pip need not run its backend; else None.
 
-    Patches pip's ``RequirementPreparer._fetch_metadata_only`` for the span of
-    one ``resolve`` call (under its ``_pip_internals`` guard), like
-    :func:`photonpack.lock.pipreads.unadvertised_metadata`.
+    A :data:`photonpack.lock.pipreads.MetadataShortcut`, handed to
+    :func:`photonpack.lock.pipreads.metadata_shortcuts` by ``resolve``.
     """
     from pip._internal.metadata import get_metadata_distribution
-    from pip._internal.operations.prepare import RequirementPreparer, get_http_url
+    from pip._internal.operations.prepare import get_http_url
 
-    original = RequirementPreparer.__dict__["_fetch_metadata_only"]
-
-    def fetch(self: Any, req: Any) -> Any:
-        found = original(self, req)
-        if found is not None or self.require_hashes or self.legacy_resolver:
-            return found
-        link = req.link
-        if (
-            link.is_wheel
-            or link.is_vcs
-            or req.req is None
-            or not link.filename.endswith(_SDIST_SUFFIXES)
-            or link.scheme not in ("http", "https", "file")
-        ):
+    link = req.link
+    if (
+        link.is_wheel
+        or link.is_vcs
+        or not link.filename.endswith(_SDIST_SUFFIXES)
+        or link.scheme not in ("http", "https", "file")
+    ):
+        return None
+    hashes = link.as_hashes() if link.has_hash else None
+    if link.scheme == "file":
+        path = Path(link.file_path)
+        if not path.is_file():
             return None
-        hashes = link.as_hashes() if link.has_hash else None
-        if link.scheme == "file":
-            path = Path(link.file_path)
-            if not path.is_file():
-                return None
-            if hashes:
-                hashes.check_against_path(str(path))  # a mismatch is pip's HashError
-        else:
-            path = Path(get_http_url(link, self._download, hashes=hashes).path)
-        text = static_pkg_info(path, link.filename)
-        if text is None:
-            return None  # dynamic: pip prepares it by running the backend
-        return get_metadata_distribution(text, link.filename, req.req.name)
-
-    RequirementPreparer._fetch_metadata_only = fetch  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        RequirementPreparer._fetch_metadata_only = original  # type: ignore[method-assign]
+        if hashes:
+            hashes.check_against_path(str(path))  # a mismatch is pip's HashError
+    else:
+        path = Path(get_http_url(link, preparer._download, hashes=hashes).path)
+    text = static_pkg_info(path, link.filename)
+    if text is None:
+        return None  # dynamic: pip prepares it by running the backend
+    return get_metadata_distribution(text, link.filename, req.req.name)
