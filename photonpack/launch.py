@@ -51,6 +51,7 @@ class ServeOptions:
     token: str | None = None
     env: Mapping[str, str] = dataclasses.field(default_factory=dict)
     ready_json: bool = False  # once ready, one JSON line on stdout (``run --json``)
+    quiet: bool = False  # no ready line on stderr (``photonpack -q run``)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -137,6 +138,8 @@ def serve_command(
         argv = serve_argv(python, prepared.manifest.entry, options.host, options.port)
         if options.ready_json:
             argv += ["--ready-json", "--photon-digest", prepared.manifest.digest]
+        if options.quiet:
+            argv.append("--quiet")
         return argv, env
     if options.ready_json:
         raise UsageError(

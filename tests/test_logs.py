@@ -11,6 +11,7 @@ import os
 import pty
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import textwrap
@@ -587,3 +588,47 @@ def test_lines_logged_on_the_loop_are_written_in_batches_and_in_order() -> None:
         log.removeHandler(handler)
     assert seen == ["", "one\ntwo\nthree\n", "one\ntwo\nthree\nfour\n"]
     assert stream.getvalue() == "one\ntwo\nthree\nfour\nfive\n"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.mark.parametrize("source", ["module", "archive"])
+def test_quiet_run_says_nothing_on_stderr_and_still_serves(
+    source: str, chatty: Path, counter_archive: Path, tmp_path: Path
+) -> None:
+    port = _free_port()
+    what = ["-m", "chatty.py"] if source == "module" else [str(counter_archive)]
+    address = ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
+    log = tmp_path / "quiet.log"
+    with log.open("wb") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "photonpack", "-q", "run", *what, *address],
+            cwd=chatty.parent,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+    try:
+        served = Served(url=f"http://127.0.0.1:{port}", name="", process=process, log=log)
+        deadline = time.monotonic() + 30
+        while True:
+            assert process.poll() is None, log.read_text()
+            try:
+                status, _, _ = call(served, "/healthz", {})
+            except OSError:
+                assert time.monotonic() < deadline, log.read_text()
+                time.sleep(0.05)
+                continue
+            break
+        assert status in (200, 405)  # up: whatever /healthz answers a POST
+        assert served.stop() == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    said = log.read_text()
+    assert "photonpack: serving" not in said
+    assert "verified" not in said and "serving chatty" not in said

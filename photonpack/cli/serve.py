@@ -160,6 +160,8 @@ def run(
     args, workdir = _source_serve_args(module, host, port)
     if as_json:
         args.append("--ready-json")
+    if verbosity() < 0:  # -q: not even the ready line
+        args.append("--quiet")
     shown = "localhost" if host in ("0.0.0.0", "::") else host  # noqa: S104 - display only
     say(
         f"serving {module} on http://{shown}:{port}",
@@ -216,7 +218,15 @@ def _run_stored(
         f"for {prepared.target} in {time.monotonic() - started:.1f} s"
     )
     exec_serve(
-        prepared, ServeOptions(host=host, port=port, token=token, env=env, ready_json=as_json)
+        prepared,
+        ServeOptions(
+            host=host,
+            port=port,
+            token=token,
+            env=env,
+            ready_json=as_json,
+            quiet=verbosity() < 0,
+        ),
     )
 
 

@@ -104,7 +104,18 @@ def _parser() -> argparse.ArgumentParser:
         "--ready-json", action="store_true", help="once ready, one JSON line on stdout"
     )
     parser.add_argument("--photon-digest", default=None, help="the digest --ready-json says")
+    parser.add_argument(
+        "--quiet", action="store_true", help="no ready line on stderr (photonpack -q run)"
+    )
     return parser
+
+
+def _on_ready(args: argparse.Namespace, name: str, url: str) -> None:
+    """Say the port is open: a JSON line on stdout, the ready line on stderr, or nothing (-q)."""
+    if args.ready_json:
+        _announce_json(url, name, args.photon_digest)
+    elif not args.quiet:
+        ready(name, url)
 
 
 def _announce_json(url: str, name: str, digest: str | None) -> None:
@@ -167,11 +178,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             max_body_bytes=args.max_body_bytes if args.max_body_bytes > 0 else None,
             limits=_limits(args),
             logs=logs,
-            on_ready=lambda url: (
-                _announce_json(url, photon.name, args.photon_digest)
-                if args.ready_json
-                else ready(photon.name, url)
-            ),
+            on_ready=lambda url: _on_ready(args, photon.name, url),
         )
     except PhotonpackError as exc:
         if logs.format == "json":
