@@ -41,6 +41,9 @@ __all__ = [
 # Variables that would let the host's Python setup leak into the photon's interpreter.
 _HOST_PYTHON_VARS = ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "PYTHONUSERBASE", "VIRTUAL_ENV")
 
+# The serve entry point, run isolated (-I) from the photon's environment's python.
+_SERVE_MODULE = ("-I", "-m", "photonpack.serving.serve")
+
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class ServeOptions:
@@ -52,6 +55,20 @@ class ServeOptions:
     env: Mapping[str, str] = dataclasses.field(default_factory=dict)
     ready_json: bool = False  # once ready, one JSON line on stdout (``run --json``)
     quiet: bool = False  # no ready line on stderr (``photonpack -q run``)
+
+    def serve_flags(self, entry: str, digest: str | None = None) -> list[str]:
+        """The serve entry point's arguments (``photonpack.serving.serve``) for ``entry``.
+
+        The one place they are spelled, for archive runs, source runs and images alike.
+        """
+        flags = ["--entry", entry, "--host", self.host, "--port", str(self.port)]
+        if self.ready_json:
+            flags.append("--ready-json")
+            if digest is not None:
+                flags += ["--photon-digest", digest]
+        if self.quiet:
+            flags.append("--quiet")
+        return flags
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -135,12 +152,8 @@ def serve_command(
     python = str(environment_python(prepared.environment))
     photon = prepared.manifest.photon
     if photon.cmd is None:
-        argv = serve_argv(python, prepared.manifest.entry, options.host, options.port)
-        if options.ready_json:
-            argv += ["--ready-json", "--photon-digest", prepared.manifest.digest]
-        if options.quiet:
-            argv.append("--quiet")
-        return argv, env
+        flags = options.serve_flags(prepared.manifest.entry, prepared.manifest.digest)
+        return [python, *_SERVE_MODULE, *flags], env
     if options.ready_json:
         raise UsageError(
             f"{prepared.manifest.name} declares cmd {list(photon.cmd)!r}, which photonpack "
@@ -176,8 +189,7 @@ def _cmd_argv(prepared: Prepared, python: str, env: dict[str, str]) -> list[str]
 
 def serve_argv(python: str, entry: str, host: str, port: int) -> list[str]:
     """The serve entry point run by ``python``: what ``run`` executes and an image's Entrypoint."""
-    module = ["-I", "-m", "photonpack.serving.serve"]
-    return [python, *module, "--entry", entry, "--host", host, "--port", str(port)]
+    return [python, *_SERVE_MODULE, *ServeOptions(host=host, port=port).serve_flags(entry)]
 
 
 def exec_serve(prepared: Prepared, options: ServeOptions) -> NoReturn:

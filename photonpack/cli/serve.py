@@ -157,11 +157,12 @@ def run(
             as_json=as_json,
         )
         return
-    args, workdir = _source_serve_args(module, host, port)
-    if as_json:
-        args.append("--ready-json")
-    if verbosity() < 0:  # -q: not even the ready line
-        args.append("--quiet")
+    from photonpack.launch import ServeOptions
+
+    entry, workdir = _source_entry(module)
+    # -q: not even the ready line
+    options = ServeOptions(host=host, port=port, ready_json=as_json, quiet=verbosity() < 0)
+    args = options.serve_flags(entry)
     shown = "localhost" if host in ("0.0.0.0", "::") else host  # noqa: S104 - display only
     say(
         f"serving {module} on http://{shown}:{port}",
@@ -230,8 +231,8 @@ def _run_stored(
     )
 
 
-def _source_serve_args(module: str, host: str, port: int) -> tuple[list[str], str]:
-    """The serve entry point's arguments for a photon from source, and its working directory."""
+def _source_entry(module: str) -> tuple[str, str]:
+    """The serve entry point's ``--entry`` for a photon from source, and its working directory."""
     from photonpack.serving.source import parse_spec
 
     spec = parse_spec(module)
@@ -239,4 +240,4 @@ def _source_serve_args(module: str, host: str, port: int) -> tuple[list[str], st
         entry = spec.path.name + (f":{spec.class_name}" if spec.class_name else "")
     else:
         entry = f"{spec.module}:{spec.class_name}"
-    return ["--entry", entry, "--host", host, "--port", str(port)], str(spec.directory)
+    return entry, str(spec.directory)
