@@ -43,6 +43,7 @@ from photonpack.lock.lockfile import (
 from photonpack.lock.sdist import LockedSdist
 from photonpack.serving.source import PhotonSpec
 from photonpack.store import Store, validate_name
+from photonpack.store.written import note_written, still_written
 from photonpack.wheelbuild.builder import BuiltWheel, build_sources, build_wheels_needed
 
 __all__ = [
@@ -76,6 +77,9 @@ class BuildOptions:
     lock: LockOptions = dataclasses.field(default_factory=LockOptions)
     # Build every sdist again instead of taking its wheel from the store's cache (verify --rebuild).
     fresh_sources: bool = False
+    # Keep the archive at ``output`` when this store wrote it for the same manifest and it is
+    # untouched since (``store/written.py``); off for scratch outputs nobody builds into again.
+    reuse_output: bool = True
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -87,6 +91,7 @@ class BuildResult:
     size: int
     lock_changed: bool
     warnings: tuple[str, ...] = ()
+    rewritten: bool = True  # False when the same archive, untouched, was already at ``path``
 
     @property
     def digest(self) -> str:
@@ -100,6 +105,7 @@ class BuildResult:
             "size": self.size,
             "targets": list(self.manifest.targets),
             "warnings": list(self.warnings),
+            "rewritten": self.rewritten,
         }
 
 
@@ -192,12 +198,21 @@ def build(
         }
     )
     store.put_manifest(manifest.digest, manifest.to_bytes())
-    output = options.output or Path.cwd() / f"{name}.photon"
-    if writing is not None:
-        writing.begin(manifest.total_size)
-    size = write_atomic(output, manifest, store, writing.update if writing else None)
+    output = (options.output or Path.cwd() / f"{name}.photon").absolute()
+    rewritten = not (options.reuse_output and still_written(store, output, manifest.digest))
+    if rewritten:
+        if writing is not None:
+            writing.begin(manifest.total_size)
+        write_atomic(output, manifest, store, writing.update if writing else None)
+        if options.reuse_output:
+            note_written(store, output, manifest.digest)
     return BuildResult(
-        path=output, manifest=manifest, size=size, lock_changed=lock_changed, warnings=warnings
+        path=output,
+        manifest=manifest,
+        size=output.stat().st_size,
+        lock_changed=lock_changed,
+        warnings=warnings,
+        rewritten=rewritten,
     )
 
 
@@ -224,6 +239,7 @@ def rebuild(
             from_lock=lock.inputs.from_lock.path if lock.inputs.from_lock else None,
         ),
         fresh_sources=True,
+        reuse_output=False,
     )
     return build(spec, options, store=store).manifest
 

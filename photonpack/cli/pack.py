@@ -291,7 +291,13 @@ def _build_options(func: Any) -> Any:
 
 
 def _do_build(
-    photon: str, name: str | None, output: Path | None, locked: bool, **index: Any
+    photon: str,
+    name: str | None,
+    output: Path | None,
+    locked: bool,
+    *,
+    reuse_output: bool = True,
+    **index: Any,
 ) -> Any:
     from photonpack.build import BuildOptions, build
     from photonpack.serving.source import parse_spec
@@ -303,6 +309,7 @@ def _do_build(
         output=output.resolve() if output else None,
         locked=locked,
         lock=lock_options_from(name=name, output=None, **index),
+        reuse_output=reuse_output,
     )
     with _BuildProgress(progress_shown()) as progress:
         result = build(spec, options, progress=progress, writing=progress)
@@ -365,7 +372,8 @@ def build(
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2, sort_keys=True))
         return
-    click.echo(f"built {result.path} ({format_size(result.size)})")
+    unchanged = "" if result.rewritten else "; unchanged since the last build, not rewritten"
+    click.echo(f"built {result.path} ({format_size(result.size)}{unchanged})")
     click.echo(result.digest)
 
 
@@ -386,7 +394,7 @@ def create(
 
     with tempfile.TemporaryDirectory(prefix="photonpack-create-") as scratch:
         target = output or Path(scratch) / "photon.photon"
-        result = _do_build(photon, name, target, locked, **index)
+        result = _do_build(photon, name, target, locked, reuse_output=output is not None, **index)
         ref = Store().refs.put(result.manifest.name, result.digest, result.size)
     if as_json:
         click.echo(json.dumps({**result.to_dict(), **ref.to_dict()}, indent=2, sort_keys=True))

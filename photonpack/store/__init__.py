@@ -12,6 +12,8 @@ Layout (every name below the root is derived from content or a digest)::
     work/<archive-hex>/     a photon's working directory; valid only with .complete
     describe/<key>.json     handler contracts captured by build (key: env, entry, files)
     archives/<hex>.json     archive files (by sha256 of their bytes) verified and imported
+    written/<hex>.json      archives build wrote (by sha256 of their path), with the file's
+                            identity, so an unchanged rebuild keeps them (``written.py``)
     tmp/                    temp files and dirs, renamed into place when complete
     locks/                  OS file locks that serialise installs of one digest;
                             use-<area>-<name>.lock: held by a live server (``locks.py``)
