@@ -169,7 +169,7 @@ def build(
             path, filename, sha = store.blob_path(wheel.sha256), wheel.filename, wheel.sha256
         if sha not in inspected:
             assert path is not None
-            inspected[sha] = inspect_wheel(path, filename=filename).metadata.requires_dist
+            inspected[sha] = _requires_dist(store, path, filename, sha)
         return inspected[sha]
 
     check_closure(lock, requires_dist=requires_dist)  # what the wheels need, locked too
@@ -214,6 +214,26 @@ def build(
         warnings=warnings,
         rewritten=rewritten,
     )
+
+
+def _requires_dist(store: Store, path: Path, filename: str, sha256: str) -> tuple[str, ...]:
+    """The wheel's ``Requires-Dist``, once it passed :func:`inspect_wheel`, remembered by sha256.
+
+    The blob was just re-hashed (``fetch_wheels``, ``build_sources``), and the
+    same bytes inspect the same: a warm build need not walk torch's RECORD again.
+    """
+    import json
+
+    cached = store.root / "inspected" / f"{sha256}.json"
+    try:
+        found = json.loads(cached.read_bytes())["requires_dist"]
+        if isinstance(found, list) and all(isinstance(line, str) for line in found):
+            return tuple(found)
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    requires = inspect_wheel(path, filename=filename).metadata.requires_dist
+    store.write_atomic(cached, json.dumps({"requires_dist": list(requires)}).encode(), sync=False)
+    return requires
 
 
 def rebuild(

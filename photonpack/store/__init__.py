@@ -11,6 +11,7 @@ Layout (every name below the root is derived from content or a digest)::
                             to hard-link its files from (``install/cache.py``)
     work/<archive-hex>/     a photon's working directory; valid only with .complete
     describe/<key>.json     handler contracts captured by build (key: env, entry, files)
+    inspected/<hex>.json    a wheel blob's Requires-Dist, once build inspected it whole
     archives/<hex>.json     archive files (by sha256 of their bytes) verified and imported
     written/<hex>.json      archives build wrote (by sha256 of their path), with the file's
                             identity, so an unchanged rebuild keeps them (``written.py``)
