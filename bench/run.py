@@ -70,7 +70,7 @@ from bench._common import (
 from bench.serve import HANDWRITTEN
 from photonpack.archive import read_manifest
 from photonpack.archive.manifest import FileEntry
-from photonpack.build import runtime_entries as runtime_files
+from photonpack.buildfiles import runtime_entries as runtime_files
 from photonpack.install.environment import ensure_environment
 from photonpack.install.installer import create_environment
 from photonpack.store import Store

@@ -8,22 +8,21 @@ nothing left to copy.
 from __future__ import annotations
 
 import dataclasses
-import stat
-from collections.abc import Iterable, Iterator
-from pathlib import Path, PurePosixPath
-from typing import Any, Protocol
+import io
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
-import photonpack
 from photonpack.__about__ import __version__
 from photonpack._fs import atomic_write
 from photonpack.archive import ByteProgress, WriteProgress, archive_mtime, write_archive
 from photonpack.archive.manifest import (
     BuildWheelEntry,
-    FileEntry,
     Manifest,
     SourceEntry,
     WheelEntry,
 )
+from photonpack.buildfiles import photon_files, runtime_entries
 from photonpack.contract import describe_photon, photon_entry
 from photonpack.errors import BuildError, IntegrityError
 from photonpack.install.wheel import inspect_wheel
@@ -46,15 +45,17 @@ from photonpack.store import Store, validate_name
 from photonpack.store.written import note_written, still_written
 from photonpack.wheelbuild.builder import BuiltWheel, build_sources, build_wheels_needed
 
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer
+
 __all__ = [
-    "SERVING_DISTRIBUTION",
     "BuildOptions",
     "BuildResult",
     "FetchProgress",
+    "StoredBuild",
     "build",
+    "build_in_store",
     "rebuild",
-    "runtime_entries",
-    "serving_files",
     "write_atomic",
 ]
 
@@ -83,15 +84,13 @@ class BuildOptions:
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class BuildResult:
-    """The archive written, its identity, and what the user should know."""
+class StoredBuild:
+    """A photon built into the store: its identity, its archive's size, what to know."""
 
-    path: Path
     manifest: Manifest
     size: int
     lock_changed: bool
     warnings: tuple[str, ...] = ()
-    rewritten: bool = True  # False when the same archive, untouched, was already at ``path``
 
     @property
     def digest(self) -> str:
@@ -101,12 +100,21 @@ class BuildResult:
         return {
             "name": self.manifest.name,
             "digest": self.digest,
-            "path": str(self.path),
             "size": self.size,
             "targets": list(self.manifest.targets),
             "warnings": list(self.warnings),
-            "rewritten": self.rewritten,
         }
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class BuildResult(StoredBuild):
+    """The archive written, its identity, and what the user should know."""
+
+    path: Path
+    rewritten: bool = True  # False when the same archive, untouched, was already at ``path``
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "path": str(self.path), "rewritten": self.rewritten}
 
 
 def build(
@@ -117,11 +125,60 @@ def build(
     progress: FetchProgress | None = None,
     writing: WriteProgress | None = None,
 ) -> BuildResult:
-    """Build ``spec`` into one deterministic ``.photon`` archive.
+    """Build ``spec`` into one deterministic ``.photon`` archive at ``options.output``.
 
     ``progress`` follows the downloads, ``writing`` the archive's writing.
     """
     store = store or Store()
+    stored = _assemble(spec, options, store, progress)
+    manifest = stored.manifest
+    output = (options.output or Path.cwd() / f"{manifest.name}.photon").absolute()
+    rewritten = not (options.reuse_output and still_written(store, output, manifest.digest))
+    if rewritten:
+        if writing is not None:
+            writing.begin(manifest.total_size)
+        write_atomic(output, manifest, store, writing.update if writing else None)
+        if options.reuse_output:
+            note_written(store, output, manifest.digest)
+    return BuildResult(
+        path=output,
+        manifest=manifest,
+        size=output.stat().st_size,
+        lock_changed=stored.lock_changed,
+        warnings=stored.warnings,
+        rewritten=rewritten,
+    )
+
+
+def build_in_store(
+    spec: PhotonSpec,
+    options: BuildOptions,
+    *,
+    store: Store | None = None,
+    progress: FetchProgress | None = None,
+    writing: WriteProgress | None = None,
+) -> StoredBuild:
+    """Build ``spec`` into the store only (``create`` without ``-o``): no archive file.
+
+    The archive is still compressed, its bytes counted and dropped: its size is
+    what ``list`` shows and what ``push`` will send.
+    """
+    store = store or Store()
+    stored = _assemble(spec, options, store, progress)
+    counted = _Counter()
+    if writing is not None:
+        writing.begin(stored.manifest.total_size)
+    with io.BufferedWriter(counted, 1 << 20) as out:
+        write_archive(
+            out, stored.manifest, store.blob_path, progress=writing.update if writing else None
+        )
+    return dataclasses.replace(stored, size=counted.size)
+
+
+def _assemble(
+    spec: PhotonSpec, options: BuildOptions, store: Store, progress: FetchProgress | None
+) -> StoredBuild:
+    """Lock, fetch, build sources and describe ``spec``; its manifest, in the store."""
     declaration = read_declaration(spec)
     name = validate_name(options.name or default_name(declaration.class_name))
     lock_options = dataclasses.replace(
@@ -174,7 +231,7 @@ def build(
 
     check_closure(lock, requires_dist=requires_dist)  # what the wheels need, locked too
     wheels = _wheel_entries(lock, built)
-    files = _photon_files(spec, declaration, lock.path, store)
+    files = photon_files(spec, declaration, lock.path, store)
     runtime = runtime_entries(store)
     description, warnings = describe_photon(
         spec, declaration, lock=lock, wheels=wheels, files=files, runtime=runtime, store=store
@@ -198,22 +255,22 @@ def build(
         }
     )
     store.put_manifest(manifest.digest, manifest.to_bytes())
-    output = (options.output or Path.cwd() / f"{name}.photon").absolute()
-    rewritten = not (options.reuse_output and still_written(store, output, manifest.digest))
-    if rewritten:
-        if writing is not None:
-            writing.begin(manifest.total_size)
-        write_atomic(output, manifest, store, writing.update if writing else None)
-        if options.reuse_output:
-            note_written(store, output, manifest.digest)
-    return BuildResult(
-        path=output,
-        manifest=manifest,
-        size=output.stat().st_size,
-        lock_changed=lock_changed,
-        warnings=warnings,
-        rewritten=rewritten,
-    )
+    return StoredBuild(manifest=manifest, size=0, lock_changed=lock_changed, warnings=warnings)
+
+
+class _Counter(io.RawIOBase):
+    """A sink that counts the bytes written to it: the size of an archive not stored."""
+
+    def __init__(self) -> None:
+        self.size = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: ReadableBuffer) -> int:
+        written = memoryview(data).nbytes
+        self.size += written
+        return written
 
 
 def _requires_dist(store: Store, path: Path, filename: str, sha256: str) -> tuple[str, ...]:
@@ -373,105 +430,3 @@ def _wheel_entries(lock: Lock, built: dict[str, BuiltWheel]) -> list[WheelEntry]
         ),
         key=lambda entry: entry.filename,
     )
-
-
-# -- files --------------------------------------------------------------------
-
-
-def _photon_files(
-    spec: PhotonSpec, declaration: Declaration, lock_path: Path, store: Store
-) -> list[FileEntry]:
-    """The photon's working directory: source, extra files and the lock, into the store."""
-    base = spec.directory.resolve()
-    chosen: dict[str, Path] = {}
-    for path in _source_files(spec):
-        chosen[path.relative_to(base).as_posix()] = path
-    for inside, local in declaration.extra_files:
-        for rel, path in _expand_extra(base, inside, local):
-            chosen[rel] = path
-    chosen[lock_path.name] = lock_path
-    return [_add_file(store, rel, path) for rel, path in sorted(chosen.items())]
-
-
-def _source_files(spec: PhotonSpec) -> list[Path]:
-    if spec.path is not None:
-        return [spec.path.resolve()]
-    assert spec.module is not None
-    top = spec.module.split(".")[0]
-    package = spec.root / top
-    if package.is_dir():
-        return sorted(p for p in package.rglob("*.py") if "__pycache__" not in p.parts)
-    return [spec.root / f"{top}.py"]
-
-
-def _expand_extra(base: Path, inside: str, local: str) -> Iterator[tuple[str, Path]]:
-    where = f"extra_files entry {inside!r}"
-    source = base / local
-    if source.is_symlink():
-        raise BuildError(f"{where}: {source} is a symbolic link; copy the file instead")
-    resolved = source.resolve()
-    if not resolved.is_relative_to(base):
-        raise BuildError(
-            f"{where}: {local!r} is outside the photon's directory {base}; "
-            "move the file next to the photon"
-        )
-    rel = PurePosixPath(inside)
-    if rel.is_absolute() or ".." in rel.parts or not rel.parts:
-        raise BuildError(f"{where}: the path inside the photon must be relative and stay inside it")
-    if not resolved.exists():
-        raise BuildError(f"{where}: {resolved} does not exist")
-    if not resolved.is_file() and not resolved.is_dir():
-        raise BuildError(f"{where}: {resolved} is not a regular file or a directory")
-    if resolved.is_file():
-        yield rel.as_posix(), resolved
-        return
-    for path in sorted(resolved.rglob("*")):
-        if path.is_symlink():
-            raise BuildError(f"{where}: {path} is a symbolic link; copy the file instead")
-        if "__pycache__" in path.parts or path.is_dir():
-            continue
-        if not path.is_file():
-            raise BuildError(f"{where}: {path} is not a regular file")
-        yield (rel / path.relative_to(resolved).as_posix()).as_posix(), path
-
-
-def _add_file(store: Store, rel: str, path: Path) -> FileEntry:
-    """Copy ``path`` into the store, hashed on the way, so the archive holds what was hashed."""
-    try:
-        mode = path.stat().st_mode
-        with path.open("rb") as src:
-            sha256, size = store.add_blob_stream(src)
-    except OSError as exc:
-        raise BuildError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    return FileEntry(path=rel, sha256=sha256, size=size, executable=bool(mode & stat.S_IXUSR))
-
-
-# What travels in every archive: the serving package and the facade that imports it.
-# Nothing else of photonpack does, so a change to the packaging side (the CLI,
-# the lock, the store) leaves every archive byte-identical.
-SERVING_DISTRIBUTION = ("__init__.py", "__about__.py", "py.typed", "serving")
-
-
-def serving_files() -> list[tuple[str, Path]]:
-    """The files of photonpack that run inside a photon's environment, sorted by path.
-
-    Each is ``(path relative to site-packages, file on this machine)``.
-    """
-    package = Path(photonpack.__file__).parent
-    found: list[tuple[str, Path]] = []
-    for name in SERVING_DISTRIBUTION:
-        top = package / name
-        paths = sorted(top.rglob("*")) if top.is_dir() else [top]
-        for path in paths:
-            if path.suffix not in (".py", ".typed") or "__pycache__" in path.parts:
-                continue
-            found.append(("photonpack/" + path.relative_to(package).as_posix(), path))
-    return sorted(found)
-
-
-def runtime_entries(store: Store) -> list[FileEntry]:
-    """The serving files, copied into ``store``: the manifest's ``runtime`` entries."""
-    return [
-        dataclasses.replace(_add_file(store, rel, path), executable=False)
-        for rel, path in serving_files()
-    ]

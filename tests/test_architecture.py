@@ -12,7 +12,7 @@ import grimp
 import pytest
 
 import photonpack
-from photonpack.build import serving_files
+from photonpack.buildfiles import serving_files
 from tests.support.index import PackageIndex
 from tests.support.stack import write_photon
 

@@ -6,6 +6,7 @@ import json
 import os
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from photonpack.cli import cli
@@ -77,3 +78,26 @@ def test_a_removed_or_replaced_archive_is_written_again(
     )
     assert result.exit_code == 0, result.output
     assert "unchanged since the last build, not rewritten" in result.output
+
+
+def test_create_without_output_writes_no_archive_and_records_its_true_size(
+    real_index: PackageIndex, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    photon = write_photon(tmp_path / "src")
+    out = tmp_path / "counter.photon"
+    built = _build(real_index, photon, out)
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setenv("TMPDIR", str(scratch))
+    monkeypatch.chdir(tmp_path / "src")
+    result = CliRunner().invoke(
+        cli,
+        ["create", "-n", "counter", "-m", str(photon), "--index-url", real_index.url, "--json"],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+    created = json.loads(result.stdout)
+    assert created["digest"] == built["digest"]
+    assert created["size"] == out.stat().st_size  # the archive push would send, byte for byte
+    assert "path" not in created
+    assert list(scratch.iterdir()) == [] and not list((tmp_path / "src").glob("*.photon"))

@@ -296,10 +296,11 @@ def _do_build(
     output: Path | None,
     locked: bool,
     *,
-    reuse_output: bool = True,
+    write_file: bool = True,
     **index: Any,
 ) -> Any:
-    from photonpack.build import BuildOptions, build
+    """Build ``photon``: into ``output`` (a BuildResult), or into the store only (a StoredBuild)."""
+    from photonpack.build import BuildOptions, build, build_in_store
     from photonpack.serving.source import parse_spec
 
     spec = parse_spec(photon)
@@ -309,10 +310,10 @@ def _do_build(
         output=output.resolve() if output else None,
         locked=locked,
         lock=lock_options_from(name=name, output=None, **index),
-        reuse_output=reuse_output,
     )
+    run = build if write_file else build_in_store
     with _BuildProgress(progress_shown()) as progress:
-        result = build(spec, options, progress=progress, writing=progress)
+        result = run(spec, options, progress=progress, writing=progress)
     for warning in result.warnings:
         click.echo(f"warning: {warning}", err=True)
     return result
@@ -388,14 +389,12 @@ def create(
     taken from [tool.photonpack] of the photon directory's pyproject.toml.
     """
     import json
-    import tempfile
 
     from photonpack.store import Store
 
-    with tempfile.TemporaryDirectory(prefix="photonpack-create-") as scratch:
-        target = output or Path(scratch) / "photon.photon"
-        result = _do_build(photon, name, target, locked, reuse_output=output is not None, **index)
-        ref = Store().refs.put(result.manifest.name, result.digest, result.size)
+    # Without -o nothing is written but the store: the archive's bytes are only counted.
+    result = _do_build(photon, name, output, locked, write_file=output is not None, **index)
+    ref = Store().refs.put(result.manifest.name, result.digest, result.size)
     if as_json:
         click.echo(json.dumps({**result.to_dict(), **ref.to_dict()}, indent=2, sort_keys=True))
         return
