@@ -30,11 +30,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import oras.client
 
 from bench._common import REQUIREMENTS, header, photon_build
+from photonpack.admit import pull_reference
 from photonpack.archive import read_manifest, write_archive
 from photonpack.archive.manifest import Manifest
+from photonpack.build import write_atomic
 from photonpack.oci.client import RegistryClient
 from photonpack.oci.reference import Reference, parse_reference
-from photonpack.registry import PushResult, pull_photon, push_archive, push_photon
+from photonpack.registry import PushResult, push_archive, push_photon
 from photonpack.store import Store
 from tests.support.registry import StagedPhoton, stage_photon, start_registry
 
@@ -133,8 +135,14 @@ def run(root: Path, host: str, first: Sample, second: Sample) -> None:
             )
         )
         out = root / "pulled.photon"
-        t_pull, pulled = _timed(lambda: pull_photon(_ref(host, "counter:a"), out, client=client))
-    same = pulled.path.read_bytes() == a.read_bytes()
+
+        def pull() -> None:  # what `photonpack pull` does, into an empty store
+            store = Store(root / "pull-store")
+            pulled = pull_reference(_ref(host, "counter:a"), store, client=client)
+            write_atomic(out, pulled.manifest, store)
+
+        t_pull, _ = _timed(pull)
+    same = out.read_bytes() == a.read_bytes()
 
     files = sorted(str(first.blob_path(hex_)) for hex_ in first.manifest.blobs())
     oras_client = oras.client.OrasClient(hostname=host, insecure=True)

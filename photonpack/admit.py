@@ -11,6 +11,7 @@ a registry pull downloads only the blobs the store lacks.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -19,7 +20,7 @@ from photonpack._digest import Digest
 from photonpack.archive import read_manifest
 from photonpack.archive.manifest import Manifest
 from photonpack.errors import ArchiveError, IntegrityError, UsageError
-from photonpack.oci.client import RegistryClient
+from photonpack.oci.client import ProgressFn, RegistryClient
 from photonpack.oci.reference import Reference, parse_reference
 from photonpack.registry import fetch_photon
 from photonpack.store import Store
@@ -27,12 +28,14 @@ from photonpack.verify import enforce_policy
 
 __all__ = [
     "ClientFactory",
+    "Pulled",
     "admit",
     "admit_archive",
     "admit_name",
     "admit_reference",
     "is_archive_path",
     "parse_expected",
+    "pull_reference",
 ]
 
 # Opens a client for a registry host (with the user's credentials): the CLI's to decide.
@@ -97,6 +100,25 @@ def admit_name(name: str, store: Store, *, expected: Digest | None = None) -> Ma
     return manifest
 
 
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Pulled:
+    """A photon from a registry, now in the store, and what had to be downloaded for it."""
+
+    manifest: Manifest
+    manifest_digest: str  # the OCI manifest's, to pin the reference by
+    downloaded_blobs: int
+    downloaded_bytes: int
+
+    def to_dict(self) -> dict[str, int]:
+        blobs = self.manifest.blobs()
+        return {
+            "downloaded_blobs": self.downloaded_blobs,
+            "downloaded_bytes": self.downloaded_bytes,
+            "total_blobs": len(blobs),
+            "total_bytes": sum(blobs.values()),
+        }
+
+
 def admit_reference(
     reference: Reference,
     store: Store,
@@ -105,20 +127,43 @@ def admit_reference(
     expected: Digest | None = None,
 ) -> Manifest:
     """A photon from a registry; only the blobs ``store`` lacks are downloaded."""
+    return pull_reference(reference, store, client=client, expected=expected).manifest
+
+
+def pull_reference(
+    reference: Reference,
+    store: Store,
+    *,
+    client: RegistryClient,
+    expected: Digest | None = None,
+    progress: ProgressFn | None = None,
+) -> Pulled:
+    """Download the blobs of ``reference`` that ``store`` lacks, verified, into the store.
+
+    A sibling of a photon already here (same wheels, new code) costs only its
+    own few blobs. ``progress`` follows each blob's download.
+    """
 
     def known(hex_: str, size: int) -> Path | None:
         return store.blob_path(hex_) if store.has_blob(hex_, size) else None
 
     with store.temp_dir("pull-") as scratch:
-        fetched = fetch_photon(reference, scratch, client=client, known=known)
+        fetched = fetch_photon(reference, scratch, client=client, known=known, progress=progress)
         manifest = fetched.manifest
         if expected is not None:
             _expect(manifest.digest, expected, str(reference))
-        for hex_, size in manifest.blobs().items():
-            if hex_ not in fetched.local:
-                store.adopt_blob(fetched.blob_path(hex_), hex_, size)
+        downloaded = {
+            hex_: size for hex_, size in manifest.blobs().items() if hex_ not in fetched.local
+        }
+        for hex_, size in downloaded.items():
+            store.adopt_blob(fetched.blob_path(hex_), hex_, size)
         store.put_manifest(manifest.digest, manifest.to_bytes())
-    return manifest
+    return Pulled(
+        manifest=manifest,
+        manifest_digest=fetched.manifest_digest,
+        downloaded_blobs=len(downloaded),
+        downloaded_bytes=sum(downloaded.values()),
+    )
 
 
 def _expect(found: str, expected: Digest, what: str) -> None:

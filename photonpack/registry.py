@@ -12,8 +12,9 @@ The mapping (OCI image-spec 1.1, artifact guidance)::
 
 The OCI manifest is a pure function of the photon manifest (no timestamps), so
 pushing the same photon twice yields the same manifest digest, and wheels that
-two photons share are stored once. Pull re-hashes every byte against the
-descriptors and rebuilds the byte-identical ``.photon`` with ``write_archive``.
+two photons share are stored once. A pull (:func:`fetch_photon`) re-hashes
+every byte against the descriptors; ``admit.pull_reference`` keeps the blobs
+in the store, from which ``pull`` writes the byte-identical ``.photon``.
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ from pathlib import Path
 from typing import Any
 
 from photonpack._json import load_json_object
-from photonpack.archive import WriteProgress
 from photonpack.archive.manifest import Manifest, canonical_json
 from photonpack.errors import IntegrityError, RegistryError
 from photonpack.oci.client import OCI_MANIFEST, ProgressFn, RegistryClient
@@ -42,7 +42,6 @@ __all__ = [
     "CONFIG_MEDIA_TYPE",
     "LAYER_MEDIA_TYPE",
     "FetchedPhoton",
-    "PullResult",
     "PushResult",
     "RemoteManifest",
     "RemoteTag",
@@ -51,7 +50,6 @@ __all__ = [
     "fetch_remote_manifest",
     "list_remote",
     "oci_manifest",
-    "pull_photon",
     "push_archive",
     "push_photon",
 ]
@@ -86,17 +84,6 @@ class FetchedPhoton:
     manifest_digest: str
     blob_path: Callable[[str], Path]
     local: set[str] = field(default_factory=set)  # blobs taken from ``known``, not downloaded
-
-
-@dataclass(frozen=True, kw_only=True)
-class PullResult:
-    path: Path
-    manifest: Manifest
-    manifest_digest: str
-
-    @property
-    def photon_digest(self) -> str:
-        return self.manifest.digest
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -414,50 +401,6 @@ def attach_sbom(
         artifact_type=MEDIA_TYPES[fmt],
         data=photon_sbom(manifest, blob_path, fmt),
         title=f"{manifest.name}{SUFFIXES[fmt]}",
-    )
-
-
-def pull_photon(
-    ref: Reference,
-    out: Path | None = None,
-    *,
-    client: RegistryClient,
-    progress: ProgressFn | None = None,
-    writing: WriteProgress | None = None,
-) -> PullResult:
-    """Pull ``ref`` and write the byte-identical ``.photon`` to ``out`` (default ``<name>.photon``).
-
-    Nothing appears at the destination unless every byte matched its digest.
-    ``progress`` follows each blob's download, ``writing`` the archive's writing.
-    """
-    from photonpack.archive import write_archive
-
-    parent = (out.parent if out else Path.cwd()).resolve()
-    try:
-        work = tempfile.TemporaryDirectory(prefix=".photonpack-pull-", dir=parent)
-    except OSError as exc:
-        raise RegistryError(f"cannot write into {parent}: {exc.strerror}") from exc
-    with work as tmp:
-        blobs = Path(tmp) / "blobs"
-        blobs.mkdir()
-        fetched = fetch_photon(ref, blobs, client=client, progress=progress)
-        target = out or parent / f"{fetched.manifest.name}.photon"
-        staged = Path(tmp) / "archive.photon"
-        if writing is not None:
-            writing.begin(fetched.manifest.total_size)
-        with staged.open("wb") as handle:
-            write_archive(
-                handle,
-                fetched.manifest,
-                fetched.blob_path,
-                progress=writing.update if writing is not None else None,
-            )
-        try:
-            staged.replace(target)
-        except OSError as exc:
-            raise RegistryError(f"cannot write {target}: {exc.strerror}") from exc
-    return PullResult(
-        path=target, manifest=fetched.manifest, manifest_digest=fetched.manifest_digest
     )
 
 

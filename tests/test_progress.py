@@ -148,7 +148,7 @@ def _assert_draws(text: str, verb: str) -> None:
 
 
 def test_push_and_pull_on_a_terminal_draw_progress_then_the_result(
-    big_archive: Archive, registry: Registry, tmp_path: Path
+    big_archive: Archive, registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ref = f"{registry.host}/progress/counter:v1"
     code, output = _on_tty("push", str(big_archive.path), ref)
@@ -160,18 +160,20 @@ def test_push_and_pull_on_a_terminal_draw_progress_then_the_result(
     assert shown[1].startswith("sha256:"), shown
     assert len(shown) == 2, shown
 
+    monkeypatch.setenv("PHOTONPACK_HOME", str(tmp_path / "elsewhere"))  # nothing to reuse
     out = tmp_path / "pulled.photon"
     code, output = _on_tty("pull", ref, "-o", str(out))
     text = output.decode()
     assert code == 0, text
     _assert_draws(text, "pulling")
     shown = [line for line in _visible(text) if line.strip()]
-    assert shown == [f"pulled {ref} to {out}", big_archive.manifest.digest], shown
+    assert shown[0].startswith(f"pulled {ref} to {out}: downloaded "), shown
+    assert shown[1:] == [big_archive.manifest.digest], shown
     assert out.read_bytes() == big_archive.path.read_bytes()
 
 
 def test_push_and_pull_into_pipes_print_only_the_result(
-    big_archive: Archive, registry: Registry, tmp_path: Path
+    big_archive: Archive, registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ref = f"{registry.host}/progress/piped:v1"
     pushed = _piped("push", str(big_archive.path), ref)
@@ -182,10 +184,12 @@ def test_push_and_pull_into_pipes_print_only_the_result(
     assert pushed.stdout.startswith(b"sha256:")
     assert pushed.stdout.count(b"\n") == 1
 
+    monkeypatch.setenv("PHOTONPACK_HOME", str(tmp_path / "elsewhere"))  # nothing to reuse
     out = tmp_path / "pulled.photon"
     pulled = _piped("pull", ref, "-o", str(out))
     assert pulled.returncode == 0, pulled.stderr
-    assert pulled.stderr == f"pulled {ref} to {out}\n".encode()
+    assert pulled.stderr.startswith(f"pulled {ref} to {out}: downloaded ".encode())
+    assert pulled.stderr.count(b"\n") == 1 and b"\r" not in pulled.stderr
     assert pulled.stdout == f"{big_archive.manifest.digest}\n".encode()
 
 
@@ -209,10 +213,12 @@ def test_build_on_a_terminal_draws_downloads_and_writing_then_the_result(
         drawn = re.compile(rf"{stage}  {_SIZE} / {_SIZE}(  {_SIZE}/s)? *")
         assert all(drawn.fullmatch(draw) for draw in draws), draws
 
-    code, output = _on_tty(*args)  # warm: only the archive is written again
+    out.unlink()  # warm: the wheels are in the store, only the archive is written again
+    code, output = _on_tty(*args)
     text = output.decode()
     assert code == 0, text
     assert "\rwriting  " in text, text
+    out.unlink()
     warm = _piped(*args)
     assert warm.returncode == 0, warm.stderr
     assert b"\r" not in warm.stdout + warm.stderr

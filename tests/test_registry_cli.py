@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import pytest
@@ -66,19 +67,36 @@ def test_push_pull_by_tag_and_digest_reproduces_the_archive(
         f"pushed {ref}:v2: uploaded 4 of 8 blobs ("
     )  # photon.json, source, lock, delta
 
+    # Another machine: a store that holds nothing yet (push put the blobs in this one).
+    monkeypatch.setenv("PHOTONPACK_HOME", str(tmp_path / "elsewhere"))
     out = tmp_path / "by-tag.photon"
     pulled = _run("pull", f"{ref}:v1", "-o", str(out))
     assert pulled.exit_code == 0, pulled.output
     assert out.read_bytes() == first.read_bytes()
     photon_digest = unpack(out, NullSink()).digest
     assert pulled.stdout == f"{photon_digest}\n"
-    assert pulled.stderr == f"pulled {ref}:v1 to {out}\n"
+    assert (
+        pulled.stderr
+        == f"pulled {ref}:v1 to {out}: downloaded 7 of 7 blobs ({_sizes(first, config=False)})\n"
+    )
+
+    # The sibling shares its wheels with v1, now in the store: only its own blobs move.
+    sibling = _run("pull", f"{ref}:v2", "-o", str(tmp_path / "v2.photon"), "--json")
+    assert sibling.exit_code == 0, sibling.output
+    moved = json.loads(sibling.stdout)
+    assert (moved["downloaded_blobs"], moved["total_blobs"]) == (3, 7)  # source, lock, delta
+    assert (tmp_path / "v2.photon").read_bytes() == second.read_bytes()
+    (tmp_path / "v2.photon").unlink()
 
     monkeypatch.chdir(tmp_path)
     by_digest = _run("pull", f"{ref}@{manifest_digest}")
     assert by_digest.exit_code == 0, by_digest.output
     assert (tmp_path / "counter.photon").read_bytes() == first.read_bytes()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["by-tag.photon", "counter.photon"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "by-tag.photon",
+        "counter.photon",
+        "elsewhere",
+    ]
 
     listed = _run("list", "--remote", ref)
     assert listed.exit_code == 0
@@ -88,17 +106,22 @@ def test_push_pull_by_tag_and_digest_reproduces_the_archive(
     assert len(lines) == 2
 
 
-def _sizes(archive: Path) -> str:
+def _sizes(archive: Path, *, config: bool = True) -> str:
     manifest = unpack(archive, NullSink())
-    total = manifest.total_size + len(manifest.to_bytes())
+    total = manifest.total_size + (len(manifest.to_bytes()) if config else 0)
     return f"{total / 1024:.1f} KiB of {total / 1024:.1f} KiB"
 
 
 def test_pull_refuses_tampered_wheel_and_writes_nothing(
-    registry: Registry, archives: tuple[Path, Path], tmp_path: Path
+    registry: Registry,
+    archives: tuple[Path, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     first = archives[0]
     assert _run("push", str(first), f"{registry.host}/cli/tamper:v1").exit_code == 0
+    home = tmp_path / "elsewhere"  # a store without the pushed blobs: they must be downloaded
+    monkeypatch.setenv("PHOTONPACK_HOME", str(home))
 
     def flip(path: str, body: bytes) -> bytes:
         if "/blobs/" in path and body.startswith(b"PK"):
@@ -115,6 +138,7 @@ def test_pull_refuses_tampered_wheel_and_writes_nothing(
     assert ".whl, expected " in result.stderr
     assert result.stderr.endswith("refusing it, nothing was kept\n")
     assert list(out.parent.iterdir()) == []
+    assert not list(home.glob("blobs/sha256/*")) and not list(home.glob("manifests/*"))
 
 
 def test_basic_auth_with_password_stdin_and_environment(

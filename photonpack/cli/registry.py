@@ -365,23 +365,42 @@ def pull(
     The artifacts attached to it (referrers) are listed, and fetched with --referrers.
     Prints the photon digest (the one `build` printed).
     """
+    from photonpack.admit import pull_reference
+    from photonpack.build import write_atomic
     from photonpack.oci.reference import parse_reference
     from photonpack.oci.referrers import list_referrers
-    from photonpack.registry import pull_photon
     from photonpack.store import Store
 
     reference = parse_reference(ref)
+    if output is not None and not output.absolute().parent.is_dir():
+        raise UsageError(
+            f"cannot write {output}: the directory {output.absolute().parent} does not exist; "
+            "create it or choose another -o"
+        )
+    store = Store()
     with _registry_client(reference.registry, username, password_stdin, insecure) as client:
+        # Into the store first (only the blobs it lacks), then the archive from its blobs.
         with _TransferLine("pulling") as line:
-            result = pull_photon(reference, output, client=client, progress=line, writing=line)
-        referrers = list_referrers(client, reference.repository, result.manifest_digest)
+            pulled = pull_reference(reference, store, client=client, progress=line)
+            manifest = pulled.manifest
+            path = (output or Path.cwd() / f"{manifest.name}.photon").absolute()
+            line.begin(manifest.total_size)
+            write_atomic(path, manifest, store, line.update)
+        referrers = list_referrers(client, reference.repository, pulled.manifest_digest)
         fetched = (
             _fetch_referrers(client, reference.repository, referrers, referrers_dir)
             if referrers_dir is not None
             else {}
         )
-    _recent_repositories(Store()).add(reference.registry, reference.repository)
-    info(f"pulled {reference} to {result.path}")
+    _recent_repositories(store).add(reference.registry, reference.repository)
+    moved = pulled.to_dict()
+    reused = moved["total_blobs"] - moved["downloaded_blobs"]
+    info(
+        f"pulled {reference} to {path}: downloaded {moved['downloaded_blobs']} of "
+        f"{moved['total_blobs']} blobs ({format_size(moved['downloaded_bytes'])} of "
+        f"{format_size(moved['total_bytes'])})"
+        + (f"; {reused} were already in the store" if reused else "")
+    )
     for referrer in referrers:
         into = "".join(f" -> {path}" for path in fetched.get(referrer.digest, []))
         info(f"referrer {referrer.artifact_type} {referrer.digest}{into}")
@@ -390,9 +409,10 @@ def pull(
 
         report = {
             "reference": str(reference),
-            "path": str(result.path),
-            "photon_digest": result.photon_digest,
-            "manifest_digest": result.manifest_digest,
+            "path": str(path),
+            "photon_digest": manifest.digest,
+            "manifest_digest": pulled.manifest_digest,
+            **moved,
             "referrers": [
                 {
                     "artifact_type": r.artifact_type,
@@ -404,4 +424,4 @@ def pull(
         }
         click.echo(json.dumps(report, indent=2, sort_keys=True))
         return
-    click.echo(result.photon_digest)
+    click.echo(manifest.digest)
