@@ -110,12 +110,13 @@ class Pulled:
     downloaded_bytes: int
 
     def to_dict(self) -> dict[str, int]:
-        blobs = self.manifest.blobs()
+        """What moved, counting photon.json (always fetched) as ``push`` counts it."""
+        blobs, config = self.manifest.blobs(), len(self.manifest.to_bytes())
         return {
-            "downloaded_blobs": self.downloaded_blobs,
-            "downloaded_bytes": self.downloaded_bytes,
-            "total_blobs": len(blobs),
-            "total_bytes": sum(blobs.values()),
+            "downloaded_blobs": self.downloaded_blobs + 1,
+            "downloaded_bytes": self.downloaded_bytes + config,
+            "total_blobs": len(blobs) + 1,
+            "total_bytes": sum(blobs.values()) + config,
         }
 
 

@@ -75,16 +75,14 @@ def test_push_pull_by_tag_and_digest_reproduces_the_archive(
     assert out.read_bytes() == first.read_bytes()
     photon_digest = unpack(out, NullSink()).digest
     assert pulled.stdout == f"{photon_digest}\n"
-    assert (
-        pulled.stderr
-        == f"pulled {ref}:v1 to {out}: downloaded 7 of 7 blobs ({_sizes(first, config=False)})\n"
-    )
+    assert pulled.stderr == f"pulled {ref}:v1 to {out}: downloaded 8 of 8 blobs ({_sizes(first)})\n"
 
     # The sibling shares its wheels with v1, now in the store: only its own blobs move.
     sibling = _run("pull", f"{ref}:v2", "-o", str(tmp_path / "v2.photon"), "--json")
     assert sibling.exit_code == 0, sibling.output
     moved = json.loads(sibling.stdout)
-    assert (moved["downloaded_blobs"], moved["total_blobs"]) == (3, 7)  # source, lock, delta
+    # photon.json, source, lock, delta
+    assert (moved["downloaded_blobs"], moved["total_blobs"]) == (4, 8)
     assert (tmp_path / "v2.photon").read_bytes() == second.read_bytes()
     (tmp_path / "v2.photon").unlink()
 
@@ -106,9 +104,9 @@ def test_push_pull_by_tag_and_digest_reproduces_the_archive(
     assert len(lines) == 2
 
 
-def _sizes(archive: Path, *, config: bool = True) -> str:
+def _sizes(archive: Path) -> str:
     manifest = unpack(archive, NullSink())
-    total = manifest.total_size + (len(manifest.to_bytes()) if config else 0)
+    total = manifest.total_size + len(manifest.to_bytes())
     return f"{total / 1024:.1f} KiB of {total / 1024:.1f} KiB"
 
 

@@ -114,7 +114,9 @@ def test_pull_of_a_photon_without_referrers_lists_none(registry: Registry, archi
     out = archive.parent / "plain.photon"
     pulled = _run("pull", ref, "-o", str(out))
     assert pulled.exit_code == 0
-    assert pulled.stderr.startswith(f"pulled {ref} to {out}: downloaded 0 of ")  # pushed from here
+    assert pulled.stderr.startswith(
+        f"pulled {ref} to {out}: downloaded 1 of "
+    )  # photon.json: pushed from here
     assert pulled.stderr.count("\n") == 1  # and no referrer line
     assert json.loads(_run("inspect", ref, "--json").stdout)["referrers"] == []
 
