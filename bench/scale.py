@@ -15,6 +15,10 @@ runs as a command whose peak RSS is taken from its parent's ``wait``
   against ``pip install --no-index`` of the same wheels (with bytecode);
 - ``push`` and ``pull`` through a local ``docker-registry`` (ORAS is left out: it
   is not run here; its figures on the realistic set are in ``bench/registry.py``).
+- a sibling photon (the same wheels, one more handler): the bytes its ``push`` uploads
+  and its ``pull`` downloads into a store holding the first (target < 0.1 %);
+- disk economy: the store after build and run (blobs, unpacked wheels, environment,
+  hard links counted once) against ``pip install``'s venv of the same wheels.
 
     .venv/bin/python bench/scale.py [--gb 3.0] [--workdir DIR] [--no-pip]
 """
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.metadata as md
+import json
 import shutil
 import subprocess
 import sys
@@ -30,6 +35,7 @@ import tempfile
 import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -144,6 +150,46 @@ def measured(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, fl
         return elapsed, read_peak(Path(rss.name))
 
 
+SIBLING = """
+
+    @Photon.handler
+    def hello(self, name: str = "world") -> str:
+        return f"hello {name}"
+"""
+
+
+def json_of(argv: list[str], cwd: Path, env: dict[str, str]) -> dict[str, Any]:
+    """The JSON a photonpack command printed; a failure stops the benchmark."""
+    done = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(argv)} failed:\n{done.stderr[-3000:]}")
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+def du(*paths: Path) -> int:
+    """Bytes on disk under ``paths``, a file hard-linked twice counted once (``du``)."""
+    found = [str(p) for p in paths if p.exists()]
+    if not found:
+        return 0
+    out = subprocess.run(["du", "-sbc", *found], capture_output=True, text=True, check=True)
+    return int(out.stdout.splitlines()[-1].split()[0])
+
+
+def disk(work: Path, venv_bytes: int | None) -> None:
+    """The run's store (blobs, unpacked wheels, environments) against pip's venv."""
+    home = work / "home"
+    parts = {area: du(home / area) for area in ("blobs", "installed", "envs", "work")}
+    together = du(*(home / area for area in parts))
+    shown = ", ".join(f"{area} {size / 1e9:.2f} GB" for area, size in parts.items())
+    print(f"store after build + run: {together / 1e9:.2f} GB ({shown}; hard links counted once)")
+    if venv_bytes is not None:
+        print(
+            f"  pip's venv of the same wheels: {venv_bytes / 1e9:.2f} GB "
+            f"(store / venv {together / venv_bytes:.2f}x)"
+        )
+
+
 def shell(command: str) -> float:
     start = time.perf_counter()
     subprocess.run(command, shell=True, check=True, stdout=subprocess.DEVNULL)
@@ -206,11 +252,13 @@ def run(work: Path, total: int, *, pip: bool) -> None:
     stop_server(server)
     run_rss = read_peak(rss_file)
     peer = float("nan")
+    venv_bytes: int | None = None
     if pip:
         venv = work / "pip-venv"
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
         pip_argv = [str(venv / "bin" / "pip"), "install", "--no-index", "--find-links", "wheels"]
         peer, _ = measured([*pip_argv, *requirements], project, env)
+        venv_bytes = du(venv)
     row("run, cold (to first 200)", first, run_rss, "pip install --no-index", peer)
 
     registry = start_registry(work / "registry")
@@ -220,10 +268,33 @@ def run(work: Path, total: int, *, pip: bool) -> None:
         pull_env = {**env, "PHOTONPACK_HOME": str(work / "home-pull")}
         pulled = work / "pulled.photon"
         pull, pull_rss = measured([pp, "pull", ref, "-o", str(pulled)], project, pull_env)
+        # A sibling: the same wheels, a new handler. Only its own blobs should move.
+        (project / "big.py").write_text(
+            textwrap.dedent(SOURCE).format(requirements=requirements) + SIBLING
+        )
+        sibling = work / "sibling.photon"
+        built = json_of([*build[:-1], str(sibling), "--json"], project, env)
+        pushed = json_of([pp, "push", str(sibling), f"{ref[:-3]}:v2", "--json"], project, env)
+        moved = json_of(
+            [pp, "pull", f"{ref[:-3]}:v2", "-o", str(work / "sibling-pulled.photon"), "--json"],
+            project,
+            pull_env,
+        )
     finally:
         registry.stop()
     row("push, cold", push, push_rss, "cp of the archive", cp)
     row("pull, cold", pull, pull_rss, "cp of the archive", cp)
+    print(f"sibling {built['digest']} ({int(built['size']) / 1e9:.2f} GB archive):")
+    for verb, sent, of in (
+        ("push", pushed["uploaded_bytes"], pushed["total_bytes"]),
+        ("pull", moved["downloaded_bytes"], moved["total_bytes"]),
+    ):
+        share = 100 * sent / of
+        print(
+            f"  {verb}: {sent:,} of {of:,} bytes ({share:.4f} %; target < 0.1 %: "
+            f"{verdict(share < 0.1)})"
+        )
+    disk(work, venv_bytes)
 
     worst = max(rss for _, _, rss, _, _ in rows)
     print(f"\narchive {size / 1e9:.2f} GB for {wheel_bytes / 1e9:.2f} GB of wheels")
