@@ -285,6 +285,12 @@ def run(work: Path, total: int, *, pip: bool) -> None:
     row("push, cold", push, push_rss, "cp of the archive", cp)
     row("pull, cold", pull, pull_rss, "cp of the archive", cp)
     print(f"sibling {built['digest']} ({int(built['size']) / 1e9:.2f} GB archive):")
+    port = free_port()
+    server, sibling_first = start_server(
+        [pp, "run", str(sibling), "--port", str(port)], cwd=project, port=port, env=env
+    )
+    stop_server(server)
+    print(f"  first run to the first 200: {sibling_first:.2f} s (its environment is the first's)")
     for verb, sent, of in (
         ("push", pushed["uploaded_bytes"], pushed["total_bytes"]),
         ("pull", moved["downloaded_bytes"], moved["total_bytes"]),
