@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -12,28 +11,7 @@ import click
 from photonpack._units import format_size
 from photonpack.cli._app import cli, info
 from photonpack.cli.registry import _registry_client, _registry_options, admit_photon
-from photonpack.errors import PhotonpackError, UsageError
-
-_ARCHITECTURES = {"x86_64": "amd64", "aarch64": "arm64"}
-
-
-def _epoch() -> int:
-    text = os.environ.get("SOURCE_DATE_EPOCH", "0").strip() or "0"
-    if not text.isdigit():
-        raise PhotonpackError(
-            f"SOURCE_DATE_EPOCH must be a whole number of seconds, found {text!r}; "
-            "unset it or set it to e.g. $(git log -1 --format=%ct)"
-        )
-    return int(text)
-
-
-def _architecture(targets: tuple[str, ...]) -> str:
-    """The OCI architecture of the archive's first Linux target (the host's without one)."""
-    for target in targets:
-        for arch, oci in _ARCHITECTURES.items():
-            if "linux" in target and target.endswith(f"_{arch}"):
-                return oci
-    return _ARCHITECTURES.get(os.uname().machine, os.uname().machine)
+from photonpack.errors import UsageError
 
 
 def _image_facts(built: Any) -> dict[str, Any]:
@@ -41,7 +19,7 @@ def _image_facts(built: Any) -> dict[str, Any]:
     from photonpack.image.platforms import platform_of
 
     return {
-        "platform": platform_of({"os": "linux"} | dict(built.base.config)),
+        "platform": platform_of(built.platform),
         "digest": built.digest,
         "base_digest": built.base.digest,
         "target": str(built.target),
@@ -56,11 +34,11 @@ def _bases(
     spec: str, platforms: tuple[str, ...] | None, manifest: Any, store: Any, client_for: Any
 ) -> list[Any]:
     """The base image of each platform asked for (the archive's first target's by default)."""
-    from photonpack.image import base_platforms, check_platforms, open_base
+    from photonpack.image import archive_architecture, base_platforms, check_platforms, open_base
     from photonpack.image.platforms import architecture_of
 
     if platforms is None:
-        architectures = [_architecture(manifest.targets)]
+        architectures = [archive_architecture(manifest.targets)]
     else:
         has, pinned = base_platforms(spec, store=store, client_for=client_for)
         check_platforms(platforms, base=spec, base_has=has, targets=manifest.targets)
@@ -184,9 +162,11 @@ def image(
         image_index,
         parse_platforms,
         push_image,
+        source_date_epoch,
         write_docker_archive,
         write_oci_layout,
     )
+    from photonpack.image.platforms import platform_of
     from photonpack.oci.reference import parse_reference
     from photonpack.store import Store
 
@@ -206,7 +186,7 @@ def image(
         )
     target_ref = parse_reference(push_ref) if push_ref else None
     options = ImageOptions(
-        epoch=_epoch(), check_system=not skip_system_check, compression=compression
+        epoch=source_date_epoch(), check_system=not skip_system_check, compression=compression
     )
     store = Store()
     manifest = admit_photon(store, archive, name, digest)
@@ -217,7 +197,8 @@ def image(
 
     bases = _bases(spec, platforms, manifest, store, client_for)
     for base_image in bases:
-        where = "" if len(bases) == 1 else f" linux/{base_image.architecture}"
+        described = {"os": "linux"} | dict(base_image.config)
+        where = "" if len(bases) == 1 else f" {platform_of(described)}"
         info(f"base {spec}{where} {base_image.digest}")
     with store.temp_dir("image-") as work:
         images = []

@@ -28,6 +28,7 @@ from photonpack.image.environment import bytecode_python, image_interpreter, sta
 from photonpack.image.layer import Compression, LayerFile, write_layer
 from photonpack.image.layering import PlannedLayer, plan_layers
 from photonpack.image.libraries import MissingLibrary, describe, missing_libraries
+from photonpack.image.platforms import target_platform
 from photonpack.image.rootfs import read_rootfs
 from photonpack.image.users import lepton_user
 from photonpack.install.cache import WheelCache
@@ -68,6 +69,14 @@ class Image:
     added: int  # how many layers the image adds to the base's
     warnings: tuple[str, ...]
     work: Path | None = None  # where the blobs this build made lie (the config, added layers)
+    variant: str = ""  # the platform variant of the config (arm's v6 or v7)
+
+    @property
+    def platform(self) -> dict[str, str]:
+        """``os``, ``architecture`` and ``variant`` (when there is one), as an index lists them."""
+        config = self.base.config
+        found = {"os": str(config.get("os") or "linux"), "architecture": self.base.architecture}
+        return found | ({"variant": self.variant} if self.variant else {})
 
     @property
     def size(self) -> int:
@@ -122,6 +131,14 @@ def _library_problems(missing: list[MissingLibrary], *, base: str, strict: bool)
     ]
 
 
+def _variant(base: BaseImage, target: Target) -> str:
+    """The base's platform variant, else the target's (``armv7l`` -> ``v7``): arm/v6 is not v7."""
+    if base.config.get("variant"):
+        return str(base.config["variant"])
+    platform = target_platform(str(target)) or ""
+    return platform.split("/")[2] if platform.count("/") == 2 else ""
+
+
 def build_image(
     store: Store, manifest: Manifest, base: BaseImage, work: Path, options: ImageOptions
 ) -> Image:
@@ -166,7 +183,8 @@ def build_image(
     )
     glibc = facts.libc is not None and facts.libc[0] == "glibc"
     user = lepton_user(fs)
-    plan = plan_layers(staged, user, [(e, store.blob_path(e.sha256)) for e in manifest.files])
+    files = [(e, store.blob_path(e.sha256)) for e in manifest.files]
+    plan = plan_layers(staged, user, files, init=bool(manifest.photon.cmd))
     # The library check (Python reading ELF headers) runs while the layers compress (zlib
     # and sha256 in C, without the GIL); it still comes before anything leaves ``work``.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="photonpack-elf") as side:
@@ -174,6 +192,7 @@ def build_image(
         written = _write(plan, work / "layers", options.epoch, options.compression)
         libraries = checking.result()
     warnings.extend(_library_problems(libraries, base=base.name, strict=options.check_system))
+    variant = _variant(base, target)
     config = image_config(
         manifest,
         base,
@@ -183,6 +202,7 @@ def build_image(
         gid=user.gid,
         epoch=options.epoch,
         bytecode=bytecode,
+        variant=variant,
     )
     config_bytes = canonical(config)
     config_digest = "sha256:" + hashlib.sha256(config_bytes).hexdigest()
@@ -218,4 +238,5 @@ def build_image(
         added=len(written),
         warnings=tuple(warnings),
         work=work,
+        variant=variant,
     )
