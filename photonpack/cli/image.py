@@ -9,7 +9,7 @@ from typing import Any, Literal
 import click
 
 from photonpack._units import format_size
-from photonpack.cli._app import cli, info
+from photonpack.cli._app import cli, info, progress_shown
 from photonpack.cli.registry import _registry_client, _registry_options, admit_photon
 from photonpack.errors import UsageError
 
@@ -155,6 +155,7 @@ def image(
     photon on the same base digest gives the same image digest. Prints the
     image's manifest digest (the index's, for several platforms).
     """
+    from photonpack.cli._progress import ProgressLine
     from photonpack.image import (
         ImageOptions,
         build_image,
@@ -185,8 +186,12 @@ def image(
             "one --platform"
         )
     target_ref = parse_reference(push_ref) if push_ref else None
+    line = ProgressLine("reading the base", 0, enabled=progress_shown())
     options = ImageOptions(
-        epoch=source_date_epoch(), check_system=not skip_system_check, compression=compression
+        epoch=source_date_epoch(),
+        check_system=not skip_system_check,
+        compression=compression,
+        progress=line,
     )
     store = Store()
     manifest = admit_photon(store, archive, name, digest)
@@ -202,9 +207,10 @@ def image(
         info(f"base {spec}{where} {base_image.digest}")
     with store.temp_dir("image-") as work:
         images = []
-        for number, base_image in enumerate(bases):
-            (work / str(number)).mkdir()
-            images.append(build_image(store, manifest, base_image, work / str(number), options))
+        with line:  # one line for every stage of every platform, erased before the report
+            for number, base_image in enumerate(bases):
+                (work / str(number)).mkdir()
+                images.append(build_image(store, manifest, base_image, work / str(number), options))
         built: Any = images[0] if len(images) == 1 else image_index(images)
         warnings = list(dict.fromkeys(w for one in images for w in one.warnings))
         for warning in warnings:

@@ -15,9 +15,11 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from photonpack.archive.manifest import Manifest
 from photonpack.errors import ImageError, IntegrityError
@@ -36,7 +38,30 @@ from photonpack.install.environment import wheels_for_target
 from photonpack.lock.target import Target
 from photonpack.store import Store
 
-__all__ = ["Image", "ImageOptions", "build_image"]
+__all__ = ["Image", "ImageOptions", "Progress", "build_image"]
+
+
+class Progress(Protocol):
+    """Where a build reports its stages (the CLI's progress line): bytes done of a total."""
+
+    def retitle(self, label: str, total: int) -> None: ...
+    def update(self, done: int) -> None: ...
+
+
+class _Count:
+    """Bytes done across threads, passed on to a :class:`Progress`."""
+
+    def __init__(self, progress: Progress | None, label: str, total: int) -> None:
+        self._progress, self._done, self._lock = progress, 0, threading.Lock()
+        if progress is not None:
+            progress.retitle(label, total)
+            progress.update(0)
+
+    def __call__(self, count: int) -> None:
+        if self._progress is not None:
+            with self._lock:
+                self._done += count
+                self._progress.update(self._done)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -44,12 +69,14 @@ class ImageOptions:
     """``epoch``: the mtime and ``created`` of everything (``SOURCE_DATE_EPOCH``).
 
     ``compression`` applies to the layers the image adds; the base's stay as they are.
+    ``progress`` hears the stages: reading the base, installing, compressing the layers.
     """
 
     epoch: int = 0
     check_system: bool = True
     compression: Compression = "gzip"
     reuse_environments: bool = True  # link wheels the store's environments hold (same bytes)
+    progress: Progress | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -95,9 +122,16 @@ def _verified_blobs(store: Store, manifest: Manifest) -> None:
 
 
 def _write(
-    plan: list[PlannedLayer], folder: Path, epoch: int, compression: Compression
+    plan: list[PlannedLayer], folder: Path, epoch: int, options: ImageOptions
 ) -> list[LayerFile]:
     folder.mkdir()
+    compression = options.compression
+    total = sum(
+        e.source.stat().st_size if isinstance(e.source, Path) else len(e.source or b"")
+        for layer in plan
+        for e in layer.entries
+    )
+    written = _Count(options.progress, "compressing layers", total)
     suffix = ".tar.zst" if compression == "zstd" else ".tar.gz"
     with ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1)) as pool:
         return list(
@@ -107,6 +141,7 @@ def _write(
                     folder / f"{item[0]:03d}{suffix}",
                     mtime=epoch,
                     compression=compression,
+                    on_written=written,
                 ),
                 enumerate(plan),
             )
@@ -150,7 +185,8 @@ def build_image(
     # sha256 and zlib, which run without the GIL. The base's problems are reported first.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="photonpack-verify") as side:
         verifying = side.submit(_verified_blobs, store, manifest)
-        fs = read_rootfs(base)
+        base_size = sum(blob.size for blob in base.layers)
+        fs = read_rootfs(base, _Count(options.progress, f"reading {base.name}", base_size))
         facts = base_facts(fs, base.config)
         python, own, target = match_target(facts, manifest.targets, base=base.name)
         if options.check_system:
@@ -173,14 +209,23 @@ def build_image(
         )
     else:
         bytecode = f"cpython-3{python.minor}"
+    wheels = wheels_for_target(manifest, target)
+    sizes = {wheel.sha256: wheel.size for wheel in manifest.wheels}
+    wheel_bytes = sum(sizes.get(sha, 0) for sha, _name in wheels)
+    installed = _Count(
+        options.progress,
+        f"installing {len(wheels)} wheel{'' if len(wheels) == 1 else 's'}",
+        wheel_bytes,
+    )
     staged = stage(
         work / "env",
         image_interpreter(python, own, facts),
-        wheels=[(name, store.blob_path(sha)) for sha, name in wheels_for_target(manifest, target)],
+        wheels=[(name, store.blob_path(sha)) for sha, name in wheels],
         runtime_files={entry.path: store.blob_path(entry.sha256) for entry in manifest.runtime},
         compiler=compiler,
         cache=WheelCache(store) if options.reuse_environments else None,
     )
+    installed(wheel_bytes)
     glibc = facts.libc is not None and facts.libc[0] == "glibc"
     user = lepton_user(fs)
     files = [(e, store.blob_path(e.sha256)) for e in manifest.files]
@@ -189,7 +234,7 @@ def build_image(
     # and sha256 in C, without the GIL); it still comes before anything leaves ``work``.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="photonpack-elf") as side:
         checking = side.submit(missing_libraries, staged.root, fs, glibc=glibc)
-        written = _write(plan, work / "layers", options.epoch, options.compression)
+        written = _write(plan, work / "layers", options.epoch, options)
         libraries = checking.result()
     warnings.extend(_library_problems(libraries, base=base.name, strict=options.check_system))
     variant = _variant(base, target)

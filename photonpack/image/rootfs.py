@@ -15,7 +15,7 @@ import io
 import posixpath
 import tarfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, cast
 
@@ -103,8 +103,9 @@ class RootFS:
 class _Hashing(io.RawIOBase):
     """Read a blob, hashing it; at the end the count and digest must match."""
 
-    def __init__(self, raw: BinaryIO) -> None:
+    def __init__(self, raw: BinaryIO, on_read: Callable[[int], None] | None = None) -> None:
         self._raw = raw
+        self._on_read = on_read
         self.hash = hashlib.sha256()
         self.count = 0
 
@@ -115,6 +116,8 @@ class _Hashing(io.RawIOBase):
         count = self._raw.readinto(buffer)  # type: ignore[attr-defined]
         self.hash.update(memoryview(buffer)[:count])
         self.count += count
+        if self._on_read is not None:
+            self._on_read(count)
         return int(count)
 
 
@@ -269,10 +272,12 @@ def _check_blob(hashing: _Hashing, blob: Blob, where: str) -> None:
         )
 
 
-def _read_layer(fs: RootFS, blob: Blob, diff_id: str, where: str) -> None:
+def _read_layer(
+    fs: RootFS, blob: Blob, diff_id: str, where: str, on_read: Callable[[int], None] | None
+) -> None:
     lower = set(fs.nodes)
     with blob.open() as raw:
-        hashing = _Hashing(raw)
+        hashing = _Hashing(raw, on_read)
         inflating = _Inflating(hashing, _compression(blob.media_type))
         stream = io.BufferedReader(inflating, _CHUNK)
         try:
@@ -303,9 +308,12 @@ def _read_layer(fs: RootFS, blob: Blob, diff_id: str, where: str) -> None:
     fs.uncompressed_sizes.append(inflating.count)
 
 
-def read_rootfs(base: BaseImage) -> RootFS:
-    """Read (and verify) every layer of ``base`` into one tree."""
+def read_rootfs(base: BaseImage, on_read: Callable[[int], None] | None = None) -> RootFS:
+    """Read (and verify) every layer of ``base`` into one tree.
+
+    ``on_read(n)``: ``n`` more compressed bytes were read (for a progress line).
+    """
     fs = RootFS()
     for blob, diff_id in zip(base.layers, base.diff_ids, strict=True):
-        _read_layer(fs, blob, diff_id, base.name)
+        _read_layer(fs, blob, diff_id, base.name, on_read)
     return fs
