@@ -121,31 +121,36 @@ def _verified_blobs(store: Store, manifest: Manifest) -> None:
             )
 
 
+def _bytes(layer: PlannedLayer) -> int:
+    return sum(
+        e.source.stat().st_size if isinstance(e.source, Path) else len(e.source or b"")
+        for e in layer.entries
+    )
+
+
 def _write(
     plan: list[PlannedLayer], folder: Path, epoch: int, options: ImageOptions
 ) -> list[LayerFile]:
+    """Write the planned layers in parallel, biggest first (the last one started is then a
+    small one, so no core idles while another compresses a big wheel alone); in plan order."""
     folder.mkdir()
-    compression = options.compression
-    total = sum(
-        e.source.stat().st_size if isinstance(e.source, Path) else len(e.source or b"")
-        for layer in plan
-        for e in layer.entries
-    )
-    written = _Count(options.progress, "compressing layers", total)
-    suffix = ".tar.zst" if compression == "zstd" else ".tar.gz"
-    with ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1)) as pool:
-        return list(
-            pool.map(
-                lambda item: write_layer(
-                    item[1].entries,
-                    folder / f"{item[0]:03d}{suffix}",
-                    mtime=epoch,
-                    compression=compression,
-                    on_written=written,
-                ),
-                enumerate(plan),
-            )
+    sizes = [_bytes(layer) for layer in plan]
+    written = _Count(options.progress, "compressing layers", sum(sizes))
+    suffix = ".tar.zst" if options.compression == "zstd" else ".tar.gz"
+
+    def write(number: int) -> LayerFile:
+        return write_layer(
+            plan[number].entries,
+            folder / f"{number:03d}{suffix}",
+            mtime=epoch,
+            compression=options.compression,
+            on_written=written,
         )
+
+    biggest_first = sorted(range(len(plan)), key=lambda number: -sizes[number])
+    with ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1)) as pool:
+        futures = {number: pool.submit(write, number) for number in biggest_first}
+        return [futures[number].result() for number in range(len(plan))]
 
 
 def _library_problems(missing: list[MissingLibrary], *, base: str, strict: bool) -> list[str]:
