@@ -76,6 +76,17 @@ def container(podman: Podman) -> Iterator[str]:
     podman("rm", "-f", "-t", "0", name, check=False)
 
 
+def _load_image(podman: Podman, archive: Path, base: DebianBase, tarball: Path) -> None:
+    """``photonpack image -o`` of the archive on the Debian base, loaded into podman."""
+    result = CliRunner().invoke(
+        cli,
+        ["image", str(archive), "--base", f"oci:{base.oci}:bookworm", "-o", str(tarball)],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+    podman("load", "-i", str(tarball))
+
+
 def _stop_with_sigterm(podman: Podman, name: str) -> int:
     podman("kill", "--signal", "TERM", name)
     return int(podman("wait", name, timeout=30).stdout.strip())
@@ -260,14 +271,7 @@ def test_a_cmd_photon_that_ignores_sigterm_is_stopped_by_it_through_the_image_in
     archive = tmp_path / "sleeper.photon"
     with archive.open("wb") as out:
         write_archive(out, manifest, staged.blob_path)
-    result = CliRunner().invoke(
-        cli,
-        ["image", str(archive), "--base", f"oci:{debian_base.oci}:bookworm",
-         "-o", str(tmp_path / "sleeper.tar")],
-        catch_exceptions=False,
-    )  # fmt: skip
-    assert result.exit_code == 0, result.output
-    podman("load", "-i", str(tmp_path / "sleeper.tar"))
+    _load_image(podman, archive, debian_base, tmp_path / "sleeper.tar")
     podman("run", "-d", "--name", container, "--network=none", "localhost/sleeper:latest")
     podman.wait_for_line(container, "sleeper: up")
     stopped = podman("stop", "-t", "30", container, timeout=60)
@@ -293,14 +297,7 @@ def test_sigterm_during_a_slow_init_stops_the_pid_1_server_with_0_before_the_gra
     archive = build_photon(
         real_index, photon, tmp_path / "sleepy.photon", store=Store(tmp_path / "home")
     )
-    result = CliRunner().invoke(
-        cli,
-        ["image", str(archive.path), "--base", f"oci:{debian_base.oci}:bookworm",
-         "-o", str(tmp_path / "sleepy.tar")],
-        catch_exceptions=False,
-    )  # fmt: skip
-    assert result.exit_code == 0, result.output
-    podman("load", "-i", str(tmp_path / "sleepy.tar"))
+    _load_image(podman, archive.path, debian_base, tmp_path / "sleepy.tar")
     podman("run", "-d", "--name", container, "--network=none", "localhost/sleepy:latest")
     podman.wait_for_line(container, "sleepy: in init()")
     pid1 = podman("exec", container, "cat", "/proc/1/cmdline").stdout.split("\0")
