@@ -41,6 +41,16 @@ def _archive(staged: StagedPhoton, path: Path) -> Path:
     return path
 
 
+def _index_layout(photon: Path, base: Path, platforms: str, layout: Path) -> tuple[Result, Any]:
+    """``image --platform PLATFORMS --oci-layout LAYOUT --json``: the result and its report."""
+    result = _run(
+        "image", str(photon), "--base", f"oci:{base}:bookworm",
+        "--platform", platforms, "--oci-layout", str(layout), "--json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    return result, json.loads(result.stdout)
+
+
 @pytest.fixture(scope="module")
 def photon(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("multi")
@@ -79,12 +89,7 @@ def _files(layout: Path, manifest: Any) -> dict[str, bytes]:
 def test_two_platforms_give_an_index_over_one_image_each_with_its_own_wheels(
     photon: Path, base: Path, tmp_path: Path
 ) -> None:
-    result = _run(
-        "image", str(photon), "--base", f"oci:{base}:bookworm",
-        "--platform", "linux/amd64,linux/arm64", "--oci-layout", str(tmp_path / "o"), "--json",
-    )  # fmt: skip
-    assert result.exit_code == 0, result.output
-    report = json.loads(result.stdout)
+    result, report = _index_layout(photon, base, "linux/amd64,linux/arm64", tmp_path / "o")
     layout = tmp_path / "o"
     top = json.loads((layout / "index.json").read_text())["manifests"]
     assert [(m["mediaType"], m["digest"]) for m in top] == [
@@ -308,12 +313,7 @@ def test_arm_v6_and_v7_are_two_platforms_each_with_its_own_base_and_wheels(
     base = write_multiplatform_base(tmp_path / "base", ("arm/v6", "arm/v7"))
     staged = stage_photon(tmp_path, "arms", [("nat", "1.0")], targets=(ARM6, ARM7), native=("nat",))
     archive = _archive(staged, tmp_path / "arms.photon")
-    result = _run(
-        "image", str(archive), "--base", f"oci:{base}:bookworm",
-        "--platform", "linux/arm/v7,linux/arm/v6", "--oci-layout", str(tmp_path / "o"), "--json",
-    )  # fmt: skip
-    assert result.exit_code == 0, result.output
-    report = json.loads(result.stdout)
+    result, report = _index_layout(archive, base, "linux/arm/v7,linux/arm/v6", tmp_path / "o")
     assert [(p["platform"], p["target"]) for p in report["platforms"]] == [
         ("linux/arm/v6", ARM6),
         ("linux/arm/v7", ARM7),
