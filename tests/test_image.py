@@ -159,8 +159,9 @@ def test_config_runs_the_photon_as_lepton_and_records_its_digest(
     assert run["WorkingDir"] == "/home/lepton"
     assert run["Entrypoint"] == [
         "/opt/photon/env/bin/python", "-I", "-m", "photonpack.serving.serve",
-        "--entry", "counter.py:C", "--host", "0.0.0.0", "--port", "8080",
+        "--entry", "counter.py:C", "--host", "0.0.0.0",
     ]  # fmt: skip
+    assert run["Cmd"] == ["--port", "8080"]  # `podman run IMAGE --port 9000` replaces it
     assert run["StopSignal"] == "SIGTERM"
     assert run["ExposedPorts"] == {"8080/tcp": {}}
     assert run["Env"] == ["PATH=/opt/photon/env/bin:/usr/local/bin:/usr/bin:/bin"]
@@ -381,7 +382,10 @@ def test_a_cmd_photon_runs_its_command_on_its_port_with_its_template_env(
     blobs = tmp_path / "o" / "blobs" / "sha256"
     image = json.loads((blobs / json.loads(result.stdout)["digest"][7:]).read_bytes())
     run = json.loads((blobs / image["config"]["digest"][7:]).read_bytes())["config"]
-    assert run["Entrypoint"] == ["webui-server", "--listen", "--port", "7860"]
+    assert run["Entrypoint"] == [
+        "/opt/photon/env/bin/python", "-I", "/opt/photon/init.py", "webui-server", "--listen",
+    ]  # fmt: skip
+    assert run["Cmd"] == ["--port", "7860"]
     assert run["ExposedPorts"] == {"7860/tcp": {}}
     assert run["Env"] == [  # a required variable is never given a value
         "PATH=/opt/photon/env/bin:/usr/local/bin:/usr/bin:/bin",

@@ -41,6 +41,16 @@ def _archive(staged: StagedPhoton, path: Path) -> Path:
     return path
 
 
+def _index_layout(photon: Path, base: Path, platforms: str, layout: Path) -> tuple[Result, Any]:
+    """``image --platform PLATFORMS --oci-layout LAYOUT --json``: the result and its report."""
+    result = _run(
+        "image", str(photon), "--base", f"oci:{base}:bookworm",
+        "--platform", platforms, "--oci-layout", str(layout), "--json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    return result, json.loads(result.stdout)
+
+
 @pytest.fixture(scope="module")
 def photon(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("multi")
@@ -79,12 +89,7 @@ def _files(layout: Path, manifest: Any) -> dict[str, bytes]:
 def test_two_platforms_give_an_index_over_one_image_each_with_its_own_wheels(
     photon: Path, base: Path, tmp_path: Path
 ) -> None:
-    result = _run(
-        "image", str(photon), "--base", f"oci:{base}:bookworm",
-        "--platform", "linux/amd64,linux/arm64", "--oci-layout", str(tmp_path / "o"), "--json",
-    )  # fmt: skip
-    assert result.exit_code == 0, result.output
-    report = json.loads(result.stdout)
+    result, report = _index_layout(photon, base, "linux/amd64,linux/arm64", tmp_path / "o")
     layout = tmp_path / "o"
     top = json.loads((layout / "index.json").read_text())["manifests"]
     assert [(m["mediaType"], m["digest"]) for m in top] == [
@@ -295,4 +300,64 @@ def test_a_registry_index_is_a_multiplatform_base(
     assert missing.stderr.splitlines()[-1].startswith(
         f"error: cannot build --platform linux/s390x: the base {registry.host}/bases/multi:1 "
         "has images for linux/amd64, linux/arm64, and the archive has targets for linux/amd64"
+    )
+
+
+ARM7 = "cp311-manylinux_2_28_armv7l"
+ARM6 = "cp311-manylinux_2_28_armv6l"
+
+
+def test_arm_v6_and_v7_are_two_platforms_each_with_its_own_base_and_wheels(
+    tmp_path: Path,
+) -> None:
+    base = write_multiplatform_base(tmp_path / "base", ("arm/v6", "arm/v7"))
+    staged = stage_photon(tmp_path, "arms", [("nat", "1.0")], targets=(ARM6, ARM7), native=("nat",))
+    archive = _archive(staged, tmp_path / "arms.photon")
+    result, report = _index_layout(archive, base, "linux/arm/v7,linux/arm/v6", tmp_path / "o")
+    assert [(p["platform"], p["target"]) for p in report["platforms"]] == [
+        ("linux/arm/v6", ARM6),
+        ("linux/arm/v7", ARM7),
+    ]
+    layout = tmp_path / "o"
+    index = _json(layout, report["digest"])
+    assert [m["platform"] for m in index["manifests"]] == [
+        {"architecture": "arm", "os": "linux", "variant": "v6"},
+        {"architecture": "arm", "os": "linux", "variant": "v7"},
+    ]
+    for entry, target in zip(index["manifests"], (ARM6, ARM7), strict=True):
+        manifest = _json(layout, entry["digest"])
+        config = _json(layout, manifest["config"]["digest"])
+        assert (config["architecture"], config["variant"]) == ("arm", entry["platform"]["variant"])
+        assert _files(layout, manifest)[f"{SITE}/nat/_native.txt"] == f"{target}\n".encode()
+    assert f"base oci:{base}:bookworm linux/arm/v6 sha256:" in result.stderr
+
+
+def test_an_armv7l_archive_takes_the_v7_image_of_a_v6_and_v7_base(tmp_path: Path) -> None:
+    base = write_multiplatform_base(tmp_path / "base", ("arm/v6", "arm/v7"))
+    staged = stage_photon(tmp_path, "arm7", [("nat", "1.0")], targets=(ARM7,), native=("nat",))
+    archive = _archive(staged, tmp_path / "arm7.photon")
+    result = _run(
+        "image", str(archive), "--base", f"oci:{base}:bookworm",
+        "--oci-layout", str(tmp_path / "o"), "--json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert (report["platform"], report["target"]) == ("linux/arm/v7", ARM7)
+    base_index = json.loads((base / "index.json").read_text())["manifests"][0]
+    v7 = _json(base, base_index["digest"])["manifests"][1]
+    assert v7["platform"]["variant"] == "v7"
+    assert report["base"]["digest"] == v7["digest"]
+
+
+def test_an_armv6l_archive_on_a_v7_only_base_names_both_platforms(tmp_path: Path) -> None:
+    base = write_multiplatform_base(tmp_path / "base", ("arm/v7",))
+    staged = stage_photon(tmp_path, "arm6", [("nat", "1.0")], targets=(ARM6,), native=("nat",))
+    archive = _archive(staged, tmp_path / "arm6.photon")
+    result = _run(
+        "image", str(archive), "--base", f"oci:{base}:bookworm", "--oci-layout", str(tmp_path / "o")
+    )
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"error: oci:{base}:bookworm has no image for linux/arm/v6 (it has: linux/arm/v7); "
+        "choose a base built for the archive's platform"
     )

@@ -76,6 +76,17 @@ def container(podman: Podman) -> Iterator[str]:
     podman("rm", "-f", "-t", "0", name, check=False)
 
 
+def _load_image(podman: Podman, archive: Path, base: DebianBase, tarball: Path) -> None:
+    """``photonpack image -o`` of the archive on the Debian base, loaded into podman."""
+    result = CliRunner().invoke(
+        cli,
+        ["image", str(archive), "--base", f"oci:{base.oci}:bookworm", "-o", str(tarball)],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+    podman("load", "-i", str(tarball))
+
+
 def _stop_with_sigterm(podman: Podman, name: str) -> int:
     podman("kill", "--signal", "TERM", name)
     return int(podman("wait", name, timeout=30).stdout.strip())
@@ -91,6 +102,8 @@ def test_pushed_image_serves_as_lepton_read_only_and_exits_0_on_sigterm(
         built.reference, "--port", str(port),
     )  # fmt: skip
     podman.wait_for_line(container, f"photonpack: serving counter on http://0.0.0.0:{port}")
+    pid1 = podman("exec", container, "cat", "/proc/1/cmdline").stdout.split("\0")
+    assert pid1.count("--port") == 1  # the argument replaced the image's Cmd
     client = Client(f"http://127.0.0.1:{port}")
     assert (client.add(x=3), client.add(x=5)) == (3, 8)
     curl = subprocess.run(
@@ -242,6 +255,31 @@ def test_the_amd64_image_of_a_two_platform_index_runs_with_its_own_wheels(
     assert ran.stdout == "cp311-manylinux_2_28_x86_64\n\n"
 
 
+def test_a_cmd_photon_that_ignores_sigterm_is_stopped_by_it_through_the_image_init(
+    podman: Podman, debian_base: DebianBase, tmp_path: Path, container: str
+) -> None:
+    # As PID 1 the command would never see SIGTERM (no handler: the kernel drops it) and
+    # `podman stop` would SIGKILL it after its grace period; init.py passes it on.
+    import dataclasses
+
+    from photonpack.archive import write_archive
+
+    staged = stage_photon(tmp_path, "sleeper", [("alpha", "1.0")])
+    sleep = "import time; print('sleeper: up', flush=True); time.sleep(300)"
+    photon = dataclasses.replace(staged.manifest.photon, cmd=("python", "-I", "-c", sleep))
+    manifest = dataclasses.replace(staged.manifest, photon=photon)
+    archive = tmp_path / "sleeper.photon"
+    with archive.open("wb") as out:
+        write_archive(out, manifest, staged.blob_path)
+    _load_image(podman, archive, debian_base, tmp_path / "sleeper.tar")
+    podman("run", "-d", "--name", container, "--network=none", "localhost/sleeper:latest")
+    podman.wait_for_line(container, "sleeper: up")
+    stopped = podman("stop", "-t", "30", container, timeout=60)
+    assert "SIGKILL" not in stopped.stderr
+    state = json.loads(podman("inspect", "--format", "{{json .State}}", container).stdout)
+    assert (state["Status"], state["ExitCode"]) == ("exited", 128 + 15)  # as a shell reports it
+
+
 def test_sigterm_during_a_slow_init_stops_the_pid_1_server_with_0_before_the_grace_period(
     podman: Podman,
     debian_base: DebianBase,
@@ -259,14 +297,7 @@ def test_sigterm_during_a_slow_init_stops_the_pid_1_server_with_0_before_the_gra
     archive = build_photon(
         real_index, photon, tmp_path / "sleepy.photon", store=Store(tmp_path / "home")
     )
-    result = CliRunner().invoke(
-        cli,
-        ["image", str(archive.path), "--base", f"oci:{debian_base.oci}:bookworm",
-         "-o", str(tmp_path / "sleepy.tar")],
-        catch_exceptions=False,
-    )  # fmt: skip
-    assert result.exit_code == 0, result.output
-    podman("load", "-i", str(tmp_path / "sleepy.tar"))
+    _load_image(podman, archive.path, debian_base, tmp_path / "sleepy.tar")
     podman("run", "-d", "--name", container, "--network=none", "localhost/sleepy:latest")
     podman.wait_for_line(container, "sleepy: in init()")
     pid1 = podman("exec", container, "cat", "/proc/1/cmdline").stdout.split("\0")

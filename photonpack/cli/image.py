@@ -3,37 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any, Literal
 
 import click
 
 from photonpack._units import format_size
-from photonpack.cli._app import cli, info
+from photonpack.cli._app import cli, info, progress_shown
 from photonpack.cli.registry import _registry_client, _registry_options, admit_photon
-from photonpack.errors import PhotonpackError, UsageError
-
-_ARCHITECTURES = {"x86_64": "amd64", "aarch64": "arm64"}
-
-
-def _epoch() -> int:
-    text = os.environ.get("SOURCE_DATE_EPOCH", "0").strip() or "0"
-    if not text.isdigit():
-        raise PhotonpackError(
-            f"SOURCE_DATE_EPOCH must be a whole number of seconds, found {text!r}; "
-            "unset it or set it to e.g. $(git log -1 --format=%ct)"
-        )
-    return int(text)
-
-
-def _architecture(targets: tuple[str, ...]) -> str:
-    """The OCI architecture of the archive's first Linux target (the host's without one)."""
-    for target in targets:
-        for arch, oci in _ARCHITECTURES.items():
-            if "linux" in target and target.endswith(f"_{arch}"):
-                return oci
-    return _ARCHITECTURES.get(os.uname().machine, os.uname().machine)
+from photonpack.errors import UsageError
 
 
 def _image_facts(built: Any) -> dict[str, Any]:
@@ -41,7 +19,7 @@ def _image_facts(built: Any) -> dict[str, Any]:
     from photonpack.image.platforms import platform_of
 
     return {
-        "platform": platform_of({"os": "linux"} | dict(built.base.config)),
+        "platform": platform_of(built.platform),
         "digest": built.digest,
         "base_digest": built.base.digest,
         "target": str(built.target),
@@ -56,11 +34,11 @@ def _bases(
     spec: str, platforms: tuple[str, ...] | None, manifest: Any, store: Any, client_for: Any
 ) -> list[Any]:
     """The base image of each platform asked for (the archive's first target's by default)."""
-    from photonpack.image import base_platforms, check_platforms, open_base
+    from photonpack.image import archive_architecture, base_platforms, check_platforms, open_base
     from photonpack.image.platforms import architecture_of
 
     if platforms is None:
-        architectures = [_architecture(manifest.targets)]
+        architectures = [archive_architecture(manifest.targets)]
     else:
         has, pinned = base_platforms(spec, store=store, client_for=client_for)
         check_platforms(platforms, base=spec, base_has=has, targets=manifest.targets)
@@ -177,6 +155,7 @@ def image(
     photon on the same base digest gives the same image digest. Prints the
     image's manifest digest (the index's, for several platforms).
     """
+    from photonpack.cli._progress import ProgressLine
     from photonpack.image import (
         ImageOptions,
         build_image,
@@ -184,9 +163,11 @@ def image(
         image_index,
         parse_platforms,
         push_image,
+        source_date_epoch,
         write_docker_archive,
         write_oci_layout,
     )
+    from photonpack.image.platforms import platform_of
     from photonpack.oci.reference import parse_reference
     from photonpack.store import Store
 
@@ -205,8 +186,12 @@ def image(
             "one --platform"
         )
     target_ref = parse_reference(push_ref) if push_ref else None
+    line = ProgressLine("reading the base", 0, enabled=progress_shown())
     options = ImageOptions(
-        epoch=_epoch(), check_system=not skip_system_check, compression=compression
+        epoch=source_date_epoch(),
+        check_system=not skip_system_check,
+        compression=compression,
+        progress=line,
     )
     store = Store()
     manifest = admit_photon(store, archive, name, digest)
@@ -217,13 +202,15 @@ def image(
 
     bases = _bases(spec, platforms, manifest, store, client_for)
     for base_image in bases:
-        where = "" if len(bases) == 1 else f" linux/{base_image.architecture}"
+        described = {"os": "linux"} | dict(base_image.config)
+        where = "" if len(bases) == 1 else f" {platform_of(described)}"
         info(f"base {spec}{where} {base_image.digest}")
     with store.temp_dir("image-") as work:
         images = []
-        for number, base_image in enumerate(bases):
-            (work / str(number)).mkdir()
-            images.append(build_image(store, manifest, base_image, work / str(number), options))
+        with line:  # one line for every stage of every platform, erased before the report
+            for number, base_image in enumerate(bases):
+                (work / str(number)).mkdir()
+                images.append(build_image(store, manifest, base_image, work / str(number), options))
         built: Any = images[0] if len(images) == 1 else image_index(images)
         warnings = list(dict.fromkeys(w for one in images for w in one.warnings))
         for warning in warnings:

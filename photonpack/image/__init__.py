@@ -16,9 +16,15 @@ from __future__ import annotations
 
 from photonpack.image.base import BaseImage, Blob
 from photonpack.image.build import Image, ImageOptions, build_image
+from photonpack.image.config import source_date_epoch
 from photonpack.image.index import ImageIndex, image_index
 from photonpack.image.output import PushedImage, push_image, write_docker_archive, write_oci_layout
-from photonpack.image.platforms import archive_platforms, check_platforms, parse_platforms
+from photonpack.image.platforms import (
+    archive_architecture,
+    archive_platforms,
+    check_platforms,
+    parse_platforms,
+)
 from photonpack.image.pull import DEFAULT_BASE, base_platforms, default_base, open_base
 
 __all__ = [
@@ -29,6 +35,7 @@ __all__ = [
     "ImageIndex",
     "ImageOptions",
     "PushedImage",
+    "archive_architecture",
     "archive_platforms",
     "base_platforms",
     "build_image",
@@ -38,6 +45,7 @@ __all__ = [
     "open_base",
     "parse_platforms",
     "push_image",
+    "source_date_epoch",
     "write_docker_archive",
     "write_oci_layout",
 ]

@@ -21,6 +21,7 @@ from typing import Any, BinaryIO
 
 from photonpack._json import load_json_object
 from photonpack.errors import ImageError, IntegrityError
+from photonpack.image.platforms import platform_of
 from photonpack.oci.reference import Reference
 
 __all__ = [
@@ -122,20 +123,22 @@ class BaseImage:
 
 
 def choose_platform(index: Mapping[str, Any], architecture: str, where: str) -> dict[str, Any]:
-    """The descriptor of the linux/``architecture`` manifest in an image index."""
+    """The descriptor of the linux/``architecture`` manifest in an image index.
+
+    ``architecture`` may name a variant (``arm/v7``): then only that variant's image
+    is taken, so an arm/v6 base is never chosen for armv7l wheels, nor the reverse.
+    """
+    arch, _, variant = architecture.partition("/")
     entries = [m for m in index.get("manifests") or [] if isinstance(m, dict)]
     found = [
         m
         for m in entries
-        if (m.get("platform") or {}).get("os") == "linux"
-        and (m.get("platform") or {}).get("architecture") == architecture
+        if (p := m.get("platform") or {}).get("os") == "linux"
+        and p.get("architecture") == arch
+        and (not variant or platform_of(p) == f"linux/{architecture}")
     ]
     if not found:
-        have = sorted(
-            "{}/{}".format(p.get("os"), p.get("architecture"))
-            for m in entries
-            if (p := m.get("platform") or {})
-        )
+        have = sorted(platform_of(p) for m in entries if (p := m.get("platform") or {}))
         raise ImageError(
             f"{where} has no image for linux/{architecture} (it has: {', '.join(have) or 'none'}); "
             "choose a base built for the archive's platform"

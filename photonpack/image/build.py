@@ -15,9 +15,11 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from photonpack.archive.manifest import Manifest
 from photonpack.errors import ImageError, IntegrityError
@@ -28,6 +30,7 @@ from photonpack.image.environment import bytecode_python, image_interpreter, sta
 from photonpack.image.layer import Compression, LayerFile, write_layer
 from photonpack.image.layering import PlannedLayer, plan_layers
 from photonpack.image.libraries import MissingLibrary, describe, missing_libraries
+from photonpack.image.platforms import target_platform
 from photonpack.image.rootfs import read_rootfs
 from photonpack.image.users import lepton_user
 from photonpack.install.cache import WheelCache
@@ -35,7 +38,30 @@ from photonpack.install.environment import wheels_for_target
 from photonpack.lock.target import Target
 from photonpack.store import Store
 
-__all__ = ["Image", "ImageOptions", "build_image"]
+__all__ = ["Image", "ImageOptions", "Progress", "build_image"]
+
+
+class Progress(Protocol):
+    """Where a build reports its stages (the CLI's progress line): bytes done of a total."""
+
+    def retitle(self, label: str, total: int) -> None: ...
+    def update(self, done: int) -> None: ...
+
+
+class _Count:
+    """Bytes done across threads, passed on to a :class:`Progress`."""
+
+    def __init__(self, progress: Progress | None, label: str, total: int) -> None:
+        self._progress, self._done, self._lock = progress, 0, threading.Lock()
+        if progress is not None:
+            progress.retitle(label, total)
+            progress.update(0)
+
+    def __call__(self, count: int) -> None:
+        if self._progress is not None:
+            with self._lock:
+                self._done += count
+                self._progress.update(self._done)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -43,12 +69,14 @@ class ImageOptions:
     """``epoch``: the mtime and ``created`` of everything (``SOURCE_DATE_EPOCH``).
 
     ``compression`` applies to the layers the image adds; the base's stay as they are.
+    ``progress`` hears the stages: reading the base, installing, compressing the layers.
     """
 
     epoch: int = 0
     check_system: bool = True
     compression: Compression = "gzip"
     reuse_environments: bool = True  # link wheels the store's environments hold (same bytes)
+    progress: Progress | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -68,6 +96,14 @@ class Image:
     added: int  # how many layers the image adds to the base's
     warnings: tuple[str, ...]
     work: Path | None = None  # where the blobs this build made lie (the config, added layers)
+    variant: str = ""  # the platform variant of the config (arm's v6 or v7)
+
+    @property
+    def platform(self) -> dict[str, str]:
+        """``os``, ``architecture`` and ``variant`` (when there is one), as an index lists them."""
+        config = self.base.config
+        found = {"os": str(config.get("os") or "linux"), "architecture": self.base.architecture}
+        return found | ({"variant": self.variant} if self.variant else {})
 
     @property
     def size(self) -> int:
@@ -85,23 +121,36 @@ def _verified_blobs(store: Store, manifest: Manifest) -> None:
             )
 
 
+def _bytes(layer: PlannedLayer) -> int:
+    return sum(
+        e.source.stat().st_size if isinstance(e.source, Path) else len(e.source or b"")
+        for e in layer.entries
+    )
+
+
 def _write(
-    plan: list[PlannedLayer], folder: Path, epoch: int, compression: Compression
+    plan: list[PlannedLayer], folder: Path, epoch: int, options: ImageOptions
 ) -> list[LayerFile]:
+    """Write the planned layers in parallel, biggest first (the last one started is then a
+    small one, so no core idles while another compresses a big wheel alone); in plan order."""
     folder.mkdir()
-    suffix = ".tar.zst" if compression == "zstd" else ".tar.gz"
-    with ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1)) as pool:
-        return list(
-            pool.map(
-                lambda item: write_layer(
-                    item[1].entries,
-                    folder / f"{item[0]:03d}{suffix}",
-                    mtime=epoch,
-                    compression=compression,
-                ),
-                enumerate(plan),
-            )
+    sizes = [_bytes(layer) for layer in plan]
+    written = _Count(options.progress, "compressing layers", sum(sizes))
+    suffix = ".tar.zst" if options.compression == "zstd" else ".tar.gz"
+
+    def write(number: int) -> LayerFile:
+        return write_layer(
+            plan[number].entries,
+            folder / f"{number:03d}{suffix}",
+            mtime=epoch,
+            compression=options.compression,
+            on_written=written,
         )
+
+    biggest_first = sorted(range(len(plan)), key=lambda number: -sizes[number])
+    with ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1)) as pool:
+        futures = {number: pool.submit(write, number) for number in biggest_first}
+        return [futures[number].result() for number in range(len(plan))]
 
 
 def _library_problems(missing: list[MissingLibrary], *, base: str, strict: bool) -> list[str]:
@@ -122,6 +171,14 @@ def _library_problems(missing: list[MissingLibrary], *, base: str, strict: bool)
     ]
 
 
+def _variant(base: BaseImage, target: Target) -> str:
+    """The base's platform variant, else the target's (``armv7l`` -> ``v7``): arm/v6 is not v7."""
+    if base.config.get("variant"):
+        return str(base.config["variant"])
+    platform = target_platform(str(target)) or ""
+    return platform.split("/")[2] if platform.count("/") == 2 else ""
+
+
 def build_image(
     store: Store, manifest: Manifest, base: BaseImage, work: Path, options: ImageOptions
 ) -> Image:
@@ -133,7 +190,8 @@ def build_image(
     # sha256 and zlib, which run without the GIL. The base's problems are reported first.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="photonpack-verify") as side:
         verifying = side.submit(_verified_blobs, store, manifest)
-        fs = read_rootfs(base)
+        base_size = sum(blob.size for blob in base.layers)
+        fs = read_rootfs(base, _Count(options.progress, f"reading {base.name}", base_size))
         facts = base_facts(fs, base.config)
         python, own, target = match_target(facts, manifest.targets, base=base.name)
         if options.check_system:
@@ -156,24 +214,35 @@ def build_image(
         )
     else:
         bytecode = f"cpython-3{python.minor}"
+    wheels = wheels_for_target(manifest, target)
+    sizes = {wheel.sha256: wheel.size for wheel in manifest.wheels}
+    wheel_bytes = sum(sizes.get(sha, 0) for sha, _name in wheels)
+    installed = _Count(
+        options.progress,
+        f"installing {len(wheels)} wheel{'' if len(wheels) == 1 else 's'}",
+        wheel_bytes,
+    )
     staged = stage(
         work / "env",
         image_interpreter(python, own, facts),
-        wheels=[(name, store.blob_path(sha)) for sha, name in wheels_for_target(manifest, target)],
+        wheels=[(name, store.blob_path(sha)) for sha, name in wheels],
         runtime_files={entry.path: store.blob_path(entry.sha256) for entry in manifest.runtime},
         compiler=compiler,
         cache=WheelCache(store) if options.reuse_environments else None,
     )
+    installed(wheel_bytes)
     glibc = facts.libc is not None and facts.libc[0] == "glibc"
     user = lepton_user(fs)
-    plan = plan_layers(staged, user, [(e, store.blob_path(e.sha256)) for e in manifest.files])
+    files = [(e, store.blob_path(e.sha256)) for e in manifest.files]
+    plan = plan_layers(staged, user, files, init=bool(manifest.photon.cmd))
     # The library check (Python reading ELF headers) runs while the layers compress (zlib
     # and sha256 in C, without the GIL); it still comes before anything leaves ``work``.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="photonpack-elf") as side:
         checking = side.submit(missing_libraries, staged.root, fs, glibc=glibc)
-        written = _write(plan, work / "layers", options.epoch, options.compression)
+        written = _write(plan, work / "layers", options.epoch, options)
         libraries = checking.result()
     warnings.extend(_library_problems(libraries, base=base.name, strict=options.check_system))
+    variant = _variant(base, target)
     config = image_config(
         manifest,
         base,
@@ -183,6 +252,7 @@ def build_image(
         gid=user.gid,
         epoch=options.epoch,
         bytecode=bytecode,
+        variant=variant,
     )
     config_bytes = canonical(config)
     config_digest = "sha256:" + hashlib.sha256(config_bytes).hexdigest()
@@ -218,4 +288,5 @@ def build_image(
         added=len(written),
         warnings=tuple(warnings),
         work=work,
+        variant=variant,
     )

@@ -19,7 +19,9 @@ from photonpack.lock.target import Target
 
 __all__ = ["BaseFacts", "BasePython", "base_facts", "match_target", "missing_packages"]
 
-_ARCH = {"amd64": "x86_64", "arm64": "aarch64"}
+# OCI architecture (and variant) -> wheel machine; arm without a variant is v7, as Docker takes it.
+_ARCH = {"amd64": "x86_64", "arm64": "aarch64", "arm": "armv7l", "arm/v7": "armv7l"}
+_ARCH |= {"arm/v6": "armv6l", "386": "i686"}
 _GLIBC_TEXT = re.compile(rb"GNU C Library[^\n]*?version (\d+)\.(\d+)")
 _DEB_VERSION = re.compile(r"^(?:\d+:)?(\d+)\.(\d+)")
 _PYTHON_DIRS = ("usr/local", "usr")
@@ -43,7 +45,7 @@ class BasePython:
 class BaseFacts:
     """The base's architecture, C library, Pythons and installed packages."""
 
-    architecture: str  # wheel spelling: "x86_64", "aarch64"
+    architecture: str  # wheel spelling: "x86_64", "aarch64", "armv7l", "armv6l"
     libc: tuple[str, int, int] | None  # ("glibc", 2, 36) or ("musl", 1, 2)
     pythons: tuple[BasePython, ...]
     package_db: str | None  # "dpkg", "apk", or None
@@ -133,7 +135,8 @@ def _pythons(fs: RootFS, packages: Mapping[str, str], env: Mapping[str, str]) ->
 def base_facts(fs: RootFS, config: Mapping[str, Any]) -> BaseFacts:
     """Read the facts the checks need from the base's tree and config."""
     architecture = str(config.get("architecture", ""))
-    architecture = _ARCH.get(architecture, architecture)
+    variant = str(config.get("variant") or "")
+    architecture = _ARCH.get(f"{architecture}/{variant}", _ARCH.get(architecture, architecture))
     items = [str(item) for item in (config.get("config") or {}).get("Env") or []]
     env = dict(item.split("=", 1) for item in items if "=" in item)
     dpkg, apk = _dpkg(fs), _apk(fs)

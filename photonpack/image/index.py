@@ -35,18 +35,10 @@ class ImageIndex:
         return len(self.manifest) + sum(len(i.manifest) for i in self.images) + sum(blobs.values())
 
 
-def _platform(image: Image) -> dict[str, str]:
-    config = image.base.config
-    found = {"os": str(config.get("os") or "linux"), "architecture": str(config["architecture"])}
-    if config.get("variant"):
-        found["variant"] = str(config["variant"])
-    return found
-
-
 def image_index(images: Sequence[Image]) -> ImageIndex:
     """The OCI image index over ``images`` (one per platform)."""
-    ordered = sorted(images, key=lambda image: platform_of(_platform(image)))
-    platforms = [platform_of(_platform(image)) for image in ordered]
+    ordered = sorted(images, key=lambda image: platform_of(image.platform))
+    platforms = [platform_of(image.platform) for image in ordered]
     if len(set(platforms)) != len(platforms):
         raise ValueError(f"two images for one platform: {platforms}")
     index: dict[str, Any] = {
@@ -57,7 +49,7 @@ def image_index(images: Sequence[Image]) -> ImageIndex:
                 "mediaType": OCI_MANIFEST,
                 "digest": image.digest,
                 "size": len(image.manifest),
-                "platform": _platform(image),
+                "platform": image.platform,
             }
             for image in ordered
         ],

@@ -21,7 +21,7 @@ import hashlib
 import io
 import tarfile
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO, Literal, Protocol
@@ -90,8 +90,11 @@ class _Compressor(Protocol):
 class _Sink(io.RawIOBase):
     """Hash the tar, compress it, hash and write the result: one pass, bounded memory."""
 
-    def __init__(self, out: BinaryIO, compression: Compression) -> None:
+    def __init__(
+        self, out: BinaryIO, compression: Compression, on_written: Callable[[int], None] | None
+    ) -> None:
         self._out = out
+        self._on_written = on_written
         self._compressor: _Compressor
         if compression == "zstd":
             import zstandard
@@ -113,6 +116,8 @@ class _Sink(io.RawIOBase):
         self.tar_hash.update(data)
         self.tar_size += len(data)
         self._emit(self._compressor.compress(data))
+        if self._on_written is not None:
+            self._on_written(len(data))
         return len(data)
 
     def finish(self) -> None:
@@ -162,11 +167,19 @@ def _info(entry: Entry, mtime: int) -> tuple[tarfile.TarInfo, BinaryIO | None]:
 
 
 def write_layer(
-    entries: Iterable[Entry], out: Path, *, mtime: int = 0, compression: Compression = "gzip"
+    entries: Iterable[Entry],
+    out: Path,
+    *,
+    mtime: int = 0,
+    compression: Compression = "gzip",
+    on_written: Callable[[int], None] | None = None,
 ) -> LayerFile:
-    """Write the entries (and their parents) as a compressed tar at ``out``."""
+    """Write the entries (and their parents) as a compressed tar at ``out``.
+
+    ``on_written(n)``: ``n`` more bytes of tar were compressed (for a progress line).
+    """
     with out.open("wb") as handle:
-        sink = _Sink(handle, compression)
+        sink = _Sink(handle, compression, on_written)
         with tarfile.open(
             fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT, bufsize=_CHUNK
         ) as tar:

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from photonpack.archive.manifest import FileEntry
+from photonpack.image import pid1
+from photonpack.image.config import INIT_PATH
 from photonpack.image.environment import ENV_PATH, StagedEnvironment
 from photonpack.image.layer import Entry
 from photonpack.image.users import HOME, User
@@ -70,6 +72,11 @@ def _skeleton(staged: StagedEnvironment) -> list[Entry]:
     return entries
 
 
+def _init() -> list[Entry]:
+    """PID 1 of a ``cmd`` photon (``pid1.py``): depends on nothing but photonpack's version."""
+    return [Entry(path=INIT_PATH, source=Path(pid1.__file__))]
+
+
 def _installed_size(staged: StagedEnvironment, label: str) -> int:
     return sum((staged.root / path).lstat().st_size for path in staged.owned[label])
 
@@ -94,9 +101,13 @@ def _photon_files(files: Sequence[tuple[FileEntry, Path]], user: User) -> list[E
 
 
 def plan_layers(
-    staged: StagedEnvironment, user: User, files: Sequence[tuple[FileEntry, Path]]
+    staged: StagedEnvironment,
+    user: User,
+    files: Sequence[tuple[FileEntry, Path]],
+    *,
+    init: bool = False,
 ) -> list[PlannedLayer]:
-    """The image's layers above the base, bottom first."""
+    """The image's layers above the base, bottom first; ``init``: with ``/opt/photon/init.py``."""
     wheels = [label for label in staged.owned if label != RUNTIME]
     sizes = {label: _installed_size(staged, label) for label in wheels}
     big = sorted((w for w in wheels if sizes[w] > BIG_WHEEL_BYTES), key=lambda w: -sizes[w])
@@ -105,7 +116,7 @@ def plan_layers(
     layers = [
         PlannedLayer(
             title="photonpack image: user lepton and the environment's skeleton",
-            entries=(*user.entries, *_skeleton(staged)),
+            entries=(*user.entries, *_skeleton(staged), *(_init() if init else ())),
         )
     ]
     for wheel in big:

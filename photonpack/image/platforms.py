@@ -9,6 +9,7 @@ built, and a missing one is one error naming both.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -18,11 +19,14 @@ from photonpack.lock.target import Target
 
 __all__ = [
     "architecture_of",
+    "archive_architecture",
+    "archive_platform",
     "archive_platforms",
     "check_platforms",
     "index_platforms",
     "parse_platforms",
     "platform_of",
+    "target_platform",
 ]
 
 # Wheel platform tags' machine names -> OCI (GOARCH) architecture and variant.
@@ -30,6 +34,7 @@ _MACHINES = {
     "x86_64": ("amd64", ""),
     "aarch64": ("arm64", ""),
     "armv7l": ("arm", "v7"),
+    "armv6l": ("arm", "v6"),
     "i686": ("386", ""),
     "ppc64le": ("ppc64le", ""),
     "s390x": ("s390x", ""),
@@ -51,8 +56,11 @@ def parse_platforms(text: str) -> tuple[str, ...]:
 
 
 def architecture_of(platform: str) -> str:
-    """``linux/arm64`` -> ``arm64``, the architecture an image index is searched for."""
-    return platform.split("/")[1]
+    """``linux/arm64`` -> ``arm64``, ``linux/arm/v7`` -> ``arm/v7``: what a base is opened for.
+
+    The variant stays: arm/v6 and arm/v7 bases run different wheels (``armv6l``, ``armv7l``).
+    """
+    return platform.split("/", 1)[1]
 
 
 def platform_of(described: Mapping[str, Any]) -> str:
@@ -67,7 +75,8 @@ def platform_of(described: Mapping[str, Any]) -> str:
     return f"{os_}/{arch}" + (f"/{variant}" if variant else "")
 
 
-def _target_platform(text: str) -> str | None:
+def target_platform(text: str) -> str | None:
+    """``cp311-manylinux_2_17_armv7l`` -> ``linux/arm/v7``; None for a target not for Linux."""
     target = Target.parse(text)
     for machine, (arch, variant) in _MACHINES.items():
         if "linux" in target.platform and target.platform.endswith(f"_{machine}"):
@@ -75,11 +84,27 @@ def _target_platform(text: str) -> str | None:
     return None
 
 
+def archive_architecture(targets: Sequence[str]) -> str:
+    """What ``open_base`` opens for the archive: ``amd64``, ``arm/v7`` (its first target's)."""
+    return architecture_of(archive_platform(targets))
+
+
+def archive_platform(targets: Sequence[str]) -> str:
+    """The platform of the archive's first Linux target (this machine's without one)."""
+    for text in targets:
+        platform = target_platform(text)
+        if platform is not None:
+            return platform
+    machine = os.uname().machine
+    arch, variant = _MACHINES.get(machine, (machine, ""))
+    return f"linux/{arch}" + (f"/{variant}" if variant else "")
+
+
 def archive_platforms(targets: Sequence[str]) -> dict[str, list[str]]:
     """The archive's Linux targets by the platform they run on: ``linux/amd64 -> [...]``."""
     found: dict[str, list[str]] = {}
     for text in targets:
-        platform = _target_platform(text)
+        platform = target_platform(text)
         if platform is not None:
             found.setdefault(platform, []).append(text)
     return dict(sorted(found.items()))

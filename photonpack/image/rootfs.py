@@ -15,9 +15,9 @@ import io
 import posixpath
 import tarfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import Any, BinaryIO, cast
 
 from photonpack.errors import ImageError, IntegrityError
 from photonpack.image.base import BaseImage, Blob
@@ -103,8 +103,9 @@ class RootFS:
 class _Hashing(io.RawIOBase):
     """Read a blob, hashing it; at the end the count and digest must match."""
 
-    def __init__(self, raw: BinaryIO) -> None:
+    def __init__(self, raw: BinaryIO, on_read: Callable[[int], None] | None = None) -> None:
         self._raw = raw
+        self._on_read = on_read
         self.hash = hashlib.sha256()
         self.count = 0
 
@@ -115,26 +116,35 @@ class _Hashing(io.RawIOBase):
         count = self._raw.readinto(buffer)  # type: ignore[attr-defined]
         self.hash.update(memoryview(buffer)[:count])
         self.count += count
+        if self._on_read is not None:
+            self._on_read(count)
         return int(count)
 
 
 class _Inflating(io.RawIOBase):
-    """Decompress a gzip or zstd stream (or pass a plain tar through), hashing the output."""
+    """Decompress a gzip or zstd stream (or pass a plain tar through), hashing the output.
+
+    At most ``_CHUNK`` bytes come out of each step, however well the input
+    compressed: a layer holding a big file (a torch wheel's libraries, a run of
+    zeros that gzip shrinks a thousandfold) streams through bounded memory.
+    """
 
     def __init__(self, raw: io.RawIOBase | BinaryIO, compression: str) -> None:
         self._raw = raw
-        self._pending = b""
+        self._pending = memoryview(b"")
         self._eof = False
         self.hash = hashlib.sha256()
         self.count = 0
         self._inflate: zlib._Decompress | None = None
-        self._zstd: object | None = None
+        self._zstd: Any = None
         if compression == "gzip":
             self._inflate = zlib.decompressobj(zlib.MAX_WBITS | 16)
         elif compression == "zstd":
             import zstandard
 
-            self._zstd = zstandard.ZstdDecompressor().decompressobj()
+            self._zstd = zstandard.ZstdDecompressor().stream_reader(
+                cast("BinaryIO", raw), read_across_frames=True, closefd=False
+            )
 
     def readable(self) -> bool:
         return True
@@ -143,31 +153,42 @@ class _Inflating(io.RawIOBase):
         self._raw.close()
         super().close()
 
-    def _more(self) -> bytes:
+    def _gunzip(self, inflate: zlib._Decompress) -> bytes:
         while True:
-            data = self._raw.read(_CHUNK)
-            if not data:
-                self._eof = True
-                if self._inflate is not None:
-                    return self._inflate.flush()
-                return b""
-            if self._inflate is not None:
-                out = self._inflate.decompress(data)
-                if self._inflate.eof and self._inflate.unused_data:
-                    # Concatenated gzip members are valid gzip; continue with the next one.
-                    rest = self._inflate.unused_data
-                    self._inflate = zlib.decompressobj(zlib.MAX_WBITS | 16)
-                    out += self._inflate.decompress(rest)
-            elif self._zstd is not None:
-                out = self._zstd.decompress(data)  # type: ignore[attr-defined]
+            if inflate.eof and inflate.unused_data:
+                # Concatenated gzip members are valid gzip; continue with the next one.
+                rest = inflate.unused_data
+                inflate = self._inflate = zlib.decompressobj(zlib.MAX_WBITS | 16)
+                out = inflate.decompress(rest, _CHUNK)
+            elif inflate.unconsumed_tail:
+                out = inflate.decompress(inflate.unconsumed_tail, _CHUNK)
             else:
-                out = data
+                data = self._raw.read(_CHUNK)
+                if not data:
+                    self._eof = True
+                    return inflate.flush()
+                out = inflate.decompress(data, _CHUNK)
             if out:
                 return out
 
+    def _more(self) -> bytes:
+        if self._inflate is not None:
+            return self._gunzip(self._inflate)
+        if self._zstd is None:
+            data = self._raw.read(_CHUNK)
+        else:
+            import zstandard
+
+            try:
+                data = self._zstd.read(_CHUNK)
+            except zstandard.ZstdError as exc:  # read_layer's readers say "damaged" for it
+                raise EOFError(f"zstd: {exc}") from exc
+        self._eof = not data
+        return data
+
     def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
         while not self._pending and not self._eof:
-            self._pending = self._more()
+            self._pending = memoryview(self._more())
         count = min(len(buffer), len(self._pending))
         buffer[:count] = self._pending[:count]
         self.hash.update(self._pending[:count])
@@ -251,10 +272,12 @@ def _check_blob(hashing: _Hashing, blob: Blob, where: str) -> None:
         )
 
 
-def _read_layer(fs: RootFS, blob: Blob, diff_id: str, where: str) -> None:
+def _read_layer(
+    fs: RootFS, blob: Blob, diff_id: str, where: str, on_read: Callable[[int], None] | None
+) -> None:
     lower = set(fs.nodes)
     with blob.open() as raw:
-        hashing = _Hashing(raw)
+        hashing = _Hashing(raw, on_read)
         inflating = _Inflating(hashing, _compression(blob.media_type))
         stream = io.BufferedReader(inflating, _CHUNK)
         try:
@@ -285,9 +308,12 @@ def _read_layer(fs: RootFS, blob: Blob, diff_id: str, where: str) -> None:
     fs.uncompressed_sizes.append(inflating.count)
 
 
-def read_rootfs(base: BaseImage) -> RootFS:
-    """Read (and verify) every layer of ``base`` into one tree."""
+def read_rootfs(base: BaseImage, on_read: Callable[[int], None] | None = None) -> RootFS:
+    """Read (and verify) every layer of ``base`` into one tree.
+
+    ``on_read(n)``: ``n`` more compressed bytes were read (for a progress line).
+    """
     fs = RootFS()
     for blob, diff_id in zip(base.layers, base.diff_ids, strict=True):
-        _read_layer(fs, blob, diff_id, base.name)
+        _read_layer(fs, blob, diff_id, base.name, on_read)
     return fs

@@ -84,6 +84,7 @@ def _image(
     architecture: str,
     extra_files: Mapping[str, bytes] | None,
     libraries: Sequence[str],
+    variant: str = "",
 ) -> dict[str, object]:
     """Write one image's blobs; its manifest's descriptor."""
     files = {"etc/passwd": PASSWD.encode(), "etc/group": GROUP.encode(), **(extra_files or {})}
@@ -101,6 +102,7 @@ def _image(
     layer = _put(blobs, gzip.compress(tar, mtime=0))
     config = {
         "architecture": architecture,
+        **({"variant": variant} if variant else {}),
         "os": "linux",
         "config": {"Env": ["PATH=/usr/local/bin:/usr/bin:/bin"]},
         "rootfs": {"type": "layers", "diff_ids": [f"sha256:{hashlib.sha256(tar).hexdigest()}"]},
@@ -148,18 +150,24 @@ def write_multiplatform_base(
 ) -> Path:
     """An OCI layout holding an image index over one tiny base per architecture.
 
+    An architecture may name its variant (``arm/v7``): the config and the index say it.
+
     As ``skopeo copy --all docker://... oci:DIR:TAG`` writes it: ``index.json``
     names the index (by ``tag``), the index lists each architecture's manifest.
     """
     blobs = directory / "blobs" / "sha256"
     blobs.mkdir(parents=True)
     manifests = []
-    for architecture in architectures:
+    for platform in architectures:
+        architecture, _, variant = platform.partition("/")
         entry = _image(
             blobs, python=python, packages=None, architecture=architecture, extra_files=None,
-            libraries=("libgcc_s.so.1", "libstdc++.so.6"),
+            libraries=("libgcc_s.so.1", "libstdc++.so.6"), variant=variant,
         )  # fmt: skip
-        manifests.append(entry | {"platform": {"architecture": architecture, "os": "linux"}})
+        described = {"architecture": architecture, "os": "linux"}
+        manifests.append(
+            entry | {"platform": described | ({"variant": variant} if variant else {})}
+        )
     media_type = "application/vnd.oci.image.index.v1+json"
     index = {"schemaVersion": 2, "mediaType": media_type, "manifests": manifests}
     entry = {"mediaType": media_type} | _put(blobs, json.dumps(index).encode())
