@@ -9,12 +9,19 @@ Swagger UI's own request, all without a script ever seeing the cookie.
 from __future__ import annotations
 
 import re
+import shutil
+from collections.abc import Callable
+from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 
 from photonpack import Photon
 from photonpack.serving.app import build_app
 from photonpack.serving.docslogin import COOKIE
+from tests.support.cdp import Browser
+from tests.support.serving import Served
+from tests.support.stack import write_photon
 
 
 class Counter(Photon):
@@ -85,3 +92,85 @@ def test_behind_a_proxy_the_form_and_cookie_carry_the_prefix() -> None:
     signed = client.post("/docs/login", data={"token": "s3cret", "next": "/docs"})
     assert signed.headers["location"] == "/counter/docs"
     assert "; Path=/counter; " in signed.headers["set-cookie"]
+
+
+# Quiet the browser's own housekeeping (as tests/test_docs_offline.py does).
+_FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--disable-default-apps", "--no-pings", "--disable-breakpad",
+]  # fmt: skip
+
+PHOTON = """
+from photonpack import Photon
+
+
+class Counter(Photon):
+    @Photon.handler
+    def add(self, x: int) -> int:
+        return x + 1
+
+    @Photon.handler("sub")
+    def sub(self, x: int) -> int:
+        return -x
+"""
+
+
+@pytest.mark.slow
+def test_chromium_signs_in_at_docs_and_tries_a_handler_with_the_cookie(
+    tmp_path: Path, serve_photon: Callable[..., Served]
+) -> None:
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.skip("Debian's chromium is not installed here: apt-get install chromium")
+    served = serve_photon(
+        str(write_photon(tmp_path / "src", PHOTON)), env={"PHOTONPACK_TOKEN": "s3cret"}
+    )
+    browser = Browser(chromium, tmp_path / "profile", _FLAGS)
+    try:
+        browser.navigate(f"{served.url}/docs")
+        assert browser.evaluate("document.title") == "Sign in to the API docs"
+        browser.evaluate(
+            "document.getElementById('token').value = 's3cret';"
+            "document.querySelector('form').submit(); true"
+        )
+        paths = browser.wait_for(
+            "Array.from(document.querySelectorAll('.opblock-summary-path'))"
+            ".map(e => e.dataset.path).join(' ')"
+        )
+        assert paths == "/add /sub"
+        assert browser.evaluate("location.pathname") == "/docs"
+        assert browser.evaluate("document.cookie") == ""  # HttpOnly: no script sees it
+        # Swagger UI's "Try it out" on /add, as a person would click it.
+        browser.evaluate(
+            "const add = document.querySelector('.opblock-summary-path[data-path=\"/add\"]')"
+            ".closest('.opblock');"
+            "(add.querySelector('.opblock-summary-control') || add).click(); true"
+        )
+        browser.wait_for("!!document.querySelector('.try-out__btn')")
+        browser.evaluate("document.querySelector('.try-out__btn').click(); true")
+        browser.wait_for("!!document.querySelector('.execute')")
+        browser.evaluate(
+            "const area = document.querySelector('textarea.body-param__text');"
+            "const set = Object.getOwnPropertyDescriptor(HTMLTextAreaElement.prototype, 'value');"
+            "set.set.call(area, '{\"x\": 2}');"
+            "area.dispatchEvent(new Event('input', {bubbles: true})); true"
+        )
+        browser.evaluate("document.querySelector('.execute').click(); true")
+        status = browser.wait_for(
+            "document.querySelector('.live-responses-table tbody .response-col_status')?.innerText"
+        )
+        assert status.strip() == "200"
+        body = browser.evaluate(
+            "document.querySelector('.live-responses-table tbody .microlight').innerText"
+        )
+        assert body.strip() == "3"
+        # ReDoc is open too, with the same cookie, and nothing left the machine.
+        browser.navigate(f"{served.url}/redoc")
+        browser.wait_for("!!document.querySelector('[id=\"operation/add_add_post\"]')")
+        network = [u for u in browser.requested() if not u.startswith(("data:", "blob:"))]
+        assert f"{served.url}/docs/login" in network
+        outside = [u for u in network if not u.startswith(served.url + "/")]
+        assert outside == []
+    finally:
+        browser.close()
