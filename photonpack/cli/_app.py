@@ -117,6 +117,10 @@ def cli(ctx: click.Context, debug: bool, quiet: bool, verbose: int) -> None:
     if quiet and verbose:
         raise click.UsageError("-q and -v contradict each other: pass one of them")
     ctx.meta[_VERBOSITY] = -1 if quiet else verbose
+    from photonpack.cli._progress import say_waiting
+    from photonpack.store import locks
+
+    locks.on_wait(say_waiting)  # "waiting for gc (pid N)...", not a silent wait
 
 
 _VERBOSITY = "photonpack.verbosity"
