@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -41,11 +41,25 @@ def _pyproject(directory: Path, body: str) -> Path:
     return path
 
 
-def test_lock_takes_index_and_targets_from_pyproject_and_the_command_line_wins(
-    index: PackageIndex, tmp_path: Path
+def _photonpack_toml(directory: Path, body: str) -> Path:
+    path = directory / "photonpack.toml"
+    path.write_text(textwrap.dedent(body))
+    return path
+
+
+@pytest.mark.parametrize("layout", ["pyproject", "photonpack.toml", "both"])
+def test_lock_takes_index_and_targets_from_the_defaults_and_the_command_line_wins(
+    index: PackageIndex, tmp_path: Path, layout: str
 ) -> None:
     photon = write_photon(tmp_path, ["beta"])
-    _pyproject(tmp_path, f'index-url = "{index.url}"\ntargets = ["{TARGET}"]\n')
+    index_line, targets_line = f'index-url = "{index.url}"\n', f'targets = ["{TARGET}"]\n'
+    if layout == "pyproject":
+        _pyproject(tmp_path, index_line + targets_line)
+    elif layout == "photonpack.toml":
+        _photonpack_toml(tmp_path, index_line + targets_line)
+    else:  # merged: targets from pyproject only, index-url from both, the same value
+        _pyproject(tmp_path, index_line + targets_line)
+        _photonpack_toml(tmp_path, index_line)
     locked = _run("lock", "-m", str(photon))
     assert locked.exit_code == 0, locked.output
     lock = read_lock(tmp_path / "pylock.counter.toml")
@@ -82,8 +96,30 @@ def test_find_links_are_relative_to_the_pyproject(tmp_path: Path) -> None:
 def test_a_bad_pyproject_default_is_one_line_naming_the_file_and_key(
     tmp_path: Path, body: str, says: str
 ) -> None:
+    _refused(tmp_path, _pyproject, body, says)
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        ("[tool.photonpack]\nregistry = 'r'\n",
+         "write the keys at the top of photonpack.toml, without [tool.photonpack]"),
+        ("index_url = 'https://m'\n",
+         "it has an unknown key 'index_url'; the known keys are index-url, extra-index-url, "
+         "find-links, targets, registry"),
+        ("targets = 'cp311'\n", "targets must be a list of strings"),
+        ("find-links = ['ftp://mirror']\n", "find-links 'ftp://mirror': "),
+    ],
+)  # fmt: skip
+def test_a_bad_photonpack_toml_is_one_line_naming_the_file_and_key(
+    tmp_path: Path, body: str, says: str
+) -> None:
+    _refused(tmp_path, _photonpack_toml, body, says)
+
+
+def _refused(tmp_path: Path, write: Callable[[Path, str], Path], body: str, says: str) -> None:
     photon = write_photon(tmp_path, [])
-    path = _pyproject(tmp_path, body)
+    path = write(tmp_path, body)
     result = _run("lock", "-m", str(photon))
     assert result.exit_code == 2, result.output
     assert result.stderr.startswith(f"error: {path}: {says}")
@@ -114,25 +150,6 @@ def test_push_without_ref_goes_to_the_pyproject_registry(
     assert (tmp_path / "p").read_bytes() == archive.read_bytes()
 
 
-def _photonpack_toml(directory: Path, body: str) -> Path:
-    path = directory / "photonpack.toml"
-    path.write_text(textwrap.dedent(body))
-    return path
-
-
-def test_lock_takes_defaults_from_photonpack_toml_merged_with_pyproject(
-    index: PackageIndex, tmp_path: Path
-) -> None:
-    photon = write_photon(tmp_path, ["beta"])
-    _photonpack_toml(tmp_path, f'index-url = "{index.url}"\n')
-    _pyproject(tmp_path, f'targets = ["{TARGET}"]\nindex-url = "{index.url}"\n')
-    locked = _run("lock", "-m", str(photon))
-    assert locked.exit_code == 0, locked.output
-    lock = read_lock(tmp_path / "pylock.counter.toml")
-    assert [str(t) for t in lock.targets] == [TARGET]
-    assert lock.inputs.index.index_url == index.url
-
-
 def test_a_key_both_files_set_differently_is_one_line_naming_both(tmp_path: Path) -> None:
     photon = write_photon(tmp_path, [])
     pyproject = _pyproject(tmp_path, 'registry = "registry.example.org/team"\n')
@@ -143,29 +160,6 @@ def test_a_key_both_files_set_differently_is_one_line_naming_both(tmp_path: Path
         f"error: {pyproject} and {toml} both set registry, to different values; "
         "keep it in one of them\n",
     )
-
-
-@pytest.mark.parametrize(
-    ("body", "says"),
-    [
-        ("[tool.photonpack]\nregistry = 'r'\n",
-         "write the keys at the top of photonpack.toml, without [tool.photonpack]"),
-        ("index_url = 'https://m'\n",
-         "it has an unknown key 'index_url'; the known keys are index-url, extra-index-url, "
-         "find-links, targets, registry"),
-        ("targets = 'cp311'\n", "targets must be a list of strings"),
-        ("find-links = ['ftp://mirror']\n", "find-links 'ftp://mirror': "),
-    ],
-)  # fmt: skip
-def test_a_bad_photonpack_toml_is_one_line_naming_the_file_and_key(
-    tmp_path: Path, body: str, says: str
-) -> None:
-    photon = write_photon(tmp_path, [])
-    path = _photonpack_toml(tmp_path, body)
-    result = _run("lock", "-m", str(photon))
-    assert result.exit_code == 2, result.output
-    assert result.stderr.startswith(f"error: {path}: {says}")
-    assert len(result.stderr.splitlines()) == 1
 
 
 def test_deploy_builds_for_the_default_registry_of_photonpack_toml(
