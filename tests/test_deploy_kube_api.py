@@ -24,7 +24,7 @@ from click.testing import CliRunner, Result
 
 from photonpack.cli import cli
 from tests.support.registry import Registry
-from tests.support.userimage import push_user_image
+from tests.support.userimage import push_user_image, push_user_index
 
 
 @dataclass
@@ -320,3 +320,19 @@ def test_an_image_that_runs_as_root_is_refused_before_anything_is_applied(
         "give the image a non-root numeric USER (for example USER 1000:1000) and push it again\n",
     )
     assert not [c for c in fake.calls if c.startswith(("DRY", "APPLY"))]
+
+
+def test_an_index_runs_as_the_user_of_the_photons_architecture(
+    fake: FakeApi, counter_archive: Path, registry: Registry
+) -> None:
+    import platform
+
+    host = {"x86_64": "amd64", "aarch64": "arm64"}[platform.machine()]
+    other = "arm64" if host == "amd64" else "amd64"
+    image = push_user_index(registry.host, "kubeapi/index", {other: "7000:7000", host: "4545"})
+    result = _invoke("deploy", str(counter_archive), "--image", image)
+    assert result.exit_code == 0, result.output
+    applied = fake.objects["/apis/apps/v1/namespaces/models/deployments/counter"]
+    context = applied["spec"]["template"]["spec"]["securityContext"]
+    assert context["runAsUser"] == 4545
+    assert "runAsGroup" not in context  # the image names no group: the runtime's default
