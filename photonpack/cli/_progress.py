@@ -16,7 +16,7 @@ from types import TracebackType
 
 from photonpack._units import format_size
 
-__all__ = ["ProgressLine", "StepLine", "say_waiting"]
+__all__ = ["ProgressLine", "StepLine"]
 
 # At most ten redraws a second: enough to look live, cheap against a 1 GB/s read.
 _REDRAW_INTERVAL = 0.1
@@ -130,16 +130,6 @@ class StepLine:
             self._width = len(line)
             if self._stop.wait(_REDRAW_INTERVAL):
                 return
-
-
-def say_waiting(message: str) -> None:
-    """A line saying what the command waits for (the store's lock), unless -q."""
-    from photonpack.cli._app import verbosity
-
-    if verbosity() >= 0:
-        # On a terminal, over whatever progress line is drawn there.
-        sys.stderr.write(("\r\x1b[K" if sys.stderr.isatty() else "") + message + "\n")
-        sys.stderr.flush()
 
 
 def _fit(label: str, figures: str) -> str:
