@@ -12,7 +12,8 @@ import dataclasses
 import os
 import shutil
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import NoReturn
 
@@ -82,13 +83,20 @@ class Prepared:
     installed: bool  # False when an existing environment was reused
 
 
-def prepare(store: Store, manifest: Manifest, *, check_system: bool = True) -> Prepared:
+def prepare(
+    store: Store,
+    manifest: Manifest,
+    *,
+    check_system: bool = True,
+    installing: Callable[[int], AbstractContextManager[object]] | None = None,
+) -> Prepared:
     """Install (or reuse) the environment and working directory of a stored photon.
 
     ``manifest``'s blobs must already be in ``store`` (verified on entry). The
     environment and working directory are marked in use for the life of this
     process and of the server it execs (``store/locks.py``), and their last use
-    noted: what ``gc`` keeps.
+    noted: what ``gc`` keeps. ``installing(n)`` wraps the install of a new
+    environment of ``n`` wheels (where the CLI draws its progress line).
     """
     store.hold()
     targets = [Target.parse(text) for text in manifest.targets]
@@ -106,7 +114,10 @@ def prepare(store: Store, manifest: Manifest, *, check_system: bool = True) -> P
             "or pass --skip-system-check to serve anyway"
         )
     env, installed = ensure_environment(
-        store, wheels=wheels_for_target(manifest, target), runtime=manifest.runtime
+        store,
+        wheels=wheels_for_target(manifest, target),
+        runtime=manifest.runtime,
+        installing=installing,
     )
     workdir = ensure_workdir(store, manifest)
     # Until this process (the server it execs) exits, gc leaves both alone.

@@ -23,8 +23,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 from photonpack.cli import cli
-
-IMAGE = "registry.example:5000/team/counter@sha256:" + "cd" * 32
+from tests.support.registry import Registry
+from tests.support.userimage import push_user_image, push_user_index
 
 
 @dataclass
@@ -37,6 +37,7 @@ class FakeApi:
     events: list[dict[str, Any]] = field(default_factory=list)
     ready: bool = True  # a Deployment applied is ready at once
     pods: bool = True  # its pods exist (False: a quota refused them)
+    image: str = ""  # a real image in the test registry, running as lepton (1000:1000)
 
 
 def _handler(api: FakeApi) -> type[http.server.BaseHTTPRequestHandler]:
@@ -116,19 +117,19 @@ def _handler(api: FakeApi) -> type[http.server.BaseHTTPRequestHandler]:
 
 def _pod(deployment: dict[str, Any], index: int) -> dict[str, Any]:
     template = deployment["spec"]["template"]
-    digest = template["spec"]["containers"][0]["image"].partition("@")[2]
+    image = template["spec"]["containers"][0]["image"]
     return {
         "metadata": {"name": f"{deployment['metadata']['name']}-abc-{index}", "annotations":
                      template["metadata"]["annotations"]},
         "status": {"containerStatuses": [
-            {"imageID": f"registry.example:5000/team/counter@{digest}", "restartCount": 0,
+            {"imageID": image, "restartCount": 0,
              "state": {"running": {}}}]},
     }  # fmt: skip
 
 
 @pytest.fixture
-def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeApi]:
-    api = FakeApi()
+def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, registry: Registry) -> Iterator[FakeApi]:
+    api = FakeApi(image=push_user_image(registry.host, "kubeapi/counter", "1000:1000"))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _handler(api))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -152,7 +153,7 @@ def _invoke(*args: str) -> Result:
 def test_apply_is_dry_run_first_then_idempotent_and_remove_deletes_what_it_made(
     fake: FakeApi, counter_archive: Path
 ) -> None:
-    args = ("deploy", str(counter_archive), "--image", IMAGE, "--token", "s3cret")
+    args = ("deploy", str(counter_archive), "--image", fake.image, "--token", "s3cret")
     first = _invoke(*args)
     assert first.exit_code == 0, first.output
     applies = [c for c in fake.calls if c.startswith(("DRY", "APPLY"))]
@@ -167,7 +168,7 @@ def test_apply_is_dry_run_first_then_idempotent_and_remove_deletes_what_it_made(
     assert "unchanged: counter (kubernetes)" in again.stderr
     state = json.loads(_invoke("deployment", "status", "-n", "counter", "--json").stdout)
     assert (state["ready"], state["desired"], state["current"]) == (1, 1, True)
-    assert state["image_running"] == IMAGE
+    assert state["image_running"] == fake.image
     assert "photonpack: serving counter" in _invoke("deployment", "logs", "-n", "counter").stdout
     removed = _invoke("deployment", "remove", "-n", "counter")
     assert removed.stderr == (
@@ -178,7 +179,7 @@ def test_apply_is_dry_run_first_then_idempotent_and_remove_deletes_what_it_made(
 
 def test_a_rejected_object_leaves_nothing_applied(fake: FakeApi, counter_archive: Path) -> None:
     fake.reject_dry = "Service"
-    result = _invoke("deploy", str(counter_archive), "--image", IMAGE, "--token", "s3cret")
+    result = _invoke("deploy", str(counter_archive), "--image", fake.image, "--token", "s3cret")
     assert result.exit_code == 1
     assert result.stderr == (
         "error: nothing applied: the cluster rejects Service counter: the cluster refused "
@@ -186,7 +187,7 @@ def test_a_rejected_object_leaves_nothing_applied(fake: FakeApi, counter_archive
     )
     assert fake.objects == {}
     fake.reject_dry, fake.reject = None, "Service"
-    late = _invoke("deploy", str(counter_archive), "--image", IMAGE, "--token", "s3cret")
+    late = _invoke("deploy", str(counter_archive), "--image", fake.image, "--token", "s3cret")
     assert late.exit_code == 1
     assert late.stderr.startswith(
         "error: applying Service counter failed, the objects this deploy created were deleted "
@@ -201,18 +202,20 @@ def test_an_object_photonpack_did_not_make_is_refused_unless_forced(
     fake.objects["/api/v1/namespaces/models/services/counter"] = {
         "kind": "Service", "metadata": {"name": "counter", "labels": {"app": "other"}},
     }  # fmt: skip
-    refused = _invoke("deploy", str(counter_archive), "--image", IMAGE)
+    refused = _invoke("deploy", str(counter_archive), "--image", fake.image)
     assert refused.stderr == (
         "error: Service models/counter exists and photonpack did not create it for deployment "
         "'counter'; choose another --name, or pass --force to take it over\n"
     )
     assert not [c for c in fake.calls if c.startswith("APPLY")]
-    forced = _invoke("deploy", str(counter_archive), "--image", IMAGE, "--force")
+    forced = _invoke("deploy", str(counter_archive), "--image", fake.image, "--force")
     assert forced.exit_code == 0, forced.output
 
 
 def test_a_token_secret_that_does_not_exist_is_named(fake: FakeApi, counter_archive: Path) -> None:
-    result = _invoke("deploy", str(counter_archive), "--image", IMAGE, "--token-secret", "shared")
+    result = _invoke(
+        "deploy", str(counter_archive), "--image", fake.image, "--token-secret", "shared"
+    )
     assert result.stderr == (
         "error: the secret 'shared' does not exist in namespace models; create it first "
         "(kubectl create secret generic shared -n models --from-file=KEY=FILE)\n"
@@ -227,7 +230,7 @@ def _warning(kind: str, name: str, reason: str, message: str, when: str) -> dict
 def test_status_tells_the_newest_warning_of_the_pods_there_are(
     fake: FakeApi, counter_archive: Path
 ) -> None:
-    assert _invoke("deploy", str(counter_archive), "--image", IMAGE).exit_code == 0
+    assert _invoke("deploy", str(counter_archive), "--image", fake.image).exit_code == 0
     deployment = fake.objects["/apis/apps/v1/namespaces/models/deployments/counter"]
     deployment["status"]["readyReplicas"] = 0
     fake.events = [
@@ -259,7 +262,7 @@ def test_pods_refused_by_a_quota_end_the_wait_with_the_event(
                  'pods "counter-5d9f-x" is forbidden: exceeded quota: compute',
                  "2026-12-02T14:05:00Z"),
     ]  # fmt: skip
-    result = _invoke("deploy", str(counter_archive), "--image", IMAGE, "--timeout", "120")
+    result = _invoke("deploy", str(counter_archive), "--image", fake.image, "--timeout", "120")
     assert result.exit_code == 1
     assert result.stderr == (
         "error: deployment 'counter' is not ready: pods cannot be created: "
@@ -270,9 +273,8 @@ def test_pods_refused_by_a_quota_end_the_wait_with_the_event(
 def test_logs_of_every_replica_are_prefixed_by_pod_and_since_takes_a_time(
     fake: FakeApi, counter_archive: Path
 ) -> None:
-    assert (
-        _invoke("deploy", str(counter_archive), "--image", IMAGE, "--replicas", "2").exit_code == 0
-    )
+    deployed = _invoke("deploy", str(counter_archive), "--image", fake.image, "--replicas", "2")
+    assert deployed.exit_code == 0
     logs = _invoke("deployment", "logs", "-n", "counter", "--since", "2026-12-02T15:00:00+01:00")
     assert logs.exit_code == 0, logs.output
     assert logs.stdout.splitlines() == [
@@ -291,3 +293,46 @@ def test_logs_of_every_replica_are_prefixed_by_pod_and_since_takes_a_time(
         "error: --since expects a duration such as 30s, 10m, 2h or an RFC 3339 time such as "
         "2026-12-02T14:00:00Z, found 'yesterday'\n"
     )
+
+
+def test_an_image_runs_as_the_user_its_config_names_not_a_fixed_uid(
+    fake: FakeApi, counter_archive: Path, registry: Registry
+) -> None:
+    image = push_user_image(registry.host, "kubeapi/other-user", "4242:4343")
+    result = _invoke("deploy", str(counter_archive), "--image", image)
+    assert result.exit_code == 0, result.output
+    applied = fake.objects["/apis/apps/v1/namespaces/models/deployments/counter"]
+    pod = applied["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsUser"] == 4242
+    assert pod["securityContext"]["runAsGroup"] == 4343
+    assert pod["containers"][0]["securityContext"]["runAsUser"] == 4242
+    assert "warning" not in result.stderr
+
+
+def test_an_image_that_runs_as_root_is_refused_before_anything_is_applied(
+    fake: FakeApi, counter_archive: Path, registry: Registry
+) -> None:
+    image = push_user_image(registry.host, "kubeapi/root-user", None)
+    result = _invoke("deploy", str(counter_archive), "--image", image)
+    assert (result.exit_code, result.stderr) == (
+        1,
+        f"error: {image} runs as root (its config names no User) and deployments run non-root; "
+        "give the image a non-root numeric USER (for example USER 1000:1000) and push it again\n",
+    )
+    assert not [c for c in fake.calls if c.startswith(("DRY", "APPLY"))]
+
+
+def test_an_index_runs_as_the_user_of_the_photons_architecture(
+    fake: FakeApi, counter_archive: Path, registry: Registry
+) -> None:
+    import platform
+
+    host = {"x86_64": "amd64", "aarch64": "arm64"}[platform.machine()]
+    other = "arm64" if host == "amd64" else "amd64"
+    image = push_user_index(registry.host, "kubeapi/index", {other: "7000:7000", host: "4545"})
+    result = _invoke("deploy", str(counter_archive), "--image", image)
+    assert result.exit_code == 0, result.output
+    applied = fake.objects["/apis/apps/v1/namespaces/models/deployments/counter"]
+    context = applied["spec"]["template"]["spec"]["securityContext"]
+    assert context["runAsUser"] == 4545
+    assert "runAsGroup" not in context  # the image names no group: the runtime's default

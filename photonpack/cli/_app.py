@@ -117,6 +117,9 @@ def cli(ctx: click.Context, debug: bool, quiet: bool, verbose: int) -> None:
     if quiet and verbose:
         raise click.UsageError("-q and -v contradict each other: pass one of them")
     ctx.meta[_VERBOSITY] = -1 if quiet else verbose
+    from photonpack.store import locks
+
+    locks.on_wait(_say_waiting)  # "waiting for gc (pid N)...", not a silent wait
 
 
 _VERBOSITY = "photonpack.verbosity"
@@ -138,6 +141,14 @@ def detail(message: str) -> None:
     """A line only -v asks for, on stderr."""
     if verbosity() > 0:
         click.echo(message, err=True)
+
+
+def _say_waiting(message: str) -> None:
+    """A line saying what the command waits for (the store's lock), unless -q."""
+    if verbosity() >= 0:
+        # On a terminal, over whatever progress line is drawn there.
+        sys.stderr.write(("\r\x1b[K" if sys.stderr.isatty() else "") + message + "\n")
+        sys.stderr.flush()
 
 
 def progress_shown() -> bool:

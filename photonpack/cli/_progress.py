@@ -16,7 +16,7 @@ from types import TracebackType
 
 from photonpack._units import format_size
 
-__all__ = ["ProgressLine"]
+__all__ = ["ProgressLine", "StepLine"]
 
 # At most ten redraws a second: enough to look live, cheap against a 1 GB/s read.
 _REDRAW_INTERVAL = 0.1
@@ -85,15 +85,61 @@ class ProgressLine:
         if elapsed >= _REDRAW_INTERVAL:  # the first draw has no rate worth showing yet
             rate = f"  {format_size(int(self._done / elapsed))}/s"
         figures = f"  {format_size(self._done)} / {format_size(self.total)}{rate}"
-        # A line as wide as the terminal wraps, and \r then redraws only its last row:
-        # the label (a blob's path can be long) gives way, the figures stay.
-        room = _columns() - 1 - len(figures)
-        label = self.label if len(self.label) <= room else self.label[: max(0, room - 3)] + "..."
-        line = label + figures
+        line = _fit(self.label, figures)
         pad = " " * max(0, self._width - len(line))
         sys.stderr.write("\r" + line + pad)
         sys.stderr.flush()
         self._width = len(line)
+
+
+class StepLine:
+    """``label  3.2 s`` on one stderr line, its clock redrawn until the step ends, then erased.
+
+    For a step whose size is not counted in bytes (the first install of an
+    environment, a gc): the user sees what runs and that it still does.
+    """
+
+    def __init__(self, label: str, *, enabled: bool) -> None:
+        self.label = label
+        self.enabled = enabled
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._width = 0
+
+    def __enter__(self) -> StepLine:
+        if self.enabled:
+            self._thread = threading.Thread(target=self._run, daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            if self._width:
+                sys.stderr.write("\r" + " " * self._width + "\r")
+                sys.stderr.flush()
+
+    def _run(self) -> None:
+        start = time.monotonic()
+        while True:
+            figures = f"  {time.monotonic() - start:.1f} s"
+            line = _fit(self.label, figures)
+            sys.stderr.write("\r" + line + " " * max(0, self._width - len(line)))
+            sys.stderr.flush()
+            self._width = len(line)
+            if self._stop.wait(_REDRAW_INTERVAL):
+                return
+
+
+def _fit(label: str, figures: str) -> str:
+    """``label + figures`` no wider than the terminal, the label cut short if need be.
+
+    A line as wide as the terminal wraps, and \\r then redraws only its last row:
+    the label (a blob's path can be long) gives way, the figures stay.
+    """
+    room = _columns() - 1 - len(figures)
+    return (label if len(label) <= room else label[: max(0, room - 3)] + "...") + figures
 
 
 def _columns() -> int:

@@ -52,11 +52,6 @@ def _image_for(
     from photonpack.oci.reference import parse_reference
     from photonpack.store import Store
 
-    if registry is None and engine == "kubernetes":
-        raise DeployError(
-            "a cluster pulls images from a registry: pass --registry HOST/REPO to build and "
-            "push the photon's image, or --image REPO@sha256:... of one already pushed"
-        )
     store = Store()
     spec = base or manifest.photon.image or default_base(list(manifest.targets))
     base_image = open_base(
@@ -93,6 +88,44 @@ def _image_for(
         return ref
 
 
+def _default_registry(manifest: Any) -> str | None:
+    """``REGISTRY/NAME`` when ``./pyproject.toml`` or ``./photonpack.toml`` sets ``registry``."""
+    from photonpack.cli.defaults import read_defaults
+
+    registry = read_defaults(Path.cwd()).registry
+    return None if registry is None else f"{registry.rstrip('/')}/{manifest.name}"
+
+
+def _registry_image_user(image: str, manifest: Any, client_for: Any) -> tuple[int, int | None]:
+    """The uid (and gid) of ``--image``'s config, read from its registry as the cluster will.
+
+    When this machine cannot read it (no route, no login), deploy says so and runs
+    it as photonpack's ``lepton`` (1000): the cluster's runAsNonRoot check remains.
+    """
+    from photonpack.cli.image import _architecture
+    from photonpack.deploy.imageuser import registry_image_config, run_as
+    from photonpack.errors import RegistryError
+    from photonpack.image.pull import api_host
+    from photonpack.oci.reference import parse_reference
+
+    ref = parse_reference(image)
+    if ref.digest is None:
+        return IMAGE_UID, IMAGE_UID  # DeploymentSpec refuses a moving tag, naming it
+    try:
+        with client_for(api_host(ref.registry)) as client:
+            config = registry_image_config(
+                client, ref.repository, ref.digest, _architecture(manifest.targets)
+            )
+    except RegistryError as exc:
+        click.echo(
+            f"warning: cannot read the user of {image} ({exc}); running it as uid "
+            f"{IMAGE_UID}, photonpack's lepton",
+            err=True,
+        )
+        return IMAGE_UID, IMAGE_UID
+    return run_as(config, image)
+
+
 def _podman_image_user(image: str) -> tuple[int, int | None]:
     """The uid (and gid) ``--image`` runs as, when podman's storage holds it; else lepton's."""
     from photonpack.deploy.imageuser import run_as
@@ -109,7 +142,12 @@ def _podman_image_user(image: str) -> tuple[int, int | None]:
 @click.option("-n", "photon_name", help="Deploy the photon of this name in the store.")
 @click.option("--name", "name", help="The deployment's name (default: the photon's).")
 @click.option("--image", help="A pushed image of the photon, by digest: REPO@sha256:...")
-@click.option("--registry", metavar="HOST/REPO", help="Build the image and push it here.")
+@click.option(
+    "--registry",
+    metavar="HOST/REPO",
+    help="Build the image and push it here (default on Kubernetes: REGISTRY/NAME when "
+    "./pyproject.toml [tool.photonpack] or ./photonpack.toml sets registry).",
+)
 @click.option("--base", metavar="REF | oci:DIR[:TAG] | docker-archive:FILE", help="Image base.")
 @click.option("--replicas", type=int, default=1, show_default=True)
 @click.option("--max-replicas", type=int, help="Autoscale on CPU from --replicas up to this.")
@@ -181,7 +219,14 @@ def deploy(
     with --engine podman, loads it into podman), and deploys it by digest.
     Applied again, an unchanged photon changes nothing; a new one rolls out.
     """
-    from photonpack.deploy import DeploymentSpec, dump_all, parse_env, parse_secret, render
+    from photonpack.deploy import (
+        DeployError,
+        DeploymentSpec,
+        dump_all,
+        parse_env,
+        parse_secret,
+        render,
+    )
     from photonpack.deploy.manifests import deployment
     from photonpack.deploy.podmancli import free_port
     from photonpack.deploy.record import Records
@@ -223,9 +268,21 @@ def deploy(
         "gpu": gpu,
     }
     # Check the options before building an image for them.
-    DeploymentSpec.of(image=f"localhost/check@sha256:{'0' * 64}", **options)
+    DeploymentSpec.of(image=image or f"localhost/check@sha256:{'0' * 64}", **options)
+    if image is None and registry is None and engine == "kubernetes":
+        registry = _default_registry(manifest)
+        if registry is None:
+            raise DeployError(
+                "a cluster pulls images from a registry: pass --registry HOST/REPO to build and "
+                "push the photon's image (or set registry in [tool.photonpack] of "
+                "./pyproject.toml or in ./photonpack.toml), or --image REPO@sha256:... of one "
+                "already pushed"
+            )
+    target: Any = None if dry_run else _engine(engine, context)  # a bad kubeconfig fails first
     if image is not None and engine == "podman":
         options["uid"], options["gid"] = _podman_image_user(image)
+    elif image is not None:
+        options["uid"], options["gid"] = _registry_image_user(image, manifest, client_for)
     if image is None:
         image = _image_for(
             manifest,
@@ -247,7 +304,7 @@ def deploy(
             click.echo()
         return
     started = time.monotonic()
-    record, changed = _engine(engine, context).deploy(spec, force=force, timeout=timeout)
+    record, changed = target.deploy(spec, force=force, timeout=timeout)
     verb = "deployed" if changed else "unchanged:"
     info(
         f"{verb} {record.name} ({record.engine}): photon {record.photon} {record.photon_digest}, "

@@ -95,23 +95,24 @@ def with_project_defaults(directory: Path, index: dict[str, Any]) -> dict[str, A
     merged = dict(index)
     for option, default in given.items():
         if not merged.get(option) and default:
-            _check_default(defaults.path, option, default)
+            _check_default(defaults, option, default)
             merged[option] = default
     return merged
 
 
-def _check_default(path: Path | None, option: str, value: str | tuple[str, ...]) -> None:
+def _check_default(defaults: Any, option: str, value: str | tuple[str, ...]) -> None:
     """A location in ``[tool.photonpack]`` pip cannot reach: refused as on the command line."""
     from photonpack.errors import UsageError
     from photonpack.lock.locations import location_problem
 
     if option == "targets":
         return
-    key = option.removesuffix("s").replace("_", "-")
+    keys = {"index_url": "index-url", "extra_index_urls": "extra-index-url"}
+    key = keys.get(option, "find-links")
     for location in (value,) if isinstance(value, str) else value:
         problem = location_problem(location, local_ok=option == "find_links")
         if problem is not None:
-            raise UsageError(f"{path}: tool.photonpack.{key} {location!r}: {problem}")
+            raise UsageError(f"{defaults.where(key)} {location!r}: {problem}")
 
 
 def lock_options_from(

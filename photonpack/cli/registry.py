@@ -272,7 +272,7 @@ def push(
         if default_registry is None:
             raise click.UsageError(
                 "push takes ARCHIVE REF, or -n NAME REF (REF may be left out when "
-                "[tool.photonpack] of ./pyproject.toml sets registry)"
+                "./pyproject.toml [tool.photonpack] or ./photonpack.toml sets registry)"
             )
     store = Store()
     source = None if name else args[0]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from photonpack.cli._app import cli, verbosity
@@ -212,7 +214,7 @@ def _run_stored(
     store = Store()
     started = time.monotonic()
     manifest = admit_photon(store, archive, name, digest)
-    prepared = prepare(store, manifest, check_system=check_system)
+    prepared = prepare(store, manifest, check_system=check_system, installing=_installing)
     how = "installed" if prepared.installed else "reused"
     say(
         f"verified {manifest.name} {manifest.digest}; environment {how} "
@@ -229,6 +231,15 @@ def _run_stored(
             quiet=verbosity() < 0,
         ),
     )
+
+
+def _installing(wheels: int) -> Any:
+    """The progress line of a first install: ``installing 42 wheels  3.1 s`` on a terminal."""
+    from photonpack.cli._app import progress_shown
+    from photonpack.cli._progress import StepLine
+
+    noun = "wheel" if wheels == 1 else "wheels"
+    return StepLine(f"installing {wheels} {noun} into a new environment", enabled=progress_shown())
 
 
 def _source_entry(module: str) -> tuple[str, str]:

@@ -144,13 +144,18 @@ def gc(dry_run: bool, keep_recent: str, no_wait: bool, as_json: bool) -> None:
         keep = parse_duration(keep_recent)
     except ValueError as exc:
         raise UsageError(f"--keep-recent {exc}") from None
-    report = collect(
-        Store(),
-        environment_of=photon_environment,
-        keep_recent=keep,
-        dry_run=dry_run,
-        wait=not no_wait,
-    )
+    from photonpack.cli._app import progress_shown
+    from photonpack.cli._progress import StepLine
+
+    label = "finding what gc would remove" if dry_run else "collecting the store"
+    with StepLine(label, enabled=progress_shown()):
+        report = collect(
+            Store(),
+            environment_of=photon_environment,
+            keep_recent=keep,
+            dry_run=dry_run,
+            wait=not no_wait,
+        )
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2, sort_keys=True))
         return

@@ -8,8 +8,10 @@ archive at once install once.
 
 from __future__ import annotations
 
+import contextlib
 import stat
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 from photonpack._digest import copy_hashed
@@ -67,7 +69,11 @@ def photon_environment(manifest: Manifest) -> tuple[str, frozenset[str]] | None:
 
 
 def ensure_environment(
-    store: Store, *, wheels: Sequence[tuple[str, str]], runtime: Sequence[FileEntry]
+    store: Store,
+    *,
+    wheels: Sequence[tuple[str, str]],
+    runtime: Sequence[FileEntry],
+    installing: Callable[[int], AbstractContextManager[object]] | None = None,
 ) -> tuple[Path, bool]:
     """The environment for these wheels and runtime files; ``(path, created)``.
 
@@ -75,7 +81,8 @@ def ensure_environment(
     store (verified when they entered it). A wheel that another environment
     of the store holds is hard-linked from it (``cache.py``), so an
     environment sharing wheels with an existing one is built in a fraction of
-    the time.
+    the time. ``installing(n)`` wraps the install of a new one (the CLI's
+    progress line); nothing calls it when the environment exists.
     """
     env_hex = environment_digest(
         interpreter=interpreter_id(),
@@ -93,7 +100,8 @@ def ensure_environment(
         from photonpack.install.installer import create_environment
 
         cache = WheelCache(store)
-        with store.temp_dir("env-") as temp:
+        step = installing(len(wheels)) if installing else contextlib.nullcontext()
+        with step, store.temp_dir("env-") as temp:
             env = temp / "env"
             create_environment(
                 env,

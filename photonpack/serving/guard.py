@@ -16,6 +16,8 @@ from typing import Any
 
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from photonpack.serving.docslogin import DocsLogin
+
 __all__ = ["OPEN_PATHS", "ASGIApp", "Guard", "reply"]
 
 # Probes carry no token: health (photonpack's) and liveness (Lepton's).
@@ -46,31 +48,43 @@ def _too_large(limit: int) -> str:
 
 
 class Guard:
-    """Bearer-token auth (``/healthz`` and ``/livez`` stay open) and the request body limit."""
+    """Bearer-token auth (``/healthz`` and ``/livez`` stay open) and the request body limit.
+
+    A browser signs in at ``/docs`` instead (:mod:`photonpack.serving.docslogin`):
+    its session cookie is taken as the token.
+    """
 
     def __init__(self, app: ASGIApp, *, token: str | None, max_body_bytes: int | None) -> None:
         self.app = app
         self.token = f"Bearer {token}".encode() if token is not None else None
+        self.login = DocsLogin(token) if token is not None else None
         self.max_body = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        auth = length = None
+        auth = length = cookie = None
         chunked = False
         for name, value in scope["headers"]:
             if name == b"authorization":
                 auth = value
+            elif name == b"cookie":
+                cookie = value
             elif name == b"content-length":
                 length = value
             elif name == b"transfer-encoding":
                 chunked = True
-        if (
-            self.token is not None
-            and scope["path"] not in OPEN_PATHS
-            and not hmac.compare_digest(auth or b"", self.token)
-        ):
+        if self.login is not None and self.token is not None and scope["path"] not in OPEN_PATHS:
+            authorized = hmac.compare_digest(auth or b"", self.token) or self.login.has_session(
+                cookie
+            )
+            if self.login.handles(scope, authorized=authorized):
+                await self.login(scope, receive, send)
+                return
+        else:
+            authorized = True
+        if not authorized:
             await reply(
                 send,
                 401,

@@ -9,6 +9,8 @@ locked:
   the command ends (:func:`release`, or the process's exit); **exclusive**
   while ``gc`` runs (:func:`exclusive`). A command waits while a gc runs; a gc
   waits for the commands running (or, ``--no-wait``, says so and stops).
+  While it holds it, the file holds gc's pid, so that a waiting command can
+  say whom it waits for (through :func:`on_wait`, where the CLI prints it).
 - ``locks/<key>.lock``, exclusive: one install of an environment or working
   directory at a time (:meth:`Store.lock`), taken under the shared lock.
 - ``locks/use-<key>.lock``, shared, for a serving process's whole life
@@ -28,7 +30,7 @@ import contextlib
 import fcntl
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from photonpack.errors import StoreError
@@ -39,6 +41,7 @@ __all__ = [
     "exclusive",
     "hold_for_life",
     "in_use",
+    "on_wait",
     "release",
     "share",
 ]
@@ -48,6 +51,34 @@ LOCK_NAME = ".lock"
 
 _guard = threading.Lock()
 _held: dict[Path, int] = {}  # store root -> the fd holding its .lock, in this process
+_notices: list[Callable[[str], None]] = []  # told before a lock is waited for
+
+
+def on_wait(notice: Callable[[str], None]) -> None:
+    """Have ``notice(message)`` told each time this process is about to wait for the lock."""
+    _notices[:] = [notice]
+
+
+def _waiting(message: str) -> None:
+    for notice in _notices:
+        notice(message)
+
+
+def _gc_pid(fd: int) -> str:
+    """`` (pid N)`` of the gc holding the lock, from the file; empty when it says none."""
+    try:
+        text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+    except OSError:
+        return ""
+    return f" (pid {text})" if text.isdigit() else ""
+
+
+def _note_pid(fd: int, pid: int | None) -> None:
+    """Write (or, None, clear) the exclusive holder's pid in the lock file; best effort."""
+    with contextlib.suppress(OSError):
+        os.ftruncate(fd, 0)
+        if pid is not None:
+            os.pwrite(fd, f"{pid}\n".encode(), 0)
 
 
 class StoreBusyError(StoreError):
@@ -86,7 +117,11 @@ def share(root: Path, *, create: bool) -> None:
         if fd is None:
             return
         try:
-            fcntl.flock(fd, fcntl.LOCK_SH)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                _waiting(f"waiting for gc{_gc_pid(fd)} to finish with the store {root}...")
+                fcntl.flock(fd, fcntl.LOCK_SH)
         except OSError:
             os.close(fd)  # a filesystem without flock: used as before the protocol
             return
@@ -123,7 +158,13 @@ def exclusive(root: Path, *, wait: bool) -> Iterator[None]:
                 "set PHOTONPACK_HOME to a writable directory"
             )
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if not wait:
+                    raise
+                _waiting(f"waiting for the photonpack processes using the store {root}...")
+                fcntl.flock(fd, fcntl.LOCK_EX)
         except BlockingIOError:
             if own:
                 os.close(fd)
@@ -139,10 +180,12 @@ def exclusive(root: Path, *, wait: bool) -> Iterator[None]:
                 "with file locks); point PHOTONPACK_HOME at a local directory"
             ) from exc
         _held[root] = fd
+        _note_pid(fd, os.getpid())
     try:
         yield
     finally:
         with _guard:
+            _note_pid(fd, None)
             if own:
                 _held.pop(root, None)
                 os.close(fd)
