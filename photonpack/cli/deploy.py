@@ -102,9 +102,9 @@ def _registry_image_user(image: str, manifest: Any, client_for: Any) -> tuple[in
     When this machine cannot read it (no route, no login), deploy says so and runs
     it as photonpack's ``lepton`` (1000): the cluster's runAsNonRoot check remains.
     """
-    from photonpack.cli.image import _architecture
     from photonpack.deploy.imageuser import registry_image_config, run_as
     from photonpack.errors import RegistryError
+    from photonpack.image import archive_architecture
     from photonpack.image.pull import api_host
     from photonpack.oci.reference import parse_reference
 
@@ -114,7 +114,7 @@ def _registry_image_user(image: str, manifest: Any, client_for: Any) -> tuple[in
     try:
         with client_for(api_host(ref.registry)) as client:
             config = registry_image_config(
-                client, ref.repository, ref.digest, _architecture(manifest.targets)
+                client, ref.repository, ref.digest, archive_architecture(manifest.targets)
             )
     except RegistryError as exc:
         click.echo(
