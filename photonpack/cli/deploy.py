@@ -45,7 +45,6 @@ def _image_for(
     client_for: Any,
 ) -> str:
     """Build the photon's image; push it to ``registry`` or load it into podman: its pinned ref."""
-    from photonpack.deploy import DeployError
     from photonpack.image import ImageOptions, build_image, default_base, open_base, push_image
     from photonpack.image import archive_architecture as _architecture
     from photonpack.image import source_date_epoch as _epoch
