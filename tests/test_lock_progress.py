@@ -54,3 +54,15 @@ def test_lock_into_a_pipe_or_with_q_prints_no_progress(
     code, output = _on_tty("-q", *args, "-U")
     assert code == 0
     assert "resolving" not in output.decode()
+
+
+def test_lock_for_this_machine_on_a_terminal_says_resolving(
+    package_index: PackageIndex, tmp_path: Path
+) -> None:
+    args = _photon(package_index, tmp_path)[:4]  # no --target: this machine
+    code, output = _on_tty(*args)
+    text = output.decode()
+    assert code == 0, text
+    draws = [part.strip() for part in text.split("\r") if part.startswith("resolving")]
+    assert draws, text
+    assert all(re.fullmatch(r"resolving … \d+ packages", d) for d in draws), draws

@@ -245,9 +245,11 @@ def _lock_with_progress(spec: PhotonSpec, options: LockOptions) -> LockResult:
     from photonpack.lock.lockfile import lock_photon
 
     targets = options.targets  # none: this machine (drawn only when resolving, never no-op)
-    label = {0: "resolving", 1: f"resolving for {targets[0]}"}.get(
-        len(targets), f"resolving for {len(targets)} targets"
-    )
+    label = "resolving"
+    if len(targets) == 1:
+        label += f" for {targets[0]}"
+    elif targets:
+        label += f" for {len(targets)} targets"
     with CountLine(label, "packages", enabled=progress_shown()) as line:
         return lock_photon(spec, dataclasses.replace(options, progress=line.update))
 
