@@ -59,7 +59,7 @@ def test_lock_into_a_pipe_or_with_q_prints_no_progress(
 def test_lock_for_this_machine_on_a_terminal_says_resolving(
     package_index: PackageIndex, tmp_path: Path
 ) -> None:
-    args = _photon(package_index, tmp_path)[:4]  # no --target: this machine
+    args = _photon(package_index, tmp_path)[:5]  # no --target: this machine
     code, output = _on_tty(*args)
     text = output.decode()
     assert code == 0, text
