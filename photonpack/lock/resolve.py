@@ -112,9 +112,12 @@ def resolve(
         # One repository per target for both passes: the second reuses the candidates
         # pip's finder already holds.
         work_dir = Path(work)
-        repositories = {t: TargetRepository(t, index, work_dir, shared) for t in targets}
-        shared.views = [r.view for r in repositories.values()]
-        shared.want([*requirements, *(f"{n}=={v}" for n, v in preferences.items())])
+        repositories: dict[Target, TargetRepository] = {}
+        wanted = [*requirements, *(f"{n}=={v}" for n, v in preferences.items())]
+        for target in targets:  # each starts fetching ahead as soon as its finder exists
+            repositories[target] = each = TargetRepository(target, index, work_dir, shared)
+            shared.views.append(each.view)
+            shared.want(wanted, [each.view])
         resolve_each = _Passes(requirements, constraints, repositories, current, sources)
         resolution = resolve_each(targets, preferences)
         agreed = _oldest_choices(resolution)

@@ -31,8 +31,8 @@ import dataclasses
 import email.parser
 import functools
 import hashlib
-import io
 import json
+import tempfile
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -49,6 +49,10 @@ __all__ = ["METADATA_FIRST", "SharedIndex", "TargetView", "installable"]
 # Wheels at least this big (bytes) have their ``.metadata`` file asked for first, and are
 # never downloaded whole to read their METADATA (pip's own path does that, if it must).
 METADATA_FIRST = 1 << 20
+# A guessed wheel bigger than this (bytes) with no ``.metadata`` is left for pip to download
+# if the resolver asks for it: a wrong guess must not cost a torch-sized download.
+GUESS_LIMIT = 64 << 20
+CHUNK = 1 << 20
 # Requests in flight at once: enough to hide an index's latency, few enough for any mirror.
 WORKERS = 8
 _JSON = "application/vnd.pypi.simple.v1+json"
@@ -229,14 +233,14 @@ class SharedIndex:
             return get_metadata_distribution(found, link.filename, name)
         return found
 
-    def _fetch_metadata(self, link: Any, name: str) -> Any:
+    def _fetch_metadata(self, link: Any, name: str, limit: int | None = None) -> Any:
         """``link``'s METADATA (bytes) or in-memory wheel distribution, checked to name the
         wheel's project and version; None where pip should read it its own way."""
         from pip._internal.models.wheel import Wheel
 
         if not link.is_wheel or link.scheme not in ("http", "https"):
             return None
-        found = self._read_metadata(link, name)
+        found = self._read_metadata(link, name, limit)
         if found is None:
             return None
         if isinstance(found, bytes):
@@ -258,32 +262,45 @@ class SharedIndex:
         self._depends([str(r) for r in requires], link)
         return found
 
-    def _read_metadata(self, link: Any, name: str) -> Any:
-        """From PEP 658 ``.metadata`` (advertised, or for a big wheel tried anyway), or from
-        a small wheel itself; None where pip should do it its way."""
-        from pip._internal.metadata import MemoryWheel
-        from pip._internal.metadata import get_wheel_distribution as wheel_distribution
-        from pip._vendor.packaging.utils import canonicalize_name as pip_name
-
+    def _read_metadata(self, link: Any, name: str, limit: int | None) -> Any:
+        """From PEP 658 ``.metadata`` (advertised, or for a big wheel tried first), else from
+        the wheel itself when the page gives its size and sha256 (and the size is within
+        ``limit``); None where pip should do it its way."""
         url = link.url_without_fragment
         sha256 = link.hash if link.hash_name == "sha256" else ""
         size = self.sizes.get((link.filename, sha256 or ""))
         advertised = link.metadata_link()
         if advertised is not None or (size is not None and size >= METADATA_FIRST):
             response = self.session.get(url + ".metadata")
-            if response.status_code != 200:
-                return None
+            if response.status_code == 200:
+                if advertised is not None:
+                    advertised.as_hashes().check_against_chunks([response.content])
+                return bytes(response.content)
             if advertised is not None:
-                advertised.as_hashes().check_against_chunks([response.content])
-            return bytes(response.content)
-        if size is None or not sha256:
+                return None
+        if size is None or not sha256 or (limit is not None and size > limit):
             return None
-        response = self.session.get(url)
-        if response.status_code != 200 or hashlib.sha256(response.content).hexdigest() != sha256:
-            return None  # pip downloads it again, and reports what is wrong
-        # Read into memory (no temporary directory): one distribution serves every target.
-        wheel = MemoryWheel(link.filename, io.BytesIO(response.content))
-        return wheel_distribution(wheel, pip_name(name))
+        return self._wheel_metadata(link, name, sha256)
+
+    def _wheel_metadata(self, link: Any, name: str, sha256: str) -> Any:
+        """The wheel's own metadata, read from a temporary file (memory stays flat)."""
+        from pip._internal.metadata import MemoryWheel
+        from pip._internal.metadata import get_wheel_distribution as wheel_distribution
+        from pip._vendor.packaging.utils import canonicalize_name as pip_name
+
+        with tempfile.TemporaryFile() as file:
+            digest = hashlib.sha256()
+            with self.session.get(link.url_without_fragment, stream=True) as response:
+                if response.status_code != 200:
+                    return None
+                for chunk in response.iter_content(CHUNK):
+                    digest.update(chunk)
+                    file.write(chunk)
+            if digest.hexdigest() != sha256:
+                return None  # pip downloads it again, and reports what is wrong
+            file.seek(0)
+            # Read into memory (no temporary directory): one distribution serves every target.
+            return wheel_distribution(MemoryWheel(link.filename, file), pip_name(name))
 
     # -- fetching ahead ------------------------------------------------------------------
 
@@ -343,7 +360,9 @@ class SharedIndex:
             if url in self._metadata or self._closed:
                 return
             try:
-                self._metadata[url] = self._pool.submit(self._fetch_metadata, link, name)
+                self._metadata[url] = self._pool.submit(
+                    self._fetch_metadata, link, name, GUESS_LIMIT
+                )
             except RuntimeError:  # the pool shut down meanwhile
                 return
 
