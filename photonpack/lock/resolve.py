@@ -169,7 +169,7 @@ class _Passes:
                     # wheels-only.
                     sources.update(needed.names)
             files[target] = {
-                name: _offered(each.repository, name, each.shared.sizes)
+                name: _offered(each.repository, pin, each.shared.sizes)
                 for name, pin in pins[target].items()
                 if pin.url is None
             }
@@ -188,10 +188,19 @@ def _oldest_choices(resolution: Resolution) -> dict[str, str]:
     return oldest
 
 
-def _offered(repository: Any, name: str, sizes: Mapping[tuple[str, str], int]) -> list[DistFile]:
-    """The target's installable files of ``name``, from what pip's finder already parsed."""
+def _offered(repository: Any, pin: Pin, sizes: Mapping[tuple[str, str], int]) -> list[DistFile]:
+    """The target's installable files of ``pin``'s version, from what pip's finder parsed.
+
+    Only that version's: the lock takes its files from them, and building a ``DistFile``
+    for every release of numpy for every target was a good part of a target's time.
+    """
+    from pip._vendor.packaging.version import Version
+
+    version = Version(pin.version)
     found = []
-    for candidate in repository.finder.find_all_candidates(name):
+    for candidate in repository.finder.find_all_candidates(pin.name):
+        if candidate.version != version:
+            continue
         link = candidate.link
         sha256 = link.hash if link.hash_name == "sha256" else None
         found.append(
