@@ -343,16 +343,16 @@ class SharedIndex:
         spec: str,
         view: TargetView,
     ) -> None:
+        # A callback's exception would be logged by concurrent.futures on stderr: a failed
+        # guess is no guess (the resolver meets a real problem again, in its own thread).
         try:
             page = done.result()
-        except Exception:  # noqa: BLE001 - the resolver meets it again if it needs the page
+            if page is None or not page.json:
+                return
+            i = _likely(page, name, spec, view, self.preferences.get(name))
+            link = None if i is None else page.link(i)
+        except Exception:  # noqa: BLE001 - see above
             return
-        if page is None or not page.json:
-            return
-        i = _likely(page, name, spec, view, self.preferences.get(name))
-        if i is None:
-            return
-        link = page.link(i)
         if link is None:
             return
         with self._lock:
