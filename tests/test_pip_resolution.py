@@ -121,15 +121,15 @@ def _moved_message(error: str) -> str:
 def test_a_moved_pip_internal_is_one_lock_error_naming_the_versions(
     index: PackageIndex, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from pip._internal.models.link import Link
+    from pip._internal.index.package_finder import PackageFinder
 
-    monkeypatch.delattr(Link, "from_json")  # as a pip release that renamed it would
+    monkeypatch.delattr(PackageFinder, "process_project_url")  # as a pip release renaming it
     photon = tmp_path / "counter.py"
     photon.write_text(PHOTON)
     result = run("lock", *options(photon, index))
     assert (result.exit_code, result.stderr) == (
         1,
-        f"error: {_moved_message('KeyError: ' + repr('from_json'))}\n",
+        f"error: {_moved_message('KeyError: ' + repr('process_project_url'))}\n",
     )
     assert not (tmp_path / "pylock.counter.toml").exists()
 
@@ -156,12 +156,10 @@ def test_a_moved_vendored_marker_function_is_the_same_error(
 
 def test_only_wheels_no_target_tag_matches_are_dropped_from_index_pages() -> None:
     """The cold-lock fast path drops exactly what pip's finder would reject as platform_mismatch."""
-    from photonpack.lock.pipreads import PageFilter
+    from photonpack.lock.shared import SharedIndex, installable
 
     target = Target.parse("cp311-manylinux_2_36_x86_64")
     tags = frozenset(str(tag) for tag in target.tags())
-    pages = PageFilter(tags=tags, indexes=("https://pypi.example/simple/",))
-    page = "https://pypi.example/simple/numpy/"
     keeps = {
         "numpy-2.2.6-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl": True,
         "numpy-2.2.6-cp312-cp312-manylinux_2_17_x86_64.manylinux2014_x86_64.whl": False,
@@ -173,6 +171,9 @@ def test_only_wheels_no_target_tag_matches_are_dropped_from_index_pages() -> Non
         "numpy-2.2.6.tar.gz": True,  # sdists are pip's to judge
         "not-a-wheel.whl": True,  # nor is a malformed name dropped: pip reports it
     }
-    assert {name: pages.keeps(name, page) for name in keeps} == keeps
+    assert {name: installable(name, tags) for name in keeps} == keeps
     # --find-links pages are never filtered: pip caches their links for the whole process.
-    assert pages.keeps("numpy-2.2.6-cp311-cp311-win_amd64.whl", "https://mirror.example/wheels/")
+    shared = SharedIndex(indexes=("https://pypi.example/simple/",), preferences={})
+    assert shared.shares("https://pypi.example/simple/numpy/")
+    assert not shared.shares("https://mirror.example/wheels/")
+    shared.close()

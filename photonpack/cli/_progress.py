@@ -16,7 +16,7 @@ from types import TracebackType
 
 from photonpack._units import format_size
 
-__all__ = ["ProgressLine", "StepLine"]
+__all__ = ["CountLine", "ProgressLine", "StepLine"]
 
 # At most ten redraws a second: enough to look live, cheap against a 1 GB/s read.
 _REDRAW_INTERVAL = 0.1
@@ -79,17 +79,30 @@ class ProgressLine:
                 sys.stderr.flush()
                 self._width = 0
 
-    def _draw(self, now: float) -> None:
+    def _figures(self, now: float) -> str:
         elapsed = now - self._start
         rate = ""
         if elapsed >= _REDRAW_INTERVAL:  # the first draw has no rate worth showing yet
             rate = f"  {format_size(int(self._done / elapsed))}/s"
-        figures = f"  {format_size(self._done)} / {format_size(self.total)}{rate}"
-        line = _fit(self.label, figures)
+        return f"  {format_size(self._done)} / {format_size(self.total)}{rate}"
+
+    def _draw(self, now: float) -> None:
+        line = _fit(self.label, self._figures(now))
         pad = " " * max(0, self._width - len(line))
         sys.stderr.write("\r" + line + pad)
         sys.stderr.flush()
         self._width = len(line)
+
+
+class CountLine(ProgressLine):
+    """``label … N things`` on one stderr line: a count whose total is not known ahead."""
+
+    def __init__(self, label: str, unit: str, *, enabled: bool) -> None:
+        super().__init__(label, 0, enabled=enabled)
+        self.unit = unit
+
+    def _figures(self, now: float) -> str:
+        return f" … {self._done} {self.unit}"
 
 
 class StepLine:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -12,7 +13,9 @@ from photonpack._units import format_size
 from photonpack.cli._app import cli, progress_shown
 
 if TYPE_CHECKING:
+    from photonpack.lock.lockfile import LockOptions, LockResult
     from photonpack.lock.pylock import Lock
+    from photonpack.serving.source import PhotonSpec
 
 # -- lock ---------------------------------------------------------------------
 
@@ -187,7 +190,7 @@ def lock(
     --target, --index-url, --extra-index-url and --find-links not given are
     taken from [tool.photonpack] of the photon directory's pyproject.toml.
     """
-    from photonpack.lock.lockfile import check_lock, lock_inputs, lock_photon, read_lock
+    from photonpack.lock.lockfile import check_lock, lock_inputs, read_lock
     from photonpack.serving.source import parse_spec
 
     spec = parse_spec(photon)
@@ -216,7 +219,7 @@ def lock(
             return
         click.echo(f"{path.name} is up to date")
         return
-    result = lock_photon(spec, options)
+    result = _lock_with_progress(spec, options)
     if as_json:
         _echo_lock_json(result.lock, changed=result.changed, added=result.added)
         return
@@ -235,6 +238,21 @@ def lock(
         f"locked {packages} packages, {len(result.lock.wheels())} wheels{built} "
         f"for {targets_text} -> {result.path}"
     )
+
+
+def _lock_with_progress(spec: PhotonSpec, options: LockOptions) -> LockResult:
+    """``lock_photon`` with ``resolving for N targets … M packages`` on a terminal."""
+    from photonpack.cli._progress import CountLine
+    from photonpack.lock.lockfile import lock_photon
+
+    targets = options.targets  # none: this machine (drawn only when resolving, never no-op)
+    label = "resolving"
+    if len(targets) == 1:
+        label += f" for {targets[0]}"
+    elif targets:
+        label += f" for {len(targets)} targets"
+    with CountLine(label, "packages", enabled=progress_shown()) as line:
+        return lock_photon(spec, dataclasses.replace(options, progress=line.update))
 
 
 def _echo_lock_json(lock: Lock, *, changed: bool, added: tuple[str, ...] = ()) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import urllib.parse
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -99,6 +99,8 @@ class LockOptions:
     # Where git repositories and source archives are cached (the store's cache/); None: a
     # temporary directory, so every lock fetches its sources again.
     source_cache: Path | None = None
+    # Told how many projects the resolution has met so far, as it meets them (any thread).
+    progress: Callable[[int], None] | None = dataclasses.field(default=None, compare=False)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -233,7 +235,11 @@ def lock_photon(spec: PhotonSpec, options: LockOptions) -> LockResult:
         )
         lines = tuple(resolver_line(url, archive) for url, archive in archives.items())
         resolution, pinned = _resolve(
-            inputs, _preferences(previous, options), _kept(inputs), sources=lines
+            inputs,
+            _preferences(previous, options),
+            _kept(inputs),
+            sources=lines,
+            progress=options.progress,
         )
         resolution = without_exclusions(resolution, inputs.exclusions)
         lock = assemble(inputs, resolution, path=path, pinned=pinned, sources=archives)
@@ -279,6 +285,7 @@ def _resolve(
     kept: StandardLock | None,
     *,
     sources: Sequence[str] = (),
+    progress: Callable[[int], None] | None = None,
 ) -> tuple[Resolution, dict[Target, dict[str, DistFile]]]:
     """Resolve the inputs; with ``kept``, on top of its pins (and their wheels, per target).
 
@@ -295,7 +302,7 @@ def _resolve(
     if kept is None:
         resolution = resolve(
             requirements, inputs.targets, inputs.index, preferences=preferences,
-            constraints=constraints,
+            constraints=constraints, progress=progress,
         )  # fmt: skip
         return resolution, {}
     owners = {
@@ -314,7 +321,7 @@ def _resolve(
         try:
             part = resolve(
                 (*requirements, *lines), group, inputs.index, preferences=free,
-                constraints=constraints,
+                constraints=constraints, progress=progress,
             )  # fmt: skip
         except ResolutionError as exc:
             message = str(exc)

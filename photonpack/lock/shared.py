@@ -1,0 +1,413 @@
+"""What every target of one ``resolve`` call shares: index pages, their files, metadata.
+
+pip resolves one target at a time, and left alone each target fetches every
+project page and every candidate's metadata again, one request after another.
+:class:`SharedIndex` keeps, for the span of one call:
+
+* **pages** by URL, fetched once for all targets. A JSON page is decoded once;
+  each file's wheel tags are read once from its name, and a target's finder gets
+  the ``Link`` objects of the files whose tags it installs (pip's finder would
+  reject the others, after parsing and quoting their URLs: for numpy's or
+  torch's tens of thousands of files, most of a lock's CPU time);
+* **metadata** by file URL: a pure wheel's METADATA is read once for every
+  target that considers it;
+* **a thread pool** that fetches ahead of the resolver: the page of every
+  project named by the requirements, by a previous lock's pins or by the
+  ``Requires-Dist`` of metadata already read, and the metadata of the file each
+  target will most likely pick on it (its newest version the requirement
+  allows, or the pinned one). A wrong guess costs a request, never a different
+  result: the resolver still asks for what it wants, and waits for it if a
+  worker is fetching it.
+
+Every request goes through one pip session (one connection pool), so targets
+and workers reuse connections. A worker's failure surfaces only if the
+resolver asks for that page or file, as the same exception pip would raise.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import email.parser
+import functools
+import hashlib
+import json
+import tempfile
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+from photonpack.lock.target import Target
+
+__all__ = ["METADATA_FIRST", "SharedIndex", "TargetView", "installable"]
+
+# Wheels at least this big (bytes) have their ``.metadata`` file asked for first, and are
+# never downloaded whole to read their METADATA (pip's own path does that, if it must).
+METADATA_FIRST = 1 << 20
+# A guessed wheel bigger than this (bytes) with no ``.metadata`` is left for pip to download
+# if the resolver asks for it: a wrong guess must not cost a torch-sized download.
+GUESS_LIMIT = 64 << 20
+CHUNK = 1 << 20
+# Requests in flight at once: enough to hide an index's latency, few enough for any mirror.
+WORKERS = 8
+_JSON = "application/vnd.pypi.simple.v1+json"
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class TargetView:
+    """What the prefetcher needs of a target to guess its choices."""
+
+    target: Target
+    tags: tuple[str, ...]  # best first, as pip's finder orders them
+    environment: Mapping[str, str]
+    pre: bool
+    tag_set: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "tag_set", frozenset(self.tags))
+
+
+class _Page:
+    """A project page decoded once: its files, each wheel's tags, Links made on demand."""
+
+    def __init__(self, content: Any) -> None:
+        self.content = content
+        self.json = content.content_type.lower().startswith(_JSON)
+        self.files: list[dict[str, Any]] = []
+        self.tags: list[frozenset[str] | None] = []
+        self.links: dict[int, Any] = {}
+        self.all_links: list[Any] | None = None  # an HTML page: pip's own parse, whole
+        self.lock = threading.Lock()
+        if self.json:
+            self.files = list(json.loads(content.content).get("files", []))
+            self.tags = [_wheel_tags(str(f.get("filename", ""))) for f in self.files]
+
+    def link(self, i: int) -> Any:
+        from pip._internal.models.link import Link
+
+        with self.lock:
+            if i not in self.links:
+                self.links[i] = Link.from_json(self.files[i], self.content.url)
+            return self.links[i]
+
+    def links_for(self, tags: frozenset[str]) -> list[Any]:
+        """The page's Links a target with ``tags`` may install, in the page's order."""
+        if not self.json:
+            from pip._internal.index.collector import parse_links
+
+            with self.lock:
+                if self.all_links is None:
+                    self.all_links = list(parse_links(self.content))
+                return self.all_links
+        found = []
+        for i, wheel in enumerate(self.tags):
+            if wheel is None or not wheel.isdisjoint(tags):
+                link = self.link(i)
+                if link is not None:
+                    found.append(link)
+        return found
+
+
+def installable(filename: str, tags: frozenset[str]) -> bool:
+    """Whether a target with ``tags`` may install ``filename``: an sdist, a wheel with one of
+    the tags, or a name that is no wheel's (pip reports it)."""
+    wheel = _wheel_tags(filename)
+    return wheel is None or not wheel.isdisjoint(tags)
+
+
+def _wheel_tags(filename: str) -> frozenset[str] | None:
+    """A wheel's tags from its name; None for an sdist or a name that is no wheel's."""
+    if not filename.endswith(".whl"):
+        return None
+    parts = filename[:-4].lower().split("-")
+    if len(parts) < 5:
+        return None  # not a valid wheel name: pip reports it
+    pythons, abis, platforms = (part.split(".") for part in parts[-3:])
+    return frozenset(f"{p}-{a}-{s}" for p in pythons for a in abis for s in platforms)
+
+
+class SharedIndex:
+    """Pages, metadata and a fetching pool shared by the targets of one resolve call."""
+
+    def __init__(self, *, indexes: Sequence[str], preferences: Mapping[str, str]) -> None:
+        self.indexes = tuple(indexes)
+        self.preferences: dict[str, str] = {canonicalize_name(k): v for k, v in preferences.items()}
+        self.sizes: dict[tuple[str, str], int] = {}  # (filename, sha256) -> the page's size
+        self.session: Any = None  # pip's session, set by the first repository
+        self.views: list[TargetView] = []
+        self.progress: Callable[[int], None] = lambda found: None
+        self._pool = concurrent.futures.ThreadPoolExecutor(WORKERS, "photonpack-prefetch")
+        self._lock = threading.Lock()
+        self._pages: dict[str, concurrent.futures.Future[_Page | None]] = {}
+        self._metadata: dict[str, concurrent.futures.Future[Any]] = {}
+        self._wanted: set[tuple[str, str, str]] = set()
+        self._projects: set[str] = set()
+        self._closed = False
+
+    def shares(self, url: str) -> bool:
+        """Whether the page at ``url`` is shared: an index's. A ``--find-links`` page is not
+        filtered per target: pip caches its links for the whole process by URL."""
+        return url.startswith(self.indexes)
+
+    def close(self) -> None:
+        """Stop fetching ahead; what is in flight is dropped."""
+        with self._lock:
+            self._closed = True
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    # -- pages ---------------------------------------------------------------------------
+
+    def page(self, url: str) -> _Page | None:
+        """The project page at ``url`` (waiting for a worker that is fetching it)."""
+        return self._page_future(url, now=True).result()
+
+    def _page_future(
+        self, url: str, *, now: bool = False
+    ) -> concurrent.futures.Future[_Page | None]:
+        with self._lock:
+            future = self._pages.get(url)
+            if future is None:
+                if now or self._closed:
+                    future = concurrent.futures.Future()
+                    self._pages[url] = future
+                    run_here = True
+                else:
+                    future = self._pool.submit(self._fetch_page, url)
+                    self._pages[url] = future
+                    run_here = False
+            else:
+                run_here = False
+        if run_here:
+            try:
+                future.set_result(self._fetch_page(url))
+            except BaseException as exc:  # noqa: BLE001 - raised again by result() below
+                future.set_exception(exc)
+        return future
+
+    def _fetch_page(self, url: str) -> _Page | None:
+        from pip._internal.index.collector import _get_index_content
+        from pip._internal.models.link import Link
+
+        content = _get_index_content(Link(url), session=self.session)
+        if content is None:
+            return None
+        page = _Page(content)
+        for entry in page.files:
+            size = entry.get("size")
+            if isinstance(size, int):
+                sha256 = (entry.get("hashes") or {}).get("sha256") or ""
+                self.sizes[(str(entry.get("filename")), sha256)] = size
+        return page
+
+    # -- metadata ------------------------------------------------------------------------
+
+    def metadata(self, link: Any, name: str) -> Any:
+        """A pip distribution of ``link``'s metadata read without pip's download, or None."""
+        url = link.url_without_fragment
+        with self._lock:
+            future = self._metadata.get(url)
+            if future is None:
+                future = self._metadata[url] = concurrent.futures.Future()
+                run_here = True
+            else:
+                run_here = False
+        if run_here:
+            try:
+                future.set_result(self._fetch_metadata(link, name))
+            except BaseException as exc:  # noqa: BLE001 - kept for whoever asks next
+                future.set_exception(exc)
+        try:
+            found = future.result()
+        except Exception:  # noqa: BLE001 - any failure means: let pip fetch it its way
+            return None
+        if isinstance(found, bytes):
+            from pip._internal.metadata import get_metadata_distribution
+
+            # A new one each time, as pip's PEP 658 path makes: it lives in a temporary
+            # directory of the resolver step asking for it.
+            return get_metadata_distribution(found, link.filename, name)
+        return found
+
+    def _fetch_metadata(self, link: Any, name: str, limit: int | None = None) -> Any:
+        """``link``'s METADATA (bytes) or in-memory wheel distribution, checked to name the
+        wheel's project and version; None where pip should read it its own way."""
+        from pip._internal.models.wheel import Wheel
+
+        if not link.is_wheel or link.scheme not in ("http", "https"):
+            return None
+        found = self._read_metadata(link, name, limit)
+        if found is None:
+            return None
+        if isinstance(found, bytes):
+            headers = email.parser.BytesParser().parsebytes(found, headersonly=True)
+            project, version = str(headers.get("Name", "")), str(headers.get("Version", ""))
+            requires = headers.get_all("Requires-Dist") or []
+        else:
+            project, version = found.raw_name, str(found.version)
+            requires = found.metadata.get_all("Requires-Dist") or []
+        named = Wheel(link.filename)
+        try:
+            same = canonicalize_name(project) == canonicalize_name(named.name) and Version(
+                version
+            ) == Version(named.version)
+        except InvalidVersion:
+            same = False
+        if not same:
+            return None  # pip's own path reports (or ignores) what the file says
+        self._depends([str(r) for r in requires], link)
+        return found
+
+    def _read_metadata(self, link: Any, name: str, limit: int | None) -> Any:
+        """From PEP 658 ``.metadata`` (advertised, or for a big wheel tried first), else from
+        the wheel itself when the page gives its size and sha256 (and the size is within
+        ``limit``); None where pip should do it its way."""
+        url = link.url_without_fragment
+        sha256 = link.hash if link.hash_name == "sha256" else ""
+        size = self.sizes.get((link.filename, sha256 or ""))
+        advertised = link.metadata_link()
+        if advertised is not None or (size is not None and size >= METADATA_FIRST):
+            response = self.session.get(url + ".metadata")
+            if response.status_code == 200:
+                if advertised is not None:
+                    advertised.as_hashes().check_against_chunks([response.content])
+                return bytes(response.content)
+            if advertised is not None:
+                return None
+        if size is None or not sha256 or (limit is not None and size > limit):
+            return None
+        return self._wheel_metadata(link, name, sha256)
+
+    def _wheel_metadata(self, link: Any, name: str, sha256: str) -> Any:
+        """The wheel's own metadata, read from a temporary file (memory stays flat)."""
+        from pip._internal.metadata import MemoryWheel
+        from pip._internal.metadata import get_wheel_distribution as wheel_distribution
+        from pip._vendor.packaging.utils import canonicalize_name as pip_name
+
+        with tempfile.TemporaryFile() as file:
+            digest = hashlib.sha256()
+            with self.session.get(link.url_without_fragment, stream=True) as response:
+                if response.status_code != 200:
+                    return None
+                for chunk in response.iter_content(CHUNK):
+                    digest.update(chunk)
+                    file.write(chunk)
+            if digest.hexdigest() != sha256:
+                return None  # pip downloads it again, and reports what is wrong
+            file.seek(0)
+            # Read into memory (no temporary directory): one distribution serves every target.
+            return wheel_distribution(MemoryWheel(link.filename, file), pip_name(name))
+
+    # -- fetching ahead ------------------------------------------------------------------
+
+    def want(self, lines: Iterable[str], views: Sequence[TargetView] | None = None) -> None:
+        """Fetch ahead what resolving ``lines`` (PEP 508) will need, for ``views`` (all)."""
+        for line in lines:
+            try:
+                requirement = Requirement(line)
+            except InvalidRequirement:
+                continue  # an option line or a path: pip reads it
+            if requirement.url:
+                continue
+            for view in views if views is not None else self.views:
+                if requirement.marker and not requirement.marker.evaluate(
+                    {**view.environment, "extra": ""}
+                ):
+                    continue
+                self._want(canonicalize_name(requirement.name), str(requirement.specifier), view)
+
+    def _want(self, name: str, specifier: str, view: TargetView) -> None:
+        key = (name, specifier, str(view.target))
+        with self._lock:
+            if key in self._wanted or self._closed:
+                return
+            self._wanted.add(key)
+            if name not in self._projects:
+                self._projects.add(name)
+                self.progress(len(self._projects))
+        for index in self.indexes:
+            future = self._page_future(f"{index}{name}/")
+            future.add_done_callback(
+                functools.partial(self._guess, name=name, spec=specifier, view=view)
+            )
+
+    def _guess(
+        self,
+        done: concurrent.futures.Future[_Page | None],
+        *,
+        name: str,
+        spec: str,
+        view: TargetView,
+    ) -> None:
+        # A callback's exception would be logged by concurrent.futures on stderr: a failed
+        # guess is no guess (the resolver meets a real problem again, in its own thread).
+        try:
+            page = done.result()
+            if page is None or not page.json:
+                return
+            i = _likely(page, name, spec, view, self.preferences.get(name))
+            link = None if i is None else page.link(i)
+        except Exception:  # noqa: BLE001 - see above
+            return
+        if link is None:
+            return
+        with self._lock:
+            url = link.url_without_fragment
+            if url in self._metadata or self._closed:
+                return
+            try:
+                self._metadata[url] = self._pool.submit(
+                    self._fetch_metadata, link, name, GUESS_LIMIT
+                )
+            except RuntimeError:  # the pool shut down meanwhile
+                return
+
+    def _depends(self, requires: list[str], link: Any) -> None:
+        """Fetch ahead the dependencies of a wheel, for the targets that can install it."""
+        tags = _wheel_tags(link.filename) or frozenset()
+        self.want(requires, [v for v in self.views if not tags.isdisjoint(v.tag_set)])
+
+
+@functools.lru_cache(maxsize=1024)
+def _specifier(text: str) -> SpecifierSet:
+    return SpecifierSet(text)
+
+
+def _likely(
+    page: _Page, name: str, spec: str, view: TargetView, preferred: str | None
+) -> int | None:
+    """The file of ``page`` the target's resolver will most likely take first, or None."""
+    try:
+        specifier = SpecifierSet(spec)
+    except InvalidSpecifier:
+        return None
+    python = Version(".".join(str(n) for n in view.target.python_version))
+    rank = {tag: n for n, tag in enumerate(view.tags)}
+    best: tuple[Version, int, int] | None = None  # version, -tag rank, -index
+    for i, tags in enumerate(page.tags):
+        if tags is None or tags.isdisjoint(view.tag_set):
+            continue
+        entry = page.files[i]
+        if entry.get("yanked"):
+            continue
+        try:
+            version = Version(str(entry["filename"]).split("-")[1])
+            requires = entry.get("requires-python")
+            if requires and python not in _specifier(requires):
+                continue
+        except (InvalidVersion, InvalidSpecifier, IndexError, KeyError):
+            continue
+        if version.is_prerelease and not view.pre:
+            continue
+        if not specifier.contains(version, prereleases=True):
+            continue
+        if preferred is not None and str(version) == preferred:
+            version = Version("999999")  # what the resolver tries first, when it still fits
+        key = (version, -min(rank[t] for t in tags if t in rank), -i)
+        if best is None or key > best:
+            best = key
+    return None if best is None else -best[2]

@@ -1,0 +1,94 @@
+"""Several targets resolved against one set of index pages and metadata (issue 19).
+
+The scenario mixes what sharing could get wrong: pure wheels every target reads,
+platform wheels only one target can use, a dependency behind a marker, a package
+whose newest version exists for one interpreter only (the targets disagree, and
+are resolved again), advertised-nowhere ``.metadata`` files and plain wheels. The
+expected lock was written by photonpack before targets shared anything
+(``tests/data/lockspeed/four-targets.toml``, the index URL replaced by ``INDEX``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from photonpack.lock.index import IndexSettings
+from photonpack.lock.lockfile import LockOptions, lock_photon
+from photonpack.lock.target import Target
+from tests.support.index import PackageIndex, add_serving_stack
+from tests.test_lock import photon
+
+TARGETS = tuple(
+    Target.parse(t)
+    for t in (
+        "cp311-manylinux_2_28_x86_64",
+        "cp311-manylinux_2_28_aarch64",
+        "cp312-manylinux_2_28_x86_64",
+        "cp312-manylinux_2_28_aarch64",
+    )
+)
+EXPECTED = Path(__file__).parent / "data" / "lockspeed" / "four-targets.toml"
+REQUIREMENTS = ("app", "native>=2", "split", "plain[extra]")
+
+
+@pytest.fixture(scope="module")
+def index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PackageIndex]:
+    served = PackageIndex(tmp_path_factory.mktemp("four-target-index")).start()
+    add_serving_stack(served)
+    served.add("app", "1.0", requires=["common>=1", 'armhelper; platform_machine == "aarch64"'])
+    served.add("app", "1.1", requires=["common>=1.1", 'armhelper; platform_machine == "aarch64"'])
+    served.add("common", "1.0")
+    served.add("common", "1.2", requires=['tomli; python_version < "3.12"'])
+    served.add("tomli", "2.0")
+    for python in ("cp311-cp311", "cp312-cp312"):
+        served.add("armhelper", "0.3", tag=f"{python}-manylinux_2_17_aarch64")
+        for arch in ("x86_64", "aarch64"):
+            served.add("native", "2.0", tag=f"{python}-manylinux_2_17_{arch}", requires=["common"])
+            served.add("native", "3.0", tag=f"{python}-manylinux_2_28_{arch}", requires=["common"])
+    served.add("native", "3.1", tag="cp312-cp312-manylinux_2_28_x86_64", requires=["common"])
+    served.add("split", "1.0")
+    served.add("split", "2.0", tag="cp312-cp312-manylinux_2_17_x86_64")
+    served.add("plain", "1.0", requires=['common; extra == "extra"'], provides_extras=["extra"])
+    served.unadvertised_metadata = True
+    yield served
+    served.stop()
+
+
+def _normalized(text: str, index: PackageIndex) -> str:
+    return re.sub(r'inputs-digest = "[^"]*"', 'inputs-digest = "…"', text).replace(
+        index.root_url, "INDEX"
+    )
+
+
+def test_four_targets_lock_to_the_bytes_of_one_target_at_a_time(
+    index: PackageIndex, tmp_path: Path
+) -> None:
+    options = LockOptions(index=IndexSettings(index_url=index.url), targets=TARGETS)
+    result = lock_photon(photon(tmp_path, *REQUIREMENTS), options)
+    assert _normalized(result.path.read_text(), index) == EXPECTED.read_text()
+
+
+def test_four_targets_fetch_each_page_and_pure_wheel_once(
+    package_index: PackageIndex, tmp_path: Path
+) -> None:
+    add_serving_stack(package_index)
+    package_index.add("app", "1.0", requires=["common"])
+    package_index.add("common", "1.0")
+    for python in ("cp311-cp311", "cp312-cp312"):
+        for arch in ("x86_64", "aarch64"):
+            package_index.add("native", "1.0", tag=f"{python}-manylinux_2_17_{arch}")
+    options = LockOptions(index=IndexSettings(index_url=package_index.url), targets=TARGETS)
+    lock_photon(photon(tmp_path, "app", "native"), options)
+    pages = Counter(p for p in package_index.requests if p.startswith("/simple/"))
+    assert set(pages.values()) == {1}, pages
+    files = Counter(p for p in package_index.requests if p.startswith("/files/"))
+    # Each wheel is read once, by whichever target needs it first: four native wheels, one
+    # app and one common wheel for all four targets.
+    assert files["/files/app-1.0-py3-none-any.whl"] == 1
+    assert files["/files/common-1.0-py3-none-any.whl"] == 1
+    assert sum(n for f, n in files.items() if f.startswith("/files/native-")) == 4
