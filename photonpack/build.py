@@ -137,7 +137,7 @@ def build(
         result = lock_photon(spec, lock_options)
         lock, lock_changed = result.lock, result.changed
 
-    lock = lock.with_source_archives(_source_blobs(lock.sdists(), spec.directory, store))
+    lock = lock.with_source_archives(_source_blobs(lock.sdists(), lock.path.parent, store))
     sources = {s.sha256: s for t in lock.targets for s in lock.sources_for(t)}
     # The sdists to build and their build wheels are fetched and verified like the wheels.
     locked: list[LockedFile] = [*lock.wheels(), *sources.values(), *build_wheels_needed(lock)]

@@ -32,6 +32,7 @@ from photonpack.lock.kept import added_packages, check_kept, check_requirements,
 from photonpack.lock.pinned import (
     changed_trees,
     pin_sources,
+    relative_to_lock,
     resolver_line,
     source_cache,
     source_file,
@@ -204,7 +205,7 @@ def check_lock(spec: PhotonSpec, options: LockOptions) -> None:
     lock = read_lock(path)
     if lock.inputs_digest != inputs.digest():
         raise StaleLockError(f"{path.name} is stale: {_what_changed(lock.inputs, inputs)}")
-    if changed := changed_trees(lock, spec.directory):
+    if changed := changed_trees(lock):
         raise StaleLockError(f"{path.name} is stale: {'; '.join(changed)}; run photonpack lock")
     check_closure(lock)
     if (kept := _kept(inputs)) is not None:
@@ -217,7 +218,7 @@ def lock_photon(spec: PhotonSpec, options: LockOptions) -> LockResult:
     old = _read_text(path)
     if old is not None and not (options.upgrade or options.upgrade_packages):
         fresh = fresh_lock(old, path=path, digest=inputs.digest())
-        if fresh is not None and not changed_trees(fresh, spec.directory):
+        if fresh is not None and not changed_trees(fresh):
             check_closure(fresh)
             return _result(path, fresh, inputs, changed=False)
     # A malformed previous lock is an error, not something to overwrite silently.
@@ -231,6 +232,7 @@ def lock_photon(spec: PhotonSpec, options: LockOptions) -> LockResult:
             upgrade=options.upgrade,
             upgrade_packages=options.upgrade_packages,
         )
+        archives = relative_to_lock(archives, spec.directory, path.parent)
         lines = tuple(resolver_line(url, archive) for url, archive in archives.items())
         resolution, pinned = _resolve(
             inputs, _preferences(previous, options), _kept(inputs), sources=lines
@@ -438,7 +440,12 @@ def assemble(
                 dependencies=tuple(sorted(children[(name, version)])),
                 wheels=tuple(_locked(name, version, f, path.parent) for f in files if f.is_wheel),
                 sdist=next(
-                    (_sdist(name, version, f, sources) for f in files if not f.is_wheel), None
+                    (
+                        _sdist(name, version, f, sources, path.parent)
+                        for f in files
+                        if not f.is_wheel
+                    ),
+                    None,
                 ),
             )
         )
@@ -507,10 +514,12 @@ def _sdist_of(files: Sequence[DistFile], version: Version) -> DistFile | None:
 
 
 def _sdist(
-    name: str, version: str, file: DistFile, sources: Mapping[str, SourceArchive]
+    name: str, version: str, file: DistFile, sources: Mapping[str, SourceArchive], directory: Path
 ) -> LockedSdist:
+    """The lock's sdist entry for ``file``; a local one by its path relative to ``directory``."""
     assert file.sha256 is not None and file.size is not None
     made = sources.get(file.url)
+    local = local_path(file.url) if made is None and is_file_url(file.url) else None
     return LockedSdist(
         name=name,
         version=version,
@@ -519,6 +528,7 @@ def _sdist(
         size=file.size,
         sha256=file.sha256,
         source=made.pinned if made is not None else None,
+        path=recorded(local, directory) if local is not None else None,
     )
 
 
