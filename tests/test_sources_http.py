@@ -8,9 +8,6 @@ archive runs with no network.
 
 from __future__ import annotations
 
-import functools
-import http.server
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,27 +18,15 @@ from tests.support.index import PackageIndex
 from tests.support.offline import serve_offline
 from tests.support.stack import build_photon
 from tests.test_lock_sources import entry, index, photon, repository  # noqa: F401
-from tests.test_sources_vcs import QuietHandler, git
+from tests.test_sources_vcs import git, served_over_http
 
 
 @pytest.fixture
 def served_repository(tmp_path: Path) -> Iterator[tuple[Path, str]]:
     """A hatchling project's repository, and its URL on a local HTTP server."""
     repo = repository(tmp_path / "repo")
-    served = tmp_path / "served"
-    served.mkdir()
-    git("clone", "-q", "--bare", str(repo), str(served / "mylib.git"), cwd=tmp_path)
-    git("update-server-info", cwd=served / "mylib.git")
-    handler = functools.partial(QuietHandler, directory=str(served))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield repo, f"http://127.0.0.1:{server.server_address[1]}/mylib.git"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with served_over_http(repo, tmp_path / "served", "mylib.git") as url:
+        yield repo, url
 
 
 def test_a_git_requirement_over_http_is_locked_by_commit_built_and_served_offline(
