@@ -11,12 +11,20 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 from photonpack.store import Store, locks
 from tests.support.index import PackageIndex
 from tests.support.stack import build_photon
-from tests.test_gc import _freed, _gc, _name
+from tests.test_gc import _freed, _gc, _name, _photonpack
 from tests.test_lock_sources import index, photon, repository  # noqa: F401
+
+
+def _du() -> dict[str, Any]:
+    done = _photonpack("store", "du", "--json")
+    assert done.returncode == 0, done.stderr
+    report: dict[str, Any] = json.loads(done.stdout)
+    return report
 
 
 def _listing(home: Path) -> dict[str, list[str]]:
@@ -43,6 +51,9 @@ def test_gc_removes_the_caches_of_a_photon_no_one_keeps(
     photonpack_home: Path,
 ) -> None:
     _built_photon(index, tmp_path, photonpack_home)
+    usage = {a["area"]: a for a in _du()["areas"]}
+    assert usage["built"]["description"] == "which wheel each build of a source gave (a cache)"
+    assert usage["cache"]["size"] > 0
     dry = _gc("--keep-recent", "0", "--dry-run")
     assert _freed(dry)["built"] == 1 and _freed(dry)["cache"] == 3
     assert len(_listing(photonpack_home)["built"]) == 1  # a dry run removes nothing
