@@ -69,7 +69,7 @@ from photonpack.lock.pipreads import (
     metadata_shortcuts,
     unadvertised_metadata,
 )
-from photonpack.lock.sdistmeta import static_sdist_metadata
+from photonpack.lock.sdistmeta import remembered_metadata, static_sdist_metadata
 from photonpack.lock.target import Target
 
 __all__ = ["Pin", "Resolution", "resolve"]
@@ -130,6 +130,7 @@ def resolve(
         metadata_shortcuts(
             unadvertised_metadata(pages), *([static_sdist_metadata] if allow_sources else [])
         ),
+        remembered_metadata(),  # a dynamic sdist's backend runs once, not once per round
         tempfile.TemporaryDirectory(prefix="photonpack-resolve-") as work,
     ):
         # One repository per target for both passes: the second reuses the index pages and
