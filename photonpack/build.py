@@ -24,7 +24,7 @@ from photonpack.archive.manifest import (
 )
 from photonpack.buildfiles import photon_files, runtime_entries
 from photonpack.contract import describe_photon, photon_entry
-from photonpack.errors import BuildError, IntegrityError
+from photonpack.errors import BuildError
 from photonpack.install.wheel import inspect_wheel
 from photonpack.lock.closure import check_closure
 from photonpack.lock.declaration import Declaration, read_declaration
@@ -194,8 +194,8 @@ def _assemble(
         result = lock_photon(spec, lock_options)
         lock, lock_changed = result.lock, result.changed
 
+    lock = lock.with_source_archives(_source_blobs(lock.sdists(), lock.path.parent, store))
     sources = {s.sha256: s for t in lock.targets for s in lock.sources_for(t)}
-    _source_blobs(sources.values(), spec.directory, store)
     # The sdists to build and their build wheels are fetched and verified like the wheels.
     locked: list[LockedFile] = [*lock.wheels(), *sources.values(), *build_wheels_needed(lock)]
     missing = [w for w in locked if not store.has_blob(w.sha256, w.size)]
@@ -326,28 +326,29 @@ def source_cache(store: Store) -> Path:
     return store.root / "cache"
 
 
-def _source_blobs(sdists: Iterable[LockedSdist], base_dir: Path, store: Store) -> None:
-    """Each pinned source's archive, made again from its pin, into the store (checked).
+def _source_blobs(
+    sdists: Iterable[LockedSdist], base_dir: Path, store: Store
+) -> dict[str, tuple[str, int]]:
+    """Each pinned source's archive, made again from its pin, into the store.
 
-    A source archive is the same bytes for the same pin, so its sha256 is the
-    lock's; a git commit already fetched is exported offline from the cache.
+    The pin is what is checked (a directory's tree digest, a git commit, an archive
+    download's sha256: :func:`~photonpack.sources.archive.source_archive`), not the
+    archive's bytes, which depend on the zlib that compressed them. Returns the
+    locked archive sha256 -> (sha256, size) of the archive made here, for each that
+    differs; a git commit already fetched is exported offline from the cache.
     """
     from photonpack.sources.archive import source_archive
 
+    made_here = {}
     for sdist in sdists:
         if sdist.source is None or store.has_blob(sdist.sha256, sdist.size):
             continue
         made = source_archive(sdist.source, base_dir, source_cache(store))
+        size = made.path.stat().st_size
+        store.add_blob_file(made.path, made.sha256, size)
         if made.sha256 != sdist.sha256:
-            # The pin itself was checked (the tree digest, the commit, the download's sha256):
-            # the same files gave other bytes, which a zlib other than the locking one does.
-            raise IntegrityError(
-                f"the source archive of {sdist.name} ({sdist.url}) made here has "
-                f"sha256:{made.sha256}, not the locked sha256:{sdist.sha256}, from the same "
-                "pinned files (this machine's zlib compresses differently); nothing was "
-                f"built: lock on this machine (photonpack lock -P {sdist.name})"
-            )
-        store.add_blob_file(made.path, made.sha256, made.path.stat().st_size)
+            made_here[sdist.sha256] = (made.sha256, size)
+    return made_here
 
 
 def write_atomic(

@@ -200,6 +200,7 @@ def _closure_problems(manifest: Manifest, lock: Lock, wheels: dict[str, Wheel]) 
 def check_lock(manifest: Manifest, lock: Lock) -> list[Problem]:
     """Every wheel the lock lists for each target is in the manifest, with the locked
     sha256, size and version, for that target; and nothing else is."""
+    lock = lock.with_source_archives(_made_sources(manifest, lock))
     problems: list[Problem] = []
     lock_member = _lock_member(manifest)
     locked_targets = sorted(str(t) for t in lock.targets)
@@ -268,6 +269,22 @@ def check_lock(manifest: Manifest, lock: Lock) -> list[Problem]:
                     )
                 )
     return list(dict.fromkeys(problems))
+
+
+def _made_sources(manifest: Manifest, lock: Lock) -> dict[str, tuple[str, int]]:
+    """Locked sha256 -> (sha256, size) of a pinned source's archive made by another zlib.
+
+    A source pinned by a tree digest or a commit is recorded by that pin (its URL,
+    the same in the lock and in photon.json); its archive's bytes depend on the zlib
+    of the machine that built the photon, so they may differ from the lock's.
+    """
+    by_url = {w.source.url: w.source for w in manifest.wheels if w.source is not None}
+    made = {}
+    for sdist in lock.sdists():
+        have = by_url.get(sdist.url) if sdist.source is not None else None
+        if have is not None and have.sha256 != sdist.sha256:
+            made[sdist.sha256] = (have.sha256, have.size)
+    return made
 
 
 def _built_problems(

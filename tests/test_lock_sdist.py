@@ -270,3 +270,21 @@ def test_a_static_sdist_from_find_links_is_read_without_running_its_backend(
     (package,) = [p for p in result.lock.packages if p.name == "linked"]
     assert package.sdist is not None and package.dependencies == ("beta",)
     assert not marker.exists()
+
+
+def test_a_dynamic_sdist_has_its_backend_run_for_one_preparation_per_lock(
+    index: PackageIndex, tmp_path: Path
+) -> None:
+    links = tmp_path / "links"
+    marker = tmp_path / "older.backend-ran"
+    build_sdist(links, "older", "1.0", requires=["beta>=2"], marker=marker)  # PKG-INFO 2.1
+    alone = tmp_path / "alone.backend-ran"
+    build_sdist(tmp_path / "alone", "alone", "1.0", marker=alone)
+    settings = IndexSettings(index_url=index.url, find_links=(str(links), str(tmp_path / "alone")))
+    lock_photon(photon(tmp_path / "one", "alone"), LockOptions(index=settings))
+    once = len(alone.read_text().splitlines())  # one preparation: pip's hook calls, each a process
+    result = lock_photon(photon(tmp_path / "src", "older", "docopty"), LockOptions(index=settings))
+    (package,) = [p for p in result.lock.packages if p.name == "older"]
+    assert package.sdist is not None and package.dependencies == ("beta",)
+    # pip-tools resolves in rounds and photonpack in two passes: prepared once all the same
+    assert len(marker.read_text().splitlines()) == once

@@ -5,6 +5,7 @@ Every repository is made here with ``git init`` and reached as ``file://``: neve
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import http.server
 import os
@@ -169,23 +170,29 @@ def test_other_version_control_systems_are_refused(tmp_path: Path) -> None:
     )
 
 
-@pytest.fixture
-def http_repo(repo: Path, tmp_path: Path) -> Iterator[str]:
-    """``repo`` served over HTTP by a local server (git's dumb HTTP protocol): its URL."""
-    served = tmp_path / "served"
-    served.mkdir()
-    git("clone", "-q", "--bare", str(repo), str(served / "repo.git"), cwd=tmp_path)
-    git("update-server-info", cwd=served / "repo.git")
-    handler = functools.partial(QuietHandler, directory=str(served))
+@contextlib.contextmanager
+def served_over_http(repo: Path, root: Path, name: str = "repo.git") -> Iterator[str]:
+    """``repo`` served from ``root`` by a local HTTP server (git's dumb protocol): its URL."""
+    root.mkdir()
+    git("clone", "-q", "--bare", str(repo), str(root / name), cwd=root)
+    git("update-server-info", cwd=root / name)
+    handler = functools.partial(QuietHandler, directory=str(root))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/repo.git"
+        yield f"http://127.0.0.1:{server.server_address[1]}/{name}"
     finally:
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+@pytest.fixture
+def http_repo(repo: Path, tmp_path: Path) -> Iterator[str]:
+    """``repo`` served over HTTP by a local server (git's dumb HTTP protocol): its URL."""
+    with served_over_http(repo, tmp_path / "served") as url:
+        yield url
 
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):

@@ -5,13 +5,13 @@ recorded in an existing lock still matches, returns that lock without
 importing pip or touching the network. Otherwise it resolves
 (:mod:`photonpack.lock.resolve`), picks for every package and target the best
 wheel the index offers, takes its digest and size from the index, and writes
-the file atomically. The file model lives in :mod:`photonpack.lock.pylock`.
+the file atomically. The file model lives in :mod:`photonpack.lock.pylock`, the
+inputs (requirement lines, options, ``--from``) in :mod:`photonpack.lock.inputs`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import re
 import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -20,25 +20,32 @@ from typing import TYPE_CHECKING
 from photonpack._fs import write_atomic
 from photonpack.errors import (
     LockError,
-    LockFileError,
     NoCompatibleWheelError,
     ResolutionError,
     StaleLockError,
 )
 from photonpack.lock.closure import check_closure
-from photonpack.lock.declaration import read_declaration
-from photonpack.lock.index import DistFile, IndexSettings
+from photonpack.lock.index import DistFile
+from photonpack.lock.inputs import (
+    LockOptions,
+    default_lock_path,
+    default_name,
+    kept_lock,
+    lock_inputs,
+    read_inputs,
+    what_changed,
+)
 from photonpack.lock.kept import added_packages, check_kept, check_requirements, kept_for, pin_lines
 from photonpack.lock.pinned import (
     changed_trees,
     pin_sources,
+    relative_to_lock,
     resolver_line,
     source_cache,
     source_file,
     unfragmented,
 )
 from photonpack.lock.pylock import (
-    FromLock,
     Lock,
     LockedPackage,
     LockedWheel,
@@ -50,14 +57,11 @@ from photonpack.lock.pylock import (
 from photonpack.lock.relative import is_file_url, local_path, recorded
 from photonpack.lock.requirements import (
     check_hashes,
-    check_sources,
-    read_requirements,
     resolver_lines,
     without_exclusions,
 )
 from photonpack.lock.sdist import LockedSdist
 from photonpack.lock.target import Target
-from photonpack.serving.requirements import SERVING_REQUIREMENTS
 from photonpack.serving.source import PhotonSpec
 
 if TYPE_CHECKING:
@@ -66,7 +70,6 @@ if TYPE_CHECKING:
     from photonpack.lock.resolve import Pin, Resolution
     from photonpack.lock.standard import StandardLock
     from photonpack.sources.archive import SourceArchive
-    from photonpack.sources.form import SourceForm
 
 __all__ = [
     "Lock",
@@ -86,24 +89,6 @@ _MARKER_KEYS = ("platform_machine", "python_version", "sys_platform")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class LockOptions:
-    """What ``photonpack lock`` was asked for. No targets means this machine."""
-
-    name: str | None = None
-    output: Path | None = None
-    targets: tuple[Target, ...] = ()
-    index: IndexSettings = dataclasses.field(default_factory=IndexSettings)
-    upgrade: bool = False
-    upgrade_packages: tuple[str, ...] = ()
-    from_lock: Path | None = None  # a PEP 751 lock whose pins are kept (photonpack.lock.kept)
-    # Where git repositories and source archives are cached (the store's cache/); None: a
-    # temporary directory, so every lock fetches its sources again.
-    source_cache: Path | None = None
-    # Told how many projects the resolution has met so far, as it meets them (any thread).
-    progress: Callable[[int], None] | None = dataclasses.field(default=None, compare=False)
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
 class LockResult:
     """The lock file, its content, and whether this call rewrote it.
 
@@ -117,87 +102,6 @@ class LockResult:
     added: tuple[str, ...] = ()
 
 
-def default_name(class_name: str) -> str:
-    """``CounterV2`` -> ``counter-v2``: the photon name when none is given."""
-    words = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "-", class_name).lower()
-    name = re.sub(r"[^a-z0-9-]+", "-", words).strip("-")[:32].rstrip("-")
-    return name if name[:1].isalpha() else f"photon-{name}"[:32].rstrip("-")
-
-
-def default_lock_path(spec: PhotonSpec, name: str) -> Path:
-    """``pylock.<name>.toml`` in the photon's directory."""
-    return spec.directory / f"pylock.{name}.toml"
-
-
-def lock_inputs(spec: PhotonSpec, options: LockOptions) -> tuple[Path, LockInputs]:
-    """The lock's path and everything it is computed from."""
-    path, inputs, _ = _inputs(spec, options)
-    return path, inputs
-
-
-def _inputs(
-    spec: PhotonSpec, options: LockOptions
-) -> tuple[Path, LockInputs, tuple[SourceForm, ...]]:
-    """The lock's path, its inputs, and the photon's source requirements (not pinned yet)."""
-    declaration = read_declaration(spec)
-    wanted = read_requirements(
-        declaration.requirement_dependency, spec.directory, photon=declaration.class_name
-    )
-    check_sources(wanted, spec.directory, photon=declaration.class_name)
-    name = options.name or default_name(declaration.class_name)
-    path = options.output or default_lock_path(spec, name)
-    inputs = LockInputs(
-        # Lepton's runtime set (declaration.lepton_dependencies) is locked as declared ones are.
-        # The lines as read, included files expanded: editing one makes the lock stale.
-        # A source as written: its pin is the lock's (a moved branch changes nothing here).
-        requirements=tuple(
-            dict.fromkeys(
-                (
-                    *map(str, wanted.requirements),
-                    *map(str, wanted.sources),
-                    *declaration.lepton_dependencies,
-                )
-            )
-        ),
-        constraints=wanted.constraints,
-        exclusions=wanted.exclusions,
-        serving_requirements=SERVING_REQUIREMENTS,
-        # Sorted: the lock is the same whatever order --target was given in.
-        targets=tuple(sorted(set(options.targets), key=str)) or (Target.host(),),
-        index=wanted.index(options.index),
-        directory=path.parent,
-        from_lock=_from_lock(options.from_lock, path),
-    )
-    return path, inputs, wanted.sources
-
-
-def _from_lock(location: Path | None, output: Path) -> FromLock | None:
-    if location is None:
-        return None
-    import hashlib
-
-    if location.resolve() == output.resolve():
-        raise LockError(
-            f"--from {location} is the lock photonpack would write: keep the other tool's "
-            "lock under another name (pylock.toml), or write this one elsewhere with -o"
-        )
-    try:
-        data = location.read_bytes()
-    except FileNotFoundError as exc:
-        raise LockFileError(f"--from {location}: the lock file does not exist") from exc
-    except OSError as exc:
-        raise LockFileError(f"--from {location}: cannot read it: {exc.strerror or exc}") from exc
-    return FromLock(path=location.absolute(), sha256=hashlib.sha256(data).hexdigest())
-
-
-def _kept(inputs: LockInputs) -> StandardLock | None:
-    if inputs.from_lock is None:
-        return None
-    from photonpack.lock.standard import read_any_lock
-
-    return read_any_lock(inputs.from_lock.path)
-
-
 def check_lock(spec: PhotonSpec, options: LockOptions) -> None:
     """Raise :class:`StaleLockError` with a one-line reason unless the lock is fresh."""
     path, inputs = lock_inputs(spec, options)
@@ -205,21 +109,21 @@ def check_lock(spec: PhotonSpec, options: LockOptions) -> None:
         raise StaleLockError(f"{path.name} does not exist; run photonpack lock")
     lock = read_lock(path)
     if lock.inputs_digest != inputs.digest():
-        raise StaleLockError(f"{path.name} is stale: {_what_changed(lock.inputs, inputs)}")
-    if changed := changed_trees(lock, spec.directory):
+        raise StaleLockError(f"{path.name} is stale: {what_changed(lock.inputs, inputs)}")
+    if changed := changed_trees(lock):
         raise StaleLockError(f"{path.name} is stale: {'; '.join(changed)}; run photonpack lock")
     check_closure(lock)
-    if (kept := _kept(inputs)) is not None:
+    if (kept := kept_lock(inputs)) is not None:
         check_kept(lock, kept)
 
 
 def lock_photon(spec: PhotonSpec, options: LockOptions) -> LockResult:
     """Write (or keep) the photon's lock; see the module docstring."""
-    path, inputs, sources = _inputs(spec, options)
+    path, inputs, sources = read_inputs(spec, options)
     old = _read_text(path)
     if old is not None and not (options.upgrade or options.upgrade_packages):
         fresh = fresh_lock(old, path=path, digest=inputs.digest())
-        if fresh is not None and not changed_trees(fresh, spec.directory):
+        if fresh is not None and not changed_trees(fresh):
             check_closure(fresh)
             return _result(path, fresh, inputs, changed=False)
     # A malformed previous lock is an error, not something to overwrite silently.
@@ -233,11 +137,12 @@ def lock_photon(spec: PhotonSpec, options: LockOptions) -> LockResult:
             upgrade=options.upgrade,
             upgrade_packages=options.upgrade_packages,
         )
+        archives = relative_to_lock(archives, spec.directory, path.parent)
         lines = tuple(resolver_line(url, archive) for url, archive in archives.items())
         resolution, pinned = _resolve(
             inputs,
             _preferences(previous, options),
-            _kept(inputs),
+            kept_lock(inputs),
             sources=lines,
             progress=options.progress,
         )
@@ -256,7 +161,7 @@ def lock_photon(spec: PhotonSpec, options: LockOptions) -> LockResult:
 
 def _result(path: Path, lock: Lock, inputs: LockInputs, *, changed: bool) -> LockResult:
     """The result, the kept pins checked (``--from``) and what was added to them."""
-    kept = _kept(inputs)
+    kept = kept_lock(inputs)
     if kept is None:
         return LockResult(path=path, lock=lock, changed=changed)
     check_kept(lock, kept)
@@ -362,43 +267,6 @@ def _preferences(
     return pins
 
 
-def _what_changed(old: LockInputs, new: LockInputs) -> str:
-    def delta(label: str, before: Sequence[str], after: Sequence[str]) -> str | None:
-        added = [x for x in after if x not in before]
-        removed = [x for x in before if x not in after]
-        if not added and not removed:
-            return None if list(before) == list(after) else f"{label} reordered"
-        parts = [
-            f"added {', '.join(added)}" if added else "",
-            f"removed {', '.join(removed)}" if removed else "",
-        ]
-        return f"{label} changed ({'; '.join(p for p in parts if p)})"
-
-    reasons = [
-        delta("requirement_dependency", old.requirements, new.requirements),
-        delta("constraints", old.constraints, new.constraints),
-        delta("uninstall lines", old.exclusions, new.exclusions),
-        delta("serving requirements", old.serving_requirements, new.serving_requirements),
-        delta("targets", [str(t) for t in old.targets], [str(t) for t in new.targets]),
-        "index settings changed" if old.recorded_index() != new.recorded_index() else None,
-        _from_changed(old, new),
-    ]
-    found = [r for r in reasons if r]
-    reason = "; ".join(found) if found else "it was written by another lock format"
-    return f"{reason}; run photonpack lock"
-
-
-def _from_changed(old: LockInputs, new: LockInputs) -> str | None:
-    before, after = old.recorded_from(), new.recorded_from()
-    if before == after:
-        return None
-    if before is None or after is None:
-        return "--from added" if before is None else "--from removed"
-    if before["path"] != after["path"]:
-        return f"--from changed ({before['path']} -> {after['path']})"
-    return f"{new.from_lock.path.name if new.from_lock else after['path']} changed"
-
-
 def assemble(
     inputs: LockInputs,
     resolution: Resolution,
@@ -445,7 +313,12 @@ def assemble(
                 dependencies=tuple(sorted(children[(name, version)])),
                 wheels=tuple(_locked(name, version, f, path.parent) for f in files if f.is_wheel),
                 sdist=next(
-                    (_sdist(name, version, f, sources) for f in files if not f.is_wheel), None
+                    (
+                        _sdist(name, version, f, sources, path.parent)
+                        for f in files
+                        if not f.is_wheel
+                    ),
+                    None,
                 ),
             )
         )
@@ -514,10 +387,12 @@ def _sdist_of(files: Sequence[DistFile], version: Version) -> DistFile | None:
 
 
 def _sdist(
-    name: str, version: str, file: DistFile, sources: Mapping[str, SourceArchive]
+    name: str, version: str, file: DistFile, sources: Mapping[str, SourceArchive], directory: Path
 ) -> LockedSdist:
+    """The lock's sdist entry for ``file``; a local one by its path relative to ``directory``."""
     assert file.sha256 is not None and file.size is not None
     made = sources.get(file.url)
+    local = local_path(file.url) if made is None and is_file_url(file.url) else None
     return LockedSdist(
         name=name,
         version=version,
@@ -526,6 +401,7 @@ def _sdist(
         size=file.size,
         sha256=file.sha256,
         source=made.pinned if made is not None else None,
+        path=recorded(local, directory) if local is not None else None,
     )
 
 

@@ -26,12 +26,14 @@ from packaging.utils import canonicalize_name
 from photonpack.errors import ResolutionError
 from photonpack.lock.index import DistFile
 from photonpack.lock.pylock import Lock
+from photonpack.lock.relative import is_file_url, recorded
 from photonpack.sources.archive import SourceArchive, source_archive
-from photonpack.sources.form import DirectorySource, SourceForm, VcsSource
+from photonpack.sources.form import ArchiveSource, DirectorySource, SourceForm, VcsSource
 
 __all__ = [
     "changed_trees",
     "pin_sources",
+    "relative_to_lock",
     "resolver_line",
     "source_cache",
     "source_file",
@@ -72,6 +74,33 @@ def pin_sources(
     return archives
 
 
+def relative_to_lock(
+    archives: dict[str, SourceArchive], base_dir: Path, lock_dir: Path
+) -> dict[str, SourceArchive]:
+    """``archives`` with each local path made relative to the lock's directory (PEP 751).
+
+    A line's path is relative to the photon's directory (``base_dir``); a lock records
+    it relative to its own. The same directory (the default lock): kept as written.
+    """
+    if base_dir.resolve() == lock_dir.resolve():
+        return archives
+    return {url: made._replace(pinned=_moved(made.pinned, base_dir, lock_dir))
+            for url, made in archives.items()}  # fmt: skip
+
+
+def _moved(form: SourceForm, base_dir: Path, lock_dir: Path) -> SourceForm:
+    if isinstance(form, DirectorySource) and not Path(form.path).expanduser().is_absolute():
+        path = recorded(base_dir / Path(form.path).expanduser(), lock_dir)
+        return dataclasses.replace(form, path=path)
+    if isinstance(form, ArchiveSource) and _relative_path(form.url):
+        return dataclasses.replace(form, url=recorded(base_dir / form.url, lock_dir))
+    return form
+
+
+def _relative_path(location: str) -> bool:
+    return "://" not in location and not is_file_url(location) and not Path(location).is_absolute()
+
+
 def resolver_line(url: str, archive: SourceArchive) -> str:
     """``name[extras] @ file:///…`` (or the bare URL when the name is the metadata's)."""
     form = archive.pinned
@@ -97,10 +126,14 @@ def source_file(name: str, version: str, made: SourceArchive) -> DistFile:
     )
 
 
-def changed_trees(lock: Lock, base_dir: Path) -> list[str]:
-    """``path (was …, now …)`` for each locked local project whose tree changed since."""
+def changed_trees(lock: Lock) -> list[str]:
+    """``path (was …, now …)`` for each locked local project whose tree changed since.
+
+    A project's path is relative to the lock's directory.
+    """
     from photonpack.sources.tree import tree_digest
 
+    base_dir = lock.path.parent
     changed = []
     for package in lock.packages:
         source = package.sdist.source if package.sdist is not None else None

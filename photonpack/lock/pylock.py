@@ -198,6 +198,25 @@ class Lock:
         """Every sdist in the lock, sorted by filename."""
         return sorted((p.sdist for p in self.packages if p.sdist), key=lambda s: s.filename)
 
+    def with_source_archives(self, made: Mapping[str, tuple[str, int]]) -> Lock:
+        """This lock with its pinned sources' archives as made here: sha256 -> (sha256, size).
+
+        A source archive depends on the zlib that compressed it, so the one made on this
+        machine from the same pin may have other bytes than the one the lock recorded;
+        the pin (tree digest, commit, download sha256) is what was checked.
+        """
+
+        def replaced(package: LockedPackage) -> LockedPackage:
+            sdist = package.sdist
+            if sdist is None or sdist.source is None or sdist.sha256 not in made:
+                return package
+            sha256, size = made[sdist.sha256]
+            return dataclasses.replace(
+                package, sdist=dataclasses.replace(sdist, sha256=sha256, size=size)
+            )
+
+        return dataclasses.replace(self, packages=tuple(map(replaced, self.packages)))
+
     def wheels_for(self, target: Target) -> list[LockedWheel]:
         """The best wheel of every package the target needs, sorted by filename."""
         chosen: list[LockedWheel] = []

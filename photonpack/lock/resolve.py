@@ -41,7 +41,7 @@ from photonpack.lock.index import DistFile, IndexSettings, redact_url
 from photonpack.lock.piperrors import SourcesNeeded, pip_internals, translated
 from photonpack.lock.pipreads import metadata_shortcuts, sharing_pages
 from photonpack.lock.repository import TargetRepository, target_environment
-from photonpack.lock.sdistmeta import static_sdist_metadata
+from photonpack.lock.sdistmeta import remembered_metadata, static_sdist_metadata
 from photonpack.lock.shared import SharedIndex
 from photonpack.lock.target import Target
 
@@ -107,6 +107,7 @@ def resolve(
         contextlib.closing(shared),
         sharing_pages(shared, lambda: current[-1].tags),
         metadata_shortcuts(shared, *([static_sdist_metadata] if allow_sources else [])),
+        remembered_metadata(),  # a dynamic sdist's backend runs once, not once per round
         tempfile.TemporaryDirectory(prefix="photonpack-resolve-") as work,
     ):
         # One repository per target for both passes: the second reuses the candidates

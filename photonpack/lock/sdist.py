@@ -27,6 +27,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from photonpack._digest import is_sha256_hex
+from photonpack.lock.relative import resolved_url
 from photonpack.lock.schema import Where
 from photonpack.lock.source_entries import source_entry, source_from_entry
 from photonpack.sources.form import SourceForm
@@ -79,13 +80,17 @@ class LockedSdist:
     sha256: str
     build: BuildSystem = dataclasses.field(default_factory=BuildSystem)
     source: SourceForm | None = None  # pinned: built from it, not from an index's sdist
+    path: str | None = (
+        None  # a local sdist (--find-links): recorded relative to the lock's directory
+    )
 
     def to_dict(self) -> dict[str, Any]:
         """The PEP 751 ``[packages.sdist]`` table."""
         assert self.source is None, "a source is written by package_tables"
+        where = {"path": self.path} if self.path is not None else {"url": self.url}
         return {
             "name": self.filename,
-            "url": self.url,
+            **where,
             "size": self.size,
             "hashes": {"sha256": self.sha256},
         }
@@ -138,7 +143,11 @@ class LockedSdist:
             raise where.error(
                 f"{sdist_at}.hashes.sha256", f"is {sha256!r}, not 64 lowercase hex digits"
             )
-        url = where.string(table, "url", sdist_at)
+        path = where.string(table, "path", sdist_at) if "path" in table else None
+        # As for a wheel, a path wins over a URL (as pip reads it).
+        url = (
+            resolved_url(path, where.path.parent) if path else where.string(table, "url", sdist_at)
+        )
         tool = where.table(where.table(package, "tool", at), "photonpack", f"{at}.tool")
         return cls(
             name=name,
@@ -147,6 +156,7 @@ class LockedSdist:
             if "name" in table
             else url.rpartition("/")[2],
             url=url,
+            path=path,
             size=where.size(table, "size", sdist_at),
             sha256=sha256,
             build=BuildSystem.from_dict(tool, f"{at}.tool.photonpack", where),

@@ -22,13 +22,15 @@ that lies is caught before an archive exists.
 
 from __future__ import annotations
 
+import contextlib
 import email.parser
 import tarfile
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-__all__ = ["STATIC_FIELDS", "static_pkg_info", "static_sdist_metadata"]
+__all__ = ["STATIC_FIELDS", "remembered_metadata", "static_pkg_info", "static_sdist_metadata"]
 
 # The fields resolution reads: each must be static for PKG-INFO to stand for the metadata.
 STATIC_FIELDS = frozenset({"requires-dist", "requires-python", "provides-extra"})
@@ -112,3 +114,39 @@ def static_sdist_metadata(preparer: Any, req: Any) -> Any:
     if text is None:
         return None  # dynamic: pip prepares it by running the backend
     return get_metadata_distribution(text, link.filename, req.req.name)
+
+
+@contextlib.contextmanager
+def remembered_metadata() -> Iterator[None]:
+    """Prepare each sdist's metadata once per ``resolve`` call, however often pip asks.
+
+    pip-tools resolves in rounds and photonpack in two passes, each with new
+    requirement objects: without this, a dynamic sdist's backend ran once per
+    round (docopt three times in one lock of ``bench/sources.py``). The first
+    preparation's ``METADATA`` is kept by link (URL and hash) and handed to the
+    later ones, as pip's own PEP 658 path hands a wheel's.
+    """
+    from pip._internal.distributions.sdist import SourceDistribution
+    from pip._internal.metadata import get_metadata_distribution
+
+    original = SourceDistribution.__dict__["prepare_distribution_metadata"]
+    prepared: dict[str, bytes] = {}
+
+    def prepare(self: Any, *args: Any, **kwargs: Any) -> None:
+        req, link = self.req, self.req.link
+        key = link.url if link is not None and not req.editable and req.req is not None else None
+        if key is not None and key in prepared:
+            req._distribution = get_metadata_distribution(
+                prepared[key], link.filename, req.req.name
+            )
+            return
+        original(self, *args, **kwargs)
+        if key is not None and req.metadata_directory:
+            with contextlib.suppress(OSError):
+                prepared[key] = (Path(req.metadata_directory) / "METADATA").read_bytes()
+
+    SourceDistribution.prepare_distribution_metadata = prepare  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        SourceDistribution.prepare_distribution_metadata = original  # type: ignore[method-assign]

@@ -114,6 +114,7 @@ def _cached(cache_dir: Path, key: str) -> tuple[Path, str] | None:
         sha256 = _pin_file(cache_dir, key).read_text().strip()
         path = cache_dir / "sources" / f"{sha256}.tar.gz"
         if sha256_file(path)[0] == sha256:
+            os.utime(path)  # used: gc keeps it for the keep window (photonpack.store.gc_cache)
             return path, sha256
     except OSError:
         pass

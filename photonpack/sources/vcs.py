@@ -101,6 +101,8 @@ def repository_cache(cache_dir: Path, url: str) -> Path:
     key = hashlib.sha256(_redacted(url).encode()).hexdigest()[:32]
     path = cache_dir / "git" / key
     if (path / "HEAD").is_file():
+        with contextlib.suppress(OSError):
+            os.utime(path)  # used: gc keeps it for the keep window (photonpack.store.gc_cache)
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
     # Made aside and renamed into place: two locks may create the same cache at once.

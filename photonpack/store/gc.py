@@ -13,6 +13,8 @@ The policy (also in ``docs/internals.md`` and ``photonpack gc --help``):
   ``run`` server holds (its lock in ``locks/use-*``), any environment used
   within the keep window (one made by another interpreter, say), and the
   handler-contract cache entries (``describe/``) younger than the window.
+- **Build and source caches** (``built/``, ``cache/``): what a kept photon
+  carries, and sources used within the window (``photonpack.store.gc_cache``).
 - **Removed**: everything else in those areas, including blobs no kept photon
   lists (downloads of unnamed builds, base-image layers: fetched again when
   needed), lock files nobody holds, and temporary files whose process is gone
@@ -43,6 +45,7 @@ from typing import TYPE_CHECKING
 from photonpack._digest import is_sha256_hex
 from photonpack.errors import IntegrityError, StoreError
 from photonpack.store import locks
+from photonpack.store.gc_cache import built_garbage, cache_garbage
 from photonpack.store.names import COMPLETE, is_orphan, store_errors, temp_prefix
 from photonpack.store.refs import Ref
 
@@ -61,7 +64,10 @@ DEFAULT_KEEP_S = 7 * 24 * 3600
 #: between writing a temporary file and renaming it into place (and gc runs alone).
 _STALE_TMP_S = 3600
 #: The areas gc collects, in the order it removes them (records before what they point at).
-_AREAS = ("archives", "manifests", "work", "envs", "installed", "blobs", "describe", "locks", "tmp")
+_AREAS = (
+    "archives", "manifests", "work", "envs", "installed", "built", "blobs", "cache", "describe",
+    "locks", "tmp",
+)  # fmt: skip
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -311,7 +317,9 @@ def _plan(store: Store, keep: _Keep, in_use: tuple[str, ...], cutoff: float) -> 
             if _pointer_field(p, "environment") not in kept_envs
         ],
     )
+    add("built", built_garbage(root, keep.blobs))
     add("blobs", [p for p in _entries(root / "blobs" / "sha256") if p.name not in keep.blobs])
+    add("cache", cache_garbage(root, keep.blobs, cutoff))
     add("describe", [p for p in _entries(root / "describe") if _mtime(p) < cutoff])
     add("locks", [p for p in _entries(root / "locks") if not locks.in_use(p)])
     add("tmp", [p for p in _entries(root / "tmp") if _stale_tmp(p)])

@@ -28,6 +28,8 @@ AREAS: dict[str, str] = {
     "archives": "archive files already verified",
     "refs": "photon names",
     "describe": "handler contracts read from built photons (a cache)",
+    "built": "which wheel each build of a source gave (a cache)",
+    "cache": "git repositories and source archives made from pins (a cache)",
     "deployments": "records of deployments made by photonpack deploy",
     "locks": "lock files of concurrent photonpack processes and live servers",
     "tmp": "temporary files of running (or dead) photonpack processes",

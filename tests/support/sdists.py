@@ -8,7 +8,7 @@
 makes open a socket in ``build_wheel``, as a backend that downloads would, and
 ``fail=True`` fail there, as a backend without its compiler would, and
 ``asks`` the dynamic build requirements ``get_requires_for_build_wheel`` returns,
-and ``marker`` (a path) be written whenever the backend is imported, i.e. run.
+and ``marker`` (a path) get a line whenever the backend is imported, i.e. run.
 ``metadata_version`` and ``dynamic`` shape ``PKG-INFO`` (PEP 643).
 """
 
@@ -31,7 +31,8 @@ _BACKEND = '''\
 import base64, hashlib, os, zipfile
 
 if {marker!r}:
-    open({marker!r}, "a").close()
+    with open({marker!r}, "a") as ran:
+        ran.write("imported\\n")
 
 NAME, VERSION, REQUIRES, TAG = {name!r}, {version!r}, {requires!r}, {tag!r}
 NETWORK, FAIL, ASKS = {network!r}, {fail!r}, {asks!r}

@@ -1,0 +1,77 @@
+"""A pinned source is checked by its pin, not by its archive's bytes (which depend on zlib).
+
+The lock records the tree digest of a local project and the commit of a git
+requirement; the source archive made from them is gzip output, whose bytes a
+machine with another zlib (zlib-ng) makes differently. A lock written there
+must still build here, and the archive it gives must still pass ``verify``.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from photonpack.cli import cli
+from photonpack.store import Store
+from tests.support.index import PackageIndex
+from tests.support.stack import build_photon
+from tests.test_lock_sources import entry, index, photon, project, repository  # noqa: F401
+
+
+def _as_if_locked_elsewhere(lock: Path, name: str, cache: Path) -> str:
+    """Rewrite the lock's source-archive of ``name`` as another zlib would have made it.
+
+    The same tar, gzip-compressed at another level: other bytes, other sha256, same
+    files. Returns the sha256 the lock now records.
+    """
+    recorded = entry(lock, name)["tool"]["photonpack"]["source-archive"]
+    sha256, size = recorded["hashes"]["sha256"], recorded["size"]
+    made = cache / "sources" / f"{sha256}.tar.gz"
+    other = gzip.compress(gzip.decompress(made.read_bytes()), compresslevel=1, mtime=0)
+    other_sha256 = hashlib.sha256(other).hexdigest()
+    assert other_sha256 != sha256
+    text = lock.read_text()
+    table = "[packages.tool.photonpack.source-archive]\nsize = {}\n\n"
+    hashes = "[packages.tool.photonpack.source-archive.hashes]\nsha256 = {}\n"
+    was = table.format(size) + hashes.format(f'"{sha256}"')
+    assert text.count(was) == 1, text
+    text = text.replace(was, table.format(len(other)) + hashes.format(f'"{other_sha256}"'))
+    lock.write_text(text)
+    return other_sha256
+
+
+def test_a_lock_made_by_another_zlib_builds_here_and_its_archive_verifies(
+    index: PackageIndex,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    repo = repository(tmp_path / "repo")
+    project(tmp_path / "src" / "locallib")
+    (tmp_path / "src" / "locallib" / "pyproject.toml").write_text(
+        (tmp_path / "src" / "locallib" / "pyproject.toml").read_text().replace("mylib", "locallib")
+    )
+    (tmp_path / "src" / "locallib" / "mylib").rename(tmp_path / "src" / "locallib" / "locallib")
+    source = photon(tmp_path / "src", f"mylib @ git+{repo.as_uri()}@main", "./locallib")
+    there = Store(tmp_path / "there")
+    build_photon(index, source, tmp_path / "there.photon", store=there)
+    lock = tmp_path / "src" / "pylock.svc.toml"
+    for name in ("mylib", "locallib"):
+        _as_if_locked_elsewhere(lock, name, there.root / "cache")
+    edited = lock.read_bytes()
+
+    here = build_photon(index, source, tmp_path / "here.photon", store=Store(tmp_path / "here"))
+    assert lock.read_bytes() == edited  # the lock is fresh: the pins did not change
+    built = {w.name: w for w in here.manifest.wheels if w.source is not None}
+    assert sorted(built) == ["locallib", "mylib"]
+    assert built["mylib"].source is not None
+    assert built["mylib"].source.url == f"git+{repo.as_uri()}@{git_head(repo)}"
+    result = CliRunner().invoke(cli, ["verify", str(here.path)])
+    assert result.exit_code == 0, result.output
+
+
+def git_head(repo: Path) -> str:
+    from tests.test_sources_vcs import git
+
+    return git("rev-parse", "HEAD", cwd=repo)
