@@ -328,3 +328,21 @@ def test_gc_waits_for_a_command_using_the_store_and_sees_what_it_did(
     assert waiting.returncode == 0
     assert report["roots"]["named"] == []
     assert _freed(report)["blobs"] == len(manifest.blobs())
+
+
+def test_gc_drops_the_records_of_archives_gone_and_of_wheels_it_removes(
+    real_index: PackageIndex, photonpack_home: Path, tmp_path: Path
+) -> None:
+    photon = write_photon(tmp_path / "src")
+    out = tmp_path / "counter.photon"
+    built = _photonpack("build", "-m", str(photon), "--index-url", real_index.url, "-o", str(out))
+    assert built.returncode == 0, built.stderr
+    written = list((photonpack_home / "written").glob("*.json"))
+    inspected = list((photonpack_home / "inspected").glob("*.json"))
+    assert len(written) == 1 and inspected
+    _gc()  # the archive is still there, unchanged: its record stays (nothing is named: blobs go)
+    assert [p.exists() for p in written] == [True]
+    assert not list((photonpack_home / "inspected").glob("*.json"))
+    out.unlink()
+    freed = _freed(_gc())
+    assert freed.get("written") == 1 and not written[0].exists()

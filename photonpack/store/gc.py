@@ -12,7 +12,9 @@ The policy (also in ``docs/internals.md`` and ``photonpack gc --help``):
   environments. Also kept: any environment or working directory a live
   ``run`` server holds (its lock in ``locks/use-*``), any environment used
   within the keep window (one made by another interpreter, say), and the
-  handler-contract cache entries (``describe/``) younger than the window.
+  handler-contract cache entries (``describe/``) younger than the window,
+  the ``Requires-Dist`` of kept blobs (``inspected/``) and the records of
+  archives ``build`` wrote that are still on disk unchanged (``written/``).
 - **Build and source caches** (``built/``, ``cache/``): what a kept photon
   carries, and sources used within the window (``photonpack.store.gc_cache``).
 - **Removed**: everything else in those areas, including blobs no kept photon
@@ -48,6 +50,7 @@ from photonpack.store import locks
 from photonpack.store.gc_cache import built_garbage, cache_garbage
 from photonpack.store.names import COMPLETE, is_orphan, store_errors, temp_prefix
 from photonpack.store.refs import Ref
+from photonpack.store.written import stale_written
 
 if TYPE_CHECKING:
     from photonpack.archive.manifest import Manifest
@@ -65,8 +68,8 @@ DEFAULT_KEEP_S = 7 * 24 * 3600
 _STALE_TMP_S = 3600
 #: The areas gc collects, in the order it removes them (records before what they point at).
 _AREAS = (
-    "archives", "manifests", "work", "envs", "installed", "built", "blobs", "cache", "describe",
-    "locks", "tmp",
+    "archives", "manifests", "work", "envs", "installed", "built", "blobs", "inspected", "cache",
+    "describe", "written", "locks", "tmp",
 )  # fmt: skip
 
 
@@ -320,7 +323,9 @@ def _plan(store: Store, keep: _Keep, in_use: tuple[str, ...], cutoff: float) -> 
     add("built", built_garbage(root, keep.blobs))
     add("blobs", [p for p in _entries(root / "blobs" / "sha256") if p.name not in keep.blobs])
     add("cache", cache_garbage(root, keep.blobs, cutoff))
+    add("inspected", [p for p in _entries(root / "inspected") if p.stem not in keep.blobs])
     add("describe", [p for p in _entries(root / "describe") if _mtime(p) < cutoff])
+    add("written", stale_written(root))
     add("locks", [p for p in _entries(root / "locks") if not locks.in_use(p)])
     add("tmp", [p for p in _entries(root / "tmp") if _stale_tmp(p)])
     return plan

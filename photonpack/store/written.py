@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from photonpack.store.store import Store
 
-__all__ = ["note_written", "prune_written", "still_written"]
+__all__ = ["note_written", "stale_written", "still_written"]
 
 
 def _record_path(store: Store, path: Path) -> Path:
@@ -69,17 +69,16 @@ def still_written(store: Store, path: Path, digest: str) -> bool:
     )
 
 
-def prune_written(store: Store) -> int:
-    """Forget the archives whose file is gone or changed since; return how many were forgotten."""
-    forgotten = 0
-    for record_path in sorted((store.root / "written").glob("*.json")):
+def stale_written(root: Path) -> list[Path]:
+    """The records under ``root/written`` whose file is gone or changed since: ``gc``'s to remove."""
+    stale = []
+    for record_path in sorted((root / "written").glob("*.json")):
         try:
             record = json.loads(record_path.read_bytes())
             current = _identity(Path(record["path"]))
-            keep = current is not None and all(record.get(k) == v for k, v in current.items())
-        except (OSError, ValueError, KeyError, TypeError):
-            keep = False
-        if not keep:
-            record_path.unlink(missing_ok=True)
-            forgotten += 1
-    return forgotten
+            kept = current is not None and all(record.get(k) == v for k, v in current.items())
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            kept = False
+        if not kept:
+            stale.append(record_path)
+    return stale
