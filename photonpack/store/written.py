@@ -70,7 +70,7 @@ def still_written(store: Store, path: Path, digest: str) -> bool:
 
 
 def stale_written(root: Path) -> list[Path]:
-    """The records under ``root/written`` whose file is gone or changed since: ``gc``'s to remove."""
+    """The records under ``root/written`` whose file is gone or changed: for ``gc`` to remove."""
     stale = []
     for record_path in sorted((root / "written").glob("*.json")):
         try:
