@@ -99,6 +99,34 @@ class Browser:
             if e.get("method") == "Network.requestWillBeSent"
         ]
 
+    def outcomes(self, timeout: float = 30) -> dict[str, str]:
+        """Each URL asked for and what became of it, once every request has ended.
+
+        ``loaded``; ``blocked:<reason>`` when the browser never sent it (the page's
+        Content-Security-Policy: ``blocked:csp``); ``failed:<error>`` otherwise.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            asked = {
+                e["params"]["requestId"]: e["params"]["request"]["url"]
+                for e in self.events
+                if e.get("method") == "Network.requestWillBeSent"
+            }
+            ended: dict[str, str] = {}
+            for e in self.events:
+                method, params = e.get("method"), e.get("params", {})
+                if method == "Network.loadingFinished":
+                    ended[params["requestId"]] = "loaded"
+                elif method == "Network.loadingFailed":
+                    reason = params.get("blockedReason")
+                    ended[params["requestId"]] = (
+                        f"blocked:{reason}" if reason else f"failed:{params.get('errorText')}"
+                    )
+            if set(asked) <= set(ended) or time.monotonic() > deadline:
+                return {url: ended.get(rid, "pending") for rid, url in asked.items()}
+            self.evaluate("1")  # reads the events that arrived meanwhile
+            time.sleep(0.1)
+
     def close(self) -> None:
         self.process.kill()
         self.process.wait()
