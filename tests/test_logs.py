@@ -632,3 +632,29 @@ def test_quiet_run_says_nothing_on_stderr_and_still_serves(
     said = log.read_text()
     assert "photonpack: serving" not in said
     assert "verified" not in said and "serving chatty" not in said
+
+
+def test_an_access_line_and_its_duration_field_agree_at_a_rounding_edge() -> None:
+    import logging
+
+    from photonpack.serving.logs import ACCESS_LOGGER, RequestLog
+
+    seen: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record)
+
+    access = logging.getLogger(ACCESS_LOGGER)
+    keep, level = Keep(), access.level
+    access.addHandler(keep)
+    access.setLevel(logging.INFO)
+    try:
+        scope = {"method": "POST", "path": "/hello", "client": ("127.0.0.1", 5), "type": "http"}
+        RequestLog._log(scope, "rid", 200, 0.04996)  # 0.0 unrounded; 0.05 (just over) -> 0.1
+    finally:
+        access.removeHandler(keep)
+        access.setLevel(level)
+    (record,) = seen
+    duration = record.photonpack_access["duration_ms"]  # type: ignore[attr-defined]
+    assert record.getMessage().endswith(f" 200 {duration:.1f} ms rid")

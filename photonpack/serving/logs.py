@@ -396,11 +396,12 @@ class RequestLog:
         client = scope.get("client")
         where = f"{client[0]}:{client[1]}" if client else "-"
         method, path = scope["method"], scope["path"]
+        ms = round(ms, 3)  # one figure for the field and the message, which must agree
         fields = {
             "method": method,
             "path": path,
             "status": status,
-            "duration_ms": round(ms, 3),
+            "duration_ms": ms,
             "request_id": rid,
             "client": where if client else None,
         }
