@@ -172,7 +172,8 @@ def test_write_refuses_a_blob_that_changed_since_the_manifest(tmp_path: Path) ->
     found = hashlib.sha256(b"weightz").hexdigest()
     assert caught.value.message == (
         f"{changed} (data/model.bin) changed after the manifest was made: expected 7 bytes, "
-        f"sha256 {sha}, found 7 bytes, sha256 {found}; build again"
+        f"sha256 {sha}, found 7 bytes, sha256 {found}; run photonpack verify --store to take "
+        "the damaged copy out of use, then build or pull again"
     )
 
 

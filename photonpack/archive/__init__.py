@@ -180,5 +180,6 @@ def _copy_blob(
         found = "more bytes" if copied > size else f"{copied} bytes, sha256 {digest.hexdigest()}"
         raise IntegrityError(
             f"{path} ({label}) changed after the manifest was made: expected {size} bytes, "
-            f"sha256 {sha256}, found {found}; build again"
+            f"sha256 {sha256}, found {found}; run photonpack verify --store to take the damaged "
+            "copy out of use, then build or pull again"
         )

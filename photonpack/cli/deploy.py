@@ -45,19 +45,28 @@ def _image_for(
     client_for: Any,
 ) -> str:
     """Build the photon's image; push it to ``registry`` or load it into podman: its pinned ref."""
-    from photonpack.image import ImageOptions, build_image, default_base, open_base, push_image
-    from photonpack.image import archive_architecture as _architecture
-    from photonpack.image import source_date_epoch as _epoch
+    from photonpack.image import (
+        ImageOptions,
+        archive_architecture,
+        build_image,
+        default_base,
+        open_base,
+        push_image,
+        source_date_epoch,
+    )
     from photonpack.oci.reference import parse_reference
     from photonpack.store import Store
 
     store = Store()
     spec = base or manifest.photon.image or default_base(list(manifest.targets))
     base_image = open_base(
-        spec, store=store, architecture=_architecture(manifest.targets), client_for=client_for
+        spec,
+        store=store,
+        architecture=archive_architecture(manifest.targets),
+        client_for=client_for,
     )
     info(f"base {spec} {base_image.digest}")
-    options = ImageOptions(epoch=_epoch(), check_system=True)
+    options = ImageOptions(epoch=source_date_epoch(), check_system=True)
     with store.temp_dir("deploy-") as work:
         built = build_image(store, manifest, base_image, work, options)
         for warning in built.warnings:

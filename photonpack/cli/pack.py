@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -13,6 +13,7 @@ from photonpack._units import format_size
 from photonpack.cli._app import cli, progress_shown
 
 if TYPE_CHECKING:
+    from photonpack.build import StoredBuild
     from photonpack.lock.lockfile import LockOptions, LockResult
     from photonpack.lock.pylock import Lock
     from photonpack.serving.source import PhotonSpec
@@ -309,17 +310,19 @@ def _build_options(func: Any) -> Any:
     )(func)
 
 
+_Built = TypeVar("_Built", bound="StoredBuild")
+
+
 def _do_build(
+    run: Callable[..., _Built],
     photon: str,
     name: str | None,
     output: Path | None,
     locked: bool,
-    *,
-    write_file: bool = True,
     **index: Any,
-) -> Any:
-    """Build ``photon``: into ``output`` (a BuildResult), or into the store only (a StoredBuild)."""
-    from photonpack.build import BuildOptions, build, build_in_store
+) -> _Built:
+    """Build ``photon`` with ``run`` (``build``: into ``output``; ``build_in_store``: no file)."""
+    from photonpack.build import BuildOptions
     from photonpack.serving.source import parse_spec
 
     spec = parse_spec(photon)
@@ -330,7 +333,6 @@ def _do_build(
         locked=locked,
         lock=lock_options_from(name=name, output=None, **index),
     )
-    run = build if write_file else build_in_store
     with _BuildProgress(progress_shown()) as progress:
         result = run(spec, options, progress=progress, writing=progress)
     for warning in result.warnings:
@@ -388,7 +390,9 @@ def build(
     """
     import json
 
-    result = _do_build(photon, name, output, locked, **index)
+    from photonpack.build import build as build_photon
+
+    result = _do_build(build_photon, photon, name, output, locked, **index)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2, sort_keys=True))
         return
@@ -409,10 +413,13 @@ def create(
     """
     import json
 
+    from photonpack.build import build as build_photon
+    from photonpack.build import build_in_store
     from photonpack.store import Store
 
     # Without -o nothing is written but the store: the archive's bytes are only counted.
-    result = _do_build(photon, name, output, locked, write_file=output is not None, **index)
+    run = build_photon if output is not None else build_in_store
+    result = _do_build(run, photon, name, output, locked, **index)
     ref = Store().refs.put(result.manifest.name, result.digest, result.size)
     if as_json:
         click.echo(json.dumps({**result.to_dict(), **ref.to_dict()}, indent=2, sort_keys=True))

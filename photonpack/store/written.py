@@ -44,6 +44,17 @@ def _identity(path: Path) -> dict[str, int] | None:
     }
 
 
+def _unchanged(record: object, path: Path) -> bool:
+    """Whether ``record`` names ``path`` and ``path``'s identity is still the one it noted."""
+    identity = _identity(path)
+    return (
+        isinstance(record, dict)
+        and identity is not None
+        and record.get("path") == str(path.absolute())
+        and all(record.get(key) == value for key, value in identity.items())
+    )
+
+
 def note_written(store: Store, path: Path, digest: str) -> None:
     """Remember that ``path``, as it is now, is the archive of ``digest`` written by this store."""
     identity = _identity(path)
@@ -59,14 +70,7 @@ def still_written(store: Store, path: Path, digest: str) -> bool:
         record = json.loads(_record_path(store, path).read_bytes())
     except (OSError, ValueError):
         return False
-    identity = _identity(path)
-    return (
-        isinstance(record, dict)
-        and identity is not None
-        and record.get("digest") == digest
-        and record.get("path") == str(path.absolute())
-        and all(record.get(key) == value for key, value in identity.items())
-    )
+    return _unchanged(record, path) and record.get("digest") == digest
 
 
 def stale_written(root: Path) -> list[Path]:
@@ -75,9 +79,8 @@ def stale_written(root: Path) -> list[Path]:
     for record_path in sorted((root / "written").glob("*.json")):
         try:
             record = json.loads(record_path.read_bytes())
-            current = _identity(Path(record["path"]))
-            kept = current is not None and all(record.get(k) == v for k, v in current.items())
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            kept = _unchanged(record, Path(record["path"]))
+        except (OSError, ValueError, KeyError, TypeError):
             kept = False
         if not kept:
             stale.append(record_path)
