@@ -172,6 +172,20 @@ def test_a_stream_becomes_the_blob_its_bytes_name_and_mends_an_altered_one(
     assert list((tmp_path / "tmp").iterdir()) == []
 
 
+def test_a_stream_already_stored_intact_is_rehashed_and_not_written_again(
+    tmp_path: Path,
+) -> None:
+    import io
+
+    store = Store(tmp_path)
+    sha, _ = store.add_blob_stream(io.BytesIO(b"serving code"))
+    before = store.blob_path(sha).stat()
+    assert store.add_blob_stream(io.BytesIO(b"serving code"))[0] == sha
+    after = store.blob_path(sha).stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    assert list((tmp_path / "tmp").iterdir()) == []
+
+
 def test_adopting_a_file_checks_it_and_moves_it_in(tmp_path: Path) -> None:
     store = Store(tmp_path)
     with store.temp_dir("pull-") as scratch:

@@ -63,12 +63,17 @@ def fetch_wheels(
     unique = {wheel.sha256: wheel for wheel in wheels}
     directory = cache / "sha256"
     directory.mkdir(parents=True, exist_ok=True)
+    # The biggest first: with a 1 GB wheel among small ones, re-hashing it last
+    # would keep one core busy alone at the end.
+    biggest_first = sorted(unique.values(), key=lambda wheel: (-wheel.size, wheel.sha256))
     with concurrent.futures.ThreadPoolExecutor(_WORKERS) as pool:
         futures = {
-            digest: pool.submit(_fetch_one, wheel, directory, partial or directory, progress, index)
-            for digest, wheel in sorted(unique.items())
+            wheel.sha256: pool.submit(
+                _fetch_one, wheel, directory, partial or directory, progress, index
+            )
+            for wheel in biggest_first
         }
-        return {digest: future.result() for digest, future in futures.items()}
+        return {digest: futures[digest].result() for digest in sorted(futures)}
 
 
 def with_credentials(url: str, index: IndexSettings | None) -> str:

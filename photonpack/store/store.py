@@ -315,9 +315,22 @@ class Store:
             except BaseException:
                 atomic.abort()
                 raise
-            # Also mends a same-named blob altered in place.
-            atomic.commit(target=self.blob_path(sha256), sync_dir=False)
+            target = self.blob_path(sha256)
+            if self._intact(target, sha256, size):
+                atomic.abort()  # the same bytes, re-hashed: a warm build writes nothing
+            else:  # also mends a same-named blob altered in place
+                atomic.commit(target=target, sync_dir=False)
         return sha256, size
+
+    def _intact(self, path: Path, sha256: str, size: int) -> bool:
+        """Whether ``path`` holds exactly ``size`` bytes hashing to ``sha256`` (re-hashed)."""
+        try:
+            if path.stat().st_size != size:
+                return False
+            self._check_file(path, sha256, size)
+        except (OSError, IntegrityError):
+            return False
+        return True
 
     def adopt_blob(self, path: Path, sha256: str, size: int) -> Path:
         """Move a file on the store's filesystem (e.g. under ``tmp/``) in as a blob.
