@@ -156,6 +156,45 @@ def test_reimporting_the_same_archive_bytes_skips_unpacking_but_not_verification
     assert store.has_blob(victim)
 
 
+def test_an_archive_file_hashed_before_is_trusted_only_while_its_identity_is_unchanged(
+    counter_archive: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    from photonpack.store.written import hashed_before
+
+    store = Store(tmp_path / "home")
+    archive = Path(shutil.copy(counter_archive, tmp_path / "counter.photon"))
+    first = store.import_archive(archive)
+    file_hex = _sha(archive.read_bytes())
+    assert hashed_before(store, archive) == file_hex  # a warm run reads nothing of it
+    assert store.import_archive(archive) == first
+
+    # Rewritten with the same bytes: a new ctime, so hashed again (and still known).
+    data = archive.read_bytes()
+    archive.write_bytes(data)
+    assert hashed_before(store, archive) is None
+    assert store.import_archive(archive) == first
+    assert hashed_before(store, archive) == file_hex
+
+    # Altered in place with its mtime put back: the ctime still moved; refused.
+    stat = archive.stat()
+    with archive.open("r+b") as fh:
+        fh.seek(len(data) // 2)
+        fh.write(bytes([data[len(data) // 2] ^ 1]))
+    os.utime(archive, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert hashed_before(store, archive) is None
+    with pytest.raises(PhotonpackError):
+        store.import_archive(archive)
+
+    # Moved: the record is the old path's, not the file's.
+    moved = tmp_path / "moved.photon"
+    shutil.copy(counter_archive, tmp_path / "again.photon")
+    store.import_archive(tmp_path / "again.photon")
+    os.replace(tmp_path / "again.photon", moved)
+    assert hashed_before(store, moved) is None
+
+
 def test_a_stream_becomes_the_blob_its_bytes_name_and_mends_an_altered_one(
     tmp_path: Path,
 ) -> None:

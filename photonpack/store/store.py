@@ -218,12 +218,20 @@ class Store:
         return manifest
 
     def _hash_archive_file(self, path: Path) -> str:
+        """``path``'s sha256 hex: remembered when the file is unchanged since it was hashed."""
         from photonpack.errors import ArchiveError
+        from photonpack.store.written import file_identity, hashed_before, note_hashed
 
+        if (known := hashed_before(self, path)) is not None:
+            return known
+        before = file_identity(path)
         try:
-            return sha256_file(path)[0]
+            file_hex = sha256_file(path)[0]
         except OSError as exc:
             raise ArchiveError(f"cannot read {path}: {exc.strerror or exc}") from exc
+        with contextlib.suppress(OSError, StoreError):  # a read-only store hashes every time
+            note_hashed(self, path, file_hex, before)
+        return file_hex
 
     def _known_archive(self, seen: Path, *, checked: bool) -> Manifest | None:
         """The manifest of an archive file imported (and ``checked``) before, if all its

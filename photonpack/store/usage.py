@@ -29,7 +29,7 @@ AREAS: dict[str, str] = {
     "refs": "photon names",
     "describe": "handler contracts read from built photons (a cache)",
     "inspected": "each wheel blob's Requires-Dist, read once by build (a cache)",
-    "written": "archive files build wrote, to keep them when nothing changed",
+    "written": "archive files build wrote or run hashed, remembered by their identity",
     "built": "which wheel each build of a source gave (a cache)",
     "cache": "git repositories and source archives made from pins (a cache)",
     "deployments": "records of deployments made by photonpack deploy",

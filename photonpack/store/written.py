@@ -1,4 +1,9 @@
-"""Archives this store wrote, remembered by the file's identity, so a warm build can keep them.
+"""Archive files this store wrote or hashed, remembered by the file's identity.
+
+Two warm paths need to know that a file is, byte for byte, what it was:
+``build`` keeps an archive it wrote when the manifest is unchanged, and ``run
+X.photon`` skips re-hashing an archive file it hashed before (a torch photon:
+3 GB, several seconds of sha256 on one core before anything starts).
 
 ``build`` with nothing changed produces the same manifest; writing the same
 archive again costs its whole size in compression and I/O (a torch photon:
@@ -8,7 +13,12 @@ next build of the same manifest to the same path keeps the file when all of
 them still match, as git's index trusts an unchanged ``stat`` to skip hashing.
 The change time (``ctime``) is set by the kernel on every write, rename or
 ``touch``, and no system call sets it back, so a file edited in place (even with
-its mtime restored) no longer matches and is written again.
+its mtime restored) no longer matches and is written (or hashed) again.
+
+A remembered hash never lets unverified bytes run: it only names an archive
+whose blobs the store verified when it imported them, and what runs comes from
+the store. A file changed behind an unchanged identity would run the photon
+the store verified, not the changed bytes.
 """
 
 from __future__ import annotations
@@ -19,10 +29,21 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from photonpack._digest import is_sha256_hex
+
 if TYPE_CHECKING:
     from photonpack.store.store import Store
 
-__all__ = ["note_written", "stale_written", "still_written"]
+__all__ = [
+    "file_identity",
+    "hashed_before",
+    "note_hashed",
+    "note_written",
+    "stale_written",
+    "still_written",
+]
+
+Identity = dict[str, int]
 
 
 def _record_path(store: Store, path: Path) -> Path:
@@ -30,7 +51,12 @@ def _record_path(store: Store, path: Path) -> Path:
     return store.root / "written" / f"{key}.json"
 
 
-def _identity(path: Path) -> dict[str, int] | None:
+def file_identity(path: Path) -> Identity | None:
+    """``path``'s device, inode, size, mtime and ctime (ns), or None when it cannot be read."""
+    return _identity(path)
+
+
+def _identity(path: Path) -> Identity | None:
     try:
         st = path.stat()
     except OSError:
@@ -71,6 +97,39 @@ def still_written(store: Store, path: Path, digest: str) -> bool:
     except (OSError, ValueError):
         return False
     return _unchanged(record, path) and record.get("digest") == digest
+
+
+def note_hashed(store: Store, path: Path, sha256: str, before: Identity | None) -> None:
+    """Remember that ``path`` hashes to ``sha256``, if its identity is still ``before``.
+
+    ``before`` is taken before hashing: a file changed while it was read is not
+    remembered. What an unchanged record already says (a build's digest) is kept.
+    """
+    if before is None or _identity(path) != before:
+        return
+    try:
+        record = json.loads(_record_path(store, path).read_bytes())
+    except (OSError, ValueError):
+        record = None
+    if not _unchanged(record, path):
+        record = {"path": str(path.absolute()), **before}
+    assert isinstance(record, dict)
+    if record.get("sha256") == sha256:
+        return
+    record["sha256"] = sha256
+    store.write_atomic(_record_path(store, path), json.dumps(record).encode() + b"\n", sync=False)
+
+
+def hashed_before(store: Store, path: Path) -> str | None:
+    """The sha256 hex ``path`` had when it was last hashed, if it is unchanged since."""
+    try:
+        record = json.loads(_record_path(store, path).read_bytes())
+    except (OSError, ValueError):
+        return None
+    if not _unchanged(record, path):
+        return None
+    sha256 = record.get("sha256")
+    return sha256 if is_sha256_hex(sha256) else None
 
 
 def stale_written(root: Path) -> list[Path]:
