@@ -191,7 +191,7 @@ def test_an_archive_file_hashed_before_is_trusted_only_while_its_identity_is_unc
     moved = tmp_path / "moved.photon"
     shutil.copy(counter_archive, tmp_path / "again.photon")
     store.import_archive(tmp_path / "again.photon")
-    os.replace(tmp_path / "again.photon", moved)
+    (tmp_path / "again.photon").replace(moved)
     assert hashed_before(store, moved) is None
 
 
