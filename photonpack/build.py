@@ -44,6 +44,7 @@ from photonpack.serving.source import PhotonSpec
 from photonpack.store import Store, validate_name
 from photonpack.store.written import note_written, still_written
 from photonpack.wheelbuild.builder import BuiltWheel, build_sources, build_wheels_needed
+from photonpack.wheelbuild.prebuilt import lock_time_builder
 
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer
@@ -182,7 +183,11 @@ def _assemble(
     declaration = read_declaration(spec)
     name = validate_name(options.name or default_name(declaration.class_name))
     lock_options = dataclasses.replace(
-        options.lock, name=name, source_cache=options.lock.source_cache or source_cache(store)
+        options.lock,
+        name=name,
+        source_cache=options.lock.source_cache or source_cache(store),
+        # A dynamic sdist is built while locking, into this store: built once, not twice.
+        builder=None if options.fresh_sources else lock_time_builder(store),
     )
     lock_path = (
         default_lock_path(spec, name) if lock_options.output is None else lock_options.output
