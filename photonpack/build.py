@@ -41,6 +41,7 @@ from photonpack.lock.lockfile import (
 )
 from photonpack.lock.sdist import LockedSdist
 from photonpack.serving.source import PhotonSpec
+from photonpack.sources.form import pin_of
 from photonpack.store import Store, validate_name
 from photonpack.store.written import note_written, still_written
 from photonpack.wheelbuild.builder import BuiltWheel, build_sources, build_wheels_needed
@@ -419,6 +420,7 @@ def _wheel_entries(lock: Lock, built: dict[str, BuiltWheel]) -> list[WheelEntry]
                     BuildWheelEntry(filename=w.filename, sha256=w.sha256, size=w.size)
                     for w in made.build_wheels
                 ),
+                pin=pin_of(sdist.source, sdist.sha256),
             )
             by_sha[made.sha256] = WheelEntry(
                 filename=made.filename,

@@ -237,7 +237,7 @@ def test_inspect_sbom_diff_and_push_show_a_wheel_built_from_source(
     (change,) = diff(side_from_manifest(manifest, "a"), side_from_manifest(changed, "b")).packages
     assert change.kind == "rehashed"
     assert change.wheels[0].endswith(
-        f"(both built from docopty-0.6.2.tar.gz sha256 {wheel.source.sha256}: not reproducible)"
+        f"(both built from docopty-0.6.2.tar.gz pin sha256:{wheel.source.sha256}: not reproducible)"
     )
 
 
