@@ -118,6 +118,36 @@ def test_the_tree_digest_is_read_back_from_an_archive_whatever_compressed_it(
         archive_digest(stray)
 
 
+def test_a_pinned_directory_takes_the_archive_made_for_its_tree_once_read_back(
+    tmp_path: Path,
+) -> None:
+    import hashlib
+
+    root = make_project(tmp_path / "p")
+    cache = tmp_path / "cache"
+    made = source_archive(DirectorySource(path="p"), tmp_path, cache)
+    inode = made.path.stat().st_ino
+    again = source_archive(made.pinned, tmp_path, cache)  # what build asks for
+    assert again == made and again.path.stat().st_ino == inode  # not written again
+    # A remembered archive is read back: one of another tree is never taken for this one.
+    other = make_project(tmp_path / "other")
+    (other / "extra.txt").write_text("not in p\n")
+    wrong = source_archive(DirectorySource(path="other"), tmp_path, cache)
+    pin = (
+        cache
+        / "sources"
+        / "pins"
+        / hashlib.sha256(
+            f"tree {made.pinned.tree_digest}".encode()  # type: ignore[union-attr]
+        ).hexdigest()
+    )
+    pin.write_text(wrong.sha256 + "\n")
+    taken = source_archive(made.pinned, tmp_path, cache)
+    assert taken.sha256 == made.sha256
+    with taken.path.open("rb") as archive:
+        assert archive_digest(archive) == tree_digest(root)
+
+
 def test_a_pinned_directory_that_changed_is_stale(tmp_path: Path) -> None:
     root = make_project(tmp_path / "p")
     pinned = source_archive(DirectorySource(path="./p"), tmp_path, tmp_path / "c").pinned
