@@ -41,9 +41,11 @@ from photonpack.lock.lockfile import (
 )
 from photonpack.lock.sdist import LockedSdist
 from photonpack.serving.source import PhotonSpec
+from photonpack.sources.form import pin_of
 from photonpack.store import Store, validate_name
 from photonpack.store.written import note_written, still_written
 from photonpack.wheelbuild.builder import BuiltWheel, build_sources, build_wheels_needed
+from photonpack.wheelbuild.prebuilt import lock_time_builder
 
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer
@@ -182,7 +184,11 @@ def _assemble(
     declaration = read_declaration(spec)
     name = validate_name(options.name or default_name(declaration.class_name))
     lock_options = dataclasses.replace(
-        options.lock, name=name, source_cache=options.lock.source_cache or source_cache(store)
+        options.lock,
+        name=name,
+        source_cache=options.lock.source_cache or source_cache(store),
+        # A dynamic sdist is built while locking, into this store: built once, not twice.
+        builder=None if options.fresh_sources else lock_time_builder(store),
     )
     lock_path = (
         default_lock_path(spec, name) if lock_options.output is None else lock_options.output
@@ -414,6 +420,7 @@ def _wheel_entries(lock: Lock, built: dict[str, BuiltWheel]) -> list[WheelEntry]
                     BuildWheelEntry(filename=w.filename, sha256=w.sha256, size=w.size)
                     for w in made.build_wheels
                 ),
+                pin=pin_of(sdist.source, sdist.sha256),
             )
             by_sha[made.sha256] = WheelEntry(
                 filename=made.filename,

@@ -349,10 +349,21 @@ def _packages(
 
 
 def _same_source(a: WheelEntry, b: WheelEntry) -> str:
-    """A note when both wheels were built from the same sdist: the build is not reproducible."""
-    if a.source is None or b.source is None or a.source.sha256 != b.source.sha256:
+    """What the sources of two wheels built from source say: the same pin (the build is not
+    reproducible), or which pin changed. Compared by pin (a tree digest, a commit, a
+    download's sha256), not by the source archive's bytes, which depend on the zlib that
+    compressed them; an archive made before photonpack recorded pins, by those bytes."""
+    if a.source is None or b.source is None:
         return ""
-    return f" (both built from {a.source.filename} sha256 {a.source.sha256}: not reproducible)"
+    old, new = a.source, b.source
+    if old.pin is None or new.pin is None:
+        old_pin, new_pin = f"sha256:{old.sha256}", f"sha256:{new.sha256}"
+    else:
+        old_pin, new_pin = old.pin, new.pin
+    if old_pin == new_pin:
+        return f" (both built from {new.filename} pin {new_pin}: not reproducible)"
+    url = new.url if old.url == new.url else f"{old.url} -> {new.url}"
+    return f" (source {url} changed: pin {old_pin} -> {new_pin})"
 
 
 def _coverage(a: Mapping[str, WheelEntry], b: Mapping[str, WheelEntry]) -> list[WheelChange]:

@@ -6,7 +6,9 @@ and a valid lock; the lock's wheels per target are exactly the manifest's
 manifest, in the lock (``packaging.pylock`` checks that), in its ``.dist-info``
 directory and in its METADATA, and follows the zip layout rules
 (:func:`photonpack.install.wheel.inspect_wheel`); and the lock is closed on
-every target (:mod:`photonpack.lock.closure`).
+every target (:mod:`photonpack.lock.closure`); and each carried local project's
+source archive holds the tree the lock pins (its tree digest recomputed from the
+archive's files, not trusted from its path).
 ``verify``, ``run``, ``push`` and ``pull`` apply this one function.
 """
 
@@ -28,6 +30,8 @@ from photonpack.lock.closure import closure_gaps
 from photonpack.lock.pylock import Lock, LockedWheel
 from photonpack.lock.sdist import LockedSdist
 from photonpack.lock.target import Target
+from photonpack.sources.form import DirectorySource
+from photonpack.sources.tarball import archive_digest
 
 __all__ = ["InspectWheel", "check_lock", "enforce_policy", "policy_problems"]
 
@@ -63,6 +67,7 @@ def policy_problems(
     wheels, wheel_problems = _inspected(manifest, inspect)
     problems += wheel_problems
     problems += _closure_problems(manifest, lock, wheels)
+    problems += _tree_problems(manifest, lock, read_blob)
     return list(dict.fromkeys(problems))
 
 
@@ -195,6 +200,43 @@ def _closure_problems(manifest: Manifest, lock: Lock, wheels: dict[str, Wheel]) 
         )
         for gap in closure_gaps(lock, requires_dist=requires_dist)
     ]
+
+
+def _tree_problems(
+    manifest: Manifest, lock: Lock, read_blob: Callable[[str], bytes]
+) -> list[Problem]:
+    """Each local project the lock pins by its tree digest is carried with that tree.
+
+    The archive's bytes may differ from the lock's (another zlib made them), and
+    its URL is only the project's path: the files inside are what is checked.
+    """
+    import io
+    import tarfile
+
+    carried = {w.source.url: w.source for w in manifest.wheels if w.source is not None}
+    problems = []
+    for sdist in lock.sdists():
+        form, have = sdist.source, carried.get(sdist.url)
+        if not isinstance(form, DirectorySource) or form.tree_digest is None or have is None:
+            continue  # not a local project, or not carried (check_lock says so)
+        try:
+            data = read_blob(have.sha256)
+        except (KeyError, OSError):
+            continue  # the blob did not verify: reported already
+        try:
+            found = archive_digest(io.BytesIO(data))
+        except (tarfile.TarError, OSError, EOFError, ValueError) as exc:
+            found = f"not a source archive ({exc})"
+        if found != form.tree_digest:
+            problems.append(
+                Problem(
+                    member=blob_member(have.sha256),
+                    label=f"source:{have.filename}",
+                    expected=f"the files of {form.path} the lock pins (tree {form.tree_digest})",
+                    found=f"files with tree {found}" if found.startswith("sha256:") else found,
+                )
+            )
+    return problems
 
 
 def check_lock(manifest: Manifest, lock: Lock) -> list[Problem]:

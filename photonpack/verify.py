@@ -101,8 +101,15 @@ def verify_archive(
     lock_entry = head.file(head.lock) if head else None
     wheels = {w.sha256: w.filename for w in head.wheels} if head else {}
     manifest: Manifest | None
+    kept = {lock_entry.sha256} if lock_entry else set()
+    # A local project's source archive is read back: its files must be the tree the lock pins.
+    kept |= (
+        {w.source.sha256 for w in head.wheels if w.source and "://" not in w.source.url}
+        if head
+        else set()
+    )
     with tempfile.TemporaryDirectory(prefix="photonpack-verify-") as scratch:
-        sink = _PolicySink({lock_entry.sha256} if lock_entry else set(), wheels, Path(scratch))
+        sink = _PolicySink(kept, wheels, Path(scratch))
         try:
             manifest = unpack(path, sink, on_problem=problems.append, progress=progress)
         except IntegrityError:

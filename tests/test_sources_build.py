@@ -46,7 +46,18 @@ def index(real_index: PackageIndex) -> PackageIndex:
         real_index.files_dir, "asking", "1.0", asks=["tinydep>=1.0"]
     )  # on the index: pip takes it at lock
     build_sdist(real_index.files_dir, "natively", "1.0", tag=f"cp311-cp311-{_host_platform()}")
+    build_sdist(real_index.files_dir, "counted", "1.0", marker=_ran(real_index))  # PKG-INFO 2.1
     return real_index
+
+
+def _ran(index: PackageIndex) -> Path:
+    """The file ``counted``'s backend adds a line to in each process it runs in."""
+    return index.files_dir.parent / "counted.backend-ran"
+
+
+def _runs(index: PackageIndex) -> int:
+    marker = _ran(index)
+    return len(marker.read_text().splitlines()) if marker.exists() else 0
 
 
 def _host_platform() -> str:
@@ -100,6 +111,47 @@ def test_a_second_build_rebuilds_nothing_and_gives_the_same_bytes(
     assert first.path.read_bytes() == second.path.read_bytes()
     fresh = build_photon(index, source, tmp_path / "c.photon", store=Store(tmp_path / "other"))
     assert fresh.path.read_bytes() == first.path.read_bytes()  # rebuilt: reproducible
+
+
+def test_a_dynamic_sdist_is_built_once_from_lock_to_build(
+    index: PackageIndex, tmp_path: Path
+) -> None:
+    source = photon(tmp_path / "src", "counted")
+    before = _runs(index)
+    first = build_photon(index, source, tmp_path / "a.photon", store=Store(tmp_path / "home"))
+    lock_and_build = _runs(index) - before
+    # The lock is fresh: another store builds the sdist at build, once, with no lock step.
+    again = build_photon(
+        index, source, tmp_path / "b.photon", store=Store(tmp_path / "other"), locked=True
+    )
+    build_only = _runs(index) - before - lock_and_build
+    assert lock_and_build == build_only > 0  # built while locking, reused by build: not twice
+    assert again.path.read_bytes() == first.path.read_bytes()
+
+
+def test_a_wheel_built_while_locking_is_not_reused_when_a_build_input_differs(
+    index: PackageIndex, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from photonpack.lock.index import IndexSettings
+    from photonpack.lock.lockfile import LockOptions, lock_photon
+    from photonpack.serving.source import parse_spec
+    from photonpack.wheelbuild.prebuilt import lock_time_builder
+
+    store = Store(tmp_path / "home")
+    source = photon(tmp_path / "src", "counted")
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1000000000")  # a build input: part of the key
+    options = LockOptions(
+        index=IndexSettings(index_url=index.url), builder=lock_time_builder(store)
+    )
+    before = _runs(index)
+    lock_photon(parse_spec(str(source)), options)
+    at_lock = _runs(index) - before
+    assert at_lock > 0
+    monkeypatch.delenv("SOURCE_DATE_EPOCH")
+    build_photon(index, source, tmp_path / "a.photon", store=store, locked=True)
+    assert _runs(index) - before == 2 * at_lock  # another epoch: built again, never reused
+    build_photon(index, source, tmp_path / "b.photon", store=store, locked=True)
+    assert _runs(index) - before == 2 * at_lock  # the same inputs: from the cache
 
 
 def test_a_backend_that_reaches_for_the_network_gets_a_clear_error(
@@ -185,7 +237,7 @@ def test_inspect_sbom_diff_and_push_show_a_wheel_built_from_source(
     (change,) = diff(side_from_manifest(manifest, "a"), side_from_manifest(changed, "b")).packages
     assert change.kind == "rehashed"
     assert change.wheels[0].endswith(
-        f"(both built from docopty-0.6.2.tar.gz sha256 {wheel.source.sha256}: not reproducible)"
+        f"(both built from docopty-0.6.2.tar.gz pin sha256:{wheel.source.sha256}: not reproducible)"
     )
 
 

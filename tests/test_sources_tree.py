@@ -15,7 +15,7 @@ import pytest
 from photonpack.errors import SourceError, StaleLockError
 from photonpack.sources.archive import source_archive
 from photonpack.sources.form import DirectorySource
-from photonpack.sources.tarball import SOURCE_MTIME
+from photonpack.sources.tarball import SOURCE_MTIME, archive_digest
 from photonpack.sources.tree import tree_digest, tree_members
 
 
@@ -96,6 +96,56 @@ def test_the_archive_is_a_plain_sorted_tar_under_source(tmp_path: Path) -> None:
         assert members[0].issym() and members[0].linkname == "src/mylib/__init__.py"
         handle = tar.extractfile("source/src/mylib/__init__.py")
         assert handle is not None and handle.read() == b"VALUE = 1\n"
+
+
+def test_the_tree_digest_is_read_back_from_an_archive_whatever_compressed_it(
+    tmp_path: Path,
+) -> None:
+    root = make_project(tmp_path / "p")
+    (root / "link.txt").symlink_to("src/mylib/__init__.py")
+    made = source_archive(DirectorySource(path="p"), tmp_path, tmp_path / "cache")
+    data = made.path.read_bytes()
+    assert archive_digest(io.BytesIO(data)) == tree_digest(root)
+    other = gzip.compress(gzip.decompress(data), compresslevel=1, mtime=0)  # another zlib's bytes
+    assert other != data and archive_digest(io.BytesIO(other)) == tree_digest(root)
+    (root / "src" / "mylib" / "__init__.py").write_text("VALUE = 2\n")
+    assert archive_digest(io.BytesIO(data)) != tree_digest(root)
+    stray = io.BytesIO()
+    with tarfile.open(fileobj=stray, mode="w:gz") as tar:
+        tar.addfile(tarfile.TarInfo("elsewhere/x"), io.BytesIO(b""))
+    stray.seek(0)
+    with pytest.raises(ValueError, match="'elsewhere/x' is outside source/"):
+        archive_digest(stray)
+
+
+def test_a_pinned_directory_takes_the_archive_made_for_its_tree_once_read_back(
+    tmp_path: Path,
+) -> None:
+    import hashlib
+
+    root = make_project(tmp_path / "p")
+    cache = tmp_path / "cache"
+    made = source_archive(DirectorySource(path="p"), tmp_path, cache)
+    inode = made.path.stat().st_ino
+    again = source_archive(made.pinned, tmp_path, cache)  # what build asks for
+    assert again == made and again.path.stat().st_ino == inode  # not written again
+    # A remembered archive is read back: one of another tree is never taken for this one.
+    other = make_project(tmp_path / "other")
+    (other / "extra.txt").write_text("not in p\n")
+    wrong = source_archive(DirectorySource(path="other"), tmp_path, cache)
+    pin = (
+        cache
+        / "sources"
+        / "pins"
+        / hashlib.sha256(
+            f"tree {made.pinned.tree_digest}".encode()  # type: ignore[union-attr]
+        ).hexdigest()
+    )
+    pin.write_text(wrong.sha256 + "\n")
+    taken = source_archive(made.pinned, tmp_path, cache)
+    assert taken.sha256 == made.sha256
+    with taken.path.open("rb") as archive:
+        assert archive_digest(archive) == tree_digest(root)
 
 
 def test_a_pinned_directory_that_changed_is_stale(tmp_path: Path) -> None:

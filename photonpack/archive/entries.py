@@ -27,6 +27,7 @@ from photonpack.archive.validation import (
     string,
     unique,
 )
+from photonpack.sources.form import PIN
 
 __all__ = [
     "MAX_CONCURRENCY",
@@ -295,6 +296,9 @@ class SourceEntry:
 
     ``build_wheels``: the wheels of its build environment, also blobs, sorted
     by filename (absent from archives made before photonpack carried them).
+    ``pin``: what the source is checked by, whatever compressed its archive: a
+    local project's ``tree:<hex>`` (its tree digest), ``git:<commit>``, or the
+    ``sha256:<hex>`` of a downloaded sdist or archive (absent from older archives).
     """
 
     filename: str
@@ -302,11 +306,12 @@ class SourceEntry:
     sha256: str
     size: int
     build_wheels: tuple[BuildWheelEntry, ...] = ()
+    pin: str | None = None
 
     @classmethod
     def from_dict(cls, data: object, where: str) -> SourceEntry:
         """Validate and build from a ``wheels[i].source`` object."""
-        d = obj(data, where, ("filename", "url", "sha256", "size"), ("build_wheels",))
+        d = obj(data, where, ("filename", "url", "sha256", "size"), ("build_wheels", "pin"))
         filename = string(d["filename"], f"{where}.filename")
         if "/" in filename or not filename.endswith((".tar.gz", ".zip")):
             raise Invalid(f"{where}.filename", f"{filename!r} is not an sdist filename")
@@ -322,6 +327,7 @@ class SourceEntry:
             sha256=string(d["sha256"], f"{where}.sha256", SHA256_HEX),
             size=integer(d["size"], f"{where}.size"),
             build_wheels=build_wheels,
+            pin=string(d["pin"], f"{where}.pin", PIN) if "pin" in d else None,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -334,6 +340,8 @@ class SourceEntry:
         }
         if self.build_wheels:
             data["build_wheels"] = [w.to_dict() for w in self.build_wheels]
+        if self.pin is not None:
+            data["pin"] = self.pin
         return data
 
 

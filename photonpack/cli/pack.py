@@ -136,6 +136,7 @@ def lock_options_from(
     from photonpack.lock.lockfile import LockOptions
     from photonpack.lock.target import Target
     from photonpack.store import Store
+    from photonpack.wheelbuild.prebuilt import lock_time_builder
 
     links = tuple(link if "://" in link else str(Path(link).resolve()) for link in find_links)
     return LockOptions(
@@ -149,6 +150,7 @@ def lock_options_from(
         upgrade_packages=upgrade_packages,
         from_lock=from_lock.absolute() if from_lock else None,
         source_cache=Store().root / "cache",  # as build's (photonpack.build.source_cache)
+        builder=lock_time_builder(Store()),  # build reuses a dynamic sdist's wheel built here
     )
 
 

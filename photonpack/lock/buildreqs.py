@@ -6,7 +6,15 @@ once (verified against the sha256 just locked), its ``pyproject.toml`` read
 from the archive without running anything, and its ``build-system.requires``
 resolved, wheels only, for the machine that locks: the build machine
 (``tool.photonpack.build-target``). Sdists that declare the same requirements
-share one resolution.
+share one resolution (:class:`BuildEnvironments`).
+
+When a :data:`SourceBuilder` is given (``LockOptions.builder``: ``build`` and
+``lock`` pass the store's), a dynamic sdist's metadata is not prepared by pip:
+:func:`photonpack.lock.sdistmeta.built_metadata` locks its build environment
+here, has the builder build the wheel hermetically (cached in the store, where
+``build`` finds it under the same key) and hands pip that wheel's ``METADATA``.
+Its backend then runs once per lock and build instead of twice (pip at lock,
+the hermetic build at build).
 """
 
 from __future__ import annotations
@@ -16,7 +24,7 @@ import sys
 import tarfile
 import tempfile
 import zipfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
@@ -36,7 +44,13 @@ if TYPE_CHECKING:
     from photonpack.lock.resolve import Resolution
     from photonpack.lock.sdist import LockedSdist
 
-__all__ = ["build_environment", "lock_build_requirements", "read_build_system"]
+__all__ = [
+    "BuildEnvironments",
+    "SourceBuilder",
+    "build_environment",
+    "lock_build_requirements",
+    "read_build_system",
+]
 
 _MAX_PYPROJECT = 1 << 20  # a pyproject.toml larger than this is not one
 
@@ -45,47 +59,75 @@ _MAX_PYPROJECT = 1 << 20  # a pyproject.toml larger than this is not one
 Assemble = Callable[[LockInputs, "Resolution"], Lock]
 
 
-def lock_build_requirements(
-    lock: Lock,
-    index: IndexSettings,
-    *,
-    assemble: Assemble,
-    preferences: Mapping[str, str] | None = None,
-) -> Lock:
+class BuildEnvironments:
+    """The build environments of one lock, by ``build-system.requires``: each resolved once,
+    for the machine that locks, wheels only."""
+
+    def __init__(
+        self,
+        index: IndexSettings,
+        directory: Path,
+        *,
+        assemble: Assemble,
+        preferences: Mapping[str, str] | None = None,
+    ) -> None:
+        self.index = index
+        self._directory = directory
+        self._assemble = assemble
+        self._preferences = dict(preferences or {})
+        self._locked: dict[tuple[str, ...], tuple[LockedPackage, ...]] = {}
+
+    def packages(self, requires: tuple[str, ...]) -> tuple[LockedPackage, ...]:
+        """The locked packages of the environment ``requires`` installs."""
+        if requires not in self._locked:
+            from photonpack.lock.resolve import resolve
+
+            host = Target.host()
+            resolution = resolve(
+                requires, [host], self.index, preferences=self._preferences, allow_sources=False
+            )
+            inputs = LockInputs(
+                requirements=requires,
+                serving_requirements=(),
+                targets=(host,),
+                index=self.index,
+                directory=self._directory,
+            )
+            self._locked[requires] = self._assemble(inputs, resolution).packages
+        return self._locked[requires]
+
+
+# Builds a dynamic sdist at lock time: (its LockedSdist with its build system, the file,
+# its build environment's packages, the index) -> the built wheel's METADATA, or None
+# (pip prepares the metadata itself, and ``build`` reports what went wrong).
+SourceBuilder = Callable[
+    ["LockedSdist", Path, Sequence[LockedPackage], IndexSettings], "bytes | None"
+]
+
+
+def lock_build_requirements(lock: Lock, environments: BuildEnvironments) -> Lock:
     """``lock`` with every sdist's build system and the build environments' wheels.
 
-    ``preferences`` (name -> version: the previous lock's build packages) are
-    kept while still compatible, as the regular packages' pins are.
+    ``environments`` keeps the previous lock's build packages while still
+    compatible (its ``preferences``), as the regular packages' pins are, and
+    the environments ``built_metadata`` already locked.
     """
-    from photonpack.lock.resolve import resolve
-
     host = Target.host()
     sdists = lock.sdists()
     with tempfile.TemporaryDirectory(prefix="photonpack-sdists-") as work:
-        fetched = fetch_wheels(sdists, Path(work), index=index)
+        fetched = fetch_wheels(sdists, Path(work), index=environments.index)
         systems = {s.sha256: read_build_system(fetched[s.sha256], s.filename) for s in sdists}
-    environments: dict[tuple[str, ...], tuple[LockedPackage, ...]] = {}
-    for requires in sorted({system.requires for system in systems.values()}):
-        resolution = resolve(
-            requires, [host], index, preferences=preferences or {}, allow_sources=False
-        )
-        inputs = LockInputs(
-            requirements=requires,
-            serving_requirements=(),
-            targets=(host,),
-            index=index,
-            directory=lock.inputs.directory,
-        )
-        environments[requires] = assemble(inputs, resolution).packages
-    build_packages = {
-        (p.name, p.version): p for packages in environments.values() for p in packages
+    environment = {
+        requires: environments.packages(requires)
+        for requires in sorted({system.requires for system in systems.values()})
     }
+    build_packages = {(p.name, p.version): p for packages in environment.values() for p in packages}
 
     def with_build(package: LockedPackage) -> LockedPackage:
         if package.sdist is None:
             return package
         system = systems[package.sdist.sha256]
-        pins = tuple(f"{p.name}=={p.version}" for p in environments[system.requires])
+        pins = tuple(f"{p.name}=={p.version}" for p in environment[system.requires])
         sdist = dataclasses.replace(package.sdist, build=dataclasses.replace(system, packages=pins))
         return dataclasses.replace(package, sdist=sdist)
 

@@ -25,6 +25,7 @@ from photonpack.serving.requirements import SERVING_REQUIREMENTS
 from photonpack.serving.source import PhotonSpec
 
 if TYPE_CHECKING:
+    from photonpack.lock.buildreqs import SourceBuilder
     from photonpack.lock.standard import StandardLock
     from photonpack.sources.form import SourceForm
 
@@ -53,6 +54,10 @@ class LockOptions:
     # Where git repositories and source archives are cached (the store's cache/); None: a
     # temporary directory, so every lock fetches its sources again.
     source_cache: Path | None = None
+    # Builds a dynamic sdist's wheel at lock time, into the store's build cache, so that
+    # build does not run its backend again (photonpack.wheelbuild.prebuilt); None: pip
+    # prepares its metadata, and build builds it.
+    builder: SourceBuilder | None = dataclasses.field(default=None, compare=False)
     # Told how many projects the resolution has met so far, as it meets them (any thread).
     progress: Callable[[int], None] | None = dataclasses.field(default=None, compare=False)
 

@@ -24,6 +24,7 @@ from photonpack.errors import (
     ResolutionError,
     StaleLockError,
 )
+from photonpack.lock.buildreqs import BuildEnvironments, lock_build_requirements
 from photonpack.lock.closure import check_closure
 from photonpack.lock.index import DistFile
 from photonpack.lock.inputs import (
@@ -61,12 +62,14 @@ from photonpack.lock.requirements import (
     without_exclusions,
 )
 from photonpack.lock.sdist import LockedSdist
+from photonpack.lock.sdistmeta import sdist_metadata
 from photonpack.lock.target import Target
 from photonpack.serving.source import PhotonSpec
 
 if TYPE_CHECKING:
     from packaging.version import Version
 
+    from photonpack.lock.pipreads import MetadataShortcut
     from photonpack.lock.resolve import Pin, Resolution
     from photonpack.lock.standard import StandardLock
     from photonpack.sources.archive import SourceArchive
@@ -139,16 +142,24 @@ def lock_photon(spec: PhotonSpec, options: LockOptions) -> LockResult:
         )
         archives = relative_to_lock(archives, spec.directory, path.parent)
         lines = tuple(resolver_line(url, archive) for url, archive in archives.items())
+        environments = BuildEnvironments(  # each locked once, as the sdists are met
+            inputs.index,
+            inputs.directory,
+            assemble=lambda i, r: assemble(i, r, path=path),
+            preferences=_preferences(previous, options, build=True),
+        )
         resolution, pinned = _resolve(
             inputs,
             _preferences(previous, options),
             kept_lock(inputs),
             sources=lines,
             progress=options.progress,
+            sdist_metadata=sdist_metadata(environments, options.builder),
         )
         resolution = without_exclusions(resolution, inputs.exclusions)
         lock = assemble(inputs, resolution, path=path, pinned=pinned, sources=archives)
-        lock = _locked_sources(lock, inputs, path, _preferences(previous, options, build=True))
+        if lock.sdists():
+            lock = lock_build_requirements(lock, environments)
     text = lock.to_text()
     lock = parse_lock(text, path=path)  # what we write must be what we read
     check_closure(lock)
@@ -168,22 +179,6 @@ def _result(path: Path, lock: Lock, inputs: LockInputs, *, changed: bool) -> Loc
     return LockResult(path=path, lock=lock, changed=changed, added=added_packages(lock, kept))
 
 
-def _locked_sources(
-    lock: Lock, inputs: LockInputs, path: Path, preferences: dict[str, str]
-) -> Lock:
-    """``lock`` with the build requirements of its sdists and sources locked too."""
-    if not lock.sdists():
-        return lock
-    from photonpack.lock.buildreqs import lock_build_requirements
-
-    return lock_build_requirements(
-        lock,
-        inputs.index,
-        assemble=lambda i, r: assemble(i, r, path=path),
-        preferences=preferences,
-    )
-
-
 def _resolve(
     inputs: LockInputs,
     preferences: dict[str, str],
@@ -191,6 +186,7 @@ def _resolve(
     *,
     sources: Sequence[str] = (),
     progress: Callable[[int], None] | None = None,
+    sdist_metadata: MetadataShortcut,
 ) -> tuple[Resolution, dict[Target, dict[str, DistFile]]]:
     """Resolve the inputs; with ``kept``, on top of its pins (and their wheels, per target).
 
@@ -207,7 +203,7 @@ def _resolve(
     if kept is None:
         resolution = resolve(
             requirements, inputs.targets, inputs.index, preferences=preferences,
-            constraints=constraints, progress=progress,
+            constraints=constraints, progress=progress, sdist_metadata=sdist_metadata,
         )  # fmt: skip
         return resolution, {}
     owners = {
@@ -226,7 +222,7 @@ def _resolve(
         try:
             part = resolve(
                 (*requirements, *lines), group, inputs.index, preferences=free,
-                constraints=constraints, progress=progress,
+                constraints=constraints, progress=progress, sdist_metadata=sdist_metadata,
             )  # fmt: skip
         except ResolutionError as exc:
             message = str(exc)

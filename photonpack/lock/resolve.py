@@ -39,7 +39,7 @@ from packaging.utils import canonicalize_name
 from photonpack.errors import ResolutionError
 from photonpack.lock.index import DistFile, IndexSettings, redact_url
 from photonpack.lock.piperrors import SourcesNeeded, pip_internals, translated
-from photonpack.lock.pipreads import metadata_shortcuts, sharing_pages
+from photonpack.lock.pipreads import MetadataShortcut, metadata_shortcuts, sharing_pages
 from photonpack.lock.repository import TargetRepository, target_environment
 from photonpack.lock.sdistmeta import remembered_metadata, static_sdist_metadata
 from photonpack.lock.shared import SharedIndex
@@ -77,6 +77,7 @@ def resolve(
     allow_sources: bool = True,
     constraints: Sequence[str] = (),
     progress: Callable[[int], None] | None = None,
+    sdist_metadata: MetadataShortcut = static_sdist_metadata,
 ) -> Resolution:
     """Resolve ``requirements`` for each target: one version per package where one serves all.
 
@@ -84,7 +85,9 @@ def resolve(
     all is locked from its sdist (see the module docstring); without it (build
     requirements), wheels only. ``constraints`` (``-c`` lines) limit versions
     without requiring anything. ``progress`` is told how many projects the
-    resolution has met so far, as it meets them (from any thread).
+    resolution has met so far, as it meets them (from any thread). ``sdist_metadata``
+    is how an sdist's metadata is had before pip's own preparation: its static
+    PKG-INFO, or a hermetic build (:func:`~photonpack.lock.sdistmeta.built_metadata`).
 
     ``preferences`` (name -> version) are kept when still compatible, like
     the existing pins of ``pip-compile``. Every target is resolved with the
@@ -106,7 +109,7 @@ def resolve(
         _quiet(),
         contextlib.closing(shared),
         sharing_pages(shared, lambda: current[-1].tags),
-        metadata_shortcuts(shared, *([static_sdist_metadata] if allow_sources else [])),
+        metadata_shortcuts(shared, *([sdist_metadata] if allow_sources else [])),
         remembered_metadata(),  # a dynamic sdist's backend runs once, not once per round
         tempfile.TemporaryDirectory(prefix="photonpack-resolve-") as work,
     ):
@@ -248,6 +251,7 @@ def _quiet() -> Iterator[None]:
     saved_root = (root.handlers[:], root.level)
     names = ("pip", "pip._vendor")
     saved_levels = {name: logging.getLogger(name).level for name in names}
+    nested = "log" in vars(log)  # a build environment resolved inside a resolution
     log.log = lambda *args, **kwargs: None  # type: ignore[method-assign]  # shadows the method
     try:
         with warnings.catch_warnings():
@@ -255,7 +259,8 @@ def _quiet() -> Iterator[None]:
             warnings.simplefilter("ignore")
             yield
     finally:
-        del log.log
+        if not nested:
+            del log.log
         root.handlers[:], level = saved_root
         root.setLevel(level)
         for name, saved in saved_levels.items():

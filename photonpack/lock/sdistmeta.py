@@ -15,22 +15,44 @@ path does for a wheel, and the backend never runs. Any other sdist (an older
 falls back to pip's preparation.
 
 The sdist is downloaded (its index sha256 checked by pip's downloader) and
-only ``<top>/PKG-INFO`` is read. ``build`` still checks the built wheel's real
-``Requires-Dist`` against the lock (``lock/closure.py``), so a ``PKG-INFO``
-that lies is caught before an archive exists.
+only ``<top>/PKG-INFO`` is read.
+
+A dynamic sdist (or pinned source) is built instead when ``lock`` is given a
+builder (:func:`built_metadata`): its build environment locked from its
+``pyproject.toml``, the wheel built hermetically into the store's build cache,
+and that wheel's ``METADATA`` handed to pip, so ``build`` runs no backend again.
+
+``build`` still checks the built wheel's real ``Requires-Dist`` against the lock
+(``lock/closure.py``), so a ``PKG-INFO`` that lies is caught before an archive
+exists.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import email.parser
 import tarfile
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["STATIC_FIELDS", "remembered_metadata", "static_pkg_info", "static_sdist_metadata"]
+from photonpack._digest import sha256_file
+from photonpack.errors import PhotonpackError
+
+if TYPE_CHECKING:
+    from photonpack.lock.buildreqs import BuildEnvironments, SourceBuilder
+    from photonpack.lock.pipreads import MetadataShortcut
+
+__all__ = [
+    "STATIC_FIELDS",
+    "built_metadata",
+    "remembered_metadata",
+    "sdist_metadata",
+    "static_pkg_info",
+    "static_sdist_metadata",
+]
 
 # The fields resolution reads: each must be static for PKG-INFO to stand for the metadata.
 STATIC_FIELDS = frozenset({"requires-dist", "requires-python", "provides-extra"})
@@ -91,6 +113,90 @@ def static_sdist_metadata(preparer: Any, req: Any) -> Any:
     :func:`photonpack.lock.pipreads.metadata_shortcuts` by ``resolve``.
     """
     from pip._internal.metadata import get_metadata_distribution
+
+    path = _sdist_file(preparer, req)
+    if path is None:
+        return None
+    text = static_pkg_info(path, req.link.filename)
+    if text is None:
+        return None  # dynamic: pip prepares it by running the backend
+    return get_metadata_distribution(text, req.link.filename, req.req.name)
+
+
+def sdist_metadata(
+    environments: BuildEnvironments, builder: SourceBuilder | None
+) -> MetadataShortcut:
+    """:func:`static_sdist_metadata` without a builder, else :func:`built_metadata`."""
+    return static_sdist_metadata if builder is None else built_metadata(environments, builder)
+
+
+def built_metadata(environments: BuildEnvironments, builder: SourceBuilder) -> MetadataShortcut:
+    """A shortcut giving an sdist's static PKG-INFO, else the metadata of the wheel
+    ``builder`` builds from it (one download for both).
+
+    The sdist's build environment is
+    locked by ``environments`` (the same one ``lock_build_requirements``
+    records, so ``build`` computes the same cache key); anything that fails
+    here (a build requirement without a wheel, a failing backend) leaves the
+    metadata to pip, and ``build`` reports it as it always did.
+    """
+    from pip._internal.metadata import get_metadata_distribution
+
+    from photonpack.lock.buildreqs import read_build_system
+    from photonpack.lock.sdist import LockedSdist
+
+    built: dict[str, bytes] = {}  # by link: pip asks again in each resolution round
+
+    def shortcut(preparer: Any, req: Any) -> Any:
+        url, name = req.link.url_without_fragment, req.req.name
+        if url not in built:
+            path = _sdist_file(preparer, req)
+            if path is None:
+                return None
+            filename = req.link.filename
+            if (text := static_pkg_info(path, filename)) is not None:
+                return get_metadata_distribution(text, filename, name)
+            try:
+                system = read_build_system(path, filename)
+                packages = environments.packages(system.requires)
+            except PhotonpackError:
+                return None  # lock_build_requirements says what is wrong
+            sha256, size = sha256_file(path)
+            sdist = LockedSdist(
+                name=name,
+                version=_version(filename, name),
+                filename=filename,
+                url=url,
+                size=size,
+                sha256=sha256,
+                build=dataclasses.replace(
+                    system, packages=tuple(f"{p.name}=={p.version}" for p in packages)
+                ),
+            )
+            metadata = builder(sdist, path, packages, environments.index)
+            if metadata is None:
+                return None
+            built[url] = metadata
+        return get_metadata_distribution(built[url], req.link.filename, name)
+
+    return shortcut
+
+
+def _version(filename: str, name: str) -> str:
+    """The version an sdist's filename names, or "" (a pinned source's archive is named
+    by its sha256: the wheel built from it says its version)."""
+    from packaging.utils import InvalidSdistFilename, canonicalize_name, parse_sdist_filename
+
+    try:
+        found, version = parse_sdist_filename(filename)
+    except InvalidSdistFilename:
+        return ""
+    return str(version) if found == canonicalize_name(name) else ""
+
+
+def _sdist_file(preparer: Any, req: Any) -> Path | None:
+    """The sdist file of ``req`` on disk (downloaded and hash-checked by pip), or None when
+    ``req`` is not an sdist (a wheel, a VCS or directory link, another scheme)."""
     from pip._internal.operations.prepare import get_http_url
 
     link = req.link
@@ -108,12 +214,8 @@ def static_sdist_metadata(preparer: Any, req: Any) -> Any:
             return None
         if hashes:
             hashes.check_against_path(str(path))  # a mismatch is pip's HashError
-    else:
-        path = Path(get_http_url(link, preparer._download, hashes=hashes).path)
-    text = static_pkg_info(path, link.filename)
-    if text is None:
-        return None  # dynamic: pip prepares it by running the backend
-    return get_metadata_distribution(text, link.filename, req.req.name)
+        return path
+    return Path(get_http_url(link, preparer._download, hashes=hashes).path)
 
 
 @contextlib.contextmanager

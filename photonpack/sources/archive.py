@@ -5,7 +5,9 @@ path (under ``cache_dir/sources/``, named by its sha256), that sha256, and the
 form with its pin filled in (a git commit id, a directory's tree digest, an
 archive's sha256), which is what a lock records. Given a form that is
 already pinned, it checks the pin instead of choosing one: a directory whose
-tree changed since the lock is an error, a pinned commit is exported offline
+tree changed since the lock is an error, a pinned tree or commit is taken from
+the archive made for it earlier (remembered under ``sources/pins/``; a tree's
+archive read back and its digest recomputed first), else exported offline
 from the cache when it is there.
 """
 
@@ -14,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import tarfile
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -22,7 +25,7 @@ from typing import BinaryIO, NamedTuple
 from photonpack._digest import sha256_file
 from photonpack._fs import fsync_dir
 from photonpack.errors import SourceError, StaleLockError
-from photonpack.sources import remote, tree, vcs
+from photonpack.sources import remote, tarball, tree, vcs
 from photonpack.sources.form import ArchiveSource, DirectorySource, SourceForm, VcsSource
 
 __all__ = ["SourceArchive", "source_archive"]
@@ -51,15 +54,40 @@ def source_archive(form: SourceForm, base_dir: Path, cache_dir: Path) -> SourceA
 
 
 def _directory(form: DirectorySource, base_dir: Path, cache_dir: Path) -> SourceArchive:
+    """The project's archive; when ``form`` is pinned (build), the one made earlier for that
+    tree if the cache holds it, since gzip -9 costs some fifty times the tree's digest."""
     root = (base_dir / Path(form.path).expanduser()).resolve()
     tree.check_project(root, written=form.path)
+    if form.tree_digest is not None:
+        _check_tree(form, tree.tree_digest(root))
+        if (cached := _cached_tree(cache_dir, form.tree_digest)) is not None:
+            return SourceArchive(cached[0], cached[1], form)
     path, sha256, digest = _written(cache_dir, lambda out: tree.tree_archive(root, out))
+    _check_tree(form, digest)
+    _remember(cache_dir, f"tree {digest}", sha256)
+    return SourceArchive(path, sha256, dataclasses.replace(form, tree_digest=digest))
+
+
+def _check_tree(form: DirectorySource, digest: str) -> None:
     if form.tree_digest is not None and form.tree_digest != digest:
         raise StaleLockError(
             f"local project {form.path} changed since it was locked (its tree was "
             f"{form.tree_digest}, it is now {digest}); run photonpack lock"
         )
-    return SourceArchive(path, sha256, dataclasses.replace(form, tree_digest=digest))
+
+
+def _cached_tree(cache_dir: Path, digest: str) -> tuple[Path, str] | None:
+    """The archive remembered for the tree ``digest``, if its files still are that tree
+    (read back: the pins file alone is not trusted for what a build is made from)."""
+    cached = _cached(cache_dir, f"tree {digest}")
+    if cached is None:
+        return None
+    try:
+        with cached[0].open("rb") as archive:
+            same = tarball.archive_digest(archive) == digest
+    except (tarfile.TarError, OSError, EOFError, ValueError):
+        same = False
+    return cached if same else None
 
 
 def _vcs(form: VcsSource, cache_dir: Path) -> SourceArchive:

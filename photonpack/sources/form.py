@@ -10,8 +10,21 @@ included, so a pinned form is also a reproducible pip requirement.
 from __future__ import annotations
 
 import dataclasses
+import re
 
-__all__ = ["ARCHIVE_SUFFIXES", "ArchiveSource", "DirectorySource", "SourceForm", "VcsSource"]
+__all__ = [
+    "ARCHIVE_SUFFIXES",
+    "PIN",
+    "ArchiveSource",
+    "DirectorySource",
+    "SourceForm",
+    "VcsSource",
+    "pin_of",
+]
+
+# A source's pin, written one way wherever a photon records it (photon.json's source.pin):
+# ``tree:<hex>`` a project's tree digest, ``git:<commit>``, ``sha256:<hex>`` a download.
+PIN = re.compile(r"(tree|sha256):[0-9a-f]{64}|git:[0-9a-f]{40}(?:[0-9a-f]{24})?")
 
 
 # The file names an archive requirement may have (pip reads the same set, less .tbz and .txz).
@@ -84,3 +97,16 @@ class ArchiveSource:
 
 
 SourceForm = VcsSource | DirectorySource | ArchiveSource
+
+
+def pin_of(form: SourceForm | None, sha256: str) -> str | None:
+    """The :data:`PIN` of a pinned ``form``, or of an index sdist (``form`` None) whose
+    download has ``sha256``; None for a form not pinned yet."""
+    if form is None:
+        return f"sha256:{sha256}"
+    if isinstance(form, DirectorySource):
+        digest = form.tree_digest
+        return f"tree:{digest.removeprefix('sha256:')}" if digest else None
+    if isinstance(form, VcsSource):
+        return f"{form.vcs}:{form.commit}" if form.commit else None
+    return f"sha256:{form.sha256}" if form.sha256 else None

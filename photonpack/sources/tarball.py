@@ -38,6 +38,7 @@ __all__ = [
     "SOURCE_MTIME",
     "Kind",
     "Member",
+    "archive_digest",
     "digest_lines",
     "link_escapes",
     "write_archive",
@@ -128,3 +129,33 @@ def write_archive(
                 sha256 = hashing.hasher.hexdigest()
             entries.append((member.kind, sha256, member.path))
     return digest_lines(entries)
+
+
+def archive_digest(archive: IO[bytes]) -> str:
+    """The tree digest of a source archive's contents, as :func:`write_archive` returned it.
+
+    Computed from the members themselves (paths, kinds, contents), so it names
+    the tree whatever zlib compressed the archive. Raises ``ValueError`` for a
+    member a source archive never holds (outside ``source/``, a directory, a
+    device) and ``tarfile.TarError``/``OSError`` for an unreadable archive.
+    """
+    entries: list[tuple[Kind, str, str]] = []
+    with tarfile.open(fileobj=archive, mode="r:gz") as tar:
+        for info in tar:
+            path = info.name.removeprefix(f"{PREFIX}/")
+            if path == info.name or not path:
+                raise ValueError(f"{info.name!r} is outside {PREFIX}/")
+            if info.issym():
+                sha256 = hashlib.sha256(info.linkname.encode()).hexdigest()
+                entries.append(("link", sha256, path))
+            elif info.isreg():
+                stream = tar.extractfile(info)
+                assert stream is not None  # a regular member has content
+                hasher = hashlib.sha256()
+                while chunk := stream.read(1 << 20):
+                    hasher.update(chunk)
+                kind: Kind = "exec" if info.mode & 0o111 else "file"
+                entries.append((kind, hasher.hexdigest(), path))
+            else:
+                raise ValueError(f"{info.name!r} is neither a file nor a symbolic link")
+    return digest_lines(sorted(entries, key=lambda entry: entry[2].encode()))

@@ -40,7 +40,15 @@ from photonpack.lock.target import Target
 from photonpack.store import Store
 from photonpack.wheelbuild.sandbox import BuildSettings, HookFailed, run_hook, tail, tried_network
 
-__all__ = ["BUILD_FORMAT", "BuiltWheel", "build_sources", "build_wheels_needed", "cache_key"]
+__all__ = [
+    "BUILD_FORMAT",
+    "BuiltWheel",
+    "build_sources",
+    "build_wheels_needed",
+    "cache_key",
+    "cached_or_built",
+    "host_wheel",
+]
 
 # Part of every cache key: bump it when the same inputs must be built again.
 BUILD_FORMAT = 1
@@ -87,7 +95,7 @@ def build_sources(
     built = {}
     for sha, (sdist, targets) in sorted(needed.items()):
         wheels = [_host_wheel(p, host, lock, sdist) for p in build_environment(lock, sdist)]
-        wheel = _cached_or_built(sdist, wheels, store, host, epoch=epoch, logs=logs, fresh=fresh)
+        wheel = cached_or_built(sdist, wheels, store, host, epoch=epoch, logs=logs, fresh=fresh)
         _check_targets(wheel, targets)
         by_name = tuple(sorted(wheels, key=lambda w: w.filename))
         built[sha] = dataclasses.replace(wheel, build_wheels=by_name)
@@ -108,22 +116,28 @@ def cache_key(
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
-def _host_wheel(
-    package: LockedPackage, host: Target, lock: Lock, sdist: LockedSdist
-) -> LockedWheel:
+def host_wheel(package: LockedPackage, host: Target) -> LockedWheel | None:
+    """The wheel of ``package`` this machine installs (the best ranked), or None."""
     ranked = [
         (r, w.filename, w) for w in package.wheels if (r := host.wheel_rank(w.filename)) is not None
     ]
-    if not ranked:
+    return min(ranked, key=lambda item: item[:2])[2] if ranked else None
+
+
+def _host_wheel(
+    package: LockedPackage, host: Target, lock: Lock, sdist: LockedSdist
+) -> LockedWheel:
+    wheel = host_wheel(package, host)
+    if wheel is None:
         raise BuildError(
             f"{sdist.filename} builds with {package.name} {package.version}, locked for "
             f"{lock.build_target}, which has no wheel for this machine ({host}); run "
             "photonpack lock --upgrade on the machine that builds"
         )
-    return min(ranked, key=lambda item: item[:2])[2]
+    return wheel
 
 
-def _cached_or_built(
+def cached_or_built(
     sdist: LockedSdist,
     wheels: Sequence[LockedWheel],
     store: Store,
@@ -133,6 +147,7 @@ def _cached_or_built(
     logs: Path | None,
     fresh: bool,
 ) -> BuiltWheel:
+    """The wheel of ``sdist`` from the store's ``built/`` cache, else built and recorded."""
     key = cache_key(sdist, wheels, host, epoch=epoch)
     record = store.root / "built" / f"{key}.json"
     with store.lock(f"built-{key}"):
@@ -265,7 +280,10 @@ def _check_wheel(sdist: LockedSdist, path: Path) -> None:
         raise BuildError(f"building {sdist.filename} gave {path.name!r}, not a wheel") from exc
     if not path.is_file():
         raise BuildError(f"building {sdist.filename}: the backend named {path.name} but wrote none")
-    if name != canonicalize_name(sdist.name) or version != Version(sdist.version):
+    # A pinned source built at lock time has no version yet (""): its wheel names it.
+    if name != canonicalize_name(sdist.name) or (
+        sdist.version and version != Version(sdist.version)
+    ):
         raise BuildError(
             f"building {sdist.filename} gave {path.name}, not {sdist.name} {sdist.version} as "
             "locked; the sdist's metadata contradicts its name"
