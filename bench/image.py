@@ -242,6 +242,7 @@ def main() -> None:
     requirements = [r for r in args.requirements.split(",") if r]
     header(f"photonpack image vs podman build ({', '.join(requirements)})")
     work = args.workdir or Path(tempfile.mkdtemp(prefix="pp-bench-image-"))
+    work.mkdir(parents=True, exist_ok=True)
     env = podman_env(work, args.storage_driver)
     print(f"   podman storage driver: {args.storage_driver}; base: {' '.join(MMDEBSTRAP)}")
     first = photon_build(work, name="svc", requirements=requirements)
