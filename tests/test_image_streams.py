@@ -15,6 +15,7 @@ import json
 import shutil
 import subprocess
 import sys
+import tracemalloc
 import zipfile
 import zlib
 from pathlib import Path
@@ -207,3 +208,31 @@ def test_one_writer_and_several_give_the_same_image_digest(
         assert layer.path is not None
         assert _gzip_members(layer.path.read_bytes()) > 1  # the big module's stream reused
     assert digests == {json.loads(result.stdout)["digest"]}
+
+
+def test_a_big_reused_stream_is_written_through_bounded_memory(tmp_path: Path) -> None:
+    """A 64 MiB file and its wheel's stream: checked and copied in chunks, never held."""
+    size = 64 * 1024 * 1024
+    wheel = tmp_path / WHEEL
+    with (
+        zipfile.ZipFile(wheel, "w", compression=zipfile.ZIP_DEFLATED) as archive,
+        archive.open("pkg/lib.so", "w", force_zip64=True) as member,  # a zip64 local header
+    ):
+        for _ in range(size >> 20):
+            member.write(bytes(1 << 20))
+    installed = tmp_path / "site" / "pkg" / "lib.so"
+    installed.parent.mkdir(parents=True)
+    with installed.open("wb") as out:
+        for _ in range(size >> 20):
+            out.write(bytes(1 << 20))
+    streams = wheel_streams([(WHEEL, wheel)], SITE)
+    entry = Entry(path=f"{SITE}/pkg/lib.so", source=installed, stream=streams[f"{SITE}/pkg/lib.so"])
+    tracemalloc.start()
+    try:
+        written = write_layer([entry], tmp_path / "layer.tar.gz")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 * 1024 * 1024, f"writing the layer held {peak} bytes"
+    assert _gzip_members(written.path.read_bytes()) == 3  # headers, the stream, the end
+    assert written.tar_size > size
