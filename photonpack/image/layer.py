@@ -144,20 +144,21 @@ class _Sink:
             self._emit(self._compressor.compress(self._pending))
             self._pending.clear()
 
-    def adopt(self, content: Path, stream: Stream) -> bool:
-        """Add ``content`` as ``stream``'s gzip member if it is what the stream holds.
+    def adopt(self, content: Path, stream: Stream, size: int) -> bool:
+        """Add ``content`` (``size`` bytes, its tar header says) as ``stream``'s gzip member
+        if it is what the stream holds.
 
         One read of the file: its bytes go into a copy of the tar's hash and a
         CRC-32; when size and CRC are the zip's, the copy becomes the tar's hash
         and the stream is copied from the wheel. Otherwise nothing changed.
         """
-        tar_hash, crc, size = self.tar_hash.copy(), 0, 0
+        tar_hash, crc, read = self.tar_hash.copy(), 0, 0
         with content.open("rb") as handle:
             while chunk := handle.read(_CHUNK):
                 tar_hash.update(chunk)
                 crc = zlib.crc32(chunk, crc)
-                size += len(chunk)
-        if (size, crc) != (stream.size, stream.crc):
+                read += len(chunk)
+        if (read, read, crc) != (size, stream.size, stream.crc):
             return False
         self.finish()  # the member before ends here
         self.tar_hash, self.tar_size = tar_hash, self.tar_size + size
@@ -260,7 +261,7 @@ def write_layer(
                     compression == "gzip"
                     and entry.stream is not None
                     and isinstance(entry.source, Path)
-                    and sink.adopt(entry.source, entry.stream)
+                    and sink.adopt(entry.source, entry.stream, info.size)
                 )
                 if not reused:
                     _copy(content, info.size, sink, entry.path)
