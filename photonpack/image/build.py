@@ -4,9 +4,10 @@ The base is read and checked first (``checks.py``): nothing is written for a
 base that cannot run the photon. Then the environment is installed into a
 staging directory from the archive's verified wheels (or linked from the
 store's environments that hold them installed and compiled: the same bytes,
-see ``environment.py``), split into layers
-(``layering.py``), and each layer written deterministically (``layer.py``) in
-parallel. The result is the config, the manifest and the blobs; the writers
+see ``environment.py``), split into layers (``layering.py``), and each layer
+written deterministically (``layer.py``) in parallel, the wheels' own deflate
+streams copied into it (``streams.py``). The result is the config, the
+manifest and the blobs; the writers
 (``output.py``) put them in an OCI layout, a docker-archive or a registry.
 """
 
