@@ -247,7 +247,7 @@ def write_layer(
 ) -> LayerFile:
     """Write the entries (and their parents) as a compressed tar at ``out``.
 
-    ``on_written(n)``: ``n`` more bytes of tar were compressed (for a progress line).
+    ``on_written(n)``: ``n`` more bytes of tar were compressed or copied (for a progress line).
     """
     with out.open("wb") as handle:
         sink = _Sink(handle, compression, on_written)
