@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -86,11 +87,24 @@ def run(argv: list[str], env: dict[str, str], cwd: Path | None = None) -> str:
     return done.stdout
 
 
-def seconds(argv: list[str], env: dict[str, str], cwd: Path | None = None) -> float:
+CPU: dict[str, list[float]] = {}  # user + system seconds of photonpack's timed commands
+
+
+def seconds(
+    argv: list[str], env: dict[str, str], cwd: Path | None = None, *, cpu: str = ""
+) -> float:
+    """Wall seconds of the command; with ``cpu``, its CPU seconds go to ``CPU[cpu]`` (under
+    load, wall time is mostly waiting for a core: CPU time is the steadier figure)."""
     subprocess.run(["sync"], check=True)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     began = time.perf_counter()
     run(argv, env, cwd)
-    return time.perf_counter() - began
+    wall = time.perf_counter() - began
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if cpu:
+        used = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+        CPU.setdefault(cpu, []).append(used)
+    return wall
 
 
 def containerfile_context(archive: Path, home: Path, context: Path) -> None:
@@ -159,17 +173,24 @@ def build_section(
     ours, cold, cold_zstd, theirs = [], [], [], []
     for index in range(rounds):
         layout = work / f"layout-{index}"
-        ours.append(seconds(image_cmd(first.archive, base, "--oci-layout", str(layout)), env))
-        # A store that never ran the photon: every wheel installed and compiled afresh.
+        ours.append(
+            seconds(image_cmd(first.archive, base, "--oci-layout", str(layout)), env, cpu="warm")
+        )
+        # A store that never ran the photon: every wheel installed and compiled afresh; with
+        # gzip layers (the default) and zstd ones, in turn first (the one after a podman
+        # build pays for some of its disk writes).
         cold_env = {**env, "PHOTONPACK_HOME": str(work / f"cold-home-{index}")}
         cold_layout = str(work / f"cold-layout-{index}")
-        cold.append(seconds(image_cmd(first.archive, base, "--oci-layout", cold_layout), cold_env))
-        # The same with zstd layers: deflate is most of a cold build's CPU time.
+        cold_cmd = image_cmd(first.archive, base, "--oci-layout", cold_layout)
         zstd_env = {**env, "PHOTONPACK_HOME": str(work / f"cold-zstd-home-{index}")}
         zstd_layout = str(work / f"cold-zstd-layout-{index}")
         zstd_cmd = image_cmd(first.archive, base, "--compression", "zstd", "--oci-layout")
         zstd_cmd.append(zstd_layout)
-        cold_zstd.append(seconds(zstd_cmd, zstd_env))
+        for which in ("cold", "cold zstd") if index % 2 == 0 else ("cold zstd", "cold"):
+            if which == "cold":
+                cold.append(seconds(cold_cmd, cold_env, cpu="cold"))
+            else:
+                cold_zstd.append(seconds(zstd_cmd, zstd_env, cpu="cold zstd"))
         context = work / f"context-{index}"
         containerfile_context(first.archive, first.home, context)
         tag = f"localhost/svc-podman:{index}"
@@ -188,6 +209,15 @@ def build_section(
     zstd = statistics.median(cold_zstd)
     print(f"           photonpack image, cold store, --compression zstd {zstd:6.2f} s")
     print(target("build time, cold store, zstd layers", zstd / peer))
+    for label, times in (
+        ("warm", ours),
+        ("cold", cold),
+        ("cold zstd", cold_zstd),
+        ("podman", theirs),
+    ):
+        cpu = CPU.get(label, [])
+        spent = f" (CPU {', '.join(f'{t:.2f}' for t in cpu)} s)" if cpu else ""
+        print(f"           rounds, {label}: {', '.join(f'{t:.2f}' for t in times)} s{spent}")
 
 
 def size_section(
@@ -242,6 +272,7 @@ def main() -> None:
     requirements = [r for r in args.requirements.split(",") if r]
     header(f"photonpack image vs podman build ({', '.join(requirements)})")
     work = args.workdir or Path(tempfile.mkdtemp(prefix="pp-bench-image-"))
+    work.mkdir(parents=True, exist_ok=True)
     env = podman_env(work, args.storage_driver)
     print(f"   podman storage driver: {args.storage_driver}; base: {' '.join(MMDEBSTRAP)}")
     first = photon_build(work, name="svc", requirements=requirements)

@@ -1,12 +1,13 @@
 """`photonpack image` on a terminal: one progress line through its stages, then the result.
 
 The real CLI runs in a child process on a pty (``tests.test_progress``'s
-helpers); the photon has a wheel of 24 MiB of incompressible bytes, so that
-compressing its layer takes many writes.
+helpers); the photon has a wheel of 24 MiB of incompressible bytes (data, outside
+site-packages), so that compressing its layer takes many writes.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from pathlib import Path
 
@@ -21,7 +22,13 @@ from tests.test_progress import _SIZE, _on_tty, _piped, _visible
 @pytest.fixture(scope="module")
 def archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("progress")
-    staged = stage_photon(root, "heavy", [("weights", "1.0")], wheel_payload={"weights": 24 << 20})
+    # Under .data/data, not site-packages: the layer compresses it (a wheel's deflate stream
+    # of a site-packages file is copied, too fast to be sure the stage is ever drawn).
+    weights = hashlib.shake_256(b"weights").digest(24 << 20)
+    staged = stage_photon(
+        root, "heavy", [("weights", "1.0")],
+        wheel_files={"weights": {"weights-1.0.data/data/share/weights.bin": weights}},
+    )  # fmt: skip
     path = root / "heavy.photon"
     with path.open("wb") as out:
         write_archive(out, staged.manifest, staged.blob_path)

@@ -20,6 +20,7 @@ from typing import BinaryIO
 import pytest
 import zstandard
 
+from photonpack.errors import IntegrityError
 from photonpack.image.base import BaseImage, Blob
 from photonpack.image.rootfs import open_uncompressed, read_rootfs
 
@@ -119,3 +120,31 @@ def test_a_layer_with_a_big_file_is_read_and_unpacked_in_bounded_memory(
     assert total > BIG
     assert peak_reading < BOUND, f"reading the base held {peak_reading} bytes"
     assert peak_unpacking < BOUND, f"unpacking the layer held {peak_unpacking} bytes"
+
+
+def test_a_gzip_layer_whose_deflate_data_is_damaged_is_a_clear_error(tmp_path: Path) -> None:
+    """Bytes that match the digest but do not inflate: the inflater's error, in one line."""
+    path = tmp_path / "layer"
+    packed = bytearray(gzip.compress(hashlib.shake_256(b"x").digest(200_000), mtime=0))
+    packed[len(packed) // 2 : len(packed) // 2 + 64] = bytes(64)
+    path.write_bytes(bytes(packed))
+    config = tmp_path / "config"
+    config.write_bytes(b"{}")
+    base = BaseImage(
+        name="damaged",
+        digest="sha256:" + "0" * 64,
+        config={"architecture": "amd64", "os": "linux"},
+        config_blob=Blob(media_type="config", digest="sha256:" + "1" * 64, size=2, path=config),
+        layers=(
+            Blob(
+                media_type="application/vnd.oci.image.layer.v1.tar+gzip",
+                digest="sha256:" + hashlib.sha256(packed).hexdigest(),
+                size=len(packed),
+                path=path,
+            ),
+        ),
+        diff_ids=("sha256:" + "2" * 64,),
+    )
+    with pytest.raises(IntegrityError, match="is not a readable tar") as raised:
+        read_rootfs(base)
+    assert "\n" not in str(raised.value)

@@ -4,9 +4,10 @@ The base is read and checked first (``checks.py``): nothing is written for a
 base that cannot run the photon. Then the environment is installed into a
 staging directory from the archive's verified wheels (or linked from the
 store's environments that hold them installed and compiled: the same bytes,
-see ``environment.py``), split into layers
-(``layering.py``), and each layer written deterministically (``layer.py``) in
-parallel. The result is the config, the manifest and the blobs; the writers
+see ``environment.py``), split into layers (``layering.py``), and each layer
+written deterministically (``layer.py``) in parallel, the wheels' own deflate
+streams copied into it (``streams.py``). The result is the config, the
+manifest and the blobs; the writers
 (``output.py``) put them in an OCI layout, a docker-archive or a registry.
 """
 
@@ -16,8 +17,9 @@ import hashlib
 import os
 import sys
 import threading
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -26,12 +28,13 @@ from photonpack.errors import ImageError, IntegrityError
 from photonpack.image.base import CONFIG_TYPE, BaseImage, Blob, canonical
 from photonpack.image.checks import BasePython, base_facts, match_target, missing_packages
 from photonpack.image.config import LABEL_PREFIX, image_config, image_manifest
-from photonpack.image.environment import bytecode_python, image_interpreter, stage
+from photonpack.image.environment import ENV_PATH, bytecode_python, image_interpreter, stage
 from photonpack.image.layer import Compression, LayerFile, write_layer
 from photonpack.image.layering import PlannedLayer, plan_layers
 from photonpack.image.libraries import MissingLibrary, describe, missing_libraries
 from photonpack.image.platforms import target_platform
 from photonpack.image.rootfs import read_rootfs
+from photonpack.image.streams import Stream, wheel_streams
 from photonpack.image.users import lepton_user
 from photonpack.install.cache import WheelCache
 from photonpack.install.environment import wheels_for_target
@@ -76,6 +79,7 @@ class ImageOptions:
     check_system: bool = True
     compression: Compression = "gzip"
     reuse_environments: bool = True  # link wheels the store's environments hold (same bytes)
+    workers: int = 0  # threads writing layers; 0: one a core (the bytes do not depend on it)
     progress: Progress | None = None
 
 
@@ -148,9 +152,24 @@ def _write(
         )
 
     biggest_first = sorted(range(len(plan)), key=lambda number: -sizes[number])
-    with ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1)) as pool:
+    workers = options.workers or max(1, os.cpu_count() or 1)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
         futures = {number: pool.submit(write, number) for number in biggest_first}
         return [futures[number].result() for number in range(len(plan))]
+
+
+def _with_streams(plan: list[PlannedLayer], streams: Mapping[str, Stream]) -> list[PlannedLayer]:
+    """The plan, its wheels' files carrying their wheel's deflate stream (``streams.py``)."""
+    return [
+        replace(
+            layer,
+            entries=tuple(
+                replace(entry, stream=streams[entry.path]) if entry.path in streams else entry
+                for entry in layer.entries
+            ),
+        )
+        for layer in plan
+    ]
 
 
 def _library_problems(missing: list[MissingLibrary], *, base: str, strict: bool) -> list[str]:
@@ -222,10 +241,12 @@ def build_image(
         f"installing {len(wheels)} wheel{'' if len(wheels) == 1 else 's'}",
         wheel_bytes,
     )
+    interpreter = image_interpreter(python, own, facts)
+    wheel_paths = [(name, store.blob_path(sha)) for sha, name in wheels]
     staged = stage(
         work / "env",
-        image_interpreter(python, own, facts),
-        wheels=[(name, store.blob_path(sha)) for sha, name in wheels],
+        interpreter,
+        wheels=wheel_paths,
         runtime_files={entry.path: store.blob_path(entry.sha256) for entry in manifest.runtime},
         compiler=compiler,
         cache=WheelCache(store) if options.reuse_environments else None,
@@ -235,6 +256,10 @@ def build_image(
     user = lepton_user(fs)
     files = [(e, store.blob_path(e.sha256)) for e in manifest.files]
     plan = plan_layers(staged, user, files, init=bool(manifest.photon.cmd))
+    if options.compression == "gzip":
+        plan = _with_streams(
+            plan, wheel_streams(wheel_paths, f"{ENV_PATH}/{interpreter.site_packages}")
+        )
     # The library check (Python reading ELF headers) runs while the layers compress (zlib
     # and sha256 in C, without the GIL); it still comes before anything leaves ``work``.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="photonpack-elf") as side:

@@ -10,7 +10,10 @@ user who builds changes a byte:
 - modes are 0755 for directories and executables, 0644 for other files, 0777 for links;
 - no xattrs, no devices, no hard links; PAX headers only for long or non-ASCII names;
 - gzip uses the standard library's zlib at ``GZIP_LEVEL`` with a fixed header
-  (mtime 0, no name, OS "unix"); zstd (``--compression zstd``) uses one
+  (mtime 0, no name, OS "unix"), except for a file that is a wheel's member
+  (``Entry.stream``): its content is the wheel's own deflate stream, a gzip
+  member of its own (``streams.py``), so the big files of a layer are copied,
+  not compressed; zstd (``--compression zstd``) uses one
   thread at ``ZSTD_LEVEL`` with a checksum and no content size, so the
   frame depends only on the tar's bytes and the zstd library's version.
 """
@@ -19,12 +22,15 @@ from __future__ import annotations
 
 import hashlib
 import io
+import struct
 import tarfile
 import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO, Literal, Protocol
+
+from photonpack.image.streams import Stream
 
 __all__ = [
     "DIR_MODE",
@@ -55,6 +61,10 @@ GZIP_LEVEL = 1
 ZSTD_LEVEL = 3
 _GZIP_WBITS = 31  # a gzip wrapper; zlib writes mtime 0, no file name, OS "unix"
 _CHUNK = 1 << 20
+_ENCODING = "utf-8"
+# The header of a reused stream's gzip member: deflate, no flags, mtime 0, no
+# extra flags, OS "unix" (RFC 1952, 2.3).
+_GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -68,6 +78,7 @@ class Entry:
     executable: bool = False
     uid: int = 0
     gid: int = 0
+    stream: Stream | None = None  # the wheel's deflate stream of a file's content
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -87,43 +98,93 @@ class _Compressor(Protocol):
     def flush(self) -> bytes: ...
 
 
-class _Sink(io.RawIOBase):
-    """Hash the tar, compress it, hash and write the result: one pass, bounded memory."""
+class _Sink:
+    """Hash the tar, compress it, hash and write the result: one pass, bounded memory.
+
+    A gzip layer is one member, or several where ``adopt`` puts a wheel's own
+    deflate stream (``streams.py``) between the members compressed here.
+    """
 
     def __init__(
         self, out: BinaryIO, compression: Compression, on_written: Callable[[int], None] | None
     ) -> None:
         self._out = out
         self._on_written = on_written
-        self._compressor: _Compressor
-        if compression == "zstd":
-            import zstandard
-
-            self._compressor = zstandard.ZstdCompressor(
-                level=ZSTD_LEVEL, write_checksum=True, write_content_size=False, threads=0
-            ).compressobj()
-        else:
-            self._compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, _GZIP_WBITS)
+        self.compression = compression
+        self._compressor: _Compressor | None = None
+        self._pending = bytearray()
         self.tar_hash = hashlib.sha256()
         self.gz_hash = hashlib.sha256()
         self.tar_size = 0
         self.gz_size = 0
 
-    def writable(self) -> bool:
-        return True
+    def _new(self) -> _Compressor:
+        if self.compression == "zstd":
+            import zstandard
 
-    def write(self, data: bytes | bytearray | memoryview) -> int:  # type: ignore[override]
+            return zstandard.ZstdCompressor(
+                level=ZSTD_LEVEL, write_checksum=True, write_content_size=False, threads=0
+            ).compressobj()
+        return zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, _GZIP_WBITS)
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        """Tar bytes to compress (buffered to ``_CHUNK``: headers come 512 bytes at a time)."""
         self.tar_hash.update(data)
         self.tar_size += len(data)
-        self._emit(self._compressor.compress(data))
+        self._pending += data
+        if len(self._pending) >= _CHUNK:
+            self._compress()
         if self._on_written is not None:
             self._on_written(len(data))
-        return len(data)
+
+    def _compress(self) -> None:
+        if self._pending:
+            if self._compressor is None:
+                self._compressor = self._new()
+            self._emit(self._compressor.compress(self._pending))
+            self._pending.clear()
+
+    def adopt(self, content: Path, stream: Stream, size: int) -> bool:
+        """Add ``content`` (``size`` bytes, its tar header says) as ``stream``'s gzip member
+        if it is what the stream holds.
+
+        One read of the file: its bytes go into a copy of the tar's hash and a
+        CRC-32; when size and CRC are the zip's, the copy becomes the tar's hash
+        and the stream is copied from the wheel. Otherwise nothing changed.
+        """
+        tar_hash, crc, read = self.tar_hash.copy(), 0, 0
+        with content.open("rb") as handle:
+            while chunk := handle.read(_CHUNK):
+                tar_hash.update(chunk)
+                crc = zlib.crc32(chunk, crc)
+                read += len(chunk)
+        if (read, read, crc) != (size, stream.size, stream.crc):
+            return False
+        self.finish()  # the member before ends here
+        self.tar_hash, self.tar_size = tar_hash, self.tar_size + size
+        self._emit(_GZIP_HEADER)
+        with stream.wheel.open("rb") as wheel:
+            wheel.seek(stream.offset)
+            left = stream.length
+            while left:
+                chunk = wheel.read(min(left, _CHUNK))
+                if not chunk:
+                    raise OSError(f"{stream.wheel} ends inside the stream of {content.name}")
+                self._emit(chunk)
+                left -= len(chunk)
+        self._emit(struct.pack("<II", crc, size & 0xFFFFFFFF))
+        if self._on_written is not None:
+            self._on_written(size)
+        return True
 
     def finish(self) -> None:
-        self._emit(self._compressor.flush())
+        """End the member being compressed (the last one, or the one before a stream)."""
+        self._compress()
+        if self._compressor is not None:
+            self._emit(self._compressor.flush())
+            self._compressor = None
 
-    def _emit(self, data: bytes) -> None:
+    def _emit(self, data: bytes | bytearray | memoryview) -> None:
         if data:
             self.gz_hash.update(data)
             self.gz_size += len(data)
@@ -166,6 +227,16 @@ def _info(entry: Entry, mtime: int) -> tuple[tarfile.TarInfo, BinaryIO | None]:
     return info, handle
 
 
+def _copy(content: BinaryIO, size: int, sink: _Sink, path: str) -> None:
+    left = size
+    while left:
+        chunk = content.read(min(left, _CHUNK))
+        if not chunk:
+            raise OSError(f"{path} became shorter while its layer was written")
+        sink.write(chunk)
+        left -= len(chunk)
+
+
 def write_layer(
     entries: Iterable[Entry],
     out: Path,
@@ -176,20 +247,30 @@ def write_layer(
 ) -> LayerFile:
     """Write the entries (and their parents) as a compressed tar at ``out``.
 
-    ``on_written(n)``: ``n`` more bytes of tar were compressed (for a progress line).
+    ``on_written(n)``: ``n`` more bytes of tar were compressed or copied (for a progress line).
     """
     with out.open("wb") as handle:
         sink = _Sink(handle, compression, on_written)
-        with tarfile.open(
-            fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT, bufsize=_CHUNK
-        ) as tar:
-            for entry in _with_parents(entries):
-                info, content = _info(entry, mtime)
-                try:
-                    tar.addfile(info, content)
-                finally:
-                    if content is not None:
-                        content.close()
+        for entry in _with_parents(entries):
+            info, content = _info(entry, mtime)
+            sink.write(info.tobuf(tarfile.PAX_FORMAT, _ENCODING, "surrogateescape"))
+            if content is None:
+                continue
+            with content:
+                reused = (
+                    compression == "gzip"
+                    and entry.stream is not None
+                    and isinstance(entry.source, Path)
+                    and sink.adopt(entry.source, entry.stream, info.size)
+                )
+                if not reused:
+                    _copy(content, info.size, sink, entry.path)
+            if info.size % tarfile.BLOCKSIZE:
+                sink.write(bytes(tarfile.BLOCKSIZE - info.size % tarfile.BLOCKSIZE))
+        # The end of the archive, and the padding to a whole record, as tarfile writes them.
+        sink.write(bytes(2 * tarfile.BLOCKSIZE))
+        if sink.tar_size % tarfile.RECORDSIZE:
+            sink.write(bytes(tarfile.RECORDSIZE - sink.tar_size % tarfile.RECORDSIZE))
         sink.finish()
     return LayerFile(
         path=out,

@@ -24,6 +24,22 @@ from photonpack.image.base import BaseImage, Blob
 
 __all__ = ["Node", "RootFS", "open_uncompressed", "read_rootfs"]
 
+try:  # zlib-ng inflates a base's layers twice as fast; inflating is exact: the same bytes
+    from zlib_ng import zlib_ng
+
+    def _gunzipper() -> Any:
+        return zlib_ng.decompressobj(zlib.MAX_WBITS | 16)
+
+    # its stub types zlib_ng.error as an instance
+    _GZIP_ERRORS: tuple[type[Exception], ...] = (zlib.error, zlib_ng.error)  # type: ignore[assignment]
+except ImportError:  # an interpreter zlib-ng has no wheel for
+
+    def _gunzipper() -> Any:
+        return zlib.decompressobj(zlib.MAX_WBITS | 16)
+
+    _GZIP_ERRORS = (zlib.error,)
+_READ_ERRORS: tuple[type[Exception], ...] = (tarfile.TarError, EOFError, *_GZIP_ERRORS)
+
 _CHUNK = 1 << 20
 # Files whose content the checks read; matched on the normalised member path.
 _WANTED = frozenset(
@@ -135,10 +151,10 @@ class _Inflating(io.RawIOBase):
         self._eof = False
         self.hash = hashlib.sha256()
         self.count = 0
-        self._inflate: zlib._Decompress | None = None
+        self._inflate: Any = None
         self._zstd: Any = None
         if compression == "gzip":
-            self._inflate = zlib.decompressobj(zlib.MAX_WBITS | 16)
+            self._inflate = _gunzipper()
         elif compression == "zstd":
             import zstandard
 
@@ -153,12 +169,12 @@ class _Inflating(io.RawIOBase):
         self._raw.close()
         super().close()
 
-    def _gunzip(self, inflate: zlib._Decompress) -> bytes:
+    def _gunzip(self, inflate: Any) -> bytes:
         while True:
             if inflate.eof and inflate.unused_data:
                 # Concatenated gzip members are valid gzip; continue with the next one.
                 rest = inflate.unused_data
-                inflate = self._inflate = zlib.decompressobj(zlib.MAX_WBITS | 16)
+                inflate = self._inflate = _gunzipper()
                 out = inflate.decompress(rest, _CHUNK)
             elif inflate.unconsumed_tail:
                 out = inflate.decompress(inflate.unconsumed_tail, _CHUNK)
@@ -166,10 +182,10 @@ class _Inflating(io.RawIOBase):
                 data = self._raw.read(_CHUNK)
                 if not data:
                     self._eof = True
-                    return inflate.flush()
+                    return cast("bytes", inflate.flush())
                 out = inflate.decompress(data, _CHUNK)
             if out:
-                return out
+                return cast("bytes", out)
 
     def _more(self) -> bytes:
         if self._inflate is not None:
@@ -290,7 +306,7 @@ def _read_layer(
                 f"cannot read layer {blob.digest} of {where} ({exc.strerror or exc}); "
                 "copy the base image again"
             ) from exc
-        except (tarfile.TarError, zlib.error, EOFError) as exc:
+        except _READ_ERRORS as exc:
             while hashing.read(_CHUNK):  # altered bytes are the likelier cause: say so
                 pass
             _check_blob(hashing, blob, where)
