@@ -125,6 +125,7 @@ class Bench:
         self.downloads = work / "downloads"
         self.indexes = ["--index-url", PYPI, "--extra-index-url", index]
         self._uv: Path | None = None
+        self.cold_only = False  # the install section's cold variants only (--cold-install-only)
 
     def write_source(self, *, sibling: bool) -> None:
         source = textwrap.dedent(SOURCE).format(requirements=REQUIREMENTS)
@@ -168,7 +169,8 @@ def section_lock(b: Bench) -> None:
     print(target("photonpack / uv", ours / peer, 2.0), flush=True)
 
 
-def section_build(b: Bench) -> None:
+def download(b: Bench) -> float:
+    """``pip download --require-hashes`` of the locked wheels (cold cache); its seconds."""
     if not (b.project / "pylock.torchsvc.toml").exists():
         timed(b.photonpack("lock"), b.project, b.env)
     hashed = b.work / "hashed.txt"
@@ -176,9 +178,14 @@ def section_build(b: Bench) -> None:
     pip = [sys.executable, "-m", "pip", "download", "-q", "--require-hashes", "--no-deps"]
     pip += ["--only-binary", ":all:", *b.indexes, "-d", str(b.downloads), "-r", str(hashed)]
     pip_env = {**b.env, "XDG_CACHE_HOME": str(b.work / "cache-pip-download")}
-    download = timed(pip, b.work, pip_env)
+    seconds = timed(pip, b.work, pip_env)
     wheel_bytes = sum(p.stat().st_size for p in b.downloads.iterdir())
-    print(f"pip download --require-hashes: {wheel_bytes / 1e9:.2f} GB in {download:.2f} s")
+    print(f"pip download --require-hashes: {wheel_bytes / 1e9:.2f} GB in {seconds:.2f} s")
+    return seconds
+
+
+def section_build(b: Bench) -> None:
+    pip_download = download(b)
     build = b.photonpack("build", "-o", str(b.archive))
     cold, cold_rss = measured(build, b.project, b.env)
     cp = shell(f"cp {b.archive} {b.work / 'copy.photon'}")
@@ -188,7 +195,7 @@ def section_build(b: Bench) -> None:
     print(f"build, archive {size / 1e9:.2f} GB; cp of it {cp:.2f} s", flush=True)
     print(f"  cold (downloads, lock written)       {cold:7.2f} s  {rss(cold_rss)}")
     print(f"  warm (nothing changed)               {warm:7.2f} s  {rss(warm_rss)}")
-    print(target("cold / (pip download + cp)", cold / (download + cp), 1.1))
+    print(target("cold / (pip download + cp)", cold / (pip_download + cp), 1.1))
     print(target("warm / cp", warm / cp, 1.5), flush=True)
 
 
@@ -257,6 +264,8 @@ def section_registry(b: Bench) -> None:
 
 
 def section_install(b: Bench) -> None:
+    if not b.downloads.is_dir():
+        download(b)
     # Tens of GB follow (every tree is kept until the end): what is measured already goes first.
     if b.home.exists():
         disk(b.work, None)
@@ -265,8 +274,9 @@ def section_install(b: Bench) -> None:
             shutil.rmtree(done)
         else:
             done.unlink(missing_ok=True)
-    only = ["photonpack run, empty store", "photonpack, store has wheels", "pip (bytecode)"]
-    only += ["uv cold (bytecode)", UV_WARM]
+    only = ["photonpack run, empty store", "pip (bytecode)", "uv cold (bytecode)"]
+    if not b.cold_only:  # the warm variants: 14 GB more disk
+        only += ["photonpack, store has wheels", UV_WARM]
     bench_install(b.downloads, b.uv, 1, b.work, only=only, uv_cold_limit=0.8)
 
 
@@ -283,6 +293,9 @@ def main() -> None:
     parser.add_argument("--torch-index", default=TORCH_INDEX, help=f"[default: {TORCH_INDEX}]")
     parser.add_argument("--only", choices=SECTIONS, action="append", help="sections to run")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    parser.add_argument(
+        "--cold-install-only", action="store_true", help="install: skip the warm variants"
+    )
     parser.add_argument("--reuse", type=Path, help="a work directory kept by --keep (implies it)")
     args = parser.parse_args()
     header("torch: the numpy + torch photon, issue 19's table (a network run)")
@@ -293,10 +306,11 @@ def main() -> None:
     wanted = args.only or SECTIONS
     try:
         b = Bench(work, args.torch_index)
+        b.cold_only = args.cold_install_only
         for name in SECTIONS:
             if name not in wanted:
                 continue
-            if name in ("verify", "start", "registry", "install") and not b.archive.exists():
+            if name in ("verify", "start", "registry") and not b.archive.exists():
                 print("-- build (the archive the next sections need)", flush=True)
                 section_build(b)
             print(f"-- {name}", flush=True)
