@@ -12,7 +12,8 @@ the same run (sections: ``--only``, repeatable):
   cold build (downloads included, the lock already written) against it plus
   ``cp`` of the archive, and the warm build (nothing changed) against ``cp``;
 - ``verify``: against ``zstd -dc | sha256sum`` (bench/run.py's code), peak RSS;
-- ``start``: the first ``run`` (install, bytecode, serve) to the first 200, then
+- ``start``: the first ``run`` (verify, unpack, serve in the environment build made) to the
+  first 200 (its peak RSS is the server's, torch imported), then
   warm starts of the photon, whose ``init()`` imports torch, against a FastAPI
   app importing torch under uvicorn from a ready venv (the photon's environment);
 - ``registry``: push / pull against oras-py moving the same blobs (bench/registry.py's
@@ -220,8 +221,8 @@ def section_start(b: Bench) -> None:
         server, first = start_server([*argv, "--port", str(port)], cwd=b.work, port=port, env=b.env)
         stop_server(server)
         run_rss = read_peak(Path(rss_file.name))
-    print(f"first run (verify, install with bytecode, init imports torch) to the first 200: "
-          f"{first:.2f} s, {rss(run_rss)}", flush=True)  # fmt: skip
+    print(f"first run (verify, unpack, serve in build's environment; init imports torch) to the "
+          f"first 200: {first:.2f} s, {rss(run_rss)}, the server's", flush=True)  # fmt: skip
     bench_start(b.archive, b.env, 5, app=APP, python=environment_python(b.home), limit=1.2)
 
 
