@@ -49,7 +49,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -135,6 +135,9 @@ def bare_venv(dest: Path) -> Path:
 # files where the run works is printed before and after.
 PROBE_FILES = 2000
 
+NEW_RUNTIME = "  same, new runtime files"
+UV_WARM, UV_WARM_PYC = "uv warm (no bytecode)", "uv warm (bytecode)"
+
 
 def creation_cost(folder: Path) -> str:
     """How long creating PROBE_FILES empty files in ``folder`` takes (kept until the end)."""
@@ -148,8 +151,14 @@ def creation_cost(folder: Path) -> str:
 
 
 def bench_install(
-    wheel_dir: Path, uv: Path | None, repeat: int, workdir: Path | None = None
+    wheel_dir: Path,
+    uv: Path | None,
+    repeat: int,
+    workdir: Path | None = None,
+    only: Collection[str] | None = None,
+    uv_cold_limit: float | None = None,
 ) -> dict[str, float]:
+    """Install ``wheel_dir`` by every variant (or those named in ``only``); the medians."""
     wheels = sorted(wheel_dir.glob("*.whl"))
     size = sum(w.stat().st_size for w in wheels)
     print(f"install: {len(wheels)} wheels, {size / 1e6:.1f} MB, python {BASE}")
@@ -173,8 +182,14 @@ def bench_install(
         store, pairs, runtime = stocked_store(dest / "store")
         return timed(lambda: ensure_environment(store, wheels=pairs, runtime=runtime))
 
-    shared, shared_pairs, shared_runtime = stocked_store(work / "shared-store")
-    ensure_environment(shared, wheels=shared_pairs, runtime=shared_runtime)
+    wanted = set(only or ())
+
+    def needed(name: str) -> bool:
+        return not wanted or name in wanted
+
+    if needed(NEW_RUNTIME):
+        shared, shared_pairs, shared_runtime = stocked_store(work / "shared-store")
+        ensure_environment(shared, wheels=shared_pairs, runtime=shared_runtime)
 
     def photonpack_shared(dest: Path) -> float:
         """A photon whose wheels two other photons (same photonpack) brought into the store."""
@@ -230,18 +245,20 @@ def bench_install(
             lambda: create_environment(dest, wheels=wheels, compile_bytecode=False)
         ),
         "photonpack, store has wheels": photonpack_shared,
-        "  same, new runtime files": photonpack_new_runtime,
+        NEW_RUNTIME: photonpack_new_runtime,
         "pip (bytecode)": pip,
     }
     if uv is not None:
         warm = work / "uv-warm-cache"
-        uv_install(warm, False)(work / "prime")
         variants |= {
             "uv cold (bytecode)": uv_install(None, True),
             "uv cold (no bytecode)": uv_install(None, False),
-            "uv warm (no bytecode)": uv_install(warm, False),
-            "uv warm (bytecode)": uv_install(warm, True),
+            UV_WARM: uv_install(warm, False),
+            UV_WARM_PYC: uv_install(warm, True),
         }
+    variants = {name: run for name, run in variants.items() if needed(name)}
+    if any(name.startswith("uv warm") for name in variants):
+        uv_install(warm, False)(work / "prime")
     samples: dict[str, list[float]] = {name: [] for name in variants}
     cpu: dict[str, list[float]] = {name: [] for name in variants}
     _cpu_spent.clear()
@@ -260,8 +277,8 @@ def bench_install(
     finally:
         shutil.rmtree(work, ignore_errors=True)
     results = {name: statistics.median(times) for name, times in samples.items()}
-    pip_time = results["pip (bytecode)"]
-    pip_cpu = statistics.median(cpu["pip (bytecode)"])
+    pip_time = results.get("pip (bytecode)", float("nan"))
+    pip_cpu = statistics.median(cpu.get("pip (bytecode)", [float("nan")]))
     print(f"  median of {repeat} rounds             wall             CPU (user + system)")
     for name, seconds in results.items():
         used = statistics.median(cpu[name])
@@ -269,13 +286,15 @@ def bench_install(
             f"  {name:32s} {seconds:7.3f} s {seconds / pip_time:5.2f}x pip"
             f"   {used:7.2f} s {used / pip_cpu:5.2f}x pip"
         )
-    ours = results["photonpack run, empty store"]
+    nan = float("nan")
+    ours = results.get("photonpack run, empty store", nan)
     print(target("photonpack run (empty store) / pip", ours / pip_time, 0.35))
     if uv is not None:
-        print(target("photonpack run / uv cold (bytecode)", ours / results["uv cold (bytecode)"]))
-        linked = results["photonpack, store has wheels"]
-        print(target("store has wheels / uv warm", linked / results["uv warm (no bytecode)"], 2))
-        print(target("photonpack run / uv warm (bytecode)", ours / results["uv warm (bytecode)"]))
+        cold_uv = results.get("uv cold (bytecode)", nan)
+        print(target("photonpack run / uv cold (bytecode)", ours / cold_uv, uv_cold_limit))
+        linked = results.get("photonpack, store has wheels", nan)
+        print(target("store has wheels / uv warm", linked / results.get(UV_WARM, nan), 2))
+        print(target("photonpack run / uv warm (bytecode)", ours / results.get(UV_WARM_PYC, nan)))
     print(flush=True)
     return results
 
@@ -295,18 +314,29 @@ def build_realistic(work: Path) -> tuple[Path, Path, dict[str, str]]:
     return job.archive, wheels, job.env
 
 
-def bench_start(archive: Path, env: dict[str, str], starts: int) -> dict[str, float]:
-    """Command to first 200: ``photonpack run X.photon`` vs uvicorn on a hand-written app."""
+def bench_start(
+    archive: Path,
+    env: dict[str, str],
+    starts: int,
+    *,
+    app: str = HANDWRITTEN % "",
+    python: Path = Path(sys.executable),
+    limit: float = 1.3,
+) -> dict[str, float]:
+    """Command to first 200: ``photonpack run X.photon`` vs uvicorn on a hand-written app.
+
+    The app is ``app`` (bench/serve.py's counter by default), served by ``python``'s uvicorn.
+    """
     app_dir = archive.parent / "handwritten"
     app_dir.mkdir(exist_ok=True)
-    (app_dir / "handwritten.py").write_text(HANDWRITTEN % "")
+    (app_dir / "handwritten.py").write_text(app)
 
     def photonpack(port: int) -> list[str]:
         return [str(BIN / "photonpack"), "run", str(archive), "--host", "127.0.0.1",
                 "--port", str(port)]  # fmt: skip
 
     def uvicorn(port: int) -> list[str]:
-        return [sys.executable, "-m", "uvicorn", "handwritten:app", "--host", "127.0.0.1",
+        return [str(python), "-m", "uvicorn", "handwritten:app", "--host", "127.0.0.1",
                 "--port", str(port), "--no-access-log"]  # fmt: skip
 
     kinds = {"photonpack run": (photonpack, archive.parent), "uvicorn app": (uvicorn, app_dir)}
@@ -335,7 +365,9 @@ def bench_start(archive: Path, env: dict[str, str], starts: int) -> dict[str, fl
     for kind, median in medians.items():
         print(f"  {kind:28s} {median * 1000:7.0f} ms   (min {min(samples[kind]) * 1000:.0f} ms)")
     print(
-        target("photonpack / hand-written", medians["photonpack run"] / medians["uvicorn app"], 1.3)
+        target(
+            "photonpack / hand-written", medians["photonpack run"] / medians["uvicorn app"], limit
+        )
     )
     print(flush=True)
     return medians

@@ -17,6 +17,7 @@ the RECORDs.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import mmap
 import os
@@ -57,7 +58,36 @@ _CHUNK_FILES = 96
 _STREAM_BYTES = 16 << 20
 _PIECE_BYTES = 1 << 20
 
+# glibc serves a request of this many bytes or more with a mapping of its own, given back when
+# freed (see _fixed_mmap_threshold); its mallopt parameter number (malloc.h).
+_MMAP_THRESHOLD = 1 << 20
+_M_MMAP_THRESHOLD = -3
+
 OnWritten = Callable[[Path, Sequence[tuple[Path, int]]], None]
+
+
+@functools.cache
+def _fixed_mmap_threshold() -> None:
+    """Keep glibc from moving big buffers into the worker threads' heaps (once per process).
+
+    glibc raises its mmap threshold to the size of each mapped block freed (up to
+    32 MiB), so the 1-16 MiB buffers of extraction (members inflated whole, pieces of
+    streamed ones) come from per-thread heaps that keep the space they freed:
+    installing the torch photon's 3 GB of wheels, anonymous memory grew with what
+    was written, to a 314 MB peak. Fixed at 1 MiB: 97 MB (4 MiB: no better), for
+    ~10 % more system CPU. No-op without glibc.
+    """
+    try:
+        if not os.confstr("CS_GNU_LIBC_VERSION"):
+            return
+        import ctypes
+
+        mallopt = ctypes.CDLL(None).mallopt
+    except (AttributeError, OSError, ValueError):
+        return
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD)
+
 
 try:
     from zlib_ng import zlib_ng
@@ -362,6 +392,7 @@ def extract_wheels(
     is out. ``readonly`` creates the files without write permission. Returns
     the distributions in the order of ``jobs``.
     """
+    _fixed_mmap_threshold()
     workers = workers or min(8, 2 * (os.cpu_count() or 1))
     # Biggest first, so that the long poles start early.
     order = sorted(range(len(jobs)), key=lambda i: -sum(f.size for f in jobs[i].wheel.files))
