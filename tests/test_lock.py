@@ -124,7 +124,7 @@ def test_relock_on_unchanged_inputs_touches_nothing(index: PackageIndex, tmp_pat
     assert (tmp_path / "pylock.svc.toml").read_bytes() == before
 
 
-def test_up_to_date_lock_imports_neither_pip_nor_piptools(
+def test_up_to_date_lock_imports_neither_pip_nor_asyncio_nor_other_commands(
     index: PackageIndex, tmp_path: Path
 ) -> None:
     spec = photon(tmp_path, "alpha")
@@ -139,7 +139,10 @@ def test_up_to_date_lock_imports_neither_pip_nor_piptools(
             main()
         except SystemExit:
             pass
-        heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("pip", "piptools", "fastapi"))
+        roots = ("pip", "piptools", "fastapi", "asyncio", "ssl", "zipfile")
+        heavy = sorted(m for m in sys.modules if m.split(".")[0] in roots)
+        unused = ("photonpack.lock.standard", "photonpack.cli.serve")
+        heavy += [m for m in unused if m in sys.modules]
         print("heavy:", heavy)
         """
     )
