@@ -6,7 +6,8 @@ Two of pip's costs grow with the index and the number of targets rather than wit
   target, and turns every file into a ``Link`` before rejecting the other
   platforms' wheels. :func:`sharing_pages` makes its ``process_project_url``
   take the page from the shared index (fetched once, decoded once) with only
-  the files the target may install.
+  the files the target may install: wheels with its tags, and sdists only for
+  a project whose sdist the finder permits (pip rejects the others anyway).
 * **Metadata.** Without PEP 658's ``core-metadata`` on the page, pip downloads
   each candidate wheel whole to read its ``METADATA`` (torch: 539 MB), for each
   target. :func:`metadata_shortcuts` asks the shared index first (which reads a
@@ -48,8 +49,12 @@ def sharing_pages(shared: SharedIndex, tags: Callable[[], frozenset[str]]) -> It
         page = shared.page(url)
         if page is None:
             return []
+        # The project's permitted formats: without "source", pip rejects every sdist link.
+        formats = getattr(link_evaluator, "_formats", None)
+        wheels_only = formats is not None and "source" not in formats
+        links = page.links_for(tags(), wheels_only=wheels_only)
         with indent_log():
-            return self.evaluate_links(link_evaluator, links=page.links_for(tags()))  # type: ignore[no-any-return]
+            return self.evaluate_links(link_evaluator, links=links)  # type: ignore[no-any-return]
 
     PackageFinder.process_project_url = process_project_url  # type: ignore[method-assign]
     try:

@@ -11,7 +11,8 @@ project page and every candidate's metadata again, one request after another.
   torch's tens of thousands of files, most of a lock's CPU time);
 * **metadata** by file URL: a pure wheel's METADATA is read once for every
   target that considers it;
-* **a thread pool** that fetches ahead of the resolver: the page of every
+* **a thread pool** (:mod:`photonpack.lock.prefetch`: the target resolving now first)
+  that fetches ahead of the resolver: the page of every
   project named by the requirements, by a previous lock's pins or by the
   ``Requires-Dist`` of metadata already read, and the metadata of the file each
   target will most likely pick on it (its newest version the requirement
@@ -42,6 +43,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from photonpack.lock.prefetch import PriorityPool
 from photonpack.lock.target import Target
 
 __all__ = ["METADATA_FIRST", "SharedIndex", "TargetView", "installable"]
@@ -95,8 +97,12 @@ class _Page:
                 self.links[i] = Link.from_json(self.files[i], self.content.url)
             return self.links[i]
 
-    def links_for(self, tags: frozenset[str]) -> list[Any]:
-        """The page's Links a target with ``tags`` may install, in the page's order."""
+    def links_for(self, tags: frozenset[str], *, wheels_only: bool = False) -> list[Any]:
+        """The page's Links a target with ``tags`` may install, in the page's order.
+
+        ``wheels_only``: the finder permits no sdist of this project (``--only-binary``), and
+        would reject each (two thirds of the files of the realistic set's pages).
+        """
         if not self.json:
             from pip._internal.index.collector import parse_links
 
@@ -106,11 +112,17 @@ class _Page:
                 return self.all_links
         found = []
         for i, wheel in enumerate(self.tags):
+            if wheel is None and wheels_only and not _named_wheel(self.files[i]):
+                continue
             if wheel is None or not wheel.isdisjoint(tags):
                 link = self.link(i)
                 if link is not None:
                     found.append(link)
         return found
+
+
+def _named_wheel(entry: dict[str, Any]) -> bool:
+    return str(entry.get("filename", "")).endswith(".whl")
 
 
 def installable(filename: str, tags: frozenset[str]) -> bool:
@@ -141,7 +153,7 @@ class SharedIndex:
         self.session: Any = None  # pip's session, set by the first repository
         self.views: list[TargetView] = []
         self.progress: Callable[[int], None] = lambda found: None
-        self._pool = concurrent.futures.ThreadPoolExecutor(WORKERS, "photonpack-prefetch")
+        self._pool = PriorityPool(WORKERS, "photonpack-prefetch")
         self._lock = threading.Lock()
         self._pages: dict[str, concurrent.futures.Future[_Page | None]] = {}
         self._metadata: dict[str, concurrent.futures.Future[Any]] = {}
@@ -158,13 +170,15 @@ class SharedIndex:
         """Stop fetching ahead; what is in flight is dropped."""
         with self._lock:
             self._closed = True
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._pool.shutdown()
 
     # -- pages ---------------------------------------------------------------------------
 
     def page(self, url: str) -> _Page | None:
         """The project page at ``url`` (waiting for a worker that is fetching it)."""
-        return self._page_future(url, now=True).result()
+        future = self._page_future(url, now=True)
+        self._pool.run_now(future)  # still queued: fetched here, not waited for
+        return future.result()
 
     def _page_future(
         self, url: str, *, now: bool = False
@@ -177,7 +191,8 @@ class SharedIndex:
                     self._pages[url] = future
                     run_here = True
                 else:
-                    future = self._pool.submit(self._fetch_page, url)
+                    # Pages first: every target reads the same ones.
+                    future = self._pool.submit(0, functools.partial(self._fetch_page, url))
                     self._pages[url] = future
                     run_here = False
             else:
@@ -221,6 +236,8 @@ class SharedIndex:
                 future.set_result(self._fetch_metadata(link, name))
             except BaseException as exc:  # noqa: BLE001 - kept for whoever asks next
                 future.set_exception(exc)
+        else:
+            self._pool.run_now(future)  # a guess still queued: fetched here, not waited for
         try:
             found = future.result()
         except Exception:  # noqa: BLE001 - any failure means: let pip fetch it its way
@@ -361,7 +378,8 @@ class SharedIndex:
                 return
             try:
                 self._metadata[url] = self._pool.submit(
-                    self._fetch_metadata, link, name, GUESS_LIMIT
+                    1 + self.views.index(view),  # the targets resolve in this order
+                    functools.partial(self._fetch_metadata, link, name, GUESS_LIMIT),
                 )
             except RuntimeError:  # the pool shut down meanwhile
                 return
