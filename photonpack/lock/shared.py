@@ -157,6 +157,7 @@ class SharedIndex:
         self._lock = threading.Lock()
         self._pages: dict[str, concurrent.futures.Future[_Page | None]] = {}
         self._metadata: dict[str, concurrent.futures.Future[Any]] = {}
+        self._dists: dict[str, Any] = {}  # file URL -> its METADATA's pip distribution
         self._wanted: set[tuple[str, str, str]] = set()
         self._projects: set[str] = set()
         self._closed = False
@@ -243,12 +244,26 @@ class SharedIndex:
         except Exception:  # noqa: BLE001 - any failure means: let pip fetch it its way
             return None
         if isinstance(found, bytes):
-            from pip._internal.metadata import get_metadata_distribution
-
-            # A new one each time, as pip's PEP 658 path makes: it lives in a temporary
-            # directory of the resolver step asking for it.
-            return get_metadata_distribution(found, link.filename, name)
+            return self._distribution(url, found, link.filename, name)
         return found
+
+    def _distribution(self, url: str, metadata: bytes, filename: str, name: str) -> Any:
+        """One in-memory distribution of ``metadata`` for every target (lock/metadist.py)."""
+        from pip._internal.metadata import get_metadata_distribution
+
+        from photonpack.lock.metadist import metadata_distribution
+
+        with self._lock:
+            dist = self._dists.get(url)
+        if dist is None:
+            dist = metadata_distribution(metadata, filename)
+            if dist is None:
+                # pip's own: a new one each time, since it lives in a temporary directory
+                # of the resolver step asking for it.
+                return get_metadata_distribution(metadata, filename, name)
+            with self._lock:
+                dist = self._dists.setdefault(url, dist)
+        return dist
 
     def _fetch_metadata(self, link: Any, name: str, limit: int | None = None) -> Any:
         """``link``'s METADATA (bytes) or in-memory wheel distribution, checked to name the
