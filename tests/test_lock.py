@@ -139,7 +139,7 @@ def test_up_to_date_lock_imports_neither_pip_nor_asyncio_nor_other_commands(
             main()
         except SystemExit:
             pass
-        roots = ("pip", "piptools", "fastapi", "asyncio", "ssl", "zipfile")
+        roots = ("pip", "piptools", "fastapi", "asyncio", "ssl", "zipfile", "tarfile")
         heavy = sorted(m for m in sys.modules if m.split(".")[0] in roots)
         unused = ("photonpack.lock.standard", "photonpack.cli.serve")
         heavy += [m for m in unused if m in sys.modules]

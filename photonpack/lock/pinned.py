@@ -136,14 +136,14 @@ def changed_trees(lock: Lock) -> list[str]:
 
     A project's path is relative to the lock's directory.
     """
-    from photonpack.sources.tree import tree_digest
-
     base_dir = lock.path.parent
     changed = []
     for package in lock.packages:
         source = package.sdist.source if package.sdist is not None else None
         if not isinstance(source, DirectorySource):
             continue
+        from photonpack.sources.tree import tree_digest  # tarfile: only for local projects
+
         root = (base_dir / Path(source.path).expanduser()).resolve()
         now = tree_digest(root) if root.is_dir() else "missing"
         if now != source.tree_digest:
