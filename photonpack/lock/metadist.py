@@ -36,7 +36,7 @@ def metadata_distribution(metadata: bytes, filename: str) -> Any:
 def _in_memory() -> Any:
     from pip._internal.metadata import select_backend
 
-    if select_backend().NAME != "importlib":
+    if getattr(select_backend(), "NAME", None) != "importlib":
         return None
     from pip._internal.metadata.importlib._dists import WheelDistribution
 

@@ -72,8 +72,12 @@ def pip_tls() -> Iterator[None]:
         return
     from pip._internal.cli import index_command
 
-    original = index_command._create_truststore_ssl_context
-    context = once_context()
+    try:
+        original = index_command._create_truststore_ssl_context
+        context = once_context()
+    except (ImportError, AttributeError):  # another pip: its own context, as it builds it
+        yield
+        return
     index_command._create_truststore_ssl_context = lambda: context  # type: ignore[assignment]
     try:
         yield
