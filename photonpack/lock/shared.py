@@ -45,6 +45,7 @@ from packaging.version import InvalidVersion, Version
 
 from photonpack.lock.prefetch import PriorityPool
 from photonpack.lock.target import Target
+from photonpack.lock.wheeltags import installable, named_wheel, wheel_tags
 
 __all__ = ["METADATA_FIRST", "SharedIndex", "TargetView", "installable"]
 
@@ -87,7 +88,7 @@ class _Page:
         self.lock = threading.Lock()
         if self.json:
             self.files = list(json.loads(content.content).get("files", []))
-            self.tags = [_wheel_tags(str(f.get("filename", ""))) for f in self.files]
+            self.tags = [wheel_tags(str(f.get("filename", ""))) for f in self.files]
 
     def link(self, i: int) -> Any:
         from pip._internal.models.link import Link
@@ -112,35 +113,13 @@ class _Page:
                 return self.all_links
         found = []
         for i, wheel in enumerate(self.tags):
-            if wheel is None and wheels_only and not _named_wheel(self.files[i]):
+            if wheel is None and wheels_only and not named_wheel(self.files[i]):
                 continue
             if wheel is None or not wheel.isdisjoint(tags):
                 link = self.link(i)
                 if link is not None:
                     found.append(link)
         return found
-
-
-def _named_wheel(entry: dict[str, Any]) -> bool:
-    return str(entry.get("filename", "")).endswith(".whl")
-
-
-def installable(filename: str, tags: frozenset[str]) -> bool:
-    """Whether a target with ``tags`` may install ``filename``: an sdist, a wheel with one of
-    the tags, or a name that is no wheel's (pip reports it)."""
-    wheel = _wheel_tags(filename)
-    return wheel is None or not wheel.isdisjoint(tags)
-
-
-def _wheel_tags(filename: str) -> frozenset[str] | None:
-    """A wheel's tags from its name; None for an sdist or a name that is no wheel's."""
-    if not filename.endswith(".whl"):
-        return None
-    parts = filename[:-4].lower().split("-")
-    if len(parts) < 5:
-        return None  # not a valid wheel name: pip reports it
-    pythons, abis, platforms = (part.split(".") for part in parts[-3:])
-    return frozenset(f"{p}-{a}-{s}" for p in pythons for a in abis for s in platforms)
 
 
 class SharedIndex:
@@ -401,7 +380,7 @@ class SharedIndex:
 
     def _depends(self, requires: list[str], link: Any) -> None:
         """Fetch ahead the dependencies of a wheel, for the targets that can install it."""
-        tags = _wheel_tags(link.filename) or frozenset()
+        tags = wheel_tags(link.filename) or frozenset()
         self.want(requires, [v for v in self.views if not tags.isdisjoint(v.tag_set)])
 
 
