@@ -1,7 +1,8 @@
 """Benchmark: photonpack lock against pip-compile --generate-hashes, pip lock and uv.
 
 Run by hand (needs the public index): ``.venv/bin/python bench/lock.py [--rounds N]
-[--no-pip-compile]``.
+[--no-pip-compile] [--base REV]``. With ``--base``, that revision of photonpack (exported
+with ``git archive``, compiled, first on ``PYTHONPATH``) is measured in the same run too.
 Each tool locks the same realistic requirement set (plus photonpack's serving
 stack, so that every tool resolves the same thing) with a cold cache (a fresh
 XDG_CACHE_HOME) and then a warm one; machine pip configuration is ignored by
@@ -46,6 +47,7 @@ def main() -> None:
     parser.add_argument(
         "--no-pip-compile", action="store_true", help="skip pip-compile (its cold run: minutes)"
     )
+    parser.add_argument("--base", help="also measure this revision of photonpack (e.g. main)")
     args = parser.parse_args()
     header("lock: photonpack lock vs pip-compile, pip lock, uv (issue 3)")
     work = Path(tempfile.mkdtemp(prefix="photonpack-bench-"))
@@ -64,6 +66,7 @@ def main() -> None:
             capture_output=True,
             check=False,
         )
+        base = _exported(work, args.base) if args.base else None
         tools: dict[str, list[str]] = {
             "photonpack lock": [str(BIN / "photonpack"), "lock", "-m", "svc.py", "-U"],
             "pip-compile --generate-hashes": [
@@ -88,6 +91,8 @@ def main() -> None:
         }
         if args.no_pip_compile:
             del tools["pip-compile --generate-hashes"]
+        if base is not None:
+            tools[f"photonpack {args.base} lock"] = [*base, "lock", "-m", "svc.py", "-U"]
         if uv is not None:
             tools["uv pip compile --generate-hashes"] = [
                 str(uv),
@@ -103,9 +108,9 @@ def main() -> None:
         results: dict[str, tuple[float, float]] = {}
         for name, argv in tools.items():
             cache = work / f"cache-{len(results)}"
-            cold = timed(argv, work, clean_env(cache))
+            cold = timed(argv, work, _env(cache, argv))
             warm = statistics.median(
-                timed(argv, work, clean_env(cache)) for _ in range(max(1, args.rounds))
+                timed(argv, work, _env(cache, argv)) for _ in range(max(1, args.rounds))
             )
             results[name] = (cold, warm)
             print(f"{name:34s} cold {cold:6.2f} s   warm {warm:6.2f} s", flush=True)
@@ -137,7 +142,9 @@ def main() -> None:
         print(
             f"no-op re-lock {noop_median:.3f} s  (target <= 0.15 s: {verdict(noop_median <= 0.15)})"
         )
-        _several_targets(work, uv, max(1, args.rounds))
+        _several_targets(
+            work, uv, max(1, args.rounds), (args.base, base) if base is not None else None
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -150,18 +157,20 @@ FOUR = (
 )
 
 
-def _several_targets(work: Path, uv: Path | None, rounds: int) -> None:
-    """Four targets against one, cold each time, interleaved."""
-    lock = [str(BIN / "photonpack"), "lock", "-m", "svc.py", "-U"]
-    runs: dict[str, list[str]] = {
-        "photonpack lock, 1 target": [*lock, "-o", "one.toml", "--target", FOUR[0]],
-        "photonpack lock, 4 targets": [
-            *lock,
-            "-o",
-            "four.toml",
-            *(a for t in FOUR for a in ("--target", t)),
-        ],
-    }
+def _several_targets(
+    work: Path, uv: Path | None, rounds: int, base: tuple[str, list[str]] | None
+) -> None:
+    """Four targets against one, cold each time, interleaved (and the base revision's)."""
+    sides = {"photonpack": [str(BIN / "photonpack")]}
+    if base is not None:
+        sides[f"photonpack {base[0]}"] = base[1]
+    runs: dict[str, list[str]] = {}
+    for side, command in sides.items():
+        lock = [*command, "lock", "-m", "svc.py", "-U"]
+        runs[f"{side} lock, 1 target"] = [*lock, "-o", "one.toml", "--target", FOUR[0]]
+        runs[f"{side} lock, 4 targets"] = [
+            *lock, "-o", "four.toml", *(a for t in FOUR for a in ("--target", t))
+        ]  # fmt: skip
     if uv is not None:
         runs["uv pip compile --universal"] = [
             str(uv), "pip", "compile", "--quiet", "--generate-hashes", "--no-config",
@@ -170,14 +179,35 @@ def _several_targets(work: Path, uv: Path | None, rounds: int) -> None:
     times: dict[str, list[float]] = {name: [] for name in runs}
     for n in range(rounds):
         for i, (name, argv) in enumerate(runs.items()):
-            times[name].append(timed(argv, work, clean_env(work / f"cache-targets-{n}-{i}")))
+            times[name].append(timed(argv, work, _env(work / f"cache-targets-{n}-{i}", argv)))
     print()
     for name, values in times.items():
         print(f"{name:34s} cold {statistics.median(values):6.2f} s  ({len(values)} runs)")
-    one = statistics.median(times["photonpack lock, 1 target"])
-    four = statistics.median(times["photonpack lock, 4 targets"])
-    met = verdict(four / one <= 1.5)
-    print(f"{'4 targets / 1 target':34s} {four / one:5.2f}x  (target <= 1.5: {met})")
+    for side in sides:
+        one = statistics.median(times[f"{side} lock, 1 target"])
+        four = statistics.median(times[f"{side} lock, 4 targets"])
+        met = verdict(four / one <= 1.5)
+        label = f"{side}: 4 targets / 1 target"
+        print(f"{label:34s} {four / one:5.2f}x  (target <= 1.5: {met})")
+
+
+def _exported(work: Path, revision: str) -> list[str]:
+    """``python -m photonpack`` of ``revision``'s photonpack, exported and compiled."""
+    archive = subprocess.run(
+        ["git", "-C", str(REPO), "archive", revision, "photonpack"], capture_output=True, check=True
+    ).stdout
+    (work / "base").mkdir()
+    subprocess.run(["tar", "-x", "-C", str(work / "base")], input=archive, check=True)
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(work / "base")], check=True)
+    return [sys.executable, "-m", "photonpack"]
+
+
+def _env(cache: Path, argv: list[str]) -> dict[str, str]:
+    """``clean_env``, with the exported base revision first on the path for its commands."""
+    env = clean_env(cache)
+    if argv[1:3] == ["-m", "photonpack"]:
+        env["PYTHONPATH"] = str(cache.parent / "base")
+    return env
 
 
 if __name__ == "__main__":

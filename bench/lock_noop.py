@@ -41,7 +41,7 @@ class Svc(Photon):
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=25)
-    parser.add_argument("--base", default="15efe4f", help="the revision to compare with")
+    parser.add_argument("--base", default="d3396a2", help="the revision to compare with")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="photonpack-bench-noop-"))
     try:
@@ -60,6 +60,10 @@ def run(work: Path, rounds: int, base: str) -> None:
     ).stdout
     (work / "base").mkdir()
     subprocess.run(["tar", "-x", "-C", str(work / "base")], input=archive, check=True)
+    # Bytecode for both sides, as an installed package has it (PYTHONDONTWRITEBYTECODE
+    # would otherwise make the exported side compile itself at every run).
+    for tree in (work / "base", REPO / "photonpack"):
+        subprocess.run([sys.executable, "-m", "compileall", "-q", str(tree)], check=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
     env["PHOTONPACK_HOME"] = str(work / "home")
     lock = ["lock", "-m", "svc.py", "--index-url", (work / "no-index").as_uri()]

@@ -124,7 +124,49 @@ def test_relock_on_unchanged_inputs_touches_nothing(index: PackageIndex, tmp_pat
     assert (tmp_path / "pylock.svc.toml").read_bytes() == before
 
 
-def test_up_to_date_lock_imports_neither_pip_nor_piptools(
+def test_relock_answers_up_to_date_only_for_the_same_inputs_and_a_valid_lock(
+    index: PackageIndex, tmp_path: Path
+) -> None:
+    path, links = tmp_path / "pylock.svc.toml", tmp_path / "wheels"
+    links.mkdir()
+    lock_photon(photon(tmp_path, "alpha"), options(index))
+    first = path.read_text()
+
+    def relocked(requirements: tuple[str, ...], settings: LockOptions) -> bool:
+        """Whether lock resolved again (asked the index) rather than answering at once."""
+        requests = len(index.requests)
+        lock_photon(photon(tmp_path, *requirements), settings)
+        return len(index.requests) > requests
+
+    edges = {
+        "an edited requirement": (("alpha", "beta<2.1"), options(index)),
+        "a new target": (("alpha",), options(index, X86_311, X86_312)),
+        "pre-releases allowed": (
+            ("alpha",),
+            LockOptions(index=IndexSettings(index_url=index.url, pre=True), targets=(X86_311,)),
+        ),
+        "a find-links directory added": (
+            ("alpha",),
+            LockOptions(
+                index=IndexSettings(index_url=index.url, find_links=(str(links),)),
+                targets=(X86_311,),
+            ),
+        ),
+    }
+    for edge, (spec, settings) in edges.items():
+        path.write_text(first)
+        assert relocked(spec, settings), edge
+        assert path.read_text() != first, edge  # its inputs digest at least
+    path.write_text(first)
+    assert not relocked(("alpha",), options(index))
+    # Edited by hand, its inputs digest kept: checked as every command checks it, never
+    # called up to date when build would refuse it.
+    path.write_text(first.replace('name = "beta"', 'name = "betta"', 1))
+    with pytest.raises(LockFileError):
+        lock_photon(photon(tmp_path, "alpha"), options(index))
+
+
+def test_up_to_date_lock_imports_neither_pip_nor_asyncio_nor_other_commands(
     index: PackageIndex, tmp_path: Path
 ) -> None:
     spec = photon(tmp_path, "alpha")
@@ -139,7 +181,10 @@ def test_up_to_date_lock_imports_neither_pip_nor_piptools(
             main()
         except SystemExit:
             pass
-        heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("pip", "piptools", "fastapi"))
+        roots = ("pip", "piptools", "fastapi", "asyncio", "ssl", "zipfile", "tarfile")
+        heavy = sorted(m for m in sys.modules if m.split(".")[0] in roots)
+        unused = ("photonpack.lock.standard", "photonpack.cli.serve")
+        heavy += [m for m in unused if m in sys.modules]
         print("heavy:", heavy)
         """
     )

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pip._vendor.packaging.specifiers import SpecifierSet
 
 from photonpack.lock.index import IndexSettings
 from photonpack.lock.lockfile import LockOptions, lock_photon
@@ -92,3 +93,23 @@ def test_four_targets_fetch_each_page_and_pure_wheel_once(
     assert files["/files/app-1.0-py3-none-any.whl"] == 1
     assert files["/files/common-1.0-py3-none-any.whl"] == 1
     assert sum(n for f, n in files.items() if f.startswith("/files/native-")) == 4
+
+
+def test_a_wheels_metadata_is_one_distribution_parsed_once() -> None:
+    from photonpack.lock.metadist import metadata_distribution
+
+    text = (
+        b"Metadata-Version: 2.1\nName: Native\nVersion: 3.0\nRequires-Python: >=3.11\n"
+        b'Requires-Dist: common>=1\nRequires-Dist: tomli; python_version < "3.12"\n\nA README.\n'
+    )
+    dist = metadata_distribution(text, "native-3.0-cp311-cp311-manylinux_2_28_x86_64.whl")
+    assert (dist.canonical_name, str(dist.version), dist.requires_python) == (
+        "native",
+        "3.0",
+        SpecifierSet(">=3.11"),
+    )
+    assert [str(r) for r in dist.iter_raw_dependencies()] == [
+        "common>=1",
+        'tomli; python_version < "3.12"',
+    ]
+    assert dist._dist.metadata is dist._dist.metadata  # parsed once, for every question

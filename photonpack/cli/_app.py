@@ -8,10 +8,11 @@ an exit code. Library modules are imported inside each command so that
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import click
@@ -31,6 +32,20 @@ class _Group(click.Group):
     """
 
     debug = False
+    # Command name -> the module of this package that registers it, imported when the
+    # command is asked for: `photonpack lock` loads neither asyncio nor the registry client.
+    lazy_commands: Mapping[str, str] = {}
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module = self.lazy_commands.get(cmd_name)
+        if cmd_name not in self.commands and module is not None:
+            importlib.import_module(f"photonpack.cli.{module}")
+        return super().get_command(ctx, cmd_name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        for module in sorted(set(self.lazy_commands.values())):
+            importlib.import_module(f"photonpack.cli.{module}")
+        return super().list_commands(ctx)
 
     def main(
         self,

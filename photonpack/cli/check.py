@@ -10,7 +10,6 @@ import click
 from photonpack.cli._app import cli, progress_shown
 from photonpack.cli._photon import name_option, one_photon, stored_photon
 from photonpack.errors import PhotonpackError, UsageError
-from photonpack.serving.logs import colour_wanted
 
 # -- CI: verify / inspect / diff / sbom ------------------------------------
 
@@ -253,6 +252,8 @@ def diff_(
     elif fmt == "markdown":
         click.echo(render_markdown(result), nl=False)
     else:
+        from photonpack.serving.logs import colour_wanted  # asyncio: not for every command
+
         colour = colour_wanted(sys.stdout)  # a terminal, and NO_COLOR unset or empty
         click.echo(render_text(result, colour=colour), nl=False, color=colour)
     if exit_code:

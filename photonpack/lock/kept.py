@@ -14,12 +14,15 @@ Pure: values in, values out (the caller reads the file and resolves).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from photonpack.errors import LockFileError, NoCompatibleWheelError, ResolutionError
 from photonpack.lock.index import DistFile
 from photonpack.lock.pylock import Lock
-from photonpack.lock.standard import StandardLock, StandardPackage
 from photonpack.lock.target import Target
+
+if TYPE_CHECKING:  # read only with --from
+    from photonpack.lock.standard import StandardLock, StandardPackage
 
 __all__ = ["added_packages", "check_kept", "check_requirements", "kept_for", "pin_lines"]
 

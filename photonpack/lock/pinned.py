@@ -20,6 +20,7 @@ import dataclasses
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from packaging.utils import canonicalize_name
 
@@ -27,8 +28,10 @@ from photonpack.errors import ResolutionError
 from photonpack.lock.index import DistFile
 from photonpack.lock.pylock import Lock
 from photonpack.lock.relative import is_file_url, recorded
-from photonpack.sources.archive import SourceArchive, source_archive
 from photonpack.sources.form import ArchiveSource, DirectorySource, SourceForm, VcsSource
+
+if TYPE_CHECKING:  # tarfile, zipfile, git: not for a lock that is up to date
+    from photonpack.sources.archive import SourceArchive
 
 __all__ = [
     "changed_trees",
@@ -61,6 +64,8 @@ def pin_sources(
     upgrade_packages: Sequence[str],
 ) -> dict[str, SourceArchive]:
     """The file URL the resolver is given -> the source archive, for each of ``sources``."""
+    from photonpack.sources.archive import source_archive
+
     moved = {str(canonicalize_name(name)) for name in upgrade_packages}
     kept = {} if previous is None or upgrade else _commits(previous, moved)
     archives: dict[str, SourceArchive] = {}
@@ -131,14 +136,14 @@ def changed_trees(lock: Lock) -> list[str]:
 
     A project's path is relative to the lock's directory.
     """
-    from photonpack.sources.tree import tree_digest
-
     base_dir = lock.path.parent
     changed = []
     for package in lock.packages:
         source = package.sdist.source if package.sdist is not None else None
         if not isinstance(source, DirectorySource):
             continue
+        from photonpack.sources.tree import tree_digest  # tarfile: only for local projects
+
         root = (base_dir / Path(source.path).expanduser()).resolve()
         now = tree_digest(root) if root.is_dir() else "missing"
         if now != source.tree_digest:

@@ -6,7 +6,8 @@ Two of pip's costs grow with the index and the number of targets rather than wit
   target, and turns every file into a ``Link`` before rejecting the other
   platforms' wheels. :func:`sharing_pages` makes its ``process_project_url``
   take the page from the shared index (fetched once, decoded once) with only
-  the files the target may install.
+  the files the target may install: wheels with its tags, and sdists only for
+  a project whose sdist the finder permits (pip rejects the others anyway).
 * **Metadata.** Without PEP 658's ``core-metadata`` on the page, pip downloads
   each candidate wheel whole to read its ``METADATA`` (torch: 539 MB), for each
   target. :func:`metadata_shortcuts` asks the shared index first (which reads a
@@ -24,6 +25,7 @@ its ``pip_internals`` guard.
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -36,8 +38,12 @@ __all__ = ["MetadataShortcut", "metadata_shortcuts", "sharing_pages"]
 def sharing_pages(shared: SharedIndex, tags: Callable[[], frozenset[str]]) -> Iterator[None]:
     """Make pip's finder read index pages from ``shared``, filtered by ``tags()`` (the wheel
     tags of the target resolving now); undone on exit, like ``resolve``'s other patches."""
+    from pip._internal.index import package_finder
     from pip._internal.index.package_finder import PackageFinder
     from pip._internal.utils.logging import indent_log
+
+    finder_module: Any = package_finder
+    wheel = finder_module.Wheel
 
     original = PackageFinder.__dict__["process_project_url"]
 
@@ -48,14 +54,22 @@ def sharing_pages(shared: SharedIndex, tags: Callable[[], frozenset[str]]) -> It
         page = shared.page(url)
         if page is None:
             return []
+        # The project's permitted formats: without "source", pip rejects every sdist link.
+        formats = getattr(link_evaluator, "_formats", None)
+        wheels_only = formats is not None and "source" not in formats
+        links = page.links_for(tags(), wheels_only=wheels_only)
         with indent_log():
-            return self.evaluate_links(link_evaluator, links=page.links_for(tags()))  # type: ignore[no-any-return]
+            return self.evaluate_links(link_evaluator, links=links)  # type: ignore[no-any-return]
 
     PackageFinder.process_project_url = process_project_url  # type: ignore[method-assign]
+    # The finder parses a wheel's name again for each target and each sort of its
+    # candidates (14,600 times for four targets); a Wheel is read-only: one per name.
+    finder_module.Wheel = functools.cache(wheel)
     try:
         yield
     finally:
         PackageFinder.process_project_url = original  # type: ignore[method-assign]
+        finder_module.Wheel = wheel
 
 
 # A way to a candidate's metadata without downloading or building it:

@@ -20,7 +20,7 @@ things must describe the target instead of this machine:
 
 Every target's repository uses the one pip session of the resolve call
 (:class:`~photonpack.lock.shared.SharedIndex`): one connection pool, one
-set of credentials, certificates loaded once.
+set of credentials, certificates loaded once (:mod:`photonpack.lock.tls`).
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from typing import Any
 from photonpack.lock.index import IndexSettings
 from photonpack.lock.shared import SharedIndex, TargetView
 from photonpack.lock.target import Target
+from photonpack.lock.tls import pip_tls
 
 __all__ = ["TargetRepository", "target_environment"]
 
@@ -104,7 +105,8 @@ def _session_of(shared: SharedIndex) -> Iterator[None]:
     from pip._internal.cli.index_command import SessionCommandMixin
 
     if shared.session is None:
-        yield
+        with pip_tls():  # the session pip builds now: its TLS trust set up once
+            yield
         return
     original = SessionCommandMixin.__dict__["_build_session"]
     SessionCommandMixin._build_session = lambda self, *a, **k: shared.session  # type: ignore[method-assign]

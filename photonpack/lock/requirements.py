@@ -235,10 +235,10 @@ def check_sources(wanted: RequirementSet, base_dir: Path, *, photon: str) -> Non
 
     A local path that is not a Python project, a version control system other than git.
     """
-    from photonpack.sources.tree import check_project
-
     for source in wanted.sources:
         if isinstance(source, DirectorySource):
+            from photonpack.sources.tree import check_project  # tarfile: for local projects
+
             check_project(base_dir / Path(source.path).expanduser(), written=source.path)
         if isinstance(source, VcsSource) and source.vcs != "git":
             raise ResolutionError(

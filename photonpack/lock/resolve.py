@@ -131,6 +131,9 @@ def resolve(
             if any(pin.version != agreed[name] for name, pin in pins.items())
         ]
         if differing:
+            # The agreed versions' metadata for those targets, fetched while the first resolves.
+            views = [repositories[target].view for target in differing]
+            shared.want([f"{name}=={version}" for name, version in agreed.items()], views)
             # A target whose every pin already is the agreed one would resolve to the same
             # pins again (each package it needs is held to the version it chose): keep it.
             again = resolve_each(differing, {**preferences, **agreed})
@@ -172,6 +175,10 @@ class _Passes:
                     # A fresh finder (above): pip's caches the candidates it filtered as
                     # wheels-only.
                     sources.update(needed.names)
+            # What the targets after this one will most likely pick too: the same versions.
+            later = [self.repositories[t].view for t in targets[targets.index(target) + 1 :]]
+            lines = [f"{pin.name}=={pin.version}" for pin in pins[target].values() if not pin.url]
+            each.shared.want(lines, later)
             files[target] = {
                 name: _offered(each.repository, pin, each.shared.sizes)
                 for name, pin in pins[target].items()

@@ -11,7 +11,8 @@ project page and every candidate's metadata again, one request after another.
   torch's tens of thousands of files, most of a lock's CPU time);
 * **metadata** by file URL: a pure wheel's METADATA is read once for every
   target that considers it;
-* **a thread pool** that fetches ahead of the resolver: the page of every
+* **a thread pool** (:mod:`photonpack.lock.prefetch`: the target resolving now first)
+  that fetches ahead of the resolver: the page of every
   project named by the requirements, by a previous lock's pins or by the
   ``Requires-Dist`` of metadata already read, and the metadata of the file each
   target will most likely pick on it (its newest version the requirement
@@ -42,7 +43,9 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from photonpack.lock.prefetch import PriorityPool
 from photonpack.lock.target import Target
+from photonpack.lock.wheeltags import installable, named_wheel, wheel_tags
 
 __all__ = ["METADATA_FIRST", "SharedIndex", "TargetView", "installable"]
 
@@ -85,7 +88,7 @@ class _Page:
         self.lock = threading.Lock()
         if self.json:
             self.files = list(json.loads(content.content).get("files", []))
-            self.tags = [_wheel_tags(str(f.get("filename", ""))) for f in self.files]
+            self.tags = [wheel_tags(str(f.get("filename", ""))) for f in self.files]
 
     def link(self, i: int) -> Any:
         from pip._internal.models.link import Link
@@ -95,8 +98,12 @@ class _Page:
                 self.links[i] = Link.from_json(self.files[i], self.content.url)
             return self.links[i]
 
-    def links_for(self, tags: frozenset[str]) -> list[Any]:
-        """The page's Links a target with ``tags`` may install, in the page's order."""
+    def links_for(self, tags: frozenset[str], *, wheels_only: bool = False) -> list[Any]:
+        """The page's Links a target with ``tags`` may install, in the page's order.
+
+        ``wheels_only``: the finder permits no sdist of this project (``--only-binary``), and
+        would reject each (two thirds of the files of the realistic set's pages).
+        """
         if not self.json:
             from pip._internal.index.collector import parse_links
 
@@ -106,29 +113,13 @@ class _Page:
                 return self.all_links
         found = []
         for i, wheel in enumerate(self.tags):
+            if wheel is None and wheels_only and not named_wheel(self.files[i]):
+                continue
             if wheel is None or not wheel.isdisjoint(tags):
                 link = self.link(i)
                 if link is not None:
                     found.append(link)
         return found
-
-
-def installable(filename: str, tags: frozenset[str]) -> bool:
-    """Whether a target with ``tags`` may install ``filename``: an sdist, a wheel with one of
-    the tags, or a name that is no wheel's (pip reports it)."""
-    wheel = _wheel_tags(filename)
-    return wheel is None or not wheel.isdisjoint(tags)
-
-
-def _wheel_tags(filename: str) -> frozenset[str] | None:
-    """A wheel's tags from its name; None for an sdist or a name that is no wheel's."""
-    if not filename.endswith(".whl"):
-        return None
-    parts = filename[:-4].lower().split("-")
-    if len(parts) < 5:
-        return None  # not a valid wheel name: pip reports it
-    pythons, abis, platforms = (part.split(".") for part in parts[-3:])
-    return frozenset(f"{p}-{a}-{s}" for p in pythons for a in abis for s in platforms)
 
 
 class SharedIndex:
@@ -141,10 +132,11 @@ class SharedIndex:
         self.session: Any = None  # pip's session, set by the first repository
         self.views: list[TargetView] = []
         self.progress: Callable[[int], None] = lambda found: None
-        self._pool = concurrent.futures.ThreadPoolExecutor(WORKERS, "photonpack-prefetch")
+        self._pool = PriorityPool(WORKERS, "photonpack-prefetch")
         self._lock = threading.Lock()
         self._pages: dict[str, concurrent.futures.Future[_Page | None]] = {}
         self._metadata: dict[str, concurrent.futures.Future[Any]] = {}
+        self._dists: dict[str, Any] = {}  # file URL -> its METADATA's pip distribution
         self._wanted: set[tuple[str, str, str]] = set()
         self._projects: set[str] = set()
         self._closed = False
@@ -158,13 +150,15 @@ class SharedIndex:
         """Stop fetching ahead; what is in flight is dropped."""
         with self._lock:
             self._closed = True
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._pool.shutdown()
 
     # -- pages ---------------------------------------------------------------------------
 
     def page(self, url: str) -> _Page | None:
         """The project page at ``url`` (waiting for a worker that is fetching it)."""
-        return self._page_future(url, now=True).result()
+        future = self._page_future(url, now=True)
+        self._pool.run_now(future)  # still queued: fetched here, not waited for
+        return future.result()
 
     def _page_future(
         self, url: str, *, now: bool = False
@@ -177,7 +171,8 @@ class SharedIndex:
                     self._pages[url] = future
                     run_here = True
                 else:
-                    future = self._pool.submit(self._fetch_page, url)
+                    # Pages first: every target reads the same ones.
+                    future = self._pool.submit(0, functools.partial(self._fetch_page, url))
                     self._pages[url] = future
                     run_here = False
             else:
@@ -221,17 +216,33 @@ class SharedIndex:
                 future.set_result(self._fetch_metadata(link, name))
             except BaseException as exc:  # noqa: BLE001 - kept for whoever asks next
                 future.set_exception(exc)
+        else:
+            self._pool.run_now(future)  # a guess still queued: fetched here, not waited for
         try:
             found = future.result()
         except Exception:  # noqa: BLE001 - any failure means: let pip fetch it its way
             return None
         if isinstance(found, bytes):
-            from pip._internal.metadata import get_metadata_distribution
-
-            # A new one each time, as pip's PEP 658 path makes: it lives in a temporary
-            # directory of the resolver step asking for it.
-            return get_metadata_distribution(found, link.filename, name)
+            return self._distribution(url, found, link.filename, name)
         return found
+
+    def _distribution(self, url: str, metadata: bytes, filename: str, name: str) -> Any:
+        """One in-memory distribution of ``metadata`` for every target (lock/metadist.py)."""
+        from pip._internal.metadata import get_metadata_distribution
+
+        from photonpack.lock.metadist import metadata_distribution
+
+        with self._lock:
+            dist = self._dists.get(url)
+        if dist is None:
+            dist = metadata_distribution(metadata, filename)
+            if dist is None:
+                # pip's own: a new one each time, since it lives in a temporary directory
+                # of the resolver step asking for it.
+                return get_metadata_distribution(metadata, filename, name)
+            with self._lock:
+                dist = self._dists.setdefault(url, dist)
+        return dist
 
     def _fetch_metadata(self, link: Any, name: str, limit: int | None = None) -> Any:
         """``link``'s METADATA (bytes) or in-memory wheel distribution, checked to name the
@@ -361,14 +372,15 @@ class SharedIndex:
                 return
             try:
                 self._metadata[url] = self._pool.submit(
-                    self._fetch_metadata, link, name, GUESS_LIMIT
+                    1 + self.views.index(view),  # the targets resolve in this order
+                    functools.partial(self._fetch_metadata, link, name, GUESS_LIMIT),
                 )
             except RuntimeError:  # the pool shut down meanwhile
                 return
 
     def _depends(self, requires: list[str], link: Any) -> None:
         """Fetch ahead the dependencies of a wheel, for the targets that can install it."""
-        tags = _wheel_tags(link.filename) or frozenset()
+        tags = wheel_tags(link.filename) or frozenset()
         self.want(requires, [v for v in self.views if not tags.isdisjoint(v.tag_set)])
 
 

@@ -1,0 +1,54 @@
+"""A wheel's METADATA as one pip distribution in memory, shared by every target of a lock.
+
+pip's own path for a PEP 658 ``.metadata`` file writes it into a temporary
+directory of the resolver step and reads it back; each target of a lock made its
+own, and parsed the same METADATA (numpy's: 60 kB, its README included) five
+times over: for its name, its version, its ``Requires-Dist`` and pip's check of
+direct references. :func:`metadata_distribution` keeps the bytes in memory and
+parses them once; the result is read-only (markers are evaluated when asked, in
+the asking target's environment), so every target can use the same one.
+
+Only with pip's ``importlib.metadata`` backend (Python 3.11 and later); with the
+``pkg_resources`` backend, None: pip's own path.
+"""
+
+from __future__ import annotations
+
+import functools
+import pathlib
+from typing import Any
+
+__all__ = ["metadata_distribution"]
+
+
+def metadata_distribution(metadata: bytes, filename: str) -> Any:
+    """A pip distribution of the wheel ``filename``'s METADATA, or None (see above)."""
+    kind = _in_memory()
+    if kind is None:
+        return None
+    from pip._internal.metadata.importlib._dists import Distribution
+
+    dist = kind({pathlib.PurePosixPath("METADATA"): metadata}, pathlib.PurePosixPath(filename))
+    return Distribution(dist, None, None)
+
+
+@functools.cache
+def _in_memory() -> Any:
+    from pip._internal.metadata import select_backend
+
+    if getattr(select_backend(), "NAME", None) != "importlib":
+        return None
+    from pip._internal.metadata.importlib._dists import WheelDistribution
+
+    class ParsedOnce(WheelDistribution):
+        """pip's in-memory wheel metadata, its METADATA parsed at the first question."""
+
+        _parsed: Any = None
+
+        @property
+        def metadata(self) -> Any:
+            if self._parsed is None:
+                self._parsed = super().metadata
+            return self._parsed
+
+    return ParsedOnce
