@@ -23,7 +23,6 @@ import contextlib
 import hashlib
 import io
 import json
-import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,7 +49,6 @@ __all__ = [
     "fetch_remote_manifest",
     "list_remote",
     "oci_manifest",
-    "push_archive",
     "push_photon",
 ]
 
@@ -223,29 +221,6 @@ def _open_blob(blob_path: Callable[[str], Path], hex_: str) -> Iterator[io.Buffe
         ) from exc
     with stream:
         yield stream
-
-
-def push_archive(
-    archive: Path,
-    ref: Reference,
-    *,
-    client: RegistryClient,
-    progress: ProgressFn | None = None,
-    mount_from: Sequence[str] = (),
-) -> PushResult:
-    """Verify ``archive`` while unpacking it to a temp dir, then push it."""
-    from photonpack.archive import DirectorySink, unpack
-
-    with tempfile.TemporaryDirectory(prefix="photonpack-push-") as tmp:
-        manifest = unpack(archive, DirectorySink(Path(tmp)))
-        return push_photon(
-            manifest,
-            lambda hex_: Path(tmp) / hex_,
-            ref,
-            client=client,
-            progress=progress,
-            mount_from=mount_from,
-        )
 
 
 def _descriptor(value: object, where: str, ref: Reference) -> tuple[str, str, int]:
