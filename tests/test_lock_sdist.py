@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from packaging.pylock import Pylock
 
-from photonpack.lock.buildreqs import read_build_system
+from photonpack.lock.buildsystem import read_build_system
 from photonpack.lock.index import IndexSettings
 from photonpack.lock.lockfile import LockOptions, lock_photon, read_lock
 from photonpack.lock.pylock import load_toml

@@ -51,10 +51,16 @@ def healthy(url: str | None, timeout: float = 2) -> bool:
 
 
 def tail(cli: PodmanCli, pod: str) -> str:
-    """The container's last log lines, joined with `` | ``."""
+    """The container's last log lines, joined with `` | ``; a line repeated in a row, once.
+
+    A restarted container's log holds each run's lines: a crash loop would show
+    the same error once per restart.
+    """
     done = cli.run("logs", "--tail", str(LOG_LINES), container_name(pod))
     text = (done.stdout + done.stderr).decode(errors="replace")
-    return " | ".join(line.strip() for line in text.splitlines() if line.strip()) or "none"
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    distinct = [line for i, line in enumerate(lines) if i == 0 or line != lines[i - 1]]
+    return " | ".join(distinct) or "none"
 
 
 def _pinned(container: dict[str, Any]) -> str | None:

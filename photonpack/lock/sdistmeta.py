@@ -32,8 +32,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import email.parser
-import tarfile
-import zipfile
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
@@ -63,6 +61,9 @@ _SDIST_SUFFIXES = (".tar.gz", ".zip")
 
 def static_pkg_info(path: Path, filename: str) -> bytes | None:
     """The sdist's ``PKG-INFO`` if its dependencies are static (PEP 643), else None."""
+    import tarfile
+    import zipfile
+
     try:
         text = _top_file(path, filename, "PKG-INFO")
     except (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError, ValueError):
@@ -89,6 +90,9 @@ def _top_file(path: Path, filename: str, name: str) -> bytes | None:
     def is_top(member: str) -> bool:
         parts = PurePosixPath(member).parts
         return len(parts) == 2 and parts[1] == name
+
+    import tarfile
+    import zipfile
 
     if filename.endswith(".zip"):
         with zipfile.ZipFile(path) as archive:
@@ -142,7 +146,7 @@ def built_metadata(environments: BuildEnvironments, builder: SourceBuilder) -> M
     """
     from pip._internal.metadata import get_metadata_distribution
 
-    from photonpack.lock.buildreqs import read_build_system
+    from photonpack.lock.buildsystem import read_build_system
     from photonpack.lock.sdist import LockedSdist
 
     built: dict[str, bytes] = {}  # by link: pip asks again in each resolution round

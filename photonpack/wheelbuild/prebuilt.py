@@ -18,20 +18,18 @@ the metadata as before and ``build`` reports the failure with its log.
 
 from __future__ import annotations
 
-import zipfile
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
-from photonpack.archive import archive_mtime
 from photonpack.errors import PhotonpackError
-from photonpack.lock.buildreqs import SourceBuilder
-from photonpack.lock.download import fetch_wheels
-from photonpack.lock.index import IndexSettings
-from photonpack.lock.pylock import LockedPackage
-from photonpack.lock.sdist import LockedSdist
-from photonpack.lock.target import Target
-from photonpack.store import Store
-from photonpack.wheelbuild.builder import cached_or_built, host_wheel
+
+if TYPE_CHECKING:
+    from photonpack.lock.buildreqs import SourceBuilder
+    from photonpack.lock.index import IndexSettings
+    from photonpack.lock.pylock import LockedPackage
+    from photonpack.lock.sdist import LockedSdist
+    from photonpack.store import Store
 
 __all__ = ["lock_time_builder", "wheel_metadata"]
 
@@ -39,7 +37,11 @@ _MAX_METADATA = 16 << 20  # a METADATA larger than this is not one
 
 
 def lock_time_builder(store: Store) -> SourceBuilder:
-    """A :data:`~photonpack.lock.buildreqs.SourceBuilder` building into ``store``."""
+    """A :data:`~photonpack.lock.buildreqs.SourceBuilder` building into ``store``.
+
+    Made for every lock, used only when a sdist needs its backend: what it builds
+    with is imported then (an up-to-date lock loads none of it).
+    """
 
     def build(
         sdist: LockedSdist,
@@ -47,6 +49,13 @@ def lock_time_builder(store: Store) -> SourceBuilder:
         packages: Sequence[LockedPackage],
         index: IndexSettings,
     ) -> bytes | None:
+        import zipfile
+
+        from photonpack.archive import archive_mtime
+        from photonpack.lock.download import fetch_wheels
+        from photonpack.lock.target import Target
+        from photonpack.wheelbuild.builder import cached_or_built, host_wheel
+
         host = Target.host()
         wheels = [host_wheel(package, host) for package in packages]
         if any(wheel is None for wheel in wheels):
@@ -70,6 +79,8 @@ def lock_time_builder(store: Store) -> SourceBuilder:
 
 def wheel_metadata(path: Path, filename: str) -> bytes:
     """The ``<name>-<version>.dist-info/METADATA`` of the wheel at ``path``."""
+    import zipfile
+
     from packaging.utils import canonicalize_name, parse_wheel_filename
 
     name = canonicalize_name(parse_wheel_filename(filename)[0])
