@@ -10,6 +10,10 @@ the asking target's environment), so every target can use the same one.
 
 Only with pip's ``importlib.metadata`` backend (Python 3.11 and later); with the
 ``pkg_resources`` backend, None: pip's own path.
+
+:func:`wheel_metadata` reads a local wheel's METADATA member alone (the zip's
+central directory, then that member), where pip's path for a ``file:`` link reads
+and hashes the whole file first.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import functools
 import pathlib
 from typing import Any
 
-__all__ = ["metadata_distribution"]
+__all__ = ["metadata_distribution", "wheel_metadata"]
 
 
 def metadata_distribution(metadata: bytes, filename: str) -> Any:
@@ -30,6 +34,24 @@ def metadata_distribution(metadata: bytes, filename: str) -> Any:
 
     dist = kind({pathlib.PurePosixPath("METADATA"): metadata}, pathlib.PurePosixPath(filename))
     return Distribution(dist, None, None)
+
+
+def wheel_metadata(path: str) -> bytes | None:
+    """The ``*.dist-info/METADATA`` member of the wheel at ``path``, or None where pip should
+    read the wheel its own way and report what is wrong (not a zip, unreadable, no or several
+    ``.dist-info`` directories)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as wheel:
+            found = [
+                name
+                for name in wheel.namelist()
+                if name.count("/") == 1 and name.endswith(".dist-info/METADATA")
+            ]
+            return wheel.read(found[0]) if len(found) == 1 else None
+    except (OSError, ValueError, zipfile.BadZipFile):
+        return None
 
 
 @functools.cache

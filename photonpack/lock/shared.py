@@ -10,7 +10,8 @@ project page and every candidate's metadata again, one request after another.
   reject the others, after parsing and quoting their URLs: for numpy's or
   torch's tens of thousands of files, most of a lock's CPU time);
 * **metadata** by file URL: a pure wheel's METADATA is read once for every
-  target that considers it;
+  target that considers it; a local (``file:``) wheel's METADATA member alone,
+  where pip would read and hash the whole file (lock/metadist.py);
 * **a thread pool** (:mod:`photonpack.lock.prefetch`: the target resolving now first)
   that fetches ahead of the resolver: the page of every
   project named by the requirements, by a previous lock's pins or by the
@@ -43,6 +44,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from photonpack.lock.metadist import wheel_metadata
 from photonpack.lock.prefetch import PriorityPool
 from photonpack.lock.target import Target
 from photonpack.lock.wheeltags import installable, named_wheel, wheel_tags
@@ -249,9 +251,15 @@ class SharedIndex:
         wheel's project and version; None where pip should read it its own way."""
         from pip._internal.models.wheel import Wheel
 
-        if not link.is_wheel or link.scheme not in ("http", "https"):
+        if not link.is_wheel or link.scheme not in ("http", "https", "file"):
             return None
-        found = self._read_metadata(link, name, limit)
+        if link.scheme == "file":
+            # A local wheel's METADATA member, not the whole file: pip's own path would read
+            # and hash it all (torch's CUDA wheels: 2.6 GB). Its sha256 is the page's, and
+            # build re-hashes every locked byte.
+            found: Any = wheel_metadata(link.file_path)
+        else:
+            found = self._read_metadata(link, name, limit)
         if found is None:
             return None
         if isinstance(found, bytes):

@@ -5,7 +5,8 @@ file added to it) at ``index.url`` (the simple API root) and their bytes at
 ``/files/<filename>``. JSON pages carry ``hashes`` and the PEP 700 ``size``
 (api-version 1.1); HTML pages carry ``#sha256=`` fragments. ``tamper()`` makes
 the server send other bytes for a file while its pages keep the original
-digest, as a compromised mirror would. Other areas use the ``package_index``
+digest, as a compromised mirror would; ``write_pages()`` writes the HTML pages to
+disk, for a ``file://`` index. Other areas use the ``package_index``
 fixture and ``add_serving_stack()`` for an index that can lock any photon;
 ``auth=(user, password)`` makes it a private index that answers 401 without them.
 """
@@ -127,6 +128,16 @@ class PackageIndex:
         with zipfile.ZipFile(path) as zf:
             meta = next(n for n in zf.namelist() if n.endswith(".dist-info/METADATA"))
             return zf.read(meta)
+
+    def write_pages(self) -> str:
+        """Write the HTML pages beside ``files/`` as a PEP 503 tree on disk (a mirror copied
+        to an air-gapped machine) and return its ``file://`` URL; call again after adding."""
+        root = self.files_dir.parent / "simple"
+        for project in self._projects():
+            page = root / project / "index.html"
+            page.parent.mkdir(parents=True, exist_ok=True)
+            page.write_bytes(self._page(project, as_json=False)[0])
+        return root.as_uri()
 
     def file_url(self, filename: str) -> str:
         return f"{self.root_url}/files/{urllib.parse.quote(filename)}"
