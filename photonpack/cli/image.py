@@ -168,6 +168,7 @@ def image(
         write_oci_layout,
     )
     from photonpack.image.platforms import platform_of
+    from photonpack.image.scratch import scratch_dir
     from photonpack.oci.reference import parse_reference
     from photonpack.store import Store
 
@@ -205,7 +206,7 @@ def image(
         described = {"os": "linux"} | dict(base_image.config)
         where = "" if len(bases) == 1 else f" {platform_of(described)}"
         info(f"base {spec}{where} {base_image.digest}")
-    with store.temp_dir("image-") as work:
+    with scratch_dir(store, "image-") as work:  # removed after the command has answered
         images = []
         with line:  # one line for every stage of every platform, erased before the report
             for number, base_image in enumerate(bases):
