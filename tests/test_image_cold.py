@@ -122,3 +122,19 @@ def test_a_blob_altered_after_an_earlier_import_is_refused(
         "from the store or was altered after it was verified; import the archive again"
     )
     assert not (tmp_path / "2.tar").exists()
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated"])
+def test_a_bad_archive_is_refused_as_without_base_while_the_base_is_read(
+    archive: Path, base: Path, tmp_path: Path, damage: str
+) -> None:
+    data = archive.read_bytes()
+    bad = tmp_path / "bad.photon"
+    bad.write_bytes(b"not a photon" if damage == "garbage" else data[: len(data) * 2 // 3])
+    out = str(tmp_path / "x.tar")
+    with_base = _run("image", str(bad), "--base", f"oci:{base}", "-o", out)
+    alone = _run("image", str(bad), "-o", out)
+    assert with_base.exit_code == alone.exit_code != 0
+    assert with_base.stderr.splitlines()[-1] == alone.stderr.splitlines()[-1]
+    assert with_base.stderr.splitlines()[-1].startswith("error: ")
+    assert not (tmp_path / "x.tar").exists()
