@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -51,6 +52,19 @@ def _bases(
     ]
 
 
+def _counter(progress: Any, label: str, total: int) -> Callable[[int], None]:
+    """A stage of ``progress`` (``cli/_progress.py``): called with each count of bytes done."""
+    progress.retitle(label, total)
+    done = 0
+
+    def count(size: int) -> None:
+        nonlocal done
+        done += size
+        progress.update(done)
+
+    return count
+
+
 def _admitted(
     store: Any,
     archive: str | None,
@@ -59,6 +73,7 @@ def _admitted(
     base: str | None,
     platforms: tuple[str, ...] | None,
     client_for: Any,
+    progress: Any,
 ) -> tuple[Any, str, list[Any], list[Any]]:
     """The admitted photon, the base's name, each platform's base and its tree if read yet.
 
@@ -85,8 +100,11 @@ def _admitted(
         return manifest, spec, bases, [None] * len(bases)
 
     def read(spec: str, described: Any) -> tuple[list[Any], list[Any]]:
-        bases = _bases(spec, platforms, described, store, client_for)
-        return bases, [read_rootfs(one) for one in bases]
+        bases, trees = _bases(spec, platforms, described, store, client_for), []
+        for one in bases:
+            total = sum(blob.size for blob in one.layers)
+            trees.append(read_rootfs(one, _counter(progress, f"reading {one.name}", total)))
+        return bases, trees
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="photonpack-base") as side:
         reading = side.submit(read, base, early)
@@ -247,8 +265,9 @@ def image(
         return _registry_client(registry, username, password_stdin, insecure)
 
     manifest, spec, bases, trees = _admitted(
-        store, archive, name, digest, base, platforms, client_for
+        store, archive, name, digest, base, platforms, client_for, line
     )
+    line.close()  # the base read so far: erased before the base is named
     for base_image in bases:
         described = {"os": "linux"} | dict(base_image.config)
         where = "" if len(bases) == 1 else f" {platform_of(described)}"
