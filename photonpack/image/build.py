@@ -116,13 +116,9 @@ class Image:
 
 
 def _verified_blobs(store: Store, manifest: Manifest) -> None:
-    """Re-hash the photon's blobs in the store: they may have changed since they entered it.
-
-    Not those this same ``store`` object has just written or re-hashed, untouched since
-    (a cold store imports the archive, then builds; or a second platform's build).
-    """
+    """Re-hash the photon's blobs in the store: they may have changed since they entered it."""
     for sha, size in manifest.blobs().items():
-        if not store.verified_here(sha, size) and not store.verify_blob(sha, size):
+        if not store.verify_blob(sha, size):
             raise IntegrityError(
                 f"blob sha256:{sha} of {manifest.name} ({manifest.digest}) is missing from the "
                 "store or was altered after it was verified; import the archive again"

@@ -43,8 +43,7 @@ class BlobWriter:
             with store_errors(self._store.root, f"write blob {self._sha256}"):
                 self._atomic.commit(check=self._check, sync_dir=False)
         except _AlreadyStored:
-            return  # the temp file is gone; the blob another run stored stays
-        self._store.note_verified(self._sha256)
+            pass  # the temp file is gone; the blob another run stored stays
 
     def _check(self, temp: Path) -> None:
         self._store._check_file(temp, self._sha256, self._size)

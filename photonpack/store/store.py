@@ -42,7 +42,6 @@ class Store:
         self.root = (root or default_home()).absolute()
         self.refs = Refs(self)
         self._swept = False
-        self._verified: dict[str, tuple[int, ...]] = {}  # blob hex -> its file's identity
 
     def check_root(self) -> None:
         """Raise :class:`StoreError` unless the root is a directory (or does not exist yet)."""
@@ -379,27 +378,7 @@ class Store:
         except IntegrityError:
             path.unlink(missing_ok=True)
             return False
-        self.note_verified(sha256)
         return True
-
-    def note_verified(self, sha256: str) -> None:
-        """Remember that this object just checked the stored blob's bytes (``verified_here``)."""
-        if (identity := _identity(self.blob_path(sha256))) is not None:
-            self._verified[blob_name(sha256)] = identity
-
-    def verified_here(self, sha256: str, size: int) -> bool:
-        """Whether this object checked the blob's bytes and its file is untouched since.
-
-        Untouched: the same device, inode, size, and modification and change times in
-        nanoseconds (the change time moves on any write or rename; ``store/written.py``).
-        A command that imported an archive need not read its blobs a second time.
-        """
-        identity = _identity(self.blob_path(sha256))
-        return (
-            identity is not None
-            and identity[2] == size
-            and self._verified.get(blob_name(sha256)) == identity
-        )
 
     # -- manifests and refs ---------------------------------------------
 
@@ -430,11 +409,3 @@ class Store:
         with store_errors(self.root, f"write {path.name}"):
             path.parent.mkdir(parents=True, exist_ok=True)
             write_atomic(path, data, sync=sync)
-
-
-def _identity(path: Path) -> tuple[int, ...] | None:
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
