@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -11,7 +13,7 @@ import click
 from photonpack._units import format_size
 from photonpack.cli._app import cli, info, progress_shown
 from photonpack.cli.registry import _registry_client, _registry_options, admit_photon
-from photonpack.errors import UsageError
+from photonpack.errors import PhotonpackError, UsageError
 
 
 def _image_facts(built: Any) -> dict[str, Any]:
@@ -48,6 +50,70 @@ def _bases(
         open_base(spec, store=store, architecture=arch, client_for=client_for)
         for arch in architectures
     ]
+
+
+def _counter(progress: Any, label: str, total: int) -> Callable[[int], None]:
+    """A stage of ``progress`` (``cli/_progress.py``): called with each count of bytes done."""
+    progress.retitle(label, total)
+    done = 0
+
+    def count(size: int) -> None:
+        nonlocal done
+        done += size
+        progress.update(done)
+
+    return count
+
+
+def _admitted(
+    store: Any,
+    archive: str | None,
+    name: str | None,
+    digest: str | None,
+    base: str | None,
+    platforms: tuple[str, ...] | None,
+    client_for: Any,
+    progress: Any,
+) -> tuple[Any, str, list[Any], list[Any]]:
+    """The admitted photon, the base's name, each platform's base and its tree if read yet.
+
+    With --base and an archive file, the bases are read while the archive is imported
+    (both mostly inflating and hashing, in C): the archive's first member, its manifest
+    not verified yet, only says which platform to read. Were the verified manifest's
+    targets different, the bases are opened again from it.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from photonpack.admit import is_archive_path
+    from photonpack.archive import read_manifest
+    from photonpack.image import default_base
+    from photonpack.image.rootfs import read_rootfs
+
+    early = None
+    if base is not None and archive is not None and is_archive_path(archive):
+        with contextlib.suppress(PhotonpackError, OSError):  # admission says what is wrong
+            early = read_manifest(Path(archive))
+    if base is None or early is None:
+        manifest = admit_photon(store, archive, name, digest)
+        spec = base or manifest.photon.image or default_base(list(manifest.targets))
+        bases = _bases(spec, platforms, manifest, store, client_for)
+        return manifest, spec, bases, [None] * len(bases)
+
+    def read(spec: str, described: Any) -> tuple[list[Any], list[Any]]:
+        bases, trees = _bases(spec, platforms, described, store, client_for), []
+        for one in bases:
+            total = sum(blob.size for blob in one.layers)
+            trees.append(read_rootfs(one, _counter(progress, f"reading {one.name}", total)))
+        return bases, trees
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="photonpack-base") as side:
+        reading = side.submit(read, base, early)
+        manifest = admit_photon(store, archive, name, digest)
+        bases, trees = reading.result()
+    if tuple(manifest.targets) != tuple(early.targets):
+        bases = _bases(base, platforms, manifest, store, client_for)
+        trees = [None] * len(bases)
+    return manifest, base, bases, trees
 
 
 def _report(
@@ -159,7 +225,6 @@ def image(
     from photonpack.image import (
         ImageOptions,
         build_image,
-        default_base,
         image_index,
         parse_platforms,
         push_image,
@@ -168,6 +233,7 @@ def image(
         write_oci_layout,
     )
     from photonpack.image.platforms import platform_of
+    from photonpack.image.scratch import scratch_dir
     from photonpack.oci.reference import parse_reference
     from photonpack.store import Store
 
@@ -194,23 +260,27 @@ def image(
         progress=line,
     )
     store = Store()
-    manifest = admit_photon(store, archive, name, digest)
-    spec = base or manifest.photon.image or default_base(list(manifest.targets))
 
     def client_for(registry: str) -> Any:
         return _registry_client(registry, username, password_stdin, insecure)
 
-    bases = _bases(spec, platforms, manifest, store, client_for)
+    manifest, spec, bases, trees = _admitted(
+        store, archive, name, digest, base, platforms, client_for, line
+    )
+    line.close()  # the base read so far: erased before the base is named
     for base_image in bases:
         described = {"os": "linux"} | dict(base_image.config)
         where = "" if len(bases) == 1 else f" {platform_of(described)}"
         info(f"base {spec}{where} {base_image.digest}")
-    with store.temp_dir("image-") as work:
+    with scratch_dir(store, "image-") as work:  # removed after the command has answered
         images = []
         with line:  # one line for every stage of every platform, erased before the report
             for number, base_image in enumerate(bases):
                 (work / str(number)).mkdir()
-                images.append(build_image(store, manifest, base_image, work / str(number), options))
+                folder, tree = work / str(number), trees[number]
+                images.append(
+                    build_image(store, manifest, base_image, folder, options, rootfs=tree)
+                )
         built: Any = images[0] if len(images) == 1 else image_index(images)
         warnings = list(dict.fromkeys(w for one in images for w in one.warnings))
         for warning in warnings:

@@ -33,7 +33,7 @@ from photonpack.image.layer import Compression, LayerFile, write_layer
 from photonpack.image.layering import PlannedLayer, plan_layers
 from photonpack.image.libraries import MissingLibrary, describe, missing_libraries
 from photonpack.image.platforms import target_platform
-from photonpack.image.rootfs import read_rootfs
+from photonpack.image.rootfs import RootFS, read_rootfs
 from photonpack.image.streams import Stream, wheel_streams
 from photonpack.image.users import lepton_user
 from photonpack.install.cache import WheelCache
@@ -199,18 +199,27 @@ def _variant(base: BaseImage, target: Target) -> str:
 
 
 def build_image(
-    store: Store, manifest: Manifest, base: BaseImage, work: Path, options: ImageOptions
+    store: Store,
+    manifest: Manifest,
+    base: BaseImage,
+    work: Path,
+    options: ImageOptions,
+    *,
+    rootfs: RootFS | None = None,
 ) -> Image:
     """Build the image of ``manifest`` (its blobs in ``store``) on ``base`` under ``work``.
 
     ``work`` must be an empty directory; the blobs of the image stay there.
+    ``rootfs``: the base's tree, when the caller has read it already (``read_rootfs``).
     """
     # The photon's blobs are re-hashed while the base's layers are read: both are mostly
     # sha256 and zlib, which run without the GIL. The base's problems are reported first.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="photonpack-verify") as side:
         verifying = side.submit(_verified_blobs, store, manifest)
         base_size = sum(blob.size for blob in base.layers)
-        fs = read_rootfs(base, _Count(options.progress, f"reading {base.name}", base_size))
+        if rootfs is None:
+            rootfs = read_rootfs(base, _Count(options.progress, f"reading {base.name}", base_size))
+        fs = rootfs
         facts = base_facts(fs, base.config)
         python, own, target = match_target(facts, manifest.targets, base=base.name)
         if options.check_system:
