@@ -65,7 +65,10 @@ def main() -> None:
         first = sources.archive.read_bytes()
         # Warm rounds alternate between the two photons, so that a load that comes and goes
         # (this VM's neighbours) falls on both sides alike.
-        warm_runs, warm_cpus, plain_runs, plain_cpus = [], [], [], []
+        warm_runs: list[float] = []
+        warm_cpus: list[float] = []
+        plain_runs: list[float] = []
+        plain_cpus: list[float] = []
         for _ in range(max(1, args.rounds)):
             for runs, cpus, build in (
                 (warm_runs, warm_cpus, sources),
