@@ -165,13 +165,8 @@ class _Sink:
         self._emit(_GZIP_HEADER)
         with stream.wheel.open("rb") as wheel:
             wheel.seek(stream.offset)
-            left = stream.length
-            while left:
-                chunk = wheel.read(min(left, _CHUNK))
-                if not chunk:
-                    raise OSError(f"{stream.wheel} ends inside the stream of {content.name}")
-                self._emit(chunk)
-                left -= len(chunk)
+            short = f"{stream.wheel} ends inside the stream of {content.name}"
+            _copy(wheel, stream.length, self._emit, short)
         self._emit(struct.pack("<II", crc, size & 0xFFFFFFFF))
         if self._on_written is not None:
             self._on_written(size)
@@ -227,13 +222,14 @@ def _info(entry: Entry, mtime: int) -> tuple[tarfile.TarInfo, BinaryIO | None]:
     return info, handle
 
 
-def _copy(content: BinaryIO, size: int, sink: _Sink, path: str) -> None:
+def _copy(source: BinaryIO, size: int, write: Callable[[bytes], object], short: str) -> None:
+    """Copy exactly ``size`` bytes of ``source`` to ``write``; OSError(``short``) if fewer."""
     left = size
     while left:
-        chunk = content.read(min(left, _CHUNK))
+        chunk = source.read(min(left, _CHUNK))
         if not chunk:
-            raise OSError(f"{path} became shorter while its layer was written")
-        sink.write(chunk)
+            raise OSError(short)
+        write(chunk)
         left -= len(chunk)
 
 
@@ -264,7 +260,8 @@ def write_layer(
                     and sink.adopt(entry.source, entry.stream, info.size)
                 )
                 if not reused:
-                    _copy(content, info.size, sink, entry.path)
+                    short = f"{entry.path} became shorter while its layer was written"
+                    _copy(content, info.size, sink.write, short)
             if info.size % tarfile.BLOCKSIZE:
                 sink.write(bytes(tarfile.BLOCKSIZE - info.size % tarfile.BLOCKSIZE))
         # The end of the archive, and the padding to a whole record, as tarfile writes them.
