@@ -53,10 +53,6 @@ def _record_path(store: Store, path: Path) -> Path:
 
 def file_identity(path: Path) -> Identity | None:
     """``path``'s device, inode, size, mtime and ctime (ns), or None when it cannot be read."""
-    return _identity(path)
-
-
-def _identity(path: Path) -> Identity | None:
     try:
         st = path.stat()
     except OSError:
@@ -72,7 +68,7 @@ def _identity(path: Path) -> Identity | None:
 
 def _unchanged(record: object, path: Path) -> bool:
     """Whether ``record`` names ``path`` and ``path``'s identity is still the one it noted."""
-    identity = _identity(path)
+    identity = file_identity(path)
     return (
         isinstance(record, dict)
         and identity is not None
@@ -83,7 +79,7 @@ def _unchanged(record: object, path: Path) -> bool:
 
 def note_written(store: Store, path: Path, digest: str) -> None:
     """Remember that ``path``, as it is now, is the archive of ``digest`` written by this store."""
-    identity = _identity(path)
+    identity = file_identity(path)
     if identity is None:
         return
     record = {"path": str(path.absolute()), "digest": digest, **identity}
@@ -105,7 +101,7 @@ def note_hashed(store: Store, path: Path, sha256: str, before: Identity | None) 
     ``before`` is taken before hashing: a file changed while it was read is not
     remembered. What an unchanged record already says (a build's digest) is kept.
     """
-    if before is None or _identity(path) != before:
+    if before is None or file_identity(path) != before:
         return
     try:
         record = json.loads(_record_path(store, path).read_bytes())
