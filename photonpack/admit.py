@@ -17,12 +17,14 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 
 from photonpack._digest import Digest
-from photonpack.archive import read_manifest
+from photonpack.archive import read_manifest, unpack
 from photonpack.archive.manifest import Manifest
+from photonpack.archive.sinks import BlobWriter
 from photonpack.errors import ArchiveError, IntegrityError, UsageError
 from photonpack.oci.client import ProgressFn, RegistryClient
 from photonpack.oci.reference import Reference, parse_reference
-from photonpack.registry import fetch_photon
+from photonpack.oci.upload import UploadQueue
+from photonpack.registry import PushResult, fetch_photon, finish_push, plan_push, push_photon
 from photonpack.store import Store
 from photonpack.verify import enforce_policy
 
@@ -36,6 +38,7 @@ __all__ = [
     "is_archive_path",
     "parse_expected",
     "pull_reference",
+    "push_archive",
 ]
 
 # Opens a client for a registry host (with the user's credentials): the CLI's to decide.
@@ -98,6 +101,96 @@ def admit_name(name: str, store: Store, *, expected: Digest | None = None) -> Ma
     if expected is not None:
         _expect(manifest.digest, expected, f"the photon named {name}")
     return manifest
+
+
+def push_archive(
+    path: Path,
+    reference: Reference,
+    store: Store,
+    *,
+    client: RegistryClient,
+    expected: Digest | None = None,
+    mount_from: tuple[str, ...] | list[str] = (),
+    progress: ProgressFn | None = None,
+) -> tuple[Manifest, PushResult]:
+    """``push X.photon REF``: the file admitted and its missing blobs uploaded in one read.
+
+    A file the store knows (``build`` wrote it, or it was admitted before) is
+    pushed from the store's blobs and not read at all. Otherwise the registry
+    is asked first which blobs it lacks (the manifest is the archive's first
+    member), then the archive streams once: each blob is hashed, written into
+    the store if the store lacks it and uploaded if the registry does; an
+    upload is finished (its final PUT names the digest, so the registry checks
+    it too) only once the blob's hash matched. The admission policy runs on the
+    stored blobs (it reads every wheel's zip directory, so the bytes must be on
+    disk: the store is where they are worth keeping, as ``run`` would admit
+    them anyway); the tag is written last, after every check passed.
+    """
+    if not path.is_file():
+        raise ArchiveError(f"{path} does not exist or is not a file; pass a .photon file")
+    store.hold()
+
+    def check(manifest: Manifest) -> None:
+        enforce_policy(manifest, store.blob_path, str(path))
+
+    known = store.known_archive(path, check=check)
+    manifest = known or read_manifest(path)
+    if expected is not None:
+        _expect(manifest.digest, expected, str(path))
+    if known is not None:
+        pushed = push_photon(
+            manifest, store.blob_path, reference, client=client, progress=progress,
+            mount_from=mount_from,
+        )  # fmt: skip
+        return manifest, pushed
+    plan = plan_push(manifest, reference, client=client, mount_from=mount_from)
+    with UploadQueue(client, reference.repository, progress) as uploads:
+        sink = _PushSink(store, uploads, plan.missing, plan.titles)
+        unpacked = unpack(path, sink)
+    if unpacked.digest != manifest.digest:  # pragma: no cover - the same first member
+        raise IntegrityError(f"{path} changed while it was pushed; push it again")
+    check(unpacked)
+    store.put_manifest(unpacked.digest, unpacked.to_bytes())
+    return unpacked, finish_push(plan, client=client, progress=progress)
+
+
+class _PushSink:
+    """Each blob of the archive into the store if it lacks it, to the registry if it lacks it."""
+
+    def __init__(
+        self, store: Store, uploads: UploadQueue, missing: dict[str, int], titles: dict[str, str]
+    ) -> None:
+        self._store, self._uploads, self._missing, self._titles = store, uploads, missing, titles
+
+    def has(self, sha256: str) -> bool:
+        return sha256 not in self._missing and self._store.has_blob(sha256)
+
+    def open(self, sha256: str, size: int) -> BlobWriter:
+        writers: list[BlobWriter] = []
+        if not self._store.has_blob(sha256, size):
+            writers.append(self._store.open_blob(sha256, size))
+        if sha256 in self._missing:
+            writers.append(self._uploads.open(f"sha256:{sha256}", size, self._titles[sha256]))
+        return _Tee(writers)
+
+
+class _Tee:
+    """One blob's bytes to several writers; the verdict to each of them."""
+
+    def __init__(self, writers: list[BlobWriter]) -> None:
+        self._writers = writers
+
+    def write(self, data: bytes | memoryview) -> None:
+        for writer in self._writers:
+            writer.write(data)
+
+    def commit(self) -> None:
+        for writer in self._writers:
+            writer.commit()
+
+    def abort(self) -> None:
+        for writer in self._writers:
+            writer.abort()
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

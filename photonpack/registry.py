@@ -41,14 +41,17 @@ __all__ = [
     "CONFIG_MEDIA_TYPE",
     "LAYER_MEDIA_TYPE",
     "FetchedPhoton",
+    "PushPlan",
     "PushResult",
     "RemoteManifest",
     "RemoteTag",
     "attach_sbom",
     "fetch_photon",
     "fetch_remote_manifest",
+    "finish_push",
     "list_remote",
     "oci_manifest",
+    "plan_push",
     "push_photon",
 ]
 
@@ -140,6 +143,92 @@ def _sha256(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
+@dataclass(kw_only=True)
+class PushPlan:
+    """What a push must move: found by HEAD (and mount) requests before any blob is read."""
+
+    manifest: Manifest
+    reference: Reference
+    body: bytes  # the OCI manifest
+    missing: dict[str, int]  # sha256 hex -> size: the blobs to upload
+    config_missing: bool
+    mounted: list[str] = field(default_factory=list)
+
+    @property
+    def titles(self) -> dict[str, str]:
+        return _titles(self.manifest)
+
+
+def plan_push(
+    manifest: Manifest, ref: Reference, *, client: RegistryClient, mount_from: Sequence[str] = ()
+) -> PushPlan:
+    """Which blobs of ``manifest`` the registry lacks at ``ref``, once the others are mounted.
+
+    A missing blob is first mounted from the repositories of ``mount_from`` on the
+    same registry, in order; only a blob none of them holds is left to upload.
+    """
+    body = oci_manifest(manifest)
+    if ref.digest and ref.digest != _sha256(body):
+        raise RegistryError(
+            f"{ref} names digest {ref.digest}, but this photon's OCI manifest is "
+            f"{_sha256(body)}; push by tag instead"
+        )
+    repo = ref.repository
+    mounted: list[str] = []
+    sources = [source for source in dict.fromkeys(mount_from) if source != repo]
+
+    def present(digest: str) -> bool:
+        if client.has_blob(repo, digest):
+            return True
+        for source in sources:
+            if client.mount_blob(repo, digest, source):
+                mounted.append(digest)
+                return True
+        return False
+
+    config_missing = not present(manifest.digest)
+    missing = {
+        hex_: size for hex_, size in manifest.blobs().items() if not present(f"sha256:{hex_}")
+    }
+    return PushPlan(
+        manifest=manifest,
+        reference=ref,
+        body=body,
+        missing=missing,
+        config_missing=config_missing,
+        mounted=mounted,
+    )
+
+
+def finish_push(
+    plan: PushPlan, *, client: RegistryClient, progress: ProgressFn | None = None
+) -> PushResult:
+    """photon.json, then the OCI manifest (the tag): called once every blob is up and verified."""
+    manifest, ref = plan.manifest, plan.reference
+    config = manifest.to_bytes()
+    if plan.config_missing:
+        client.upload_blob(
+            ref.repository,
+            digest=manifest.digest,
+            size=len(config),
+            stream=io.BytesIO(config),
+            title="photon.json",
+            progress=progress,
+        )
+    client.put_manifest(ref.repository, ref.tag or _sha256(plan.body), plan.body, OCI_MANIFEST)
+    uploaded = [f"sha256:{hex_}" for hex_ in plan.missing]
+    return PushResult(
+        reference=ref,
+        manifest_digest=_sha256(plan.body),
+        photon_digest=manifest.digest,
+        uploaded=(manifest.digest, *uploaded) if plan.config_missing else tuple(uploaded),
+        mounted=tuple(plan.mounted),
+        uploaded_bytes=sum(plan.missing.values()) + (len(config) if plan.config_missing else 0),
+        total_blobs=len(manifest.blobs()) + 1,
+        total_bytes=manifest.total_size + len(config),
+    )
+
+
 def push_photon(
     manifest: Manifest,
     blob_path: Callable[[str], Path],
@@ -151,63 +240,21 @@ def push_photon(
 ) -> PushResult:
     """Upload the blobs the registry lacks, then the manifest: a tag never points at less.
 
-    A missing blob is first mounted from the repositories of ``mount_from`` on the
-    same registry, in order; only a blob none of them holds is uploaded.
+    Blobs are read from ``blob_path(hex)``; see :func:`plan_push` for mounts.
     """
-    body = oci_manifest(manifest)
-    manifest_digest = _sha256(body)
-    if ref.digest and ref.digest != manifest_digest:
-        raise RegistryError(
-            f"{ref} names digest {ref.digest}, but this photon's OCI manifest is "
-            f"{manifest_digest}; push by tag instead"
-        )
-    repo = ref.repository
-    config = manifest.to_bytes()
-    uploaded: list[str] = []
-    mounted: list[str] = []
-    moved = 0
-    sources = [source for source in dict.fromkeys(mount_from) if source != repo]
-
-    def mount(digest: str) -> bool:
-        for source in sources:
-            if client.mount_blob(repo, digest, source):
-                mounted.append(digest)
-                return True
-        return False
-
-    if not client.has_blob(repo, manifest.digest) and not mount(manifest.digest):
-        client.upload_blob(
-            repo,
-            digest=manifest.digest,
-            size=len(config),
-            stream=io.BytesIO(config),
-            title="photon.json",
-            progress=progress,
-        )
-        uploaded.append(manifest.digest)
-        moved += len(config)
-    titles = _titles(manifest)
-    for hex_, size in manifest.blobs().items():
-        digest = f"sha256:{hex_}"
-        if client.has_blob(repo, digest) or mount(digest):
-            continue
+    plan = plan_push(manifest, ref, client=client, mount_from=mount_from)
+    titles = plan.titles
+    for hex_, size in plan.missing.items():
         with _open_blob(blob_path, hex_) as stream:
             client.upload_blob(
-                repo, digest=digest, size=size, stream=stream, title=titles[hex_], progress=progress
+                ref.repository,
+                digest=f"sha256:{hex_}",
+                size=size,
+                stream=stream,
+                title=titles[hex_],
+                progress=progress,
             )
-        uploaded.append(digest)
-        moved += size
-    client.put_manifest(repo, ref.tag or manifest_digest, body, OCI_MANIFEST)
-    return PushResult(
-        reference=ref,
-        manifest_digest=manifest_digest,
-        photon_digest=manifest.digest,
-        uploaded=tuple(uploaded),
-        mounted=tuple(mounted),
-        uploaded_bytes=moved,
-        total_blobs=len(manifest.blobs()) + 1,
-        total_bytes=manifest.total_size + len(config),
-    )
+    return finish_push(plan, client=client, progress=progress)
 
 
 @contextlib.contextmanager

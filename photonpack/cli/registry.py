@@ -256,7 +256,7 @@ def push(
     Blobs another repository of the registry holds are mounted, not uploaded.
     Prints the OCI manifest digest.
     """
-    from photonpack.admit import is_archive_path
+    from photonpack.admit import is_archive_path, parse_expected, push_archive
     from photonpack.oci.reference import parse_reference
     from photonpack.registry import attach_sbom, push_photon
     from photonpack.store import Store
@@ -278,21 +278,30 @@ def push(
     source = None if name else args[0]
     if source is not None and not is_archive_path(source):
         raise UsageError(f"{source} is not a .photon file; push takes ARCHIVE REF, or -n NAME REF")
-    manifest = admit_photon(store, source, name, digest)
-    target = args[-1] if default_registry is None else _default_ref(default_registry, manifest)
+    # A .photon file is read once, while it is pushed (push_archive); a name is in the store.
+    manifest = None if source is not None else admit_photon(store, None, name, digest)
+    if default_registry is None:
+        target = args[-1]
+    else:
+        from photonpack.archive import read_manifest
+
+        named = manifest or read_manifest(Path(str(source)))
+        target = _default_ref(default_registry, named)
     reference = parse_reference(target)
     recent = _recent_repositories(store)
     sources = [*mount_from, *recent.get(reference.registry)]
     with _registry_client(reference.registry, username, password_stdin, insecure) as client:
         with _TransferLine("pushing") as line:
-            result = push_photon(
-                manifest,
-                store.blob_path,
-                reference,
-                client=client,
-                progress=line,
-                mount_from=sources,
-            )
+            if manifest is None:
+                manifest, result = push_archive(
+                    Path(str(source)), reference, store, client=client,
+                    expected=parse_expected(digest), mount_from=sources, progress=line,
+                )  # fmt: skip
+            else:
+                result = push_photon(
+                    manifest, store.blob_path, reference, client=client, progress=line,
+                    mount_from=sources,
+                )  # fmt: skip
         attached = (
             attach_sbom(manifest, store.blob_path, result, client=client, fmt=sbom_format)
             if with_sbom

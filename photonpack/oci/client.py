@@ -30,6 +30,7 @@ from photonpack.oci.blobstream import BlobStream
 from photonpack.oci.credentials import LOCAL_HOSTS, Credentials
 from photonpack.oci.response import Response, error_detail, next_link, response_with
 from photonpack.oci.transport import Transport, open_connection
+from photonpack.oci.upload import BlobUpload
 
 __all__ = [
     "OCI_INDEX",
@@ -135,51 +136,32 @@ class RegistryClient:
         chunk_size: int = CHUNK_SIZE,
     ) -> None:
         """Upload ``size`` bytes read from ``stream`` as ``digest``: one PUT, or chunks."""
-        response = self._request("POST", f"/v2/{repository}/blobs/uploads/", repository, push=True)
-        if response.status != 202:
-            raise self._error(response, f"starting the upload of {digest}")
-        location = self._location(response)
-        report = progress or (lambda _t: None)
-        report(Transfer(digest=digest, title=title, done=0, total=size))
-        done = 0
-        if size > chunk_size:
-            while done < size:
-                chunk = stream.read(min(chunk_size, size - done))
-                if not chunk:
-                    break
-                headers = {
-                    "Content-Type": "application/octet-stream",
-                    "Content-Range": f"{done}-{done + len(chunk) - 1}",
-                }
-                response = self._request(
-                    "PATCH", location, repository, push=True, body=chunk, headers=headers
-                )
-                if response.status != 202:
-                    raise self._error(response, f"uploading a chunk of {digest}")
-                location = self._location(response)
-                done += len(chunk)
-                report(Transfer(digest=digest, title=title, done=done, total=size))
-            body = b""
-        else:
-            body = stream.read(size + 1)
-            done = len(body)
-        if done != size:
-            raise IntegrityError(
-                f"blob {digest} ({title or 'no name'}) should be {size} bytes, read {done}: "
-                "the local file changed during the push; rebuild or re-verify it"
-            )
-        sep = "&" if "?" in location else "?"
-        response = self._request(
-            "PUT",
-            f"{location}{sep}digest={urllib.parse.quote(digest)}",
-            repository,
-            push=True,
-            body=body,
-            headers={"Content-Type": "application/octet-stream"},
-        )
-        if response.status != 201:
-            raise self._error(response, f"finishing the upload of {digest}")
-        report(Transfer(digest=digest, title=title, done=size, total=size))
+        upload = self.start_upload(
+            repository, digest=digest, size=size, title=title, progress=progress,
+            chunk_size=chunk_size,
+        )  # fmt: skip
+        # One byte more than the blob is asked for, so a file that grew is noticed.
+        while upload.received <= size and (
+            chunk := stream.read(min(chunk_size, size + 1 - upload.received))
+        ):
+            upload.write(chunk)
+        upload.finish()
+
+    def start_upload(
+        self,
+        repository: str,
+        *,
+        digest: str,
+        size: int,
+        title: str = "",
+        progress: ProgressFn | None = None,
+        chunk_size: int = CHUNK_SIZE,
+    ) -> BlobUpload:
+        """Open an upload of ``digest``, fed by ``write`` calls (see ``upload.py``)."""
+        return BlobUpload(
+            self, repository, digest=digest, size=size, title=title, progress=progress,
+            chunk_size=chunk_size,
+        )  # fmt: skip
 
     def put_manifest(
         self, repository: str, reference: str, body: bytes, media_type: str

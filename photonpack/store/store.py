@@ -200,9 +200,11 @@ class Store:
         from photonpack.archive import unpack
 
         self.hold()
-        # The same bytes, verified before, need not be unpacked again: hashing the
-        # compressed file is several times cheaper than decompressing and re-hashing
-        # every member, and it is what makes a warm start fast.
+        known = self.known_archive(path, check=check)
+        if known is not None:
+            return known
+        # Hashing the compressed file is several times cheaper than decompressing and
+        # re-hashing every member: the next import of the same bytes is then fast.
         file_hex = self._hash_archive_file(path)
         seen = self.root / "archives" / f"{file_hex}.json"
         known = self._known_archive(seen, checked=check is not None)
@@ -212,10 +214,43 @@ class Store:
         if check is not None:
             check(manifest)
         self.put_manifest(manifest.digest, manifest.to_bytes())
-        self._dir("archives")
-        record = {"digest": manifest.digest, "checked": check is not None}
-        self.write_atomic(seen, json.dumps(record).encode() + b"\n")
+        self.remember_archive(file_hex, manifest, checked=check is not None)
         return manifest
+
+    def remember_archive(self, file_hex: str, manifest: Manifest, *, checked: bool) -> None:
+        """Note that the archive file hashing to ``file_hex`` is ``manifest`` (its blobs here)."""
+        self._dir("archives")
+        record = {"digest": manifest.digest, "checked": checked}
+        seen = self.root / "archives" / f"{file_hex}.json"
+        self.write_atomic(seen, json.dumps(record).encode() + b"\n")
+
+    def known_archive(
+        self, path: Path, *, check: Callable[[Manifest], None] | None = None
+    ) -> Manifest | None:
+        """The manifest of ``path`` if the store knows the file unchanged, reading none of it.
+
+        Known: this store wrote it (``build``, see ``written.py``), or hashed it when
+        it imported it before. ``check`` runs on the stored blobs of a file it has
+        not been run on yet (a fresh build's), and is then remembered.
+        """
+        from photonpack.store.written import hashed_before, note_checked, written_digest
+
+        if (digest := written_digest(self, path)) is not None:
+            manifest = self._complete(digest)
+            if (
+                manifest is not None
+                and check is not None
+                and not written_digest(self, path, checked=True)
+            ):
+                check(manifest)
+                with contextlib.suppress(OSError, StoreError):
+                    note_checked(self, path)
+            if manifest is not None:
+                return manifest
+        if (file_hex := hashed_before(self, path)) is not None:
+            seen = self.root / "archives" / f"{file_hex}.json"
+            return self._known_archive(seen, checked=check is not None)
+        return None
 
     def _hash_archive_file(self, path: Path) -> str:
         """``path``'s sha256 hex: remembered when the file is unchanged since it was hashed."""
@@ -240,8 +275,15 @@ class Store:
             record = json.loads(seen.read_bytes())
             if checked and record.get("checked") is not True:
                 return None
-            manifest = self.manifest(record["digest"])
-        except (OSError, ValueError, KeyError, TypeError, AttributeError, PhotonpackError):
+            return self._complete(record["digest"])
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return None
+
+    def _complete(self, digest: str) -> Manifest | None:
+        """The stored manifest ``digest``, if the store holds it and every blob it lists."""
+        try:
+            manifest = self.manifest(digest)
+        except (ValueError, PhotonpackError):
             return None
         if all(self.has_blob(sha, size) for sha, size in manifest.blobs().items()):
             return manifest

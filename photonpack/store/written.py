@@ -19,6 +19,15 @@ A remembered hash never lets unverified bytes run: it only names an archive
 whose blobs the store verified when it imported them, and what runs comes from
 the store. A file changed behind an unchanged identity would run the photon
 the store verified, not the changed bytes.
+
+The same holds for a file ``build`` wrote: ``run`` and ``push`` of it read none
+of its bytes (:func:`written_digest`). Its record names the manifest build
+kept in the store, whose blobs the store verified when they came in (downloads
+against the lock, build outputs hashed as written), and the archive was
+written from those blobs, each re-hashed on the way; so the file is those
+blobs, and what runs or is pushed is read from the store. The admission policy
+is applied to the stored blobs the first time (:func:`note_checked`), as it is
+to an imported archive's.
 """
 
 from __future__ import annotations
@@ -37,10 +46,12 @@ if TYPE_CHECKING:
 __all__ = [
     "file_identity",
     "hashed_before",
+    "note_checked",
     "note_hashed",
     "note_written",
     "stale_written",
     "still_written",
+    "written_digest",
 ]
 
 Identity = dict[str, int]
@@ -88,11 +99,31 @@ def note_written(store: Store, path: Path, digest: str) -> None:
 
 def still_written(store: Store, path: Path, digest: str) -> bool:
     """Whether ``path`` is still, untouched, the archive of ``digest`` this store wrote."""
+    return written_digest(store, path) == digest
+
+
+def written_digest(store: Store, path: Path, *, checked: bool = False) -> str | None:
+    """The photon digest of ``path`` if this store wrote it and it is untouched since.
+
+    ``checked=True``: only if the admission policy has passed on it too (:func:`note_checked`).
+    """
     try:
         record = json.loads(_record_path(store, path).read_bytes())
     except (OSError, ValueError):
-        return False
-    return _unchanged(record, path) and record.get("digest") == digest
+        return None
+    if not _unchanged(record, path) or (checked and record.get("checked") is not True):
+        return None
+    digest = record.get("digest")
+    return digest if isinstance(digest, str) else None
+
+
+def note_checked(store: Store, path: Path) -> None:
+    """Remember that the admission policy passed on the photon ``path`` was written as."""
+    record = json.loads(_record_path(store, path).read_bytes())
+    if _unchanged(record, path):
+        record["checked"] = True
+        data = json.dumps(record).encode() + b"\n"
+        store.write_atomic(_record_path(store, path), data, sync=False)
 
 
 def note_hashed(store: Store, path: Path, sha256: str, before: Identity | None) -> None:
