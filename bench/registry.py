@@ -17,6 +17,8 @@ files in the same run.
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import sys
 import tempfile
 import time
@@ -30,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import oras.client
 
 from bench._common import REQUIREMENTS, header, photon_build
-from photonpack.admit import admit_archive, pull_reference
+from photonpack.admit import admit_archive, pull_reference, push_archive
 from photonpack.archive import read_manifest, write_archive
 from photonpack.archive.manifest import Manifest
 from photonpack.build import write_atomic
@@ -75,14 +77,25 @@ class Sample:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--synthetic", action="store_true", help="staged wheels, no downloads")
+    parser.add_argument(
+        "--scale",
+        type=int,
+        default=0,
+        help="with --synthetic: payloads times this (40: ~1 GB); alternated cold push rounds "
+        "(admit then push, as before session 11, vs one read of the file) against oras-py",
+    )
+    parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
     header("registry: push / pull through a local OCI registry vs oras-py (issue 7)")
-    with tempfile.TemporaryDirectory(prefix="pp-bench-registry-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="pp-bench-registry-", dir="/work") as tmp:
         root = Path(tmp)
-        samples = synthetic(root) if args.synthetic else realistic(root)
+        samples = synthetic(root, args.scale or 1) if args.synthetic else realistic(root)
         registry = start_registry(root / "registry")
         try:
-            run(root, registry.host, *samples)
+            if args.scale:
+                rounds(root, registry.host, samples[0], args.rounds)
+            else:
+                run(root, registry.host, *samples)
         finally:
             registry.stop()
 
@@ -101,15 +114,17 @@ def realistic(root: Path) -> tuple[Sample, Sample]:
     return built[0], built[1]
 
 
-def synthetic(root: Path) -> tuple[Sample, Sample]:
+def synthetic(root: Path, scale: int = 1) -> tuple[Sample, Sample]:
     samples = []
     for label, changed in (("a", None), ("b", "uvloop")):
-        staged = _photon(root / label, changed)
+        if scale > 1 and changed:
+            break  # the scaled rounds move one photon
+        staged = _photon(root / label, changed, scale)
         path = root / f"{label}.photon"
         with path.open("wb") as out:
             write_archive(out, staged.manifest, staged.blob_path)
         samples.append(Sample(archive=path, manifest=staged.manifest, blob_path=staged.blob_path))
-    return samples[0], samples[1]
+    return samples[0], samples[-1]
 
 
 def run(root: Path, host: str, first: Sample, second: Sample) -> None:
@@ -181,6 +196,44 @@ def run(root: Path, host: str, first: Sample, second: Sample) -> None:
     )
 
 
+def rounds(root: Path, host: str, sample: Sample, count: int) -> None:
+    """Cold pushes of one file, alternated: before (admit, then push) and now (one read)."""
+    print(f"photon: {_mib(sample.manifest.total_size)} payload, archive "
+          f"{_mib(sample.archive.stat().st_size)}; load {os.getloadavg()[0]:.2f}")  # fmt: skip
+    times: dict[str, list[float]] = {"before": [], "one-read": [], "oras-py": []}
+    for i in range(count):
+        for label, values in times.items():
+            seconds = _push_once(root / f"store-{label}-{i}", host, sample, label, f"r{i}-{label}")
+            values.append(seconds)
+            print(f"round {i + 1} push {label:9} {seconds:6.2f} s", flush=True)
+    best = {label: min(values) for label, values in times.items()}
+    print(
+        f"best of {count}: before {best['before']:.2f} s ({best['before'] / best['oras-py']:.2f}x "
+        f"oras-py), one read {best['one-read']:.2f} s "
+        f"({best['one-read'] / best['oras-py']:.2f}x), oras-py {best['oras-py']:.2f} s"
+    )
+
+
+def _push_once(home: Path, host: str, sample: Sample, how: str, repo: str) -> float:
+    """One cold push of ``sample`` into the new repository ``repo``, from an empty store."""
+    store, ref = Store(home), _ref(host, f"{repo}:a")
+    start = time.perf_counter()
+    with RegistryClient(host) as client:
+        if how == "before":
+            manifest = admit_archive(sample.archive, store)
+            push_photon(manifest, store.blob_path, ref, client=client)
+        elif how == "one-read":
+            push_archive(sample.archive, ref, store, client=client)
+        else:
+            files = sorted(str(sample.blob_path(hex_)) for hex_ in sample.manifest.blobs())
+            oras.client.OrasClient(hostname=host, insecure=True).push(
+                files=files, target=f"{host}/{ref.repository}:a", disable_path_validation=True
+            )
+    seconds = time.perf_counter() - start
+    shutil.rmtree(home, ignore_errors=True)
+    return seconds
+
+
 def _timed(func: Callable[[], T]) -> tuple[float, T]:
     start = time.perf_counter()
     value = func()
@@ -191,10 +244,10 @@ def _ref(host: str, name: str) -> Reference:
     return parse_reference(f"{host}/bench/{name}")
 
 
-def _photon(root: Path, changed: str | None) -> StagedPhoton:
+def _photon(root: Path, changed: str | None, scale: int = 1) -> StagedPhoton:
     """STACK as one photon; ``changed`` gets another version, hence other wheel bytes."""
     wheels = [(p, v + (".post1" if p == changed else "")) for p, v, _ in STACK]
-    payloads = {p: kib * 1024 for p, _, kib in STACK}
+    payloads = {p: kib * 1024 * scale for p, _, kib in STACK}
     return stage_photon(root, "counter", wheels, wheel_payload=payloads)
 
 

@@ -19,12 +19,19 @@ from pathlib import Path
 from photonpack._digest import Digest
 from photonpack.archive import read_manifest, unpack
 from photonpack.archive.manifest import Manifest
-from photonpack.archive.sinks import BlobWriter
+from photonpack.archive.sinks import BlobWriter, DirectorySink
 from photonpack.errors import ArchiveError, IntegrityError, UsageError
 from photonpack.oci.client import ProgressFn, RegistryClient
 from photonpack.oci.reference import Reference, parse_reference
 from photonpack.oci.upload import UploadQueue
-from photonpack.registry import PushResult, fetch_photon, finish_push, plan_push, push_photon
+from photonpack.registry import (
+    PushPlan,
+    PushResult,
+    fetch_photon,
+    finish_push,
+    plan_push,
+    push_photon,
+)
 from photonpack.store import Store
 from photonpack.verify import enforce_policy
 
@@ -113,18 +120,18 @@ def push_archive(
     mount_from: tuple[str, ...] | list[str] = (),
     progress: ProgressFn | None = None,
 ) -> tuple[Manifest, PushResult]:
-    """``push X.photon REF``: the file admitted and its missing blobs uploaded in one read.
+    """``push X.photon REF``: the file verified and its missing blobs uploaded in one read.
 
     A file the store knows (``build`` wrote it, or it was admitted before) is
     pushed from the store's blobs and not read at all. Otherwise the registry
     is asked first which blobs it lacks (the manifest is the archive's first
-    member), then the archive streams once: each blob is hashed, written into
-    the store if the store lacks it and uploaded if the registry does; an
-    upload is finished (its final PUT names the digest, so the registry checks
-    it too) only once the blob's hash matched. The admission policy runs on the
-    stored blobs (it reads every wheel's zip directory, so the bytes must be on
-    disk: the store is where they are worth keeping, as ``run`` would admit
-    them anyway); the tag is written last, after every check passed.
+    member), then the archive streams once through the reader: each blob is
+    hashed while it goes up; an upload is finished (its final PUT names the
+    digest, so the registry checks it too) only once the blob's hash matched.
+    The admission policy reads every wheel's zip directory, so the blobs the
+    store lacks are also written to a scratch directory (no fsync, removed
+    after). The store is left as it was: a push moves a photon, ``run`` admits
+    it. The tag is written last, after every check passed.
     """
     if not path.is_file():
         raise ArchiveError(f"{path} does not exist or is not a file; pass a .photon file")
@@ -144,23 +151,28 @@ def push_archive(
         )  # fmt: skip
         return manifest, pushed
     plan = plan_push(manifest, reference, client=client, mount_from=mount_from)
-    with UploadQueue(client, reference.repository, progress) as uploads:
-        sink = _PushSink(store, uploads, plan.missing, plan.titles)
+    with (
+        store.temp_dir("push-") as scratch,
+        UploadQueue(client, reference.repository, progress) as uploads,
+    ):
+        sink = _PushSink(store, DirectorySink(scratch, sync=False), uploads, plan)
         unpacked = unpack(path, sink)
-    if unpacked.digest != manifest.digest:  # pragma: no cover - the same first member
-        raise IntegrityError(f"{path} changed while it was pushed; push it again")
-    check(unpacked)
-    store.put_manifest(unpacked.digest, unpacked.to_bytes())
+        if unpacked.digest != manifest.digest:  # pragma: no cover - the same first member
+            raise IntegrityError(f"{path} changed while it was pushed; push it again")
+        uploads.close()  # every upload finished: the registry checked each digest too
+        enforce_policy(unpacked, sink.blob_path, str(path))
     return unpacked, finish_push(plan, client=client, progress=progress)
 
 
 class _PushSink:
-    """Each blob of the archive into the store if it lacks it, to the registry if it lacks it."""
+    """Each blob of the archive to the registry if it lacks it, and to a scratch directory
+    (no fsync: the policy reads the wheels there, then it is removed) if the store lacks it."""
 
     def __init__(
-        self, store: Store, uploads: UploadQueue, missing: dict[str, int], titles: dict[str, str]
+        self, store: Store, scratch: DirectorySink, uploads: UploadQueue, plan: PushPlan
     ) -> None:
-        self._store, self._uploads, self._missing, self._titles = store, uploads, missing, titles
+        self._store, self._scratch, self._uploads = store, scratch, uploads
+        self._missing, self._titles = plan.missing, plan.titles
 
     def has(self, sha256: str) -> bool:
         return sha256 not in self._missing and self._store.has_blob(sha256)
@@ -168,10 +180,15 @@ class _PushSink:
     def open(self, sha256: str, size: int) -> BlobWriter:
         writers: list[BlobWriter] = []
         if not self._store.has_blob(sha256, size):
-            writers.append(self._store.open_blob(sha256, size))
+            writers.append(self._scratch.open(sha256, size))
         if sha256 in self._missing:
             writers.append(self._uploads.open(f"sha256:{sha256}", size, self._titles[sha256]))
         return _Tee(writers)
+
+    def blob_path(self, sha256: str) -> Path:
+        """Where the policy reads a verified blob: the store's copy, else the scratch one."""
+        path = self._store.blob_path(sha256)
+        return path if path.is_file() else self._scratch.root / sha256
 
 
 class _Tee:
@@ -250,7 +267,8 @@ def pull_reference(
             hex_: size for hex_, size in manifest.blobs().items() if hex_ not in fetched.local
         }
         for hex_, size in downloaded.items():
-            store.adopt_blob(fetched.blob_path(hex_), hex_, size)
+            # fetch_photon hashed each blob as it wrote it into our scratch directory.
+            store.adopt_blob(fetched.blob_path(hex_), hex_, size, hashed=True)
         store.put_manifest(manifest.digest, manifest.to_bytes())
     return Pulled(
         manifest=manifest,

@@ -50,9 +50,10 @@ def test_push_of_a_file_uploads_exactly_the_missing_blobs_and_pulls_back_identic
     expected = {f"sha256:{h}" for h in manifest.blobs()} - {f"sha256:{_sha(manifest, 'beta')}"}
     assert set(result.uploaded) == expected | {manifest.digest}
     assert len(result.uploaded) == len(expected) + 1
-    # Pushing left the photon admitted, as `run` would have it: every blob, and its manifest.
-    assert store.manifest(manifest.digest) == manifest
-    assert all(store.has_blob(h, n) for h, n in manifest.blobs().items())
+    # A push moves the photon; it leaves the store as it was (`run` admits).
+    assert not list(store.root.glob("blobs/sha256/*"))
+    assert not list(store.root.glob("manifests/*"))
+    assert not list(store.root.glob("tmp/*"))
 
     monkeypatch.setenv("PHOTONPACK_HOME", str(tmp_path / "elsewhere"))
     out = tmp_path / "pulled.photon"

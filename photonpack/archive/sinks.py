@@ -81,10 +81,14 @@ class MemorySink:
 
 
 class DirectorySink:
-    """Writes each blob to ``root/<hex>`` (temp file, fsync, rename after the hash matched)."""
+    """Writes each blob to ``root/<hex>`` (temp file, fsync, rename after the hash matched).
 
-    def __init__(self, root: Path) -> None:
+    ``sync=False``: no fsync, for a scratch directory that a crash may lose whole.
+    """
+
+    def __init__(self, root: Path, *, sync: bool = True) -> None:
         self.root = root
+        self._sync = sync
         root.mkdir(parents=True, exist_ok=True)
 
     def has(self, sha256: str) -> bool:
@@ -93,4 +97,21 @@ class DirectorySink:
 
     def open(self, sha256: str, size: int) -> BlobWriter:
         """A temp file beside the final name (hashed by ``unpack`` before ``commit``)."""
-        return AtomicFile(self.root / sha256)
+        atomic = AtomicFile(self.root / sha256)
+        return atomic if self._sync else _Unsynced(atomic)
+
+
+class _Unsynced:
+    """An :class:`AtomicFile` renamed into place without an fsync."""
+
+    def __init__(self, atomic: AtomicFile) -> None:
+        self._atomic = atomic
+
+    def write(self, data: bytes | memoryview) -> object:
+        return self._atomic.write(data)
+
+    def commit(self) -> object:
+        return self._atomic.commit(sync=False)
+
+    def abort(self) -> None:
+        self._atomic.abort()

@@ -18,8 +18,7 @@ import json
 import socket
 import ssl
 import urllib.parse
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
 from typing import BinaryIO
 
@@ -28,6 +27,7 @@ from photonpack.oci.auth import Auth
 from photonpack.oci.authfile import AuthFiles
 from photonpack.oci.blobstream import BlobStream
 from photonpack.oci.credentials import LOCAL_HOSTS, Credentials
+from photonpack.oci.progress import ProgressFn, Transfer
 from photonpack.oci.response import Response, error_detail, next_link, response_with
 from photonpack.oci.transport import Transport, open_connection
 from photonpack.oci.upload import BlobUpload
@@ -48,19 +48,6 @@ CHUNK_SIZE = 8 * 1024 * 1024
 # The distribution spec lets registries refuse manifests over 4 MiB; we refuse
 # to read more than that, so a hostile registry cannot exhaust memory.
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
-
-
-@dataclass(frozen=True, kw_only=True)
-class Transfer:
-    """Progress of one blob: ``done`` of ``total`` bytes moved so far."""
-
-    digest: str
-    title: str
-    done: int
-    total: int
-
-
-ProgressFn = Callable[[Transfer], None]
 
 
 class RegistryClient:

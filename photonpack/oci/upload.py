@@ -18,9 +18,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from photonpack.errors import IntegrityError
+from photonpack.oci.progress import ProgressFn, Transfer
 
 if TYPE_CHECKING:
-    from photonpack.oci.client import ProgressFn, RegistryClient
+    from photonpack.oci.client import RegistryClient
 
 __all__ = ["BlobUpload", "UploadQueue"]
 
@@ -46,13 +47,10 @@ class BlobUpload:
         progress: ProgressFn | None,
         chunk_size: int,
     ) -> None:
-        from photonpack.oci.client import Transfer
-
         self._client, self._repository = client, repository
         self.digest, self.size, self.title = digest, size, title
         self._chunk_size = chunk_size
         self._report = progress or (lambda _t: None)
-        self._transfer = Transfer
         self._buffer = bytearray()
         self.received = 0  # bytes given to write()
         self._sent = 0  # bytes PATCHed
@@ -65,9 +63,7 @@ class BlobUpload:
         self._progress(0)
 
     def _progress(self, done: int) -> None:
-        self._report(
-            self._transfer(digest=self.digest, title=self.title, done=done, total=self.size)
-        )
+        self._report(Transfer(digest=self.digest, title=self.title, done=done, total=self.size))
 
     def write(self, data: bytes | memoryview) -> None:
         """Take the next bytes of the blob; a full chunk of a large blob goes up at once."""
@@ -189,8 +185,6 @@ class UploadQueue:
             return
 
     def _run(self) -> None:
-        from photonpack.oci.client import CHUNK_SIZE
-
         upload: BlobUpload | None = None
         while True:
             op, value = self._queue.get()
@@ -210,7 +204,6 @@ class UploadQueue:
                         size=value.size,
                         title=value.title,
                         progress=self._progress,
-                        chunk_size=CHUNK_SIZE,
                     )
                 elif op == _DATA and upload is not None:
                     upload.write(value)  # type: ignore[arg-type]
@@ -228,6 +221,8 @@ class UploadQueue:
 
     def close(self, *, wait: bool = True) -> None:
         """Wait for the uploads to end (``wait=False``: after a failure, drop the rest)."""
+        if not self._thread.is_alive():
+            return
         if not wait and self._failure is None:
             self._failure = _Stopped()
         self._queue.put((_STOP, None))

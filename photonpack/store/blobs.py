@@ -20,13 +20,15 @@ class _AlreadyStored(Exception):
 class BlobWriter:
     """One blob on its way into the store: a temp file under ``tmp/``.
 
-    ``commit`` re-hashes it and renames it into place; a blob that another
-    process put there meanwhile is kept and the copy discarded. The store's
+    ``commit`` re-hashes it (unless ``hashed``: the archive reader hashed the very
+    chunks it wrote, and commits only on a match) and renames it into place; a
+    blob that another process put there meanwhile is kept and the copy discarded. The store's
     own failures (a full disk) are :class:`StoreError` naming the store.
     """
 
-    def __init__(self, store: Store, sha256: str, size: int) -> None:
+    def __init__(self, store: Store, sha256: str, size: int, *, hashed: bool = False) -> None:
         self._store, self._sha256, self._size = store, sha256, size
+        self._hashed = hashed
         with store_errors(store.root, f"write blob {sha256}"):
             self._atomic = store.blob_temp(store.blob_path(sha256))
 
@@ -46,7 +48,8 @@ class BlobWriter:
             pass  # the temp file is gone; the blob another run stored stays
 
     def _check(self, temp: Path) -> None:
-        self._store._check_file(temp, self._sha256, self._size)
+        if not self._hashed:
+            self._store._check_file(temp, self._sha256, self._size)
         if self._store.has_blob(self._sha256, self._size):  # a concurrent run was first
             raise _AlreadyStored
 
@@ -64,4 +67,6 @@ class StoreSink:
         return self._store.has_blob(sha256)
 
     def open(self, sha256: str, size: int) -> BlobWriter:
-        return self._store.open_blob(sha256, size)
+        # unpack hashes every chunk it hands the writer and commits only on a match:
+        # reading the temp file back to hash it again would be a second pass for nothing.
+        return BlobWriter(self._store, sha256, size, hashed=True)

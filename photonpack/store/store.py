@@ -382,13 +382,15 @@ class Store:
             return False
         return True
 
-    def adopt_blob(self, path: Path, sha256: str, size: int) -> Path:
+    def adopt_blob(self, path: Path, sha256: str, size: int, *, hashed: bool = False) -> Path:
         """Move a file on the store's filesystem (e.g. under ``tmp/``) in as a blob.
 
-        Its bytes are checked first; a rename instead of a copy saves writing
-        them twice.
+        Its bytes are checked first, unless ``hashed``: the caller wrote the file
+        under this store's ``tmp/`` and hashed every byte as it wrote it (a
+        download). A rename instead of a copy saves writing them twice.
         """
-        self._check_file(path, sha256, size)
+        if not hashed:
+            self._check_file(path, sha256, size)
         final = self.blob_path(sha256)
         with store_errors(self.root, f"write blob {sha256}"):
             final.parent.mkdir(parents=True, exist_ok=True)
