@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -81,10 +82,16 @@ def main() -> None:
         "--scale",
         type=int,
         default=0,
-        help="with --synthetic: payloads times this (40: ~1 GB); alternated cold push rounds "
-        "(admit then push, as before session 11, vs one read of the file) against oras-py",
+        help="with --synthetic: payloads times this (40: ~1 GB); alternated cold push and pull "
+        "rounds, the code of --other against this code and oras-py",
     )
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument(
+        "--other",
+        type=Path,
+        default=Path("/work/main"),
+        help="with --scale: the checkout whose code the 'main' rounds run",
+    )
     args = parser.parse_args()
     header("registry: push / pull through a local OCI registry vs oras-py (issue 7)")
     with tempfile.TemporaryDirectory(prefix="pp-bench-registry-", dir="/work") as tmp:
@@ -93,7 +100,7 @@ def main() -> None:
         registry = start_registry(root / "registry")
         try:
             if args.scale:
-                rounds(root, registry.host, samples[0], args.rounds)
+                rounds(root, registry.host, samples[0], args.rounds, args.other)
             else:
                 run(root, registry.host, *samples)
         finally:
@@ -196,41 +203,87 @@ def run(root: Path, host: str, first: Sample, second: Sample) -> None:
     )
 
 
-def rounds(root: Path, host: str, sample: Sample, count: int) -> None:
-    """Cold pushes of one file, alternated: before (admit, then push) and now (one read)."""
+# The same steps with the code of another checkout (PYTHONPATH), timed in a child process.
+_OTHER = """
+import sys, time
+from pathlib import Path
+from photonpack.admit import admit_archive, pull_reference
+from photonpack.build import write_atomic
+from photonpack.oci.client import RegistryClient
+from photonpack.oci.reference import parse_reference
+from photonpack.registry import push_photon
+from photonpack.store import Store
+how, home, host, ref, archive = sys.argv[1:6]
+store, reference = Store(Path(home)), parse_reference(ref)
+start = time.perf_counter()
+with RegistryClient(host) as client:
+    if how == "push":
+        push_photon(admit_archive(Path(archive), store), store.blob_path, reference, client=client)
+    else:
+        pulled = pull_reference(reference, store, client=client)
+        if how == "pull-file":
+            write_atomic(Path(archive), pulled.manifest, store)
+print(time.perf_counter() - start)
+"""
+
+
+def rounds(root: Path, host: str, sample: Sample, count: int, other: Path) -> None:
+    """Cold push and pull of one photon, alternated: ``other``'s code, this code, oras-py."""
     print(f"photon: {_mib(sample.manifest.total_size)} payload, archive "
-          f"{_mib(sample.archive.stat().st_size)}; load {os.getloadavg()[0]:.2f}")  # fmt: skip
-    times: dict[str, list[float]] = {"before": [], "one-read": [], "oras-py": []}
+          f"{_mib(sample.archive.stat().st_size)}; load {os.getloadavg()[0]:.2f}; "
+          f"'main' is the code of {other}")  # fmt: skip
+    steps = ["push", "pull-store", "pull-file"]
+    times: dict[str, list[float]] = {
+        f"{step} {who}": [] for step in steps for who in ("main", "new", "oras-py")
+    }
+    del times["pull-store oras-py"]  # ORAS pulls files: its one figure is "pull-file oras-py"
+    with RegistryClient(host) as client:
+        push_archive(sample.archive, _ref(host, "src:a"), Store(root / "src-store"), client=client)
     for i in range(count):
         for label, values in times.items():
-            seconds = _push_once(root / f"store-{label}-{i}", host, sample, label, f"r{i}-{label}")
+            step, who = label.split()
+            seconds = _once(root / f"{label.replace(' ', '-')}-{i}", host, sample, step, who, other)
             values.append(seconds)
-            print(f"round {i + 1} push {label:9} {seconds:6.2f} s", flush=True)
+            print(f"round {i + 1} {label:20} {seconds:6.2f} s", flush=True)
     best = {label: min(values) for label, values in times.items()}
-    print(
-        f"best of {count}: before {best['before']:.2f} s ({best['before'] / best['oras-py']:.2f}x "
-        f"oras-py), one read {best['one-read']:.2f} s "
-        f"({best['one-read'] / best['oras-py']:.2f}x), oras-py {best['oras-py']:.2f} s"
-    )
+    for step in steps:
+        oras_s = best["push oras-py" if step == "push" else "pull-file oras-py"]
+        print(
+            f"best of {count}, {step}: main {best[f'{step} main']:.2f} s "
+            f"({best[f'{step} main'] / oras_s:.2f}x oras-py), new {best[f'{step} new']:.2f} s "
+            f"({best[f'{step} new'] / oras_s:.2f}x), oras-py {oras_s:.2f} s"
+        )
 
 
-def _push_once(home: Path, host: str, sample: Sample, how: str, repo: str) -> float:
-    """One cold push of ``sample`` into the new repository ``repo``, from an empty store."""
-    store, ref = Store(home), _ref(host, f"{repo}:a")
+def _once(home: Path, host: str, sample: Sample, step: str, who: str, other: Path) -> float:
+    """One cold ``step`` of ``sample`` by ``who``, from an empty store, into a new repository."""
+    out = home.with_suffix(".photon")
+    ref = _ref(host, f"{home.name}:a" if step == "push" else "src:a")
+    files = sorted(str(sample.blob_path(hex_)) for hex_ in sample.manifest.blobs())
+    oras_client = oras.client.OrasClient(hostname=host, insecure=True)
     start = time.perf_counter()
-    with RegistryClient(host) as client:
-        if how == "before":
-            manifest = admit_archive(sample.archive, store)
-            push_photon(manifest, store.blob_path, ref, client=client)
-        elif how == "one-read":
-            push_archive(sample.archive, ref, store, client=client)
-        else:
-            files = sorted(str(sample.blob_path(hex_)) for hex_ in sample.manifest.blobs())
-            oras.client.OrasClient(hostname=host, insecure=True).push(
-                files=files, target=f"{host}/{ref.repository}:a", disable_path_validation=True
-            )
-    seconds = time.perf_counter() - start
+    if who == "main":
+        argv = [sys.executable, "-c", _OTHER, step, str(home), host, str(ref)]
+        argv.append(str(sample.archive if step == "push" else out))
+        env = {**os.environ, "PYTHONPATH": str(other)}
+        seconds = float(subprocess.run(argv, env=env, check=True, capture_output=True).stdout)
+    elif who == "oras-py" and step == "push":
+        oras_client.push(
+            files=files, target=f"{host}/{ref.repository}:a", disable_path_validation=True
+        )
+    elif who == "oras-py":
+        oras_client.pull(target=f"{host}/{ref.repository}:a", outdir=str(home))
+    else:
+        with RegistryClient(host) as client:
+            if step == "push":
+                push_archive(sample.archive, ref, Store(home), client=client)
+            else:
+                output = None if step == "pull-store" else (lambda _m: out)
+                pull_reference(ref, Store(home), client=client, output=output)
+    if who != "main":
+        seconds = time.perf_counter() - start
     shutil.rmtree(home, ignore_errors=True)
+    out.unlink(missing_ok=True)
     return seconds
 
 

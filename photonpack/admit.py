@@ -11,22 +11,27 @@ a registry pull downloads only the blobs the store lacks.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import BinaryIO
 
 from photonpack._digest import Digest
+from photonpack._fs import atomic_write
 from photonpack.archive import read_manifest, unpack
 from photonpack.archive.manifest import Manifest
 from photonpack.archive.sinks import BlobWriter, DirectorySink
 from photonpack.errors import ArchiveError, IntegrityError, UsageError
 from photonpack.oci.client import ProgressFn, RegistryClient
 from photonpack.oci.reference import Reference, parse_reference
+from photonpack.oci.referrers import Attached
 from photonpack.oci.upload import UploadQueue
 from photonpack.registry import (
     PushPlan,
     PushResult,
+    attach_sbom,
     fetch_photon,
     finish_push,
     plan_push,
@@ -38,6 +43,7 @@ from photonpack.verify import enforce_policy
 __all__ = [
     "ClientFactory",
     "Pulled",
+    "Pushed",
     "admit",
     "admit_archive",
     "admit_name",
@@ -119,7 +125,8 @@ def push_archive(
     expected: Digest | None = None,
     mount_from: tuple[str, ...] | list[str] = (),
     progress: ProgressFn | None = None,
-) -> tuple[Manifest, PushResult]:
+    sbom: str | None = None,
+) -> Pushed:
     """``push X.photon REF``: the file verified and its missing blobs uploaded in one read.
 
     A file the store knows (``build`` wrote it, or it was admitted before) is
@@ -131,7 +138,8 @@ def push_archive(
     The admission policy reads every wheel's zip directory, so the blobs the
     store lacks are also written to a scratch directory (no fsync, removed
     after). The store is left as it was: a push moves a photon, ``run`` admits
-    it. The tag is written last, after every check passed.
+    it. The tag is written last, after every check passed; then the SBOM
+    (format ``sbom``, read from the same blobs) is attached, if asked.
     """
     if not path.is_file():
         raise ArchiveError(f"{path} does not exist or is not a file; pass a .photon file")
@@ -149,7 +157,7 @@ def push_archive(
             manifest, store.blob_path, reference, client=client, progress=progress,
             mount_from=mount_from,
         )  # fmt: skip
-        return manifest, pushed
+        return Pushed.attach(manifest, store.blob_path, pushed, client=client, sbom=sbom)
     plan = plan_push(manifest, reference, client=client, mount_from=mount_from)
     with (
         store.temp_dir("push-") as scratch,
@@ -161,7 +169,33 @@ def push_archive(
             raise IntegrityError(f"{path} changed while it was pushed; push it again")
         uploads.close()  # every upload finished: the registry checked each digest too
         enforce_policy(unpacked, sink.blob_path, str(path))
-    return unpacked, finish_push(plan, client=client, progress=progress)
+        pushed = finish_push(plan, client=client, progress=progress)
+        return Pushed.attach(unpacked, sink.blob_path, pushed, client=client, sbom=sbom)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Pushed:
+    """A photon pushed: its manifest, what moved, and the SBOM attached (if any)."""
+
+    manifest: Manifest
+    result: PushResult
+    attached: Attached | None
+
+    @classmethod
+    def attach(
+        cls,
+        manifest: Manifest,
+        blob_path: Callable[[str], Path],
+        result: PushResult,
+        *,
+        client: RegistryClient,
+        sbom: str | None,
+    ) -> Pushed:
+        """``result``, with the photon's SBOM (format ``sbom``) attached when one is asked."""
+        attached = None
+        if sbom is not None:
+            attached = attach_sbom(manifest, blob_path, result, client=client, fmt=sbom)
+        return cls(manifest=manifest, result=result, attached=attached)
 
 
 class _PushSink:
@@ -248,18 +282,32 @@ def pull_reference(
     client: RegistryClient,
     expected: Digest | None = None,
     progress: ProgressFn | None = None,
+    output: Callable[[Manifest], Path] | None = None,
 ) -> Pulled:
     """Download the blobs of ``reference`` that ``store`` lacks, verified, into the store.
 
     A sibling of a photon already here (same wheels, new code) costs only its
-    own few blobs. ``progress`` follows each blob's download.
+    own few blobs. ``progress`` follows each blob's download. ``output(manifest)``
+    names a ``.photon`` file to write too, while the blobs download (no second
+    pass): it is a temp file until every byte was verified, then renamed; on
+    any failure nothing is left at that path.
     """
 
     def known(hex_: str, size: int) -> Path | None:
         return store.blob_path(hex_) if store.has_blob(hex_, size) else None
 
-    with store.temp_dir("pull-") as scratch:
-        fetched = fetch_photon(reference, scratch, client=client, known=known, progress=progress)
+    with contextlib.ExitStack() as stack:
+        scratch = stack.enter_context(store.temp_dir("pull-"))
+        archive = None
+        if output is not None:
+
+            def archive(manifest: Manifest) -> BinaryIO:
+                path = output(manifest)
+                return stack.enter_context(_archive_file(path))
+
+        fetched = fetch_photon(
+            reference, scratch, client=client, known=known, progress=progress, archive=archive
+        )
         manifest = fetched.manifest
         if expected is not None:
             _expect(manifest.digest, expected, str(reference))
@@ -276,6 +324,16 @@ def pull_reference(
         downloaded_blobs=len(downloaded),
         downloaded_bytes=sum(downloaded.values()),
     )
+
+
+@contextlib.contextmanager
+def _archive_file(path: Path) -> Iterator[BinaryIO]:
+    """A temp file beside ``path``, renamed to it on success (a failure leaves no file)."""
+    try:
+        with atomic_write(path) as out:
+            yield out
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from exc
 
 
 def _expect(found: str, expected: Digest, what: str) -> None:

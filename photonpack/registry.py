@@ -26,9 +26,10 @@ import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from photonpack._json import load_json_object
+from photonpack.archive import ArchiveWriter
 from photonpack.archive.manifest import Manifest, canonical_json
 from photonpack.errors import IntegrityError, RegistryError
 from photonpack.oci.client import OCI_MANIFEST, ProgressFn, RegistryClient
@@ -309,12 +310,15 @@ def fetch_photon(
     client: RegistryClient,
     progress: ProgressFn | None = None,
     known: Callable[[str, int], Path | None] | None = None,
+    archive: Callable[[Manifest], BinaryIO] | None = None,
 ) -> FetchedPhoton:
     """Download the photon at ``ref`` into ``directory``; every byte checked before return.
 
     ``known(sha256_hex, size)`` may name a verified local copy of a blob (the
     store's), which is then not downloaded. The photon must pass the admission
     policy (:func:`photonpack.verify.enforce_policy`), as ``verify`` applies it.
+    ``archive(manifest)`` opens a temp file that gets the photon's archive,
+    written while the blobs download; only a verified photon's may be kept.
     """
     remote = fetch_remote_manifest(ref, client=client)
     manifest, manifest_digest = remote.manifest, remote.manifest_digest
@@ -331,9 +335,12 @@ def fetch_photon(
         )
     titles = _titles(manifest)
     local: dict[str, Path] = {}
-    for hex_, size in listed.items():
+    writer = None if archive is None else ArchiveWriter(archive(manifest), manifest)
+    for hex_, size in manifest.blobs().items():  # the archive's order
         if known is not None and (have := known(hex_, size)) is not None:
             local[hex_] = have
+            if writer is not None:
+                writer.add_file(hex_, have)
             continue
         path = directory / hex_
         with path.open("wb") as out:
@@ -341,10 +348,12 @@ def fetch_photon(
                 ref.repository,
                 digest=f"sha256:{hex_}",
                 size=size,
-                out=out,
+                out=out if writer is None else _Both(out, writer.add_stream(hex_)),
                 title=titles[hex_],
                 progress=progress,
             )
+    if writer is not None:
+        writer.close()
 
     def blob_path(hex_: str) -> Path:
         return local.get(hex_) or directory / hex_
@@ -353,6 +362,17 @@ def fetch_photon(
     return FetchedPhoton(
         manifest=manifest, manifest_digest=manifest_digest, blob_path=blob_path, local=set(local)
     )
+
+
+class _Both:
+    """A download written to its scratch file and into the archive being written."""
+
+    def __init__(self, first: BinaryIO, second: BinaryIO) -> None:
+        self._first, self._second = first, second
+
+    def write(self, data: bytes) -> None:
+        self._first.write(data)
+        self._second.write(data)
 
 
 @dataclass(frozen=True, kw_only=True)

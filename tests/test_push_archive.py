@@ -45,8 +45,9 @@ def test_push_of_a_file_uploads_exactly_the_missing_blobs_and_pulls_back_identic
         digest = f"sha256:{_sha(manifest, 'beta')}"
         client.upload_blob(ref.repository, digest=digest, size=len(beta), stream=io.BytesIO(beta))
         store = Store(tmp_path / "empty-store")
-        pushed_manifest, result = push_archive(archive.path, ref, store, client=client)
-    assert pushed_manifest == manifest
+        pushed = push_archive(archive.path, ref, store, client=client)
+    assert pushed.manifest == manifest
+    result = pushed.result
     expected = {f"sha256:{h}" for h in manifest.blobs()} - {f"sha256:{_sha(manifest, 'beta')}"}
     assert set(result.uploaded) == expected | {manifest.digest}
     assert len(result.uploaded) == len(expected) + 1
@@ -121,7 +122,8 @@ def test_a_file_build_wrote_is_pushed_from_the_store_without_reading_it(
     monkeypatch.setattr(admit, "read_manifest", no_read)
     ref = parse_reference(f"{registry.host}/file/built:v1")
     with RegistryClient(registry.host) as client:
-        manifest, result = push_archive(archive.path, ref, store, client=client)
+        pushed = push_archive(archive.path, ref, store, client=client)
+    manifest, result = pushed.manifest, pushed.result
     assert manifest == archive.manifest
     assert len(result.uploaded) == len(manifest.blobs()) + 1
     # The policy ran on the stored blobs once, and is remembered for the next run or push.
@@ -157,3 +159,23 @@ def test_push_from_the_store_still_uploads_from_blob_files(
     assert len(result.uploaded) == len(archive.manifest.blobs()) + 1
     assert again.uploaded == ()
     assert unpack(archive.path, NullSink()) == archive.manifest
+
+
+def test_pull_to_a_file_refused_by_the_policy_leaves_no_file(
+    registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Pushed by another tool (no policy on the way up): every hash matches, the lock is open.
+    archive = make_archive(tmp_path / "a", packages=PACKAGES, requires={"alpha": ["missing"]})
+    ref = parse_reference(f"{registry.host}/file/open-lock:v1")
+    with RegistryClient(registry.host) as client:
+        push_photon(archive.manifest, archive.blob_path, ref, client=client)
+    home = tmp_path / "home"
+    monkeypatch.setenv("PHOTONPACK_HOME", str(home))
+    out = tmp_path / "out"
+    out.mkdir()
+    result = _run("pull", str(ref), "-o", str(out / "counter.photon"))
+    assert result.exit_code == 3, result.output
+    assert "missing" in result.stderr
+    assert list(out.iterdir()) == []
+    assert not list(home.glob("manifests/*")) and not list(home.glob("blobs/sha256/*"))
+    assert not list(home.glob("tmp/*"))

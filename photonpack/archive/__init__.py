@@ -12,7 +12,7 @@ import os
 import tarfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import BinaryIO, Protocol, cast
 
 import zstandard
 
@@ -37,6 +37,7 @@ __all__ = [
     "MANIFEST_MEMBER",
     "MAX_MANIFEST_SIZE",
     "MAX_WINDOW_SIZE",
+    "ArchiveWriter",
     "BlobSink",
     "BlobWriter",
     "ByteProgress",
@@ -137,20 +138,75 @@ def write_archive(
     caller writes to a temp file and renames it only on success). ``progress``
     is told the bytes of blobs written so far, of ``manifest.total_size``.
     """
-    stamp = archive_mtime() if mtime is None else mtime
-    data = manifest.to_bytes()
-    labels = manifest.blob_labels()
-    report = progress or (lambda _done: None)
-    written = 0
-    with _zstd_compressor().stream_writer(out, closefd=False) as zw:
-        zw.write(member_header(MANIFEST_MEMBER, len(data), stamp) + data + _padding(len(data)))
-        for sha256, size in manifest.blobs().items():
-            zw.write(member_header(blob_member(sha256), size, stamp))
-            label = ", ".join(labels[sha256])
-            _copy_blob(zw, blob_path(sha256), sha256, size, label, report=report, before=written)
-            written += size
-            zw.write(_padding(size))
-        zw.write(b"\0" * (2 * _BLOCK))
+    writer = ArchiveWriter(out, manifest, mtime=mtime, progress=progress)
+    for sha256 in manifest.blobs():
+        writer.add_file(sha256, blob_path(sha256))
+    writer.close()
+
+
+class ArchiveWriter:
+    """:func:`write_archive` a blob at a time, in the manifest's order, for blobs that
+    arrive as streams (a pull writes each one while it downloads and hashes it).
+
+    ``add_file`` copies (and re-hashes) a local blob; ``add_stream`` returns where
+    the next blob's bytes go, its caller vouching for them (the output is a temp
+    file, renamed only once every blob was verified); ``close`` ends the frame.
+    """
+
+    def __init__(
+        self,
+        out: BinaryIO,
+        manifest: Manifest,
+        *,
+        mtime: int | None = None,
+        progress: ByteProgress | None = None,
+    ) -> None:
+        self._stamp = archive_mtime() if mtime is None else mtime
+        self._labels = manifest.blob_labels()
+        self._order = iter(manifest.blobs().items())
+        self._report = progress or (lambda _done: None)
+        self._written = 0
+        self._open: int | None = None  # the size of the blob being streamed
+        self._zw = _zstd_compressor().stream_writer(out, closefd=False)
+        data = manifest.to_bytes()
+        self._zw.write(member_header(MANIFEST_MEMBER, len(data), self._stamp))
+        self._zw.write(data + _padding(len(data)))
+
+    def _next(self, sha256: str) -> int:
+        self._end_stream()
+        expected, size = next(self._order, ("", 0))
+        if sha256 != expected:
+            raise AssertionError(f"blob {sha256} written out of order (expected {expected!r})")
+        self._zw.write(member_header(blob_member(sha256), size, self._stamp))
+        return size
+
+    def add_file(self, sha256: str, path: Path) -> None:
+        """The next blob, copied from ``path`` and re-hashed on the way."""
+        size = self._next(sha256)
+        label = ", ".join(self._labels[sha256])
+        _copy_blob(self._zw, path, sha256, size, label, report=self._report, before=self._written)
+        self._written += size
+        self._zw.write(_padding(size))
+
+    def add_stream(self, sha256: str) -> BinaryIO:
+        """Where the next blob's bytes go: exactly its size, in order, then the next call."""
+        self._open = self._next(sha256)
+        return cast(BinaryIO, self._zw)
+
+    def _end_stream(self) -> None:
+        if self._open is not None:
+            self._written += self._open
+            self._report(self._written)
+            self._zw.write(_padding(self._open))
+            self._open = None
+
+    def close(self) -> None:
+        """The end of the tar stream and of the zstd frame (``out`` stays open)."""
+        self._end_stream()
+        if next(self._order, None) is not None:
+            raise AssertionError("the archive was closed before its last blob")
+        self._zw.write(b"\0" * (2 * _BLOCK))
+        self._zw.flush(zstandard.FLUSH_FRAME)
 
 
 def _copy_blob(

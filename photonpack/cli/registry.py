@@ -174,14 +174,6 @@ class _TransferLine:
     def __exit__(self, *exc: object) -> None:
         self._line.close()
 
-    def begin(self, total_bytes: int) -> None:
-        """The blobs are in: the same line goes on with the archive's writing."""
-        self._digest = ""
-        self._line.retitle("writing", total_bytes)
-
-    def update(self, done: int) -> None:
-        self._line.update(done)
-
     def __call__(self, transfer: Any) -> None:
         if transfer.digest != self._digest:
             self._digest = transfer.digest
@@ -256,9 +248,9 @@ def push(
     Blobs another repository of the registry holds are mounted, not uploaded.
     Prints the OCI manifest digest.
     """
-    from photonpack.admit import is_archive_path, parse_expected, push_archive
+    from photonpack.admit import Pushed, is_archive_path, parse_expected, push_archive
     from photonpack.oci.reference import parse_reference
-    from photonpack.registry import attach_sbom, push_photon
+    from photonpack.registry import push_photon
     from photonpack.store import Store
 
     photons = 0 if name else 1
@@ -290,23 +282,21 @@ def push(
     reference = parse_reference(target)
     recent = _recent_repositories(store)
     sources = [*mount_from, *recent.get(reference.registry)]
-    with _registry_client(reference.registry, username, password_stdin, insecure) as client:
-        with _TransferLine("pushing") as line:
-            if manifest is None:
-                manifest, result = push_archive(
-                    Path(str(source)), reference, store, client=client,
-                    expected=parse_expected(digest), mount_from=sources, progress=line,
-                )  # fmt: skip
-            else:
-                result = push_photon(
-                    manifest, store.blob_path, reference, client=client, progress=line,
-                    mount_from=sources,
-                )  # fmt: skip
-        attached = (
-            attach_sbom(manifest, store.blob_path, result, client=client, fmt=sbom_format)
-            if with_sbom
-            else None
-        )
+    fmt = sbom_format if with_sbom else None
+    client = _registry_client(reference.registry, username, password_stdin, insecure)
+    with client, _TransferLine("pushing") as line:
+        if manifest is None:
+            pushed = push_archive(
+                Path(str(source)), reference, store, client=client,
+                expected=parse_expected(digest), mount_from=sources, progress=line, sbom=fmt,
+            )  # fmt: skip
+        else:
+            result = push_photon(
+                manifest, store.blob_path, reference, client=client, progress=line,
+                mount_from=sources,
+            )  # fmt: skip
+            pushed = Pushed.attach(manifest, store.blob_path, result, client=client, sbom=fmt)
+    manifest, result, attached = pushed.manifest, pushed.result, pushed.attached
     recent.add(reference.registry, reference.repository)
     _blob_details(manifest, result)
     mounted = f", mounted {len(result.mounted)}" if result.mounted else ""
@@ -375,7 +365,6 @@ def pull(
     Prints the photon digest (the one `build` printed).
     """
     from photonpack.admit import pull_reference
-    from photonpack.build import write_atomic
     from photonpack.oci.reference import parse_reference
     from photonpack.oci.referrers import list_referrers
     from photonpack.store import Store
@@ -387,14 +376,22 @@ def pull(
             "create it or choose another -o"
         )
     store = Store()
+
+    def destination(manifest: Any) -> Path:
+        return (output or Path.cwd() / f"{manifest.name}.photon").absolute()
+
     with _registry_client(reference.registry, username, password_stdin, insecure) as client:
-        # Into the store first (only the blobs it lacks), then the archive from its blobs.
+        # Into the store (only the blobs it lacks) and the archive, written as they arrive.
         with _TransferLine("pulling") as line:
-            pulled = pull_reference(reference, store, client=client, progress=line)
+            pulled = pull_reference(
+                reference,
+                store,
+                client=client,
+                progress=line,
+                output=destination,
+            )
             manifest = pulled.manifest
-            path = (output or Path.cwd() / f"{manifest.name}.photon").absolute()
-            line.begin(manifest.total_size)
-            write_atomic(path, manifest, store, line.update)
+            path = destination(manifest)
         referrers = list_referrers(client, reference.repository, pulled.manifest_digest)
         fetched = (
             _fetch_referrers(client, reference.repository, referrers, referrers_dir)

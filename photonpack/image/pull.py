@@ -94,7 +94,7 @@ def pull_base(
         hex_ = blob_digest.removeprefix("sha256:")
         if not store.has_blob(hex_, size):
             with store.blob_writer(hex_, size) as out:
-                client.fetch_blob(ref.repository, digest=blob_digest, size=size, out=out)  # type: ignore[arg-type]
+                client.fetch_blob(ref.repository, digest=blob_digest, size=size, out=out)
         return Blob(media_type=kind, digest=blob_digest, size=size, path=store.blob_path(hex_))
 
     config, config_blob, layers = parse_manifest(data, where, blob)

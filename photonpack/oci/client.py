@@ -20,7 +20,7 @@ import ssl
 import urllib.parse
 from collections.abc import Mapping
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 from photonpack.errors import IntegrityError, RegistryError
 from photonpack.oci.auth import Auth
@@ -48,6 +48,12 @@ CHUNK_SIZE = 8 * 1024 * 1024
 # The distribution spec lets registries refuse manifests over 4 MiB; we refuse
 # to read more than that, so a hostile registry cannot exhaust memory.
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
+
+
+class Writable(Protocol):
+    """Where a download goes: a file, or several (``write`` takes every chunk)."""
+
+    def write(self, data: bytes, /) -> object: ...
 
 
 class RegistryClient:
@@ -244,7 +250,7 @@ class RegistryClient:
         *,
         digest: str,
         size: int,
-        out: BinaryIO,
+        out: Writable,
         title: str = "",
         progress: ProgressFn | None = None,
     ) -> None:
