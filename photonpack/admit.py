@@ -23,7 +23,7 @@ from photonpack._fs import atomic_write
 from photonpack.archive import read_manifest, unpack
 from photonpack.archive.manifest import Manifest
 from photonpack.archive.sinks import BlobWriter, DirectorySink
-from photonpack.errors import ArchiveError, IntegrityError, UsageError
+from photonpack.errors import ArchiveError, IntegrityError, StoreError, UsageError
 from photonpack.oci.client import ProgressFn, RegistryClient
 from photonpack.oci.reference import Reference, parse_reference
 from photonpack.oci.referrers import Attached
@@ -38,6 +38,7 @@ from photonpack.registry import (
     push_photon,
 )
 from photonpack.store import Store
+from photonpack.store.written import file_identity, note_verified, verified_digest
 from photonpack.verify import enforce_policy
 
 __all__ = [
@@ -139,7 +140,9 @@ def push_archive(
     store lacks are also written to a scratch directory (no fsync, removed
     after). The store is left as it was: a push moves a photon, ``run`` admits
     it. The tag is written last, after every check passed; then the SBOM
-    (format ``sbom``, read from the same blobs) is attached, if asked.
+    (format ``sbom``, read from the same blobs) is attached, if asked. The
+    file is remembered as verified (``store/written.py``): pushed again,
+    unchanged, to a registry that holds its blobs, it is not read again.
     """
     if not path.is_file():
         raise ArchiveError(f"{path} does not exist or is not a file; pass a .photon file")
@@ -159,6 +162,10 @@ def push_archive(
         )  # fmt: skip
         return Pushed.attach(manifest, store.blob_path, pushed, client=client, sbom=sbom)
     plan = plan_push(manifest, reference, client=client, mount_from=mount_from)
+    if not plan.missing and sbom is None and verified_digest(store, path) == manifest.digest:
+        # The registry holds every blob, and this very file was verified as this photon.
+        return Pushed(manifest=manifest, result=finish_push(plan, client=client), attached=None)
+    before = file_identity(path)
     with (
         store.temp_dir("push-") as scratch,
         UploadQueue(client, reference.repository, progress) as uploads,
@@ -170,6 +177,8 @@ def push_archive(
         uploads.close()  # every upload finished: the registry checked each digest too
         enforce_policy(unpacked, sink.blob_path, str(path))
         pushed = finish_push(plan, client=client, progress=progress)
+        with contextlib.suppress(OSError, StoreError):  # a read-only store verifies every time
+            note_verified(store, path, unpacked.digest, before)
         return Pushed.attach(unpacked, sink.blob_path, pushed, client=client, sbom=sbom)
 
 

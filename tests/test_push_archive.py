@@ -179,3 +179,25 @@ def test_pull_to_a_file_refused_by_the_policy_leaves_no_file(
     assert list(out.iterdir()) == []
     assert not list(home.glob("manifests/*")) and not list(home.glob("blobs/sha256/*"))
     assert not list(home.glob("tmp/*"))
+
+
+def test_a_file_pushed_before_is_pushed_again_without_reading_it(
+    registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    archive = make_archive(tmp_path / "a", packages=PACKAGES)
+    store = Store(tmp_path / "store")
+    ref = parse_reference(f"{registry.host}/file/again:v1")
+    with RegistryClient(registry.host) as client:
+        first = push_archive(archive.path, ref, store, client=client)
+
+        def no_read(*_args: object, **_kwargs: object) -> None:
+            raise AssertionError("the archive file was read")
+
+        monkeypatch.setattr(admit, "unpack", no_read)
+        again = push_archive(archive.path, parse_reference(f"{ref}-again"), store, client=client)
+        assert again.result.uploaded == ()
+        assert again.result.manifest_digest == first.result.manifest_digest
+        # Touched, the file is read (and verified) again.
+        archive.path.touch()
+        with pytest.raises(AssertionError, match="was read"):
+            push_archive(archive.path, ref, store, client=client)

@@ -28,6 +28,12 @@ written from those blobs, each re-hashed on the way; so the file is those
 blobs, and what runs or is pushed is read from the store. The admission policy
 is applied to the stored blobs the first time (:func:`note_checked`), as it is
 to an imported archive's.
+
+``push`` of a file it read whole and verified (every blob hashed, the policy
+passed) notes it as that photon (:func:`note_verified`). Pushed again,
+unchanged, to a registry that already holds every blob, only the tag is
+written: the registry checked each blob's digest as it received it, so the
+tag names the photon that was verified, whatever happened to the file since.
 """
 
 from __future__ import annotations
@@ -48,9 +54,11 @@ __all__ = [
     "hashed_before",
     "note_checked",
     "note_hashed",
+    "note_verified",
     "note_written",
     "stale_written",
     "still_written",
+    "verified_digest",
     "written_digest",
 ]
 
@@ -107,23 +115,27 @@ def written_digest(store: Store, path: Path, *, checked: bool = False) -> str | 
 
     ``checked=True``: only if the admission policy has passed on it too (:func:`note_checked`).
     """
-    try:
-        record = json.loads(_record_path(store, path).read_bytes())
-    except (OSError, ValueError):
+    if checked and _recorded(store, path, "checked") is not True:
         return None
-    if not _unchanged(record, path) or (checked and record.get("checked") is not True):
-        return None
-    digest = record.get("digest")
+    digest = _recorded(store, path, "digest")
     return digest if isinstance(digest, str) else None
 
 
 def note_checked(store: Store, path: Path) -> None:
     """Remember that the admission policy passed on the photon ``path`` was written as."""
-    record = json.loads(_record_path(store, path).read_bytes())
-    if _unchanged(record, path):
-        record["checked"] = True
-        data = json.dumps(record).encode() + b"\n"
-        store.write_atomic(_record_path(store, path), data, sync=False)
+    _note(store, path, file_identity(path), checked=True)
+
+
+def note_verified(store: Store, path: Path, digest: str, before: Identity | None) -> None:
+    """Remember that ``path``, unchanged since ``before``, was read whole and verified as the
+    photon ``digest`` (every blob hashed, the policy passed), as a push of it does."""
+    _note(store, path, before, verified=digest)
+
+
+def verified_digest(store: Store, path: Path) -> str | None:
+    """The photon ``path`` was verified as (:func:`note_verified`), if it is unchanged since."""
+    digest = _recorded(store, path, "verified")
+    return digest if isinstance(digest, str) else None
 
 
 def note_hashed(store: Store, path: Path, sha256: str, before: Identity | None) -> None:
@@ -132,6 +144,12 @@ def note_hashed(store: Store, path: Path, sha256: str, before: Identity | None) 
     ``before`` is taken before hashing: a file changed while it was read is not
     remembered. What an unchanged record already says (a build's digest) is kept.
     """
+    _note(store, path, before, sha256=sha256)
+
+
+def _note(store: Store, path: Path, before: Identity | None, **fields: object) -> None:
+    """Add ``fields`` to ``path``'s record if its identity is still ``before`` (read before
+    the bytes were), keeping what an unchanged record says already."""
     if before is None or file_identity(path) != before:
         return
     try:
@@ -141,22 +159,25 @@ def note_hashed(store: Store, path: Path, sha256: str, before: Identity | None) 
     if not _unchanged(record, path):
         record = {"path": str(path.absolute()), **before}
     assert isinstance(record, dict)
-    if record.get("sha256") == sha256:
+    if all(record.get(key) == value for key, value in fields.items()):
         return
-    record["sha256"] = sha256
+    record.update(fields)
     store.write_atomic(_record_path(store, path), json.dumps(record).encode() + b"\n", sync=False)
 
 
-def hashed_before(store: Store, path: Path) -> str | None:
-    """The sha256 hex ``path`` had when it was last hashed, if it is unchanged since."""
+def _recorded(store: Store, path: Path, key: str) -> object:
+    """What ``path``'s record says under ``key``, if the file is unchanged since it was noted."""
     try:
         record = json.loads(_record_path(store, path).read_bytes())
     except (OSError, ValueError):
         return None
-    if not _unchanged(record, path):
-        return None
-    sha256 = record.get("sha256")
-    return sha256 if is_sha256_hex(sha256) else None
+    return record.get(key) if _unchanged(record, path) else None
+
+
+def hashed_before(store: Store, path: Path) -> str | None:
+    """The sha256 hex ``path`` had when it was last hashed, if it is unchanged since."""
+    sha256 = _recorded(store, path, "sha256")
+    return sha256 if isinstance(sha256, str) and is_sha256_hex(sha256) else None
 
 
 def stale_written(root: Path) -> list[Path]:
