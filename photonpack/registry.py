@@ -192,13 +192,9 @@ def plan_push(
         hex_: size for hex_, size in manifest.blobs().items() if not present(f"sha256:{hex_}")
     }
     return PushPlan(
-        manifest=manifest,
-        reference=ref,
-        body=body,
-        missing=missing,
-        config_missing=config_missing,
-        mounted=mounted,
-    )
+        manifest=manifest, reference=ref, body=body, missing=missing,
+        config_missing=config_missing, mounted=mounted,
+    )  # fmt: skip
 
 
 def finish_push(
@@ -209,13 +205,9 @@ def finish_push(
     config = manifest.to_bytes()
     if plan.config_missing:
         client.upload_blob(
-            ref.repository,
-            digest=manifest.digest,
-            size=len(config),
-            stream=io.BytesIO(config),
-            title="photon.json",
-            progress=progress,
-        )
+            ref.repository, digest=manifest.digest, size=len(config), stream=io.BytesIO(config),
+            title="photon.json", progress=progress,
+        )  # fmt: skip
     client.put_manifest(ref.repository, ref.tag or _sha256(plan.body), plan.body, OCI_MANIFEST)
     uploaded = [f"sha256:{hex_}" for hex_ in plan.missing]
     return PushResult(
@@ -248,13 +240,9 @@ def push_photon(
     for hex_, size in plan.missing.items():
         with _open_blob(blob_path, hex_) as stream:
             client.upload_blob(
-                ref.repository,
-                digest=f"sha256:{hex_}",
-                size=size,
-                stream=stream,
-                title=titles[hex_],
-                progress=progress,
-            )
+                ref.repository, digest=f"sha256:{hex_}", size=size, stream=stream,
+                title=titles[hex_], progress=progress,
+            )  # fmt: skip
     return finish_push(plan, client=client, progress=progress)
 
 

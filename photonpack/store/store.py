@@ -214,15 +214,10 @@ class Store:
         if check is not None:
             check(manifest)
         self.put_manifest(manifest.digest, manifest.to_bytes())
-        self.remember_archive(file_hex, manifest, checked=check is not None)
-        return manifest
-
-    def remember_archive(self, file_hex: str, manifest: Manifest, *, checked: bool) -> None:
-        """Note that the archive file hashing to ``file_hex`` is ``manifest`` (its blobs here)."""
         self._dir("archives")
-        record = {"digest": manifest.digest, "checked": checked}
-        seen = self.root / "archives" / f"{file_hex}.json"
+        record = {"digest": manifest.digest, "checked": check is not None}
         self.write_atomic(seen, json.dumps(record).encode() + b"\n")
+        return manifest
 
     def known_archive(
         self, path: Path, *, check: Callable[[Manifest], None] | None = None
