@@ -152,9 +152,12 @@ def pyc_rows(
 ) -> dict[Path, tuple[str, int]]:
     """The RECORD rows of the pycs compiled from the distribution's sources."""
     rows: dict[Path, tuple[str, int]] = {}
+    suffix = f".{cache_tag}.pyc"
     for path, _digest, _size in dist.rows:
-        if path.suffix == ".py":
-            pyc = path.parent / "__pycache__" / f"{path.stem}.{cache_tag}.pyc"
+        folder, name = os.path.split(path)
+        if name.endswith(".py"):
+            # One Path built per source (it runs for each of an environment's files).
+            pyc = Path(folder, "__pycache__", name[:-3] + suffix)
             if pyc in compiled:
                 rows[pyc] = compiled[pyc]
     return rows
