@@ -11,16 +11,17 @@ the asking target's environment), so every target can use the same one.
 Only with pip's ``importlib.metadata`` backend (Python 3.11 and later); with the
 ``pkg_resources`` backend, None: pip's own path.
 
-:func:`wheel_metadata` reads a local wheel's METADATA member alone (the zip's
-central directory, then that member), where pip's path for a ``file:`` link reads
-and hashes the whole file first.
+:func:`wheel_metadata` reads a wheel's METADATA member alone (the zip's central
+directory, then that member): a local wheel's, where pip's path for a ``file:``
+link reads and hashes the whole file first, or a remote one's through
+:func:`~photonpack.lock.remotezip.ranged_wheel`, where pip would download it whole.
 """
 
 from __future__ import annotations
 
 import functools
 import pathlib
-from typing import Any
+from typing import IO, Any
 
 __all__ = ["metadata_distribution", "wheel_metadata"]
 
@@ -36,21 +37,22 @@ def metadata_distribution(metadata: bytes, filename: str) -> Any:
     return Distribution(dist, None, None)
 
 
-def wheel_metadata(path: str) -> bytes | None:
-    """The ``*.dist-info/METADATA`` member of the wheel at ``path``, or None where pip should
-    read the wheel its own way and report what is wrong (not a zip, unreadable, no or several
-    ``.dist-info`` directories)."""
+def wheel_metadata(wheel_file: str | IO[bytes]) -> bytes | None:
+    """The ``*.dist-info/METADATA`` member of the wheel at ``wheel_file`` (a path or a seekable
+    file), or None where pip should read the wheel its own way and report what is wrong (not
+    a zip, unreadable, no or several ``.dist-info`` directories, a CRC that does not match)."""
     import zipfile
+    import zlib
 
     try:
-        with zipfile.ZipFile(path) as wheel:
+        with zipfile.ZipFile(wheel_file) as wheel:
             found = [
                 name
                 for name in wheel.namelist()
                 if name.count("/") == 1 and name.endswith(".dist-info/METADATA")
             ]
             return wheel.read(found[0]) if len(found) == 1 else None
-    except (OSError, ValueError, zipfile.BadZipFile):
+    except (OSError, ValueError, EOFError, NotImplementedError, zlib.error, zipfile.BadZipFile):
         return None
 
 
