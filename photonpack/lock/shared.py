@@ -312,7 +312,7 @@ class SharedIndex:
         """The wheel's METADATA member read by range requests, or None (lock/remotezip.py)."""
         try:
             return wheel_metadata(ranged_wheel(http_ranges(self.session, url, size), size))
-        except RangeRefused:
+        except (RangeRefused, OSError):  # requests' errors too: the whole download may work
             return None
 
     def _wheel_metadata(self, link: Any, name: str, sha256: str) -> Any:
