@@ -89,6 +89,20 @@ def clean_env(cache: Path) -> dict[str, str]:
     return env
 
 
+def compile_bytecode(work: Path) -> None:
+    """Bytecode for photonpack (as ``BIN``'s Python imports it) and its venv's packages, in the
+    bytecode cache of every tool that ``clean_env(work / ...)`` runs, as an installed package
+    has it: "cold" means an empty download/HTTP cache, not compiling pip on the first run."""
+    code = (
+        "import compileall, pathlib, sysconfig, photonpack; "
+        "compileall.compile_dir(str(pathlib.Path(photonpack.__file__).parent), quiet=1); "
+        "compileall.compile_dir(sysconfig.get_paths()['purelib'], quiet=1)"
+    )
+    argv = [str(BIN / "python"), "-c", code]
+    env = clean_env(work / "cache-compile")
+    subprocess.run(argv, cwd=work, env=env, capture_output=True, check=False)  # not this tree
+
+
 def timed(argv: list[str], cwd: Path, env: dict[str, str]) -> float:
     """Wall seconds of one command; a failure stops the benchmark with its output."""
     start = time.perf_counter()
