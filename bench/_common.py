@@ -90,13 +90,16 @@ def clean_env(cache: Path) -> dict[str, str]:
 
 
 def compile_bytecode(work: Path) -> None:
-    """Bytecode for photonpack (as ``BIN``'s Python imports it) and its venv's packages, in the
-    bytecode cache of every tool that ``clean_env(work / ...)`` runs, as an installed package
-    has it: "cold" means an empty download/HTTP cache, not compiling pip on the first run."""
+    """Bytecode for photonpack (as ``BIN``'s Python imports it), its venv's packages and the
+    standard library, in the bytecode cache of every tool that ``clean_env(work / ...)`` runs
+    (with ``PYTHONPYCACHEPREFIX`` even the standard library's is looked for there), as an
+    installation has it: "cold" means an empty HTTP cache, not compiling pip and ``email``."""
     code = (
-        "import compileall, pathlib, sysconfig, photonpack; "
+        "import compileall, pathlib, re, sysconfig, photonpack; "
         "compileall.compile_dir(str(pathlib.Path(photonpack.__file__).parent), quiet=1); "
-        "compileall.compile_dir(sysconfig.get_paths()['purelib'], quiet=1)"
+        "compileall.compile_dir(sysconfig.get_paths()['purelib'], quiet=1); "
+        "compileall.compile_dir(sysconfig.get_paths()['stdlib'], quiet=1, "
+        "rx=re.compile(r'/(tests?|idlelib|lib2to3|site-packages|ensurepip)/'))"
     )
     argv = [str(BIN / "python"), "-c", code]
     env = clean_env(work / "cache-compile")

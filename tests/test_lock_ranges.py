@@ -140,6 +140,44 @@ def test_a_wheel_that_needs_too_many_ranges_is_refused(
     data = build_wheel(tmp_path, "big", "1.0", files=files).read_bytes()
     monkeypatch.setattr(remotezip, "TAIL", 64)
     monkeypatch.setattr(remotezip, "MIN_FETCH", 64)
-    monkeypatch.setattr(remotezip, "MAX_REQUESTS", 3)
-    with pytest.raises(RangeRefused, match="more than 3 requests"):
+    monkeypatch.setattr(remotezip, "MAX_REQUESTS", 2)  # the tail, the directory: not the member
+    with pytest.raises(RangeRefused, match="more than 2 requests"):
         wheel_metadata(ranged_wheel(counting(data, []), len(data)))
+
+
+def zipped(path: Path, members: dict[str, bytes], *, method: int = zipfile.ZIP_DEFLATED) -> str:
+    with zipfile.ZipFile(path, "w", compression=method) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return str(path)
+
+
+METADATA = b"Metadata-Version: 2.1\nName: x\nVersion: 1.0\n"
+
+
+def test_the_metadata_member_alone_is_read_past_a_comment_and_vendored_dist_infos(
+    tmp_path: Path,
+) -> None:
+    members = {
+        "x/_vendor/y-2.0.dist-info/METADATA": b"vendored",
+        "x-1.0.dist-info/METADATA": METADATA,
+    }
+    path = zipped(tmp_path / "x.whl", members)
+    with zipfile.ZipFile(path, "a") as zf:
+        zf.comment = b"PK\x05\x06 a comment that looks like an end record"
+    assert wheel_metadata(path) == METADATA
+    assert (
+        wheel_metadata(zipped(tmp_path / "s.whl", members, method=zipfile.ZIP_STORED)) == METADATA
+    )
+
+
+def test_a_wheel_this_reader_cannot_vouch_for_is_left_to_pip(tmp_path: Path) -> None:
+    two = {"x-1.0.dist-info/METADATA": METADATA, "y-1.0.dist-info/METADATA": METADATA}
+    assert wheel_metadata(zipped(tmp_path / "two.whl", two)) is None
+    one = {"x-1.0.dist-info/METADATA": METADATA}
+    assert wheel_metadata(zipped(tmp_path / "bz.whl", one, method=zipfile.ZIP_BZIP2)) is None
+    stored = Path(zipped(tmp_path / "crc.whl", one, method=zipfile.ZIP_STORED))
+    stored.write_bytes(stored.read_bytes().replace(b"Name: x", b"Name: y", 1))  # the data only
+    assert wheel_metadata(str(stored)) is None  # its CRC no longer matches
+    (tmp_path / "not.whl").write_bytes(b"not a zip at all")
+    assert wheel_metadata(str(tmp_path / "not.whl")) is None
