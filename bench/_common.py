@@ -89,6 +89,23 @@ def clean_env(cache: Path) -> dict[str, str]:
     return env
 
 
+def compile_bytecode(work: Path) -> None:
+    """Bytecode for photonpack (as ``BIN``'s Python imports it), its venv's packages and the
+    standard library, in the bytecode cache of every tool that ``clean_env(work / ...)`` runs
+    (with ``PYTHONPYCACHEPREFIX`` even the standard library's is looked for there), as an
+    installation has it: "cold" means an empty HTTP cache, not compiling pip and ``email``."""
+    code = (
+        "import compileall, pathlib, re, sysconfig, photonpack; "
+        "compileall.compile_dir(str(pathlib.Path(photonpack.__file__).parent), quiet=1); "
+        "compileall.compile_dir(sysconfig.get_paths()['purelib'], quiet=1); "
+        "compileall.compile_dir(sysconfig.get_paths()['stdlib'], quiet=1, "
+        "rx=re.compile(r'/(tests?|idlelib|lib2to3|site-packages|ensurepip)/'))"
+    )
+    argv = [str(BIN / "python"), "-c", code]
+    env = clean_env(work / "cache-compile")
+    subprocess.run(argv, cwd=work, env=env, capture_output=True, check=False)  # not this tree
+
+
 def timed(argv: list[str], cwd: Path, env: dict[str, str]) -> float:
     """Wall seconds of one command; a failure stops the benchmark with its output."""
     start = time.perf_counter()

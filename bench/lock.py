@@ -21,7 +21,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import sysconfig
 import tempfile
 from pathlib import Path
 
@@ -32,6 +31,7 @@ from bench._common import (
     REPO,
     REQUIREMENTS,
     clean_env,
+    compile_bytecode,
     header,
     timed,
     tool_venv,
@@ -57,15 +57,7 @@ def main() -> None:
         write_photon(work)
         uv_bin = tool_venv(work, "uv")
         uv = uv_bin / "uv" if uv_bin else None
-        # Bytecode for every tool first, as an installed package has it: "cold" below
-        # means an empty download/HTTP cache, not compiling pip on the first run.
-        site = Path(sysconfig.get_paths()["purelib"])
-        subprocess.run(
-            [sys.executable, "-m", "compileall", "-q", str(REPO / "photonpack"), str(site)],
-            env=clean_env(work / "cache-compile"),
-            capture_output=True,
-            check=False,
-        )
+        compile_bytecode(work)  # "cold" below: an empty HTTP cache, not compiling pip
         base = _exported(work, args.base) if args.base else None
         tools: dict[str, list[str]] = {
             "photonpack lock": [str(BIN / "photonpack"), "lock", "-m", "svc.py", "-U"],

@@ -51,6 +51,7 @@ from bench._common import (
     BIN,
     REPO,
     clean_env,
+    compile_bytecode,
     free_port,
     header,
     start_server,
@@ -157,6 +158,7 @@ def section_lock(b: Bench) -> None:
     requirements.write_text("\n".join([*REQUIREMENTS, *SERVING_REQUIREMENTS]) + "\n")
     env = {**b.env, "PHOTONPACK_HOME": str(b.work / "home-lock")}
     env["XDG_CACHE_HOME"] = str(b.work / "cache-lock")
+    compile_bytecode(b.work)  # as bench/lock.py: a cold HTTP cache, not compiling pip
     ours = timed(b.photonpack("lock"), b.project, env)
     print(f"cold lock, {len(b.locked_wheels())} packages:", flush=True)
     print(f"  photonpack lock                      {ours:7.2f} s")

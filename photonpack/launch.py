@@ -15,7 +15,7 @@ import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from photonpack.archive.manifest import Manifest
 from photonpack.errors import ServeError, UsageError
@@ -28,6 +28,9 @@ from photonpack.install.environment import (
 from photonpack.lock.target import Target, host_compatible
 from photonpack.serving.deployment import ENV_VAR_REQUIRED
 from photonpack.store import Store
+
+if TYPE_CHECKING:
+    from photonpack.install.installer import InstallProgress
 
 __all__ = [
     "Prepared",
@@ -88,7 +91,7 @@ def prepare(
     manifest: Manifest,
     *,
     check_system: bool = True,
-    installing: Callable[[int], AbstractContextManager[object]] | None = None,
+    installing: Callable[[int], AbstractContextManager[InstallProgress | None]] | None = None,
 ) -> Prepared:
     """Install (or reuse) the environment and working directory of a stored photon.
 

@@ -18,10 +18,9 @@ from photonpack.diff import (
     PackageChange,
     WheelChange,
     diff,
-    load_side,
-    side_from_manifest,
 )
 from photonpack.diff_render import render_markdown, render_text
+from photonpack.diff_sides import load_side, side_from_manifest
 from tests.support.archives import DEFAULT_HANDLERS, Archive, handler, make_archive
 
 MODEL = {"data/model.bin": b"w" * 700}

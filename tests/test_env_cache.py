@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import csv
 import hashlib
 import json
@@ -13,6 +14,8 @@ import stat
 import subprocess
 import sys
 import tempfile
+import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -607,3 +610,44 @@ def test_store_du_counts_the_files_two_environments_share_once(
         "AREA", "SIZE", "FILES",
     ]  # fmt: skip
     assert table.output.splitlines()[-1].startswith("total")
+
+
+def test_a_new_environment_reports_the_bytes_it_writes_and_a_reused_one_nothing(
+    tmp_path: Path, wheels: dict[str, Path]
+) -> None:
+    store = Store(tmp_path / "store")
+    pairs = []
+    for wheel in wheels.values():
+        store.add_blob_file(wheel, sha256(wheel), wheel.stat().st_size)
+        pairs.append((sha256(wheel), wheel.name))
+    members = sum(
+        info.file_size
+        for wheel in wheels.values()
+        for info in zipfile.ZipFile(wheel).infolist()
+        if not info.filename.endswith("/RECORD")  # the installer writes its own
+    )
+    heard: list[tuple[str, int]] = []
+    sizes: list[int] = []
+
+    class Recorder:  # what the CLI's progress line is told
+        def begin(self, total: int) -> None:
+            heard.append(("begin", total))
+
+        def update(self, done: int) -> None:
+            sizes.append(done)
+
+    @contextlib.contextmanager
+    def installing(count: int) -> Iterator[Recorder]:
+        heard.append(("wheels", count))
+        yield Recorder()
+
+    runtime = [runtime_file(store, "")]
+    env, created = ensure_environment(store, wheels=pairs, runtime=runtime, installing=installing)
+    assert created
+    assert heard == [("wheels", 2), ("begin", members)]
+    assert sizes == sorted(sizes) and sizes[-1] == members  # a running total, to the end
+    assert_records_match(env)
+
+    heard.clear()
+    _, created = ensure_environment(store, wheels=pairs, runtime=runtime, installing=installing)
+    assert not created and heard == []  # a warm start draws no install line

@@ -207,7 +207,8 @@ def test_inspect_sbom_diff_and_push_show_a_wheel_built_from_source(
 ) -> None:
     import dataclasses
 
-    from photonpack.diff import diff, side_from_manifest
+    from photonpack.diff import diff
+    from photonpack.diff_sides import side_from_manifest
     from photonpack.sbom.cyclonedx import sbom
     from photonpack.summary import inspect_report, render_inspect
 

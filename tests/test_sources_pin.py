@@ -19,7 +19,8 @@ from click.testing import CliRunner
 from photonpack.archive import write_archive
 from photonpack.archive.manifest import Manifest, SourceEntry, WheelEntry
 from photonpack.cli import cli
-from photonpack.diff import Side, diff
+from photonpack.diff import diff
+from photonpack.diff_sides import Side
 from photonpack.lock.lockfile import read_lock
 from photonpack.sources.tree import tree_archive
 from photonpack.store import Store

@@ -16,7 +16,7 @@ from types import TracebackType
 
 from photonpack._units import format_size
 
-__all__ = ["CountLine", "ProgressLine", "StepLine"]
+__all__ = ["CountLine", "InstallLine", "ProgressLine", "StepLine"]
 
 # At most ten redraws a second: enough to look live, cheap against a 1 GB/s read.
 _REDRAW_INTERVAL = 0.1
@@ -133,16 +133,44 @@ class StepLine:
                 sys.stderr.write("\r" + " " * self._width + "\r")
                 sys.stderr.flush()
 
+    def _figures(self, elapsed: float) -> str:
+        return f"  {elapsed:.1f} s"
+
     def _run(self) -> None:
         start = time.monotonic()
         while True:
-            figures = f"  {time.monotonic() - start:.1f} s"
-            line = _fit(self.label, figures)
+            line = _fit(self.label, self._figures(time.monotonic() - start))
             sys.stderr.write("\r" + line + " " * max(0, self._width - len(line)))
             sys.stderr.flush()
             self._width = len(line)
             if self._stop.wait(_REDRAW_INTERVAL):
                 return
+
+
+class InstallLine(StepLine):
+    """``installing 47 wheels …  2.1 GiB / 5.7 GiB  12.3 s``, then ``5.7 GiB, compiling``.
+
+    The bytes are the files the install writes (``begin``, ``update``: an
+    :class:`~photonpack.install.installer.InstallProgress`); once they are all out,
+    the clock runs on while the last modules compile.
+    """
+
+    def __init__(self, label: str, *, enabled: bool) -> None:
+        super().__init__(label, enabled=enabled)
+        self._done = self._total = 0
+
+    def begin(self, total: int) -> None:
+        self._total = total
+
+    def update(self, done: int) -> None:
+        self._done = done  # read by the drawing thread: one int, no lock needed
+
+    def _figures(self, elapsed: float) -> str:
+        if not self._total:
+            return super()._figures(elapsed)
+        if self._done >= self._total:
+            return f"  {format_size(self._total)}, compiling  {elapsed:.1f} s"
+        return f"  {format_size(self._done)} / {format_size(self._total)}  {elapsed:.1f} s"
 
 
 def _fit(label: str, figures: str) -> str:

@@ -136,8 +136,9 @@ def _verify_rebuild(built: Any, spec_text: str, archive: Path | None) -> int:
     import tempfile
 
     from photonpack.build import rebuild
-    from photonpack.diff import diff, side_from_manifest
+    from photonpack.diff import diff
     from photonpack.diff_render import render_text
+    from photonpack.diff_sides import side_from_manifest
     from photonpack.serving.source import parse_spec
     from photonpack.store import Store
 
@@ -232,8 +233,9 @@ def diff_(
     import json
     import sys
 
-    from photonpack.diff import diff, load_side, side_from_manifest
+    from photonpack.diff import diff
     from photonpack.diff_render import render_markdown, render_text
+    from photonpack.diff_sides import load_side, side_from_manifest
 
     if len(names) + len(sides) != 2:
         raise UsageError(

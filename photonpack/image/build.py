@@ -29,7 +29,7 @@ from photonpack.image.base import CONFIG_TYPE, BaseImage, Blob, canonical
 from photonpack.image.checks import BasePython, base_facts, match_target, missing_packages
 from photonpack.image.config import LABEL_PREFIX, image_config, image_manifest
 from photonpack.image.environment import ENV_PATH, bytecode_python, image_interpreter, stage
-from photonpack.image.layer import Compression, LayerFile, write_layer
+from photonpack.image.layer import Compression, Entry, LayerFile, write_layer
 from photonpack.image.layering import PlannedLayer, plan_layers
 from photonpack.image.libraries import MissingLibrary, describe, missing_libraries
 from photonpack.image.platforms import target_platform
@@ -126,10 +126,14 @@ def _verified_blobs(store: Store, manifest: Manifest) -> None:
 
 
 def _bytes(layer: PlannedLayer) -> int:
-    return sum(
-        e.source.stat().st_size if isinstance(e.source, Path) else len(e.source or b"")
-        for e in layer.entries
-    )
+    """The layer's content bytes, as planned (for the progress line)."""
+    return sum(_planned_size(entry) for entry in layer.entries)
+
+
+def _planned_size(entry: Entry) -> int:
+    if isinstance(entry.source, Path):
+        return entry.size if entry.size is not None else entry.source.stat().st_size
+    return len(entry.source or b"")
 
 
 def _write(

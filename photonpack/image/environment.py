@@ -106,6 +106,17 @@ def _linkable(
     return host if same else None
 
 
+def _under(prefix: str, path: Path) -> str:
+    """``path`` relative to the staging root (``prefix``: the root and a separator).
+
+    String work, not ``Path.relative_to``: it runs once for each of an image's files.
+    """
+    text = str(path)
+    if not text.startswith(prefix):
+        raise ValueError(f"{text} is not in the staged environment {prefix}")
+    return text[len(prefix) :]
+
+
 def _linked_owned(linked: Linked, root: Path, site: Path) -> dict[str, list[str]]:
     """The files linked from the store by distribution label, with each one's RECORD."""
     owned: dict[str, list[str]] = {}
@@ -115,7 +126,7 @@ def _linked_owned(linked: Linked, root: Path, site: Path) -> dict[str, list[str]
         owned.setdefault(owner.dist, []).append(relative)
         folder, name = os.path.split(path)
         if name == "METADATA" and folder.endswith(".dist-info") and Path(folder).parent == site:
-            owned[owner.dist].append(str(Path(folder, "RECORD").relative_to(root)))
+            owned[owner.dist].append(_under(prefix, Path(folder, "RECORD")))
     return owned
 
 
@@ -172,11 +183,12 @@ def stage(
         label: tuple(sorted(set(paths)))
         for label, paths in _linked_owned(linked, root, site).items()
     }
+    prefix = f"{root}{os.sep}"
     for dist in dists:
         extra = pyc_rows(dist, site, interpreter.cache_tag, compiled)
         write_record(dist, scheme, extra=extra)
         paths = [*(path for path, _h, _s in dist.rows), *extra, site / dist.dist_info / "RECORD"]
-        owned[dist.label] = tuple(sorted({str(path.relative_to(root)) for path in paths}))
+        owned[dist.label] = tuple(sorted({_under(prefix, path) for path in paths}))
     return StagedEnvironment(
         root=root,
         dists=tuple(sorted(dists, key=lambda d: d.label)),

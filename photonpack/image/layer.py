@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import struct
 import tarfile
 import zlib
@@ -79,6 +80,9 @@ class Entry:
     uid: int = 0
     gid: int = 0
     stream: Stream | None = None  # the wheel's deflate stream of a file's content
+    # lstat's size when the layer was planned (for planning and progress); a file's tar
+    # header takes the size of the file it opens.
+    size: int | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -190,14 +194,20 @@ def _with_parents(entries: Iterable[Entry]) -> list[Entry]:
     """The entries plus a directory entry for every parent they lack, sorted by path."""
     by_path: dict[str, Entry] = {}
     for entry in entries:
-        path = str(PurePosixPath(entry.path))
+        path = entry.path
+        if path.endswith(("/", "/.")) or "//" in path or path.startswith("./") or "/./" in path:
+            path = str(PurePosixPath(path))  # the normal form of an odd spelling
         if path.startswith(("/", "..")) or path in ("", "."):
             raise ValueError(f"layer path {entry.path!r} is not relative to the image root")
         by_path[path] = entry
+    # String work, not PurePosixPath.parents: it runs for each of an image's files. A
+    # parent already listed is either an entry (its own parents come in its own turn)
+    # or was added here with all of its parents.
     for path in list(by_path):
-        for parent in PurePosixPath(path).parents:
-            if str(parent) != "." and str(parent) not in by_path:
-                by_path[str(parent)] = Entry(path=str(parent), kind="dir")
+        parent = path.rpartition("/")[0]
+        while parent and parent not in by_path:
+            by_path[parent] = Entry(path=parent, kind="dir")
+            parent = parent.rpartition("/")[0]
     return [by_path[path] for path in sorted(by_path)]
 
 
@@ -218,7 +228,7 @@ def _info(entry: Entry, mtime: int) -> tuple[tarfile.TarInfo, BinaryIO | None]:
         return info, io.BytesIO(entry.source)
     assert entry.source is not None, entry.path
     handle = entry.source.open("rb")
-    info.size = entry.source.stat().st_size
+    info.size = os.fstat(handle.fileno()).st_size
     return info, handle
 
 

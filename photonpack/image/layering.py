@@ -50,11 +50,12 @@ def _entry(root: Path, relative: str) -> Entry:
     path = root / relative
     info = path.lstat()
     image_path = f"{ENV_PATH}/{relative}"
+    size = info.st_size
     if stat.S_ISLNK(info.st_mode):
-        return Entry(path=image_path, kind="symlink", target=str(path.readlink()))
+        return Entry(path=image_path, kind="symlink", target=str(path.readlink()), size=size)
     if stat.S_ISDIR(info.st_mode):
-        return Entry(path=image_path, kind="dir")
-    return Entry(path=image_path, source=path, executable=bool(info.st_mode & 0o111))
+        return Entry(path=image_path, kind="dir", size=size)
+    return Entry(path=image_path, source=path, executable=bool(info.st_mode & 0o111), size=size)
 
 
 def _skeleton(staged: StagedEnvironment) -> list[Entry]:
@@ -75,10 +76,6 @@ def _skeleton(staged: StagedEnvironment) -> list[Entry]:
 def _init() -> list[Entry]:
     """PID 1 of a ``cmd`` photon (``pid1.py``): depends on nothing but photonpack's version."""
     return [Entry(path=INIT_PATH, source=Path(pid1.__file__))]
-
-
-def _installed_size(staged: StagedEnvironment, label: str) -> int:
-    return sum((staged.root / path).lstat().st_size for path in staged.owned[label])
 
 
 def _photon_files(files: Sequence[tuple[FileEntry, Path]], user: User) -> list[Entry]:
@@ -108,8 +105,13 @@ def plan_layers(
     init: bool = False,
 ) -> list[PlannedLayer]:
     """The image's layers above the base, bottom first; ``init``: with ``/opt/photon/init.py``."""
+    # Each file is looked at once: its entry carries the size the split is decided by.
+    planned = {
+        label: tuple(_entry(staged.root, path) for path in paths)
+        for label, paths in staged.owned.items()
+    }
     wheels = [label for label in staged.owned if label != RUNTIME]
-    sizes = {label: _installed_size(staged, label) for label in wheels}
+    sizes = {label: sum(entry.size or 0 for entry in planned[label]) for label in wheels}
     big = sorted((w for w in wheels if sizes[w] > BIG_WHEEL_BYTES), key=lambda w: -sizes[w])
     big = sorted(big[:MAX_WHEEL_LAYERS])
     small = sorted(w for w in wheels if w not in big)
@@ -120,16 +122,17 @@ def plan_layers(
         )
     ]
     for wheel in big:
-        entries = tuple(_entry(staged.root, path) for path in staged.owned[wheel])
-        layers.append(PlannedLayer(title=f"photonpack image: wheel {wheel}", entries=entries))
+        title = f"photonpack image: wheel {wheel}"
+        layers.append(PlannedLayer(title=title, entries=planned[wheel]))
     if small:
-        entries = tuple(_entry(staged.root, p) for w in small for p in staged.owned[w])
+        entries = tuple(entry for wheel in small for entry in planned[wheel])
         layers.append(
             PlannedLayer(title=f"photonpack image: {len(small)} small wheels", entries=entries)
         )
     if RUNTIME in staged.owned:
-        entries = tuple(_entry(staged.root, path) for path in staged.owned[RUNTIME])
-        layers.append(PlannedLayer(title="photonpack image: the serving runtime", entries=entries))
+        layers.append(
+            PlannedLayer(title="photonpack image: the serving runtime", entries=planned[RUNTIME])
+        )
     layers.append(
         PlannedLayer(
             title="photonpack image: the photon's files in /home/lepton",

@@ -16,9 +16,11 @@ the host at run time (``libcuda.so.1`` from the GPU driver).
 from __future__ import annotations
 
 import fnmatch
+import os
 import posixpath
+import stat
 import struct
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -170,11 +172,25 @@ def _file_offset(segments: Sequence[tuple[int, int, int]], vaddr: int) -> int | 
     return None
 
 
-def _elf_files(root: Path) -> Iterator[Path]:
-    for path in sorted(root.rglob("*")):
-        candidate = ".so" in path.name or path.suffix == ""
-        if candidate and path.is_file() and not path.is_symlink():
-            yield path
+def _walk(root: Path) -> tuple[set[str], list[tuple[str, Path]]]:
+    """The names under ``root`` with ``.so`` in them, and the regular files that may be ELF
+    (a ``.so`` or no suffix), by relative path: one walk, no ``Path`` per entry."""
+    names: set[str] = set()
+    candidates: list[tuple[str, Path]] = []
+    top = str(root)
+    for folder, dirs, files in os.walk(top):
+        names.update(name for name in dirs if ".so" in name)
+        for name in files:
+            shared = ".so" in name
+            if shared:
+                names.add(name)
+            if not shared and os.path.splitext(name)[1] not in ("", "."):  # noqa: PTH122
+                continue
+            full = os.path.join(folder, name)  # noqa: PTH118 - no Path per file
+            if stat.S_ISREG(os.lstat(full).st_mode):
+                candidates.append((os.path.relpath(full, top), Path(full)))
+    candidates.sort(key=lambda item: item[0].split(os.sep))  # noqa: PTH206 - as Paths sort
+    return names, candidates
 
 
 def missing_libraries(
@@ -184,14 +200,14 @@ def missing_libraries(
 
     ``glibc``: the base has a glibc, so it has :data:`GLIBC_LIBRARIES` wherever they lie.
     """
-    own = {path.name for path in environment.rglob("*") if ".so" in path.name}
+    own, candidates = _walk(environment)
     if glibc:
         own |= GLIBC_LIBRARIES
     wanted: dict[str, list[str]] = {}
-    for path in _elf_files(environment):
+    for relative, path in candidates:
         for library in needed(path) or ():
             if library not in own:
-                wanted.setdefault(library, []).append(str(path.relative_to(environment)))
+                wanted.setdefault(library, []).append(relative)
     directories = library_dirs(fs)
     return [
         MissingLibrary(library=library, needed_by=tuple(users))

@@ -13,6 +13,7 @@ import stat
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from photonpack._digest import copy_hashed
 from photonpack.archive.manifest import FileEntry, Manifest
@@ -22,6 +23,9 @@ from photonpack.install.venv import environment_digest, sync_filesystem
 from photonpack.lock.target import Target, host_compatible
 from photonpack.store import Store
 from photonpack.store.names import store_errors
+
+if TYPE_CHECKING:
+    from photonpack.install.installer import InstallProgress
 
 __all__ = [
     "ensure_environment",
@@ -73,7 +77,7 @@ def ensure_environment(
     *,
     wheels: Sequence[tuple[str, str]],
     runtime: Sequence[FileEntry],
-    installing: Callable[[int], AbstractContextManager[object]] | None = None,
+    installing: Callable[[int], AbstractContextManager[InstallProgress | None]] | None = None,
 ) -> tuple[Path, bool]:
     """The environment for these wheels and runtime files; ``(path, created)``.
 
@@ -82,7 +86,8 @@ def ensure_environment(
     of the store holds is hard-linked from it (``cache.py``), so an
     environment sharing wheels with an existing one is built in a fraction of
     the time. ``installing(n)`` wraps the install of a new one (the CLI's
-    progress line); nothing calls it when the environment exists.
+    progress line, told the bytes written when it is an :class:`InstallProgress`);
+    nothing calls it when the environment exists.
     """
     env_hex = environment_digest(
         interpreter=interpreter_id(),
@@ -101,13 +106,14 @@ def ensure_environment(
 
         cache = WheelCache(store)
         step = installing(len(wheels)) if installing else contextlib.nullcontext()
-        with step, store.temp_dir("env-") as temp:
+        with step as progress, store.temp_dir("env-") as temp:
             env = temp / "env"
             create_environment(
                 env,
                 wheels={filename: store.blob_path(sha) for sha, filename in wheels},
                 runtime_files={entry.path: store.blob_path(entry.sha256) for entry in runtime},
                 cache=cache,
+                progress=progress,
             )
             store.publish_dir(env, final)
         cache.remember(final)

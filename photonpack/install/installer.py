@@ -14,10 +14,11 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from photonpack.errors import InstallError
 from photonpack.install.bytecode import BytecodeCompiler, compile_pyc, pyc_entry
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
     from photonpack.install.cache import WheelCache
 
 __all__ = [
+    "InstallProgress",
     "check_wheels",
     "create_environment",
     "environment_digest",
@@ -52,6 +54,13 @@ __all__ = [
     "interpreter_id",
     "write_record",
 ]
+
+
+class InstallProgress(Protocol):
+    """Where an install reports (the CLI's progress line): bytes of files written, of a total."""
+
+    def begin(self, total: int) -> None: ...
+    def update(self, done: int) -> None: ...
 
 
 def _claim(wheels: Sequence[Wheel], scheme: Scheme, taken: Mapping[str, Owner]) -> list[Job]:
@@ -112,16 +121,39 @@ def install_wheels(
     workers: int | None = None,
     taken: Mapping[str, Owner] = {},
     readonly: bool = False,
+    progress: InstallProgress | None = None,
 ) -> list[InstalledDist]:
     """Check every wheel, then extract them all in parallel into ``scheme``.
 
     ``wheels`` pairs each wheel filename with the verified file that holds it;
-    ``taken`` lists the files already in the environment (see ``_claim``).
+    ``taken`` lists the files already in the environment (see ``_claim``);
+    ``progress`` hears the bytes of files to write, then those written so far.
     Returns the distributions sorted by wheel filename.
     """
     checked = check_wheels(wheels, interpreter=interpreter, workers=workers)
     jobs = _claim(checked, scheme, taken)
+    if progress is not None:
+        progress.begin(
+            sum(f.size for job in jobs for f in job.wheel.files if f.member not in job.skip)
+        )
+        on_written = _counted(on_written, progress)
     return extract_wheels(jobs, on_written=on_written, workers=workers, readonly=readonly)
+
+
+def _counted(on_written: OnWritten | None, progress: InstallProgress) -> OnWritten:
+    """``on_written``, and the running total of bytes written told to ``progress``."""
+    lock = threading.Lock()
+    done = 0
+
+    def written(site: Path, files: Sequence[tuple[Path, int]]) -> None:
+        nonlocal done
+        if on_written is not None:
+            on_written(site, files)
+        with lock:
+            done += sum(size for _path, size in files)
+            progress.update(done)
+
+    return written
 
 
 def write_record(
@@ -152,9 +184,12 @@ def pyc_rows(
 ) -> dict[Path, tuple[str, int]]:
     """The RECORD rows of the pycs compiled from the distribution's sources."""
     rows: dict[Path, tuple[str, int]] = {}
+    suffix = f".{cache_tag}.pyc"
     for path, _digest, _size in dist.rows:
-        if path.suffix == ".py":
-            pyc = path.parent / "__pycache__" / f"{path.stem}.{cache_tag}.pyc"
+        folder, name = os.path.split(path)
+        if name.endswith(".py"):
+            # One Path built per source (it runs for each of an environment's files).
+            pyc = Path(folder, "__pycache__", name[:-3] + suffix)
             if pyc in compiled:
                 rows[pyc] = compiled[pyc]
     return rows
@@ -192,6 +227,7 @@ def _build(
     *,
     compile_bytecode: bool,
     cache: WheelCache | None,
+    progress: InstallProgress | None,
 ) -> None:
     scheme = create_venv(destination, interpreter)
     with contextlib.ExitStack() as stack:
@@ -204,6 +240,7 @@ def _build(
         dists, compiled, flushing = _install(
             scheme, interpreter, fresh, runtime_files if place else {},
             compile_bytecode=compile_bytecode, linked=linked, readonly=cache is not None,
+            progress=progress,
         )  # fmt: skip
     if fresh:  # a source skipped because a linked wheel put it there already has its pyc
         compiled |= {
@@ -232,6 +269,7 @@ def _install(
     compile_bytecode: bool,
     linked: Linked,
     readonly: bool,
+    progress: InstallProgress | None = None,
 ) -> tuple[list[InstalledDist], dict[Path, tuple[str, int]], Future[None] | None]:
     """Install the ``fresh`` wheels and place the runtime files, beside ``linked`` ones.
 
@@ -248,7 +286,7 @@ def _install(
         with BytecodeCompiler(interpreter.executable, workers=workers) as compiler:
             dists = install_wheels(
                 fresh, scheme, interpreter=interpreter, on_written=compiler.submit,
-                taken=linked, readonly=readonly,
+                taken=linked, readonly=readonly, progress=progress,
             )  # fmt: skip
             # The wheels' bytes go to disk while the last modules compile.
             flusher = ThreadPoolExecutor(1, thread_name_prefix="photonpack-sync")
@@ -274,6 +312,7 @@ def create_environment(
     python: Path | None = None,
     compile_bytecode: bool = True,
     cache: WheelCache | None = None,
+    progress: InstallProgress | None = None,
 ) -> None:
     """Build a complete, relocatable venv at ``destination``, which must not exist.
 
@@ -300,6 +339,7 @@ def create_environment(
         _build(
             destination, interpreter, pairs, runtime_files,
             compile_bytecode=compile_bytecode or cache is not None, cache=cache,
+            progress=progress,
         )  # fmt: skip
     except BaseException as exc:
         shutil.rmtree(destination, ignore_errors=True)

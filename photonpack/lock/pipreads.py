@@ -12,10 +12,11 @@ Two of pip's costs grow with the index and the number of targets rather than wit
   each candidate wheel whole to read its ``METADATA`` (torch: 539 MB), for each
   target. :func:`metadata_shortcuts` asks the shared index first (which reads a
   small wheel once for every target, a big wheel's ``<url>.metadata`` that
-  many mirrors serve without advertising it, and a local wheel's METADATA
-  member where pip would hash the whole file), then pip's own path, then the
+  many mirrors serve without advertising it, else its METADATA member by HTTP
+  range requests, and a local wheel's METADATA member where pip would hash the
+  whole file), then pip's own path, then the
   other shortcuts (a static sdist ``PKG-INFO``). Like pip's own PEP 658 path an
-  unadvertised file is not hash-checked at lock time; ``build`` checks every
+  unadvertised file (or a ranged member) is not hash-checked at lock time; ``build`` checks every
   locked wheel's real ``Requires-Dist`` against the lock (``lock/closure.py``),
   so a lying file is caught before an archive exists.
 

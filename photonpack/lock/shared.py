@@ -11,7 +11,9 @@ project page and every candidate's metadata again, one request after another.
   torch's tens of thousands of files, most of a lock's CPU time);
 * **metadata** by file URL: a pure wheel's METADATA is read once for every
   target that considers it; a local (``file:``) wheel's METADATA member alone,
-  where pip would read and hash the whole file (lock/metadist.py);
+  where pip would read and hash the whole file (lock/metadist.py); a big wheel's
+  with no ``.metadata`` by HTTP range requests, where pip would download it whole
+  (lock/remotezip.py: why the lock may trust it);
 * **a thread pool** (:mod:`photonpack.lock.prefetch`: the target resolving now first)
   that fetches ahead of the resolver: the page of every
   project named by the requirements, by a previous lock's pins or by the
@@ -46,16 +48,18 @@ from packaging.version import InvalidVersion, Version
 
 from photonpack.lock.metadist import wheel_metadata
 from photonpack.lock.prefetch import PriorityPool
+from photonpack.lock.remotezip import RangeRefused, http_ranges, ranged_wheel
 from photonpack.lock.target import Target
 from photonpack.lock.wheeltags import installable, named_wheel, wheel_tags
 
 __all__ = ["METADATA_FIRST", "SharedIndex", "TargetView", "installable"]
 
-# Wheels at least this big (bytes) have their ``.metadata`` file asked for first, and are
-# never downloaded whole to read their METADATA (pip's own path does that, if it must).
+# Wheels at least this big (bytes) have their ``.metadata`` file asked for first, then their
+# METADATA member by range requests, and are downloaded whole only if the server refuses.
 METADATA_FIRST = 1 << 20
-# A guessed wheel bigger than this (bytes) with no ``.metadata`` is left for pip to download
-# if the resolver asks for it: a wrong guess must not cost a torch-sized download.
+# A guessed wheel bigger than this (bytes) whose METADATA no ``.metadata`` file and no range
+# request gave is left for pip to download if the resolver asks for it: a wrong guess must
+# not cost a torch-sized download.
 GUESS_LIMIT = 64 << 20
 CHUNK = 1 << 20
 # Requests in flight at once: enough to hide an index's latency, few enough for any mirror.
@@ -282,9 +286,10 @@ class SharedIndex:
         return found
 
     def _read_metadata(self, link: Any, name: str, limit: int | None) -> Any:
-        """From PEP 658 ``.metadata`` (advertised, or for a big wheel tried first), else from
-        the wheel itself when the page gives its size and sha256 (and the size is within
-        ``limit``); None where pip should do it its way."""
+        """From PEP 658 ``.metadata`` (advertised, or for a big wheel tried first), else for a
+        big wheel its METADATA member by range requests, else from the wheel itself when the
+        page gives its size and sha256 (and the size is within ``limit``); None where pip
+        should do it its way."""
         url = link.url_without_fragment
         sha256 = link.hash if link.hash_name == "sha256" else ""
         size = self.sizes.get((link.filename, sha256 or ""))
@@ -297,9 +302,18 @@ class SharedIndex:
                 return bytes(response.content)
             if advertised is not None:
                 return None
+        if size is not None and size >= METADATA_FIRST and (found := self._ranged(url, size)):
+            return found
         if size is None or not sha256 or (limit is not None and size > limit):
             return None
         return self._wheel_metadata(link, name, sha256)
+
+    def _ranged(self, url: str, size: int) -> bytes | None:
+        """The wheel's METADATA member read by range requests, or None (lock/remotezip.py)."""
+        try:
+            return wheel_metadata(ranged_wheel(http_ranges(self.session, url, size), size))
+        except (RangeRefused, OSError):  # requests' errors too: the whole download may work
+            return None
 
     def _wheel_metadata(self, link: Any, name: str, sha256: str) -> Any:
         """The wheel's own metadata, read from a temporary file (memory stays flat)."""

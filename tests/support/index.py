@@ -9,11 +9,16 @@ digest, as a compromised mirror would; ``write_pages()`` writes the HTML pages t
 disk, for a ``file://`` index. Other areas use the ``package_index``
 fixture and ``add_serving_stack()`` for an index that can lock any photon;
 ``auth=(user, password)`` makes it a private index that answers 401 without them.
+``ranges`` says how it answers an HTTP ``Range`` for a file: "ignore" (a 200 with the
+whole body, as many servers do), "honour" (a 206, like PyPI's CDN) or "short" (a 206 with
+half the bytes asked for); ``served`` counts the bytes of each file sent, and
+``lie_in_ranges()`` answers ranges from other bytes than the whole file's.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import html
 import http.server
@@ -51,7 +56,10 @@ class PackageIndex:
         # with the bytes of ``_metadata`` instead of the wheel's own METADATA where given.
         self.unadvertised_metadata = False
         self._metadata: dict[str, bytes] = {}
+        self.ranges = "ignore"
+        self.served: dict[str, int] = {}
         self._tampered: dict[str, bytes] = {}
+        self._ranged: dict[str, bytes] = {}
         self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -112,6 +120,10 @@ class PackageIndex:
     def tamper(self, filename: str, data: bytes = b"tampered bytes") -> None:
         """Serve ``data`` for ``filename`` while the pages keep the original digest."""
         self._tampered[filename] = data
+
+    def lie_in_ranges(self, filename: str, data: bytes) -> None:
+        """Answer range requests for ``filename`` from ``data``; the whole file stays true."""
+        self._ranged[filename] = data
 
     def serve_metadata(self, filename: str, data: bytes) -> None:
         """Serve ``data`` as ``filename``'s ``.metadata`` file (a lying mirror, say)."""
@@ -234,17 +246,45 @@ class PackageIndex:
                     path = index.files_dir / filename
                     if path.is_file():
                         data = index._tampered.get(filename) or path.read_bytes()
+                        asked = self.headers.get("Range", "")
+                        if index.ranges != "ignore" and asked.startswith("bytes="):
+                            data = index._ranged.get(filename, data)
+                            return self._send_range(filename, data, asked, head)
+                        index.served[filename] = index.served.get(filename, 0) + len(data)
                         return self._send(200, data, "application/octet-stream", head)
                 return self._send(404, b"not found", "text/plain", head)
 
-            def _send(self, status: int, body: bytes, kind: str, head: bool) -> None:
+            def _send_range(self, filename: str, data: bytes, asked: str, head: bool) -> None:
+                first, _, last = asked.removeprefix("bytes=").partition("-")
+                start, end = int(first), min(int(last or len(data) - 1), len(data) - 1)
+                if start > end:
+                    return self._send(416, b"", "text/plain", head)
+                body = data[start : end + 1]
+                if index.ranges == "short":
+                    body = body[: len(body) // 2]
+                index.served[filename] = index.served.get(filename, 0) + len(body)
+                extra = {"Content-Range": f"bytes {start}-{end}/{len(data)}"}
+                return self._send(206, body, "application/octet-stream", head, extra)
+
+            def _send(
+                self,
+                status: int,
+                body: bytes,
+                kind: str,
+                head: bool,
+                headers: dict[str, str] | None = None,
+            ) -> None:
                 self.send_response(status)
                 self.send_header("Content-Type", kind)
                 self.send_header("Content-Length", str(len(body)))
                 self.send_header("Cache-Control", "no-store")
+                for header, value in (headers or {}).items():
+                    self.send_header(header, value)
                 self.end_headers()
                 if not head:
-                    self.wfile.write(body)
+                    # A client may read the headers only (of a 200 to a Range) and hang up.
+                    with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                        self.wfile.write(body)
 
         return Handler
 
