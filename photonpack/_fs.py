@@ -18,7 +18,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["AtomicFile", "atomic_write", "fsync_dir", "publish_dir", "write_atomic"]
+__all__ = [
+    "AtomicFile",
+    "atomic_write",
+    "fsync_dir",
+    "publish_dir",
+    "sync_filesystem",
+    "write_atomic",
+]
 
 
 def fsync_dir(path: Path) -> None:
@@ -29,6 +36,23 @@ def fsync_dir(path: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def sync_filesystem(path: Path) -> None:
+    """Flush the filesystem that holds ``path`` to disk (``syncfs``; ``sync`` without it)."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)  # the C library this process runs on
+    if not hasattr(libc, "syncfs"):
+        os.sync()
+        return
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        if libc.syncfs(fd) != 0:
+            error = ctypes.get_errno()
+            raise OSError(error, os.strerror(error), str(path))
+    finally:
+        os.close(fd)
 
 
 class AtomicFile:

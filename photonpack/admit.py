@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from photonpack._digest import Digest
-from photonpack._fs import atomic_write
+from photonpack._fs import atomic_write, sync_filesystem
 from photonpack.archive import read_manifest, unpack
 from photonpack.archive.manifest import Manifest
 from photonpack.archive.sinks import BlobWriter, DirectorySink
@@ -38,6 +38,7 @@ from photonpack.registry import (
     push_photon,
 )
 from photonpack.store import Store
+from photonpack.store.names import store_errors
 from photonpack.store.written import file_identity, note_verified, verified_digest
 from photonpack.verify import enforce_policy
 
@@ -326,6 +327,12 @@ def pull_reference(
         for hex_, size in downloaded.items():
             # fetch_photon hashed each blob as it wrote it into our scratch directory.
             store.adopt_blob(fetched.blob_path(hex_), hex_, size, hashed=True)
+        if downloaded:
+            # On disk before the manifest names them: a power cut must not leave a known
+            # photon whose blobs are empty files (an import fsyncs each blob it writes; a
+            # pull's downloads are flushed together, with one syncfs).
+            with store_errors(store.root, "flush the downloaded blobs to disk"):
+                sync_filesystem(store.root)
         store.put_manifest(manifest.digest, manifest.to_bytes())
     return Pulled(
         manifest=manifest,

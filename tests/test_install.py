@@ -470,7 +470,7 @@ def test_truncated_wheel_is_refused(tmp_path: Path) -> None:
 
 
 def test_sync_filesystem_flushes_or_says_which_path_failed(tmp_path: Path) -> None:
-    from photonpack.install.venv import sync_filesystem
+    from photonpack._fs import sync_filesystem
 
     (tmp_path / "f").write_bytes(b"x")
     sync_filesystem(tmp_path)  # syncfs(2) on Linux: no error on a real directory

@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from photonpack._digest import copy_hashed
+from photonpack._fs import sync_filesystem
 from photonpack.archive.manifest import FileEntry, Manifest
 from photonpack.errors import IntegrityError
 from photonpack.install.interpreter import interpreter_id
-from photonpack.install.venv import environment_digest, sync_filesystem
+from photonpack.install.venv import environment_digest
 from photonpack.lock.target import Target, host_compatible
 from photonpack.store import Store
 from photonpack.store.names import store_errors

@@ -20,6 +20,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from photonpack._fs import sync_filesystem
 from photonpack.errors import InstallError
 from photonpack.install.bytecode import BytecodeCompiler, compile_pyc, pyc_entry
 from photonpack.install.extract import (
@@ -39,7 +40,7 @@ from photonpack.install.interpreter import (
 from photonpack.install.owners import Linked, Owner, conflict
 from photonpack.install.record import RecordRow, format_record
 from photonpack.install.serving_dist import place_runtime
-from photonpack.install.venv import Scheme, create_venv, environment_digest, sync_filesystem
+from photonpack.install.venv import Scheme, create_venv, environment_digest
 from photonpack.install.wheel import Wheel, read_wheel
 
 if TYPE_CHECKING:

@@ -21,7 +21,7 @@ from pathlib import Path
 from photonpack._digest import is_sha256_hex
 from photonpack.install.interpreter import Interpreter
 
-__all__ = ["ENVIRONMENT_LAYOUT", "Scheme", "create_venv", "environment_digest", "sync_filesystem"]
+__all__ = ["ENVIRONMENT_LAYOUT", "Scheme", "create_venv", "environment_digest"]
 
 # Part of every environment digest: bump it when the installed layout changes,
 # so that environments built by an older photonpack are never reused.
@@ -83,20 +83,3 @@ def create_venv(destination: Path, interpreter: Interpreter) -> Scheme:
         scripts=destination / "bin",
         headers=destination / "include" / "site" / f"python{interpreter.short_version}",
     )
-
-
-def sync_filesystem(path: Path) -> None:
-    """Flush the filesystem that holds ``path`` to disk (``syncfs``; ``sync`` without it)."""
-    import ctypes
-
-    libc = ctypes.CDLL(None, use_errno=True)  # the C library this process runs on
-    if not hasattr(libc, "syncfs"):
-        os.sync()
-        return
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        if libc.syncfs(fd) != 0:
-            error = ctypes.get_errno()
-            raise OSError(error, os.strerror(error), str(path))
-    finally:
-        os.close(fd)
