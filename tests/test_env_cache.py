@@ -15,7 +15,7 @@ import subprocess
 import sys
 import tempfile
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
@@ -88,12 +88,18 @@ def runtime_file(store: Store, text: str) -> FileEntry:
     return FileEntry(path="photonpack/serving.py", sha256=digest, size=len(data))
 
 
-def environment(store: Store, wheels: list[Path], runtime: str = "") -> tuple[Path, bool]:
-    """``ensure_environment`` for wheels and one runtime file (its text picks the digest)."""
+def stock(store: Store, wheels: Iterable[Path]) -> list[tuple[str, str]]:
+    """The wheels as blobs of ``store``: their (sha256, filename) pairs."""
     pairs = []
     for wheel in wheels:
         store.add_blob_file(wheel, sha256(wheel), wheel.stat().st_size)
         pairs.append((sha256(wheel), wheel.name))
+    return pairs
+
+
+def environment(store: Store, wheels: list[Path], runtime: str = "") -> tuple[Path, bool]:
+    """``ensure_environment`` for wheels and one runtime file (its text picks the digest)."""
+    pairs = stock(store, wheels)
     return ensure_environment(store, wheels=pairs, runtime=[runtime_file(store, runtime)])
 
 
@@ -195,10 +201,7 @@ def test_a_killed_build_leaves_no_pointer_and_a_bad_pointer_is_ignored(
     tmp_path: Path, wheels: dict[str, Path]
 ) -> None:
     store = Store(tmp_path / "store")
-    pairs = []
-    for wheel in wheels.values():
-        store.add_blob_file(wheel, sha256(wheel), wheel.stat().st_size)
-        pairs.append(f"{sha256(wheel)}:{wheel.name}")
+    pairs = [f"{digest}:{name}" for digest, name in stock(store, wheels.values())]
     # The build is killed after every file is written, just before it is published.
     code = """
 import os, signal, sys
@@ -315,10 +318,7 @@ def test_concurrent_environments_sharing_wheels_both_build(
 ) -> None:
     store = Store(tmp_path / "store")
     entries = [runtime_file(store, f"N = {n}\n") for n in (1, 2)]
-    pairs = []
-    for wheel in wheels.values():
-        store.add_blob_file(wheel, sha256(wheel), wheel.stat().st_size)
-        pairs.append(f"{sha256(wheel)}:{wheel.name}")
+    pairs = [f"{digest}:{name}" for digest, name in stock(store, wheels.values())]
     code = """
 import sys
 from pathlib import Path
@@ -616,10 +616,7 @@ def test_a_new_environment_reports_the_bytes_it_writes_and_a_reused_one_nothing(
     tmp_path: Path, wheels: dict[str, Path]
 ) -> None:
     store = Store(tmp_path / "store")
-    pairs = []
-    for wheel in wheels.values():
-        store.add_blob_file(wheel, sha256(wheel), wheel.stat().st_size)
-        pairs.append((sha256(wheel), wheel.name))
+    pairs = stock(store, wheels.values())
     members = sum(
         info.file_size
         for wheel in wheels.values()
