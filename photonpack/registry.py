@@ -151,6 +151,7 @@ class PushPlan:
     manifest: Manifest
     reference: Reference
     body: bytes  # the OCI manifest
+    digest: str  # its digest: what the tag will point at
     missing: dict[str, int]  # sha256 hex -> size: the blobs to upload
     config_missing: bool
     mounted: list[str] = field(default_factory=list)
@@ -169,10 +170,11 @@ def plan_push(
     same registry, in order; only a blob none of them holds is left to upload.
     """
     body = oci_manifest(manifest)
-    if ref.digest and ref.digest != _sha256(body):
+    digest = _sha256(body)
+    if ref.digest and ref.digest != digest:
         raise RegistryError(
             f"{ref} names digest {ref.digest}, but this photon's OCI manifest is "
-            f"{_sha256(body)}; push by tag instead"
+            f"{digest}; push by tag instead"
         )
     repo = ref.repository
     mounted: list[str] = []
@@ -192,7 +194,7 @@ def plan_push(
         hex_: size for hex_, size in manifest.blobs().items() if not present(f"sha256:{hex_}")
     }
     return PushPlan(
-        manifest=manifest, reference=ref, body=body, missing=missing,
+        manifest=manifest, reference=ref, body=body, digest=digest, missing=missing,
         config_missing=config_missing, mounted=mounted,
     )  # fmt: skip
 
@@ -208,11 +210,11 @@ def finish_push(
             ref.repository, digest=manifest.digest, size=len(config), stream=io.BytesIO(config),
             title="photon.json", progress=progress,
         )  # fmt: skip
-    client.put_manifest(ref.repository, ref.tag or _sha256(plan.body), plan.body, OCI_MANIFEST)
+    client.put_manifest(ref.repository, ref.tag or plan.digest, plan.body, OCI_MANIFEST)
     uploaded = [f"sha256:{hex_}" for hex_ in plan.missing]
     return PushResult(
         reference=ref,
-        manifest_digest=_sha256(plan.body),
+        manifest_digest=plan.digest,
         photon_digest=manifest.digest,
         uploaded=(manifest.digest, *uploaded) if plan.config_missing else tuple(uploaded),
         mounted=tuple(plan.mounted),
