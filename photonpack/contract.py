@@ -10,6 +10,7 @@ a clear error, not the build's exit code.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -21,12 +22,18 @@ from typing import Any
 
 from photonpack.archive.manifest import FileEntry, WheelEntry
 from photonpack.errors import BuildError
-from photonpack.install.environment import ensure_environment, environment_python
+from photonpack.install.environment import (
+    ensure_environment,
+    environment_name,
+    environment_python,
+)
+from photonpack.install.leftout import leave_out
 from photonpack.lock.declaration import Declaration
 from photonpack.lock.lockfile import (
     Lock,
 )
 from photonpack.lock.target import host_compatible
+from photonpack.serving.describe_boot import BOOT, MARK, NEEDS_MORE
 from photonpack.serving.source import PhotonSpec
 from photonpack.store import Store
 
@@ -35,6 +42,8 @@ __all__ = ["describe_photon", "photon_entry"]
 # Describing a photon imports the user's module; a hung import must not hang the build.
 _DESCRIBE_TIMEOUT_S = 300
 _DESCRIBE_CODES = (0, 1, 2)  # python -m photonpack.serving.describe: ok, error, usage
+_DESCRIBE = "photonpack.serving.describe"
+_ROUNDS = 3  # describes without some wheels before the full environment is installed
 
 
 def photon_entry(spec: PhotonSpec, declaration: Declaration) -> str:
@@ -58,8 +67,10 @@ def describe_photon(
 
     The photon is loaded from a working directory laid out from the archive's
     own files, not from its source directory, so a module the photon imports
-    but the archive lacks fails here rather than on the server. The result is
-    cached in the store by environment, entry and files.
+    but the archive lacks fails here rather than on the server. It is first
+    loaded without its biggest wheels (``install/leftout.py``): only a photon
+    that reaches one of them while imported waits for them to be installed.
+    The result is cached in the store by environment, entry and files.
     """
     host = host_compatible(lock.targets)
     if host is None:
@@ -69,32 +80,101 @@ def describe_photon(
             "the handler contract (handlers, OpenAPI) is not recorded"
         )
         return _declared_only(declaration), (warning,)
-    env, _ = ensure_environment(
-        store,
-        wheels=[(w.sha256, w.filename) for w in wheels if str(host) in w.targets],
-        runtime=runtime,
-    )
+    mine = [w for w in wheels if str(host) in w.targets]
+    pairs = [(w.sha256, w.filename) for w in mine]
     entry = photon_entry(spec, declaration)
     key = hashlib.sha256(
-        json.dumps([env.name, entry, [(f.path, f.sha256) for f in files]]).encode()
+        json.dumps(
+            [environment_name(pairs, runtime), entry, [(f.path, f.sha256) for f in files]]
+        ).encode()
     ).hexdigest()
     cached = store.root / "describe" / f"{key}.json"
     if cached.is_file():
         described: dict[str, Any] = json.loads(cached.read_bytes())
         return described, ()
-    with store.temp_dir("describe-") as work:
-        for file in files:  # copies: a photon may write to its files even at import
-            (work / file.path).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(store.blob_path(file.sha256), work / file.path)
-        output = _run_describe(environment_python(env), entry, work, spec.directory)
+    photon = _Photon(entry=entry, files=files, source_dir=spec.directory, store=store)
+    output = _described_without(mine, runtime, photon)
+    if output is None:
+        env, _ = ensure_environment(store, wheels=pairs, runtime=runtime)
+        output = photon.describe([str(environment_python(env)), "-I", "-m", _DESCRIBE])
     described = _contract(output, entry)
     cached.parent.mkdir(parents=True, exist_ok=True)
     store.write_atomic(cached, json.dumps(described, sort_keys=True, ensure_ascii=False).encode())
     return described, ()
 
 
-def _run_describe(python: Path, entry: str, work: Path, source_dir: Path) -> str:
-    command = [str(python), "-I", "-m", "photonpack.serving.describe", "--entry", entry]
+def _described_without(
+    wheels: list[WheelEntry], runtime: list[FileEntry], photon: _Photon
+) -> str | None:
+    """The contract read with the biggest wheels left out; None to ask the full environment.
+
+    A photon that looks for a module of a wheel left out is described again
+    with that wheel in, up to :data:`_ROUNDS` times; one that fails to load
+    without them is left to the full environment to describe, or to word its error.
+    """
+    store = photon.store
+    left = leave_out([(w.sha256, w.filename, w.size, store.blob_path(w.sha256)) for w in wheels])
+    for _round in range(_ROUNDS):
+        if not left:
+            return None
+        kept = [(w.sha256, w.filename) for w in wheels if w.sha256 not in left]
+        env, _ = ensure_environment(store, wheels=kept, runtime=runtime)
+        site = next(env.glob("lib/python*/site-packages"))
+        config = {
+            "site_packages": str(site),
+            "modules": sorted(set().union(*(w.modules for w in left.values()))),
+            "wheels": [
+                {"name": w.name, "wheel": str(w.path), "dist_info": w.dist_info}
+                for w in left.values()
+            ],
+        }
+        boot = site / "photonpack" / "serving" / "describe_boot.py"
+        command = [str(environment_python(env)), "-I", "-S", "-c", BOOT, str(boot)]
+        try:
+            return photon.describe(command, boot_config=config)
+        except _NeedsMore as more:
+            wanted = {sha for sha, w in left.items() if more.module in w.modules}
+            if not wanted:
+                return None
+            left = {sha: w for sha, w in left.items() if sha not in wanted}
+        except BuildError:
+            return None
+    return None
+
+
+class _NeedsMore(Exception):
+    def __init__(self, module: str) -> None:
+        super().__init__(module)
+        self.module = module
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class _Photon:
+    """The photon to describe: its entry and files, laid out afresh for each attempt."""
+
+    entry: str
+    files: list[FileEntry]
+    source_dir: Path
+    store: Store
+
+    def describe(self, command: list[str], *, boot_config: dict[str, Any] | None = None) -> str:
+        """What ``describe`` printed, run by ``command`` (then ``--entry ENTRY``)."""
+        with self.store.temp_dir("describe-") as temp:
+            work = temp / "photon"
+            work.mkdir()
+            for file in self.files:  # copies: a photon may write to its files even at import
+                (work / file.path).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(self.store.blob_path(file.sha256), work / file.path)
+            if boot_config is not None:
+                config = temp / "boot.json"
+                config.write_text(json.dumps(boot_config), encoding="utf-8")
+                command = [*command, str(config)]
+            return _run_describe(
+                [*command, "--entry", self.entry], self.entry, work, self.source_dir
+            )
+
+
+def _run_describe(command: list[str], entry: str, work: Path, source_dir: Path) -> str:
     try:
         done = subprocess.run(
             command,
@@ -109,6 +189,8 @@ def _run_describe(python: Path, entry: str, work: Path, source_dir: Path) -> str
             f"importing the photon {entry} did not finish in {_DESCRIBE_TIMEOUT_S} s"
         ) from exc
     code, detail = done.returncode, done.stderr.strip().splitlines()
+    if code == NEEDS_MORE and detail and detail[-1].startswith(MARK):
+        raise _NeedsMore(detail[-1].removeprefix(MARK))
     if code < 0:
         raise BuildError(
             f"the photon {entry} was killed by {_signal_name(-code)} while it was imported "

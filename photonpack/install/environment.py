@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ensure_environment",
     "ensure_workdir",
+    "environment_name",
     "environment_python",
     "photon_environment",
     "wheels_for_target",
@@ -73,6 +74,15 @@ def photon_environment(manifest: Manifest) -> tuple[str, frozenset[str]] | None:
     return env_hex, frozenset(keys)
 
 
+def environment_name(wheels: Sequence[tuple[str, str]], runtime: Sequence[FileEntry]) -> str:
+    """The hex name of the environment :func:`ensure_environment` makes of these, here."""
+    return environment_digest(
+        interpreter=interpreter_id(),
+        wheel_sha256s=[sha for sha, _ in wheels],
+        runtime_files={entry.path: entry.sha256 for entry in runtime},
+    )
+
+
 def ensure_environment(
     store: Store,
     *,
@@ -90,11 +100,7 @@ def ensure_environment(
     progress line, told the bytes written when it is an :class:`InstallProgress`);
     nothing calls it when the environment exists.
     """
-    env_hex = environment_digest(
-        interpreter=interpreter_id(),
-        wheel_sha256s=[sha for sha, _ in wheels],
-        runtime_files={entry.path: entry.sha256 for entry in runtime},
-    )
+    env_hex = environment_name(wheels, runtime)
     final = store.env_path(env_hex)
     if store.is_complete(final):
         return final, False
