@@ -12,7 +12,7 @@ the same run (sections: ``--only``, repeatable):
   cold build (downloads included, the lock already written) against it plus
   ``cp`` of the archive, and the warm build (nothing changed) against ``cp``;
 - ``verify``: against ``zstd -dc | sha256sum`` (bench/run.py's code), peak RSS;
-- ``start``: the first ``run`` (verify, unpack, serve in the environment build made) to the
+- ``start``: the first ``run`` (verify, unpack, install what build left out, serve) to the
   first 200 (its peak RSS is the server's, torch imported), then
   warm starts of the photon, whose ``init()`` imports torch, against a FastAPI
   app importing torch under uvicorn from a ready venv (the photon's environment);
@@ -209,11 +209,14 @@ def section_verify(b: Bench) -> None:
 
 
 def environment_python(home: Path) -> Path:
-    """The Python of the one environment ``home`` holds (the photon's, after its first run)."""
-    found = sorted(home.glob("envs/*/bin/python"))
+    """The Python of the photon's environment, after its first run: the one holding torch.
+
+    (``build`` describes the photon in an environment without torch, also in ``home``.)
+    """
+    found = sorted(home.glob("envs/*/lib/python*/site-packages/torch"))
     if len(found) != 1:
-        raise SystemExit(f"expected one environment under {home}/envs, found {len(found)}")
-    return found[0]
+        raise SystemExit(f"expected one environment with torch under {home}/envs: {found}")
+    return found[0].parents[3] / "bin" / "python"
 
 
 def section_start(b: Bench) -> None:
@@ -223,7 +226,7 @@ def section_start(b: Bench) -> None:
         server, first = start_server([*argv, "--port", str(port)], cwd=b.work, port=port, env=b.env)
         stop_server(server)
         run_rss = read_peak(Path(rss_file.name))
-    print(f"first run (verify, unpack, serve in build's environment; init imports torch) to the "
+    print(f"first run (verify, unpack, install torch, serve; init imports torch) to the "
           f"first 200: {first:.2f} s, {rss(run_rss)}, the server's", flush=True)  # fmt: skip
     bench_start(b.archive, b.env, 5, app=APP, python=environment_python(b.home), limit=1.2)
 

@@ -7,9 +7,11 @@ nothing left to copy.
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
+import functools
 import io
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -23,7 +25,7 @@ from photonpack.archive.manifest import (
     WheelEntry,
 )
 from photonpack.buildfiles import photon_files, runtime_entries
-from photonpack.contract import describe_photon, photon_entry
+from photonpack.contract import begin_description, describe_first, describe_photon, photon_entry
 from photonpack.errors import BuildError
 from photonpack.install.wheel import inspect_wheel
 from photonpack.lock.closure import check_closure
@@ -93,6 +95,9 @@ class StoredBuild:
     size: int
     lock_changed: bool
     warnings: tuple[str, ...] = ()
+    # The blobs this process has just hashed (the wheels and sdists it fetched, or re-hashed
+    # in the store): the archive is written without hashing them again.
+    hashed: frozenset[str] = frozenset()
 
     @property
     def digest(self) -> str:
@@ -139,7 +144,9 @@ def build(
     if rewritten:
         if writing is not None:
             writing.begin(manifest.total_size)
-        write_atomic(output, manifest, store, writing.update if writing else None)
+        write_atomic(
+            output, manifest, store, writing.update if writing else None, hashed=stored.hashed
+        )
         if options.reuse_output:
             note_written(store, output, manifest.digest)
     return BuildResult(
@@ -207,14 +214,25 @@ def _assemble(
     missing = [w for w in locked if not store.has_blob(w.sha256, w.size)]
     if progress is not None and missing:
         progress.start(sum(w.size for w in missing))
+    runtime = runtime_entries(store)
+    # The wheels describe needs first come first; the describe environment is begun while
+    # the big ones download.
+    first = {w.sha256: w for w in describe_first(lock)}
     with store.temp_dir("fetch-") as partial:  # a killed download leaves only this behind
-        fetched = fetch_wheels(
-            locked,
-            store.blob_dir,
+        fetch = functools.partial(
+            fetch_wheels,
+            cache=store.blob_dir,
             progress=progress.advance if progress is not None else None,
             index=lock_options.index,
             partial=partial,
         )
+        fetched = fetch(list(first.values()))
+        with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="fetch") as pool:
+            rest = pool.submit(fetch, [w for w in locked if w.sha256 not in first])
+            try:
+                begin_description(store, [(w.sha256, w.filename) for w in first.values()], runtime)
+            finally:
+                fetched |= rest.result()
 
     built = (
         build_sources(lock, store, epoch=archive_mtime(), fresh=options.fresh_sources)
@@ -238,7 +256,6 @@ def _assemble(
     check_closure(lock, requires_dist=requires_dist)  # what the wheels need, locked too
     wheels = _wheel_entries(lock, built)
     files = photon_files(spec, declaration, lock.path, store)
-    runtime = runtime_entries(store)
     description, warnings = describe_photon(
         spec, declaration, lock=lock, wheels=wheels, files=files, runtime=runtime, store=store
     )
@@ -261,7 +278,13 @@ def _assemble(
         }
     )
     store.put_manifest(manifest.digest, manifest.to_bytes())
-    return StoredBuild(manifest=manifest, size=0, lock_changed=lock_changed, warnings=warnings)
+    return StoredBuild(
+        manifest=manifest,
+        size=0,
+        lock_changed=lock_changed,
+        warnings=warnings,
+        hashed=frozenset(fetched),
+    )
 
 
 class _Counter(io.RawIOBase):
@@ -358,12 +381,18 @@ def _source_blobs(
 
 
 def write_atomic(
-    output: Path, manifest: Manifest, store: Store, progress: ByteProgress | None = None
+    output: Path,
+    manifest: Manifest,
+    store: Store,
+    progress: ByteProgress | None = None,
+    *,
+    hashed: Collection[str] = frozenset(),
 ) -> int:
     """Write the archive next to ``output`` and rename it into place; return its size.
 
     A failure or Ctrl-C leaves no partial file and any previous file untouched.
-    A directory that does not exist is an error, as for ``cp``.
+    A directory that does not exist is an error, as for ``cp``. ``hashed``: as
+    for :func:`write_archive` (the wheels a build has just fetched and hashed).
     """
     output = output.absolute()
     if not output.parent.is_dir():
@@ -373,7 +402,7 @@ def write_atomic(
         )
     try:
         with atomic_write(output) as out:
-            write_archive(out, manifest, store.blob_path, progress=progress)
+            write_archive(out, manifest, store.blob_path, progress=progress, hashed=hashed)
         return output.stat().st_size
     except OSError as exc:
         raise BuildError(f"cannot write {output}: {exc.strerror or exc}") from exc

@@ -17,6 +17,7 @@ import re
 import shutil
 import signal
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,17 +28,15 @@ from photonpack.install.environment import (
     environment_name,
     environment_python,
 )
-from photonpack.install.leftout import leave_out
+from photonpack.install.leftout import LEAVE_OUT_BYTES, leave_out
 from photonpack.lock.declaration import Declaration
-from photonpack.lock.lockfile import (
-    Lock,
-)
+from photonpack.lock.lockfile import Lock, LockedWheel
 from photonpack.lock.target import host_compatible
 from photonpack.serving.describe_boot import BOOT, MARK, NEEDS_MORE
 from photonpack.serving.source import PhotonSpec
 from photonpack.store import Store
 
-__all__ = ["describe_photon", "photon_entry"]
+__all__ = ["begin_description", "describe_first", "describe_photon", "photon_entry"]
 
 # Describing a photon imports the user's module; a hung import must not hang the build.
 _DESCRIBE_TIMEOUT_S = 300
@@ -51,6 +50,30 @@ def photon_entry(spec: PhotonSpec, declaration: Declaration) -> str:
     if spec.path is not None:
         return f"{spec.path.name}:{declaration.class_name}"
     return f"{spec.module}:{declaration.class_name}"
+
+
+def describe_first(lock: Lock) -> list[LockedWheel]:
+    """The wheels the describe environment holds whatever the photon imports: fetch them first.
+
+    The locked wheels of the target that runs here, below the size at which a
+    wheel may be left out; none when no target runs here.
+    """
+    host = host_compatible(lock.targets)
+    if host is None:
+        return []
+    return [w for w in lock.wheels_for(host) if w.size < LEAVE_OUT_BYTES]
+
+
+def begin_description(
+    store: Store, wheels: Sequence[tuple[str, str]], runtime: Sequence[FileEntry]
+) -> None:
+    """Build the environment of :func:`describe_first`'s wheels, while the others download.
+
+    ``describe_photon`` describes in it, or in an environment linking its files.
+    The wheels are verified blobs; installing them runs none of their code.
+    """
+    if wheels:
+        ensure_environment(store, wheels=wheels, runtime=runtime)
 
 
 def describe_photon(

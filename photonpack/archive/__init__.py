@@ -10,7 +10,7 @@ matched the manifest.
 import hashlib
 import os
 import tarfile
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import BinaryIO, Protocol, cast
 
@@ -130,17 +130,20 @@ def write_archive(
     *,
     mtime: int | None = None,
     progress: ByteProgress | None = None,
+    hashed: Collection[str] = frozenset(),
 ) -> None:
     """Write the archive of ``manifest`` to ``out``; ``blob_path(hex)`` locates each blob.
 
     Every blob is re-hashed while it is copied: a file that changed since the
     manifest was made raises IntegrityError and the output is unusable (the
-    caller writes to a temp file and renames it only on success). ``progress``
-    is told the bytes of blobs written so far, of ``manifest.total_size``.
+    caller writes to a temp file and renames it only on success), except the
+    blobs in ``hashed``, which the caller hashed itself since the manifest was
+    made (a build fetches or re-hashes each wheel first): their sizes are checked.
+    ``progress`` is told the bytes of blobs written so far, of ``manifest.total_size``.
     """
     writer = ArchiveWriter(out, manifest, mtime=mtime, progress=progress)
     for sha256 in manifest.blobs():
-        writer.add_file(sha256, blob_path(sha256))
+        writer.add_file(sha256, blob_path(sha256), hashed=sha256 in hashed)
     writer.close()
 
 
@@ -180,11 +183,14 @@ class ArchiveWriter:
         self._zw.write(member_header(blob_member(sha256), size, self._stamp))
         return size
 
-    def add_file(self, sha256: str, path: Path) -> None:
-        """The next blob, copied from ``path`` and re-hashed on the way."""
+    def add_file(self, sha256: str, path: Path, *, hashed: bool = False) -> None:
+        """The next blob, copied from ``path`` and re-hashed on the way (unless ``hashed``)."""
         size = self._next(sha256)
         label = ", ".join(self._labels[sha256])
-        _copy_blob(self._zw, path, sha256, size, label, report=self._report, before=self._written)
+        _copy_blob(
+            self._zw, path, sha256, size, label,
+            report=self._report, before=self._written, hashed=hashed,
+        )  # fmt: skip
         self._written += size
         self._zw.write(_padding(size))
 
@@ -218,6 +224,7 @@ def _copy_blob(
     *,
     report: ByteProgress,
     before: int,
+    hashed: bool,
 ) -> None:
     digest = hashlib.sha256()
     copied = 0
@@ -227,12 +234,13 @@ def _copy_blob(
                 copied += len(chunk)
                 if copied > size:
                     break
-                digest.update(chunk)
+                if not hashed:
+                    digest.update(chunk)
                 zw.write(chunk)
                 report(before + copied)
     except OSError as exc:
         raise BuildError(f"cannot read {path} ({label}): {exc.strerror or exc}") from exc
-    if copied != size or digest.hexdigest() != sha256:
+    if copied != size or (not hashed and digest.hexdigest() != sha256):
         found = "more bytes" if copied > size else f"{copied} bytes, sha256 {digest.hexdigest()}"
         raise IntegrityError(
             f"{path} ({label}) changed after the manifest was made: expected {size} bytes, "
