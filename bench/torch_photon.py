@@ -16,6 +16,8 @@ the same run (sections: ``--only``, repeatable):
   first 200 (its peak RSS is the server's, torch imported), then
   warm starts of the photon, whose ``init()`` imports torch, against a FastAPI
   app importing torch under uvicorn from a ready venv (the photon's environment);
+- ``disk``: the store after build and the first run (blobs, environments; hard links counted
+  once) against a venv that ``pip install --require-hashes`` (bytecode) made of the same wheels;
 - ``registry``: push / pull against oras-py moving the same blobs (bench/registry.py's
   code), then a sibling photon (a new handler, the same wheels): the bytes its push
   uploads and its pull downloads into a store holding the first;
@@ -61,8 +63,8 @@ from bench._common import (
     tool_venv,
     verdict,
 )
-from bench.run import UV_WARM, bench_install, bench_start, bench_verify
-from bench.scale import disk, measured, peak, read_peak, shell
+from bench.run import UV_WARM, bare_venv, bench_install, bench_start, bench_verify
+from bench.scale import disk, du, measured, peak, read_peak, shell
 from bench.serve import HANDWRITTEN
 from photonpack.archive import read_manifest
 from photonpack.lock.pylock import load_toml
@@ -73,7 +75,7 @@ from tests.support.registry import start_registry
 TORCH_INDEX = "file:///opt/pypi-more/simple"
 PYPI = "https://pypi.org/simple"
 REQUIREMENTS = ["numpy", "torch==2.14.1"]
-SECTIONS = ["lock", "build", "verify", "start", "registry", "install", "soak"]
+SECTIONS = ["lock", "build", "verify", "start", "disk", "registry", "install", "soak"]
 RSS_LIMIT_MB = 200
 
 SOURCE = """
@@ -286,6 +288,21 @@ def section_install(b: Bench) -> None:
     bench_install(b.downloads, b.uv, 1, b.work, only=only, uv_cold_limit=0.8)
 
 
+def section_disk(b: Bench) -> None:
+    """The store after build + first run against a plain ``pip install`` of the same wheels."""
+    if not b.downloads.is_dir():
+        download(b)
+    venv = b.work / "pip-venv"
+    shutil.rmtree(venv, ignore_errors=True)
+    hashed = b.work / "hashed.txt"
+    pip = [sys.executable, "-m", "pip", "--python", str(bare_venv(venv)), "install", "-q"]
+    pip += ["--no-index", "--require-hashes", "--no-deps", "--find-links", str(b.downloads)]
+    seconds = timed([*pip, "-r", str(hashed)], b.work, b.env)
+    print(f"pip install (bytecode) into a venv: {seconds:.2f} s", flush=True)
+    disk(b.work, du(venv))
+    shutil.rmtree(venv)
+
+
 def section_soak(_: Bench) -> None:
     soak = [sys.executable, str(REPO / "bench" / "soak.py"), "--rounds", "1"]
     done = subprocess.run(soak, check=False, env={**os.environ, "PYTHONWARNINGS": "ignore"})
@@ -316,12 +333,12 @@ def main() -> None:
         for name in SECTIONS:
             if name not in wanted:
                 continue
-            if name in ("verify", "start", "registry") and not b.archive.exists():
+            if name in ("verify", "start", "disk", "registry") and not b.archive.exists():
                 print("-- build (the archive the next sections need)", flush=True)
                 section_build(b)
             print(f"-- {name}", flush=True)
             SECTION[name](b)
-        if b.home.exists():
+        if b.home.exists() and "disk" not in wanted:
             disk(work, None)  # (the install section prints it earlier, then frees the space)
     finally:
         if not (args.keep or args.reuse):
@@ -333,6 +350,7 @@ SECTION = {
     "build": section_build,
     "verify": section_verify,
     "start": section_start,
+    "disk": section_disk,
     "registry": section_registry,
     "install": section_install,
     "soak": section_soak,
