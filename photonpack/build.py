@@ -218,6 +218,13 @@ def _assemble(
     # The wheels describe needs first come first; the describe environment is begun while
     # the big ones download.
     first = {w.sha256: w for w in describe_first(lock)}
+    wheel_files = {w.sha256 for target in lock.targets for w in lock.wheels_for(target)}
+    inspected: dict[str, tuple[str, ...]] = {}
+
+    def inspect(locked: LockedFile, path: Path) -> None:  # in a fetch thread, as each arrives
+        if locked.sha256 in wheel_files:
+            inspected[locked.sha256] = _requires_dist(store, path, locked.filename, locked.sha256)
+
     with store.temp_dir("fetch-") as partial:  # a killed download leaves only this behind
         fetch = functools.partial(
             fetch_wheels,
@@ -225,6 +232,7 @@ def _assemble(
             progress=progress.advance if progress is not None else None,
             index=lock_options.index,
             partial=partial,
+            done=inspect,
         )
         fetched = fetch(list(first.values()))
         with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="fetch") as pool:
@@ -239,7 +247,6 @@ def _assemble(
         if sources
         else {}
     )
-    inspected: dict[str, tuple[str, ...]] = {}
 
     def requires_dist(locked: LockedWheel | LockedSdist) -> tuple[str, ...]:
         # A sdist stands for the wheel built from it: its metadata may differ from the one

@@ -46,6 +46,7 @@ def fetch_wheels(
     progress: Callable[[W, int], None] | None = None,
     index: IndexSettings | None = None,
     partial: Path | None = None,
+    done: Callable[[W, Path], None] | None = None,
 ) -> dict[str, Path]:
     """Download ``wheels`` into ``cache/sha256/<hex>`` in parallel, each verified.
 
@@ -55,8 +56,9 @@ def fetch_wheels(
     Downloads in progress live in ``partial`` (on the cache's filesystem; the
     cache directory itself by default) and are renamed into the cache once
     verified, so that a killed download leaves nothing in the cache.
-    Returns sha256 hex -> path. Raises :class:`IntegrityError` when bytes
-    differ from the lock.
+    ``done(wheel, path)`` is called in the downloading thread once a file is
+    verified (an exception it raises is the fetch's). Returns sha256 hex ->
+    path. Raises :class:`IntegrityError` when bytes differ from the lock.
     """
     import concurrent.futures
 
@@ -69,7 +71,7 @@ def fetch_wheels(
     with concurrent.futures.ThreadPoolExecutor(_WORKERS) as pool:
         futures = {
             wheel.sha256: pool.submit(
-                _fetch_one, wheel, directory, partial or directory, progress, index
+                _fetch_one, wheel, directory, partial or directory, progress, index, done=done
             )
             for wheel in biggest_first
         }
@@ -93,6 +95,21 @@ def with_credentials(url: str, index: IndexSettings | None) -> str:
 
 
 def _fetch_one(
+    wheel: W,
+    directory: Path,
+    partial: Path,
+    progress: Callable[[W, int], None] | None,
+    index: IndexSettings | None,
+    *,
+    done: Callable[[W, Path], None] | None = None,
+) -> Path:
+    path = _fetch_verified(wheel, directory, partial, progress, index)
+    if done is not None:
+        done(wheel, path)
+    return path
+
+
+def _fetch_verified(
     wheel: W,
     directory: Path,
     partial: Path,
