@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from photonpack._fs import start_writeback
 from photonpack._json import load_json_object
 from photonpack.archive import ArchiveWriter
 from photonpack.archive.manifest import Manifest, canonical_json
@@ -325,7 +326,8 @@ def fetch_photon(
         )
     titles = _titles(manifest)
     local: dict[str, Path] = {}
-    writer = None if archive is None else ArchiveWriter(archive(manifest), manifest)
+    target = None if archive is None else archive(manifest)
+    writer = None if target is None else ArchiveWriter(target, manifest)
     for hex_, size in manifest.blobs().items():  # the archive's order
         if known is not None and (have := known(hex_, size)) is not None:
             local[hex_] = have
@@ -342,6 +344,12 @@ def fetch_photon(
                 title=titles[hex_],
                 progress=progress,
             )
+            # The caller flushes the downloads to disk at the end: let the disk start now.
+            out.flush()
+            start_writeback(out.fileno())
+        if target is not None:
+            target.flush()
+            start_writeback(target.fileno())
     if writer is not None:
         writer.close()
 
