@@ -46,8 +46,11 @@ __all__ = [
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 # The most bytes one PATCH of an upload carries. Each PATCH streams (upload.py), so this
-# bounds no memory: it only splits the rare blob over 1 GiB into several requests.
-CHUNK_SIZE = 1 << 30
+# bounds no memory, only the size of one request. Pushing the torch wheel (555 MB) by
+# sendfile to docker-registry, three rounds alternated: 8 MiB PATCHes 4.95-6.03 s,
+# 64 MiB 3.63-3.80 s, one PATCH of it all 3.12-5.26 s (the registry's CPU 2.3-3.0 s
+# in every case: it hashes and writes every byte).
+CHUNK_SIZE = 64 << 20
 # The distribution spec lets registries refuse manifests over 4 MiB; we refuse
 # to read more than that, so a hostile registry cannot exhaust memory.
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
