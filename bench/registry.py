@@ -12,6 +12,13 @@ changed. Figures: cold push, warm re-push (nothing to upload), the push of the
 sibling (bytes uploaded vs total), and pull (download + verify + rebuild of
 the byte-identical archive); ORAS pushes and pulls the same blobs as plain
 files in the same run.
+
+``--scale N`` (synthetic) or ``--archive X.photon --home DIR`` (a built photon,
+e.g. the torch one) runs alternated rounds instead: each row a cold push (of the
+.photon; of the blob files, as from the store) or pull (into the store; to a
+.photon), by the code of ``--other`` ("main") and of this checkout ("new"), each
+timed in a child process, and oras-py; with each row's CPU seconds and the
+registry's.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -40,7 +48,7 @@ from photonpack.oci.client import RegistryClient
 from photonpack.oci.reference import Reference, parse_reference
 from photonpack.registry import PushResult, push_photon
 from photonpack.store import Store
-from tests.support.registry import StagedPhoton, stage_photon, start_registry
+from tests.support.registry import Registry, StagedPhoton, stage_photon, start_registry
 
 T = TypeVar("T")
 
@@ -84,6 +92,13 @@ def main() -> None:
         help="with --synthetic: payloads times this (40: ~1 GB); alternated cold push and pull "
         "rounds, the code of --other against this code and oras-py",
     )
+    parser.add_argument(
+        "--archive",
+        type=Path,
+        help="with --home: alternated rounds (as --scale) on this built .photon (the torch "
+        "photon of bench/torch_photon.py --keep), whose blobs are in --home's store",
+    )
+    parser.add_argument("--home", type=Path, help="the PHOTONPACK_HOME that built --archive")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument(
         "--other",
@@ -95,11 +110,18 @@ def main() -> None:
     header("registry: push / pull through a local OCI registry vs oras-py (issue 7)")
     with tempfile.TemporaryDirectory(prefix="pp-bench-registry-", dir="/work") as tmp:
         root = Path(tmp)
-        samples = synthetic(root, args.scale or 1) if args.synthetic else realistic(root)
+        if args.archive:
+            manifest = read_manifest(args.archive)
+            blob_path = Store(args.home).blob_path
+            samples = (Sample(archive=args.archive, manifest=manifest, blob_path=blob_path),) * 2
+        elif args.synthetic:
+            samples = synthetic(root, args.scale or 1)
+        else:
+            samples = realistic(root)
         registry = start_registry(root / "registry")
         try:
-            if args.scale:
-                rounds(root, registry.host, samples[0], args.rounds, args.other)
+            if args.scale or args.archive:
+                rounds(root, registry, samples[0], args.rounds, args.other)
             else:
                 run(root, registry.host, *samples)
         finally:
@@ -207,51 +229,81 @@ def run(root: Path, host: str, first: Sample, second: Sample) -> None:
     )
 
 
-# The same steps with the code of another checkout (PYTHONPATH), timed in a child process.
-_OTHER = """
+# One step, timed in a child process whose PYTHONPATH is the checkout under test, so the
+# rows of --other ("main") and of this checkout ("new") run the very same calls.
+_STEP = """
 import sys, time
 from pathlib import Path
-from photonpack.admit import admit_archive, pull_reference
-from photonpack.build import write_atomic
+from photonpack.admit import pull_reference, push_archive
+from photonpack.archive import read_manifest
 from photonpack.oci.client import RegistryClient
 from photonpack.oci.reference import parse_reference
 from photonpack.registry import push_photon
 from photonpack.store import Store
-how, home, host, ref, archive = sys.argv[1:6]
+how, home, host, ref, archive, blobs = sys.argv[1:7]
 store, reference = Store(Path(home)), parse_reference(ref)
-start = time.perf_counter()
+start, cpu0 = time.perf_counter(), time.process_time()
 with RegistryClient(host) as client:
     if how == "push":
-        push_photon(admit_archive(Path(archive), store), store.blob_path, reference, client=client)
+        push_archive(Path(archive), reference, store, client=client)
+    elif how == "push-store":
+        manifest = read_manifest(Path(archive))
+        push_photon(manifest, lambda hex_: Path(blobs) / hex_, reference, client=client)
     else:
-        pulled = pull_reference(reference, store, client=client)
-        if how == "pull-file":
-            write_atomic(Path(archive), pulled.manifest, store)
-print(time.perf_counter() - start)
+        output = (lambda _m: Path(archive)) if how == "pull-file" else None
+        pull_reference(reference, store, client=client, output=output)
+import resource
+usage = resource.getrusage(resource.RUSAGE_SELF)
+print(time.perf_counter() - start, usage.ru_utime + usage.ru_stime - cpu0)
 """
 
 
-def rounds(root: Path, host: str, sample: Sample, count: int, other: Path) -> None:
-    """Cold push and pull of one photon, alternated: ``other``'s code, this code, oras-py."""
+def rounds(root: Path, registry: Registry, sample: Sample, count: int, other: Path) -> None:
+    """Cold pushes and pulls of one photon, alternated: ``other``'s code, this code, oras-py.
+
+    Each row prints its wall time, the CPU seconds of the process that moved the bytes,
+    and the registry's CPU seconds in that time: on a loaded machine the CPU figures
+    swing far less than the wall times.
+    """
+    host = registry.host
     print(f"photon: {_mib(sample.manifest.total_size)} payload, archive "
           f"{_mib(sample.archive.stat().st_size)}; load {os.getloadavg()[0]:.2f}; "
           f"'main' is the code of {other}")  # fmt: skip
-    steps = ["push", "pull-store", "pull-file"]
+    blobs = root / "blob-files"  # what push-store reads: the blobs as plain files, named by hex
+    blobs.mkdir()
+    for hex_ in sample.manifest.blobs():
+        os.link(sample.blob_path(hex_), blobs / hex_)
+    steps = ["push", "push-store", "pull-store", "pull-file"]
+    peers = {"push": "push oras-py", "push-store": "push oras-py"}
     times: dict[str, list[float]] = {
-        f"{step} {who}": [] for step in steps for who in ("main", "new", "oras-py")
+        f"{step} {who}": [] for step in steps for who in ("main", "new")
     }
-    del times["pull-store oras-py"]  # ORAS pulls files: its one figure is "pull-file oras-py"
+    times["push oras-py"], times["pull-file oras-py"] = [], []
+    cpus: dict[str, list[tuple[float, float]]] = {label: [] for label in times}
     with RegistryClient(host) as client:
         push_archive(sample.archive, _ref(host, "src:a"), Store(root / "src-store"), client=client)
     for i in range(count):
-        for label, values in times.items():
+        # Every other round new goes before main: a row pays for the dirty pages the row
+        # before it left (the registry's writes), so neither side always comes second.
+        swap = {"main": "new", "new": "main"} if i % 2 else {}
+        order = [" ".join((s, swap.get(w, w))) for s, w in (label.split() for label in times)]
+        for label in order:
+            values = times[label]
             step, who = label.split()
-            seconds = _once(root / f"{label.replace(' ', '-')}-{i}", host, sample, step, who, other)
+            home = root / f"{label.replace(' ', '-')}-{i}"
+            before = _process_cpu(registry.process.pid)
+            seconds, cpu = _once(home, host, sample, step, who, other, blobs)
+            served = _process_cpu(registry.process.pid) - before
             values.append(seconds)
-            print(f"round {i + 1} {label:20} {seconds:6.2f} s", flush=True)
+            cpus[label].append((cpu, served))
+            print(f"round {i + 1} {label:20} {seconds:6.2f} s  cpu {cpu:5.2f} s, registry "
+                  f"{served:5.2f} s  load {os.getloadavg()[0]:.1f}", flush=True)  # fmt: skip
+    for label, pairs in cpus.items():
+        ours, theirs = (statistics.median(p[k] for p in pairs) for k in (0, 1))
+        print(f"median cpu {label:20} {ours:5.2f} s, registry {theirs:5.2f} s")
     best = {label: min(values) for label, values in times.items()}
     for step in steps:
-        oras_s = best["push oras-py" if step == "push" else "pull-file oras-py"]
+        oras_s = best[peers.get(step, "pull-file oras-py")]
         print(
             f"best of {count}, {step}: main {best[f'{step} main']:.2f} s "
             f"({best[f'{step} main'] / oras_s:.2f}x oras-py), new {best[f'{step} new']:.2f} s "
@@ -259,36 +311,40 @@ def rounds(root: Path, host: str, sample: Sample, count: int, other: Path) -> No
         )
 
 
-def _once(home: Path, host: str, sample: Sample, step: str, who: str, other: Path) -> float:
+def _process_cpu(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _once(
+    home: Path, host: str, sample: Sample, step: str, who: str, other: Path, blobs: Path
+) -> tuple[float, float]:
     """One cold ``step`` of ``sample`` by ``who``, from an empty store, into a new repository."""
     out = home.with_suffix(".photon")
-    ref = _ref(host, f"{home.name}:a" if step == "push" else "src:a")
-    files = sorted(str(sample.blob_path(hex_)) for hex_ in sample.manifest.blobs())
+    ref = _ref(host, f"{home.name}:a" if step.startswith("push") else "src:a")
+    files = sorted(str(blobs / hex_) for hex_ in sample.manifest.blobs())
     oras_client = oras.client.OrasClient(hostname=host, insecure=True)
-    start = time.perf_counter()
-    if who == "main":
-        argv = [sys.executable, "-c", _OTHER, step, str(home), host, str(ref)]
-        argv.append(str(sample.archive if step == "push" else out))
-        env = {**os.environ, "PYTHONPATH": str(other)}
-        seconds = float(subprocess.run(argv, env=env, check=True, capture_output=True).stdout)
-    elif who == "oras-py" and step == "push":
+    start, cpu0 = time.perf_counter(), time.process_time()
+    if who in ("main", "new"):
+        archive = sample.archive if step.startswith("push") else out
+        argv = [sys.executable, "-c", _STEP, step, str(home), host, str(ref), str(archive)]
+        checkout = other if who == "main" else Path(__file__).resolve().parent.parent
+        env = {**os.environ, "PYTHONPATH": str(checkout)}
+        argv.append(str(blobs))
+        done = subprocess.run(argv, env=env, check=True, capture_output=True).stdout.split()
+        seconds, cpu = float(done[0]), float(done[1])
+    elif step == "push":
         oras_client.push(
             files=files, target=f"{host}/{ref.repository}:a", disable_path_validation=True
         )
-    elif who == "oras-py":
-        oras_client.pull(target=f"{host}/{ref.repository}:a", outdir=str(home))
+        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu0
     else:
-        with RegistryClient(host) as client:
-            if step == "push":
-                push_archive(sample.archive, ref, Store(home), client=client)
-            else:
-                output = None if step == "pull-store" else (lambda _m: out)
-                pull_reference(ref, Store(home), client=client, output=output)
-    if who != "main":
-        seconds = time.perf_counter() - start
+        oras_client.pull(target=f"{host}/{ref.repository}:a", outdir=str(home))
+        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu0
     shutil.rmtree(home, ignore_errors=True)
     out.unlink(missing_ok=True)
-    return seconds
+    return seconds, cpu
 
 
 def _timed(func: Callable[[], T]) -> tuple[float, T]:

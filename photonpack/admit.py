@@ -28,6 +28,7 @@ from photonpack.oci.client import ProgressFn, RegistryClient
 from photonpack.oci.reference import Reference, parse_reference
 from photonpack.oci.referrers import Attached
 from photonpack.oci.upload import UploadQueue
+from photonpack.policy import refuse
 from photonpack.registry import (
     PushPlan,
     PushResult,
@@ -40,7 +41,7 @@ from photonpack.registry import (
 from photonpack.store import Store
 from photonpack.store.names import store_errors
 from photonpack.store.written import file_identity, note_verified, verified_digest
-from photonpack.verify import enforce_policy
+from photonpack.verify import PolicySink, enforce_policy
 
 __all__ = [
     "ClientFactory",
@@ -137,9 +138,11 @@ def push_archive(
     member), then the archive streams once through the reader: each blob is
     hashed while it goes up; an upload is finished (its final PUT names the
     digest, so the registry checks it too) only once the blob's hash matched.
-    The admission policy reads every wheel's zip directory, so the blobs the
-    store lacks are also written to a scratch directory (no fsync, removed
-    after). The store is left as it was: a push moves a photon, ``run`` admits
+    The admission policy reads every wheel's zip directory: each wheel the
+    store lacks is also written to a scratch file, inspected once its hash
+    matched and deleted at once (so the wheels never pile up on disk, nor reach
+    it); with ``sbom``, every blob the store lacks is kept in scratch until the
+    SBOM is read. The store is left as it was: a push moves a photon, ``run`` admits
     it. The tag is written last, after every check passed; then the SBOM
     (format ``sbom``, read from the same blobs) is attached, if asked. The
     file is remembered as verified (``store/written.py``): pushed again,
@@ -171,12 +174,18 @@ def push_archive(
         store.temp_dir("push-") as scratch,
         UploadQueue(client, reference.repository, progress) as uploads,
     ):
-        sink = _PushSink(store, DirectorySink(scratch, sync=False), uploads, plan)
+        # An SBOM is read from every blob: they are kept for it. Else the policy's sink
+        # takes what the policy reads (each wheel inspected, then dropped) on the way.
+        keep = PolicySink(manifest, scratch) if sbom is None else DirectorySink(scratch, sync=False)
+        sink = _PushSink(store, keep, uploads, plan)
         unpacked = unpack(path, sink)
         if unpacked.digest != manifest.digest:  # pragma: no cover - the same first member
             raise IntegrityError(f"{path} changed while it was pushed; push it again")
         uploads.close()  # every upload finished: the registry checked each digest too
-        enforce_policy(unpacked, sink.blob_path, str(path))
+        if isinstance(keep, PolicySink):
+            refuse(str(path), keep.problems(unpacked, stored=sink.stored))
+        else:
+            enforce_policy(unpacked, sink.blob_path, str(path))
         pushed = finish_push(plan, client=client, progress=progress)
         with contextlib.suppress(OSError, StoreError):  # a read-only store verifies every time
             note_verified(store, path, unpacked.digest, before)
@@ -209,30 +218,42 @@ class Pushed:
 
 
 class _PushSink:
-    """Each blob of the archive to the registry if it lacks it, and to a scratch directory
-    (no fsync: the policy reads the wheels there, then it is removed) if the store lacks it."""
+    """Each blob of the archive to the registry if it lacks it, and to ``keep`` if the
+    store lacks it and ``keep`` wants it: the policy's sink, or a scratch directory (no
+    fsync) that an SBOM reads, removed after."""
 
     def __init__(
-        self, store: Store, scratch: DirectorySink, uploads: UploadQueue, plan: PushPlan
+        self,
+        store: Store,
+        keep: PolicySink | DirectorySink,
+        uploads: UploadQueue,
+        plan: PushPlan,
     ) -> None:
-        self._store, self._scratch, self._uploads = store, scratch, uploads
+        self._store, self._keep, self._uploads = store, keep, uploads
         self._missing, self._titles = plan.missing, plan.titles
 
+    def _kept(self, sha256: str, size: int | None = None) -> bool:
+        return self._store.has_blob(sha256, size) or self._keep.has(sha256)
+
     def has(self, sha256: str) -> bool:
-        return sha256 not in self._missing and self._store.has_blob(sha256)
+        return sha256 not in self._missing and self._kept(sha256)
 
     def open(self, sha256: str, size: int) -> BlobWriter:
         writers: list[BlobWriter] = []
-        if not self._store.has_blob(sha256, size):
-            writers.append(self._scratch.open(sha256, size))
+        if not self._kept(sha256, size):
+            writers.append(self._keep.open(sha256, size))
         if sha256 in self._missing:
             writers.append(self._uploads.open(f"sha256:{sha256}", size, self._titles[sha256]))
         return _Tee(writers)
 
+    def stored(self, sha256: str) -> Path | None:
+        """The store's verified copy of a blob, if it holds one."""
+        return self._store.blob_path(sha256) if self._store.has_blob(sha256) else None
+
     def blob_path(self, sha256: str) -> Path:
-        """Where the policy reads a verified blob: the store's copy, else the scratch one."""
-        path = self._store.blob_path(sha256)
-        return path if path.is_file() else self._scratch.root / sha256
+        """Where an SBOM reads a verified blob: the store's copy, else the scratch one."""
+        assert isinstance(self._keep, DirectorySink)
+        return self.stored(sha256) or self._keep.root / sha256
 
 
 class _Tee:

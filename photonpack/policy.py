@@ -33,7 +33,7 @@ from photonpack.lock.target import Target
 from photonpack.sources.form import DirectorySource
 from photonpack.sources.tarball import archive_digest
 
-__all__ = ["InspectWheel", "check_lock", "enforce_policy", "policy_problems"]
+__all__ = ["InspectWheel", "check_lock", "enforce_policy", "policy_problems", "refuse"]
 
 # (sha256 hex, wheel filename) -> the verified blob inspected as that wheel
 # (CorruptWheelError when it breaks the format), or None when the blob was not
@@ -80,10 +80,14 @@ def enforce_policy(manifest: Manifest, blob_path: Callable[[str], Path], what: s
     def inspect(sha256: str, filename: str) -> Wheel:
         return inspect_wheel(blob_path(sha256), filename=filename)
 
-    problems = policy_problems(manifest, lambda hex_: blob_path(hex_).read_bytes(), inspect)
+    refuse(what, policy_problems(manifest, lambda hex_: blob_path(hex_).read_bytes(), inspect))
+
+
+def refuse(what: str, problems: Sequence[Problem]) -> None:
+    """Raise :class:`IntegrityError` listing ``problems`` of ``what``, if there are any."""
     if problems:
         raise integrity_error(
-            what, problems, "the photon was damaged or altered; nothing of it was kept"
+            what, list(problems), "the photon was damaged or altered; nothing of it was kept"
         )
 
 

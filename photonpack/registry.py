@@ -20,22 +20,26 @@ in the store, from which ``pull`` writes the byte-identical ``.photon``.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import io
 import json
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from photonpack._fs import Writeback
 from photonpack._json import load_json_object
 from photonpack.archive import ArchiveWriter
 from photonpack.archive.manifest import Manifest, canonical_json
 from photonpack.errors import IntegrityError, RegistryError
+from photonpack.install.wheel import Wheel, inspect_wheel
 from photonpack.oci.client import OCI_MANIFEST, ProgressFn, RegistryClient
 from photonpack.oci.reference import Reference
 from photonpack.oci.referrers import Attached, attach
-from photonpack.verify import enforce_policy
+from photonpack.policy import policy_problems, refuse
 
 __all__ = [
     "ARTIFACT_TYPE",
@@ -325,33 +329,81 @@ def fetch_photon(
         )
     titles = _titles(manifest)
     local: dict[str, Path] = {}
-    writer = None if archive is None else ArchiveWriter(archive(manifest), manifest)
-    for hex_, size in manifest.blobs().items():  # the archive's order
-        if known is not None and (have := known(hex_, size)) is not None:
-            local[hex_] = have
-            if writer is not None:
-                writer.add_file(hex_, have)
-            continue
-        path = directory / hex_
-        with path.open("wb") as out:
-            client.fetch_blob(
-                ref.repository,
-                digest=f"sha256:{hex_}",
-                size=size,
-                out=out if writer is None else _Both(out, writer.add_stream(hex_)),
-                title=titles[hex_],
-                progress=progress,
-            )
-    if writer is not None:
-        writer.close()
 
     def blob_path(hex_: str) -> Path:
         return local.get(hex_) or directory / hex_
 
-    enforce_policy(manifest, blob_path, str(ref))
+    target = None if archive is None else archive(manifest)
+    writer = None if target is None else ArchiveWriter(target, manifest)
+    with Writeback() as writeback, _Inspections(manifest, blob_path) as inspections:
+        for hex_, size in manifest.blobs().items():  # the archive's order
+            if known is not None and (have := known(hex_, size)) is not None:
+                local[hex_] = have
+                if writer is not None:
+                    writer.add_file(hex_, have)
+            else:
+                with (directory / hex_).open("wb") as out:
+                    client.fetch_blob(
+                        ref.repository,
+                        digest=f"sha256:{hex_}",
+                        size=size,
+                        out=out if writer is None else _Both(out, writer.add_stream(hex_)),
+                        title=titles[hex_],
+                        progress=progress,
+                    )
+                    # The caller flushes the downloads to disk at the end: the disk starts now.
+                    out.flush()
+                    writeback.start(out.fileno())
+            if target is not None:
+                target.flush()
+                writeback.start(target.fileno())
+            inspections.verified(hex_)
+        if writer is not None:
+            writer.close()
+        inspections.enforce(str(ref))
     return FetchedPhoton(
         manifest=manifest, manifest_digest=manifest_digest, blob_path=blob_path, local=set(local)
     )
+
+
+class _Inspections:
+    """The admission policy of a photon whose blobs arrive one by one: each wheel is
+    inspected (its zip directory and METADATA read) in a second thread as soon as it
+    is verified, while the next downloads; ``enforce`` then applies the policy."""
+
+    def __init__(self, manifest: Manifest, blob_path: Callable[[str], Path]) -> None:
+        self._manifest, self._blob_path = manifest, blob_path
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="photonpack-inspect")
+        self._done: dict[tuple[str, str], Future[Wheel]] = {}
+
+    def verified(self, hex_: str) -> None:
+        """Blob ``hex_`` is whole and verified: inspect it if it is a wheel."""
+        for wheel in self._manifest.wheels:
+            if wheel.sha256 == hex_:
+                key = (hex_, wheel.filename)
+                self._done[key] = self._pool.submit(self._inspect, *key)
+
+    def _inspect(self, hex_: str, filename: str) -> Wheel:
+        wheel = inspect_wheel(self._blob_path(hex_), filename=filename)
+        return dataclasses.replace(wheel, files=(), scripts=())  # a file list can be long
+
+    def enforce(self, what: str) -> None:
+        """Raise IntegrityError with every policy problem (see policy.enforce_policy)."""
+
+        def inspect(hex_: str, filename: str) -> Wheel:
+            done = self._done.get((hex_, filename))
+            return done.result() if done is not None else self._inspect(hex_, filename)
+
+        def read(hex_: str) -> bytes:
+            return self._blob_path(hex_).read_bytes()
+
+        refuse(what, policy_problems(self._manifest, read, inspect))
+
+    def __enter__(self) -> _Inspections:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 class _Both:

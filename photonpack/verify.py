@@ -32,6 +32,7 @@ from photonpack.install.wheel import CorruptWheelError, Wheel, inspect_wheel
 from photonpack.policy import check_lock, enforce_policy, policy_problems
 
 __all__ = [
+    "PolicySink",
     "VerifyResult",
     "check_lock",
     "enforce_policy",
@@ -99,24 +100,16 @@ def verify_archive(
     except IntegrityError:
         head = None  # unpack below reports exactly what is wrong
     lock_entry = head.file(head.lock) if head else None
-    wheels = {w.sha256: w.filename for w in head.wheels} if head else {}
     manifest: Manifest | None
-    kept = {lock_entry.sha256} if lock_entry else set()
-    # A local project's source archive is read back: its files must be the tree the lock pins.
-    kept |= (
-        {w.source.sha256 for w in head.wheels if w.source and "://" not in w.source.url}
-        if head
-        else set()
-    )
     with tempfile.TemporaryDirectory(prefix="photonpack-verify-") as scratch:
-        sink = _PolicySink(kept, wheels, Path(scratch))
+        sink = PolicySink(head, Path(scratch))
         try:
             manifest = unpack(path, sink, on_problem=problems.append, progress=progress)
         except IntegrityError:
             manifest = head if not any(p.member == "photon.json" for p in problems) else None
     lock_read = lock_entry is None or lock_entry.sha256 in sink.blobs
     if manifest is not None and lock_read:  # else its blob was bad: reported already
-        problems += policy_problems(manifest, sink.blobs.__getitem__, sink.inspected)
+        problems += sink.problems(manifest)
     if expected is not None and manifest is not None and manifest.digest != expected:
         problems.append(
             Problem(
@@ -240,13 +233,42 @@ def verify_store(store: Store) -> list[str]:
     return store.verify() + audit_environments(store)
 
 
-class _PolicySink(MemorySink):
-    """Keeps the lock in memory; inspects each wheel blob once verified, then drops it."""
+class PolicySink(MemorySink):
+    """What the admission policy reads of a photon, taken while its archive streams.
 
-    def __init__(self, small: set[str], wheels: dict[str, str], scratch: Path) -> None:
-        super().__init__(small)
-        self.wheels, self.scratch = wheels, scratch
+    Keeps the lock (and local projects' source archives) in memory; writes each
+    wheel blob to ``scratch``, inspects it once verified, then deletes it, so the
+    wheels never pile up on disk; every other blob is only hashed.
+    """
+
+    def __init__(self, manifest: Manifest | None, scratch: Path) -> None:
+        lock_entry = manifest.file(manifest.lock) if manifest else None
+        kept = {lock_entry.sha256} if lock_entry else set()
+        # A local project's source archive is read back: its files must be the tree the lock pins.
+        wheels = manifest.wheels if manifest else ()
+        kept |= {w.source.sha256 for w in wheels if w.source and "://" not in w.source.url}
+        super().__init__(kept)
+        self.wheels = {w.sha256: w.filename for w in wheels}
+        self.scratch = scratch
         self.results: dict[str, Wheel | CorruptWheelError] = {}
+
+    def problems(
+        self, manifest: Manifest, stored: Callable[[str], Path | None] = lambda _hex: None
+    ) -> list[Problem]:
+        """:func:`policy_problems` of ``manifest``, from what was taken; ``stored(hex)``
+        names a verified local copy of a blob this sink was not given (None: there is none)."""
+
+        def read(hex_: str) -> bytes:
+            path = None if hex_ in self.blobs else stored(hex_)
+            return path.read_bytes() if path is not None else self.blobs[hex_]
+
+        def inspect(hex_: str, filename: str) -> Wheel | None:
+            path = None if hex_ in self.results else stored(hex_)
+            if path is not None:
+                return inspect_wheel(path, filename=filename)
+            return self.inspected(hex_, filename)
+
+        return policy_problems(manifest, read, inspect)
 
     def has(self, sha256: str) -> bool:
         """The lock and the wheels are written; the rest is only hashed."""
@@ -267,7 +289,7 @@ class _PolicySink(MemorySink):
 
 
 class _InspectingWriter:
-    def __init__(self, sink: _PolicySink, sha256: str) -> None:
+    def __init__(self, sink: PolicySink, sha256: str) -> None:
         self._sink, self._sha256 = sink, sha256
         self._path = sink.scratch / sha256
         self._file: IO[bytes] = self._path.open("wb")

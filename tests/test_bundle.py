@@ -119,6 +119,23 @@ def test_zstd_output_is_the_same_for_any_thread_count(
     assert outputs == {small_archive.path.read_bytes()}
 
 
+def test_archive_written_at_the_old_level_3_still_reads_and_verifies(
+    small_archive: Archive, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Archives of earlier releases were written at zstd level 3; readers need no level.
+    monkeypatch.setattr(bundle, "ZSTD_LEVEL", 3)
+    old = tmp_path / "old.photon"
+    with old.open("wb") as out:
+        write_archive(out, small_archive.manifest, small_archive.blob_path)
+    assert old.read_bytes() != small_archive.path.read_bytes()  # other compressed bytes
+    sink = MemorySink(set(small_archive.manifest.blobs()))
+    assert unpack(old, sink).digest == small_archive.manifest.digest
+    assert collect(old) == []
+    assert sink.blobs == {
+        sha: small_archive.blob_path(sha).read_bytes() for sha in small_archive.manifest.blobs()
+    }
+
+
 def test_archive_of_many_zstd_jobs_is_the_same_for_any_thread_count(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

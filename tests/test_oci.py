@@ -108,6 +108,48 @@ def test_large_blob_goes_up_in_chunks_with_progress(registry: Registry) -> None:
     assert {(e.title, e.total) for e in events} == {("big", 10240)}
 
 
+def test_file_blob_streams_in_patches_from_the_kernel(registry: Registry, tmp_path: Path) -> None:
+    # A regular file goes to the socket with sendfile, PATCH by PATCH, progress after each piece.
+    data = bytes(range(256)) * 12_000  # 3,072,000 bytes: over the 1 MiB of a one-PUT blob
+    path = tmp_path / "blob"
+    path.write_bytes(data)
+    events: list[Transfer] = []
+    with RegistryClient(registry.host) as client, path.open("rb") as stream:
+        client.upload_blob(
+            "oci/file", digest=_digest(data), size=len(data), stream=stream,
+            chunk_size=2_000_000, progress=events.append,
+        )  # fmt: skip
+        assert _fetch(client, "oci/file", data) == data
+    assert [e.done for e in events] == [0, 2_000_000, 3_072_000, 3_072_000]
+
+
+@pytest.mark.parametrize("size", [10, 3_000_000])
+def test_file_that_is_not_its_size_is_refused_before_the_digest(
+    registry: Registry, tmp_path: Path, size: int
+) -> None:
+    path = tmp_path / "blob"
+    path.write_bytes(b"x" * (size + 1))  # grew since its size was taken
+    digest = _digest(b"x" * size)
+    with RegistryClient(registry.host) as client, path.open("rb") as stream:
+        with pytest.raises(IntegrityError) as info:
+            client.upload_blob("oci/grown", digest=digest, size=size, stream=stream)
+        assert not client.has_blob("oci/grown", digest)  # the client is still usable
+    assert str(info.value) == (
+        f"blob {digest} (no name) should be {size} bytes, read {size + 1}: the local file "
+        "changed during the push; rebuild or re-verify it"
+    )
+
+
+def test_stream_that_ends_early_leaves_no_blob_and_a_usable_client(registry: Registry) -> None:
+    data = b"y" * 3_000_000
+    with RegistryClient(registry.host) as client:
+        with pytest.raises(IntegrityError):
+            client.upload_blob(
+                "oci/short", digest=_digest(data), size=len(data), stream=io.BytesIO(data[:-5])
+            )
+        assert not client.has_blob("oci/short", _digest(data))
+
+
 def test_manifest_put_get_and_paginated_tags(registry: Registry) -> None:
     config = b"{}"
     body = json.dumps(

@@ -106,6 +106,23 @@ def test_a_policy_refusal_still_refuses_the_push(
     assert not list((tmp_path / "home").glob("manifests/*"))
 
 
+def test_a_policy_refusal_is_found_in_a_wheel_the_store_already_holds(
+    registry: Registry, tmp_path: Path
+) -> None:
+    # The archive streams past alpha without keeping it (the store has it): the policy
+    # inspects the store's copy, and still finds what alpha requires missing.
+    archive = make_archive(tmp_path / "a", packages=PACKAGES, requires={"alpha": ["missing"]})
+    alpha = _sha(archive.manifest, "alpha")
+    store = Store(tmp_path / "store")
+    store.add_blob_file(archive.blob_path(alpha), alpha, archive.manifest.blobs()[alpha])
+    ref = parse_reference(f"{registry.host}/file/stored-refused:v1")
+    with RegistryClient(registry.host) as client, pytest.raises(IntegrityError, match="missing"):
+        push_archive(archive.path, ref, store, client=client)
+    with RegistryClient(registry.host) as client:
+        assert client.find_manifest("file/stored-refused", "v1") is None
+    assert not list(store.root.glob("tmp/*"))
+
+
 def test_a_file_build_wrote_is_pushed_from_the_store_without_reading_it(
     registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -15,8 +15,10 @@ from __future__ import annotations
 import hashlib
 import http.client
 import json
+import os
 import socket
 import ssl
+import stat
 import urllib.parse
 from collections.abc import Mapping
 from pathlib import Path
@@ -43,11 +45,27 @@ __all__ = [
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-# Large blobs go up in chunks of this size; smaller ones in one PUT.
-CHUNK_SIZE = 8 * 1024 * 1024
+# The most bytes one PATCH of an upload carries. Each PATCH streams (upload.py), so this
+# bounds no memory, only the size of one request. Pushing the torch wheel (555 MB) by
+# sendfile to docker-registry, three rounds alternated: 8 MiB PATCHes 4.95-6.03 s,
+# 64 MiB 3.63-3.80 s, one PATCH of it all 3.12-5.26 s (the registry's CPU 2.3-3.0 s
+# in every case: it hashes and writes every byte).
+CHUNK_SIZE = 64 << 20
 # The distribution spec lets registries refuse manifests over 4 MiB; we refuse
 # to read more than that, so a hostile registry cannot exhaust memory.
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
+
+
+# An upload read from a stream that is not a regular file goes in reads of this size.
+_READ_SIZE = 1024 * 1024
+
+
+def _regular_file(stream: BinaryIO) -> bool:
+    """Whether ``stream`` is an open regular file (the kernel can send it: ``sendfile``)."""
+    try:
+        return stat.S_ISREG(os.fstat(stream.fileno()).st_mode)
+    except (OSError, AttributeError, ValueError):
+        return False
 
 
 class Writable(Protocol):
@@ -128,16 +146,27 @@ class RegistryClient:
         progress: ProgressFn | None = None,
         chunk_size: int = CHUNK_SIZE,
     ) -> None:
-        """Upload ``size`` bytes read from ``stream`` as ``digest``: one PUT, or chunks."""
+        """Upload ``size`` bytes read from ``stream`` as ``digest``: one PUT, or PATCHes.
+
+        From a regular file the kernel sends the bytes (``sendfile``); from any
+        other stream they are read in chunks of at most 1 MiB.
+        """
         upload = self.start_upload(
             repository, digest=digest, size=size, title=title, progress=progress,
             chunk_size=chunk_size,
         )  # fmt: skip
-        # One byte more than the blob is asked for, so a file that grew is noticed.
-        while upload.received <= size and (
-            chunk := stream.read(min(chunk_size, size + 1 - upload.received))
-        ):
-            upload.write(chunk)
+        try:
+            if _regular_file(stream):
+                upload.write_from(stream)
+            else:
+                # One byte more than the blob is asked for, so a stream that grew is noticed.
+                while upload.received <= size and (
+                    chunk := stream.read(min(chunk_size, _READ_SIZE, size + 1 - upload.received))
+                ):
+                    upload.write(chunk)
+        except BaseException:
+            upload.cancel()
+            raise
         upload.finish()
 
     def start_upload(
@@ -313,6 +342,56 @@ class RegistryClient:
                 self.close()
                 raise self._unreachable(exc) from exc
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _begin_body(
+        self, method: str, path: str, repository: str, length: int, headers: Mapping[str, str]
+    ) -> None:
+        """Send the head of a push request whose ``length``-byte body follows (``_send_body``).
+
+        A streamed body cannot be sent twice: the login is the one the upload's
+        POST settled, so a 401 here is an error, not a new handshake.
+        """
+        sent = {**headers, "Content-Length": str(length)}
+        auth = self._auth.header(f"repository:{repository}:pull,push")
+        if auth:
+            sent["Authorization"] = auth
+        try:
+            self._connection().request(method, path, headers=sent)
+        except (OSError, http.client.HTTPException) as exc:
+            self.close()
+            raise self._unreachable(exc) from exc
+
+    def _send_body(self, data: bytes | memoryview) -> None:
+        """The next bytes of the body ``_begin_body`` announced."""
+        try:
+            self._connection().send(data)
+        except OSError as exc:
+            self.close()
+            raise self._unreachable(exc) from exc
+
+    def _send_file(self, fh: BinaryIO, offset: int, count: int) -> int:
+        """``count`` bytes of the body from ``fh`` at ``offset`` (``sendfile``); how many went."""
+        sock = self._connection().sock
+        try:
+            if sock is None:
+                raise ConnectionResetError("the connection closed")
+            return int(sock.sendfile(fh, offset, count))
+        except OSError as exc:
+            self.close()
+            raise self._unreachable(exc) from exc
+
+    def _end_body(self, limit: int = 64 * 1024) -> Response:
+        """The answer to the request whose body was just sent, read up to ``limit`` bytes."""
+        try:
+            raw = self._connection().getresponse()
+            data = raw.read(limit + 1)
+            raw.read()
+        except (OSError, http.client.HTTPException) as exc:
+            self.close()
+            raise self._unreachable(exc) from exc
+        if len(data) > limit:
+            raise RegistryError(f"{self.registry} answered an upload with more than {limit} bytes")
+        return response_with(raw, data)
 
     def _unreachable(self, exc: BaseException) -> RegistryError:
         reason = exc.reason if isinstance(exc, ssl.SSLError) else (str(exc) or type(exc).__name__)

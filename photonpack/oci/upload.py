@@ -11,11 +11,12 @@ only finished (``commit``) once its reader found its hash right.
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 import urllib.parse
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 from photonpack.errors import IntegrityError
 from photonpack.oci.progress import ProgressFn, Transfer
@@ -27,13 +28,21 @@ __all__ = ["BlobUpload", "UploadQueue"]
 
 # Chunks in flight to the upload thread (the archive reader's 1 MiB chunks): bounded memory.
 QUEUE_DEPTH = 32
+# A blob up to this size goes up in its final PUT, one request after the POST; a larger
+# one streams in PATCHes (nothing held in memory), then an empty PUT names its digest.
+PUT_LIMIT = 1 << 20
+# A file's bytes go to the socket (sendfile) in pieces of this size, progress told after each.
+FILE_PIECE = 8 << 20
 
 
 class BlobUpload:
-    """One blob going up: ``write`` its bytes, then ``finish`` (or ``cancel``).
+    """One blob going up: ``write`` its bytes (or ``write_from`` a file), then ``finish``.
 
-    A blob over ``chunk_size`` goes up in PATCHes of that size; a smaller one in
-    the final PUT. Made by :meth:`RegistryClient.start_upload`.
+    A blob of at most ``min(chunk_size, PUT_LIMIT)`` bytes is held and goes up
+    in the final PUT. A larger one streams to the registry as it is written,
+    in PATCHes of at most ``chunk_size`` bytes whose length is announced up
+    front, so nothing is buffered or copied here; the final PUT, empty, names
+    the digest. Made by :meth:`RegistryClient.start_upload`.
     """
 
     def __init__(
@@ -50,10 +59,12 @@ class BlobUpload:
         self._client, self._repository = client, repository
         self.digest, self.size, self.title = digest, size, title
         self._chunk_size = chunk_size
+        self._whole = size <= min(chunk_size, PUT_LIMIT)
         self._report = progress or (lambda _t: None)
-        self._buffer = bytearray()
+        self._buffer = bytearray()  # a small blob's bytes, for the final PUT
         self.received = 0  # bytes given to write()
-        self._sent = 0  # bytes PATCHed
+        self._sent = 0  # bytes sent in PATCH bodies
+        self._open = 0  # bytes the PATCH being sent still announces
         response = client._request(
             "POST", f"/v2/{repository}/blobs/uploads/", repository, push=True
         )
@@ -66,28 +77,59 @@ class BlobUpload:
         self._report(Transfer(digest=self.digest, title=self.title, done=done, total=self.size))
 
     def write(self, data: bytes | memoryview) -> None:
-        """Take the next bytes of the blob; a full chunk of a large blob goes up at once."""
-        self._buffer += data
+        """Take the next bytes of the blob: a large blob's go to the registry at once."""
         self.received += len(data)
-        if self.size > self._chunk_size:
-            while len(self._buffer) >= self._chunk_size:
-                self._patch(self._chunk_size)
+        if self._whole:
+            self._buffer += data
+            return
+        view = memoryview(data)[: self.size - self._sent]  # more than the blob: finish refuses
+        while view:
+            if not self._open:
+                self._begin_patch()
+            part = view[: self._open]
+            self._client._send_body(part)
+            self._account(len(part))
+            view = view[len(part) :]
+        self._progress(self._sent)
 
-    def _patch(self, length: int) -> None:
-        chunk = bytes(self._buffer[:length])
-        del self._buffer[:length]
+    def write_from(self, fh: BinaryIO) -> None:
+        """The blob's bytes from the rest of the regular file ``fh``, sent by the kernel."""
+        start = fh.tell()
+        available = os.fstat(fh.fileno()).st_size - start
+        if self._whole or available != self.size:
+            self.received = min(available, self.size + 1)  # the wrong size: finish refuses
+            if self._whole and available == self.size:
+                self._buffer += fh.read(self.size)
+            return
+        while self._sent < self.size:
+            if not self._open:
+                self._begin_patch()
+            count = min(self._open, FILE_PIECE)
+            sent = self._client._send_file(fh, start + self._sent, count)
+            self.received += sent
+            if sent != count:  # the file shrank under us
+                return
+            self._account(sent)
+            self._progress(self._sent)
+
+    def _begin_patch(self) -> None:
+        length = min(self._chunk_size, self.size - self._sent)
         headers = {
             "Content-Type": "application/octet-stream",
-            "Content-Range": f"{self._sent}-{self._sent + len(chunk) - 1}",
+            "Content-Range": f"{self._sent}-{self._sent + length - 1}",
         }
-        response = self._client._request(
-            "PATCH", self._location, self._repository, push=True, body=chunk, headers=headers
-        )
-        if response.status != 202:
-            raise self._client._error(response, f"uploading a chunk of {self.digest}")
-        self._location = self._client._location(response)
-        self._sent += len(chunk)
-        self._progress(self._sent)
+        self._client._begin_body("PATCH", self._location, self._repository, length, headers)
+        self._open = length
+
+    def _account(self, sent: int) -> None:
+        """``sent`` more bytes of the open PATCH went out; its answer read once it is whole."""
+        self._open -= sent
+        self._sent += sent
+        if not self._open:
+            response = self._client._end_body()
+            if response.status != 202:
+                raise self._client._error(response, f"uploading a chunk of {self.digest}")
+            self._location = self._client._location(response)
 
     def finish(self) -> None:
         """The final PUT, naming the digest: the registry refuses bytes that do not match it."""
@@ -98,8 +140,6 @@ class BlobUpload:
                 f"read {self.received}: the local file changed during the push; rebuild or "
                 "re-verify it"
             )
-        if self.size > self._chunk_size and self._buffer:
-            self._patch(len(self._buffer))
         body = bytes(self._buffer)
         self._buffer.clear()
         sep = "&" if "?" in self._location else "?"
@@ -118,6 +158,9 @@ class BlobUpload:
     def cancel(self) -> None:
         """Drop the upload session (best effort: the registry expires it anyway)."""
         self._buffer.clear()
+        if self._open:  # a PATCH body left unfinished: that connection is unusable
+            self._open = 0
+            self._client.close()
         try:
             self._client._request("DELETE", self._location, self._repository, push=True)
         except Exception:  # noqa: BLE001 - cleaning up after a failure already being reported
