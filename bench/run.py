@@ -152,7 +152,8 @@ def creation_cost(folder: Path) -> str:
 
 # ``--against TREE``: a first run's environment built by another photonpack source tree
 # (a checkout of main, say), in a child process that imports photonpack from TREE and
-# times what ``photonpack_run`` times: old and new code alternate in the same rounds.
+# times what ``photonpack_run`` times; this tree runs the same way (a child's CPU differs
+# from the bench process's own), and the two alternate in the same rounds.
 AGAINST_CHILD = """
 import hashlib, resource, subprocess, sys, time
 from pathlib import Path
@@ -180,6 +181,9 @@ ensure_environment(store, wheels=pairs, runtime=runtime)
 subprocess.run(["sync"], check=True)
 print(time.perf_counter() - start, cpu() - used)
 """
+
+
+THIS_CHILD = "photonpack run (this tree)"
 
 
 def against_name(tree: Path) -> str:
@@ -213,7 +217,8 @@ def bench_install(
 ) -> dict[str, float]:
     """Install ``wheel_dir`` by every variant (or those named in ``only``); the medians.
 
-    ``against``: also build a first run's environment with that photonpack tree.
+    ``against``: also build a first run's environment with that photonpack tree, and with
+    this one, each in a child process.
     """
     wheels = sorted(wheel_dir.glob("*.whl"))
     size = sum(w.stat().st_size for w in wheels)
@@ -304,8 +309,9 @@ def bench_install(
         NEW_RUNTIME: photonpack_new_runtime,
         "pip (bytecode)": pip,
     }
-    if against is not None:
+    if against is not None:  # both trees in a child, the same way
         variants[against_name(against)] = photonpack_against(against, wheel_dir)
+        variants[THIS_CHILD] = photonpack_against(Path(__file__).resolve().parent.parent, wheel_dir)
     if uv is not None:
         warm = work / "uv-warm-cache"
         variants |= {
@@ -348,8 +354,8 @@ def bench_install(
     ours = results.get("photonpack run, empty store", nan)
     print(target("photonpack run (empty store) / pip", ours / pip_time, 0.35))
     if against is not None:
-        theirs = results.get(against_name(against), nan)
-        print(target(f"photonpack run / {against_name(against)}", ours / theirs))
+        mine, theirs = results.get(THIS_CHILD, nan), results.get(against_name(against), nan)
+        print(target(f"{THIS_CHILD} / {against_name(against)}", mine / theirs))
     if uv is not None:
         cold_uv = results.get("uv cold (bytecode)", nan)
         print(target("photonpack run / uv cold (bytecode)", ours / cold_uv, uv_cold_limit))
