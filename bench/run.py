@@ -150,6 +150,62 @@ def creation_cost(folder: Path) -> str:
     return f"creating 1,000 files takes {per_thousand:.0f} ms ({verdict})"
 
 
+# ``--against TREE``: a first run's environment built by another photonpack source tree
+# (a checkout of main, say), in a child process that imports photonpack from TREE and
+# times what ``photonpack_run`` times; this tree runs the same way (a child's CPU differs
+# from the bench process's own), and the two alternate in the same rounds.
+AGAINST_CHILD = """
+import hashlib, resource, subprocess, sys, time
+from pathlib import Path
+tree, dest, wheel_dir = sys.argv[1:4]
+sys.path.insert(0, tree)
+import photonpack
+if not photonpack.__file__.startswith(tree):
+    sys.exit(f"photonpack was imported from {photonpack.__file__}, not from {tree}")
+from photonpack.buildfiles import runtime_entries
+from photonpack.install.environment import ensure_environment
+from photonpack.store import Store
+store = Store(Path(dest) / "store")
+pairs = []
+for wheel in sorted(Path(wheel_dir).glob("*.whl")):
+    digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    store.add_blob_file(wheel, digest, wheel.stat().st_size)
+    pairs.append((digest, wheel.name))
+runtime = runtime_entries(store)
+def cpu():
+    me, kids = (resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+subprocess.run(["sync"], check=True)
+start, used = time.perf_counter(), cpu()
+ensure_environment(store, wheels=pairs, runtime=runtime)
+subprocess.run(["sync"], check=True)
+print(time.perf_counter() - start, cpu() - used)
+"""
+
+
+THIS_CHILD = "photonpack run (this tree)"
+
+
+def against_name(tree: Path) -> str:
+    return f"photonpack run ({tree.name})"
+
+
+def photonpack_against(tree: Path, wheel_dir: Path) -> Callable[[Path], float]:
+    """The ``--against`` variant: ``tree``'s photonpack, timed in a child (see AGAINST_CHILD)."""
+    source = str(tree.resolve())
+
+    def run(dest: Path) -> float:
+        argv = [sys.executable, "-c", AGAINST_CHILD, source, str(dest), str(wheel_dir)]
+        done = subprocess.run(argv, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise SystemExit(f"--against {tree}: {done.stderr.strip() or done.stdout.strip()}")
+        seconds, cpu = (float(field) for field in done.stdout.split())
+        _cpu_spent.append(cpu)
+        return seconds
+
+    return run
+
+
 def bench_install(
     wheel_dir: Path,
     uv: Path | None,
@@ -157,8 +213,13 @@ def bench_install(
     workdir: Path | None = None,
     only: Collection[str] | None = None,
     uv_cold_limit: float | None = None,
+    against: Path | None = None,
 ) -> dict[str, float]:
-    """Install ``wheel_dir`` by every variant (or those named in ``only``); the medians."""
+    """Install ``wheel_dir`` by every variant (or those named in ``only``); the medians.
+
+    ``against``: also build a first run's environment with that photonpack tree, and with
+    this one, each in a child process.
+    """
     wheels = sorted(wheel_dir.glob("*.whl"))
     size = sum(w.stat().st_size for w in wheels)
     print(f"install: {len(wheels)} wheels, {size / 1e6:.1f} MB, python {BASE}")
@@ -248,6 +309,9 @@ def bench_install(
         NEW_RUNTIME: photonpack_new_runtime,
         "pip (bytecode)": pip,
     }
+    if against is not None:  # both trees in a child, the same way
+        variants[against_name(against)] = photonpack_against(against, wheel_dir)
+        variants[THIS_CHILD] = photonpack_against(Path(__file__).resolve().parent.parent, wheel_dir)
     if uv is not None:
         warm = work / "uv-warm-cache"
         variants |= {
@@ -289,6 +353,9 @@ def bench_install(
     nan = float("nan")
     ours = results.get("photonpack run, empty store", nan)
     print(target("photonpack run (empty store) / pip", ours / pip_time, 0.35))
+    if against is not None:
+        mine, theirs = results.get(THIS_CHILD, nan), results.get(against_name(against), nan)
+        print(target(f"{THIS_CHILD} / {against_name(against)}", mine / theirs))
     if uv is not None:
         cold_uv = results.get("uv cold (bytecode)", nan)
         print(target("photonpack run / uv cold (bytecode)", ours / cold_uv, uv_cold_limit))
@@ -403,6 +470,11 @@ def main() -> None:
     parser.add_argument(
         "--only", choices=["install", "start", "verify"], action="append", help="sections to run"
     )
+    parser.add_argument(
+        "--against",
+        type=Path,
+        help="another photonpack source tree whose first-run install alternates with this one's",
+    )
     args = parser.parse_args()
     sections = set(args.only or ["install", "start", "verify"])
     header("run: install, warm start and verify (issue 5)")
@@ -424,7 +496,7 @@ def main() -> None:
             uv = args.uv
             if uv is None and (tools := tool_venv(work, "uv")) is not None:
                 uv = tools / "uv"
-            bench_install(wheels, uv, args.repeat, args.workdir)
+            bench_install(wheels, uv, args.repeat, args.workdir, against=args.against)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -289,20 +289,42 @@ def _install(
                 fresh, scheme, interpreter=interpreter, on_written=compiler.submit,
                 taken=linked, readonly=readonly, progress=progress,
             )  # fmt: skip
-            # The wheels' bytes go to disk while the last modules compile.
+            # The wheels' bytes, then the pycs written so far, go to disk while the last
+            # modules compile: the final flush is left with the last few.
+            finished = threading.Event()
             flusher = ThreadPoolExecutor(1, thread_name_prefix="photonpack-sync")
-            flushing = flusher.submit(sync_filesystem, scheme.root)
+            flushing = flusher.submit(_flush_until, scheme.root, finished)
             flusher.shutdown(wait=False)
-            if place:
-                taken = [*linked, *(str(path) for dist in dists for path, _h, _s in dist.rows)]
-                dists.append(place_runtime(site, runtime_files, taken, readonly=readonly))
-                compiler.submit(site, [(path, size) for path, _h, size in dists[-1].rows])
-            compiled = compiler.finish()
+            try:
+                if place:
+                    taken = [*linked, *(str(path) for dist in dists for path, _h, _s in dist.rows)]
+                    dists.append(place_runtime(site, runtime_files, taken, readonly=readonly))
+                    compiler.submit(site, [(path, size) for path, _h, size in dists[-1].rows])
+                compiled = compiler.finish()
+            finally:
+                finished.set()
     elif place:  # every wheel linked: a few runtime files, compiled in this process if it can
         dists.append(place_runtime(site, runtime_files, linked, readonly=readonly))
         if compile_bytecode:
             compiled = compile_few(interpreter, site, [path for path, _h, _s in dists[-1].rows])
     return dists, compiled, flushing
+
+
+# Seconds between flushes of the environment's filesystem while bytecode is compiled.
+_FLUSH_INTERVAL = 0.5
+
+
+def _flush_until(root: Path, finished: threading.Event) -> None:
+    """Flush ``root``'s filesystem now, then every _FLUSH_INTERVAL until ``finished`` is set.
+
+    The flush before the environment is marked complete then has little left
+    to write (pycs land until the end). A flush started is finished before this
+    returns: the caller waits for it before its own, final one.
+    """
+    while True:
+        sync_filesystem(root)
+        if finished.wait(_FLUSH_INTERVAL):
+            return
 
 
 def create_environment(
