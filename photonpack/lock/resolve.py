@@ -39,7 +39,12 @@ from packaging.utils import canonicalize_name
 from photonpack.errors import ResolutionError
 from photonpack.lock.index import DistFile, IndexSettings, redact_url
 from photonpack.lock.piperrors import SourcesNeeded, pip_internals, translated
-from photonpack.lock.pipreads import MetadataShortcut, metadata_shortcuts, sharing_pages
+from photonpack.lock.pipreads import (
+    MetadataShortcut,
+    cheaper_links,
+    metadata_shortcuts,
+    sharing_pages,
+)
 from photonpack.lock.repository import TargetRepository, target_environment
 from photonpack.lock.sdistmeta import remembered_metadata, static_sdist_metadata
 from photonpack.lock.shared import SharedIndex
@@ -109,6 +114,7 @@ def resolve(
         _quiet(),
         contextlib.closing(shared),
         sharing_pages(shared, lambda: current[-1].tags),
+        cheaper_links(),
         metadata_shortcuts(shared, *([sdist_metadata] if allow_sources else [])),
         remembered_metadata(),  # a dynamic sdist's backend runs once, not once per round
         tempfile.TemporaryDirectory(prefix="photonpack-resolve-") as work,
