@@ -74,6 +74,15 @@ def test_four_targets_lock_to_the_bytes_of_one_target_at_a_time(
     assert _normalized(result.path.read_text(), index) == EXPECTED.read_text()
 
 
+def test_four_targets_lock_to_the_same_bytes_with_pages_decoded_by_the_helper(
+    index: PackageIndex, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("photonpack.lock.shared.BIG_PAGE", 0)  # every page: lock/pagedecode.py
+    options = LockOptions(index=IndexSettings(index_url=index.url), targets=TARGETS)
+    result = lock_photon(photon(tmp_path, *REQUIREMENTS), options)
+    assert _normalized(result.path.read_text(), index) == EXPECTED.read_text()
+
+
 def test_four_targets_fetch_each_page_and_pure_wheel_once(
     package_index: PackageIndex, tmp_path: Path
 ) -> None:

@@ -124,9 +124,10 @@ def resolve(
         work_dir = Path(work)
         repositories: dict[Target, TargetRepository] = {}
         wanted = [*requirements, *(f"{n}=={v}" for n, v in preferences.items())]
-        for target in targets:  # each starts fetching ahead as soon as its finder exists
+        for target in targets:
             repositories[target] = each = TargetRepository(target, index, work_dir, shared)
             shared.views.append(each.view)
+        for each in repositories.values():  # every target's tags known to the first page
             shared.want(wanted, [each.view])
         resolve_each = _Passes(requirements, constraints, repositories, current, sources)
         resolution = resolve_each(targets, preferences)

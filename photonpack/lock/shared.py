@@ -47,6 +47,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from photonpack.lock.metadist import wheel_metadata
+from photonpack.lock.pagedecode import BIG_PAGE, PageDecoder
 from photonpack.lock.prefetch import PriorityPool
 from photonpack.lock.remotezip import RangeRefused, http_ranges, ranged_wheel
 from photonpack.lock.target import Target
@@ -82,19 +83,45 @@ class TargetView:
 
 
 class _Page:
-    """A project page decoded once: its files, each wheel's tags, Links made on demand."""
+    """A project page decoded once: its files, each wheel's tags, Links made on demand.
 
-    def __init__(self, content: Any) -> None:
+    ``files`` are all the page's, or (``kept_for``) those a target with one of those tags
+    may install (lock/pagedecode.py); a target with other tags gets the whole page, which
+    is given to ``decoded`` first.
+    """
+
+    def __init__(
+        self,
+        content: Any,
+        files: list[dict[str, Any]] | None = None,
+        kept_for: frozenset[str] | None = None,
+        decoded: Callable[[_Page], None] = lambda page: None,
+    ) -> None:
         self.content = content
-        self.json = content.content_type.lower().startswith(_JSON)
+        self.json = _is_json(content)
         self.files: list[dict[str, Any]] = []
         self.tags: list[frozenset[str] | None] = []
         self.links: dict[int, Any] = {}
         self.all_links: list[Any] | None = None  # an HTML page: pip's own parse, whole
+        self.kept_for = kept_for if files is not None else None
+        self._whole: _Page | None = None
+        self._decoded = decoded
         self.lock = threading.Lock()
         if self.json:
-            self.files = list(json.loads(content.content).get("files", []))
+            if files is None:
+                files = list(json.loads(content.content).get("files", []))
+            self.files = files
             self.tags = [wheel_tags(str(f.get("filename", ""))) for f in self.files]
+
+    def for_tags(self, tags: frozenset[str]) -> _Page:
+        """This page, or the whole page where this one kept too few files for ``tags``."""
+        if self.kept_for is None or tags <= self.kept_for:
+            return self
+        with self.lock:
+            if self._whole is None:
+                self._decoded(whole := _Page(self.content))
+                self._whole = whole
+            return self._whole
 
     def link(self, i: int) -> Any:
         from pip._internal.models.link import Link
@@ -117,6 +144,8 @@ class _Page:
                 if self.all_links is None:
                     self.all_links = list(parse_links(self.content))
                 return self.all_links
+        if (whole := self.for_tags(tags)) is not self:
+            return whole.links_for(tags, wheels_only=wheels_only)
         found = []
         for i, wheel in enumerate(self.tags):
             if wheel is None and wheels_only and not named_wheel(self.files[i]):
@@ -139,6 +168,8 @@ class SharedIndex:
         self.views: list[TargetView] = []
         self.progress: Callable[[int], None] = lambda found: None
         self._pool = PriorityPool(WORKERS, "photonpack-prefetch")
+        self._decoder = PageDecoder()
+        self._decoder.start()  # while pip is being imported
         self._lock = threading.Lock()
         self._pages: dict[str, concurrent.futures.Future[_Page | None]] = {}
         self._metadata: dict[str, concurrent.futures.Future[Any]] = {}
@@ -157,6 +188,7 @@ class SharedIndex:
         with self._lock:
             self._closed = True
         self._pool.shutdown()
+        self._decoder.close()
 
     # -- pages ---------------------------------------------------------------------------
 
@@ -197,13 +229,20 @@ class SharedIndex:
         content = _get_index_content(Link(url), session=self.session)
         if content is None:
             return None
-        page = _Page(content)
+        files = None
+        tags = frozenset().union(*(view.tag_set for view in self.views))
+        if _is_json(content) and len(content.content) >= BIG_PAGE and tags:
+            files = self._decoder.files(content.content, tags)
+        page = _Page(content, files, tags, self._record_sizes)
+        self._record_sizes(page)
+        return page
+
+    def _record_sizes(self, page: _Page) -> None:
         for entry in page.files:
             size = entry.get("size")
             if isinstance(size, int):
                 sha256 = (entry.get("hashes") or {}).get("sha256") or ""
                 self.sizes[(str(entry.get("filename")), sha256)] = size
-        return page
 
     # -- metadata ------------------------------------------------------------------------
 
@@ -382,6 +421,7 @@ class SharedIndex:
             page = done.result()
             if page is None or not page.json:
                 return
+            page = page.for_tags(view.tag_set)
             i = _likely(page, name, spec, view, self.preferences.get(name))
             link = None if i is None else page.link(i)
         except Exception:  # noqa: BLE001 - see above
@@ -404,6 +444,10 @@ class SharedIndex:
         """Fetch ahead the dependencies of a wheel, for the targets that can install it."""
         tags = wheel_tags(link.filename) or frozenset()
         self.want(requires, [v for v in self.views if not tags.isdisjoint(v.tag_set)])
+
+
+def _is_json(content: Any) -> bool:
+    return bool(content.content_type.lower().startswith(_JSON))
 
 
 @functools.lru_cache(maxsize=1024)
