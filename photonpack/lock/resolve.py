@@ -39,6 +39,7 @@ from packaging.utils import canonicalize_name
 from photonpack.errors import ResolutionError
 from photonpack.lock.index import DistFile, IndexSettings, redact_url
 from photonpack.lock.piperrors import SourcesNeeded, pip_internals, translated
+from photonpack.lock.pipimport import lazy_unused
 from photonpack.lock.pipreads import (
     MetadataShortcut,
     cheaper_links,
@@ -102,6 +103,7 @@ def resolve(
     cannot use it (no wheel for it, or a conflict) — as uv's universal
     resolution keeps one version across platforms when one satisfies them all.
     """
+    lazy_unused()
     indexes = tuple(url.rstrip("/") + "/" for url in (index.index_url, *index.extra_index_urls))
     shared = SharedIndex(indexes=indexes, preferences=preferences)
     if progress is not None:
