@@ -20,6 +20,7 @@ from pip._vendor.packaging.specifiers import SpecifierSet
 
 from photonpack.lock.index import IndexSettings
 from photonpack.lock.lockfile import LockOptions, lock_photon
+from photonpack.lock.shared import SharedIndex
 from photonpack.lock.target import Target
 from tests.support.index import PackageIndex, add_serving_stack
 from tests.test_lock import photon
@@ -122,3 +123,25 @@ def test_a_wheels_metadata_is_one_distribution_parsed_once() -> None:
         'tomli; python_version < "3.12"',
     ]
     assert dist._dist.metadata is dist._dist.metadata  # parsed once, for every question
+
+
+def test_a_wheel_read_whole_gives_one_distribution_parsed_once(
+    package_index: PackageIndex,
+) -> None:
+    from pip._internal.network.session import PipSession
+
+    package_index.add("common", "1.2", requires=['tomli; python_version < "3.12"'])
+    shared = SharedIndex(indexes=(package_index.url + "/",), preferences={})
+    shared.session = PipSession()
+    try:
+        page = shared.page(f"{package_index.url}/common/")
+        assert page is not None
+        (link,) = page.links_for(frozenset({"py3-none-any"}))
+        dist = shared.metadata(link, "common")  # no .metadata: the wheel is downloaded
+        assert shared.metadata(link, "common") is dist
+        assert (dist.canonical_name, str(dist.version)) == ("common", "1.2")
+        assert dist._dist.metadata is dist._dist.metadata  # parsed once, for every question
+    finally:
+        shared.close()
+    wheels = [p for p in package_index.requests if p.startswith("/files/")]
+    assert wheels == ["/files/common-1.2-py3-none-any.whl"]

@@ -355,7 +355,9 @@ class SharedIndex:
             return None
 
     def _wheel_metadata(self, link: Any, name: str, sha256: str) -> Any:
-        """The wheel's own metadata, read from a temporary file (memory stays flat)."""
+        """The wheel's own METADATA (bytes: one distribution for every target, parsed once,
+        as a ``.metadata`` file's), read from a temporary file (memory stays flat); pip's
+        distribution of the whole wheel where that member alone cannot be read."""
         from pip._internal.metadata import MemoryWheel
         from pip._internal.metadata import get_wheel_distribution as wheel_distribution
         from pip._vendor.packaging.utils import canonicalize_name as pip_name
@@ -370,8 +372,9 @@ class SharedIndex:
                     file.write(chunk)
             if digest.hexdigest() != sha256:
                 return None  # pip downloads it again, and reports what is wrong
+            if (metadata := wheel_metadata(file)) is not None:
+                return metadata
             file.seek(0)
-            # Read into memory (no temporary directory): one distribution serves every target.
             return wheel_distribution(MemoryWheel(link.filename, file), pip_name(name))
 
     # -- fetching ahead ------------------------------------------------------------------
