@@ -65,8 +65,24 @@ def test_cheaper_links_find_no_cached_wheel_for_a_wheel_link() -> None:
     assert asked == ["pkg-1.0.tar.gz"]  # the sdist's link is still looked up
 
 
+def test_cheaper_links_parse_a_candidates_version_as_pip_does() -> None:
+    from pip._internal.models.candidate import InstallationCandidate
+    from pip._vendor.packaging.version import InvalidVersion, Version
+
+    link = Link("https://host/pkg-1.0-py3-none-any.whl")
+    with cheaper_links():
+        first, again = (InstallationCandidate("pkg", "1.0.0", link) for _ in range(2))
+        assert first.version == Version("1.0.0") and str(again.version) == "1.0.0"
+        for _ in range(2):
+            with pytest.raises(InvalidVersion):
+                InstallationCandidate("pkg", "not a version", link)
+
+
 def test_cheaper_links_are_undone_on_exit() -> None:
+    from pip._internal.models import candidate as candidate_module
+
     before = (
+        candidate_module.__dict__["parse_version"],
         link_module.__dict__["_ensure_quoted_url"],
         packaging_utils.__dict__["parse_tag"],
         Factory.__dict__["get_wheel_cache_entry"],
@@ -74,6 +90,7 @@ def test_cheaper_links_are_undone_on_exit() -> None:
     with cheaper_links():
         pass
     after = (
+        candidate_module.__dict__["parse_version"],
         link_module.__dict__["_ensure_quoted_url"],
         packaging_utils.__dict__["parse_tag"],
         Factory.__dict__["get_wheel_cache_entry"],

@@ -127,20 +127,27 @@ def cheaper_links() -> Iterator[None]:
     * **Parsing a wheel's tags** (``parse_tag``, for each wheel name): a project's
       files repeat a few tag strings thousands of times; the frozenset of immutable
       tags is kept per string (an invalid one raises again each time).
+    * **Parsing a candidate's version** (``InstallationCandidate``, for each link and
+      each target): a version is immutable, one is kept per string.
     * **Looking a wheel up in pip's wheel cache** (a hash and a directory scan per
       candidate): that cache holds wheels pip built from an sdist's link, under that
       link, so a wheel's link has no entry there; pip finds none for it either.
 
     Undone on exit, like the other patches.
     """
-    from pip._internal.models import link as link_module
+    from pip._internal.models import candidate as pip_candidate
+    from pip._internal.models import link as pip_link
     from pip._internal.resolution.resolvelib.factory import Factory
-    from pip._vendor.packaging import utils
+    from pip._vendor.packaging import utils as pip_utils
 
-    packaging_utils: Any = utils
+    # Typed as Any: the names patched are not in these modules' public interfaces.
+    packaging_utils: Any = pip_utils
+    candidate_module: Any = pip_candidate
+    link_module: Any = pip_link
     quoted = link_module.__dict__["_ensure_quoted_url"]
     parse_tag = packaging_utils.__dict__["parse_tag"]
     cache_entry = Factory.__dict__["get_wheel_cache_entry"]
+    parse_version = candidate_module.__dict__["parse_version"]
 
     def ensure_quoted_url(url: str) -> str:
         return url if _QUOTED_URL.fullmatch(url) else quoted(url)
@@ -151,9 +158,11 @@ def cheaper_links() -> Iterator[None]:
     link_module._ensure_quoted_url = ensure_quoted_url
     packaging_utils.parse_tag = functools.lru_cache(maxsize=4096)(parse_tag)
     Factory.get_wheel_cache_entry = get_wheel_cache_entry  # type: ignore[method-assign]
+    candidate_module.parse_version = functools.lru_cache(maxsize=1 << 14)(parse_version)
     try:
         yield
     finally:
         link_module._ensure_quoted_url = quoted
         packaging_utils.parse_tag = parse_tag
+        candidate_module.parse_version = parse_version
         Factory.get_wheel_cache_entry = cache_entry  # type: ignore[method-assign]

@@ -77,9 +77,11 @@ class TargetView:
     environment: Mapping[str, str]
     pre: bool
     tag_set: frozenset[str] = frozenset()
+    rank: Mapping[str, int] = dataclasses.field(default_factory=dict)  # tag -> its place
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tag_set", frozenset(self.tags))
+        object.__setattr__(self, "rank", {tag: n for n, tag in enumerate(self.tags)})
 
 
 class _Page:
@@ -383,7 +385,7 @@ class SharedIndex:
         """Fetch ahead what resolving ``lines`` (PEP 508) will need, for ``views`` (all)."""
         for line in lines:
             try:
-                requirement = Requirement(line)
+                requirement = _requirement(line)
             except InvalidRequirement:
                 continue  # an option line or a path: pip reads it
             if requirement.url:
@@ -453,9 +455,15 @@ def _is_json(content: Any) -> bool:
     return bool(content.content_type.lower().startswith(_JSON))
 
 
-@functools.lru_cache(maxsize=1024)
-def _specifier(text: str) -> SpecifierSet:
-    return SpecifierSet(text)
+# A project's releases repeat a few Requires-Python values, and every target of a lock asks
+# about the same releases: each answer is computed once.
+@functools.lru_cache(maxsize=4096)
+def _allows(requires_python: str, python: str) -> bool:
+    return Version(python) in SpecifierSet(requires_python)
+
+
+_version = functools.lru_cache(maxsize=1 << 14)(Version)
+_requirement = functools.lru_cache(maxsize=4096)(Requirement)  # read, never changed
 
 
 def _likely(
@@ -466,8 +474,8 @@ def _likely(
         specifier = SpecifierSet(spec)
     except InvalidSpecifier:
         return None
-    python = Version(".".join(str(n) for n in view.target.python_version))
-    rank = {tag: n for n, tag in enumerate(view.tags)}
+    python = ".".join(str(n) for n in view.target.python_version)
+    rank = view.rank
     best: tuple[Version, int, int] | None = None  # version, -tag rank, -index
     for i, tags in enumerate(page.tags):
         if tags is None or tags.isdisjoint(view.tag_set):
@@ -476,9 +484,9 @@ def _likely(
         if entry.get("yanked"):
             continue
         try:
-            version = Version(str(entry["filename"]).split("-")[1])
+            version = _version(str(entry["filename"]).split("-")[1])
             requires = entry.get("requires-python")
-            if requires and python not in _specifier(requires):
+            if requires and not _allows(requires, python):
                 continue
         except (InvalidVersion, InvalidSpecifier, IndexError, KeyError):
             continue
