@@ -78,10 +78,25 @@ def test_cheaper_links_parse_a_candidates_version_as_pip_does() -> None:
                 InstallationCandidate("pkg", "not a version", link)
 
 
+def test_cheaper_links_compute_the_interpreters_tags_once() -> None:
+    from pip._internal.resolution.resolvelib import factory
+    from pip._internal.utils.compatibility_tags import get_supported
+
+    with cheaper_links():
+        first = factory.get_supported()  # type: ignore[attr-defined]
+        assert factory.get_supported() is first  # type: ignore[attr-defined]
+        assert first == get_supported()
+        assert factory.get_supported("311", ["linux_x86_64"]) == get_supported(  # type: ignore[attr-defined]
+            "311", ["linux_x86_64"]
+        )
+
+
 def test_cheaper_links_are_undone_on_exit() -> None:
     from pip._internal.models import candidate as candidate_module
+    from pip._internal.resolution.resolvelib import factory
 
     before = (
+        factory.__dict__["get_supported"],
         candidate_module.__dict__["parse_version"],
         link_module.__dict__["_ensure_quoted_url"],
         packaging_utils.__dict__["parse_tag"],
@@ -90,6 +105,7 @@ def test_cheaper_links_are_undone_on_exit() -> None:
     with cheaper_links():
         pass
     after = (
+        factory.__dict__["get_supported"],
         candidate_module.__dict__["parse_version"],
         link_module.__dict__["_ensure_quoted_url"],
         packaging_utils.__dict__["parse_tag"],
