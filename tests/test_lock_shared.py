@@ -14,6 +14,7 @@ import re
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pip._vendor.packaging.specifiers import SpecifierSet
@@ -123,6 +124,46 @@ def test_a_wheels_metadata_is_one_distribution_parsed_once() -> None:
         'tomli; python_version < "3.12"',
     ]
     assert dist._dist.metadata is dist._dist.metadata  # parsed once, for every question
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        b"Metadata-Version: 2.1\nName: native\nVersion: 3.0\nRequires-Dist: common\n\n"
+        + b"# A README\n\nWith paragraphs,\r\nodd lines\n\n\nand no end",
+        b"Metadata-Version: 2.1\nName: native\nVersion: 3.0\n",  # no body
+        b"Metadata-Version: 2.1\r\nName: native\r\nVersion: 3.0\r\n\r\nCRLF body\r\n",
+        b"Metadata-Version: 2.1\nName: native\nVersion: 3.0\nnot a header\n\nbody\n",
+        b"Metadata-Version: 2.1\nName: native\nContent-Type: multipart/mixed; boundary=b\n\n"
+        + b"--b\n\npart\n--b--\n",
+    ],
+)
+def test_a_wheels_metadata_parses_as_the_email_parser_parses_it(text: bytes) -> None:
+    import pathlib
+
+    from pip._internal.metadata.importlib._dists import WheelDistribution
+
+    from photonpack.lock.metadist import metadata_distribution
+
+    dist = metadata_distribution(text, "native-3.0-py3-none-any.whl")
+    files = {pathlib.PurePosixPath("METADATA"): text}
+    whole: Any = WheelDistribution(files, pathlib.PurePosixPath("x")).metadata  # pip's own
+    parsed = dist._dist.metadata
+    assert type(parsed) is type(whole)
+    assert _rendered(parsed) == _rendered(whole)
+
+
+def _rendered(message: Any) -> Any:
+    """What a parsed message holds, comparable (its defects and parts compare by identity)."""
+    if isinstance(message, list):
+        return [_rendered(part) for part in message]
+    if not hasattr(message, "items"):
+        return message
+    return (
+        [(key, _rendered(value)) for key, value in message.items()],
+        _rendered(message.get_payload()),
+        [type(defect) for defect in message.defects],
+    )
 
 
 def test_a_wheel_read_whole_gives_one_distribution_parsed_once(

@@ -308,7 +308,8 @@ class SharedIndex:
         if found is None:
             return None
         if isinstance(found, bytes):
-            headers = email.parser.BytesParser().parsebytes(found, headersonly=True)
+            head = found.partition(b"\n\n")[0]  # the headers end at the first blank line
+            headers = email.parser.BytesParser().parsebytes(head, headersonly=True)
             project, version = str(headers.get("Name", "")), str(headers.get("Version", ""))
             requires = headers.get_all("Requires-Dist") or []
         else:
