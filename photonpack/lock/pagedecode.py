@@ -24,6 +24,7 @@ import struct
 import subprocess
 import sys
 import threading
+from pathlib import Path
 from typing import IO, Any
 
 from photonpack.lock.wheeltags import wheel_tags
@@ -35,7 +36,12 @@ __all__ = ["BIG_PAGE", "PageDecoder", "kept_files", "serve"]
 BIG_PAGE = 256 << 10
 _HELLO = b"photonpack page decoder 1\n"
 _LENGTH = struct.Struct(">Q")
-_CODE = "from photonpack.lock.pagedecode import serve; serve()"
+# This photonpack, wherever it was imported from (an installation, a checkout on the path).
+_CODE = (
+    "import sys; sys.path.insert(0, sys.argv[1]); "
+    "from photonpack.lock.pagedecode import serve; serve()"
+)
+_ROOT = str(Path(__file__).resolve().parents[2])
 
 
 def kept_files(content: bytes, tags: frozenset[str]) -> list[Any]:
@@ -65,7 +71,7 @@ class PageDecoder:
             if self._process is None and not self._broken:
                 try:
                     self._process = subprocess.Popen(
-                        [sys.executable, "-c", _CODE],
+                        [sys.executable, "-c", _CODE, _ROOT],
                         stdin=subprocess.PIPE,
                         stdout=subprocess.PIPE,
                         stderr=subprocess.DEVNULL,
