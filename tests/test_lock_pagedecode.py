@@ -67,3 +67,16 @@ def test_a_target_whose_tags_were_not_kept_for_gets_the_whole_page(decoder: Page
     assert whole.files == FILES and decoded == [whole]  # given to the shared index's sizes
     links = page.links_for(windows, wheels_only=True)
     assert [link.url for link in links] == ["https://h/bad.whl", "https://h/w.whl"]
+
+
+@pytest.mark.parametrize("code", ["import sys; sys.exit(3)", "print('someone else')"])
+def test_a_helper_that_does_not_answer_leaves_the_page_to_this_process(
+    code: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("photonpack.lock.pagedecode._CODE", code)
+    decoder = PageDecoder()
+    try:
+        assert decoder.files(PAGE, X86) is None
+        assert decoder.files(PAGE, X86) is None  # not asked again
+    finally:
+        decoder.close()
