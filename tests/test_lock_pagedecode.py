@@ -28,6 +28,7 @@ PAGE = json.dumps({"meta": {"api-version": "1.1"}, "name": "pkg", "files": FILES
 @pytest.fixture
 def decoder() -> Iterator[PageDecoder]:
     decoder = PageDecoder()
+    decoder.start(wait=True)  # else the first pages are decoded here, while it starts
     yield decoder
     decoder.close()
 
@@ -46,6 +47,19 @@ def test_a_page_the_helper_cannot_decode_is_left_to_this_process(decoder: PageDe
     assert decoder.files(b"<html>not json</html>", X86) is None
     assert decoder.files(b'{"files": [1]}', X86) is None
     assert decoder.files(PAGE, X86) == kept_files(PAGE, X86)  # still answering
+
+
+def test_a_helper_still_starting_leaves_the_page_to_this_process() -> None:
+    decoder = PageDecoder()
+    try:
+        decoder.start()
+        answers = [decoder.files(PAGE, X86) for _ in range(2)]  # maybe ready by then
+        decoder.start(wait=True)
+        answers.append(decoder.files(PAGE, X86))
+    finally:
+        decoder.close()
+    assert all(a is None or a == kept_files(PAGE, X86) for a in answers)
+    assert answers[-1] == kept_files(PAGE, X86)
 
 
 def test_a_closed_decoder_answers_nothing(decoder: PageDecoder) -> None:
@@ -75,6 +89,7 @@ def test_a_helper_that_does_not_answer_leaves_the_page_to_this_process(
 ) -> None:
     monkeypatch.setattr("photonpack.lock.pagedecode._CODE", code)
     decoder = PageDecoder()
+    decoder.start(wait=True)
     try:
         assert decoder.files(PAGE, X86) is None
         assert decoder.files(PAGE, X86) is None  # not asked again

@@ -79,7 +79,14 @@ def test_four_targets_lock_to_the_bytes_of_one_target_at_a_time(
 def test_four_targets_lock_to_the_same_bytes_with_pages_decoded_by_the_helper(
     index: PackageIndex, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("photonpack.lock.shared.BIG_PAGE", 0)  # every page: lock/pagedecode.py
+    from photonpack.lock.pagedecode import PageDecoder
+
+    class Ready(PageDecoder):  # the real helper, waited for: it decodes every page
+        def start(self, *, wait: bool = False) -> None:
+            super().start(wait=True)
+
+    monkeypatch.setattr("photonpack.lock.shared.BIG_PAGE", 0)
+    monkeypatch.setattr("photonpack.lock.shared.PageDecoder", Ready)
     options = LockOptions(index=IndexSettings(index_url=index.url), targets=TARGETS)
     result = lock_photon(photon(tmp_path, *REQUIREMENTS), options)
     assert _normalized(result.path.read_text(), index) == EXPECTED.read_text()

@@ -9,7 +9,8 @@ answers with the file entries some target may install, in the page's order: sdis
 names that are no wheel's (pip reports those), and wheels with one of the targets'
 tags. That is the test :meth:`~photonpack.lock.shared._Page.links_for` applies per
 target, so no finder sees a different list. The helper starts when the lock does,
-while pip is still being imported.
+while pip is still being imported; a page that arrives before it is ready is decoded
+here (a warm HTTP cache serves the first pages at once).
 
 Whatever goes wrong with the helper (it does not start, dies, answers something
 else, or the page is no JSON it can decode) makes the page decode in this process,
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import select
 import struct
 import subprocess
 import sys
@@ -64,9 +66,9 @@ class PageDecoder:
         self._greeted = False
         self._broken = False
 
-    def start(self) -> None:
-        """Start the helper now (it answers from the first page on); quietly nothing if it
-        cannot start."""
+    def start(self, *, wait: bool = False) -> None:
+        """Start the helper now (it answers once it has greeted); quietly nothing if it
+        cannot start. ``wait``: until it has greeted, or failed."""
         with self._lock:
             if self._process is None and not self._broken:
                 try:
@@ -78,21 +80,21 @@ class PageDecoder:
                     )
                 except OSError:
                     self._broken = True
+            if wait:
+                self._ready(wait=True)
 
     def files(self, content: bytes, tags: frozenset[str]) -> list[Any] | None:
         """:func:`kept_files` of ``content``, from the helper; None where this process
-        should decode the page itself."""
+        should decode the page itself (also while the helper is still starting: a warm
+        HTTP cache gives the first pages before it is ready)."""
         self.start()
         with self._lock:
             process = self._process
-            if process is None or self._broken:
+            if not self._ready(wait=False):
                 return None
-            assert process.stdin is not None and process.stdout is not None
+            assert process is not None and process.stdin is not None
+            assert process.stdout is not None
             try:
-                if not self._greeted:
-                    if process.stdout.readline() != _HELLO:
-                        raise EOFError("not the page decoder")
-                    self._greeted = True
                 _send(process.stdin, json.dumps(sorted(tags)).encode(), content)
                 kind, answer = _receive(process.stdout), _receive(process.stdout)
                 files = json.loads(answer) if kind == b"files" else None
@@ -101,6 +103,28 @@ class PageDecoder:
                 self._stop(process)
                 return None
         return files if isinstance(files, list) else None
+
+    def _ready(self, *, wait: bool) -> bool:
+        """Whether the helper has greeted (reading its greeting if it is there, or if
+        ``wait``); a wrong greeting or none breaks it. Called holding the lock."""
+        process = self._process
+        if process is None or self._broken:
+            return False
+        if self._greeted:
+            return True
+        assert process.stdout is not None
+        if not wait and not _readable(process.stdout):
+            return False
+        try:
+            greeting = process.stdout.readline()
+        except OSError:
+            greeting = b""
+        if greeting != _HELLO:
+            self._broken = True
+            self._stop(process)
+            return False
+        self._greeted = True
+        return True
 
     def close(self) -> None:
         """Let the helper end (it sees the end of its input)."""
@@ -140,6 +164,14 @@ def serve() -> None:
         except Exception as exc:  # noqa: BLE001 - see above
             reply = (b"error", repr(exc).encode())
         _send(stdout, *reply)
+
+
+def _readable(stream: IO[bytes]) -> bool:
+    """Whether ``stream`` (a pipe) has something to read now; False where that cannot be told."""
+    try:
+        return bool(select.select([stream], [], [], 0)[0])
+    except (OSError, ValueError):  # a platform whose select takes no pipes
+        return False
 
 
 def _send(stream: IO[bytes], *parts: bytes) -> None:
