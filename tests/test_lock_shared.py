@@ -14,12 +14,14 @@ import re
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pip._vendor.packaging.specifiers import SpecifierSet
 
 from photonpack.lock.index import IndexSettings
 from photonpack.lock.lockfile import LockOptions, lock_photon
+from photonpack.lock.shared import SharedIndex
 from photonpack.lock.target import Target
 from tests.support.index import PackageIndex, add_serving_stack
 from tests.test_lock import photon
@@ -74,6 +76,22 @@ def test_four_targets_lock_to_the_bytes_of_one_target_at_a_time(
     assert _normalized(result.path.read_text(), index) == EXPECTED.read_text()
 
 
+def test_four_targets_lock_to_the_same_bytes_with_pages_decoded_by_the_helper(
+    index: PackageIndex, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from photonpack.lock.pagedecode import PageDecoder
+
+    class Ready(PageDecoder):  # the real helper, waited for: it decodes every page
+        def start(self, *, wait: bool = False) -> None:
+            super().start(wait=True)
+
+    monkeypatch.setattr("photonpack.lock.shared.BIG_PAGE", 0)
+    monkeypatch.setattr("photonpack.lock.shared.PageDecoder", Ready)
+    options = LockOptions(index=IndexSettings(index_url=index.url), targets=TARGETS)
+    result = lock_photon(photon(tmp_path, *REQUIREMENTS), options)
+    assert _normalized(result.path.read_text(), index) == EXPECTED.read_text()
+
+
 def test_four_targets_fetch_each_page_and_pure_wheel_once(
     package_index: PackageIndex, tmp_path: Path
 ) -> None:
@@ -113,3 +131,65 @@ def test_a_wheels_metadata_is_one_distribution_parsed_once() -> None:
         'tomli; python_version < "3.12"',
     ]
     assert dist._dist.metadata is dist._dist.metadata  # parsed once, for every question
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        b"Metadata-Version: 2.1\nName: native\nVersion: 3.0\nRequires-Dist: common\n\n"
+        + b"# A README\n\nWith paragraphs,\r\nodd lines\n\n\nand no end",
+        b"Metadata-Version: 2.1\nName: native\nVersion: 3.0\n",  # no body
+        b"Metadata-Version: 2.1\r\nName: native\r\nVersion: 3.0\r\n\r\nCRLF body\r\n",
+        b"Metadata-Version: 2.1\nName: native\nVersion: 3.0\nnot a header\n\nbody\n",
+        b"Metadata-Version: 2.1\nName: native\nContent-Type: multipart/mixed; boundary=b\n\n"
+        + b"--b\n\npart\n--b--\n",
+    ],
+)
+def test_a_wheels_metadata_parses_as_the_email_parser_parses_it(text: bytes) -> None:
+    import pathlib
+
+    from pip._internal.metadata.importlib._dists import WheelDistribution
+
+    from photonpack.lock.metadist import metadata_distribution
+
+    dist = metadata_distribution(text, "native-3.0-py3-none-any.whl")
+    files = {pathlib.PurePosixPath("METADATA"): text}
+    whole: Any = WheelDistribution(files, pathlib.PurePosixPath("x")).metadata  # pip's own
+    parsed = dist._dist.metadata
+    assert type(parsed) is type(whole)
+    assert _rendered(parsed) == _rendered(whole)
+
+
+def _rendered(message: Any) -> Any:
+    """What a parsed message holds, comparable (its defects and parts compare by identity)."""
+    if isinstance(message, list):
+        return [_rendered(part) for part in message]
+    if not hasattr(message, "items"):
+        return message
+    return (
+        [(key, _rendered(value)) for key, value in message.items()],
+        _rendered(message.get_payload()),
+        [type(defect) for defect in message.defects],
+    )
+
+
+def test_a_wheel_read_whole_gives_one_distribution_parsed_once(
+    package_index: PackageIndex,
+) -> None:
+    from pip._internal.network.session import PipSession
+
+    package_index.add("common", "1.2", requires=['tomli; python_version < "3.12"'])
+    shared = SharedIndex(indexes=(package_index.url + "/",), preferences={})
+    shared.session = PipSession()
+    try:
+        page = shared.page(f"{package_index.url}/common/")
+        assert page is not None
+        (link,) = page.links_for(frozenset({"py3-none-any"}))
+        dist = shared.metadata(link, "common")  # no .metadata: the wheel is downloaded
+        assert shared.metadata(link, "common") is dist
+        assert (dist.canonical_name, str(dist.version)) == ("common", "1.2")
+        assert dist._dist.metadata is dist._dist.metadata  # parsed once, for every question
+    finally:
+        shared.close()
+    wheels = [p for p in package_index.requests if p.startswith("/files/")]
+    assert wheels == ["/files/common-1.2-py3-none-any.whl"]

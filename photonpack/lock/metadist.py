@@ -67,6 +67,7 @@ _LOCAL = struct.Struct("<4s5H3L2H")
 _MAX = 0xFFFFFFFF  # a 32-bit field that says "see the zip64 record"
 _MAX_METADATA = 16 << 20  # a METADATA larger than this is not one
 _METADATA = b".dist-info/METADATA"
+_METADATA_NAME = pathlib.PurePosixPath("METADATA")
 
 
 def _metadata_member(file: IO[bytes]) -> bytes | None:
@@ -170,7 +171,34 @@ def _in_memory() -> Any:
         @property
         def metadata(self) -> Any:
             if self._parsed is None:
-                self._parsed = super().metadata
+                self._parsed = _headers_then_body(self, WheelDistribution) or super().metadata
             return self._parsed
 
     return ParsedOnce
+
+
+def _headers_then_body(dist: Any, kind: Any) -> Any:
+    """``dist.metadata`` parsed from its headers alone, with the rest as its payload, in the
+    type a ``kind`` of distribution gives; None where the whole text must be parsed (CRLF
+    lines, a defect, a MIME type of parts).
+
+    The email parser reads a body line by line only to join the lines again (pydantic's
+    METADATA: 150 kB of changelog, 4 ms against 0.2 ms for its headers).
+    """
+    import email
+
+    text = dist.read_text("METADATA")
+    head, blank, body = (text or "").partition("\n\n")
+    if not head or not blank or "\r" in head:
+        return None
+    parsed = email.message_from_string(head + blank)
+    if parsed.defects or parsed.get_content_maintype() not in ("text", "application"):
+        return None
+    parsed.set_payload(body)
+    return _message_type(kind)(parsed)  # as importlib.metadata wraps the parser's message
+
+
+@functools.cache
+def _message_type(kind: Any) -> Any:
+    """The type of ``kind().metadata``: importlib.metadata's wrapper of an email message."""
+    return type(kind({_METADATA_NAME: b"Name: x\n"}, pathlib.PurePosixPath("x")).metadata)

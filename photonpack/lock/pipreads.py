@@ -20,7 +20,9 @@ Two of pip's costs grow with the index and the number of targets rather than wit
   locked wheel's real ``Requires-Dist`` against the lock (``lock/closure.py``),
   so a lying file is caught before an archive exists.
 
-Both patch pip's private internals for the span of one ``resolve`` call, under
+A third, :func:`cheaper_links`, spares pip's finder work per link whose answer is known.
+
+All patch pip's private internals for the span of one ``resolve`` call, under
 its ``pip_internals`` guard.
 """
 
@@ -28,12 +30,17 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from photonpack.lock.shared import SharedIndex
 
-__all__ = ["MetadataShortcut", "metadata_shortcuts", "sharing_pages"]
+__all__ = ["MetadataShortcut", "cheaper_links", "metadata_shortcuts", "sharing_pages"]
+
+# A URL that pip's quoting gives back unchanged: http(s), a plain host, a path of characters
+# ``urllib.parse.quote`` keeps as they are, no query, fragment, ``%`` escape or ``@``.
+_QUOTED_URL = re.compile(r"https?://[A-Za-z0-9.-]+(?::[0-9]+)?(?:/[A-Za-z0-9._~-]*)*")
 
 
 @contextlib.contextmanager
@@ -109,3 +116,69 @@ def metadata_shortcuts(shared: SharedIndex, *shortcuts: MetadataShortcut) -> Ite
         yield
     finally:
         RequirementPreparer._fetch_metadata_only = original  # type: ignore[method-assign]
+
+
+@contextlib.contextmanager
+def cheaper_links() -> Iterator[None]:
+    """Spare pip's finder the per-link work whose answer is known in advance.
+
+    * **Quoting an index's file URL** (``_ensure_quoted_url``, for each ``Link``): a URL
+      of only unreserved characters is its own quoted form (a third of building a Link).
+    * **Parsing a wheel's tags** (``parse_tag``, for each wheel name): a project's
+      files repeat a few tag strings thousands of times; the frozenset of immutable
+      tags is kept per string (an invalid one raises again each time).
+    * **Parsing a candidate's version** (``InstallationCandidate``, for each link and
+      each target): a version is immutable, one is kept per string.
+    * **Looking a wheel up in pip's wheel cache** (a hash and a directory scan per
+      candidate): that cache holds wheels pip built from an sdist's link, under that
+      link, so a wheel's link has no entry there; pip finds none for it either. The
+      running interpreter's tags that lookup needs (for an sdist's link) are computed
+      once, not at each of pip's resolvers (one per target and pass and pip-tools round:
+      a tenth of a four-target lock's samples).
+
+    Undone on exit, like the other patches.
+    """
+    from pip._internal.models import candidate as pip_candidate
+    from pip._internal.models import link as pip_link
+    from pip._internal.resolution.resolvelib import factory as pip_factory
+    from pip._internal.resolution.resolvelib.factory import Factory
+    from pip._vendor.packaging import utils as pip_utils
+
+    # Typed as Any: the names patched are not in these modules' public interfaces.
+    packaging_utils: Any = pip_utils
+    candidate_module: Any = pip_candidate
+    link_module: Any = pip_link
+    factory_module: Any = pip_factory
+    quoted = link_module.__dict__["_ensure_quoted_url"]
+    parse_tag = packaging_utils.__dict__["parse_tag"]
+    cache_entry = Factory.__dict__["get_wheel_cache_entry"]
+    parse_version = candidate_module.__dict__["parse_version"]
+    supported = factory_module.__dict__["get_supported"]
+    host_tags: list[Any] = []
+
+    def get_supported(*args: Any, **kwargs: Any) -> list[Any]:
+        if args or kwargs:
+            return supported(*args, **kwargs)  # type: ignore[no-any-return]
+        if not host_tags:
+            host_tags[:] = supported()
+        return host_tags  # read only: pip's wheel cache ranks the cached wheels by it
+
+    def ensure_quoted_url(url: str) -> str:
+        return url if _QUOTED_URL.fullmatch(url) else quoted(url)
+
+    def get_wheel_cache_entry(self: Any, link: Any, name: str | None) -> Any:
+        return None if link.is_wheel else cache_entry(self, link, name)
+
+    link_module._ensure_quoted_url = ensure_quoted_url
+    packaging_utils.parse_tag = functools.lru_cache(maxsize=4096)(parse_tag)
+    Factory.get_wheel_cache_entry = get_wheel_cache_entry  # type: ignore[method-assign]
+    candidate_module.parse_version = functools.lru_cache(maxsize=1 << 14)(parse_version)
+    factory_module.get_supported = get_supported
+    try:
+        yield
+    finally:
+        factory_module.get_supported = supported
+        link_module._ensure_quoted_url = quoted
+        packaging_utils.parse_tag = parse_tag
+        candidate_module.parse_version = parse_version
+        Factory.get_wheel_cache_entry = cache_entry  # type: ignore[method-assign]

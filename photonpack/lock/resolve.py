@@ -39,7 +39,13 @@ from packaging.utils import canonicalize_name
 from photonpack.errors import ResolutionError
 from photonpack.lock.index import DistFile, IndexSettings, redact_url
 from photonpack.lock.piperrors import SourcesNeeded, pip_internals, translated
-from photonpack.lock.pipreads import MetadataShortcut, metadata_shortcuts, sharing_pages
+from photonpack.lock.pipimport import lazy_unused
+from photonpack.lock.pipreads import (
+    MetadataShortcut,
+    cheaper_links,
+    metadata_shortcuts,
+    sharing_pages,
+)
 from photonpack.lock.repository import TargetRepository, target_environment
 from photonpack.lock.sdistmeta import remembered_metadata, static_sdist_metadata
 from photonpack.lock.shared import SharedIndex
@@ -97,6 +103,7 @@ def resolve(
     cannot use it (no wheel for it, or a conflict) — as uv's universal
     resolution keeps one version across platforms when one satisfies them all.
     """
+    lazy_unused()
     indexes = tuple(url.rstrip("/") + "/" for url in (index.index_url, *index.extra_index_urls))
     shared = SharedIndex(indexes=indexes, preferences=preferences)
     if progress is not None:
@@ -109,6 +116,7 @@ def resolve(
         _quiet(),
         contextlib.closing(shared),
         sharing_pages(shared, lambda: current[-1].tags),
+        cheaper_links(),
         metadata_shortcuts(shared, *([sdist_metadata] if allow_sources else [])),
         remembered_metadata(),  # a dynamic sdist's backend runs once, not once per round
         tempfile.TemporaryDirectory(prefix="photonpack-resolve-") as work,
@@ -118,9 +126,10 @@ def resolve(
         work_dir = Path(work)
         repositories: dict[Target, TargetRepository] = {}
         wanted = [*requirements, *(f"{n}=={v}" for n, v in preferences.items())]
-        for target in targets:  # each starts fetching ahead as soon as its finder exists
+        for target in targets:
             repositories[target] = each = TargetRepository(target, index, work_dir, shared)
             shared.views.append(each.view)
+        for each in repositories.values():  # every target's tags known to the first page
             shared.want(wanted, [each.view])
         resolve_each = _Passes(requirements, constraints, repositories, current, sources)
         resolution = resolve_each(targets, preferences)

@@ -47,6 +47,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from photonpack.lock.metadist import wheel_metadata
+from photonpack.lock.pagedecode import BIG_PAGE, PageDecoder
 from photonpack.lock.prefetch import PriorityPool
 from photonpack.lock.remotezip import RangeRefused, http_ranges, ranged_wheel
 from photonpack.lock.target import Target
@@ -76,25 +77,53 @@ class TargetView:
     environment: Mapping[str, str]
     pre: bool
     tag_set: frozenset[str] = frozenset()
+    rank: Mapping[str, int] = dataclasses.field(default_factory=dict)  # tag -> its place
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tag_set", frozenset(self.tags))
+        object.__setattr__(self, "rank", {tag: n for n, tag in enumerate(self.tags)})
 
 
 class _Page:
-    """A project page decoded once: its files, each wheel's tags, Links made on demand."""
+    """A project page decoded once: its files, each wheel's tags, Links made on demand.
 
-    def __init__(self, content: Any) -> None:
+    ``files`` are all the page's, or (``kept_for``) those a target with one of those tags
+    may install (lock/pagedecode.py); a target with other tags gets the whole page, which
+    is given to ``decoded`` first.
+    """
+
+    def __init__(
+        self,
+        content: Any,
+        files: list[dict[str, Any]] | None = None,
+        kept_for: frozenset[str] | None = None,
+        decoded: Callable[[_Page], None] = lambda page: None,
+    ) -> None:
         self.content = content
-        self.json = content.content_type.lower().startswith(_JSON)
+        self.json = _is_json(content)
         self.files: list[dict[str, Any]] = []
         self.tags: list[frozenset[str] | None] = []
         self.links: dict[int, Any] = {}
         self.all_links: list[Any] | None = None  # an HTML page: pip's own parse, whole
+        self.kept_for = kept_for if files is not None else None
+        self._whole: _Page | None = None
+        self._decoded = decoded
         self.lock = threading.Lock()
         if self.json:
-            self.files = list(json.loads(content.content).get("files", []))
+            if files is None:
+                files = list(json.loads(content.content).get("files", []))
+            self.files = files
             self.tags = [wheel_tags(str(f.get("filename", ""))) for f in self.files]
+
+    def for_tags(self, tags: frozenset[str]) -> _Page:
+        """This page, or the whole page where this one kept too few files for ``tags``."""
+        if self.kept_for is None or tags <= self.kept_for:
+            return self
+        with self.lock:
+            if self._whole is None:
+                self._decoded(whole := _Page(self.content))
+                self._whole = whole
+            return self._whole
 
     def link(self, i: int) -> Any:
         from pip._internal.models.link import Link
@@ -117,6 +146,8 @@ class _Page:
                 if self.all_links is None:
                     self.all_links = list(parse_links(self.content))
                 return self.all_links
+        if (whole := self.for_tags(tags)) is not self:
+            return whole.links_for(tags, wheels_only=wheels_only)
         found = []
         for i, wheel in enumerate(self.tags):
             if wheel is None and wheels_only and not named_wheel(self.files[i]):
@@ -139,6 +170,8 @@ class SharedIndex:
         self.views: list[TargetView] = []
         self.progress: Callable[[int], None] = lambda found: None
         self._pool = PriorityPool(WORKERS, "photonpack-prefetch")
+        self._decoder = PageDecoder()
+        self._decoder.start()  # while pip is being imported
         self._lock = threading.Lock()
         self._pages: dict[str, concurrent.futures.Future[_Page | None]] = {}
         self._metadata: dict[str, concurrent.futures.Future[Any]] = {}
@@ -157,6 +190,7 @@ class SharedIndex:
         with self._lock:
             self._closed = True
         self._pool.shutdown()
+        self._decoder.close()
 
     # -- pages ---------------------------------------------------------------------------
 
@@ -197,13 +231,20 @@ class SharedIndex:
         content = _get_index_content(Link(url), session=self.session)
         if content is None:
             return None
-        page = _Page(content)
+        files = None
+        tags = frozenset().union(*(view.tag_set for view in self.views))
+        if _is_json(content) and len(content.content) >= BIG_PAGE and tags:
+            files = self._decoder.files(content.content, tags)
+        page = _Page(content, files, tags, self._record_sizes)
+        self._record_sizes(page)
+        return page
+
+    def _record_sizes(self, page: _Page) -> None:
         for entry in page.files:
             size = entry.get("size")
             if isinstance(size, int):
                 sha256 = (entry.get("hashes") or {}).get("sha256") or ""
                 self.sizes[(str(entry.get("filename")), sha256)] = size
-        return page
 
     # -- metadata ------------------------------------------------------------------------
 
@@ -267,7 +308,8 @@ class SharedIndex:
         if found is None:
             return None
         if isinstance(found, bytes):
-            headers = email.parser.BytesParser().parsebytes(found, headersonly=True)
+            head = found.partition(b"\n\n")[0]  # the headers end at the first blank line
+            headers = email.parser.BytesParser().parsebytes(head, headersonly=True)
             project, version = str(headers.get("Name", "")), str(headers.get("Version", ""))
             requires = headers.get_all("Requires-Dist") or []
         else:
@@ -316,7 +358,9 @@ class SharedIndex:
             return None
 
     def _wheel_metadata(self, link: Any, name: str, sha256: str) -> Any:
-        """The wheel's own metadata, read from a temporary file (memory stays flat)."""
+        """The wheel's own METADATA (bytes: one distribution for every target, parsed once,
+        as a ``.metadata`` file's), read from a temporary file (memory stays flat); pip's
+        distribution of the whole wheel where that member alone cannot be read."""
         from pip._internal.metadata import MemoryWheel
         from pip._internal.metadata import get_wheel_distribution as wheel_distribution
         from pip._vendor.packaging.utils import canonicalize_name as pip_name
@@ -331,8 +375,9 @@ class SharedIndex:
                     file.write(chunk)
             if digest.hexdigest() != sha256:
                 return None  # pip downloads it again, and reports what is wrong
+            if (metadata := wheel_metadata(file)) is not None:
+                return metadata
             file.seek(0)
-            # Read into memory (no temporary directory): one distribution serves every target.
             return wheel_distribution(MemoryWheel(link.filename, file), pip_name(name))
 
     # -- fetching ahead ------------------------------------------------------------------
@@ -341,7 +386,7 @@ class SharedIndex:
         """Fetch ahead what resolving ``lines`` (PEP 508) will need, for ``views`` (all)."""
         for line in lines:
             try:
-                requirement = Requirement(line)
+                requirement = _requirement(line)
             except InvalidRequirement:
                 continue  # an option line or a path: pip reads it
             if requirement.url:
@@ -382,6 +427,7 @@ class SharedIndex:
             page = done.result()
             if page is None or not page.json:
                 return
+            page = page.for_tags(view.tag_set)
             i = _likely(page, name, spec, view, self.preferences.get(name))
             link = None if i is None else page.link(i)
         except Exception:  # noqa: BLE001 - see above
@@ -406,9 +452,19 @@ class SharedIndex:
         self.want(requires, [v for v in self.views if not tags.isdisjoint(v.tag_set)])
 
 
-@functools.lru_cache(maxsize=1024)
-def _specifier(text: str) -> SpecifierSet:
-    return SpecifierSet(text)
+def _is_json(content: Any) -> bool:
+    return bool(content.content_type.lower().startswith(_JSON))
+
+
+# A project's releases repeat a few Requires-Python values, and every target of a lock asks
+# about the same releases: each answer is computed once.
+@functools.lru_cache(maxsize=4096)
+def _allows(requires_python: str, python: str) -> bool:
+    return Version(python) in SpecifierSet(requires_python)
+
+
+_version = functools.lru_cache(maxsize=1 << 14)(Version)
+_requirement = functools.lru_cache(maxsize=4096)(Requirement)  # read, never changed
 
 
 def _likely(
@@ -419,8 +475,8 @@ def _likely(
         specifier = SpecifierSet(spec)
     except InvalidSpecifier:
         return None
-    python = Version(".".join(str(n) for n in view.target.python_version))
-    rank = {tag: n for n, tag in enumerate(view.tags)}
+    python = ".".join(str(n) for n in view.target.python_version)
+    rank = view.rank
     best: tuple[Version, int, int] | None = None  # version, -tag rank, -index
     for i, tags in enumerate(page.tags):
         if tags is None or tags.isdisjoint(view.tag_set):
@@ -429,9 +485,9 @@ def _likely(
         if entry.get("yanked"):
             continue
         try:
-            version = Version(str(entry["filename"]).split("-")[1])
+            version = _version(str(entry["filename"]).split("-")[1])
             requires = entry.get("requires-python")
-            if requires and python not in _specifier(requires):
+            if requires and not _allows(requires, python):
                 continue
         except (InvalidVersion, InvalidSpecifier, IndexError, KeyError):
             continue
