@@ -55,6 +55,25 @@ def test_verify_blob_removes_a_corrupted_blob(tmp_path: Path) -> None:
     assert not path.exists()
 
 
+def test_a_blob_put_in_here_and_altered_with_its_mtime_restored_is_still_caught(
+    tmp_path: Path,
+) -> None:
+    # verify_blob trusts a blob this process hashed only while its file is untouched:
+    # a write moves its ctime even when the mtime is put back.
+    store = Store(tmp_path)
+    source = tmp_path / "f"
+    source.write_bytes(b"abc")
+    path = store.add_blob_file(source, _sha(b"abc"), 3)
+    assert store.verify_blob(_sha(b"abc"), 3)
+    before = path.stat()
+    path.chmod(0o644)
+    path.write_bytes(b"abd")
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert not store.verify_blob(_sha(b"abc"), 3)
+    assert not path.exists()
+    assert not Store(tmp_path).verify_blob(_sha(b"abc"), 3)  # another process: hashes it
+
+
 def test_refs_are_listed_newest_first_and_removed_by_name(tmp_path: Path) -> None:
     store = Store(tmp_path)
     store.refs.put("alpha", "sha256:" + "a" * 64, 10)

@@ -46,6 +46,8 @@ class BlobWriter:
                 self._atomic.commit(check=self._check, sync_dir=False)
         except _AlreadyStored:
             pass  # the temp file is gone; the blob another run stored stays
+        else:
+            self._store.note_hashed(self._sha256)
 
     def _check(self, temp: Path) -> None:
         if not self._hashed:

@@ -42,6 +42,9 @@ class Store:
         self.root = (root or default_home()).absolute()
         self.refs = Refs(self)
         self._swept = False
+        # Blobs this process put in after hashing every byte, by the file's identity then:
+        # verify_blob need not read them again while that identity holds.
+        self._hashed_here: dict[str, tuple[int, ...]] = {}
 
     def check_root(self) -> None:
         """Raise :class:`StoreError` unless the root is a directory (or does not exist yet)."""
@@ -390,6 +393,7 @@ class Store:
         with store_errors(self.root, f"write blob {sha256}"):
             final.parent.mkdir(parents=True, exist_ok=True)
             path.replace(final)
+        self.note_hashed(sha256)
         return final
 
     def add_blob_file(self, source: Path, sha256: str, size: int) -> Path:
@@ -407,9 +411,22 @@ class Store:
                 f"found {actual} bytes with sha256:{found}"
             )
 
+    def note_hashed(self, sha256: str) -> None:
+        """This process just put the blob in and hashed every byte of it on the way."""
+        with contextlib.suppress(OSError):
+            self._hashed_here[blob_name(sha256)] = _identity(self.blob_path(sha256))
+
     def verify_blob(self, sha256: str, size: int) -> bool:
-        """Re-hash one stored blob; a corrupt one is removed so it can be restored."""
+        """Re-hash one stored blob; a corrupt one is removed so it can be restored.
+
+        A blob this process put in (:meth:`note_hashed`) is not read again while
+        its file is the same one, untouched (device, inode, size, mtime, ctime).
+        """
         path = self.blob_path(sha256)
+        known = self._hashed_here.get(blob_name(sha256))
+        with contextlib.suppress(OSError):
+            if known is not None and known == _identity(path) and known[2] == size:
+                return True
         try:
             self._check_file(path, sha256, size)
         except FileNotFoundError:
@@ -448,3 +465,9 @@ class Store:
         with store_errors(self.root, f"write {path.name}"):
             path.parent.mkdir(parents=True, exist_ok=True)
             write_atomic(path, data, sync=sync)
+
+
+def _identity(path: Path) -> tuple[int, ...]:
+    """What changes when a file is replaced or written to: device, inode, size, mtime, ctime."""
+    st = path.stat()
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
