@@ -17,9 +17,12 @@ import re
 import shutil
 import signal
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
 
 from photonpack.archive.manifest import FileEntry, WheelEntry
 from photonpack.errors import BuildError
@@ -31,12 +34,18 @@ from photonpack.install.environment import (
 from photonpack.install.leftout import LEAVE_OUT_BYTES, leave_out
 from photonpack.lock.declaration import Declaration
 from photonpack.lock.lockfile import Lock, LockedWheel
-from photonpack.lock.target import host_compatible
+from photonpack.lock.target import Target, host_compatible
 from photonpack.serving.describe_boot import BOOT, MARK, NEEDS_MORE
 from photonpack.serving.source import PhotonSpec
 from photonpack.store import Store
 
-__all__ = ["begin_description", "describe_first", "describe_photon", "photon_entry"]
+__all__ = [
+    "begin_description",
+    "describe_first",
+    "describe_keeps",
+    "describe_photon",
+    "photon_entry",
+]
 
 # Describing a photon imports the user's module; a hung import must not hang the build.
 _DESCRIBE_TIMEOUT_S = 300
@@ -55,13 +64,53 @@ def photon_entry(spec: PhotonSpec, declaration: Declaration) -> str:
 def describe_first(lock: Lock) -> list[LockedWheel]:
     """The wheels the describe environment holds whatever the photon imports: fetch them first.
 
-    The locked wheels of the target that runs here, below the size at which a
-    wheel may be left out; none when no target runs here.
+    The locked wheels of the target that runs here that :func:`describe_keeps`;
+    none when no target runs here.
     """
     host = host_compatible(lock.targets)
     if host is None:
         return []
-    return [w for w in lock.wheels_for(host) if w.size < LEAVE_OUT_BYTES]
+    keep = describe_keeps(lock, host)
+    return [w for w in lock.wheels_for(host) if w.sha256 in keep]
+
+
+def describe_keeps(lock: Lock, host: Target, needed: Iterable[str] | None = None) -> set[str]:
+    """The sha256s of ``host``'s wheels below the leaving-out size that the describe needs.
+
+    By default what the photon's requirements and the serving stack's need: a
+    requirement's locked ``dependencies`` are needed too, except through a wheel
+    left out for its size (what only torch imports, sympy, networkx, jinja2, is
+    not imported while torch is not). A requirement that names no package (a
+    path, a URL) keeps every wheel below that size. ``needed``: distributions a
+    describe found it needs after all; what they need is kept, whatever their size.
+    """
+    chosen = {canonicalize_name(w.name): w for w in lock.wheels_for(host)}
+    small = {w.sha256 for w in chosen.values() if w.size < LEAVE_OUT_BYTES}
+    through: set[str] = set()
+    if needed is None:
+        roots = []
+        for line in (*lock.inputs.requirements, *lock.inputs.serving_requirements):
+            try:
+                roots.append(canonicalize_name(Requirement(line).name))
+            except InvalidRequirement:
+                return small
+    else:
+        roots = [canonicalize_name(name) for name in needed]
+        through = set(roots)
+    needs = {canonicalize_name(p.name): p.dependencies for p in lock.packages if p.applies_to(host)}
+    todo, seen, keep = roots, set(), set()
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        wheel = chosen.get(name)
+        if wheel is not None and wheel.sha256 in small:
+            keep.add(wheel.sha256)
+        elif wheel is not None and name not in through:
+            continue  # left out for its size: what it needs is not imported either
+        todo.extend(canonicalize_name(dependency) for dependency in needs.get(name, ()))
+    return keep
 
 
 def begin_description(
@@ -116,7 +165,9 @@ def describe_photon(
         described: dict[str, Any] = json.loads(cached.read_bytes())
         return described, ()
     photon = _Photon(entry=entry, files=files, source_dir=spec.directory, store=store)
-    output = _described_without(mine, runtime, photon)
+    output = _described_without(
+        mine, runtime, photon, lambda roots: describe_keeps(lock, host, roots)
+    )
     if output is None:
         env, _ = ensure_environment(store, wheels=pairs, runtime=runtime)
         output = photon.describe([str(environment_python(env)), "-I", "-m", _DESCRIBE])
@@ -127,16 +178,24 @@ def describe_photon(
 
 
 def _described_without(
-    wheels: list[WheelEntry], runtime: list[FileEntry], photon: _Photon
+    wheels: list[WheelEntry],
+    runtime: list[FileEntry],
+    photon: _Photon,
+    keeps: Callable[[Iterable[str] | None], set[str]],
 ) -> str | None:
-    """The contract read with the biggest wheels left out; None to ask the full environment.
+    """The contract read with the wheels it should not need left out; None to ask the full
+    environment.
 
-    A photon that looks for a module of a wheel left out is described again
-    with that wheel in, up to :data:`_ROUNDS` times; one that fails to load
-    without them is left to the full environment to describe, or to word its error.
+    ``keeps(needed)`` is what those distributions need (:func:`describe_keeps`);
+    wheels built from sources are kept in. A photon that looks for a module of a
+    wheel left out is described again with that wheel and what it needs in, up to
+    :data:`_ROUNDS` times; one that fails to load without them is left to the full
+    environment to describe, or to word its error.
     """
     store = photon.store
-    left = leave_out([(w.sha256, w.filename, w.size, store.blob_path(w.sha256)) for w in wheels])
+    listed = [(w.sha256, w.filename, w.size, store.blob_path(w.sha256)) for w in wheels]
+    keep = keeps(None) | {w.sha256 for w in wheels if w.source is not None}
+    left = leave_out(listed, keep=keep)
     for _round in range(_ROUNDS):
         if not left:
             return None
@@ -156,10 +215,11 @@ def _described_without(
         try:
             return photon.describe(command, boot_config=config)
         except _NeedsMore as more:
-            wanted = {sha for sha, w in left.items() if more.module in w.modules}
+            wanted = {sha: w for sha, w in left.items() if more.module in w.modules}
             if not wanted:
                 return None
-            left = {sha: w for sha, w in left.items() if sha not in wanted}
+            keep |= set(wanted) | keeps([w.name for w in wanted.values()])
+            left = {sha: w for sha, w in leave_out(listed, keep=keep).items() if sha not in wanted}
         except BuildError:
             return None
     return None

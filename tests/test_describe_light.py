@@ -132,6 +132,72 @@ def test_a_photon_failing_to_import_fails_as_it_does_with_every_wheel(
     assert not (tmp_path / "h.photon").exists()
 
 
+HEAVIER = "ppheavier"  # a big wheel needing a small one, ``pphelper``, that only it imports
+HELPER = "pphelper"
+
+
+@pytest.fixture(scope="module")
+def heavier_index(real_index: PackageIndex) -> PackageIndex:
+    build_wheel(real_index.files_dir, HELPER, "1.0")
+    build_big_wheel(
+        real_index.files_dir, HEAVIER, "1.0", LEAVE_OUT_BYTES + (1 << 20), requires=[HELPER]
+    )
+    return real_index
+
+
+def _heavier(tmp_path: Path, top: str) -> Path:
+    body = f"""
+        from photonpack import Photon
+
+        class Heavier(Photon):
+            requirement_dependency = ["{HEAVIER}"]
+
+            @Photon.handler
+            def helped(self) -> str:
+                import {HELPER}
+                return {HELPER}.VERSION
+        """
+    return write_photon(tmp_path / "src", top + "\n" + textwrap.dedent(body), name="heavier.py")
+
+
+def _envs_with(home: Path, module: str) -> list[Path]:
+    return sorted(home.glob(f"envs/*/lib/python*/site-packages/{module}"))
+
+
+def test_a_small_wheel_only_a_big_one_needs_is_left_out_with_it(
+    heavier_index: PackageIndex, tmp_path: Path
+) -> None:
+    home = tmp_path / "home"
+    built = build_photon(
+        heavier_index, _heavier(tmp_path, ""), tmp_path / "h.photon", store=Store(home)
+    )
+    assert _handlers(built.path) == ["helped"]
+    assert sorted(w.name for w in read_manifest(built.path).wheels if "pph" in w.name) == [
+        HEAVIER,
+        HELPER,
+    ]  # both are in the archive; neither was installed to describe the photon
+    assert _envs_with(home, HELPER) == [] and _envs_with(home, HEAVIER) == []
+
+
+def test_a_photon_importing_what_its_big_wheel_needs_gets_it_and_its_needs(
+    heavier_index: PackageIndex, tmp_path: Path
+) -> None:
+    home = tmp_path / "home"
+    top = f"import {HELPER}\nassert {HELPER}.VERSION == '1.0'"
+    built = build_photon(
+        heavier_index, _heavier(tmp_path, top), tmp_path / "h.photon", store=Store(home)
+    )
+    assert _handlers(built.path) == ["helped"]
+    assert len(_envs_with(home, HELPER)) == 1 and _envs_with(home, HEAVIER) == []
+    top = f"import {HEAVIER}\nimport {HELPER}"  # the big one is asked for: what it needs too
+    home = tmp_path / "again"
+    built = build_photon(
+        heavier_index, _heavier(tmp_path, top), tmp_path / "i.photon", store=Store(home)
+    )
+    assert _handlers(built.path) == ["helped"]
+    assert len(_envs_with(home, HEAVIER)) == 1 and len(_envs_with(home, HELPER)) == 1
+
+
 def test_a_namespace_shared_with_a_small_wheel_leaves_both_out(tmp_path: Path) -> None:
     big = build_big_wheel(tmp_path, "ns-big", "1.0", 2 << 20)
     small = build_wheel(tmp_path, "ns-small", "1.0", files={"ns_big/small.py": "X = 1\n"})

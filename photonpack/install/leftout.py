@@ -4,7 +4,10 @@
 ``init()``, where photons import their heavy libraries. So it first describes
 the photon in an environment without its biggest wheels (see
 ``photonpack.serving.describe_boot``, which stops the describe at the first
-look for one of their modules). A wheel is left out when it is big, has no
+look for one of their modules). A wheel is left out when it is big, or when
+the caller does not keep it (``build`` keeps what the photon's requirements and
+the serving stack need without going through a big wheel: a torch photon's
+describe needs neither torch nor sympy, which only torch imports), has no
 ``.pth`` file (those run at every start) and shares no top-level module with a
 wheel kept in: a namespace package such as ``nvidia`` is in or out as a whole.
 """
@@ -13,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import zipfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
 
 from photonpack.errors import IntegrityError
@@ -75,18 +78,26 @@ def wheel_modules(path: Path, filename: str) -> tuple[str, frozenset[str], bool]
 
 
 def leave_out(
-    wheels: Sequence[tuple[str, str, int, Path]], *, min_bytes: int = LEAVE_OUT_BYTES
+    wheels: Sequence[tuple[str, str, int, Path]],
+    *,
+    min_bytes: int = LEAVE_OUT_BYTES,
+    keep: Collection[str] | None = None,
 ) -> dict[str, LeftOut]:
     """The wheels to leave out of a describe environment, by sha256.
 
-    ``wheels`` are (sha256, filename, size, verified file). Empty when none is
-    worth leaving out.
+    ``wheels`` are (sha256, filename, size, verified file). With ``keep`` (sha256s,
+    none of ``min_bytes`` or more), every other wheel is a candidate; without it,
+    the big ones. Empty when no wheel is big enough to be worth leaving out.
     """
     if not any(size >= min_bytes for _sha, _name, size, _path in wheels):
         return {}
     listings = {sha: _Listing(*wheel_modules(path, name)) for sha, name, _size, path in wheels}
     pinned = {sha for sha, listing in listings.items() if listing.has_pth or not listing.dist_info}
-    out = {sha for sha, _name, size, _path in wheels if size >= min_bytes} - pinned
+    out = {
+        sha
+        for sha, _name, size, _path in wheels
+        if (size >= min_bytes if keep is None else sha not in keep)
+    } - pinned
     while True:  # a shared top-level name takes a wheel out with the others, or keeps both in
         taken = _names(listings[sha].modules for sha in out)
         pulled = {s for s in listings if s not in out | pinned and listings[s].modules & taken}

@@ -90,6 +90,7 @@ def build_big_wheel(
     tag: str = "py3-none-any",
     member_size: int = 256 << 20,
     seed: int = 0,
+    requires: Sequence[str] = (),
 ) -> Path:
     """A wheel with about ``size`` bytes of incompressible payload, written in streaming mode.
 
@@ -132,7 +133,12 @@ def build_big_wheel(
         pure = "true" if tag.endswith("-none-any") else "false"
         small(
             f"{dist_info}/METADATA",
-            f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode(),
+            "".join(
+                [
+                    f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+                    *(f"Requires-Dist: {req}\n" for req in requires),
+                ]
+            ).encode(),
         )
         small(
             f"{dist_info}/WHEEL",
