@@ -8,18 +8,28 @@ nothing left to copy.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import dataclasses
 import functools
 import io
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Iterator
 from pathlib import Path
+from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol
 
 from photonpack.__about__ import __version__
-from photonpack._fs import atomic_write
-from photonpack.archive import ByteProgress, WriteProgress, archive_mtime, write_archive
+from photonpack._fs import AtomicFile, atomic_write
+from photonpack.archive import (
+    SPLIT_SIZE,
+    ByteProgress,
+    WriteProgress,
+    archive_mtime,
+    write_archive,
+)
+from photonpack.archive.early import EarlyBody
 from photonpack.archive.manifest import (
     BuildWheelEntry,
+    FileEntry,
     Manifest,
     SourceEntry,
     WheelEntry,
@@ -45,7 +55,7 @@ from photonpack.lock.sdist import LockedSdist
 from photonpack.serving.source import PhotonSpec
 from photonpack.sources.form import pin_of
 from photonpack.store import Store, validate_name
-from photonpack.store.written import note_written, still_written
+from photonpack.store.written import note_written, still_written, written_digest
 from photonpack.wheelbuild.builder import BuiltWheel, build_sources, build_wheels_needed
 from photonpack.wheelbuild.prebuilt import lock_time_builder
 
@@ -137,18 +147,26 @@ def build(
     ``progress`` follows the downloads, ``writing`` the archive's writing.
     """
     store = store or Store()
-    stored = _assemble(spec, options, store, progress)
-    manifest = stored.manifest
-    output = (options.output or Path.cwd() / f"{manifest.name}.photon").absolute()
-    rewritten = not (options.reuse_output and still_written(store, output, manifest.digest))
-    if rewritten:
-        if writing is not None:
-            writing.begin(manifest.total_size)
-        write_atomic(
-            output, manifest, store, writing.update if writing else None, hashed=stored.hashed
+    declaration = read_declaration(spec)
+    name = _photon_name(declaration, options)
+    output = (options.output or Path.cwd() / f"{name}.photon").absolute()
+    # A big archive is written while its wheels download (archive/early.py), unless the file
+    # at ``output`` is one this store wrote: an unchanged build keeps it.
+    stream = not (options.reuse_output and written_digest(store, output) is not None)
+    with _Early(output if stream else None, store) as early:
+        stored = _assemble(
+            spec, options, store, declaration=declaration, name=name, progress=progress, early=early
         )
-        if options.reuse_output:
-            note_written(store, output, manifest.digest)
+        manifest = stored.manifest
+        rewritten = not (options.reuse_output and still_written(store, output, manifest.digest))
+        if rewritten:
+            if writing is not None:
+                writing.begin(manifest.total_size)
+            update = writing.update if writing else None
+            if not early.finish(manifest, update, hashed=stored.hashed):
+                write_atomic(output, manifest, store, update, hashed=stored.hashed)
+            if options.reuse_output:
+                note_written(store, output, manifest.digest)
     return BuildResult(
         path=output,
         manifest=manifest,
@@ -173,7 +191,11 @@ def build_in_store(
     what ``list`` shows and what ``push`` will send.
     """
     store = store or Store()
-    stored = _assemble(spec, options, store, progress)
+    declaration = read_declaration(spec)
+    name = _photon_name(declaration, options)
+    stored = _assemble(
+        spec, options, store, declaration=declaration, name=name, progress=progress, early=None
+    )
     counted = _Counter()
     if writing is not None:
         writing.begin(stored.manifest.total_size)
@@ -184,12 +206,23 @@ def build_in_store(
     return dataclasses.replace(stored, size=counted.size)
 
 
-def _assemble(
-    spec: PhotonSpec, options: BuildOptions, store: Store, progress: FetchProgress | None
-) -> StoredBuild:
-    """Lock, fetch, build sources and describe ``spec``; its manifest, in the store."""
-    declaration = read_declaration(spec)
-    name = validate_name(options.name or default_name(declaration.class_name))
+# The photon's attributes before the describe: a provisional manifest's (archive/early.py).
+_UNDESCRIBED: dict[str, Any] = {
+    "requirement_dependency": [],
+    "system_dependency": [],
+    "image": None,
+}
+
+
+def _photon_name(declaration: Declaration, options: BuildOptions) -> str:
+    """The name the photon is built under: ``--name``, else its class's, checked."""
+    return validate_name(options.name or default_name(declaration.class_name))
+
+
+def _locked(
+    spec: PhotonSpec, options: BuildOptions, store: Store, name: str
+) -> tuple[Lock, bool, LockOptions]:
+    """The photon's lock (written or checked), whether it changed, and the options used."""
     lock_options = dataclasses.replace(
         options.lock,
         name=name,
@@ -202,11 +235,26 @@ def _assemble(
     )
     if options.locked:
         check_lock(spec, lock_options)
-        lock, lock_changed = read_lock(lock_path), False
-    else:
-        result = lock_photon(spec, lock_options)
-        lock, lock_changed = result.lock, result.changed
+        return read_lock(lock_path), False, lock_options
+    result = lock_photon(spec, lock_options)
+    return result.lock, result.changed, lock_options
 
+
+def _assemble(
+    spec: PhotonSpec,
+    options: BuildOptions,
+    store: Store,
+    *,
+    declaration: Declaration,
+    name: str,
+    progress: FetchProgress | None,
+    early: _Early | None,
+) -> StoredBuild:
+    """Lock, fetch, build sources and describe ``spec``; its manifest, in the store.
+
+    ``early`` is given the archive's blobs as they arrive, to write it meanwhile.
+    """
+    lock, lock_changed, lock_options = _locked(spec, options, store, name)
     lock = lock.with_source_archives(_source_blobs(lock.sdists(), lock.path.parent, store))
     sources = {s.sha256: s for t in lock.targets for s in lock.sources_for(t)}
     # The sdists to build and their build wheels are fetched and verified like the wheels.
@@ -220,8 +268,25 @@ def _assemble(
     first = {w.sha256: w for w in describe_first(lock)}
     wheel_files = {w.sha256 for target in lock.targets for w in lock.wheels_for(target)}
     inspected: dict[str, tuple[str, ...]] = {}
+    files = photon_files(spec, declaration, lock.path, store)
+    if early is not None and not sources:  # every blob is known: the archive can begin
+        early.begin(
+            _manifest(
+                name=name,
+                entry=photon_entry(spec, declaration),
+                photon=_with_exclusions(_with_lepton_dependencies(_UNDESCRIBED, declaration), lock),
+                description={"handlers": [], "openapi": None},
+                lock=lock,
+                files=files,
+                runtime=runtime,
+                wheels=_wheel_entries(lock, {}),
+            ),
+            present={f.sha256 for f in (*files, *runtime)},
+        )
 
     def inspect(locked: LockedFile, path: Path) -> None:  # in a fetch thread, as each arrives
+        if early is not None:
+            early.arrived(locked.sha256)
         if locked.sha256 in wheel_files:
             inspected[locked.sha256] = _requires_dist(store, path, locked.filename, locked.sha256)
 
@@ -262,18 +327,48 @@ def _assemble(
 
     check_closure(lock, requires_dist=requires_dist)  # what the wheels need, locked too
     wheels = _wheel_entries(lock, built)
-    files = photon_files(spec, declaration, lock.path, store)
     description, warnings = describe_photon(
         spec, declaration, lock=lock, wheels=wheels, files=files, runtime=runtime, store=store
     )
-    manifest = Manifest.from_dict(
+    manifest = _manifest(
+        name=name,
+        entry=photon_entry(spec, declaration),
+        photon=_with_exclusions(
+            _with_lepton_dependencies(description["photon"], declaration), lock
+        ),
+        description=description,
+        lock=lock,
+        files=files,
+        runtime=runtime,
+        wheels=wheels,
+    )
+    store.put_manifest(manifest.digest, manifest.to_bytes())
+    return StoredBuild(
+        manifest=manifest,
+        size=0,
+        lock_changed=lock_changed,
+        warnings=warnings,
+        hashed=frozenset(fetched),
+    )
+
+
+def _manifest(
+    *,
+    name: str,
+    entry: str,
+    photon: dict[str, Any],
+    description: dict[str, Any],
+    lock: Lock,
+    files: list[FileEntry],
+    runtime: list[FileEntry],
+    wheels: list[WheelEntry],
+) -> Manifest:
+    return Manifest.from_dict(
         {
             "schema_version": 1,
             "name": name,
-            "entry": photon_entry(spec, declaration),
-            "photon": _with_exclusions(
-                _with_lepton_dependencies(description["photon"], declaration), lock
-            ),
+            "entry": entry,
+            "photon": photon,
             "handlers": description["handlers"],
             "openapi": description["openapi"],
             "targets": [str(target) for target in lock.targets],
@@ -284,14 +379,72 @@ def _assemble(
             "tools": {"photonpack": __version__},
         }
     )
-    store.put_manifest(manifest.digest, manifest.to_bytes())
-    return StoredBuild(
-        manifest=manifest,
-        size=0,
-        lock_changed=lock_changed,
-        warnings=warnings,
-        hashed=frozenset(fetched),
-    )
+
+
+class _Early:
+    """A big archive written while its wheels download, into ``output``'s temp file.
+
+    ``begin`` starts it once every blob is known (a lock with sdists to build
+    never does); ``finish`` writes the head and puts the file in place, or says
+    the archive must be written from the start. Without ``output``, or leaving
+    the ``with`` block otherwise, nothing is kept.
+    """
+
+    def __init__(self, output: Path | None, store: Store) -> None:
+        self._output = output
+        self._store = store
+        self._file: AtomicFile | None = None
+        self._body: EarlyBody | None = None
+
+    def begin(self, provisional: Manifest, present: set[str]) -> None:
+        if self._output is None or provisional.total_size < SPLIT_SIZE:
+            return
+        _check_output_dir(self._output)
+        with _output_errors(self._output):
+            self._file = AtomicFile(self._output)
+        self._body = EarlyBody(
+            self._file.file,
+            provisional,
+            self._store.blob_path,
+            mtime=archive_mtime(),
+            present=present,
+        )
+
+    def arrived(self, sha256: str) -> None:  # in a fetch thread: fetch_wheels hashed it
+        if self._body is not None:
+            self._body.arrived(sha256, hashed=True)
+
+    def finish(
+        self, manifest: Manifest, progress: ByteProgress | None, *, hashed: Collection[str]
+    ) -> bool:
+        """Put ``manifest``'s archive in place; False when it was not begun (write it)."""
+        if self._body is None or self._file is None:
+            return False
+        with _output_errors(self._file.path):
+            if not self._body.finish(manifest, progress):
+                out = self._file.file
+                out.seek(0)
+                out.truncate()
+                write_archive(
+                    out, manifest, self._store.blob_path, progress=progress, hashed=hashed
+                )
+            self._file.commit()
+        self._file = None
+        return True
+
+    def __enter__(self) -> _Early:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._body is not None:
+            self._body.close()
+        if self._file is not None:
+            self._file.abort()
 
 
 class _Counter(io.RawIOBase):
@@ -402,15 +555,25 @@ def write_atomic(
     for :func:`write_archive` (the wheels a build has just fetched and hashed).
     """
     output = output.absolute()
+    _check_output_dir(output)
+    with _output_errors(output):
+        with atomic_write(output) as out:
+            write_archive(out, manifest, store.blob_path, progress=progress, hashed=hashed)
+        return output.stat().st_size
+
+
+def _check_output_dir(output: Path) -> None:
     if not output.parent.is_dir():
         raise BuildError(
             f"cannot write {output}: the directory {output.parent} does not exist; create it "
             "or choose another -o"
         )
+
+
+@contextlib.contextmanager
+def _output_errors(output: Path) -> Iterator[None]:
     try:
-        with atomic_write(output) as out:
-            write_archive(out, manifest, store.blob_path, progress=progress, hashed=hashed)
-        return output.stat().st_size
+        yield
     except OSError as exc:
         raise BuildError(f"cannot write {output}: {exc.strerror or exc}") from exc
 

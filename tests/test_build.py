@@ -44,6 +44,46 @@ def test_build_writes_an_archive_with_manifest_and_blobs_only(
     assert all(line.startswith("-r--r--r--") or line.startswith("-rw-r--r--") for line in listing)
 
 
+def test_a_big_archive_written_while_its_wheels_download_is_the_one_any_writer_writes(
+    real_index: PackageIndex, tmp_path: Path
+) -> None:
+    import io
+
+    from photonpack.archive import SPLIT_SIZE, read_manifest, unpack, write_archive
+    from photonpack.archive.sinks import NullSink
+    from photonpack.store import Store
+    from tests.support.archives import frames_of
+    from tests.support.wheels import build_big_wheel
+
+    build_big_wheel(real_index.files_dir, "ppsplit", "1.0", SPLIT_SIZE + (1 << 20))
+    photon = write_photon(tmp_path / "src")
+    photon.write_text(photon.read_text().replace('"tinydep>=1.0"', '"tinydep>=1.0", "ppsplit"'))
+    out = tmp_path / "counter.photon"
+    _build(real_index, photon, "-o", str(out))
+    manifest = read_manifest(out)
+    data = out.read_bytes()
+    assert manifest.total_size >= SPLIT_SIZE and len(frames_of(data)) == 3  # head, pad, body
+    again = io.BytesIO()  # the manifest first, then every blob: as a pull writes it
+    write_archive(again, manifest, Store().blob_path)
+    assert again.getvalue() == data
+    assert unpack(out, NullSink()) == manifest
+    elsewhere = tmp_path / "elsewhere.photon"
+    _build(real_index, photon, "-o", str(elsewhere))
+    assert elsewhere.read_bytes() == data
+    # A contract far bigger than the head's room: written again from the start, the same way.
+    import random
+
+    doc = random.Random(7).randbytes(100 << 10).hex()
+    photon.write_text(photon.read_text().replace("(Photon):", f'(Photon):\n    """{doc}"""\n', 1))
+    documented = tmp_path / "documented.photon"
+    _build(real_index, photon, "-o", str(documented))
+    manifest = read_manifest(documented)
+    assert manifest.photon.description == doc
+    again = io.BytesIO()
+    write_archive(again, manifest, Store().blob_path)
+    assert again.getvalue() == documented.read_bytes()
+
+
 def _copy_project(source: Path, destination: Path) -> Path:
     import shutil
 

@@ -30,6 +30,7 @@ from tests.support.archives import (
     Archive,
     compress,
     decompress,
+    frames_of,
     make_archive,
     member_data_offset,
     members_of,
@@ -336,10 +337,10 @@ def test_unpack_rejects_garbage_after_the_frame(small_archive: Archive, tmp_path
         f"(after the zstd frame): expected the end of the file at byte {len(data)}, "
         "found 7 bytes of trailing data"
     ]
-    second_frame = compress(b"more")
+    second_frame = compress(b"more")  # frames follow frames: its bytes are the tar stream's
     assert collect(write(tmp_path, data + second_frame)) == [
-        f"(after the zstd frame): expected the end of the file at byte {len(data)}, "
-        f"found {len(second_frame)} bytes of trailing data"
+        "(end of archive): expected nothing after the end-of-archive blocks, "
+        "found 4 bytes of trailing data in the tar stream"
     ]
 
 
@@ -488,3 +489,162 @@ def test_unpack_stops_its_hashing_thread_even_on_failure(
     data = small_archive.path.read_bytes()
     with pytest.raises(IntegrityError):
         unpack(write(tmp_path, data[: len(data) // 2]), NullSink())
+
+
+# ---------------------------------------------------------------- big archives: head and body
+
+
+@pytest.fixture(scope="module")
+def big_archive(tmp_path_factory: pytest.TempPathFactory) -> Archive:
+    """An archive of SPLIT_SIZE bytes of blobs and more: the manifest in a head of its own."""
+    rng = random.Random(19)
+    return make_archive(
+        tmp_path_factory.mktemp("big"),
+        extra_files={
+            "data/big.bin": rng.randbytes(bundle.SPLIT_SIZE),
+            "data/small.bin": b"weights" * 100,
+        },
+    )
+
+
+def _inflate(frame: bytes) -> bytes:
+    return zstandard.ZstdDecompressor().decompressobj().decompress(frame)
+
+
+def test_a_big_archive_is_a_head_and_a_body(big_archive: Archive) -> None:
+    data = big_archive.path.read_bytes()
+    head, pad, body = frames_of(data)
+    members = members_of(big_archive)
+    assert _inflate(head) == tar_member(*members[0])  # photon.json alone
+    assert pad[:4] == b"\x50\x2a\x4d\x18" and pad[8:] == bytes(len(pad) - 8)
+    assert (len(head) + len(pad)) % bundle.HEAD_ALIGN == 0 and 8 <= len(pad) < bundle.HEAD_ALIGN + 8
+    assert _inflate(body) == tar_stream(members[1:])
+    for frame in (head, body):
+        params = zstandard.get_frame_parameters(frame)
+        assert params.has_checksum and params.window_size <= bundle.MAX_WINDOW_SIZE
+    assert collect(big_archive.path) == []
+    assert read_manifest(big_archive.path) == big_archive.manifest
+    one = write(big_archive.path.parent, compress(decompress(big_archive.path)), "one.photon")
+    assert collect(one) == [] and len(frames_of(one.read_bytes())) == 1  # as before: read too
+
+
+class _Trickle(io.RawIOBase):
+    """A file that hands out at most ``step`` bytes per read: headers split every way."""
+
+    def __init__(self, data: bytes, step: int) -> None:
+        self._data, self._pos, self._step = data, 0, step
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        take = self._step if size < 0 else min(size, self._step)
+        chunk = self._data[self._pos : self._pos + take]
+        self._pos += len(chunk)
+        return chunk
+
+
+@pytest.mark.parametrize("step", [1, 5, 7, 9, 18, 1 << 20])
+def test_frame_walker_follows_frames_split_across_reads(big_archive: Archive, step: int) -> None:
+    from photonpack.archive.zstdframe import FrameGuard, decompressor, frame_start
+
+    data = big_archive.path.read_bytes()
+    head, pad, _body = frames_of(data)
+    if step < 1 << 20:  # through the frame boundaries, not the 64 MiB, byte by byte
+        data = data[: len(head) + len(pad) + 600]
+    header_size, checksum, problem = frame_start(io.BytesIO(data), big_archive.path)
+    assert problem is None
+    raw = _Trickle(data, step)
+    guard = FrameGuard(raw, header_size, checksum)  # type: ignore[arg-type]
+    reader = decompressor(raw, guard)  # type: ignore[arg-type]
+    inflated = b"".join(iter(lambda: reader.read(1 << 16), b""))
+    assert guard.frames == 3
+    if step < 1 << 20:
+        assert guard.finish(len(data)) is not None  # cut inside the body
+        assert inflated.startswith(tar_member(*members_of(big_archive)[0]))
+        return
+    assert inflated == decompress(big_archive.path)
+    assert guard.finish(len(data)) is None and guard.end == len(data)
+
+
+def test_a_skippable_frame_must_hold_zeros_only(big_archive: Archive, tmp_path: Path) -> None:
+    data = bytearray(big_archive.path.read_bytes())
+    head, _pad, _body = frames_of(bytes(data))
+    data[len(head) + 8 + 100] = 1
+    problems = collect(write(tmp_path, bytes(data)))
+    assert problems[-1] == (
+        f"(zstd frame): expected zeros in a skippable frame, found byte {len(head) + 108} "
+        "(in frame 2) is 0x01"
+    )
+
+
+@pytest.mark.parametrize(
+    ("options", "found"),
+    [({"window_log": 25}, "a window of 33554432 bytes"), ({"write_checksum": 0}, "none")],
+)
+def test_unpack_rejects_a_later_frame_a_reader_must_not_take(
+    big_archive: Archive, tmp_path: Path, options: dict[str, int], found: str
+) -> None:
+    head, pad, body = frames_of(big_archive.path.read_bytes())
+    settings = {"window_log": 22, "write_checksum": 1, "write_content_size": 0, **options}
+    params = zstandard.ZstdCompressionParameters.from_level(1, **settings)
+    out = io.BytesIO()  # streamed, so that zstd keeps the window asked for
+    with zstandard.ZstdCompressor(compression_params=params).stream_writer(out, closefd=False) as w:
+        w.write(_inflate(body))
+    path = write(tmp_path, head + pad + out.getvalue())
+    expected = "a frame checksum" if found == "none" else "a window of at most 16777216 bytes"
+    problems = collect(path)
+    assert problems[-1] == (
+        f"(zstd frame): expected {expected}, found frame 3, at byte {len(head) + len(pad)}: {found}"
+    )
+    assert problems[0].endswith("(truncated)")  # the stream stops where that frame begins
+
+
+def test_the_body_written_before_the_manifest_is_the_archive_any_writer_writes(
+    big_archive: Archive, tmp_path: Path
+) -> None:
+    import dataclasses
+    import threading
+
+    from photonpack.archive.early import EarlyBody
+
+    manifest = big_archive.manifest
+    provisional = dataclasses.replace(manifest, handlers=(), openapi=None)
+    blobs = list(manifest.blobs())
+    present, late = blobs[:1], blobs[1:]
+    early = tmp_path / "early.photon"
+    with (
+        early.open("w+b") as out,
+        EarlyBody(
+            out, provisional, big_archive.blob_path, mtime=315532800, present=present
+        ) as body,
+    ):
+        arrivals = [
+            threading.Timer(0.05 * i, body.arrived, (sha,), {"hashed": False})
+            for i, sha in enumerate(reversed(late))  # out of the archive's order
+        ]
+        for timer in arrivals:
+            timer.start()
+        for timer in arrivals:  # finish: every blob has arrived, or will not
+            timer.join()
+        assert body.finish(manifest)
+    assert early.read_bytes() == big_archive.path.read_bytes()
+    kept = tuple(f for f in manifest.files if f.path != "data/small.bin")
+    other = dataclasses.replace(manifest, files=kept)  # not the same blobs
+    with (
+        (tmp_path / "other.photon").open("w+b") as out,
+        EarlyBody(out, provisional, big_archive.blob_path, mtime=315532800) as body,
+    ):
+        for sha in blobs:
+            body.arrived(sha, hashed=False)
+        assert not body.finish(other)
+    huge = dataclasses.replace(  # a contract that makes the head outgrow its room
+        manifest, openapi={"x": random.Random(1).randbytes(100 << 10).hex()}
+    )
+    with (
+        (tmp_path / "huge.photon").open("w+b") as out,
+        EarlyBody(out, provisional, big_archive.blob_path, mtime=315532800) as body,
+    ):
+        for sha in blobs:
+            body.arrived(sha, hashed=False)
+        assert not body.finish(huge)

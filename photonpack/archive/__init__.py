@@ -2,15 +2,18 @@
 
 Layout: ``photon.json`` (the canonical manifest bytes) first, then one
 ``blobs/sha256/<hex>`` member per distinct content, sorted by hex, then the two
-zero blocks that end a tar archive. Reading streams the file once with bounded
-memory and re-hashes every blob; nothing is handed to a sink before its bytes
-matched the manifest.
+zero blocks that end a tar archive; in one zstd frame, or for a big archive in
+two, the manifest's padded to ``HEAD_ALIGN`` bytes and the blobs'. Reading
+streams the file once with bounded memory and re-hashes every blob; nothing is
+handed to a sink before its bytes matched the manifest.
 """
 
 import hashlib
+import io
 import os
+import struct
 import tarfile
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import BinaryIO, Protocol, cast
 
@@ -29,25 +32,31 @@ from photonpack.archive.reader import (
 )
 from photonpack.archive.sinks import BlobSink, BlobWriter, DirectorySink, MemorySink, NullSink
 from photonpack.archive.tarstream import member_header
-from photonpack.archive.zstdframe import ByteProgress
+from photonpack.archive.zstdframe import SKIPPABLE_MAGIC, ByteProgress
 from photonpack.errors import BuildError, IntegrityError
 
 __all__ = [
     "CHUNK_SIZE",
+    "HEAD_ALIGN",
     "MANIFEST_MEMBER",
     "MAX_MANIFEST_SIZE",
     "MAX_WINDOW_SIZE",
+    "SPLIT_SIZE",
     "ArchiveWriter",
     "BlobSink",
     "BlobWriter",
+    "BodyWriter",
     "ByteProgress",
     "DirectorySink",
     "MemorySink",
     "NullSink",
     "Problem",
     "WriteProgress",
+    "archive_head",
     "archive_mtime",
     "blob_member",
+    "head_size",
+    "manifest_frame",
     "read_manifest",
     "unpack",
     "write_archive",
@@ -84,9 +93,20 @@ ZSTD_THREADS = max(1, min(4, os.cpu_count() or 1))
 ZSTD_JOB_SIZE = 4 << 20
 # Order and framing: photon.json, then blobs sorted by hex (so the same set of
 # contents always lands in the same order), the two zero blocks that end a tar,
-# no record padding, and all of it in one zstd frame with nothing after it.
+# no record padding, all of it in one zstd frame with nothing after it; except in a
+# big archive (blobs of SPLIT_SIZE bytes or more in all), where the manifest is a
+# frame of its own, then a skippable frame of zeros pads it to the next multiple of
+# HEAD_ALIGN bytes (the head), then one frame holds the blobs and the end. That
+# frame depends on the blobs alone, so a build writes it while it downloads them,
+# after a head's room, before the manifest (which holds the handler contract) is
+# known, and writes the head last (archive/early.py): a torch photon's 2.7 GB are
+# compressed during the download instead of after it. Every writer applies the
+# same rule, so the bytes still follow from the manifest and blobs alone.
+SPLIT_SIZE = 64 << 20
+HEAD_ALIGN = 64 << 10
 
 _BLOCK = tarfile.BLOCKSIZE
+_SKIPPABLE_HEADER = 8  # its magic number and its size
 
 
 def archive_mtime() -> int:
@@ -109,17 +129,40 @@ def _padding(size: int) -> bytes:
     return b"\0" * (-size % _BLOCK)
 
 
-def _zstd_compressor() -> zstandard.ZstdCompressor:
+def _zstd_compressor(threads: int = ZSTD_THREADS) -> zstandard.ZstdCompressor:
     params = zstandard.ZstdCompressionParameters.from_level(
         ZSTD_LEVEL,
         window_log=ZSTD_WINDOW_LOG,
         write_checksum=1,
         write_content_size=0,
         write_dict_id=0,
-        threads=ZSTD_THREADS,
+        threads=threads,
         job_size=ZSTD_JOB_SIZE,
     )
     return zstandard.ZstdCompressor(compression_params=params)
+
+
+def manifest_frame(manifest: Manifest, *, mtime: int) -> bytes:
+    """A big archive's first frame: the ``photon.json`` member alone."""
+    frame = io.BytesIO()
+    zw = _zstd_compressor().stream_writer(frame, closefd=False)
+    data = manifest.to_bytes()
+    zw.write(member_header(MANIFEST_MEMBER, len(data), mtime))
+    zw.write(data + _padding(len(data)))
+    zw.flush(zstandard.FLUSH_FRAME)
+    return frame.getvalue()
+
+
+def head_size(frame_size: int) -> int:
+    """The size of a big archive's head whose manifest frame is ``frame_size`` bytes."""
+    return -(-(frame_size + _SKIPPABLE_HEADER) // HEAD_ALIGN) * HEAD_ALIGN
+
+
+def archive_head(manifest: Manifest, *, mtime: int) -> bytes:
+    """A big archive's head: the manifest's frame, then zeros to a multiple of HEAD_ALIGN."""
+    frame = manifest_frame(manifest, mtime=mtime)
+    pad = head_size(len(frame)) - len(frame) - _SKIPPABLE_HEADER
+    return frame + struct.pack("<II", SKIPPABLE_MAGIC, pad) + bytes(pad)
 
 
 class WriteProgress(Protocol):
@@ -154,33 +197,36 @@ def write_archive(
     writer.close()
 
 
-class ArchiveWriter:
-    """:func:`write_archive` a blob at a time, in the manifest's order, for blobs that
-    arrive as streams (a pull writes each one while it downloads and hashes it).
+class BodyWriter:
+    """The blobs of an archive, in order, then its end: all that follows the manifest.
 
-    ``add_file`` copies (and re-hashes) a local blob; ``add_stream`` returns where
-    the next blob's bytes go, its caller vouching for them (the output is a temp
-    file, renamed only once every blob was verified); ``close`` ends the frame.
+    ``add_file`` copies (and re-hashes, unless ``hashed``) the next blob;
+    ``add_stream`` returns where the next blob's bytes go, its caller vouching for
+    them (the output is a temp file, renamed only once every blob was verified);
+    ``close`` ends the frame. Alone, it writes a big archive's blobs' frame
+    before its manifest is known (``archive/early.py``).
     """
 
     def __init__(
         self,
         out: BinaryIO,
-        manifest: Manifest,
+        blobs: Mapping[str, int],
+        labels: Mapping[str, list[str]],
         *,
-        mtime: int | None = None,
+        mtime: int,
         progress: ByteProgress | None = None,
+        threads: int = ZSTD_THREADS,
+        zw: BinaryIO | None = None,
     ) -> None:
-        self._stamp = archive_mtime() if mtime is None else mtime
-        self._labels = manifest.blob_labels()
-        self._order = iter(manifest.blobs().items())
+        self._stamp = mtime
+        self._labels = labels
+        self._order = iter(blobs.items())
         self._report = progress or (lambda _done: None)
         self._written = 0
         self._open: int | None = None  # the size of the blob being streamed
-        self._zw = _zstd_compressor().stream_writer(out, closefd=False)
-        data = manifest.to_bytes()
-        self._zw.write(member_header(MANIFEST_MEMBER, len(data), self._stamp))
-        self._zw.write(data + _padding(len(data)))
+        self._zw: BinaryIO = zw or cast(
+            BinaryIO, _zstd_compressor(threads).stream_writer(out, closefd=False)
+        )
 
     def _next(self, sha256: str) -> int:
         self._end_stream()
@@ -204,7 +250,7 @@ class ArchiveWriter:
     def add_stream(self, sha256: str) -> BinaryIO:
         """Where the next blob's bytes go: exactly its size, in order, then the next call."""
         self._open = self._next(sha256)
-        return cast(BinaryIO, self._zw)
+        return self._zw
 
     def _end_stream(self) -> None:
         if self._open is not None:
@@ -219,7 +265,38 @@ class ArchiveWriter:
         if next(self._order, None) is not None:
             raise AssertionError("the archive was closed before its last blob")
         self._zw.write(b"\0" * (2 * _BLOCK))
-        self._zw.flush(zstandard.FLUSH_FRAME)
+        cast(zstandard.ZstdCompressionWriter, self._zw).flush(zstandard.FLUSH_FRAME)
+
+
+class ArchiveWriter(BodyWriter):
+    """:func:`write_archive` a blob at a time, in the manifest's order, for blobs that
+    arrive as streams (a pull writes each one while it downloads and hashes it)."""
+
+    def __init__(
+        self,
+        out: BinaryIO,
+        manifest: Manifest,
+        *,
+        mtime: int | None = None,
+        progress: ByteProgress | None = None,
+    ) -> None:
+        stamp = archive_mtime() if mtime is None else mtime
+        zw = None
+        if manifest.total_size >= SPLIT_SIZE:
+            out.write(archive_head(manifest, mtime=stamp))
+        else:
+            zw = cast(BinaryIO, _zstd_compressor().stream_writer(out, closefd=False))
+            data = manifest.to_bytes()
+            zw.write(member_header(MANIFEST_MEMBER, len(data), stamp))
+            zw.write(data + _padding(len(data)))
+        super().__init__(
+            out,
+            manifest.blobs(),
+            manifest.blob_labels(),
+            mtime=stamp,
+            progress=progress,
+            zw=zw,
+        )
 
 
 def _copy_blob(

@@ -260,8 +260,23 @@ def with_manifest(archive: Archive, manifest: Manifest, out: Path) -> Path:
 
 def decompress(path: Path) -> bytes:
     """The tar stream inside an archive."""
-    reader = zstandard.ZstdDecompressor().stream_reader(path.read_bytes())
+    reader = zstandard.ZstdDecompressor().stream_reader(path.read_bytes(), read_across_frames=True)
     return reader.read()
+
+
+def frames_of(data: bytes) -> list[bytes]:
+    """The frames of an archive's bytes, zstd and skippable, each whole, in order."""
+    frames = []
+    while data:
+        if 0x50 <= data[0] <= 0x5F and data[1:4] == b"\x2a\x4d\x18":  # skippable
+            end = 8 + int.from_bytes(data[4:8], "little")
+        else:
+            obj = zstandard.ZstdDecompressor().decompressobj()
+            obj.decompress(data)
+            end = len(data) - len(obj.unused_data)
+        frames.append(data[:end])
+        data = data[end:]
+    return frames
 
 
 def compress(tar: bytes) -> bytes:
