@@ -40,6 +40,26 @@ def archives(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return _archive(one, root / "counter.photon"), _archive(two, root / "counter2.photon")
 
 
+def test_a_big_archive_pulled_to_a_file_is_the_one_pushed(
+    registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from photonpack.archive import SPLIT_SIZE
+    from tests.support.archives import frames_of
+
+    staged = stage_photon(
+        tmp_path / "staged", "big", [("alpha", "1.0")], wheel_payload={"alpha": SPLIT_SIZE}
+    )
+    archive = _archive(staged, tmp_path / "big.photon")
+    assert len(frames_of(archive.read_bytes())) == 3  # head, padding, body
+    ref = f"{registry.host}/cli/big:v1"
+    assert _run("push", str(archive), ref).exit_code == 0
+    monkeypatch.setenv("PHOTONPACK_HOME", str(tmp_path / "elsewhere"))
+    out = tmp_path / "pulled.photon"
+    pulled = _run("pull", ref, "-o", str(out))
+    assert pulled.exit_code == 0, pulled.output
+    assert out.read_bytes() == archive.read_bytes()
+
+
 def _run(*args: str, stdin: str | None = None) -> Result:
     return CliRunner().invoke(cli, list(args), input=stdin, catch_exceptions=False)
 
