@@ -303,7 +303,7 @@ def _assemble(
         with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="fetch") as pool:
             rest = pool.submit(fetch, [w for w in locked if w.sha256 not in first])
             try:
-                begin_description(store, [(w.sha256, w.filename) for w in first.values()], runtime)
+                begin_description(store, lock, fetched, runtime)
             finally:
                 fetched |= rest.result()
 

@@ -17,7 +17,7 @@ import re
 import shutil
 import signal
 import subprocess
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -62,16 +62,16 @@ def photon_entry(spec: PhotonSpec, declaration: Declaration) -> str:
 
 
 def describe_first(lock: Lock) -> list[LockedWheel]:
-    """The wheels the describe environment holds whatever the photon imports: fetch them first.
+    """The wheels to fetch first: the describe environment is made of some of them while
+    the others download (:func:`begin_description`).
 
-    The locked wheels of the target that runs here that :func:`describe_keeps`;
-    none when no target runs here.
+    The locked wheels of the target that runs here below the size at which a
+    wheel may be left out; none when no target runs here.
     """
     host = host_compatible(lock.targets)
     if host is None:
         return []
-    keep = describe_keeps(lock, host)
-    return [w for w in lock.wheels_for(host) if w.sha256 in keep]
+    return [w for w in lock.wheels_for(host) if w.size < LEAVE_OUT_BYTES]
 
 
 def describe_keeps(lock: Lock, host: Target, needed: Iterable[str] | None = None) -> set[str]:
@@ -114,13 +114,24 @@ def describe_keeps(lock: Lock, host: Target, needed: Iterable[str] | None = None
 
 
 def begin_description(
-    store: Store, wheels: Sequence[tuple[str, str]], runtime: Sequence[FileEntry]
+    store: Store, lock: Lock, fetched: Mapping[str, Path], runtime: Sequence[FileEntry]
 ) -> None:
-    """Build the environment of :func:`describe_first`'s wheels, while the others download.
+    """Build the describe environment from :func:`describe_first`'s wheels (``fetched``:
+    sha256 -> verified file), while the others download.
 
-    ``describe_photon`` describes in it, or in an environment linking its files.
-    The wheels are verified blobs; installing them runs none of their code.
+    The wheels :func:`describe_photon` will keep in, as far as these tell: what
+    the photon's requirements and the serving stack need, and the wheels whose
+    ``.pth`` runs at every start; ``describe_photon`` then finds it ready (or,
+    when a namespace it shares with a wheel still downloading says otherwise,
+    links another from its files). Installing them runs none of their code.
     """
+    host = host_compatible(lock.targets)
+    if host is None:
+        return
+    small = [w for w in describe_first(lock) if w.sha256 in fetched]
+    listed = [(w.sha256, w.filename, w.size, fetched[w.sha256]) for w in small]
+    left = leave_out(listed, keep=describe_keeps(lock, host), min_bytes=0)
+    wheels = [(w.sha256, w.filename) for w in small if w.sha256 not in left]
     if wheels:
         ensure_environment(store, wheels=wheels, runtime=runtime)
 

@@ -134,13 +134,19 @@ def test_a_photon_failing_to_import_fails_as_it_does_with_every_wheel(
 
 HEAVIER = "ppheavier"  # a big wheel needing a small one, ``pphelper``, that only it imports
 HELPER = "pphelper"
+HOOK = "pphook"  # what only ppheavier needs too, with a .pth: kept in, it runs at every start
 
 
 @pytest.fixture(scope="module")
 def heavier_index(real_index: PackageIndex) -> PackageIndex:
     build_wheel(real_index.files_dir, HELPER, "1.0")
+    build_wheel(real_index.files_dir, HOOK, "1.0", files={f"{HOOK}.pth": "import os\n"})
     build_big_wheel(
-        real_index.files_dir, HEAVIER, "1.0", LEAVE_OUT_BYTES + (1 << 20), requires=[HELPER]
+        real_index.files_dir,
+        HEAVIER,
+        "1.0",
+        LEAVE_OUT_BYTES + (1 << 20),
+        requires=[HELPER, HOOK],
     )
     return real_index
 
@@ -175,8 +181,12 @@ def test_a_small_wheel_only_a_big_one_needs_is_left_out_with_it(
     assert sorted(w.name for w in read_manifest(built.path).wheels if "pph" in w.name) == [
         HEAVIER,
         HELPER,
-    ]  # both are in the archive; neither was installed to describe the photon
+        HOOK,
+    ]  # all are in the archive; neither of the first two was installed to describe it
     assert _envs_with(home, HELPER) == [] and _envs_with(home, HEAVIER) == []
+    # one environment, made while the big wheel downloaded, the .pth wheel in it
+    assert [p.name for p in home.glob("envs/*/lib/python*/site-packages/*.pth")] == [f"{HOOK}.pth"]
+    assert len(list(home.glob("envs/*/pyvenv.cfg"))) == 1
 
 
 def test_a_photon_importing_what_its_big_wheel_needs_gets_it_and_its_needs(
