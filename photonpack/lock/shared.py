@@ -17,7 +17,8 @@ project page and every candidate's metadata again, one request after another.
 * **a thread pool** (:mod:`photonpack.lock.prefetch`: the target resolving now first)
   that fetches ahead of the resolver: the page of every
   project named by the requirements, by a previous lock's pins or by the
-  ``Requires-Dist`` of metadata already read, and the metadata of the file each
+  ``Requires-Dist`` of metadata already read (with those under the extras some
+  requirement asked of that project), and the metadata of the file each
   target will most likely pick on it (its newest version the requirement
   allows, or the pinned one). A wrong guess costs a request, never a different
   result: the resolver still asks for what it wants, and waits for it if a
@@ -177,6 +178,9 @@ class SharedIndex:
         self._metadata: dict[str, concurrent.futures.Future[Any]] = {}
         self._dists: dict[str, Any] = {}  # file URL -> its METADATA's pip distribution
         self._wanted: set[tuple[str, str, str]] = set()
+        # Project -> the extras some requirement asked of it: the Requires-Dist its metadata
+        # lists under them are fetched ahead too (torch's ``cuda-toolkit[cublas,…]``: 11 pages).
+        self._extras: dict[str, frozenset[str]] = {}
         self._projects: set[str] = set()
         self._closed = False
 
@@ -324,7 +328,7 @@ class SharedIndex:
             same = False
         if not same:
             return None  # pip's own path reports (or ignores) what the file says
-        self._depends([str(r) for r in requires], link)
+        self._depends([str(r) for r in requires], link, canonicalize_name(named.name))
         return found
 
     def _read_metadata(self, link: Any, name: str, limit: int | None) -> Any:
@@ -382,8 +386,16 @@ class SharedIndex:
 
     # -- fetching ahead ------------------------------------------------------------------
 
-    def want(self, lines: Iterable[str], views: Sequence[TargetView] | None = None) -> None:
-        """Fetch ahead what resolving ``lines`` (PEP 508) will need, for ``views`` (all)."""
+    def want(
+        self,
+        lines: Iterable[str],
+        views: Sequence[TargetView] | None = None,
+        *,
+        extras: Iterable[str] = (),
+    ) -> None:
+        """Fetch ahead what resolving ``lines`` (PEP 508) will need, for ``views`` (all);
+        ``extras``: the lines are a project's Requires-Dist, and these extras of it wanted."""
+        asked = ("", *extras)
         for line in lines:
             try:
                 requirement = _requirement(line)
@@ -391,12 +403,18 @@ class SharedIndex:
                 continue  # an option line or a path: pip reads it
             if requirement.url:
                 continue
+            name = canonicalize_name(requirement.name)
+            if requirement.extras:
+                with self._lock:
+                    known = self._extras.get(name, frozenset())
+                    self._extras[name] = known | {canonicalize_name(e) for e in requirement.extras}
             for view in views if views is not None else self.views:
-                if requirement.marker and not requirement.marker.evaluate(
-                    {**view.environment, "extra": ""}
+                marker = requirement.marker
+                if marker and not any(
+                    marker.evaluate({**view.environment, "extra": extra}) for extra in asked
                 ):
                     continue
-                self._want(canonicalize_name(requirement.name), str(requirement.specifier), view)
+                self._want(name, str(requirement.specifier), view)
 
     def _want(self, name: str, specifier: str, view: TargetView) -> None:
         key = (name, specifier, str(view.target))
@@ -446,10 +464,14 @@ class SharedIndex:
             except RuntimeError:  # the pool shut down meanwhile
                 return
 
-    def _depends(self, requires: list[str], link: Any) -> None:
-        """Fetch ahead the dependencies of a wheel, for the targets that can install it."""
+    def _depends(self, requires: list[str], link: Any, project: str) -> None:
+        """Fetch ahead the dependencies of a wheel of ``project``, for the targets that can
+        install it, with those of the extras asked of it so far."""
         tags = wheel_tags(link.filename) or frozenset()
-        self.want(requires, [v for v in self.views if not tags.isdisjoint(v.tag_set)])
+        with self._lock:
+            extras = sorted(self._extras.get(project, frozenset()))
+        views = [v for v in self.views if not tags.isdisjoint(v.tag_set)]
+        self.want(requires, views, extras=extras)
 
 
 def _is_json(content: Any) -> bool:
