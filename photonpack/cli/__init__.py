@@ -59,10 +59,11 @@ def _leave(done: SystemExit) -> NoReturn:
     object one by one: 0.1-0.2 s after a lock (pip and pip-tools are 670 modules), a
     tenth of a cold one, for nothing the user sees. The exit handlers still run
     (temporary directories, logging) and the output is flushed; a command that left a
-    thread running gets the ordinary exit, which waits for it.
+    thread running gets the ordinary exit, which waits for it (not for a daemon thread).
     """
-    if threading.active_count() > 1:
-        raise done
+    main_thread = threading.main_thread()
+    if any(not t.daemon and t is not main_thread for t in threading.enumerate()):
+        raise done  # the ordinary exit joins it first
     code = done.code
     if code is not None and not isinstance(code, int):
         print(code, file=sys.stderr)  # what SystemExit("message") prints

@@ -40,7 +40,7 @@ import json
 import tempfile
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
@@ -67,6 +67,8 @@ CHUNK = 1 << 20
 # Requests in flight at once: enough to hide an index's latency, few enough for any mirror.
 WORKERS = 8
 _JSON = "application/vnd.pypi.simple.v1+json"
+
+T = TypeVar("T")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -340,16 +342,22 @@ class SharedIndex:
         sha256 = link.hash if link.hash_name == "sha256" else ""
         size = self.sizes.get((link.filename, sha256 or ""))
         advertised = link.metadata_link()
-        if advertised is not None or (size is not None and size >= METADATA_FIRST):
+        if advertised is not None:
+            response = self.session.get(url + ".metadata")
+            if response.status_code != 200:
+                return None
+            advertised.as_hashes().check_against_chunks([response.content])
+            return bytes(response.content)
+        if size is not None and size >= METADATA_FIRST:
+            # The ranges are read while the unadvertised file is asked for: a mirror that
+            # has no such file (this machine's, for 19 of the realistic set's 29 wheels)
+            # costs no round trip more than the ranges. The file still wins where it exists.
+            ranged = _aside(functools.partial(self._ranged, url, size))
             response = self.session.get(url + ".metadata")
             if response.status_code == 200:
-                if advertised is not None:
-                    advertised.as_hashes().check_against_chunks([response.content])
                 return bytes(response.content)
-            if advertised is not None:
-                return None
-        if size is not None and size >= METADATA_FIRST and (found := self._ranged(url, size)):
-            return found
+            if found := ranged.result():
+                return found
         if size is None or not sha256 or (limit is not None and size > limit):
             return None
         return self._wheel_metadata(link, name, sha256)
@@ -472,6 +480,20 @@ class SharedIndex:
             extras = sorted(self._extras.get(project, frozenset()))
         views = [v for v in self.views if not tags.isdisjoint(v.tag_set)]
         self.want(requires, views, extras=extras)
+
+
+def _aside(call: Callable[[], T]) -> concurrent.futures.Future[T]:
+    """``call`` run in a thread of its own (a daemon: a result nobody waits for is dropped)."""
+    future: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+    def run() -> None:
+        try:
+            future.set_result(call())
+        except BaseException as exc:  # noqa: BLE001 - raised again by the future's result()
+            future.set_exception(exc)
+
+    threading.Thread(target=run, name="photonpack-ranges", daemon=True).start()
+    return future
 
 
 def _is_json(content: Any) -> bool:
