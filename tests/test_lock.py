@@ -591,7 +591,7 @@ def test_a_mirror_s_unadvertised_metadata_file_saves_downloading_big_wheels(
     disagrees with the wheel's name or version is ignored for the wheel itself."""
     from photonpack.lock import shared
 
-    monkeypatch.setattr(shared, "METADATA_FIRST", 0)  # the stand-in wheels are tiny
+    monkeypatch.setattr(shared, "BIG_WHEEL", 0)  # the stand-in wheels are tiny
     add_serving_stack(package_index)
     package_index.add("big", "1.0", requires=["small>=1"])
     package_index.add("small", "1.0")
