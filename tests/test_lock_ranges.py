@@ -20,7 +20,7 @@ from tests.support.wheels import build_wheel
 from tests.test_lock import X86_311, options, photon
 
 BIG = "big-1.0-py3-none-any.whl"
-PADDING = 3 << 20  # above METADATA_FIRST: "big"
+PADDING = 3 << 20  # above BIG_WHEEL: "big"
 
 
 def add_big(index: PackageIndex, requires: str = "small>=1") -> Path:

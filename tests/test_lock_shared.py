@@ -193,3 +193,31 @@ def test_a_wheel_read_whole_gives_one_distribution_parsed_once(
         shared.close()
     wheels = [p for p in package_index.requests if p.startswith("/files/")]
     assert wheels == ["/files/common-1.2-py3-none-any.whl"]
+
+
+def test_the_extras_asked_of_a_project_have_their_requirements_fetched_ahead(
+    package_index: PackageIndex,
+) -> None:
+    from pip._internal.network.session import PipSession
+
+    from photonpack.lock.shared import TargetView
+
+    requires = ['cublas; extra == "cublas"', 'other; extra == "other"', "base"]
+    package_index.add("kit", "1.0", requires=requires, provides_extras=["cublas", "other"])
+    target = Target.parse("cp311-manylinux_2_28_x86_64")
+    view = TargetView(
+        target=target, tags=("py3-none-any",), environment=target.environment(), pre=False
+    )
+    shared = SharedIndex(indexes=(package_index.url + "/",), preferences={})
+    shared.session = PipSession()
+    shared.views.append(view)
+    try:
+        shared.want(["kit[CuBLAS]>=1"])  # the extra's name as PEP 685 compares it
+        page = shared.page(f"{package_index.url}/kit/")
+        assert page is not None
+        (link,) = page.links_for(view.tag_set)
+        assert shared.metadata(link, "kit") is not None  # its Requires-Dist read, and wanted
+        fetched = {url.removeprefix(package_index.url) for url in shared._pages}
+    finally:
+        shared.close()
+    assert fetched == {"/kit/", "/base/", "/cublas/"}

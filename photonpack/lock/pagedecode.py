@@ -39,9 +39,11 @@ BIG_PAGE = 256 << 10
 _HELLO = b"photonpack page decoder 1\n"
 _LENGTH = struct.Struct(">Q")
 # This photonpack, wherever it was imported from (an installation, a checkout on the path).
+# At the end of its input the helper leaves without the interpreter's teardown, which the
+# lock would wait for while it closes the helper.
 _CODE = (
-    "import sys; sys.path.insert(0, sys.argv[1]); "
-    "from photonpack.lock.pagedecode import serve; serve()"
+    "import os, sys; sys.path.insert(0, sys.argv[1]); "
+    "from photonpack.lock.pagedecode import serve; serve(); os._exit(0)"
 )
 _ROOT = str(Path(__file__).resolve().parents[2])
 

@@ -11,9 +11,9 @@ Two of pip's costs grow with the index and the number of targets rather than wit
 * **Metadata.** Without PEP 658's ``core-metadata`` on the page, pip downloads
   each candidate wheel whole to read its ``METADATA`` (torch: 539 MB), for each
   target. :func:`metadata_shortcuts` asks the shared index first (which reads a
-  small wheel once for every target, a big wheel's ``<url>.metadata`` that
-  many mirrors serve without advertising it, else its METADATA member by HTTP
-  range requests, and a local wheel's METADATA member where pip would hash the
+  small wheel once for every target, a big wheel's METADATA member by HTTP
+  range requests, else the ``<url>.metadata`` that many mirrors serve without
+  advertising it, and a local wheel's METADATA member where pip would hash the
   whole file), then pip's own path, then the
   other shortcuts (a static sdist ``PKG-INFO``). Like pip's own PEP 658 path an
   unadvertised file (or a ranged member) is not hash-checked at lock time; ``build`` checks every

@@ -32,11 +32,12 @@ from pathlib import Path
 from typing import Any
 
 from photonpack.lock.index import IndexSettings
+from photonpack.lock.session import session_args
 from photonpack.lock.shared import SharedIndex, TargetView
 from photonpack.lock.target import Target
 from photonpack.lock.tls import pip_tls
 
-__all__ = ["TargetRepository", "target_environment"]
+__all__ = ["TargetRepository", "target_environment", "target_view"]
 
 
 class TargetRepository:
@@ -59,13 +60,9 @@ class TargetRepository:
         self.repository = _repository(
             target, index, work, resolvers=self.resolvers, sources=set(sources), shared=shared
         )
-        sorted_tags = tuple(
-            str(tag) for tag in self.repository.finder.target_python.get_sorted_tags()
-        )
-        self.tags = frozenset(sorted_tags)
-        self.view = TargetView(
-            target=target, tags=sorted_tags, environment=target.environment(), pre=index.pre
-        )
+        known = (view for view in shared.views if view.target == target)
+        self.view = next(known, None) or target_view(target, index)
+        self.tags = self.view.tag_set
 
     def with_sources(self, sources: Set[str]) -> TargetRepository:
         """The same target's repository, allowing the sdists of ``sources``."""
@@ -87,16 +84,26 @@ def target_environment(target: Target) -> Iterator[None]:
 
 
 def _pip_args(index: IndexSettings) -> list[str]:
-    # --no-input: a 401 must become an error, never a password prompt (CI has no terminal).
-    args = ["--index-url", index.index_url, "--only-binary", ":all:", "--no-input"]
-    for url in index.extra_index_urls:
-        args += ["--extra-index-url", url]
-    for location in index.find_links:
-        args += ["--find-links", location]
-    if index.pre:
-        args.append("--pre")
-    # One attempt and a bounded wait: an unreachable mirror is reported, not retried for minutes.
-    return [*args, "--retries", "0", "--timeout", "30"]
+    args = [*session_args(index), "--only-binary", ":all:"]
+    return [*args, "--pre"] if index.pre else args
+
+
+def target_view(target: Target, index: IndexSettings) -> TargetView:
+    """What the shared index needs of ``target`` to fetch ahead for it: its wheel tags (best
+    first, as its finder orders them), marker environment and ``--pre``."""
+    tags = tuple(str(tag) for tag in _target_python(target).get_sorted_tags())
+    return TargetView(target=target, tags=tags, environment=target.environment(), pre=index.pre)
+
+
+def _target_python(target: Target) -> Any:
+    from pip._internal.models.target_python import TargetPython
+
+    return TargetPython(
+        platforms=target.platforms(),
+        py_version_info=target.python_version,
+        abis=[target.interpreter, "abi3", "none"],
+        implementation="cp",
+    )
 
 
 @contextlib.contextmanager
@@ -130,7 +137,6 @@ def _repository(
     Every pip resolver it makes is appended to ``resolvers``: after a failure,
     its factory knows the wheels it discarded as mislabelled.
     """
-    from pip._internal.models.target_python import TargetPython
     from piptools.repositories import PyPIRepository
 
     with _session_of(shared):
@@ -138,12 +144,7 @@ def _repository(
     if shared.session is None:
         shared.session = repository.session
     _mute_pip_logging()
-    python = TargetPython(
-        platforms=target.platforms(),
-        py_version_info=target.python_version,
-        abis=[target.interpreter, "abi3", "none"],
-        implementation="cp",
-    )
+    python = _target_python(target)
     # pip-tools builds its finder for the running interpreter; rebuild it for the target,
     # and make pip's resolver check Requires-Python against the target's version.
     repository._finder = repository.command._build_package_finder(

@@ -46,8 +46,9 @@ from photonpack.lock.pipreads import (
     metadata_shortcuts,
     sharing_pages,
 )
-from photonpack.lock.repository import TargetRepository, target_environment
+from photonpack.lock.repository import TargetRepository, target_environment, target_view
 from photonpack.lock.sdistmeta import remembered_metadata, static_sdist_metadata
+from photonpack.lock.session import lock_session
 from photonpack.lock.shared import SharedIndex
 from photonpack.lock.target import Target
 
@@ -110,47 +111,58 @@ def resolve(
         shared.progress = progress
     sources: set[str] | None = set() if allow_sources else None
     current: list[TargetRepository] = []  # the target resolving now
+    wanted = [*requirements, *(f"{n}=={v}" for n, v in preferences.items())]
     with (
         pip_internals(),
         _isolated_pip(),
         _quiet(),
         contextlib.closing(shared),
-        sharing_pages(shared, lambda: current[-1].tags),
-        cheaper_links(),
-        metadata_shortcuts(shared, *([sdist_metadata] if allow_sources else [])),
-        remembered_metadata(),  # a dynamic sdist's backend runs once, not once per round
-        tempfile.TemporaryDirectory(prefix="photonpack-resolve-") as work,
     ):
-        # One repository per target for both passes: the second reuses the candidates
-        # pip's finder already holds.
-        work_dir = Path(work)
-        repositories: dict[Target, TargetRepository] = {}
-        wanted = [*requirements, *(f"{n}=={v}" for n, v in preferences.items())]
-        for target in targets:
-            repositories[target] = each = TargetRepository(target, index, work_dir, shared)
-            shared.views.append(each.view)
-        for each in repositories.values():  # every target's tags known to the first page
-            shared.want(wanted, [each.view])
-        resolve_each = _Passes(requirements, constraints, repositories, current, sources)
-        resolution = resolve_each(targets, preferences)
-        agreed = _oldest_choices(resolution)
-        differing = [
-            target
-            for target, pins in resolution.pins.items()
-            if any(pin.version != agreed[name] for name, pin in pins.items())
-        ]
-        if differing:
-            # The agreed versions' metadata for those targets, fetched while the first resolves.
-            views = [repositories[target].view for target in differing]
-            shared.want([f"{name}=={version}" for name, version in agreed.items()], views)
-            # A target whose every pin already is the agreed one would resolve to the same
-            # pins again (each package it needs is held to the version it chose): keep it.
-            again = resolve_each(differing, {**preferences, **agreed})
-            resolution = Resolution(
-                pins={t: again.pins.get(t, resolution.pins[t]) for t in targets},
-                files={t: again.files.get(t, resolution.files[t]) for t in targets},
-            )
-    return resolution
+        # The first pages and metadata are fetched while the rest of pip is imported.
+        shared.session = lock_session(index)
+        shared.views.extend(target_view(target, index) for target in targets)
+        for view in shared.views:  # every target's tags known to the first page
+            shared.want(wanted, [view])
+        with (
+            sharing_pages(shared, lambda: current[-1].tags),
+            cheaper_links(),
+            metadata_shortcuts(shared, *([sdist_metadata] if allow_sources else [])),
+            remembered_metadata(),  # a dynamic sdist's backend runs once, not once per round
+            tempfile.TemporaryDirectory(prefix="photonpack-resolve-") as work,
+        ):
+            # One repository per target for both passes: the second reuses the candidates
+            # pip's finder already holds.
+            repositories = {
+                target: TargetRepository(target, index, Path(work), shared) for target in targets
+            }
+            passes = _Passes(requirements, constraints, repositories, current, sources)
+            return _both_passes(passes, targets, preferences)
+
+
+def _both_passes(
+    passes: _Passes, targets: Sequence[Target], preferences: Mapping[str, str]
+) -> Resolution:
+    """Every target resolved, then again those whose choices differ from the oldest ones."""
+    resolution = passes(targets, preferences)
+    agreed = _oldest_choices(resolution)
+    differing = [
+        target
+        for target, pins in resolution.pins.items()
+        if any(pin.version != agreed[name] for name, pin in pins.items())
+    ]
+    if not differing:
+        return resolution
+    # The agreed versions' metadata for those targets, fetched while the first resolves.
+    views = [passes.repositories[target].view for target in differing]
+    lines = [f"{name}=={version}" for name, version in agreed.items()]
+    passes.repositories[differing[0]].shared.want(lines, views)
+    # A target whose every pin already is the agreed one would resolve to the same
+    # pins again (each package it needs is held to the version it chose): keep it.
+    again = passes(differing, {**preferences, **agreed})
+    return Resolution(
+        pins={t: again.pins.get(t, resolution.pins[t]) for t in targets},
+        files={t: again.files.get(t, resolution.files[t]) for t in targets},
+    )
 
 
 @dataclasses.dataclass

@@ -144,14 +144,16 @@ def built_metadata(environments: BuildEnvironments, builder: SourceBuilder) -> M
     here (a build requirement without a wheel, a failing backend) leaves the
     metadata to pip, and ``build`` reports it as it always did.
     """
-    from pip._internal.metadata import get_metadata_distribution
-
-    from photonpack.lock.buildsystem import read_build_system
-    from photonpack.lock.sdist import LockedSdist
-
     built: dict[str, bytes] = {}  # by link: pip asks again in each resolution round
 
     def shortcut(preparer: Any, req: Any) -> Any:
+        # Imported here, when an sdist is met: made before the lock's first request, this
+        # shortcut must not delay it by importing pip's metadata code (60 ms).
+        from pip._internal.metadata import get_metadata_distribution
+
+        from photonpack.lock.buildsystem import read_build_system
+        from photonpack.lock.sdist import LockedSdist
+
         url, name = req.link.url_without_fragment, req.req.name
         if url not in built:
             path = _sdist_file(preparer, req)
