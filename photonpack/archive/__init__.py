@@ -146,11 +146,16 @@ def manifest_frame(manifest: Manifest, *, mtime: int) -> bytes:
     """A big archive's first frame: the ``photon.json`` member alone."""
     frame = io.BytesIO()
     zw = _zstd_compressor().stream_writer(frame, closefd=False)
+    _write_manifest(cast(BinaryIO, zw), manifest, mtime)
+    zw.flush(zstandard.FLUSH_FRAME)
+    return frame.getvalue()
+
+
+def _write_manifest(zw: BinaryIO, manifest: Manifest, mtime: int) -> None:
+    """The ``photon.json`` member (header, canonical bytes, padding), into ``zw``."""
     data = manifest.to_bytes()
     zw.write(member_header(MANIFEST_MEMBER, len(data), mtime))
     zw.write(data + _padding(len(data)))
-    zw.flush(zstandard.FLUSH_FRAME)
-    return frame.getvalue()
 
 
 def head_size(frame_size: int) -> int:
@@ -286,9 +291,7 @@ class ArchiveWriter(BodyWriter):
             out.write(archive_head(manifest, mtime=stamp))
         else:
             zw = cast(BinaryIO, _zstd_compressor().stream_writer(out, closefd=False))
-            data = manifest.to_bytes()
-            zw.write(member_header(MANIFEST_MEMBER, len(data), stamp))
-            zw.write(data + _padding(len(data)))
+            _write_manifest(zw, manifest, stamp)
         super().__init__(
             out,
             manifest.blobs(),

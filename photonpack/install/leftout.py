@@ -15,6 +15,7 @@ wheel kept in: a namespace package such as ``nvidia`` is in or out as a whole.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import zipfile
 from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
@@ -91,7 +92,7 @@ def leave_out(
     """
     if not any(size >= min_bytes for _sha, _name, size, _path in wheels):
         return {}
-    listings = {sha: _Listing(*wheel_modules(path, name)) for sha, name, _size, path in wheels}
+    listings = {sha: _listing(path, name) for sha, name, _size, path in wheels}
     pinned = {sha for sha, listing in listings.items() if listing.has_pth or not listing.dist_info}
     out = {
         sha
@@ -120,6 +121,21 @@ def leave_out(
         for sha, name, _size, path in wheels
         if sha in out
     }
+
+
+def _listing(path: Path, filename: str) -> _Listing:
+    """``wheel_modules`` of ``path``, read once while the file is the same (a describe
+    computes what to leave out again at each round, and torch's zip directory is 1.1 MB)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return _Listing(*wheel_modules(path, filename))  # which says what is wrong
+    return _cached_listing(path, filename, st.st_size, st.st_mtime_ns, st.st_ino)
+
+
+@functools.lru_cache(maxsize=512)
+def _cached_listing(path: Path, filename: str, _size: int, _mtime_ns: int, _ino: int) -> _Listing:
+    return _Listing(*wheel_modules(path, filename))
 
 
 def _names(groups: Iterable[frozenset[str]]) -> frozenset[str]:
